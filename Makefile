@@ -1,0 +1,26 @@
+# Two commands: `make demo` runs the main job, `make test` runs the test suite.
+# Each creates a local virtual environment (.venv) on first use and installs what it needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/dlnfusion reproduce zhang2024-fig3c --out out --quick
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_fig3c.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,355 @@
+"""Duration of the unimodal phase in two-layer late-fusion networks.
+
+Notation (Zhang et al. 2024, Section 3.2 and Appendix D.3): modality A is learned first,
+s_A = Σ_yxA, s_B = Σ_yxB (rows), U_A = s_A Σ_A^{-1} the unimodal plateau, s̃_B = s_B − U_A Σ_AB
+the error correlation that drives B once A sits on its plateau (eq. 31), Σ̃_B = Σ_B −
+Σ_BA Σ_A^{-1} Σ_AB (a Schur complement), k = ‖s_B‖/‖s_A‖, τ = 1/η.
+
+Leading order in the initialization scale u0 (gradient flow)
+------------------------------------------------------------
+    t_A = τ ln(1/u0) / ‖s_A‖                                             (eq. 8a)
+    t_B = t_A + τ ln(1/u0) (1 − χ k) / ‖s̃_B‖                            (eq. 8b, corrected)
+    t_B/t_A = 1 + (‖s_A‖ − χ‖s_B‖) / ‖s̃_B‖                              (eq. 9, corrected)
+
+χ = +1 unless s_B and s̃_B are anti-parallel, in which case χ = −1. Derivation (theory/
+timescales.py): during 0 < t < t_A, B's growing mode is the one aligned with s_B and grows by
+u0^{−k}, while the mode aligned with −s_B decays by u0^{k}. After t_A, B is driven along s̃_B.
+If s̃_B has a positive component along s_B, the grown mode carries over and B needs a further
+factor u0^{−(1−k)}; if s̃_B points against s_B (for scalar modalities: Σ_yxB < 0 < Σ̃_yxB,
+e.g. ρ < −σ_B/σ_A in the toy), the mode that must now grow is the one that decayed, and B
+needs u0^{−(1+k)}. The paper's eq. (9) has ‖s_A‖ − ‖s_B‖ in every case and therefore
+underestimates the ratio when Σ_yxB < 0 (by a factor up to 2 on Figure 3c's grid). For the
+scalar toy the corrected ratio is 1 + (σ_A² − σ_B²)/(σ_B²(1 − ρ²)) for every ρ — the formula
+of Appendix J and of the paper's plotted theory line, which is therefore right where eq. (9)
+is not.
+
+Finite initialization and finite learning rate
+----------------------------------------------
+:func:`predict_times` keeps what the leading order drops, for scalar modalities: the actual
+initial value of each growing mode (from the weights, :func:`~.saxe.effective_init`), the
+logistic saturation of each transition, and the discrete-time growth factors of gradient
+descent. A mode driven by error correlation e grows by (1 + ηe) per step (exactly, in the
+linear phase), i.e. at rate ln(1 + ηe)/η instead of e; with η = 0.04 and e = 9 this is 15%
+slower, which is why the gradient-flow ratio overestimates gradient descent on Figure 3c.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .common import Prediction
+
+__all__ = ["Roles", "roles", "learning_order", "time_ratio_eq9", "time_ratio_gradient_flow",
+           "times_leading_order", "misattribution", "predict_times", "TimePrediction",
+           "phase_directions", "logistic_map_crossing"]
+
+# Relative tolerance under which two speeds ‖Σ_yx_m‖ count as a tie.
+_TIE_RTOL = 1e-9
+# Below this value of 1 + cos θ (θ the angle between s_B and s̃_B) the leading-order result is
+# flagged as sensitive to the initialization (the crossover between χ = +1 and χ = −1).
+_ANTIPARALLEL_WARN = 1e-2
+
+
+@dataclass(frozen=True)
+class Roles:
+    """The quantities of the two-phase analysis, with A the first-learned modality."""
+
+    first: int
+    second: int
+    tie: bool
+    s_a: np.ndarray
+    s_b: np.ndarray
+    s_b_tilde: np.ndarray
+    sigma_a: np.ndarray
+    sigma_b_tilde: np.ndarray
+    plateau: np.ndarray      # U_A = s_A Σ_A^{-1}
+    final_a: np.ndarray      # global solution, block A
+    final_b: np.ndarray      # global solution, block B
+    cos_theta: float         # cosine between s_B and s̃_B (nan if either vanishes)
+    names: tuple = field(default=())
+
+    @property
+    def k(self) -> float:
+        return float(np.linalg.norm(self.s_b) / np.linalg.norm(self.s_a))
+
+    @property
+    def chi(self) -> int:
+        """+1, or −1 when s_B and s̃_B are anti-parallel (see module docstring)."""
+        return -1 if (np.isfinite(self.cos_theta) and self.cos_theta <= -1 + 1e-12) else 1
+
+
+def _check_two(stats):
+    if stats.n_modalities != 2:
+        raise ValueError(f"the two-phase theory needs exactly two modalities, got {stats.n_modalities}")
+
+
+def learning_order(stats) -> tuple:
+    """(first, second, tie): modality indices ordered by ‖Σ_yx_m‖ (eq. 28)."""
+    _check_two(stats)
+    sp = [np.linalg.norm(stats.sigma_yx_m(m)) for m in range(2)]
+    tie = bool(np.isclose(sp[0], sp[1], rtol=_TIE_RTOL, atol=0))
+    first = 0 if sp[0] >= sp[1] else 1
+    return first, 1 - first, tie
+
+
+def roles(stats, first=None) -> Roles:
+    """Assemble :class:`Roles`; ``first`` overrides the learning order (name or index)."""
+    f, s, tie = learning_order(stats)
+    if first is not None:
+        f = stats.index(first)
+        s = 1 - f
+    s_a, s_b = stats.sigma_yx_m(f), stats.sigma_yx_m(s)
+    sig_a = stats.sigma_m(f)
+    sig_ab = stats.block(f, s)
+    plateau = stats.unimodal_solution(f)
+    s_bt = s_b - plateau @ sig_ab
+    sig_bt = stats.sigma_m(s) - sig_ab.T @ np.linalg.solve(sig_a, sig_ab)
+    nb, nbt = np.linalg.norm(s_b), np.linalg.norm(s_bt)
+    cos = float(np.sum(s_b * s_bt) / (nb * nbt)) if nb > 0 and nbt > 0 else float("nan")
+    W = stats.global_solution()
+    return Roles(f, s, tie, s_a, s_b, s_bt, sig_a, sig_bt, plateau, W[:, stats.slices[f]],
+                 W[:, stats.slices[s]], cos, stats.names)
+
+
+def _scale_tol(stats) -> float:
+    return 1e-10 * max(np.max(np.abs(stats.sigma_yx)), 1e-300)
+
+
+def time_ratio_eq9(stats) -> Prediction:
+    """The paper's eq. (9) as printed: 1 + (‖s_A‖ − ‖s_B‖)/‖s_B − s_A Σ_A^{-1} Σ_AB‖.
+
+    Kept for comparison; it is wrong when s_B and s̃_B are anti-parallel
+    (see :func:`time_ratio_gradient_flow`).
+    """
+    r = roles(stats)
+    den = np.linalg.norm(r.s_b_tilde)
+    if den <= _scale_tol(stats):
+        return Prediction(float("inf"), False, ("collinear: modality B is never learned",))
+    val = 1 + (np.linalg.norm(r.s_a) - np.linalg.norm(r.s_b)) / den
+    return Prediction(float(val), r.chi == 1,
+                      () if r.chi == 1 else ("Sigma_yxB is anti-parallel to its effective value; "
+                                            "eq. (9) misses the sign flip",))
+
+
+def time_ratio_gradient_flow(stats) -> Prediction:
+    """Leading-order gradient-flow time ratio t_B/t_A, eq. (9) corrected for the sign flip.
+
+    1 + (‖s_A‖ − χ‖s_B‖)/‖s̃_B‖ with χ = −1 when s_B and s̃_B are anti-parallel, else +1.
+    Independent of τ and of u0 (for two-layer networks). Caveats: a tie ‖s_A‖ = ‖s_B‖ (no
+    unimodal phase, the ratio is 1); collinear modalities (s̃_B = 0: B is never learned, the
+    ratio is inf, Figure 8); a zero target for B (t_B undefined); s_B nearly anti-parallel to
+    s̃_B (the leading order converges slowly in u0).
+    """
+    r = roles(stats)
+    caveats = []
+    if r.tie:
+        return Prediction(1.0, True, ("tie: both modalities are learned together, no unimodal "
+                                      "phase",))
+    if np.linalg.norm(r.s_b_tilde) <= _scale_tol(stats):
+        return Prediction(float("inf"), True, ("collinear modalities: Sigma_yxB is fully explained "
+                                               "by modality A, B is never learned",))
+    if np.linalg.norm(r.final_b) <= _scale_tol(stats):
+        return Prediction(float("nan"), False, ("the global solution gives B zero weight; t_B "
+                                                "(half of the final value) is undefined",))
+    if np.isfinite(r.cos_theta) and r.chi == 1 and 1 + r.cos_theta < _ANTIPARALLEL_WARN:
+        caveats.append("Sigma_yxB is nearly anti-parallel to its effective value: the leading "
+                       "order is approached slowly as u0 -> 0")
+    val = 1 + (np.linalg.norm(r.s_a) - r.chi * np.linalg.norm(r.s_b)) / np.linalg.norm(r.s_b_tilde)
+    return Prediction(float(val), not caveats, tuple(caveats))
+
+
+def times_leading_order(stats, u0: float, tau: float) -> dict:
+    """t_A and t_B at leading order in u0 (eqs. 8a, 8b corrected), in the units of τ.
+
+    ``u0`` is the norm of the first-layer weights at initialization (‖W_m¹‖_F ≈ std·√(h d_m)
+    for i.i.d. N(0, std²) entries). Returns a dict with ``t_A``, ``t_B`` (Predictions) and the
+    names of the first and second modality.
+    """
+    if not (0 < u0 < 1):
+        raise ValueError(f"u0 must lie in (0, 1) for the small-initialization expansion, got {u0!r}")
+    if not tau > 0:
+        raise ValueError(f"tau must be positive, got {tau!r}")
+    r = roles(stats)
+    lnu = np.log(1.0 / u0)
+    t_a = tau * lnu / np.linalg.norm(r.s_a)
+    ratio = time_ratio_gradient_flow(stats)
+    t_b = Prediction(float(t_a * ratio.value), ratio.valid, ratio.caveats)
+    return {"t_A": Prediction(float(t_a)), "t_B": t_b, "first": stats.names[r.first],
+            "second": stats.names[r.second]}
+
+
+def misattribution(stats) -> Prediction:
+    """Mis-attribution of the unimodal phase (Section 3.3, Figure 3d).
+
+    (U_A − W*_A)·W*_A / ‖W*_A‖²: how far the first modality's plateau overshoots (> 0) or
+    undershoots (< 0) its final value, relative to it. For the scalar toy with y = x_A + x_B
+    this is ρσ_B/σ_A (Appendix J), for every ρ. Undefined when W*_A = 0.
+    """
+    r = roles(stats)
+    nrm = float(np.sum(r.final_a ** 2))
+    if nrm <= _scale_tol(stats) ** 2:
+        return Prediction(float("nan"), False, ("the first modality's final weight is zero",))
+    caveats = ("tie: there is no unimodal phase, mis-attribution is not observed",) if r.tie else ()
+    val = float(np.sum((r.plateau - r.final_a) * r.final_a) / nrm)
+    return Prediction(val, not r.tie, caveats)
+
+
+def phase_directions(stats) -> tuple:
+    """Unit directions of the error that drives each modality's transition.
+
+    The first modality is driven along s_A, the second (after t_A) along s̃_B. For scalar
+    modalities these are signs ±1. Returned in modality order (index 0 first), as needed by
+    :func:`~.saxe.effective_init`.
+    """
+    r = roles(stats)
+    out = [None, None]
+    na, nbt = np.linalg.norm(r.s_a), np.linalg.norm(r.s_b_tilde)
+    if na == 0 or nbt == 0:
+        raise ValueError("a driving error correlation vanishes; no growing mode is defined")
+    out[r.first] = (r.s_a / na).reshape(-1)
+    out[r.second] = (r.s_b_tilde / nbt).reshape(-1)
+    return tuple(out)
+
+
+def logistic_map_crossing(x0: float, g: float, level: float = 0.5, max_iter: int = 10 ** 7):
+    """First (linearly interpolated) step at which x_{n+1} = x_n (1 + g(1 − x_n))² reaches
+    ``level`` from x_0.
+
+    This is gradient descent on one balanced two-layer mode in progress units x = w/w*, with
+    g = η s (theory/timescales.py derives it); it is the discrete-time counterpart of the
+    logistic of eq. (21). Requires 0 < x_0 < level < 1 and 0 < g < 1 (for g ≥ 1 the fixed point
+    x = 1 is no longer approached monotonically).
+    """
+    if not (0 < x0 < level < 1):
+        raise ValueError(f"need 0 < x0 < level < 1, got x0={x0}, level={level}")
+    if not (0 < g < 1):
+        raise ValueError(f"the logistic map needs 0 < g = lr*s < 1, got {g}")
+    x, n = x0, 0.0
+    it = 0
+    while x < level:
+        xn = x * (1 + g * (1 - x)) ** 2
+        if xn >= level:
+            return n + (level - x) / (xn - x)
+        x, n = xn, n + 1
+        it += 1
+        if it > max_iter:
+            raise RuntimeError("logistic map did not reach the level")
+    return n
+
+
+@dataclass(frozen=True)
+class TimePrediction:
+    """t_A, t_B (in steps) and their ratio, with the first modality and caveats."""
+
+    t_a: float
+    t_b: float
+    first: str
+    second: str
+    valid: bool = True
+    caveats: tuple = field(default=())
+
+    @property
+    def ratio(self) -> float:
+        return self.t_b / self.t_a
+
+    def to_dict(self) -> dict:
+        f = lambda v: float(v) if np.isfinite(v) else str(v)  # noqa: E731
+        return {"t_A": f(self.t_a), "t_B": f(self.t_b), "ratio": f(self.ratio),
+                "first": self.first, "second": self.second, "valid": self.valid,
+                "caveats": list(self.caveats)}
+
+
+def predict_times(stats, lr: float, w0, method: str = "gd") -> TimePrediction:
+    """t_A, t_B for the training actually run: finite initialization, finite learning rate.
+
+    Two-layer late fusion, two scalar modalities, scalar output. ``w0`` gives the initial value
+    of each modality's growing mode, in modality order, as returned by
+    :func:`~.saxe.effective_init` with :func:`phase_directions` (or
+    :func:`~.saxe.typical_effective_init` for a theory curve). ``method`` "gd" predicts
+    gradient descent with step η = ``lr``; "gf" gradient flow with τ = 1/η. Times are in steps
+    (t = n).
+
+    Model (derived in theory/timescales.py):
+
+    1. A grows alone; in progress units x = W_A^tot/U_A it follows the logistic map
+       x' = x(1 + g_A(1 − x))², g_A = η|s_A| (gradient flow: the logistic of eq. 21), from
+       x₀ = w0_A/|U_A|. t_A is its crossing of ½.
+    2. B's growing mode, driven by e_B = s_B − Σ_BA W_A^tot(t), is multiplied per step by
+       1 + η ξ e_B (ξ = sign s̃_B); while W_A rises this interpolates between the two phases'
+       rates. The sum of the logarithms is accumulated along A's trajectory (in gradient flow
+       it equals the sharp switch at t_A exactly, up to O(x₀)).
+    3. After A's transition, A follows its conditional optimum (it is faster), B sees
+       e_B = s̃_B − Σ̃_B W_B^tot and follows the logistic map with g̃ = η|s̃_B| toward its final
+       value; t_B is the crossing of ½.
+
+    Caveats are returned for ties, collinear modalities and learning rates for which the maps
+    do not converge monotonically (η|s| ≥ 1).
+    """
+    if method not in ("gd", "gf"):
+        raise ValueError(f"method must be 'gd' or 'gf', got {method!r}")
+    if not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be positive and finite, got {lr!r}")
+    _check_two(stats)
+    if stats.dims != (1, 1) or stats.output_dim != 1:
+        raise ValueError("predict_times is derived for two scalar modalities and a scalar "
+                         "output; use time_ratio_gradient_flow for vector modalities")
+    w0 = np.asarray(w0, dtype=float).reshape(-1)
+    if w0.shape != (2,) or np.any(~np.isfinite(w0)) or np.any(w0 <= 0):
+        raise ValueError(f"w0 must hold two positive initial mode values, got {w0!r}")
+    r = roles(stats)
+    na, nb = stats.names[r.first], stats.names[r.second]
+    if r.tie:
+        return TimePrediction(float("nan"), float("nan"), na, nb, False,
+                              ("tie: both modalities are learned together, no unimodal phase",))
+    s_a = float(r.s_a.ravel()[0])
+    s_b = float(r.s_b.ravel()[0])
+    s_bt = float(r.s_b_tilde.ravel()[0])
+    sig_a = float(r.sigma_a.ravel()[0])
+    sig_bt = float(r.sigma_b_tilde.ravel()[0])
+    if abs(s_bt) <= _scale_tol(stats):
+        return TimePrediction(float("nan"), float("inf"), na, nb, True,
+                              ("collinear modalities: B is never learned",))
+    plateau_a = abs(s_a) / sig_a           # |U_A|
+    final_b = abs(s_bt) / sig_bt           # |W*_B|
+    xi = np.sign(s_bt)
+    cross_ab = float(stats.block(r.second, r.first).ravel()[0])  # Σ_BA
+    eta = float(lr)
+    x0 = w0[r.first] / plateau_a
+    lnb0 = np.log(w0[r.second])
+    caveats = []
+    if x0 >= 0.5 or w0[r.second] / final_b >= 0.5:
+        return TimePrediction(float("nan"), float("nan"), na, nb, False,
+                              ("initialization is not small: a mode starts beyond half its "
+                               "plateau",))
+
+    if method == "gf":
+        g_a = eta * abs(s_a)
+        t_a = np.log(1.0 / x0 - 1.0) / (2 * g_a)
+        # ln w_B,lin(t) = ln w0_B + 2η[ξ s_B t_A + |s̃_B| (t − t_A)]; t_B where it equals ln|W*_B|.
+        t_b = t_a + (np.log(final_b) - lnb0 - 2 * eta * xi * s_b * t_a) / (2 * eta * abs(s_bt))
+        return TimePrediction(float(t_a), float(t_b), na, nb, True, ())
+
+    g_a, g_bt = eta * abs(s_a), eta * abs(s_bt)
+    for label, g in (("lr*|Sigma_yxA|", g_a), ("lr*|Sigma~_yxB|", g_bt)):
+        if g >= 1:
+            return TimePrediction(float("nan"), float("nan"), na, nb, False,
+                                  (f"{label} = {g:.3g} >= 1: gradient descent does not approach "
+                                   "the plateau monotonically",))
+    if eta * abs(s_b) >= 1:
+        caveats.append("lr*|Sigma_yxB| >= 1: B oscillates in the first phase")
+    t_a = logistic_map_crossing(x0, g_a)
+    # Accumulate B's log-growth along A's logistic-map trajectory until A has saturated.
+    x, lnb, n = x0, lnb0, 0
+    while x < 1 - 1e-13 and n < 10 ** 7:
+        e_b = s_b - cross_ab * np.sign(s_a) * plateau_a * x     # Σ_BA W_A^tot
+        lnb += 2 * np.log(abs(1 + eta * xi * e_b))
+        x = x * (1 + g_a * (1 - x)) ** 2
+        n += 1
+    y = np.exp(lnb) / final_b
+    if y >= 0.5:
+        caveats.append("B reaches half its final value before A saturates; the two phases "
+                       "overlap")
+        return TimePrediction(float(t_a), float("nan"), na, nb, False, tuple(caveats))
+    t_b = n + logistic_map_crossing(y, g_bt)
+    return TimePrediction(float(t_a), float(t_b), na, nb, not caveats, tuple(caveats))
