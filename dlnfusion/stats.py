@@ -30,11 +30,15 @@ _SYM_RTOL = 1e-10
 _SINGULAR_RTOL = 1e-10
 
 
-def _as_matrix(name: str, value, ndim: int = 2) -> np.ndarray:
+def _as_array(name: str, value) -> np.ndarray:
     try:
-        arr = np.array(value, dtype=np.float64)
+        return np.array(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be a numeric array, got {value!r}") from exc
+
+
+def _as_matrix(name: str, value, ndim: int = 2) -> np.ndarray:
+    arr = _as_array(name, value)
     if arr.ndim != ndim:
         raise ValueError(f"{name} must be a {ndim}-d array, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
@@ -125,7 +129,7 @@ class Stats:
         if sigma.shape[0] != sigma.shape[1]:
             raise ValueError(f"sigma must be square, got shape {sigma.shape}")
         D = sigma.shape[0]
-        sigma_yx = np.array(self.sigma_yx, dtype=np.float64)
+        sigma_yx = _as_array("sigma_yx", self.sigma_yx)
         if sigma_yx.ndim == 1:
             sigma_yx = sigma_yx[None, :]
         sigma_yx = _as_matrix("sigma_yx", sigma_yx)
@@ -133,7 +137,7 @@ class Stats:
             raise ValueError(
                 f"sigma_yx must have shape (d_out, {D}) to match sigma, got {sigma_yx.shape}")
         d_out = sigma_yx.shape[0]
-        sigma_yy = np.array(self.sigma_yy, dtype=np.float64)
+        sigma_yy = _as_array("sigma_yy", self.sigma_yy)
         if sigma_yy.ndim == 0:
             sigma_yy = sigma_yy.reshape(1, 1)
         sigma_yy = _as_matrix("sigma_yy", sigma_yy)
@@ -215,7 +219,7 @@ class Stats:
         output's independent noise.
         """
         sigma = _as_matrix("sigma", sigma)
-        t = np.array(teacher, dtype=np.float64)
+        t = _as_array("teacher", teacher)
         if t.ndim == 1:
             t = t[None, :]
         t = _as_matrix("teacher", t)
@@ -242,11 +246,11 @@ class Stats:
             raise ValueError("xs must be a list or tuple with one (P, d_m) array per modality")
         mats = []
         for i, x in enumerate(xs):
-            a = np.array(x, dtype=np.float64)
+            a = _as_array(f"xs[{i}]", x)
             if a.ndim == 1:
                 a = a[:, None]
             mats.append(_as_matrix(f"xs[{i}]", a))
-        yy = np.array(y, dtype=np.float64)
+        yy = _as_array("y", y)
         if yy.ndim == 1:
             yy = yy[:, None]
         yy = _as_matrix("y", yy)
@@ -415,11 +419,11 @@ class Dataset:
             raise ValueError("xs must be a non-empty tuple of (P, d_m) arrays")
         xs = []
         for i, x in enumerate(self.xs):
-            a = np.array(x, dtype=np.float64)
+            a = _as_array(f"xs[{i}]", x)
             if a.ndim == 1:
                 a = a[:, None]
             xs.append(_readonly(_as_matrix(f"xs[{i}]", a)))
-        y = np.array(self.y, dtype=np.float64)
+        y = _as_array("y", self.y)
         if y.ndim == 1:
             y = y[:, None]
         y = _readonly(_as_matrix("y", y))

@@ -9,7 +9,8 @@ from .saxe import (effective_init, logistic_weight, mode_strength, saxe_late_fus
                    typical_effective_init, white_uncorrelated)
 from .landscape import (Manifold, fixed_points, preference_regions, saddle_loss,
                         superficial_preference)
-from .timescales import (Roles, TimePrediction, learning_order, logistic_map_crossing,
+from .timescales import (Roles, TimePrediction, learning_order, log_init_sensitivity,
+                         logistic_map_crossing,
                          misattribution, phase_directions, predict_times, roles,
                          time_ratio_eq9, time_ratio_gradient_flow, times_leading_order)
 
@@ -17,7 +18,7 @@ __all__ = [
     "Prediction", "effective_init", "logistic_weight", "mode_strength", "saxe_late_fusion",
     "typical_effective_init", "white_uncorrelated", "Manifold", "fixed_points",
     "preference_regions", "saddle_loss", "superficial_preference", "Roles", "TimePrediction",
-    "learning_order", "logistic_map_crossing", "misattribution", "phase_directions",
+    "learning_order", "log_init_sensitivity", "logistic_map_crossing", "misattribution", "phase_directions",
     "predict_times", "roles", "time_ratio_eq9", "time_ratio_gradient_flow",
     "times_leading_order",
 ]

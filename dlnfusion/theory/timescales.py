@@ -41,8 +41,8 @@ import numpy as np
 from .common import Prediction
 
 __all__ = ["Roles", "roles", "learning_order", "time_ratio_eq9", "time_ratio_gradient_flow",
-           "times_leading_order", "misattribution", "predict_times", "TimePrediction",
-           "phase_directions", "logistic_map_crossing"]
+           "times_leading_order", "log_init_sensitivity", "misattribution", "predict_times",
+           "TimePrediction", "phase_directions", "logistic_map_crossing"]
 
 # Relative tolerance under which two speeds ‖Σ_yx_m‖ count as a tie.
 _TIE_RTOL = 1e-9
@@ -146,12 +146,12 @@ def time_ratio_gradient_flow(stats) -> Prediction:
     if r.tie:
         return Prediction(1.0, True, ("tie: both modalities are learned together, no unimodal "
                                       "phase",))
-    if np.linalg.norm(r.s_b_tilde) <= _scale_tol(stats):
-        return Prediction(float("inf"), True, ("collinear modalities: Sigma_yxB is fully explained "
-                                               "by modality A, B is never learned",))
     if np.linalg.norm(r.final_b) <= _scale_tol(stats):
         return Prediction(float("nan"), False, ("the global solution gives B zero weight; t_B "
                                                 "(half of the final value) is undefined",))
+    if np.linalg.norm(r.s_b_tilde) <= _scale_tol(stats):
+        return Prediction(float("inf"), True, ("collinear modalities: Sigma_yxB is fully explained "
+                                               "by modality A, B is never learned",))
     if np.isfinite(r.cos_theta) and r.chi == 1 and 1 + r.cos_theta < _ANTIPARALLEL_WARN:
         caveats.append("Sigma_yxB is nearly anti-parallel to its effective value: the leading "
                        "order is approached slowly as u0 -> 0")
@@ -177,6 +177,29 @@ def times_leading_order(stats, u0: float, tau: float) -> dict:
     t_b = Prediction(float(t_a * ratio.value), ratio.valid, ratio.caveats)
     return {"t_A": Prediction(float(t_a)), "t_B": t_b, "first": stats.names[r.first],
             "second": stats.names[r.second]}
+
+
+def log_init_sensitivity(stats, lr: float, method: str = "gd") -> dict:
+    """How t_A and the unimodal phase t_B − t_A grow with ln(1/u0), in steps.
+
+    d t_A / d ln(1/u0) and d(t_B − t_A) / d ln(1/u0) for a two-layer late-fusion network.
+    Gradient flow (τ = 1/η): τ/‖s_A‖ and τ(1 − χk)/‖s̃_B‖ — eq. (8) with the sign correction.
+    Gradient descent replaces each rate λ by ln(1 + ηλ) per step:
+    1/ln(1 + η‖s_A‖) and [1 − ln(1 + ηχ‖s_B‖)/ln(1 + η‖s_A‖)] / ln(1 + η‖s̃_B‖).
+    (u0 is the common scale of the initial weights; every growing mode starts ∝ u0².)
+    """
+    if method not in ("gd", "gf"):
+        raise ValueError(f"method must be 'gd' or 'gf', got {method!r}")
+    if not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be positive and finite, got {lr!r}")
+    r = roles(stats)
+    na, nb, nbt = (float(np.linalg.norm(v)) for v in (r.s_a, r.s_b, r.s_b_tilde))
+    if r.tie or nbt <= _scale_tol(stats):
+        raise ValueError("no unimodal phase to measure (tie or collinear modalities)")
+    if method == "gf":
+        return {"t_A": 1 / (lr * na), "t_B - t_A": (1 - r.chi * nb / na) / (lr * nbt)}
+    ga, gb, gbt = np.log1p(lr * na), np.log1p(lr * r.chi * nb), np.log1p(lr * nbt)
+    return {"t_A": 1 / ga, "t_B - t_A": (1 - gb / ga) / gbt}
 
 
 def misattribution(stats) -> Prediction:

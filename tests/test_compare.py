@@ -1,0 +1,85 @@
+import json
+
+import numpy as np
+import pytest
+
+from dlnfusion import NetworkSpec, Stats, simulate
+from dlnfusion.compare import (Comparison, compare, measure_unimodal_phase, relative_error,
+                               to_json, unimodal_report)
+
+
+@pytest.fixture(scope="module")
+def run():
+    spec = NetworkSpec.fusion(2, 2, width=100)
+    st = Stats.scalar_toy(2.0, 1.0, 0.45)
+    return spec, st, simulate(spec, st, seeds=[0, 1, 2], stop_loss=1e-8)
+
+
+def test_measure_against_records(run):
+    spec, st, traj = run
+    m = measure_unimodal_phase(traj)
+    assert m.first.tolist() == [0, 0, 0] and list(m.first_names()) == ["A"] * 3
+    assert np.allclose(m.t_a, traj.crossing("A", "unimodal"))
+    assert np.allclose(m.t_b, traj.crossing("B", "global"))
+    assert np.allclose(m.time_ratio, m.t_b / m.t_a)
+    # The plateau value is read off the records at t_mid (independent linear interpolation).
+    b = 1
+    i = int(m.t_mid[b] // 10)
+    w = traj.maps[0][b, :, 0, 0]
+    manual = w[i] + (m.t_mid[b] - 10 * i) / 10 * (w[i + 1] - w[i])
+    assert m.plateau_map[b].item() == pytest.approx(manual)
+    final = traj.final_maps[0][b].item()
+    assert m.misattribution[b] == pytest.approx((manual - final) / final)
+
+
+def test_measure_with_paper_stopping_rule(run):
+    _, _, traj = run
+    m = measure_unimodal_phase(traj, final_below=1e-4)
+    b = 0
+    idx = int(np.nonzero(traj.loss[b] < 1e-4)[0][0])
+    final = traj.maps[0][b, idx, 0, 0]
+    assert m.final_map[b].item() == pytest.approx(final)
+
+
+def test_measure_when_second_modality_is_never_learned():
+    st = Stats.from_teacher([[4.0, 2.0], [2.0, 1.0]], [1.0, 1.0], (1, 1), allow_singular=True)
+    spec = NetworkSpec.fusion(2, 2, width=100)
+    traj = simulate(spec, st, seeds=[0], max_steps=3000)
+    m = measure_unimodal_phase(traj)
+    assert m.first[0] == 0 and np.isfinite(m.t_a[0]) and np.isnan(m.t_b[0])
+    # Loss reaches zero with modality A alone: the network converges, B stays near zero.
+    assert traj.status_names()[0] == "converged"
+    assert abs(traj.final_maps[1][0].item()) < 1e-6
+
+
+def test_measure_needs_two_modalities():
+    spec = NetworkSpec.fusion(2, 2, width=4, input_dims=(1, 1, 1))
+    st = Stats.random(dim=3, seed=0, dims=(1, 1, 1))
+    traj = simulate(spec, st, seeds=[0], max_steps=10)
+    with pytest.raises(ValueError, match="two modalities"):
+        measure_unimodal_phase(traj)
+
+
+def test_report_is_json_and_consistent(run, tmp_path):
+    spec, st, traj = run
+    rep = unimodal_report(traj, st)
+    comps = rep["comparisons"]
+    assert rep["first_theory"] == "A" and rep["first_sim"] == ["A"] * 3
+    assert comps["time_ratio"]["relative_error"] < 0.01
+    assert comps["misattribution"]["absolute_error"] < 0.01
+    to_json(rep, tmp_path / "r.json")
+    back = json.loads((tmp_path / "r.json").read_text())
+    assert back["comparisons"]["t_A"]["theory"] == pytest.approx(comps["t_A"]["theory"])
+    with pytest.raises(ValueError, match="1-d batch"):
+        unimodal_report(simulate(spec, [st, st], seeds=[0]), st)
+
+
+def test_comparison_value():
+    c = compare("x", 2.0, [1.0, 3.0, np.nan], note="n")
+    assert c.mean == 2.0 and c.std == 1.0 and c.relative_error == 0.0
+    d = c.to_dict()
+    assert d["simulated"][2] is None and d["note"] == "n"
+    inf = Comparison("t", float("inf"), (1.0,))
+    assert inf.to_dict()["theory"] == "inf"
+    assert relative_error(0.0, 0.0) == 0.0 and relative_error(1.0, 0.0) == np.inf
+    assert relative_error([1.1, 0.9], [1.0, 1.0]) == pytest.approx([0.1, 0.1])

@@ -1,0 +1,250 @@
+import jax
+import numpy as np
+import pytest
+
+import dlnfusion as dln
+from dlnfusion import NetworkSpec, Stats, init_batch, simulate, train
+from dlnfusion.simulate import _gd_kernel
+
+from conftest import RTOL_ROUNDING, rel
+
+
+def _paper_update_numpy(params, stats, lr, Lf, L):
+    """One gradient step written from the paper's eqs. (14a), (14b), (15), in numpy."""
+    bA, bB = [np.array(W) for W in params.branches[0]], [np.array(W) for W in params.branches[1]]
+    post = [np.array(W) for W in params.post]
+
+    def chain(mats):  # ordered product, last matrix on the left
+        out = None
+        for W in mats:
+            out = W if out is None else W @ out
+        return out
+
+    def prod_or_eye(mats, n):
+        return np.eye(n) if not mats else chain(mats)
+
+    WA = chain(bA + post)
+    WB = chain(bB + post)
+    S = stats.sigma
+    eA = stats.sigma_yx_m(0) - WA @ S[:1, :1] - WB @ S[1:, :1]
+    eB = stats.sigma_yx_m(1) - WA @ S[:1, 1:] - WB @ S[1:, 1:]
+    newA, newB, newP = [], [], []
+    for branch, e, new in ((bA, eA, newA), (bB, eB, newB)):
+        for l in range(Lf):
+            left = prod_or_eye(branch[l + 1:] + post, branch[l].shape[0])  # W^L...W^{l+1}
+            right = prod_or_eye(branch[:l], branch[l].shape[1])
+            new.append(branch[l] + lr * left.T @ e @ right.T)
+    for j in range(L - Lf):
+        left = prod_or_eye(post[j + 1:], post[j].shape[0])
+        g = 0
+        for branch, e in ((bA, eA), (bB, eB)):
+            right = chain(branch + post[:j])
+            g = g + left.T @ e @ right.T
+        newP.append(post[j] + lr * g)
+    return newA, newB, newP
+
+
+@pytest.mark.parametrize("L, Lf", [(2, 2), (2, 1), (3, 2), (4, 3)])
+def test_gd_matches_the_papers_update_rule(L, Lf):
+    st = Stats.scalar_toy(1.7, 1.0, 0.3)
+    spec = NetworkSpec.fusion(L, Lf, width=4)
+    p0 = init_batch(spec, [0], "normal", 0.4)
+    traj = train(spec, st, p0, lr=0.05, max_steps=3, stop_loss=None, stride=1)
+    p = jax.tree_util.tree_map(lambda a: a[0], p0)
+    for _ in range(3):
+        a, b, c = _paper_update_numpy(p, st, 0.05, Lf, L)
+        p = dln.Params((tuple(a), tuple(b)), tuple(c))
+    got = jax.tree_util.tree_map(lambda a: a[0], traj.final_params)
+    for x, y in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(p)):
+        assert np.allclose(x, y, rtol=1e-12, atol=1e-14)
+
+
+def test_population_equals_full_batch_on_samples():
+    sigma = np.array([[1.0, 0.3, 0.1, 0.0], [0.3, 1.2, 0.2, 0.1], [0.1, 0.2, 0.8, -0.2],
+                      [0.0, 0.1, -0.2, 1.1]])
+    st = Stats.from_teacher(sigma, [0.5, -1.0, 0.8, 0.3], dims=(2, 2), noise_var=0.2)
+    ds = st.sample(64, seed=1, exact=True)
+    spec = NetworkSpec.fusion(3, 2, width=5, input_dims=(2, 2))
+    p0 = init_batch(spec, [7], "normal", 0.3)
+    a = train(spec, st, p0, lr=0.05, max_steps=200, stop_loss=None, stride=5)
+    b = train(spec, ds, p0, lr=0.05, max_steps=200, stop_loss=None, stride=5)
+    assert a.status_names()[0] == "max_steps" and a.loss[0, -1] < 0.5 * a.loss[0, 0]
+    assert rel(b.loss, a.loss) < 1e-9
+    for x, y in zip(a.maps, b.maps):
+        assert np.allclose(x, y, rtol=1e-9, atol=1e-13)
+
+
+def test_runs_do_not_depend_on_their_batch(late2):
+    configs = [Stats.scalar_toy(3.0, 1.0, -0.9), Stats.scalar_toy(1.5, 1.0, 0.0),
+               Stats.scalar_toy(2.0, 1.0, 0.675)]
+    together = simulate(late2, configs, seeds=[0, 1], max_steps=6000)
+    alone = simulate(late2, configs[1], seeds=[1], max_steps=6000)
+    assert np.array_equal(together.crossings["unimodal"][1, 1], alone.crossings["unimodal"][0])
+    assert np.array_equal(together.crossings["global"][1, 1], alone.crossings["global"][0])
+    assert np.array_equal(together.loss[1, 1], alone.loss[0], equal_nan=True)
+    assert together.stop_time[1, 1] == alone.stop_time[0]
+    # Records after a run stops are not simulated.
+    stop = int(together.stop_time[1, 1])
+    assert np.all(np.isnan(together.loss[1, 1, stop // 10 + 1:]))
+
+
+def test_divergence_is_reported_not_raised(late2, toy):
+    p0 = init_batch(late2, [0, 1], "normal", 0.1)
+    traj = train(late2, toy, p0, lr=np.array([0.04, 3.0]), max_steps=3000)
+    assert list(traj.status_names()) == ["converged", "diverged"]
+    assert np.isfinite(traj.final_loss[0])
+
+
+def test_status_max_steps_and_no_stop(late2, toy):
+    p0 = init_batch(late2, [0], "normal", 1e-9)
+    traj = train(late2, toy, p0, max_steps=50, stride=10)
+    assert traj.status_names()[0] == "max_steps" and traj.stop_time[0] == 50
+    assert np.all(np.isfinite(traj.loss[0]))
+    full = train(late2, toy, init_batch(late2, [0], "normal", 0.3), max_steps=400,
+                 stop_loss=None)
+    assert full.stop_time[0] == 400 and full.status_names()[0] == "max_steps"
+
+
+def test_crossings_match_a_stride_one_record(late2):
+    st = Stats.scalar_toy(2.0, 1.0, 0.45)
+    traj = simulate(late2, st, seeds=[3], stride=1, max_steps=2000)
+    W = traj.maps[0][0, :, 0, 0]
+    U = st.unimodal_solution(0).item()
+    x = W / U
+    i = int(np.argmax(x >= 0.5))
+    t = i - 1 + (0.5 - x[i - 1]) / (x[i] - x[i - 1])
+    assert traj.crossing("A", "unimodal")[0] == pytest.approx(t, abs=1e-9)
+    assert traj.crossing("A", "unimodal", 0.5)[0] < traj.crossing("B", "global")[0]
+
+
+def test_no_recompilation_for_new_values(late2):
+    stats = [Stats.scalar_toy(2.0, 1.0, 0.3), Stats.scalar_toy(1.3, 1.0, -0.2)]
+    simulate(late2, stats, seeds=[0], max_steps=300)
+    before = _gd_kernel._cache_size()
+    simulate(late2, [Stats.scalar_toy(2.5, 1.0, 0.1), Stats.scalar_toy(1.1, 1.0, 0.6)],
+             seeds=[5], max_steps=300, lr=0.02, stop_loss=1e-3, scale=1e-6)
+    assert _gd_kernel._cache_size() == before
+
+
+def test_eval_loss_is_generalization_error():
+    st = Stats.random(dim=4, seed=0, noise_var=0.25)
+    ds = st.sample(30, seed=0)
+    spec = NetworkSpec.fusion(2, 2, width=8, input_dims=(2, 2))
+    traj = simulate(spec, ds, seeds=[0], scale=0.01, eval_stats=st, max_steps=300,
+                    stop_loss=None)
+    W = np.concatenate([m[0, -1, 0] for m in traj.maps])
+    assert traj.eval_loss[0, -1] == pytest.approx(st.loss(W), rel=1e-10)
+
+
+def test_logistic_loss_and_relu_run_on_samples():
+    st = Stats.scalar_toy(2.0, 1.0, 0.0)
+    ds = st.sample(256, seed=0)
+    lin = NetworkSpec.fusion(2, 2, width=16)
+    t1 = simulate(lin, ds, seeds=[0], scale=1e-3, loss="logistic", max_steps=500,
+                  stop_loss=None)
+    assert np.all(np.diff(t1.loss[0]) <= 1e-12)  # full-batch GD on a smooth loss, small step
+    assert t1.loss[0, 0] == pytest.approx(np.log(2), rel=1e-5)
+    relu = NetworkSpec.fusion(2, 2, width=16, activation="relu")
+    t2 = simulate(relu, ds, seeds=[0], scale=0.1, max_steps=3000)
+    assert t2.final_loss[0] < 0.05 * t2.loss[0, 0]
+
+
+def test_gradient_flow_matches_saxe_for_balanced_aligned_weights(late2):
+    """Uncorrelated white modalities: the exact logistic of eq. (21), to 1e-6 relative."""
+    st = Stats.scalar_toy(2.0, 1.0, 0.0)
+    p0 = init_batch(late2, [0], "balanced", 1e-3, stats=st)
+    traj = train(late2, st, p0, method="gf", max_steps=600, stride=2, stop_loss=None,
+                 rtol=1e-11, atol=1e-30)
+    w0 = [float(np.asarray(m[0, 0, 0, 0])) for m in traj.maps]
+    exact = dln.theory.saxe_late_fusion(st, traj.time, w0, tau=25.0)
+    for m in range(2):
+        sim = traj.maps[m][0, :, 0, 0]
+        assert rel(sim, exact[m][:, 0, 0]) < 1e-6
+
+
+def test_gradient_flow_matches_saxe_from_small_random_weights(late2):
+    st = Stats.scalar_toy(2.0, 1.0, 0.0)
+    traj = simulate(late2, st, seeds=[0, 1], method="gf", max_steps=1500, stride=2,
+                    stop_loss=None)
+    w0 = dln.theory.effective_init(late2, traj.initial_params, [[1.0], [1.0]])
+    for b in range(2):
+        exact = dln.theory.saxe_late_fusion(st, traj.time, w0[b], tau=25.0)
+        for m in range(2):
+            plateau = st.unimodal_solution(m).item()
+            dev = np.max(np.abs(traj.maps[m][b, :, 0, 0] - exact[m][:, 0, 0])) / plateau
+            assert dev < 0.02
+
+
+def test_gradient_descent_converges_to_gradient_flow_at_first_order(late2):
+    """Explicit Euler: the error at a fixed time scales like the learning rate."""
+    st = Stats.scalar_toy(1.5, 1.0, 0.4)
+    p0 = init_batch(late2, [0], "normal", 1e-3)
+    T = 4.0  # in units of τ: fixed physical time
+    ref = train(late2, st, p0, lr=1.0, method="gf", max_steps=int(T), stride=1,
+                stop_loss=None, rtol=1e-12, atol=1e-30)
+    target = ref.final_maps[0][0, 0, 0]
+    errs, etas = [], [0.02, 0.01, 0.005]
+    for eta in etas:
+        n = int(round(T / eta))
+        gd = train(late2, st, p0, lr=eta, max_steps=n, stride=n, stop_loss=None)
+        errs.append(abs(gd.final_maps[0][0, 0, 0] - target))
+    slope = np.polyfit(np.log(etas), np.log(errs), 1)[0]
+    assert slope == pytest.approx(1.0, abs=0.1)
+
+
+def test_train_errors(late2, toy):
+    p0 = init_batch(late2, [0], "normal", 1e-3)
+    with pytest.raises(ValueError, match="method"):
+        train(late2, toy, p0, method="rk4")
+    with pytest.raises(ValueError, match="loss"):
+        train(late2, toy, p0, loss="hinge")
+    with pytest.raises(ValueError, match="lr"):
+        train(late2, toy, p0, lr=-0.1)
+    with pytest.raises(ValueError, match="max_steps"):
+        train(late2, toy, p0, max_steps=-1)
+    with pytest.raises(ValueError, match="stride"):
+        train(late2, toy, p0, stride=0)
+    with pytest.raises(ValueError, match="logistic"):
+        train(late2, toy, p0, loss="logistic")
+    with pytest.raises(ValueError, match="dims"):
+        train(late2, Stats.random(dim=4, seed=0), p0)
+    with pytest.raises(ValueError, match="entries"):
+        train(late2, [toy, toy], p0)
+    with pytest.raises(ValueError, match="mix"):
+        train(late2, [toy, toy.sample(10)], init_batch(late2, [0, 1]))
+    relu = NetworkSpec.fusion(2, 2, width=100, activation="relu")
+    with pytest.raises(ValueError, match="linear network"):
+        train(relu, toy, p0)
+    with pytest.raises(ValueError, match="shape"):
+        train(NetworkSpec.fusion(2, 2, width=5), toy, p0)
+    with pytest.raises(ValueError, match="Params"):
+        train(late2, toy, {"w": 1})
+    with pytest.raises(ValueError, match="levels"):
+        train(late2, toy, p0, levels=())
+    with pytest.raises(ValueError, match="seeds"):
+        init_batch(late2, [])
+    with pytest.raises(ValueError, match="scale"):
+        init_batch(late2, [0, 1], scale=[1.0, -1.0])
+    with pytest.raises(ValueError, match="data"):
+        simulate(late2, [])
+
+
+def test_trajectory_helpers(late2):
+    stats = [Stats.scalar_toy(2.0, 1.0, r) for r in (0.0, 0.5, -0.5)]
+    traj = simulate(late2, stats, seeds=[0, 1], max_steps=2000)
+    assert traj.batch_shape == (3, 2)
+    flat = traj.reshape(6)
+    assert flat.batch_shape == (6,)
+    assert np.array_equal(flat.crossing("A")[2:4], traj.crossing("A")[1])
+    sub = traj[1]
+    assert sub.batch_shape == (2,) and sub.maps[0].shape[1:] == traj.maps[0].shape[2:]
+    assert traj[:, 0].batch_shape == (3,)
+    assert set(traj.status_names().ravel()) == {"converged"}
+    with pytest.raises(ValueError, match="reshape"):
+        traj.reshape(4)
+    with pytest.raises(ValueError, match="level"):
+        traj.crossing("A", level=0.3)
+    with pytest.raises(ValueError, match="reference"):
+        traj.crossing("A", reference="final")
+    with pytest.raises(IndexError):
+        traj[0, 0, 0]
