@@ -79,10 +79,14 @@ def test_runs_do_not_depend_on_their_batch(late2):
                Stats.scalar_toy(2.0, 1.0, 0.675)]
     together = simulate(late2, configs, seeds=[0, 1], max_steps=6000)
     alone = simulate(late2, configs[1], seeds=[1], max_steps=6000)
-    assert np.array_equal(together.crossings["unimodal"][1, 1], alone.crossings["unimodal"][0])
-    assert np.array_equal(together.crossings["global"][1, 1], alone.crossings["global"][0])
-    assert np.array_equal(together.loss[1, 1], alone.loss[0], equal_nan=True)
+    # Equal up to float64 rounding: XLA may order a reduction differently for another batch
+    # size (the benchmark measures 1e-11 at most; often the results are bitwise identical).
+    for ref in ("unimodal", "global"):
+        assert np.allclose(together.crossings[ref][1, 1], alone.crossings[ref][0], rtol=1e-10)
+    assert np.allclose(together.loss[1, 1], alone.loss[0], rtol=1e-10, equal_nan=True)
     assert together.stop_time[1, 1] == alone.stop_time[0]
+    # The other runs stopped at different times (one of them much later).
+    assert len(set(together.stop_time.ravel())) > 2
     # Records after a run stops are not simulated.
     stop = int(together.stop_time[1, 1])
     assert np.all(np.isnan(together.loss[1, 1, stop // 10 + 1:]))
