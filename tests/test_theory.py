@@ -234,3 +234,44 @@ def test_predict_times_gradient_flow_limit_of_gradient_descent():
             assert err < 0.4 * prev  # first order: error quarters... at least shrinks ~ η
         prev = err
     assert prev / gf.ratio < 0.01
+
+
+def test_log_init_sensitivity():
+    st = Stats.scalar_toy(2.0, 1.0, -0.7)  # Σ_yxB < 0: χ = −1
+    r = th.roles(st)
+    assert r.chi == -1
+    gf = th.log_init_sensitivity(st, 0.04, "gf")
+    na, nb, nbt = (np.linalg.norm(v) for v in (r.s_a, r.s_b, r.s_b_tilde))
+    assert gf["t_A"] == pytest.approx(25 / na)
+    assert gf["t_B - t_A"] == pytest.approx(25 * (1 + nb / na) / nbt)
+    gd = th.log_init_sensitivity(st, 0.04)
+    assert gd["t_A"] == pytest.approx(1 / np.log1p(0.04 * na))
+    for bad in (dict(lr=0.0), dict(lr=0.04, method="x")):
+        with pytest.raises(ValueError):
+            th.log_init_sensitivity(st, **bad)
+    with pytest.raises(ValueError, match="no unimodal phase"):
+        th.log_init_sensitivity(Stats.scalar_toy(1.0, 1.0, 0.2), 0.04)
+
+
+def test_degenerate_targets():
+    # A learned first (‖Σ_yxA‖ = 2.7 > 1) although its final weight is zero: mis-attribution
+    # relative to a zero final value is undefined.
+    st = Stats.scalar_toy(3.0, 1.0, 0.9, w_a=0.0, w_b=1.0)
+    assert th.learning_order(st)[0] == 0
+    mis = th.misattribution(st)
+    assert np.isnan(mis.value) and not mis.valid
+    with pytest.raises(ValueError, match="vanishes"):
+        th.phase_directions(Stats.from_teacher(np.eye(2), [0.0, 0.0], (1, 1)))
+
+
+def test_overlapping_phases_are_flagged():
+    st = Stats.scalar_toy(1.05, 1.0, 0.0)
+    p = th.predict_times(st, 0.04, [1e-3, 1e-3])
+    assert not p.valid and any("overlap" in c for c in p.caveats)
+
+
+def test_prediction_value():
+    p = th.Prediction(float("inf"), True, ("never",))
+    assert float(p) == np.inf
+    assert p.to_dict() == {"value": "inf", "valid": True, "caveats": ["never"]}
+    assert th.Prediction(2.5).to_dict()["value"] == 2.5
