@@ -14,6 +14,7 @@ from pathlib import Path
 #: Figure id -> module (in the simulations package) that reproduces it.
 FIGURES = {
     "zhang2024-fig3c": "simulations.zhang2024_fig3c",
+    "zhang2024-fig6": "simulations.zhang2024_fig6",
 }
 
 

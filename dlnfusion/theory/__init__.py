@@ -9,6 +9,11 @@ from .saxe import (effective_init, logistic_weight, mode_strength, saxe_late_fus
                    typical_effective_init, white_uncorrelated)
 from .landscape import (Manifold, fixed_points, preference_regions, saddle_loss,
                         superficial_preference)
+from .deep import (branch_relation, deep_times, fusion_integral, pathway_time,
+                   pathway_trajectory, reduced_rhs, time_ratio_leading_order,
+                   time_ratio_unequal, unequal_integral)
+from .invariants import balance_invariants, norm_invariants
+from .reduction import predict_unimodal_phase, reduce_network
 from .timescales import (Roles, TimePrediction, learning_order, log_init_sensitivity,
                          logistic_map_crossing,
                          misattribution, phase_directions, predict_times, roles,
@@ -20,5 +25,8 @@ __all__ = [
     "preference_regions", "saddle_loss", "superficial_preference", "Roles", "TimePrediction",
     "learning_order", "log_init_sensitivity", "logistic_map_crossing", "misattribution", "phase_directions",
     "predict_times", "roles", "time_ratio_eq9", "time_ratio_gradient_flow",
-    "times_leading_order",
+    "times_leading_order", "branch_relation", "deep_times", "fusion_integral", "pathway_time",
+    "pathway_trajectory", "reduced_rhs", "time_ratio_leading_order", "time_ratio_unequal",
+    "unequal_integral", "balance_invariants", "norm_invariants", "predict_unimodal_phase",
+    "reduce_network",
 ]

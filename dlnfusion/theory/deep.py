@@ -1,0 +1,300 @@
+"""Deep fusion networks at leading order in the initialization scale (paper Section 4, App. E).
+
+Setting: two modalities, scalar output, total depth L, fusion layer L_f (or branch depths
+L_A, L_B and L_c post-fusion layers), every pre-fusion matrix of Frobenius norm u0 and the
+post-fusion ones √2·u0, weights balanced and rank-one (ansatz 43). The norms u_A, u_B of the
+pre-fusion layers and u of the post-fusion layers then follow (eq. 44, τ = 1/η)
+
+    τ du_A/dt = ‖s_A‖ u_A^{L_f−1} u^{L−L_f},   τ du_B/dt = ‖s_B‖ u_B^{L_f−1} u^{L−L_f},
+    u² = u_A² + u_B²                                                    (eq. 41)
+
+until the first transition, and the branches are related by eq. (45) (L_f ≠ 2) or eq. (55)
+(L_f = 2). Everything below is derived in theory/deep.py; the corrections to the printed
+formulas are listed in docs/corrections.md:
+
+* eq. (12), (57), (59): when Σ_yxB is anti-parallel to s̃_B = Σ_yxB − Σ_yxAΣ_A^{-1}Σ_AB the
+  mode of B that must grow in the second phase is the one along −Σ_yxB, which shrinks during
+  the first phase: ‖s_A‖ − ‖s_B‖ becomes ‖s_A‖ + ‖s_B‖ (the 2-layer correction, unchanged by
+  depth). This assumes the initialization has such a mode, as any random one does.
+* eq. (57) (L_f = 2) divides by L_f − 2 = 0 and has the exponent 1 − L/2 on ‖Σ_yxAΣ_A^{-1}‖;
+  the derivation gives no such factor and the exponent 1 − 2/L.
+* eq. (49) writes u0^{2−L_f} for the u0^{2−L} of eq. (48) (no consequence for eq. 49's claim).
+
+These are the paper's leading-order predictions. They assume aligned, balanced weights; with
+the random initialization of the paper's Figure 6 (u0 = 0.1, width 100) the weights first
+have to align, which :mod:`dlnfusion.theory.reduction` accounts for.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import integrate, optimize
+
+from .common import Prediction
+from .timescales import _scale_tol, roles
+
+__all__ = ["reduced_rhs", "branch_relation", "fusion_integral", "unequal_integral",
+           "time_ratio_leading_order", "time_ratio_unequal", "deep_times", "pathway_time",
+           "pathway_trajectory"]
+
+
+def _check_depths(depth, fusion_layer):
+    if not isinstance(depth, (int, np.integer)) or depth < 2:
+        raise ValueError(f"depth must be an integer >= 2, got {depth!r}")
+    if not isinstance(fusion_layer, (int, np.integer)) or not 1 <= fusion_layer <= depth:
+        raise ValueError(f"fusion_layer must be an integer in [1, depth], got {fusion_layer!r}")
+
+
+def _check_k(k):
+    if not (np.isfinite(k) and 0 <= k <= 1):
+        raise ValueError(f"k = ||s_B||/||s_A|| must lie in [0, 1], got {k!r}")
+
+
+def reduced_rhs(u_a, u_b, u, s_a: float, s_b: float, depth: int, fusion_layer: int):
+    """Right-hand side of eq. (44) (times τ): (du_A, du_B, du)/dt for errors Σ_yx_m.
+
+    ``s_a``, ``s_b`` are ‖Σ_yxA‖, ‖Σ_yxB‖; the first phase, before any modality is learned.
+    """
+    _check_depths(depth, fusion_layer)
+    Lf, Lc = fusion_layer, depth - fusion_layer
+    du_a = s_a * u_a ** (Lf - 1) * u ** Lc
+    du_b = s_b * u_b ** (Lf - 1) * u ** Lc
+    du = (s_a * u_a ** Lf + s_b * u_b ** Lf) * u ** (Lc - 1) if Lc > 0 else np.zeros_like(du_a)
+    return du_a, du_b, du
+
+
+def branch_relation(u_a, k: float, u0: float, fusion_layer: int):
+    """u_B as a function of u_A during the first phase (eq. 45; eq. 55 for L_f = 2).
+
+    L_f ≠ 2: u_B^{2−L_f} − u0^{2−L_f} = k (u_A^{2−L_f} − u0^{2−L_f});
+    L_f = 2: ln(u_B/u0) = k ln(u_A/u0). (L_f = 1: u_B − u0 = k(u_A − u0).)
+    """
+    _check_k(k)
+    u_a = np.asarray(u_a, dtype=float)
+    if fusion_layer == 2:
+        return u0 * (u_a / u0) ** k
+    p = 2 - fusion_layer
+    return (u0 ** p + k * (u_a ** p - u0 ** p)) ** (1.0 / p)
+
+
+def _quad01(f, breaks=()):
+    pts = [b for b in breaks if 0 < b < 1]
+    val, err = integrate.quad(f, 0.0, 1.0, points=pts or None, limit=500, epsabs=0,
+                              epsrel=1e-12)
+    return val
+
+
+def fusion_integral(depth: int, fusion_layer: int, k: float) -> float:
+    """I(L, L_f) of eq. (13) for 2 < L_f ≤ L, and I(L, 2) of eq. (58) for L_f = 2.
+
+    Evaluated after the substitution y = 1/x, which maps [1, ∞) to (0, 1] with a bounded,
+    smooth integrand (theory/deep.py):
+
+        I(L, L_f) = ∫₀¹ y^{L−3} [1 + y² (k y^{L_f−2} + 1 − k)^{−2/(L_f−2)}]^{(L_f−L)/2} dy,
+        I(L, 2)   = ∫₀¹ y^{L−3} (1 + y^{2(1−k)})^{1−L/2} dy.
+
+    Requires L ≥ 3 (the integral diverges for L = 2) and 0 ≤ k ≤ 1. As k → 1 the integrand
+    develops a layer at y ~ (1 − k)^{1/(L_f−2)}, passed to the quadrature as a break point.
+    """
+    _check_depths(depth, fusion_layer)
+    _check_k(k)
+    L, Lf = int(depth), int(fusion_layer)
+    if L < 3:
+        raise ValueError("I(L, L_f) diverges for L = 2 (the two-layer ratio is eq. 9)")
+    if Lf < 2:
+        raise ValueError("I(L, L_f) is defined for L_f >= 2 (early fusion has no unimodal phase)")
+    if Lf == 2:
+        return _quad01(lambda y: y ** (L - 3) * (1 + y ** (2 * (1 - k))) ** (1 - L / 2))
+    q = Lf - 2
+
+    def f(y):
+        inner = k * y ** q + (1 - k)
+        # y²·inner^{−2/q}; at y = 0 with k = 1 the limit is 1 (inner = y^q).
+        z = y * y * inner ** (-2.0 / q) if inner > 0 else 1.0
+        return y ** (L - 3) * (1 + z) ** ((Lf - L) / 2)
+
+    br = (1 - k) ** (1.0 / q) if 0 < k < 1 else None
+    return _quad01(f, breaks=(br,) if br else ())
+
+
+def unequal_integral(depth_a: int, depth_b: int, post_depth: int, k: float, u0: float) -> float:
+    """I(L_A, L_B, L_c) of eq. (60), for branch depths L_A, L_B > 2 and L_c post layers.
+
+    With c = ((L_B − 2)/(L_A − 2)) k u0^{L_B−L_A} and y = 1/x:
+    I = ∫₀¹ y^{L_A+L_c−3} [1 + y² (1 − c + c y^{L_A−2})^{−2/(L_B−2)}]^{−L_c/2} dy.
+    Requires c < 1 (otherwise B grows without bound before A: B is learned first).
+    """
+    for name, v in (("depth_a", depth_a), ("depth_b", depth_b)):
+        if not isinstance(v, (int, np.integer)) or v <= 2:
+            raise ValueError(f"{name} must be an integer > 2 for eq. (60), got {v!r}")
+    if not isinstance(post_depth, (int, np.integer)) or post_depth < 0:
+        raise ValueError(f"post_depth must be a non-negative integer, got {post_depth!r}")
+    _check_k(k)
+    if not 0 < u0 < 1:
+        raise ValueError(f"u0 must lie in (0, 1), got {u0!r}")
+    La, Lb, Lc = int(depth_a), int(depth_b), int(post_depth)
+    c = (Lb - 2) / (La - 2) * k * u0 ** (Lb - La)
+    if c >= 1:
+        raise ValueError(f"c = {c:.3g} >= 1: modality B escapes first; swap the roles")
+
+    def f(y):
+        z = (1 - c + c * y ** (La - 2)) ** (-2.0 / (Lb - 2))
+        return y ** (La + Lc - 3) * (1 + y * y * z) ** (-Lc / 2)
+
+    return _quad01(f)
+
+
+def _flip_caveat(r):
+    return () if r.chi == 1 else ("Sigma_yxB is anti-parallel to its effective value: the "
+                                  "mode of B along -Sigma_yxB drives the second phase "
+                                  "(corrected numerator)",)
+
+
+def time_ratio_leading_order(stats, depth: int, fusion_layer: int, u0: float) -> Prediction:
+    """Leading-order t_B/t_A of a deep fusion network (eqs. 9, 12, 57; corrected).
+
+    * L_f = 1 (early fusion): both modalities are learned in one transition, ratio 1.
+    * L_f = L: eq. (9) (the two-layer ratio; independent of depth and u0).
+    * 2 < L_f < L: 1 + (‖s_A‖ − χ‖s_B‖) u0^{L−L_f} / ((L_f−2) ‖U_A‖^{1−L_f/L} ‖s̃_B‖ I(L, L_f)).
+    * L_f = 2 < L: 1 + (‖s_A‖ − χ‖s_B‖) u0^{L−2} ln(1/u0) / (‖U_A‖^{1−2/L} ‖s̃_B‖ I(L, 2)).
+
+    χ = −1 when Σ_yxB and s̃_B are anti-parallel (see module docstring), U_A = Σ_yxAΣ_A^{-1},
+    u0 the Frobenius norm of the pre-fusion matrices at initialization.
+    """
+    _check_depths(depth, fusion_layer)
+    if not 0 < u0 < 1:
+        raise ValueError(f"u0 must lie in (0, 1) for the small-initialization expansion, got {u0!r}")
+    from .timescales import time_ratio_gradient_flow
+
+    L, Lf = int(depth), int(fusion_layer)
+    if Lf == 1:
+        return Prediction(1.0, True, ("early fusion: both modalities are learned in one "
+                                      "transition",))
+    base = time_ratio_gradient_flow(stats)
+    if Lf == L or not np.isfinite(base.value) or base.value == 1.0:
+        return base
+    r = roles(stats)
+    na, nb, nbt = (float(np.linalg.norm(v)) for v in (r.s_a, r.s_b, r.s_b_tilde))
+    ua = float(np.linalg.norm(r.plateau))
+    k = nb / na
+    num = (na - r.chi * nb)
+    I = fusion_integral(L, Lf, k)
+    if Lf == 2:
+        val = 1 + num * u0 ** (L - 2) * np.log(1 / u0) / (ua ** (1 - 2 / L) * nbt * I)
+    else:
+        val = 1 + num * u0 ** (L - Lf) / ((Lf - 2) * ua ** (1 - Lf / L) * nbt * I)
+    return Prediction(float(val), True, _flip_caveat(r))
+
+
+def time_ratio_unequal(stats, depth_a: int, depth_b: int, post_depth: int, u0: float) -> Prediction:
+    """Leading-order t_B/t_A with branch depths L_A ≠ L_B (eq. 59, sign-corrected).
+
+    1 + [u0^{L_c+L_A−L_B}‖s_A‖/(L_B−2) − χ u0^{L_c}‖s_B‖/(L_A−2)] /
+        (‖U_A‖^{L_c/(L_A+L_c)} ‖s̃_B‖ I(L_A, L_B, L_c)),
+    with A the modality with the larger ‖Σ_yx‖, which must also be the one that escapes first
+    (checked: c < 1 in eq. 60). Depths are given in modality order (A = index 0 of ``stats``
+    if it is the faster one). Requires L_A, L_B > 2.
+    """
+    if not 0 < u0 < 1:
+        raise ValueError(f"u0 must lie in (0, 1), got {u0!r}")
+    r = roles(stats)
+    if r.tie:
+        return Prediction(1.0, True, ("tie in ||Sigma_yx||: the depths decide the order",))
+    depths = (int(depth_a), int(depth_b))
+    La, Lb, Lc = depths[r.first], depths[r.second], int(post_depth)
+    na, nb, nbt = (float(np.linalg.norm(v)) for v in (r.s_a, r.s_b, r.s_b_tilde))
+    if nbt <= _scale_tol(stats):
+        return Prediction(float("inf"), True, ("collinear modalities: B is never learned",))
+    ua = float(np.linalg.norm(r.plateau))
+    I = unequal_integral(La, Lb, Lc, nb / na, u0)
+    num = u0 ** (Lc + La - Lb) * na / (Lb - 2) - r.chi * u0 ** Lc * nb / (La - 2)
+    val = 1 + num / (ua ** (Lc / (La + Lc)) * nbt * I)
+    return Prediction(float(val), True, _flip_caveat(r))
+
+
+def deep_times(stats, depth: int, fusion_layer: int, u0: float, tau: float) -> dict:
+    """t_A (eq. 48; eq. 56a for L_f = 2) and t_B (eq. 54; eq. 56b), leading order in u0.
+
+    For 2 < L_f ≤ L: t_A = τ u0^{2−L} I(L, L_f)/‖s_A‖ and
+    t_B − t_A = τ (1 − χk) u0^{2−L_f} / ((L_f − 2) ‖U_A‖^{1−L_f/L} ‖s̃_B‖).
+    For L_f = 2 < L: t_A = τ u0^{2−L} I(L, 2)/‖s_A‖ and
+    t_B − t_A = τ (1 − χk) ln(1/u0) / (‖U_A‖^{1−2/L} ‖s̃_B‖).
+    """
+    _check_depths(depth, fusion_layer)
+    L, Lf = int(depth), int(fusion_layer)
+    if L < 3 or Lf < 2:
+        raise ValueError("deep_times covers L >= 3 and L_f >= 2 (use times_leading_order for "
+                         "two layers)")
+    if not 0 < u0 < 1 or not tau > 0:
+        raise ValueError("deep_times needs 0 < u0 < 1 and tau > 0")
+    r = roles(stats)
+    na, nb, nbt = (float(np.linalg.norm(v)) for v in (r.s_a, r.s_b, r.s_b_tilde))
+    ua = float(np.linalg.norm(r.plateau))
+    k = nb / na
+    t_a = tau * u0 ** (2 - L) * fusion_integral(L, Lf, k) / na
+    if Lf == 2:
+        gap = tau * (1 - r.chi * k) * np.log(1 / u0) / (ua ** (1 - 2 / L) * nbt)
+    else:
+        gap = tau * (1 - r.chi * k) * u0 ** (2 - Lf) / ((Lf - 2) * ua ** (1 - Lf / L) * nbt)
+    return {"t_A": float(t_a), "t_B": float(t_a + gap), "first": stats.names[r.first],
+            "caveats": _flip_caveat(r)}
+
+
+# ---------------------------------------------------------------------- one deep pathway
+def _logit(z):
+    return np.log(z) - np.log1p(-z)
+
+
+def pathway_time(w, depth: int, s: float, sigma2: float, w0: float, tau: float) -> float:
+    """Time for a balanced single pathway of depth L to grow from w0 to w (0 < w0 <= w < w*).
+
+    With every layer of norm a and w = a^L along Σ_yx (white input σ², s = ‖Σ_yx‖), gradient
+    flow gives τ dw/dt = L w^{2−2/L}(s − σ² w) (theory/deep.py). With z = w/w*, w* = s/σ²:
+
+        t = τ/(L s w*^{1−2/L}) ∫_{z0}^{z} z'^{2/L−2}/(1 − z') dz'
+          = τ/(L s w*^{1−2/L}) ∫_{ζ0}^{ζ} (1 + e^{−ζ'})^{1−2/L} dζ',   ζ = ln(z/(1 − z)),
+
+    the second form (logit variable) having a smooth integrand on the whole line; for L = 2 it
+    is ζ − ζ0, the logistic of eq. (21).
+    """
+    if not isinstance(depth, (int, np.integer)) or depth < 2:
+        raise ValueError(f"depth must be an integer >= 2, got {depth!r}")
+    if s <= 0 or sigma2 <= 0 or tau <= 0:
+        raise ValueError("pathway_time needs s > 0, sigma2 > 0, tau > 0")
+    w_star = s / sigma2
+    z, z0 = w / w_star, w0 / w_star
+    if not 0 < z0 <= z < 1:
+        raise ValueError(f"need 0 < w0 <= w < w* = {w_star:.4g}, got w0={w0}, w={w}")
+    L = int(depth)
+    pref = tau / (L * s * w_star ** (1 - 2 / L))
+    lo, hi = _logit(z0), _logit(z)
+    if L == 2:
+        return float(pref * (hi - lo))
+    c = 1 - 2 / L
+    f = lambda x: np.exp(c * np.logaddexp(0.0, -x))  # noqa: E731  (1 + e^{-x})^c, stable
+    # Split at 0: left of it the integrand is ~e^{-c x}, right of it ~1.
+    pts = sorted({lo, min(max(0.0, lo), hi), hi})
+    val = sum(integrate.quad(f, a, b, limit=500, epsabs=0, epsrel=1e-12)[0]
+              for a, b in zip(pts[:-1], pts[1:]))
+    return float(pref * val)
+
+
+def pathway_trajectory(t, depth: int, s: float, sigma2: float, w0: float, tau: float):
+    """w(t) of a balanced single pathway of depth L (inverse of :func:`pathway_time`).
+
+    The deep analogue of Saxe et al.'s sigmoid: for L = 2 the logistic of eq. (21); for L ≥ 3
+    a finite-time-blow-up-like escape followed by saturation at w* = s/σ².
+    """
+    t = np.atleast_1d(np.asarray(t, dtype=float))
+    w_star = s / sigma2
+    out = np.empty_like(t)
+    for i, ti in enumerate(t):
+        if ti <= 0:
+            out[i] = w0
+            continue
+        g = lambda w: pathway_time(w, depth, s, sigma2, w0, tau) - ti  # noqa: E731
+        hi = w_star * (1 - 1e-12)
+        if g(hi) <= 0:
+            out[i] = hi
+            continue
+        out[i] = optimize.brentq(g, w0, hi, xtol=1e-15 * w_star, rtol=1e-13)
+    return out
