@@ -312,7 +312,7 @@ def _gf_kernel(params, obj, refs, ev, lr, stop_loss, diverge_loss, rtol, atol, *
 
     dims = spec.input_dims
     loss_fn = _loss_fn(spec, kind, loss_kind)
-    ts = jnp.arange(0, max_steps // stride + 1) * float(stride)
+    ts = jnp.asarray(_record_times(max_steps, stride))
     t1 = float(max_steps)
 
     def one(p0, ob, rf, e, eta):
@@ -358,6 +358,12 @@ def _gf_kernel(params, obj, refs, ev, lr, stop_loss, diverge_loss, rtol, atol, *
         return loss, W, norms, ev_loss, probe, pf, final_loss, t_end, status.astype(jnp.int8)
 
     return jax.vmap(one)(params, obj, refs, ev, lr)
+
+
+def _record_times(max_steps, stride):
+    """Times of the records: 0, stride, 2·stride, ... up to max_steps."""
+    n = int(np.floor(max_steps / stride + 1e-9)) + 1
+    return np.arange(n) * float(stride)
 
 
 def _crossings_from_records(time, probe, levels):
@@ -454,8 +460,10 @@ def train(spec: NetworkSpec, data, params: Params, *, lr=0.04, method: str = "gd
     lr : learning rate η, scalar or one per run. Gradient flow uses τ = 1/η.
     method : "gd" (gradient descent) or "gf" (gradient flow, adaptive Tsit5 solver with
         relative/absolute tolerances ``rtol``/``atol``).
-    max_steps : step budget (gradient flow: final time, in the same units).
-    stride : record every ``stride`` steps (gradient flow: every ``stride`` time units).
+    max_steps : step budget (gradient flow: final time, in the same units; may be a float).
+    stride : record every ``stride`` steps (gradient flow: every ``stride`` time units, a
+        positive number; crossing times are interpolated between records, so pick it small
+        against the transitions).
     stop_loss : a run stops once its loss is below this (None: never).
     diverge_loss : a run whose loss exceeds this, or is not finite, is marked diverged.
     loss : "squared" or "logistic" (logistic needs a Dataset).
@@ -466,10 +474,18 @@ def train(spec: NetworkSpec, data, params: Params, *, lr=0.04, method: str = "gd
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    if not isinstance(max_steps, (int, np.integer)) or max_steps < 0:
-        raise ValueError(f"max_steps must be a non-negative integer, got {max_steps!r}")
-    if not isinstance(stride, (int, np.integer)) or stride < 1:
-        raise ValueError(f"stride must be a positive integer, got {stride!r}")
+    if method == "gd":
+        if not isinstance(max_steps, (int, np.integer)) or max_steps < 0:
+            raise ValueError(f"max_steps must be a non-negative integer, got {max_steps!r}")
+        if not isinstance(stride, (int, np.integer)) or stride < 1:
+            raise ValueError(f"stride must be a positive integer, got {stride!r}")
+        max_steps, stride = int(max_steps), int(stride)
+    else:
+        if not (np.isfinite(max_steps) and max_steps > 0):
+            raise ValueError(f"max_steps (the final time) must be positive, got {max_steps!r}")
+        if not (np.isfinite(stride) and stride > 0):
+            raise ValueError(f"stride must be a positive number of time units, got {stride!r}")
+        max_steps, stride = float(max_steps), float(stride)
     _check_params(spec, params, batched=True)
     B = _batch_size(params)
     runs = _as_list(data, B)
@@ -513,9 +529,9 @@ def train(spec: NetworkSpec, data, params: Params, *, lr=0.04, method: str = "gd
     ev = _stack([_population(eval_stats if with_eval else ref_stats[0])] * B)
     initial = jax.tree_util.tree_map(np.asarray, params)
     params = jax.tree_util.tree_map(jnp.asarray, params)
-    static = dict(spec=spec, kind=kind, loss_kind=loss, max_steps=int(max_steps),
-                  stride=int(stride), with_eval=with_eval)
-    time = np.arange(0, max_steps // stride + 1) * float(stride)
+    static = dict(spec=spec, kind=kind, loss_kind=loss, max_steps=max_steps,
+                  stride=stride, with_eval=with_eval)
+    time = _record_times(max_steps, stride)
 
     if method == "gd":
         out = _gd_kernel(params, obj, refs, ev, jnp.asarray(lr_arr), jnp.asarray(levels_t),

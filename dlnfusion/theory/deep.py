@@ -119,20 +119,22 @@ def fusion_integral(depth: int, fusion_layer: int, k: float) -> float:
 def unequal_integral(depth_a: int, depth_b: int, post_depth: int, k: float, u0: float) -> float:
     """I(L_A, L_B, L_c) of eq. (60), for branch depths L_A, L_B > 2 and L_c post layers.
 
+    A is the branch that escapes first; k = ‖s_B‖/‖s_A‖ may exceed 1 when B is shallower.
     With c = ((L_B − 2)/(L_A − 2)) k u0^{L_B−L_A} and y = 1/x:
     I = ∫₀¹ y^{L_A+L_c−3} [1 + y² (1 − c + c y^{L_A−2})^{−2/(L_B−2)}]^{−L_c/2} dy.
-    Requires c < 1 (otherwise B grows without bound before A: B is learned first).
+    Requires c < 1 (otherwise B grows without bound before A: B escapes first).
     """
     for name, v in (("depth_a", depth_a), ("depth_b", depth_b)):
         if not isinstance(v, (int, np.integer)) or v <= 2:
             raise ValueError(f"{name} must be an integer > 2 for eq. (60), got {v!r}")
     if not isinstance(post_depth, (int, np.integer)) or post_depth < 0:
         raise ValueError(f"post_depth must be a non-negative integer, got {post_depth!r}")
-    _check_k(k)
+    if not (np.isfinite(k) and k >= 0):
+        raise ValueError(f"k = ||s_B||/||s_A|| must be a non-negative number, got {k!r}")
     if not 0 < u0 < 1:
         raise ValueError(f"u0 must lie in (0, 1), got {u0!r}")
     La, Lb, Lc = int(depth_a), int(depth_b), int(post_depth)
-    c = (Lb - 2) / (La - 2) * k * u0 ** (Lb - La)
+    c = _escape_c(La, Lb, k, u0)
     if c >= 1:
         raise ValueError(f"c = {c:.3g} >= 1: modality B escapes first; swap the roles")
 
@@ -143,10 +145,17 @@ def unequal_integral(depth_a: int, depth_b: int, post_depth: int, k: float, u0: 
     return _quad01(f)
 
 
+def _escape_c(La, Lb, k, u0):
+    """c of eq. (60): B's pre-fusion norm at A's escape obeys (u_B/u0)^{2−L_B} → 1 − c."""
+    return (Lb - 2) / (La - 2) * k * u0 ** (Lb - La)
+
+
 def _flip_caveat(r):
     return () if r.chi == 1 else ("Sigma_yxB is anti-parallel to its effective value: the "
                                   "mode of B along -Sigma_yxB drives the second phase "
-                                  "(corrected numerator)",)
+                                  "(corrected numerator). This assumes the initial weights "
+                                  "contain that mode, as random ones do; from exactly balanced, "
+                                  "aligned weights B is never learned when L_f >= 3",)
 
 
 def time_ratio_leading_order(stats, depth: int, fusion_layer: int, u0: float) -> Prediction:
@@ -188,18 +197,27 @@ def time_ratio_leading_order(stats, depth: int, fusion_layer: int, u0: float) ->
 def time_ratio_unequal(stats, depth_a: int, depth_b: int, post_depth: int, u0: float) -> Prediction:
     """Leading-order t_B/t_A with branch depths L_A ≠ L_B (eq. 59, sign-corrected).
 
-    1 + [u0^{L_c+L_A−L_B}‖s_A‖/(L_B−2) − χ u0^{L_c}‖s_B‖/(L_A−2)] /
-        (‖U_A‖^{L_c/(L_A+L_c)} ‖s̃_B‖ I(L_A, L_B, L_c)),
-    with A the modality with the larger ‖Σ_yx‖, which must also be the one that escapes first
-    (checked: c < 1 in eq. 60). Depths are given in modality order (A = index 0 of ``stats``
-    if it is the faster one). Requires L_A, L_B > 2.
+    Depths are given in the modality order of ``stats``. The modality that escapes first is
+    not always the one with the larger ‖Σ_yx‖: a shallower branch can win. Of the two role
+    assignments exactly one has c < 1 in eq. (60) (their c's multiply to 1); it is used, with
+    A := the modality that escapes first, k = ‖s_B‖/‖s_A‖ (possibly > 1) and
+
+        1 + [u0^{L_c+L_A−L_B}‖s_A‖/(L_B−2) − χ u0^{L_c}‖s_B‖/(L_A−2)] /
+            (‖U_A‖^{L_c/(L_A+L_c)} ‖s̃_B‖ I(L_A, L_B, L_c)).
+
+    Requires L_A, L_B > 2 and balanced, aligned small initial weights (scale u0).
     """
     if not 0 < u0 < 1:
         raise ValueError(f"u0 must lie in (0, 1), got {u0!r}")
-    r = roles(stats)
-    if r.tie:
-        return Prediction(1.0, True, ("tie in ||Sigma_yx||: the depths decide the order",))
     depths = (int(depth_a), int(depth_b))
+    norms = [float(np.linalg.norm(stats.sigma_yx_m(m))) for m in range(2)]
+    first = None
+    for f in (0, 1):
+        if norms[f] > 0 and _escape_c(depths[f], depths[1 - f], norms[1 - f] / norms[f], u0) < 1:
+            first = f
+    if first is None:
+        return Prediction(1.0, False, ("both branches escape together (c = 1)",))
+    r = roles(stats, first=first)
     La, Lb, Lc = depths[r.first], depths[r.second], int(post_depth)
     na, nb, nbt = (float(np.linalg.norm(v)) for v in (r.s_a, r.s_b, r.s_b_tilde))
     if nbt <= _scale_tol(stats):
@@ -208,7 +226,11 @@ def time_ratio_unequal(stats, depth_a: int, depth_b: int, post_depth: int, u0: f
     I = unequal_integral(La, Lb, Lc, nb / na, u0)
     num = u0 ** (Lc + La - Lb) * na / (Lb - 2) - r.chi * u0 ** Lc * nb / (La - 2)
     val = 1 + num / (ua ** (Lc / (La + Lc)) * nbt * I)
-    return Prediction(float(val), True, _flip_caveat(r))
+    caveats = _flip_caveat(r)
+    if r.first != roles(stats).first:
+        caveats += (f"modality {stats.names[r.first]} escapes first although its "
+                    "||Sigma_yx|| is smaller: its branch is shallower",)
+    return Prediction(float(val), True, caveats)
 
 
 def deep_times(stats, depth: int, fusion_layer: int, u0: float, tau: float) -> dict:
