@@ -2,6 +2,7 @@
 
     dlnfusion list                               figures that can be reproduced
     dlnfusion reproduce ID --out DIR [--quick]   run one figure, write DIR/ID.json, .png, .pdf
+    dlnfusion reproduce all --out DIR [--quick]  every figure, one after the other
 """
 from __future__ import annotations
 
@@ -14,7 +15,13 @@ from pathlib import Path
 #: Figure id -> module (in the simulations package) that reproduces it.
 FIGURES = {
     "zhang2024-fig3c": "simulations.zhang2024_fig3c",
+    "zhang2024-fig2": "simulations.zhang2024_fig2",
+    "zhang2024-fig4": "simulations.zhang2024_fig4",
+    "zhang2024-fig5": "simulations.zhang2024_fig5",
     "zhang2024-fig6": "simulations.zhang2024_fig6",
+    "zhang2024-fig8": "simulations.zhang2024_fig8",
+    "zhang2024-fig9": "simulations.zhang2024_fig9",
+    "zhang2024-random": "simulations.zhang2024_random",
 }
 
 
@@ -31,7 +38,7 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the figures that can be reproduced")
     rep = sub.add_parser("reproduce", help="reproduce a paper figure")
-    rep.add_argument("figure", help="figure id (see `dlnfusion list`)")
+    rep.add_argument("figure", help="figure id (see `dlnfusion list`), or all")
     rep.add_argument("--out", required=True, type=Path, help="output directory")
     rep.add_argument("--quick", action="store_true", help="fewer seeds, same grid")
     args = parser.parse_args(argv)
@@ -40,14 +47,21 @@ def main(argv=None) -> int:
         for fig_id, mod in FIGURES.items():
             print(f"{fig_id:20s} {_load(fig_id).TITLE}")
         return 0
-    module = _load(args.figure)
-    start = time.perf_counter()
-    result = module.run(args.out, quick=args.quick)
-    elapsed = time.perf_counter() - start
-    print(f"wrote {result['json']}")
-    for f in result["figures"]:
-        print(f"wrote {f}")
-    print(f"{args.figure} finished in {elapsed:.1f} s")
+    ids = list(FIGURES) if args.figure == "all" else [args.figure]
+    timings = {}
+    for fig_id in ids:
+        module = _load(fig_id)
+        print(f"== {fig_id}: {module.TITLE}")
+        start = time.perf_counter()
+        result = module.run(args.out, quick=args.quick)
+        timings[fig_id] = time.perf_counter() - start
+        print(f"wrote {result['json']}")
+        for f in result["figures"]:
+            print(f"wrote {f}")
+        print(f"{fig_id} finished in {timings[fig_id]:.1f} s")
+    if len(ids) > 1:
+        print("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
+              + f"; total {sum(timings.values()):.0f} s")
     return 0
 
 

@@ -207,7 +207,27 @@ def unimodal_report(traj: Trajectory, stats, lr: float | None = None) -> dict:
     return out
 
 
+def _clean(obj):
+    """Plain JSON values: NaN → null, ±inf → "inf"/"-inf", numpy scalars and arrays → Python."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _clean(obj.tolist())
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, (np.integer, int)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        return _num(obj)
+    return obj
+
+
 def to_json(obj, path) -> None:
-    """Write a report (nested dicts/lists of plain values) to ``path`` as indented JSON."""
+    """Write a report (nested dicts/lists) to ``path`` as indented, standard JSON.
+
+    NaN becomes null and ±inf the strings "inf"/"-inf" (JSON has no such numbers).
+    """
     with open(path, "w") as f:
-        json.dump(obj, f, indent=2, allow_nan=False)
+        json.dump(_clean(obj), f, indent=2, allow_nan=False)

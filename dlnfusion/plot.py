@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 __all__ = ["PALETTE", "SINGLE", "DOUBLE", "paper_style", "new_figure", "theory_vs_sim",
-           "trajectory_panel", "save"]
+           "trajectory_panel", "phase_portrait", "save"]
 
 #: Okabe & Ito (2008) colorblind-safe palette, black first.
 PALETTE = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#D55E00", "#0072B2", "#CC79A7",
@@ -68,14 +68,14 @@ def theory_vs_sim(ax, x_line, lines, x_points=None, points=(), xlabel="", ylabel
                   logy=False, panel=None):
     """Theory curves and simulated markers on one axis.
 
-    ``lines``: sequence of dicts with keys ``y`` (same length as ``x_line``), ``color``,
-    optional ``label``, ``style`` ('-', '--', ':') and ``width``. ``points``: sequence of dicts
+    ``lines``: sequence of dicts with keys ``y`` (same length as ``x_line``, or as an own
+    ``x``), ``color``, optional ``label``, ``style`` ('-', '--', ':') and ``width``. ``points``: sequence of dicts
     with ``mean``, optional ``std``, ``color``, ``label``, ``marker`` (default open circle);
     their x positions are ``x_points``.
     """
     for ln in lines:
         y = np.asarray(ln["y"], float)
-        ax.plot(x_line, y, ls=ln.get("style", "-"), color=ln.get("color", PALETTE[0]),
+        ax.plot(ln.get("x", x_line), y, ls=ln.get("style", "-"), color=ln.get("color", PALETTE[0]),
                 lw=ln.get("width", 1.2), label=ln.get("label"), zorder=2)
     for pt in points:
         mean = np.asarray(pt["mean"], float)
@@ -115,6 +115,63 @@ def trajectory_panel(ax, time, loss=None, maps=None, labels=(), colors=None, pan
         ax.text(-0.16, 1.02, panel, transform=ax.transAxes, fontweight="bold", fontsize=9,
                 va="bottom")
     return handles
+
+
+def phase_portrait(stats, depth: int = 2, fusion_layer: int = 2, trajectories=(), ax=None,
+                   xlim=None, ylim=None, density: float = 1.0, panel=None, legend=True):
+    """Flow of the total weights (W_A^tot, W_B^tot) with the fixed points and the loss.
+
+    Streamlines of the balanced, aligned reduced dynamics
+    (:func:`dlnfusion.theory.reduced_flow`; exact for two-layer networks with balanced
+    weights), loss contours, the fixed points M_0 (unstable, open circle), M_* (stable, filled
+    circle) and, when L_f ≥ 2, the saddles M_A, M_B (crosses, paper eqs. 6–7), and simulated
+    trajectories on top (``trajectories``: sequence of (W_A(t), W_B(t)) arrays or of dicts
+    with keys ``wa``, ``wb`` and optional ``color``, ``label``). Two scalar modalities.
+    Returns the matplotlib Figure (a new one unless ``ax`` is given).
+    """
+    from .theory import fixed_points, reduced_flow
+
+    fps = fixed_points(stats, fusion_layer)
+    pts = np.array([m.total_map[0] for m in fps.values()])
+    if xlim is None or ylim is None:
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        span = np.maximum(hi - lo, 0.5)
+        xlim = xlim or (lo[0] - 0.25 * span[0], hi[0] + 0.25 * span[0])
+        ylim = ylim or (lo[1] - 0.25 * span[1], hi[1] + 0.25 * span[1])
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(SINGLE / 1.6, SINGLE / 1.6), constrained_layout=True)
+    else:
+        fig = ax.figure
+    xs, ys = np.linspace(*xlim, 60), np.linspace(*ylim, 60)
+    WA, WB = np.meshgrid(xs, ys)
+    loss = np.vectorize(lambda a, b: stats.loss([[a, b]]))(WA, WB)
+    ax.contour(WA, WB, loss, levels=12, colors="0.8", linewidths=0.5, zorder=1)
+    dA, dB = reduced_flow(stats, depth, fusion_layer, WA, WB)
+    speed = np.hypot(dA, dB)
+    ax.streamplot(xs, ys, dA, dB, color=np.log10(speed + 1e-12), cmap="Greys", density=density,
+                  linewidth=0.5, arrowsize=0.6, zorder=2)
+    for i, t in enumerate(trajectories):
+        t = t if isinstance(t, dict) else {"wa": t[0], "wb": t[1]}
+        ax.plot(t["wa"], t["wb"], color=t.get("color", PALETTE[(i % 7) + 1]), lw=1.4,
+                label=t.get("label"), zorder=4)
+    style = {"M_0": dict(marker="o", mfc="white", mec="black"),
+             "M_*": dict(marker="o", mfc="black", mec="black")}
+    for name, m in fps.items():
+        kw = style.get(name, dict(marker="X", mfc=PALETTE[4] if name.endswith("A") else PALETTE[5],
+                                  mec="white", mew=0.5))
+        ax.plot(*m.total_map[0], ls="", ms=7, zorder=5,
+                label=f"$\mathcal{{M}}_{{{name[2:]}}}$", **kw)
+    ax.set_xlim(xlim)
+    ax.set_ylim(ylim)
+    ax.set_xlabel(r"$W_A^{tot}$")
+    ax.set_ylabel(r"$W_B^{tot}$")
+    if legend:
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0), markerscale=0.6,
+                  handletextpad=0.3, borderaxespad=0.2)
+    if panel:
+        ax.text(-0.25, 1.02, panel, transform=ax.transAxes, fontweight="bold", fontsize=9,
+                va="bottom")
+    return fig
 
 
 def save(fig, stem) -> list:

@@ -44,6 +44,7 @@ import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 
+from .losses import gaussian_logistic
 from .networks import NetworkSpec, Params, forward, init_params, layer_norms, total_maps
 from .stats import Dataset, Stats
 
@@ -58,9 +59,11 @@ METHODS = ("gd", "gf")
 
 
 class _Population(NamedTuple):
-    sigma: jnp.ndarray   # (D, D)
-    w_star: jnp.ndarray  # (d_out, D)
-    l_star: jnp.ndarray  # ()
+    sigma: jnp.ndarray     # (D, D)
+    w_star: jnp.ndarray    # (d_out, D)
+    l_star: jnp.ndarray    # ()
+    sigma_yx: jnp.ndarray  # (d_out, D)
+    sigma_yy: jnp.ndarray  # (d_out, d_out)
 
 
 class _Samples(NamedTuple):
@@ -75,7 +78,8 @@ class _Refs(NamedTuple):
 
 def _population(stats: Stats) -> _Population:
     return _Population(np.asarray(stats.sigma), stats.global_solution(),
-                       np.asarray(max(stats.min_loss(), 0.0)))
+                       np.asarray(max(stats.min_loss(), 0.0)), np.asarray(stats.sigma_yx),
+                       np.asarray(stats.sigma_yy))
 
 
 def _refs(stats: Stats) -> _Refs:
@@ -181,6 +185,8 @@ def _loss_fn(spec: NetworkSpec, kind: str, loss_kind: str):
         maps = total_maps(spec, params)
         if kind == "population":
             W = jnp.concatenate(maps, axis=1)
+            if loss_kind == "logistic":
+                return gaussian_logistic(W, obj.sigma, obj.sigma_yx, obj.sigma_yy), maps
             D = W - obj.w_star
             return obj.l_star + 0.5 * jnp.sum((D @ obj.sigma) * D), maps
         yhat = forward(spec, params, [obj.X[:, s] for s in slices])
@@ -214,53 +220,58 @@ def _bcast(mask, x):
     return mask.reshape(mask.shape + (1,) * (x.ndim - mask.ndim))
 
 
+def _gd_state(params, B, R, spec, K, with_eval):
+    """Initial loop state of a batch of B runs (record buffers of R records, NaN-filled)."""
+    M, D, d_out = spec.n_modalities, sum(spec.input_dims), spec.output_dim
+    nan = np.nan
+    return dict(
+        n=np.asarray(0, dtype=np.int32),
+        params=params,
+        active=np.ones((B,), dtype=bool),
+        status=np.full((B,), _MAX_STEPS, dtype=np.int8),
+        stop_time=np.zeros((B,)),
+        final_loss=np.full((B,), nan),
+        rec_loss=np.full((R, B), nan),
+        rec_maps=np.full((R, B, d_out, D), nan),
+        rec_norms=np.full((R, B, spec.n_layers), nan),
+        rec_eval=np.full((R, B), nan) if with_eval else np.zeros((1, B)),
+        prev=np.full((B, 2 * M), nan),
+        cross=np.full((B, 2 * M, K), nan),
+    )
+
+
+#: Batches smaller than this are not compacted: a small batch costs little per step on top of
+#: the loop's fixed cost, while every new batch size costs a compilation.
+_MIN_COMPACT = 16
+
+#: State entries whose batch axis is 1 (the record buffers); all others have it at 0.
+_RECORDS = ("rec_loss", "rec_maps", "rec_norms", "rec_eval")
+
+
 @partial(jax.jit, static_argnames=("spec", "kind", "loss_kind", "max_steps", "stride",
-                                   "with_eval"))
-def _gd_kernel(params, obj, refs, ev, lr, levels, stop_loss, diverge_loss, *, spec, kind,
-               loss_kind, max_steps, stride, with_eval):
-    B = lr.shape[0]
-    M = spec.n_modalities
+                                   "with_eval"), donate_argnums=(0,))
+def _gd_segment(state, obj, refs, ev, lr, levels, stop_loss, diverge_loss, n_stop, *, spec,
+                kind, loss_kind, max_steps, stride, with_eval):
+    """Advance every active run by gradient descent until step ``n_stop`` (or all stopped)."""
     dims = spec.input_dims
-    D = sum(dims)
-    d_out = spec.output_dim
-    R = max_steps // stride + 1
-    K = levels.shape[0]
-    vg = jax.value_and_grad(_loss_fn(spec, kind, loss_kind), has_aux=True)
-    batched_vg = jax.vmap(vg)
+    loss_fn = _loss_fn(spec, kind, loss_kind)
+    batched_vg = jax.vmap(jax.value_and_grad(loss_fn, has_aux=True))
+    batched_loss = jax.vmap(loss_fn)
     batched_progress = jax.vmap(partial(_progress, dims=dims))
     batched_norms = jax.vmap(layer_norms)
     batched_eval = jax.vmap(_eval_loss)
-    nan = jnp.nan
+    last = jnp.minimum(n_stop, max_steps)
 
-    carry = dict(
-        n=jnp.asarray(0, dtype=jnp.int32),
-        params=params,
-        active=jnp.ones((B,), dtype=bool),
-        status=jnp.full((B,), _MAX_STEPS, dtype=jnp.int8),
-        stop_time=jnp.zeros((B,)),
-        final_loss=jnp.full((B,), nan),
-        rec_loss=jnp.full((R, B), nan),
-        rec_maps=jnp.full((R, B, d_out, D), nan),
-        rec_norms=jnp.full((R, B, spec.n_layers), nan),
-        rec_eval=jnp.full((R, B), nan) if with_eval else jnp.zeros((1, B)),
-        prev=jnp.full((B, 2 * M), nan),
-        cross=jnp.full((B, 2 * M, K), nan),
-    )
-
-    def cond(c):
-        return (c["n"] <= max_steps) & jnp.any(c["active"])
-
-    def body(c):
+    def record(c):
+        """Write the observables of the runs active at step n (a multiple of stride)."""
         n, active = c["n"], c["active"]
-        (loss, maps), grads = batched_vg(c["params"], obj)
+        loss, maps = batched_loss(c["params"], obj)
         W = jnp.concatenate(maps, axis=-1)
-        probe = batched_progress(W, refs)
         idx = n // stride
-        write = active & (n % stride == 0)
 
         def rec(buf, val):
             old = jax.lax.dynamic_index_in_dim(buf, idx, 0, keepdims=False)
-            new = jnp.where(_bcast(write, val), val, old)
+            new = jnp.where(_bcast(active, val), val, old)
             return jax.lax.dynamic_update_index_in_dim(buf, new, idx, 0)
 
         out = dict(c)
@@ -269,7 +280,15 @@ def _gd_kernel(params, obj, refs, ev, lr, levels, stop_loss, diverge_loss, *, sp
         out["rec_norms"] = rec(c["rec_norms"], batched_norms(c["params"]))
         if with_eval:
             out["rec_eval"] = rec(c["rec_eval"], batched_eval(W, ev))
+        return out
 
+    def step(c):
+        """One gradient step of every active run, with crossing and stopping checks."""
+        n, active = c["n"], c["active"]
+        (loss, maps), grads = batched_vg(c["params"], obj)
+        W = jnp.concatenate(maps, axis=-1)
+        probe = batched_progress(W, refs)
+        out = dict(c)
         # First crossing of each level, interpolated linearly between steps n-1 and n.
         prev = c["prev"]
         reached = (probe[..., None] >= levels) & jnp.isnan(c["cross"]) & active[:, None, None]
@@ -296,12 +315,104 @@ def _gd_kernel(params, obj, refs, ev, lr, levels, stop_loss, diverge_loss, *, sp
         out["n"] = n + 1
         return out
 
-    c = jax.lax.while_loop(cond, body, carry)
-    final_maps = jax.vmap(partial(total_maps, spec))(c["params"])
-    return dict(rec_loss=c["rec_loss"], rec_maps=c["rec_maps"], rec_norms=c["rec_norms"],
-                rec_eval=c["rec_eval"], cross=c["cross"], params=c["params"],
-                final_loss=c["final_loss"], final_maps=final_maps, stop_time=c["stop_time"],
-                status=c["status"])
+    def body(c):
+        """Record when n is a multiple of stride, then take one step."""
+        return step(jax.lax.cond(c["n"] % stride == 0, record, lambda x: x, c))
+
+    return jax.lax.while_loop(lambda c: (c["n"] <= last) & jnp.any(c["active"]), body, state)
+
+
+def _take(tree, idx, axis=0):
+    return jax.tree_util.tree_map(lambda a: jnp.take(a, idx, axis=axis), tree)
+
+
+def _place(tree, mesh, axis):
+    """Put every array of ``tree`` on ``mesh``, split along ``axis`` (None: replicated)."""
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    def one(a):
+        a = jnp.asarray(a)
+        if axis is None or a.ndim <= axis:
+            return jax.device_put(a, NamedSharding(mesh, PartitionSpec()))
+        spec = (None,) * axis + (mesh.axis_names[0],)
+        return jax.device_put(a, NamedSharding(mesh, PartitionSpec(*spec)))
+
+    return jax.tree_util.tree_map(one, tree)
+
+
+def _bucket(n: int, current: int) -> int:
+    """Smallest power of two >= n, capped at the current batch size."""
+    return min(current, 1 << max(0, int(np.ceil(np.log2(max(n, 1))))))
+
+
+def _run_gd(params, obj, refs, ev, lr, levels, stop_loss, diverge_loss, *, spec, kind,
+            loss_kind, max_steps, stride, with_eval, segment, sharding):
+    """Gradient descent on a batch, in segments; finished runs are dropped between segments.
+
+    Between segments the host reads which runs are still active (one small transfer), stores
+    the finished ones and, once at most half of the batch is active, continues with the
+    active runs only (padded to a power of two, so that few batch sizes are compiled). Every
+    run's arithmetic is the same in any batch, so its results do not depend on the others.
+    """
+    B = int(lr.shape[0])
+    R = max_steps // stride + 1
+    K = int(levels.shape[0])
+    static = dict(spec=spec, kind=kind, loss_kind=loss_kind, max_steps=max_steps,
+                  stride=stride, with_eval=with_eval)
+    state = _gd_state(params, B, R, spec, K, with_eval)
+    data = (obj, refs, ev, jnp.asarray(lr))
+    if sharding is not None:
+        state = {k: _place(v, sharding, 1 if k in _RECORDS else (None if k == "n" else 0))
+                 for k, v in state.items()}
+        data = _place(data, sharding, 0)
+    origin = np.arange(B)                       # original run of each batch slot (-1: padding)
+    out = {k: None for k in ("rec_loss", "rec_maps", "rec_norms", "rec_eval", "cross",
+                             "params", "final_loss", "stop_time", "status")}
+    stored = np.zeros(B, dtype=bool)
+
+    def store(st, slots):
+        host = jax.device_get({k: (jnp.take(st[k], slots, axis=1) if k in _RECORDS
+                                   else _take(st[k], slots)) for k in out})
+        rows = origin[slots]
+        for k, v in host.items():
+            if out[k] is None:
+                out[k] = jax.tree_util.tree_map(
+                    lambda a: np.zeros(a.shape[:1] + (B,) + a.shape[2:], a.dtype)
+                    if k in _RECORDS else np.zeros((B,) + a.shape[1:], a.dtype), v)
+            if k in _RECORDS:
+                out[k][:, rows] = v
+            else:
+                jax.tree_util.tree_map(lambda dst, src: dst.__setitem__(rows, src), out[k], v)
+        stored[rows] = True
+
+    n_next = segment
+    while True:
+        state = _gd_segment(state, *data, levels, stop_loss, diverge_loss, n_next, **static)
+        active = np.asarray(jax.device_get(state["active"]))
+        n_now = int(jax.device_get(state["n"]))
+        if not active.any() or n_now > max_steps:
+            break
+        n_next = n_now + segment
+        live = np.nonzero(active)[0]
+        size = _bucket(live.size, active.size)
+        if size <= active.size // 2 and active.size >= _MIN_COMPACT and sharding is None:
+            done = np.nonzero(~active & (origin >= 0))[0]
+            if done.size:
+                store(state, done)
+            slots = np.concatenate([live, np.full(size - live.size, live[0])])
+            pad = np.arange(size) >= live.size
+            state = {k: (jnp.take(v, slots, axis=1) if k in _RECORDS else
+                         (v if k == "n" else _take(v, slots))) for k, v in state.items()}
+            state["active"] = jnp.where(jnp.asarray(pad), False, state["active"])
+            data = _take(data, slots)
+            origin = np.where(pad, -1, origin[slots])
+    remaining = np.nonzero(origin >= 0)[0]
+    store(state, remaining)
+    assert stored.all()
+    final_maps = jax.device_get(jax.vmap(partial(total_maps, spec))(
+        jax.tree_util.tree_map(jnp.asarray, out["params"])))
+    out["final_maps"] = final_maps
+    return out
 
 
 @partial(jax.jit, static_argnames=("spec", "kind", "loss_kind", "max_steps", "stride",
@@ -448,7 +559,8 @@ def train(spec: NetworkSpec, data, params: Params, *, lr=0.04, method: str = "gd
           max_steps: int = 40_000, stride: int = 10, stop_loss: float | None = 1e-4,
           diverge_loss: float = 1e12, loss: str = "squared", eval_stats: Stats | None = None,
           levels: Sequence[float] = (0.5,), rtol: float = 1e-8, atol: float = 1e-20,
-          max_solver_steps: int = 2_000_000) -> Trajectory:
+          max_solver_steps: int = 2_000_000, segment: int = 4096,
+          sharding=None) -> Trajectory:
     """Train a batch of runs and return their :class:`Trajectory`.
 
     Parameters
@@ -466,9 +578,17 @@ def train(spec: NetworkSpec, data, params: Params, *, lr=0.04, method: str = "gd
         against the transitions).
     stop_loss : a run stops once its loss is below this (None: never).
     diverge_loss : a run whose loss exceeds this, or is not finite, is marked diverged.
-    loss : "squared" or "logistic" (logistic needs a Dataset).
+    loss : "squared" or "logistic" (ln(1 + e^{−yŷ}), summed over outputs). With Stats, the
+        logistic loss is the exact expectation for Gaussian inputs and a target jointly
+        Gaussian with them (2-D Gauss–Hermite quadrature, scalar output); with a Dataset it is
+        the sample mean.
     eval_stats : population statistics under which the loss of the total map is also recorded.
     levels : progress levels whose first crossing times are recorded.
+    segment : gradient descent runs in segments of this many steps; between segments the
+        finished runs are dropped from the batch (one small host transfer per segment).
+    sharding : optional one-axis ``jax.sharding.Mesh``; the runs are split over its devices
+        (see dlnfusion.sweep). The batch size must be a multiple of the number of devices;
+        finished runs are then kept in the batch (frozen) rather than dropped.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -497,8 +617,8 @@ def train(spec: NetworkSpec, data, params: Params, *, lr=0.04, method: str = "gd
         if spec.activation != "linear":
             raise ValueError("population-level training needs a linear network; pass a "
                              "Dataset (samples) to train a ReLU network")
-        if loss != "squared":
-            raise ValueError("the logistic loss needs samples: pass a Dataset, not Stats")
+        if loss == "logistic" and spec.output_dim != 1:
+            raise ValueError("the population-level logistic loss needs a scalar output")
     for d in runs:
         if tuple(d.dims) != spec.input_dims:
             raise ValueError(f"data modality dims {tuple(d.dims)} do not match the network "
@@ -534,9 +654,9 @@ def train(spec: NetworkSpec, data, params: Params, *, lr=0.04, method: str = "gd
     time = _record_times(max_steps, stride)
 
     if method == "gd":
-        out = _gd_kernel(params, obj, refs, ev, jnp.asarray(lr_arr), jnp.asarray(levels_t),
-                         stop, float(diverge_loss), **static)
-        out = jax.device_get(out)
+        out = _run_gd(params, obj, refs, ev, jnp.asarray(lr_arr), jnp.asarray(levels_t),
+                      stop, float(diverge_loss), segment=int(segment), sharding=sharding,
+                      **static)
         rec_loss = np.moveaxis(out["rec_loss"], 0, 1)
         rec_maps = np.moveaxis(out["rec_maps"], 0, 1)
         rec_norms = np.moveaxis(out["rec_norms"], 0, 1)

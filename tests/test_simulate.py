@@ -4,7 +4,7 @@ import pytest
 
 import dlnfusion as dln
 from dlnfusion import NetworkSpec, Stats, init_batch, simulate, train
-from dlnfusion.simulate import _gd_kernel
+from dlnfusion.simulate import _gd_segment
 
 from conftest import RTOL_ROUNDING, rel
 
@@ -124,10 +124,10 @@ def test_crossings_match_a_stride_one_record(late2):
 def test_no_recompilation_for_new_values(late2):
     stats = [Stats.scalar_toy(2.0, 1.0, 0.3), Stats.scalar_toy(1.3, 1.0, -0.2)]
     simulate(late2, stats, seeds=[0], max_steps=300)
-    before = _gd_kernel._cache_size()
+    before = _gd_segment._cache_size()
     simulate(late2, [Stats.scalar_toy(2.5, 1.0, 0.1), Stats.scalar_toy(1.1, 1.0, 0.6)],
              seeds=[5], max_steps=300, lr=0.02, stop_loss=1e-3, scale=1e-6)
-    assert _gd_kernel._cache_size() == before
+    assert _gd_segment._cache_size() == before
 
 
 def test_eval_loss_is_generalization_error():

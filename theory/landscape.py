@@ -87,9 +87,52 @@ def derive_eq11():
     return True
 
 
+def derive_reduced_flow():
+    """The velocity of the total weights used for phase portraits (theory.reduced_flow).
+
+    With the balanced rank-one ansatz the norms obey τu̇_m = σ_m e_m u_m^{L_f−1}u^{L_c} and
+    τu̇ = Σ_n σ_n e_n u_n^{L_f}u^{L_c−1} (eq. 44 with the errors kept; σ_m the sign of W_m),
+    and W_m = σ_m u_m^{L_f} u^{L_c}. The chain rule gives the formula of reduced_flow; for
+    L_c = 0 it is L|W_m|^{2−2/L}e_m, and for L_f = 1 (one rank-one first layer, signed u_m)
+    it is Arora et al.'s ‖w‖^{2−2/L}[e + (L−1)(e·ŵ)ŵ]."""
+    ua, ub, u, ea, eb = sp.symbols("u_A u_B u e_A e_B", positive=True)
+    for L, Lf in ((3, 2), (4, 2), (4, 3), (5, 3)):
+        Lc = L - Lf
+        dua = ea * ua ** (Lf - 1) * u ** Lc
+        dub = eb * ub ** (Lf - 1) * u ** Lc
+        du = (ea * ua ** Lf + eb * ub ** Lf) * u ** (Lc - 1)
+        wa = ua ** Lf * u ** Lc
+        dwa = sp.diff(wa, ua) * dua + sp.diff(wa, u) * du
+        mix = ea * ua ** Lf + eb * ub ** Lf
+        formula = Lf * ua ** (2 * Lf - 2) * u ** (2 * Lc) * ea + Lc * ua ** Lf * u ** (2 * Lc - 2) * mix
+        assert sp.simplify(dwa - formula) == 0
+    # Late fusion: L|W|^{2-2/L} e.
+    for L in (2, 3, 4):
+        w = ua ** L
+        assert sp.simplify(sp.diff(w, ua) * ea * ua ** (L - 1)
+                           - L * w ** (2 - sp.Rational(2, L)) * ea) == 0
+    # L_f = 1: w = u^{L-1}(u_A, u_B), u² = u_A² + u_B² (signed u_m), against Arora's form.
+    pa, pb = sp.symbols("p_A p_B", real=True)
+    for L in (2, 3, 4):
+        Lc = L - 1
+        uu = sp.sqrt(pa ** 2 + pb ** 2)
+        dpa, dpb = ea * uu ** Lc, eb * uu ** Lc
+        du = (ea * pa + eb * pb) * uu ** (Lc - 1)
+        w = [pa * uu ** Lc, pb * uu ** Lc]
+        wn = sp.sqrt(w[0] ** 2 + w[1] ** 2)
+        proj = (ea * w[0] + eb * w[1]) / wn
+        for i, (p, dp, e) in enumerate(((pa, dpa, ea), (pb, dpb, eb))):
+            dw = dp * uu ** Lc + p * Lc * uu ** (Lc - 1) * du
+            arora = wn ** (2 - sp.Rational(2, L)) * (e + (L - 1) * proj * w[i] / wn)
+            vals = {pa: sp.Rational(3, 7), pb: -sp.Rational(2, 5), ea: sp.Rational(1, 3),
+                    eb: sp.Rational(5, 4)}
+            assert sp.simplify((dw - arora).subs(vals)) == 0
+    return True
+
+
 def derive_all():
     return all([derive_late_fusion_fixed_points(), derive_early_fusion_fixed_points(),
-                derive_saddle_loss(), derive_eq11()])
+                derive_saddle_loss(), derive_eq11(), derive_reduced_flow()])
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import numpy as np
 from .common import Prediction
 
 __all__ = ["Manifold", "fixed_points", "saddle_loss", "superficial_preference",
-           "preference_regions"]
+           "preference_regions", "reduced_flow"]
 
 
 @dataclass(frozen=True)
@@ -114,3 +114,62 @@ def preference_regions(sigma_b_over_a, wa_over_wb):
     a_first = q > r ** 2
     a_more = q > r
     return np.where(a_first, np.where(a_more, 1, 3), np.where(a_more, 2, 4))
+
+
+def reduced_flow(stats, depth: int, fusion_layer: int, w_a, w_b, tau: float = 1.0):
+    """Velocity (dW_A/dt, dW_B/dt) of the total weights of a balanced, aligned network.
+
+    Two scalar modalities and a scalar output; weights balanced and rank-one (the ansatz of
+    eq. 43 with the balance of eq. 41), so that the total weights determine the state
+    (theory/landscape.py derives the formulas):
+
+    * L_f = 1 (early fusion; the total map w = (W_A, W_B) is one row):
+      τ ẇ = ‖w‖^{2−2/L} [e + (L − 1)(e·ŵ) ŵ]  (L = 2: ‖w‖e + (e·w)w/‖w‖);
+    * L_f ≥ 2, with |W_m| = u_m^{L_f} u^{L_c}, u² = u_A² + u_B², L_c = L − L_f:
+      τ Ẇ_m = L_f u_m^{2L_f−2} u^{2L_c} e_m
+              + L_c sgn(W_m) u_m^{L_f} u^{2L_c−2} Σ_n sgn(W_n) e_n u_n^{L_f}
+      (late fusion, L_c = 0: τ Ẇ_m = L |W_m|^{2−2/L} e_m).
+
+    e_m = Σ_yx_m − Σ_n W_n Σ_nm is the error correlation of modality m. ``w_a``, ``w_b``
+    are arrays of equal shape; the result has their shape. Used for phase portraits.
+    """
+    if stats.n_modalities != 2 or stats.dims != (1, 1) or stats.output_dim != 1:
+        raise ValueError("reduced_flow needs two scalar modalities and a scalar output")
+    if not isinstance(depth, (int, np.integer)) or depth < 2:
+        raise ValueError(f"depth must be an integer >= 2, got {depth!r}")
+    if not isinstance(fusion_layer, (int, np.integer)) or not 1 <= fusion_layer <= depth:
+        raise ValueError(f"fusion_layer must lie in [1, depth], got {fusion_layer!r}")
+    L, Lf = int(depth), int(fusion_layer)
+    Lc = L - Lf
+    wa, wb = np.broadcast_arrays(np.asarray(w_a, float), np.asarray(w_b, float))
+    S, s = stats.sigma, stats.sigma_yx[0]
+    ea = s[0] - wa * S[0, 0] - wb * S[1, 0]
+    eb = s[1] - wa * S[0, 1] - wb * S[1, 1]
+    if Lf == 1:
+        norm = np.hypot(wa, wb)
+        safe = np.where(norm > 0, norm, 1.0)
+        proj = (ea * wa + eb * wb) / safe
+        pref = norm ** (2 - 2 / L)
+        da = pref * (ea + (L - 1) * proj * wa / safe)
+        db = pref * (eb + (L - 1) * proj * wb / safe)
+        return da / tau, db / tau
+    aa, ab = np.abs(wa), np.abs(wb)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # u_A/u_B = (|W_A|/|W_B|)^{1/L_f}; u_B^L = |W_B| / (1 + q²)^{L_c/2}.
+        ua = np.where(ab > 0, 0.0, aa ** (1 / L))
+        ub = np.where(aa > 0, 0.0, ab ** (1 / L))
+        both = (aa > 0) & (ab > 0)
+        q = np.where(both, (aa / np.where(ab > 0, ab, 1)) ** (1 / Lf), 0.0)
+        ub_both = (ab / (1 + q ** 2) ** (Lc / 2)) ** (1 / L)
+        ua = np.where(both, q * ub_both, ua)
+        ub = np.where(both, ub_both, ub)
+    u2 = ua ** 2 + ub ** 2
+    sa, sb = np.sign(wa), np.sign(wb)
+    # Σ_n sgn(W_n) e_n u_n^{L_f} u^{L_c−1} is τ du/dt; write everything in u's.
+    mix = sa * ea * ua ** Lf + sb * eb * ub ** Lf
+    da = Lf * ua ** (2 * Lf - 2) * u2 ** Lc * ea
+    db = Lf * ub ** (2 * Lf - 2) * u2 ** Lc * eb
+    if Lc > 0:
+        da = da + Lc * sa * ua ** Lf * u2 ** (Lc - 1) * mix
+        db = db + Lc * sb * ub ** Lf * u2 ** (Lc - 1) * mix
+    return da / tau, db / tau

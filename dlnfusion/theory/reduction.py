@@ -92,15 +92,45 @@ def _reduce_one(spec: NetworkSpec, branches, post, width):
     return tuple(new_branches), new_post
 
 
-def reduce_network(spec: NetworkSpec, params: Params):
-    """Project a network onto its initial forward/backward signal subspaces.
-
-    ``params`` may carry leading batch axes. Returns ``(reduced_spec, reduced_params)``; every
-    hidden width of the reduced network is Σ_m d_m + d_out (subspaces of lower dimension are
-    padded with zero units, which gradient descent leaves at zero), so a batch of runs shares
-    one reduced spec. The reduced network has the same total maps and, at t = 0, the same
-    gradient (projected) as the original.
+def _modes_one(spec, branches, directions):
+    """Two-layer late fusion: keep, in each branch, only the hidden directions of its growing
+    and decaying modes along the unit input direction v_m: W¹v_m ± W²ᵀ (theory.effective_init).
     """
+    out = []
+    for (W1, W2), v in zip(branches, directions):
+        q = _basis([(W1 @ v)[:, None], W2.T], 2)
+        out.append((q.T @ W1, W2 @ q))
+    return tuple(out), ()
+
+
+def reduce_network(spec: NetworkSpec, params: Params, basis: str = "signals", stats=None):
+    """Project a network onto a few hidden directions fixed by its initial weights.
+
+    ``basis="signals"`` (any linear fusion network): the subspaces spanned by the initial
+    forward and backward signals; every hidden width becomes Σ_m d_m + d_out (subspaces of
+    lower dimension are padded with zero units, which gradient descent leaves at zero), so a
+    batch of runs shares one reduced spec. The reduced network has the same total maps and, at
+    t = 0, the same gradient (projected) as the original; for two-layer networks its dynamics
+    are exactly the original's.
+
+    ``basis="modes"`` (two-layer late fusion, scalar output; needs ``stats``): in each branch
+    only the growing and decaying modes along Σ_yx_m (width 2): the rank-one ansatz of the
+    paper (eq. 24) with both signs, seeded by the actual weights. It drops the components of
+    the first layer along input directions orthogonal to Σ_yx_m, which stay at their initial
+    O(u0) size until the second transition.
+
+    ``params`` may carry leading batch axes. Returns ``(reduced_spec, reduced_params)``.
+    """
+    if basis not in ("signals", "modes"):
+        raise ValueError(f"basis must be 'signals' or 'modes', got {basis!r}")
+    if basis == "modes":
+        if any(d != 2 for d in spec.branch_depths) or spec.post_depth or spec.output_dim != 1:
+            raise ValueError("basis='modes' is defined for two-layer late fusion with a scalar "
+                             "output")
+        if stats is None:
+            raise ValueError("basis='modes' needs the stats (the directions of Sigma_yx_m)")
+        directions = [(stats.sigma_yx_m(m) / np.linalg.norm(stats.sigma_yx_m(m))).reshape(-1)
+                      for m in range(spec.n_modalities)]
     width = sum(spec.input_dims) + spec.output_dim
     leaves = jax.tree_util.tree_leaves(params)
     batch = np.shape(leaves[0])[:-2]
@@ -111,7 +141,10 @@ def reduce_network(spec: NetworkSpec, params: Params):
     for i in range(n):
         br = [[W[i] for W in layers] for layers in flat.branches]
         po = [W[i] for W in flat.post]
-        outs.append(_reduce_one(spec, br, po, width))
+        outs.append(_reduce_one(spec, br, po, width) if basis == "signals"
+                    else _modes_one(spec, br, directions))
+    if basis == "modes":
+        width = 2
 
     bd = []
     for m, c in enumerate(spec.branch_dims):
@@ -126,9 +159,9 @@ def reduce_network(spec: NetworkSpec, params: Params):
 
 
 def predict_unimodal_phase(spec: NetworkSpec, stats, params: Params, lr, method: str = "gd",
-                           **train_kwargs):
+                           basis: str = "signals", **train_kwargs):
     """Predict t_A, t_B, the time ratio and the plateau of a training run from its initial
-    weights, by integrating the signal-subspace reduction of the network.
+    weights, by integrating a reduction of the network (:func:`reduce_network`).
 
     ``params`` are the initial weights of the runs to predict (batched, as in
     :attr:`Trajectory.initial_params`), ``stats`` one Stats or one per run, ``lr`` and
@@ -140,7 +173,11 @@ def predict_unimodal_phase(spec: NetworkSpec, stats, params: Params, lr, method:
 
     if spec.activation != "linear":
         raise ValueError("the signal-subspace reduction needs a linear network")
-    rspec, rparams = reduce_network(spec, params)
+    one = stats if not isinstance(stats, (list, tuple)) else stats[0]
+    if basis == "modes" and isinstance(stats, (list, tuple)) and any(
+            not np.allclose(s.sigma_yx, one.sigma_yx) for s in stats):
+        raise ValueError("basis='modes' takes one Stats for the whole batch")
+    rspec, rparams = reduce_network(spec, params, basis=basis, stats=one)
     batch = np.shape(jax.tree_util.tree_leaves(rparams)[0])[:-2]
     flat = jax.tree_util.tree_map(lambda a: np.reshape(a, (-1,) + a.shape[len(batch):]), rparams)
     n = int(np.prod(batch)) if batch else 1

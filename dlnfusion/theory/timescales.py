@@ -41,7 +41,9 @@ import numpy as np
 from .common import Prediction
 
 __all__ = ["Roles", "roles", "learning_order", "time_ratio_eq9", "time_ratio_gradient_flow",
-           "times_leading_order", "log_init_sensitivity", "misattribution", "predict_times",
+           "times_leading_order", "log_init_sensitivity", "time_ratio_gradient_descent",
+           "time_ratio_from_drives",
+           "misattribution", "predict_times",
            "TimePrediction", "phase_directions", "logistic_map_crossing"]
 
 # Relative tolerance under which two speeds ‖Σ_yx_m‖ count as a tie.
@@ -200,6 +202,97 @@ def log_init_sensitivity(stats, lr: float, method: str = "gd") -> dict:
         return {"t_A": 1 / (lr * na), "t_B - t_A": (1 - r.chi * nb / na) / (lr * nbt)}
     ga, gb, gbt = np.log1p(lr * na), np.log1p(lr * r.chi * nb), np.log1p(lr * nbt)
     return {"t_A": 1 / ga, "t_B - t_A": (1 - gb / ga) / gbt}
+
+
+def time_ratio_gradient_descent(stats, lr: float) -> Prediction:
+    """Leading-order t_B/t_A for gradient descent with step η: eq. (9) with every growth rate
+    λ replaced by ln(1 + ηλ) per step (theory/timescales.py):
+
+        1 + [1 − ln(1 + ηχ‖s_B‖)/ln(1 + η‖s_A‖)] · ln(1 + η‖s_A‖)/ln(1 + η‖s̃_B‖).
+
+    Tends to :func:`time_ratio_gradient_flow` as η → 0. Same caveats.
+    """
+    gf = time_ratio_gradient_flow(stats)
+    if not np.isfinite(gf.value) or gf.value == 1.0:
+        return gf
+    sens = log_init_sensitivity(stats, lr, "gd")
+    caveats = gf.caveats
+    r = roles(stats)
+    if lr * np.linalg.norm(r.s_a) >= 1:
+        caveats += ("lr*||Sigma_yxA|| >= 1: the growth is not monotonic",)
+    return Prediction(float(1 + sens["t_B - t_A"] / sens["t_A"]),
+                      bool(gf.valid and lr * np.linalg.norm(r.s_a) < 1), caveats)
+
+
+def time_ratio_from_drives(stats, loss: str = "squared", lr: float | None = None) -> Prediction:
+    """Leading-order t_B/t_A of two-layer late fusion for a loss of the total maps.
+
+    The two-phase argument of eq. (9) only uses the drive g_m(W) = −∂L/∂W_m^tot on each
+    modality: at W = 0 (phase 1, rates ‖g_A(0)‖ and ‖g_B(0)‖) and at A's unimodal optimum
+    W_A° = argmin L([W_A, 0]) (phase 2, rate ‖g̃_B‖ = ‖g_B([W_A°, 0])‖):
+
+        t_B/t_A = 1 + (‖g_A(0)‖ − χ‖g_B(0)‖)/‖g̃_B‖
+
+    (χ = −1 when g_B(0) and g̃_B are anti-parallel), or with gradient-descent rates
+    ln(1 + η·rate) when ``lr`` is given. For the squared loss g(0) = Σ_yx, W_A° = Σ_yxAΣ_A⁻¹
+    and g̃_B = s̃_B: eq. (9) exactly. For the logistic loss (Gaussian data) g(0) = Σ_yx/2
+    (paper eqs. 35–37) and W_A° is the unimodal logistic optimum. Assumes A is learned first
+    and sits at W_A° while B grows — with the logistic loss A approaches W_A° only slowly
+    (logarithmically) when it is large, which makes B's effective drive larger and this
+    prediction an overestimate (Figure 9).
+    """
+    if loss not in ("squared", "logistic"):
+        raise ValueError(f"loss must be 'squared' or 'logistic', got {loss!r}")
+    _check_two(stats)
+    if stats.output_dim != 1:
+        raise ValueError("time_ratio_from_drives needs a scalar output")
+    import jax
+    import jax.numpy as jnp
+    from scipy.optimize import minimize
+
+    from ..losses import gaussian_logistic
+
+    sig, syx, syy = (jnp.asarray(a) for a in (stats.sigma, stats.sigma_yx, stats.sigma_yy))
+    if loss == "squared":
+        def L(w):
+            W = w[None, :]
+            return 0.5 * jnp.trace(syy - 2 * W @ syx.T + W @ sig @ W.T)
+    else:
+        def L(w):
+            return gaussian_logistic(w[None, :], sig, syx, syy)
+    grad = jax.jit(jax.grad(L))
+    D = stats.input_dim
+    g0 = -np.asarray(grad(jnp.zeros(D)))
+    sl = stats.slices
+    norms = [np.linalg.norm(g0[s]) for s in sl]
+    first = int(np.argmax(norms))
+    second = 1 - first
+    if np.isclose(norms[0], norms[1], rtol=_TIE_RTOL):
+        return Prediction(1.0, True, ("tie: no unimodal phase",))
+
+    def restricted(wa):
+        w = np.zeros(D)
+        w[sl[first]] = wa
+        return w
+
+    res = minimize(lambda wa: float(L(jnp.asarray(restricted(wa)))),
+                   x0=np.zeros(stats.dims[first]),
+                   jac=lambda wa: np.asarray(grad(jnp.asarray(restricted(wa))))[sl[first]],
+                   method="BFGS", options={"gtol": 1e-12})
+    g_plateau = -np.asarray(grad(jnp.asarray(restricted(res.x))))[sl[second]]
+    nbt = float(np.linalg.norm(g_plateau))
+    if nbt <= _scale_tol(stats):
+        return Prediction(float("inf"), True, ("no drive on B at A's optimum: B is never learned",))
+    gb0 = g0[sl[second]]
+    cos = float(gb0 @ g_plateau / (np.linalg.norm(gb0) * nbt)) if norms[second] > 0 else 1.0
+    chi = -1 if cos <= -1 + 1e-12 else 1
+    na, nb = norms[first], norms[second]
+    caveats = () if loss == "squared" else (
+        "logistic loss: assumes A sits at its unimodal optimum while B grows",)
+    if lr is None:
+        return Prediction(float(1 + (na - chi * nb) / nbt), True, caveats)
+    ga, gb, gbt = np.log1p(lr * na), np.log1p(lr * chi * nb), np.log1p(lr * nbt)
+    return Prediction(float(1 + (1 - gb / ga) * ga / gbt), True, caveats)
 
 
 def misattribution(stats) -> Prediction:

@@ -1,0 +1,464 @@
+"""Parameter sweeps: a labeled grid of runs, batched, chunked, sharded, resumable.
+
+A :class:`Sweep` names the swept parameters and two factories, one for the data and one for
+the network, whose keyword arguments are drawn from the grid (and from ``fixed``). Training
+parameters (``lr``, ``scale``, ``scheme``, ``method``, ``loss``, ``max_steps``,
+``stop_loss``, ``stride``) can be swept or fixed the same way::
+
+    sweep = Sweep(
+        grid={"fusion_layer": [1, 2, 3, 4], "rho": np.linspace(-0.9, 0.9, 9)},
+        stats=lambda rho: Stats.scalar_toy(2.0, 1.0, rho),
+        network=lambda fusion_layer: NetworkSpec.fusion(4, fusion_layer, width=100),
+        fixed={"lr": 0.04, "scale": 0.1, "scheme": "frobenius", "max_steps": 100_000},
+        seeds=range(5))
+    ds = sweep.run("out/fig6b")          # an xarray.Dataset, also written to out/fig6b/sweep.nc
+
+How it runs. The runs (grid point × seed) are grouped by everything that changes array
+shapes or compiled code (the network, the initialization scheme, method, loss, step budget
+and record stride); each group compiles once. A group is cut into chunks that fit the memory
+budget; each chunk is one batched call of :func:`~dlnfusion.simulate.train`, spread over the
+local devices with ``jax.sharding`` when there are several. Every finished chunk is written to
+``out/chunks/`` at once (atomically), so an interrupted sweep resumes where it stopped: a
+re-run skips the finished chunks and assembles the same Dataset. Under JAX's multi-process
+runtime (``jax.distributed``; :func:`init_distributed`) each process takes every
+``process_count``-th chunk, and process 0 assembles the result after a barrier.
+
+The Dataset has one dimension per swept parameter plus ``seed`` (and ``time`` for the
+recorded trajectories). It holds, per run: ``status`` ('converged', 'max_steps',
+'diverged'), ``stop_time``, ``final_loss``, the unimodal-phase observables ``t_A``, ``t_B``,
+``time_ratio``, ``first``, ``misattribution``, ``plateau_loss`` (two modalities), the
+trajectories ``loss`` and ``map_<modality>``, and, with ``predict=True``, the reduced-dynamics
+predictions ``time_ratio_predicted``, ``t_A_predicted``, ``t_B_predicted``; per grid point the
+theory ``time_ratio_leading_order``, ``time_ratio_gradient_flow``, ``misattribution_theory``,
+``plateau_loss_theory``.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import itertools
+import json
+import os
+import sys
+import time as _time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import jax
+import numpy as np
+
+from .compare import measure_unimodal_phase
+from .networks import NetworkSpec, init_params
+from .simulate import STATUS, train
+from .stats import Dataset, Stats
+
+__all__ = ["Sweep", "init_distributed", "TRAIN_KEYS"]
+
+#: Training parameters a sweep can set or vary, with their defaults.
+TRAIN_KEYS = {"lr": 0.04, "scale": 1e-9, "scheme": "normal", "method": "gd",
+              "loss": "squared", "max_steps": 40_000, "stop_loss": 1e-4, "stride": 100}
+#: The ones that change compiled code or shapes (runs are grouped by them).
+_STATIC_TRAIN = ("scheme", "method", "loss", "max_steps", "stride")
+
+
+def init_distributed(coordinator: str | None = None, num_processes: int | None = None,
+                     process_id: int | None = None) -> None:
+    """Start JAX's multi-process runtime for a sweep spread over several processes.
+
+    Arguments default to the environment variables ``DLNFUSION_COORDINATOR`` (host:port of
+    process 0), ``DLNFUSION_NUM_PROCESSES`` and ``DLNFUSION_PROCESS_ID``. Call it before any
+    other JAX work in every process, then run the same :class:`Sweep` in each.
+    """
+    coordinator = coordinator or os.environ.get("DLNFUSION_COORDINATOR")
+    num_processes = num_processes or int(os.environ.get("DLNFUSION_NUM_PROCESSES", "0"))
+    if process_id is None:
+        process_id = int(os.environ.get("DLNFUSION_PROCESS_ID", "-1"))
+    if not coordinator or num_processes < 1 or process_id < 0:
+        raise ValueError("init_distributed needs coordinator, num_processes and process_id "
+                         "(or the DLNFUSION_* environment variables)")
+    jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
+                               process_id=process_id)
+
+
+def _params_of(fn) -> tuple:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cannot read the arguments of {fn!r}") from exc
+    return tuple(p.name for p in sig.parameters.values()
+                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+
+def _fingerprint(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=repr).encode()).hexdigest()[:16]
+
+
+def _source(fn) -> str:
+    try:
+        return inspect.getsource(fn)
+    except (OSError, TypeError):
+        return getattr(fn, "__qualname__", repr(fn))
+
+
+@dataclass(frozen=True, eq=False)
+class Sweep:
+    """A grid of training runs with labeled results (see the module docstring).
+
+    Parameters
+    ----------
+    grid : mapping name → values. The names become the Dataset's dimensions, in this order.
+    stats : factory returning the data (:class:`Stats` or :class:`Dataset`) of a grid point;
+        its arguments are looked up in the grid and in ``fixed``.
+    network : factory returning the :class:`NetworkSpec` of a grid point.
+    fixed : other parameters for the factories and the training (see :data:`TRAIN_KEYS`).
+    seeds : initialization seeds; every grid point is run once per seed.
+    eval_stats : optional factory for the population statistics under which the loss is also
+        recorded (generalization error), e.g. when ``stats`` returns a finite Dataset.
+    record : keep the loss and total-map trajectories (every ``stride`` steps).
+    predict : also integrate the reduced-dynamics prediction of every run
+        (:func:`dlnfusion.theory.predict_unimodal_phase`).
+    """
+
+    grid: Mapping[str, Sequence]
+    stats: Callable[..., Any]
+    network: Callable[..., NetworkSpec]
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    seeds: Sequence[int] = (0,)
+    eval_stats: Callable[..., Stats] | None = None
+    record: bool = True
+    predict: bool = False
+
+    def __post_init__(self):
+        if not self.grid:
+            raise ValueError("grid must name at least one swept parameter")
+        grid = {}
+        for k, v in self.grid.items():
+            vals = list(np.atleast_1d(np.asarray(v, dtype=object)))
+            if not vals:
+                raise ValueError(f"grid[{k!r}] has no values")
+            if len(set(map(repr, vals))) != len(vals):
+                raise ValueError(f"grid[{k!r}] has repeated values")
+            grid[k] = [v.item() if isinstance(v, np.generic) else v for v in vals]
+        object.__setattr__(self, "grid", grid)
+        object.__setattr__(self, "fixed", dict(self.fixed))
+        seeds = [int(s) for s in self.seeds]
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ValueError("seeds must be distinct integers")
+        object.__setattr__(self, "seeds", seeds)
+        overlap = set(grid) & set(self.fixed)
+        if overlap:
+            raise ValueError(f"parameters both swept and fixed: {sorted(overlap)}")
+        if "stride" in grid and self.record:
+            raise ValueError("stride cannot be swept when trajectories are recorded")
+        known = set(TRAIN_KEYS) | set(_params_of(self.stats)) | set(_params_of(self.network))
+        if self.eval_stats is not None:
+            known |= set(_params_of(self.eval_stats))
+        unknown = (set(grid) | set(self.fixed)) - known
+        if unknown:
+            raise ValueError(
+                f"parameters {sorted(unknown)} are neither arguments of the stats/network "
+                f"factories nor training parameters {sorted(TRAIN_KEYS)}")
+
+    # ------------------------------------------------------------------ planning
+    @property
+    def shape(self) -> tuple:
+        return tuple(len(v) for v in self.grid.values())
+
+    def points(self) -> list:
+        """Every grid point as a dict of all parameters (swept, fixed and defaults)."""
+        names = list(self.grid)
+        out = []
+        for combo in itertools.product(*self.grid.values()):
+            p = dict(TRAIN_KEYS)
+            p.update(self.fixed)
+            p.update(dict(zip(names, combo)))
+            out.append(p)
+        return out
+
+    @staticmethod
+    def _call(fn, point):
+        return fn(**{k: point[k] for k in _params_of(fn) if k in point})
+
+    def definition(self) -> dict:
+        """A JSON-able description, used to check that a resumed sweep is the same sweep."""
+        return {"grid": {k: [repr(x) for x in v] for k, v in self.grid.items()},
+                "fixed": {k: repr(v) for k, v in self.fixed.items()}, "seeds": self.seeds,
+                "stats": _source(self.stats), "network": _source(self.network),
+                "eval_stats": None if self.eval_stats is None else _source(self.eval_stats),
+                "record": self.record, "predict": self.predict}
+
+    def _plan(self, chunk_size, n_dev):
+        """Group the runs by compiled shape and cut the groups into chunks."""
+        points = self.points()
+        specs = [self._call(self.network, p) for p in points]
+        data = [self._call(self.stats, p) for p in points]
+        for i, (s, d) in enumerate(zip(specs, data)):
+            if not isinstance(s, NetworkSpec):
+                raise ValueError(f"network factory returned {type(s).__name__}, not NetworkSpec")
+            if not isinstance(d, (Stats, Dataset)):
+                raise ValueError(f"stats factory returned {type(d).__name__}, not Stats/Dataset")
+        groups = {}
+        for i, (p, s, d) in enumerate(zip(points, specs, data)):
+            shape = (type(d).__name__, tuple(d.dims),
+                     d.output_dim if isinstance(d, Stats) else d.y.shape)
+            key = (s, shape) + tuple(p[k] for k in _STATIC_TRAIN)
+            groups.setdefault(key, []).append(i)
+        chunks = []
+        for g, (key, idx) in enumerate(groups.items()):
+            runs = [(i, si) for i in idx for si in range(len(self.seeds))]
+            size = chunk_size or _auto_chunk(specs[idx[0]], points[idx[0]], len(runs))
+            size = max(n_dev, (size // n_dev) * n_dev)
+            for c in range(0, len(runs), size):
+                chunks.append({"id": f"{g:03d}-{c // size:04d}", "group": g,
+                               "runs": runs[c:c + size]})
+        return points, specs, data, chunks
+
+    # ------------------------------------------------------------------ running
+    def run(self, out, chunk_size: int | None = None, devices=None, progress: bool = True):
+        """Run (or resume) the sweep, write ``out``/sweep.nc and return the xarray Dataset.
+
+        ``chunk_size`` caps the runs per batched call (default: what fits in ~1 GB of
+        records); ``devices`` the local devices to shard each chunk over (default: all local
+        devices). Under ``jax.distributed`` every process must call ``run`` with the same
+        arguments; the chunks are split between the processes.
+        """
+        out = Path(out)
+        (out / "chunks").mkdir(parents=True, exist_ok=True)
+        devices = list(jax.local_devices() if devices is None else devices)
+        n_dev = len(devices)
+        mesh = None
+        if n_dev > 1:
+            from jax.sharding import Mesh
+            mesh = Mesh(np.array(devices), ("runs",))
+        points, specs, data, chunks = self._plan(chunk_size, n_dev)
+        definition = {**self.definition(), "chunks": [c["id"] for c in chunks],
+                      "chunk_runs": [len(c["runs"]) for c in chunks]}
+        fp = _fingerprint(definition)
+        pid, nproc = jax.process_index(), jax.process_count()
+        manifest = out / "manifest.json"
+        if pid == 0:
+            if manifest.exists():
+                old = json.loads(manifest.read_text())
+                if old.get("fingerprint") != fp:
+                    raise ValueError(f"{out} holds a different sweep (or the same sweep cut into "
+                                     "different chunks); use another directory")
+            else:
+                _atomic_write_text(manifest, json.dumps({"fingerprint": fp, **definition},
+                                                        indent=1))
+        log = _Log(progress)
+        mine = [c for k, c in enumerate(chunks) if k % nproc == pid]
+        todo = [c for c in mine if not (out / "chunks" / f"{c['id']}.npz").exists()]
+        for c in mine:
+            if c not in todo:
+                log(f"chunk {c['id']} already finished: skipped")
+        for done_n, c in enumerate(todo, 1):
+            t0 = _time.perf_counter()
+            res = self._run_chunk(c, points, specs, data, mesh, n_dev)
+            _atomic_save(out / "chunks" / f"{c['id']}.npz", res)
+            log(f"chunk {c['id']} ({len(c['runs'])} runs) done in "
+                f"{_time.perf_counter() - t0:.1f} s [{done_n}/{len(todo)}"
+                + (f", process {pid}/{nproc}" if nproc > 1 else "") + "]")
+        if nproc > 1:
+            from jax.experimental import multihost_utils
+            multihost_utils.sync_global_devices(f"dlnfusion-sweep-{fp}-computed")
+        if pid == 0:
+            ds = self._assemble(points, specs, chunks, out)
+            tmp = out / "sweep.nc.tmp"
+            ds.to_netcdf(tmp, engine="h5netcdf")
+            os.replace(tmp, out / "sweep.nc")
+            log(f"wrote {out / 'sweep.nc'}")
+        if nproc > 1:
+            multihost_utils.sync_global_devices(f"dlnfusion-sweep-{fp}-written")
+        return load(out / "sweep.nc")
+
+    def _run_chunk(self, chunk, points, specs, data, mesh, n_dev) -> dict:
+        from . import theory as th
+
+        runs = chunk["runs"]
+        n_real = len(runs)
+        padded = runs + [runs[-1]] * ((-n_real) % n_dev)    # sharding needs a multiple
+        p0 = points[runs[0][0]]
+        spec = specs[runs[0][0]]
+        run_data = [data[i] for i, _ in padded]
+        keys = jax.vmap(jax.random.PRNGKey)(np.array([self.seeds[s] for _, s in padded]))
+        scales = np.array([float(points[i]["scale"]) for i, _ in padded])
+        if p0["scheme"] == "balanced":
+            parts = [init_params(spec, k, "balanced", sc, d)
+                     for k, sc, d in zip(keys, scales, run_data)]
+            params = jax.tree_util.tree_map(lambda *a: np.stack(a), *parts)
+        else:
+            params = jax.vmap(lambda k, sc: init_params(spec, k, p0["scheme"], sc))(keys, scales)
+        params = jax.tree_util.tree_map(np.asarray, params)
+        ev = None
+        if self.eval_stats is not None:
+            evs = [self._call(self.eval_stats, points[i]) for i, _ in padded]
+            ev = evs[0]
+            if any(e is not ev for e in evs):
+                raise ValueError("eval_stats must not vary across a chunk; sweep the data instead")
+        traj = train(spec, run_data, params, lr=[float(points[i]["lr"]) for i, _ in padded],
+                     method=p0["method"], max_steps=int(p0["max_steps"]),
+                     stride=p0["stride"], stop_loss=points[runs[0][0]]["stop_loss"],
+                     loss=p0["loss"], eval_stats=ev, sharding=mesh)
+        traj = traj[:n_real]
+        res = {"index": np.array([i for i, _ in runs]), "seed": np.array([s for _, s in runs]),
+               "status": traj.status.astype(np.int8), "stop_time": traj.stop_time,
+               "final_loss": traj.final_loss}
+        if self.record:
+            res["time"] = traj.time
+            res["loss"] = traj.loss
+            if traj.eval_loss is not None:
+                res["eval_loss"] = traj.eval_loss
+            for name, m in zip(spec.names, traj.maps):
+                res[f"map_{name}"] = m
+        if spec.n_modalities == 2:
+            meas = measure_unimodal_phase(traj)
+            res.update({"t_A": meas.t_a, "t_B": meas.t_b, "time_ratio": meas.time_ratio,
+                        "first": meas.first.astype(np.int8),
+                        "misattribution": meas.misattribution,
+                        "plateau_loss": meas.plateau_loss})
+            if self.predict and spec.activation == "linear" and isinstance(run_data[0], Stats):
+                pred, _ = th.predict_unimodal_phase(
+                    spec, run_data[:n_real], traj.initial_params, [float(points[i]["lr"])
+                                                                  for i, _ in runs],
+                    method=p0["method"], max_steps=int(p0["max_steps"]), stride=p0["stride"],
+                    stop_loss=points[runs[0][0]]["stop_loss"])
+                res.update({"t_A_predicted": pred.t_a, "t_B_predicted": pred.t_b,
+                            "time_ratio_predicted": pred.time_ratio})
+        return res
+
+    # ------------------------------------------------------------------ assembly
+    def _theory(self, point, spec, data) -> dict:
+        from . import theory as th
+
+        out = {}
+        if not isinstance(data, Stats) or data.n_modalities != 2:
+            return out
+        try:
+            out["time_ratio_gradient_flow"] = th.time_ratio_gradient_flow(data).value
+            out["misattribution_theory"] = th.misattribution(data).value
+            r = th.roles(data)
+            out["plateau_loss_theory"] = th.saddle_loss(data, r.first)
+        except (ValueError, np.linalg.LinAlgError):
+            return out
+        if len(set(spec.branch_depths)) == 1 and spec.output_dim == 1:
+            u0 = float(point["scale"])
+            if point["scheme"] == "normal":
+                # Frobenius norm of a first layer: std·√(entries).
+                u0 = u0 * np.sqrt(spec.layer_shapes[0][0] * spec.layer_shapes[0][1])
+            L, Lf = spec.depth, spec.fusion_layer
+            try:
+                if 0 < u0 < 1:
+                    out["time_ratio_leading_order"] = th.time_ratio_leading_order(
+                        data, L, Lf, u0).value
+            except ValueError:
+                pass
+        return out
+
+    def _assemble(self, points, specs, chunks, out):
+        import xarray as xr
+
+        shape = self.shape + (len(self.seeds),)
+        dims = tuple(self.grid) + ("seed",)
+        per_run, traj_vars, times = {}, {}, None
+        for c in chunks:
+            with np.load(out / "chunks" / f"{c['id']}.npz", allow_pickle=False) as z:
+                flat_idx = z["index"]
+                seeds = z["seed"]
+                pos = [np.unravel_index(i, self.shape) + (s,) for i, s in zip(flat_idx, seeds)]
+                for k in z.files:
+                    if k in ("index", "seed", "time"):
+                        continue
+                    v = z[k]
+                    if k == "loss" or k == "eval_loss" or k.startswith("map_"):
+                        if times is None or len(z["time"]) > len(times):
+                            times = z["time"]
+                        traj_vars.setdefault(k, []).append((pos, v))
+                    else:
+                        if k not in per_run:
+                            fill = -1 if v.dtype.kind in "iu" else np.nan
+                            per_run[k] = np.full(shape, fill, dtype=v.dtype if
+                                                 v.dtype.kind in "iu" else float)
+                        for p, val in zip(pos, v):
+                            per_run[k][p] = val
+        data_vars = {}
+        names = specs[0].names
+        for k, arr in per_run.items():
+            if k == "status":
+                data_vars[k] = (dims, np.vectorize(lambda s: STATUS.get(int(s), "missing"),
+                                                   otypes=[str])(arr))
+            elif k == "first":
+                data_vars[k] = (dims, np.vectorize(
+                    lambda s: names[int(s)] if 0 <= s < len(names) else "none",
+                    otypes=[str])(arr))
+            else:
+                data_vars[k] = (dims, arr)
+        coords = {k: _coord(v) for k, v in self.grid.items()}
+        coords["seed"] = np.array(self.seeds)
+        if times is not None:
+            coords["time"] = np.asarray(times)
+            for k, items in traj_vars.items():
+                extra = items[0][1].shape[2:]
+                arr = np.full(shape + (len(times),) + extra, np.nan)
+                for pos, v in items:
+                    for p, val in zip(pos, v):
+                        arr[p][: val.shape[0]] = val
+                edims = () if not extra else (("out", f"in_{k[4:]}") if k.startswith("map_")
+                                              else tuple(f"{k}_{j}" for j in range(len(extra))))
+                data_vars[k] = (dims + ("time",) + edims, arr)
+        theory = {}
+        for i, p in enumerate(points):
+            for k, v in self._theory(p, specs[i], self._call(self.stats, p)).items():
+                theory.setdefault(k, np.full(self.shape, np.nan))[np.unravel_index(i, self.shape)] = v
+        for k, arr in theory.items():
+            data_vars[k] = (tuple(self.grid), arr)
+        ds = xr.Dataset(data_vars, coords=coords)
+        ds.attrs["dlnfusion_sweep"] = json.dumps(self.definition())
+        ds.attrs["fixed"] = json.dumps({k: repr(v) for k, v in self.fixed.items()})
+        return ds
+
+
+def _coord(values):
+    arr = np.asarray(values)
+    if arr.dtype == object:
+        return np.array([str(v) for v in values])
+    return arr
+
+
+def load(path):
+    """Open a sweep result written by :meth:`Sweep.run` (fully loaded into memory)."""
+    import xarray as xr
+
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        return ds.load()
+
+
+def _auto_chunk(spec, point, n_runs, budget=1 << 30):
+    R = int(point["max_steps"]) // int(point["stride"]) + 1
+    per_record = 2 + sum(spec.input_dims) * spec.output_dim + spec.n_layers
+    params = sum(a * b for a, b in spec.layer_shapes)
+    per_run = 8 * (R * per_record + 6 * params)
+    return int(max(1, min(n_runs, budget // max(per_run, 1))))
+
+
+def _atomic_save(path: Path, arrays: dict):
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def _atomic_write_text(path: Path, text: str):
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class _Log:
+    """One line per chunk on stderr: the sweep's progress report."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+
+    def __call__(self, msg: str):
+        if self.enabled:
+            print(f"[dlnfusion sweep] {msg}", file=sys.stderr, flush=True)

@@ -1,0 +1,105 @@
+"""Zhang, Latham & Saxe (2024), Figure 4: superficial modality preference.
+
+Two-layer late fusion (width 100, N(0, (1e-9)²) weights, η = 0.04), uncorrelated scalar
+modalities. (a) Σ = diag(9, 1), y = x_A + 4x_B: A is learned first (‖Σ_yxA‖ = 9 > 4) although
+B reduces the loss more — the plateau (dotted black, L(M_A)) lies above the loss the network
+would have had on M_B (dotted gray). (b) Σ = diag(16, 1), y = x_A + 3x_B: A is first and also
+contributes more. (c) Regions of eq. (11) in the (σ_B/σ_A, w_A*/w_B*) plane: I A first and
+more useful, II B first but A more useful, III A first but B more useful (eq. 11), IV B first
+and more useful; II and III (shaded) are superficial preference.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from dlnfusion import NetworkSpec, Stats, simulate, theory as th
+from dlnfusion.compare import measure_unimodal_phase, to_json
+from dlnfusion.plot import PALETTE, new_figure, paper_style, save, trajectory_panel
+
+ID = "zhang2024-fig4"
+TITLE = "Figure 4: superficial modality preference"
+EXAMPLES = {"a": (9.0, (1.0, 4.0)), "b": (16.0, (1.0, 3.0))}   # σ_A² (σ_B² = 1), teacher
+WIDTH, INIT_STD, LR, MAX_STEPS, STOP_LOSS = 100, 1e-9, 0.04, 4000, 1e-6
+
+
+def run(out: Path, quick: bool = False) -> dict:
+    spec = NetworkSpec.fusion(2, 2, width=WIDTH)
+    results, trajs = {}, {}
+    for panel, (var_a, teacher) in EXAMPLES.items():
+        st = Stats.from_teacher(np.diag([var_a, 1.0]), teacher, dims=(1, 1))
+        traj = simulate(spec, st, seeds=[0], scale=INIT_STD, lr=LR, max_steps=MAX_STEPS,
+                        stop_loss=STOP_LOSS, stride=1)
+        m = measure_unimodal_phase(traj)
+        pref = th.superficial_preference(st)
+        results[panel] = {
+            "sigma": st.sigma.tolist(), "teacher": list(teacher),
+            "first_theory": pref["first"], "first_sim": str(m.first_names()[0]),
+            "larger_contribution": pref["larger_contribution"],
+            "superficial": pref["superficial"],
+            "plateau_loss_theory": pref["plateau_loss"],
+            "plateau_loss_sim": float(m.plateau_loss[0]),
+            "region_eq11": int(th.preference_regions(np.sqrt(1.0 / var_a),
+                                                     teacher[0] / teacher[1])),
+            "status": str(traj.status_names()[0]),
+        }
+        trajs[panel] = (st, traj)
+    payload = {"figure": ID, "paper": "Zhang, Latham & Saxe, ICML 2024, Figure 4",
+               "parameters": {"width": WIDTH, "init_std": INIT_STD, "lr": LR,
+                              "max_steps": MAX_STEPS, "stop_loss": STOP_LOSS, "seeds": [0]},
+               "examples": results}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    to_json(payload, out / f"{ID}.json")
+    figs = _figure(trajs, results, out / ID)
+    for panel, r in results.items():
+        print(f"({panel}) first: theory {r['first_theory']}, simulation {r['first_sim']}; "
+              f"larger contribution: {r['larger_contribution']}; superficial: "
+              f"{r['superficial']}; plateau loss {r['plateau_loss_sim']:.4f} "
+              f"(theory {r['plateau_loss_theory'][r['first_theory']]:.4f})")
+    return {"json": str(out / f"{ID}.json"), "figures": figs, "summary": results}
+
+
+def _figure(trajs, results, stem):
+    with paper_style():
+        fig, axes = new_figure(ncols=3, width=6.9, height=2.1)
+        for k, panel in enumerate(EXAMPLES):
+            st, tr = trajs[panel]
+            stop = int(tr.stop_time[0])
+            t = tr.time[: stop + 1]
+            ax = axes[0, k]
+            h = trajectory_panel(ax, t, loss=tr.loss[0, : stop + 1],
+                                 maps=[tr.maps[0][0, : stop + 1, 0, 0],
+                                       tr.maps[1][0, : stop + 1, 0, 0]],
+                                 labels=(r"$W_A^{tot}$", r"$W_B^{tot}$"),
+                                 colors=(PALETTE[1], PALETTE[2]), panel=panel)
+            pl = results[panel]["plateau_loss_theory"]
+            ax.axhline(pl["A"], color="black", ls=":", lw=0.9)
+            ax.axhline(pl["B"], color="0.6", ls=":", lw=0.9)
+            if k == 0:
+                ax.legend(handles=h, fontsize=6, loc="center right")
+        ax = axes[0, 2]
+        r = np.linspace(0.02, 1.6, 400)          # σ_B/σ_A
+        q = np.linspace(0.02, 2.0, 400)          # w_A*/w_B*
+        R, Q = np.meshgrid(r, q)
+        regions = th.preference_regions(R, Q)
+        ax.contourf(R, Q, np.isin(regions, (2, 3)).astype(float), levels=[0.5, 1.5],
+                    colors=[PALETTE[4]], alpha=0.25)
+        ax.plot(r, r ** 2, color="black", lw=1.0, label=r"$w_A^*/w_B^*=(\sigma_B/\sigma_A)^2$")
+        ax.plot(r, r, color="black", lw=1.0, ls="--", label=r"$w_A^*/w_B^*=\sigma_B/\sigma_A$")
+        for name, (xy, lab) in {"I": ((0.3, 1.5), "I"), "II": ((1.25, 1.4), "II"),
+                                "III": ((0.66, 0.52), "III"), "IV": ((1.25, 0.4), "IV")}.items():
+            ax.text(*xy, lab, fontsize=8, ha="center", va="center")
+        for panel, (var_a, teacher) in EXAMPLES.items():
+            ax.plot(np.sqrt(1 / var_a), teacher[0] / teacher[1], "o", mfc="white",
+                    mec="black", ms=4)
+            ax.annotate(f"({panel})", (np.sqrt(1 / var_a), teacher[0] / teacher[1]),
+                        textcoords="offset points", xytext=(4, 3), fontsize=6)
+        ax.set_xlim(0, 1.6)
+        ax.set_ylim(0, 2.0)
+        ax.set_xlabel(r"$\sigma_B/\sigma_A$")
+        ax.set_ylabel(r"$w_A^*/w_B^*$")
+        ax.legend(fontsize=5.5, loc="upper left")
+        ax.text(-0.24, 1.02, "c", transform=ax.transAxes, fontweight="bold", fontsize=9)
+        return save(fig, stem)

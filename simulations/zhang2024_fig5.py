@@ -1,0 +1,116 @@
+"""Zhang, Latham & Saxe (2024), Figure 5: under- and over-parameterized two-layer networks.
+
+x_A, x_B ∈ R^50 with Σ_A = I, Σ_B = 3I, Σ_AB = 0; y = w*·x + ε, w* = 0.1 (every entry),
+ε ~ N(0, 0.5²). Two-layer early (a, c) and late (b, d) fusion networks (width 100, weights
+i.i.d. N(0, (1e-9)²), η = 0.04) trained by full-batch gradient descent on 700 samples
+(under-parameterized: a, b) and on 70 samples (over-parameterized: c, d).
+
+Full-batch gradient descent of a linear network on a dataset is gradient descent on the
+dataset's empirical moments, so the runs are computed at population level on those moments
+(identical, tests/test_simulate.py) — hundreds of times faster than touching the samples.
+Generalization error = ½(W − w*)Σ(W − w*)ᵀ, the population loss minus its noise floor
+½·0.5² (reported without the floor). The dotted gray line is the lowest generalization error
+a unimodal network reaches on the same data (best modality, best time).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from dlnfusion import NetworkSpec, Stats, simulate
+from dlnfusion.compare import to_json
+from dlnfusion.plot import PALETTE, new_figure, paper_style, save
+
+ID = "zhang2024-fig5"
+TITLE = "Figure 5: over- and under-parameterization, training loss and generalization error"
+DIM, VAR_B, TEACHER, NOISE_STD = 50, 3.0, 0.1, 0.5
+SAMPLES = {"under": 700, "over": 70}
+WIDTH, INIT_STD, LR, MAX_STEPS, STRIDE = 100, 1e-9, 0.04, 40_000, 10
+DATA_SEED = 1
+
+
+def true_stats() -> Stats:
+    sigma = np.diag([1.0] * DIM + [VAR_B] * DIM)
+    return Stats.from_teacher(sigma, [TEACHER] * (2 * DIM), dims=(DIM, DIM),
+                              noise_var=NOISE_STD ** 2)
+
+
+def _marginal(stats: Stats, m: int, allow_singular: bool) -> Stats:
+    sl = stats.slices[m]
+    return Stats(stats.sigma[sl, sl], stats.sigma_yx[:, sl], stats.sigma_yy, (stats.dims[m],),
+                 (stats.names[m],), allow_singular)
+
+
+def run(out: Path, quick: bool = False) -> dict:
+    true = true_stats()
+    floor = true.min_loss()
+    results, curves = {}, {}
+    for regime, P in SAMPLES.items():
+        emp = true.sample(P, seed=DATA_SEED).stats(allow_singular=True)
+        base = {}
+        for m, name in enumerate(true.names):        # the unimodal baseline
+            spec = NetworkSpec.fusion(2, 2, width=WIDTH, input_dims=(DIM,), names=(name,))
+            tr = simulate(spec, _marginal(emp, m, True), seeds=[0], scale=INIT_STD, lr=LR,
+                          max_steps=MAX_STEPS, stop_loss=None, stride=STRIDE,
+                          eval_stats=_marginal(true, m, False))
+            base[name] = float(np.nanmin(tr.eval_loss[0]) - floor)
+        baseline = min(base.values())
+        for arch, Lf in (("early", 1), ("late", 2)):
+            spec = NetworkSpec.fusion(2, Lf, width=WIDTH, input_dims=(DIM, DIM))
+            tr = simulate(spec, emp, seeds=[0], scale=INIT_STD, lr=LR, max_steps=MAX_STEPS,
+                          stop_loss=None, stride=STRIDE, eval_stats=true)
+            gen = tr.eval_loss[0] - floor
+            i_min = int(np.nanargmin(gen))
+            results[f"{regime}/{arch}"] = {
+                "samples": P, "fusion_layer": Lf,
+                "train_loss_final": float(tr.loss[0, -1]),
+                "generalization_error_final": float(gen[-1]),
+                "generalization_error_min": float(gen[i_min]),
+                "time_of_min": float(tr.time[i_min]),
+                "unimodal_baseline": baseline, "unimodal_baseline_per_modality": base,
+                "final_worse_than_early_stopping": bool(gen[-1] > gen[i_min]),
+                "final_below_unimodal_baseline": bool(gen[-1] < baseline),
+                "status": str(tr.status_names()[0]),
+            }
+            curves[f"{regime}/{arch}"] = (tr.time, tr.loss[0], gen, baseline)
+    payload = {"figure": ID, "paper": "Zhang, Latham & Saxe, ICML 2024, Figure 5",
+               "parameters": {"dim_per_modality": DIM, "sigma_A": 1.0, "sigma_B": VAR_B,
+                              "teacher": TEACHER, "noise_std": NOISE_STD,
+                              "samples": SAMPLES, "data_seed": DATA_SEED, "width": WIDTH,
+                              "init_std": INIT_STD, "lr": LR, "max_steps": MAX_STEPS,
+                              "generalization_error": "population loss minus noise floor"},
+               "runs": results}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    to_json(payload, out / f"{ID}.json")
+    figs = _figure(curves, out / ID)
+    for key, r in results.items():
+        print(f"{key:12s}: final train {r['train_loss_final']:.3g}, generalization final "
+              f"{r['generalization_error_final']:.3f}, min {r['generalization_error_min']:.3f} "
+              f"at step {r['time_of_min']:.0f}; unimodal baseline {r['unimodal_baseline']:.3f}")
+    return {"json": str(out / f"{ID}.json"), "figures": figs, "summary": results}
+
+
+def _figure(curves, stem):
+    with paper_style():
+        fig, axes = new_figure(ncols=4, width=6.9, height=2.0)
+        order = ("under/early", "under/late", "over/early", "over/late")
+        for k, key in enumerate(order):
+            t, train, gen, baseline = curves[key]
+            ax = axes[0, k]
+            ax.plot(t[1:], train[1:], color=PALETTE[0], label="training loss")
+            ax.plot(t[1:], gen[1:], color=PALETTE[4], label="generalization error")
+            ax.axhline(baseline, color="0.5", ls=":", lw=1.0, label="best unimodal")
+            ax.set_xscale("log")
+            ax.set_xlabel("Step")
+            regime, arch = key.split("/")
+            n = SAMPLES[regime]
+            ax.set_title(f"{arch} fusion, {n} samples", fontsize=7)
+            ax.text(-0.2, 1.02, "abcd"[k], transform=ax.transAxes, fontweight="bold",
+                    fontsize=9)
+            ax.set_ylim(0, None)
+            if k == 0:
+                ax.set_ylabel("Loss")
+                ax.legend(fontsize=5.5, loc="upper right")
+        return save(fig, stem)
