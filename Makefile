@@ -17,10 +17,11 @@ demo: $(STAMP)
 	$(BIN)/dlnfusion reproduce zhang2024-fig3c --out out --quick
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_fig3c.py
+	$(BIN)/python benchmarks/bench_fig6b_sweep.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -160,7 +160,7 @@ def phase_portrait(stats, depth: int = 2, fusion_layer: int = 2, trajectories=()
         kw = style.get(name, dict(marker="X", mfc=PALETTE[4] if name.endswith("A") else PALETTE[5],
                                   mec="white", mew=0.5))
         ax.plot(*m.total_map[0], ls="", ms=7, zorder=5,
-                label=f"$\mathcal{{M}}_{{{name[2:]}}}$", **kw)
+                label=rf"$\mathcal{{M}}_{{{name[2:]}}}$", **kw)
     ax.set_xlim(xlim)
     ax.set_ylim(ylim)
     ax.set_xlabel(r"$W_A^{tot}$")

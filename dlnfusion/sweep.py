@@ -224,7 +224,6 @@ class Sweep:
         arguments; the chunks are split between the processes.
         """
         out = Path(out)
-        (out / "chunks").mkdir(parents=True, exist_ok=True)
         devices = list(jax.local_devices() if devices is None else devices)
         n_dev = len(devices)
         mesh = None
@@ -232,6 +231,7 @@ class Sweep:
             from jax.sharding import Mesh
             mesh = Mesh(np.array(devices), ("runs",))
         points, specs, data, chunks = self._plan(chunk_size, n_dev)
+        (out / "chunks").mkdir(parents=True, exist_ok=True)
         definition = {**self.definition(), "chunks": [c["id"] for c in chunks],
                       "chunk_runs": [len(c["runs"]) for c in chunks]}
         fp = _fingerprint(definition)

@@ -9,9 +9,9 @@ from simulations import zhang2024_fig6 as fig6
 
 def test_fig6_pipeline_on_a_small_grid(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(fig6, "FUSION_LAYERS", (1, 3))
-    monkeypatch.setattr(fig6, "WIDTH", 30)
+    monkeypatch.setattr(fig6, "WIDTH", 16)
     monkeypatch.setattr(fig6, "PANELS", {
-        "b": {"param": "rho", "values": np.array([-0.9, 0.45]), "line": np.array([-0.9, 0.0, 0.45])},
+        "b": {"param": "rho", "values": np.array([-0.9, 0.45]), "line": np.array([-0.9, 0.45])},
         "c": {"param": "sigma_ratio", "values": np.array([2.0]), "line": np.array([1.5, 2.0])},
         "d": {"param": "init_scale", "values": np.array([0.1]), "line": np.array([0.08, 0.1])},
     })
@@ -24,7 +24,7 @@ def test_fig6_pipeline_on_a_small_grid(tmp_path, monkeypatch, capsys):
     assert keys <= set(pts[0])
     for p in pts:
         assert len(p["time_ratio_sim"]) == 2 and all(s == "converged" for s in p["status"])
-        # The reduced-dynamics prediction is the accurate one (also at width 30).
+        # The reduced-dynamics prediction is the accurate one (also at width 16).
         assert p["time_ratio_theory"] == pytest.approx(np.mean(p["time_ratio_sim"]), rel=0.02)
     early = [p for p in pts if p["fusion_layer"] == 1]
     assert all(p["time_ratio_leading_order"] == 1.0 for p in early)

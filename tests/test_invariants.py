@@ -11,7 +11,7 @@ def _spread(spec, traj_params_list):
     return max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
 
 
-@pytest.mark.parametrize("L, Lf", [(4, 2), (4, 4), (3, 1)])
+@pytest.mark.parametrize("L, Lf", [(4, 2), (3, 1)])
 def test_gradient_flow_conserves_invariants(L, Lf):
     st = Stats.scalar_toy(2.0, 1.0, 0.5)
     spec = NetworkSpec.fusion(L, Lf, width=5)

@@ -208,8 +208,10 @@ def test_train_errors(late2, toy):
         train(late2, toy, p0, max_steps=-1)
     with pytest.raises(ValueError, match="stride"):
         train(late2, toy, p0, stride=0)
-    with pytest.raises(ValueError, match="logistic"):
-        train(late2, toy, p0, loss="logistic")
+    with pytest.raises(ValueError, match="scalar output"):
+        two_out = NetworkSpec.fusion(2, 2, width=100, output_dim=2)
+        train(two_out, Stats.from_teacher(np.eye(2), np.eye(2), (1, 1)),
+              init_batch(two_out, [0]), loss="logistic")
     with pytest.raises(ValueError, match="dims"):
         train(late2, Stats.random(dim=4, seed=0), p0)
     with pytest.raises(ValueError, match="entries"):

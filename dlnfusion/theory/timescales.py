@@ -224,6 +224,28 @@ def time_ratio_gradient_descent(stats, lr: float) -> Prediction:
                       bool(gf.valid and lr * np.linalg.norm(r.s_a) < 1), caveats)
 
 
+def _squared_vec(w, sigma, sigma_yx, sigma_yy):
+    import jax.numpy as jnp
+    W = w[None, :]
+    return 0.5 * jnp.trace(sigma_yy - 2 * W @ sigma_yx.T + W @ sigma @ W.T)
+
+
+def _logistic_vec(w, sigma, sigma_yx, sigma_yy):
+    from ..losses import gaussian_logistic
+    return gaussian_logistic(w[None, :], sigma, sigma_yx, sigma_yy)
+
+
+def _jitted():
+    import jax
+    losses = {"squared": jax.jit(_squared_vec), "logistic": jax.jit(_logistic_vec)}
+    grads = {k: jax.jit(jax.grad(f)) for k, f in (("squared", _squared_vec),
+                                                    ("logistic", _logistic_vec))}
+    return losses, grads
+
+
+_LOSSES, _GRADS = _jitted()
+
+
 def time_ratio_from_drives(stats, loss: str = "squared", lr: float | None = None) -> Prediction:
     """Leading-order t_B/t_A of two-layer late fusion for a loss of the total maps.
 
@@ -246,23 +268,17 @@ def time_ratio_from_drives(stats, loss: str = "squared", lr: float | None = None
     _check_two(stats)
     if stats.output_dim != 1:
         raise ValueError("time_ratio_from_drives needs a scalar output")
-    import jax
-    import jax.numpy as jnp
     from scipy.optimize import minimize
 
-    from ..losses import gaussian_logistic
+    moments = (stats.sigma, stats.sigma_yx, stats.sigma_yy)
 
-    sig, syx, syy = (jnp.asarray(a) for a in (stats.sigma, stats.sigma_yx, stats.sigma_yy))
-    if loss == "squared":
-        def L(w):
-            W = w[None, :]
-            return 0.5 * jnp.trace(syy - 2 * W @ syx.T + W @ sig @ W.T)
-    else:
-        def L(w):
-            return gaussian_logistic(w[None, :], sig, syx, syy)
-    grad = jax.jit(jax.grad(L))
+    def L(w):
+        return float(_LOSSES[loss](np.asarray(w, float), *moments))
+
+    def grad(w):
+        return np.asarray(_GRADS[loss](np.asarray(w, float), *moments))
     D = stats.input_dim
-    g0 = -np.asarray(grad(jnp.zeros(D)))
+    g0 = -grad(np.zeros(D))
     sl = stats.slices
     norms = [np.linalg.norm(g0[s]) for s in sl]
     first = int(np.argmax(norms))
@@ -275,11 +291,10 @@ def time_ratio_from_drives(stats, loss: str = "squared", lr: float | None = None
         w[sl[first]] = wa
         return w
 
-    res = minimize(lambda wa: float(L(jnp.asarray(restricted(wa)))),
-                   x0=np.zeros(stats.dims[first]),
-                   jac=lambda wa: np.asarray(grad(jnp.asarray(restricted(wa))))[sl[first]],
-                   method="BFGS", options={"gtol": 1e-12})
-    g_plateau = -np.asarray(grad(jnp.asarray(restricted(res.x))))[sl[second]]
+    res = minimize(lambda wa: L(restricted(wa)), x0=np.zeros(stats.dims[first]),
+                   jac=lambda wa: grad(restricted(wa))[sl[first]], method="BFGS",
+                   options={"gtol": 1e-12})
+    g_plateau = -grad(restricted(res.x))[sl[second]]
     nbt = float(np.linalg.norm(g_plateau))
     if nbt <= _scale_tol(stats):
         return Prediction(float("inf"), True, ("no drive on B at A's optimum: B is never learned",))

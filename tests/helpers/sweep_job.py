@@ -1,0 +1,41 @@
+"""A small sweep run in a subprocess by tests/test_sweep.py (sharding, processes, resume)."""
+import os
+import sys
+
+mode, out = sys.argv[1], sys.argv[2]
+if mode == "shard4":
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+
+import numpy as np  # noqa: E402
+
+import dlnfusion as dln  # noqa: E402
+from dlnfusion.sweep import Sweep, init_distributed  # noqa: E402
+
+if mode.startswith("proc"):
+    init_distributed(f"127.0.0.1:{sys.argv[3]}", 2, int(mode[-1]))
+
+
+def stats(rho):
+    return dln.Stats.scalar_toy(2.0, 1.0, rho)
+
+
+def network(fusion_layer):
+    return dln.NetworkSpec.fusion(2, fusion_layer, width=20)
+
+
+sweep = Sweep(grid={"fusion_layer": [1, 2], "rho": np.linspace(-0.6, 0.6, 3)}, stats=stats,
+              network=network, fixed={"lr": 0.04, "scale": 1e-6, "max_steps": 4000,
+                                      "stride": 20}, seeds=[0, 1])
+slow = mode == "slow"
+if slow:
+    # Make every chunk take a while, so that the parent can kill the process mid-way.
+    import time
+    import dlnfusion.sweep as sw
+    original = sw.Sweep._run_chunk
+
+    def delayed(self, *a, **k):
+        time.sleep(1.5)
+        return original(self, *a, **k)
+    sw.Sweep._run_chunk = delayed
+sweep.run(out, chunk_size=4 if mode != "one" else None)
+print("done", flush=True)

@@ -1,0 +1,80 @@
+"""Every figure module on its quick settings or a reduced grid (the full runs are the CLI's)."""
+import json
+
+import numpy as np
+import pytest
+
+from simulations import (zhang2024_fig2, zhang2024_fig4, zhang2024_fig5, zhang2024_fig8,
+                         zhang2024_fig9, zhang2024_random)
+
+
+def _load(tmp_path, fig_id):
+    for ext in ("png", "pdf"):
+        assert (tmp_path / f"{fig_id}.{ext}").stat().st_size > 5000
+    return json.loads((tmp_path / f"{fig_id}.json").read_text())
+
+
+def test_fig2_early_vs_late(tmp_path):
+    zhang2024_fig2.run(tmp_path, quick=True)
+    d = _load(tmp_path, "zhang2024-fig2")["networks"]
+    # One transition against two: the unimodal phase is short for early fusion.
+    assert d["early"]["t_B_minus_t_A_sim"] < 30 < d["late"]["t_B_minus_t_A_sim"]
+    assert set(d["late"]["fixed_points"]) == {"M_0", "M_*", "M_A", "M_B"}
+    assert set(d["early"]["fixed_points"]) == {"M_0", "M_*"}
+    assert d["late"]["time_ratio_theory"] == pytest.approx(d["late"]["time_ratio_sim"], rel=0.01)
+
+
+def test_fig4_superficial_preference(tmp_path):
+    zhang2024_fig4.run(tmp_path, quick=True)
+    d = _load(tmp_path, "zhang2024-fig4")["examples"]
+    assert d["a"]["superficial"] and not d["b"]["superficial"]
+    assert d["a"]["first_sim"] == d["a"]["first_theory"] == "A"
+    assert d["a"]["region_eq11"] == 3 and d["b"]["region_eq11"] == 1
+    pl = d["a"]["plateau_loss_theory"]
+    assert d["a"]["plateau_loss_sim"] == pytest.approx(pl["A"], rel=1e-3)
+
+
+def test_fig5_overparameterization(tmp_path, monkeypatch):
+    monkeypatch.setattr(zhang2024_fig5, "MAX_STEPS", 20_000)
+    zhang2024_fig5.run(tmp_path, quick=True)
+    d = _load(tmp_path, "zhang2024-fig5")["runs"]
+    over = d["over/late"]
+    assert over["final_worse_than_early_stopping"] and over["train_loss_final"] < 1e-6
+    assert over["generalization_error_final"] > over["unimodal_baseline"]
+    for key in ("under/early", "under/late"):
+        assert d[key]["final_below_unimodal_baseline"]
+
+
+def test_fig8_collinear(tmp_path):
+    zhang2024_fig8.run(tmp_path, quick=True)
+    r = _load(tmp_path, "zhang2024-fig8")["result"]
+    assert r["B_never_learned"] and r["time_ratio_theory"]["value"] == "inf"
+    assert np.allclose(r["final_W_A_sim"], 1.5, atol=1e-6)
+
+
+def test_fig9_logistic(tmp_path, monkeypatch):
+    monkeypatch.setattr(zhang2024_fig9, "RHOS", np.array([-0.45, 0.0]))
+    monkeypatch.setattr(zhang2024_fig9, "QUICK_MAX_STEPS", 8000)
+    monkeypatch.setattr(zhang2024_fig9, "TRAJ_STEPS", 500)
+    zhang2024_fig9.run(tmp_path, quick=True)
+    d = _load(tmp_path, "zhang2024-fig9")
+    assert 1.8 < d["summary"]["t_A_logistic_over_squared_median"] < 2.6
+    for p in d["points"]:
+        lg = np.mean(p["time_ratio_logistic_sim"])
+        assert lg > 1.5 * p["time_ratio_eq9"]
+        assert p["time_ratio_logistic_drives"] == pytest.approx(lg, rel=0.2)
+
+
+def test_random_covariances(tmp_path, monkeypatch):
+    monkeypatch.setattr(zhang2024_random, "QUICK_N_COV", 12)
+    monkeypatch.setattr(zhang2024_random, "SCAN_N_COV", 8)
+    monkeypatch.setattr(zhang2024_random, "SCAN_STDS", (1e-6, 1e-30))
+    zhang2024_random.run(tmp_path, quick=True)
+    d = _load(tmp_path, "zhang2024-random")
+    pts = d["points"]
+    assert len(pts) == 12
+    for p in pts:
+        assert p["inside_assumptions"] == (not p["flags"])
+    assert d["summary"]["theory"]["median"] < 0.01
+    scan = d["init_scale_scan"]
+    assert scan[1]["gradient_descent_median"] < scan[0]["gradient_descent_median"]

@@ -1,0 +1,136 @@
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import dlnfusion as dln
+from dlnfusion.compare import measure_unimodal_phase
+from dlnfusion.sweep import Sweep, load
+
+JOB = Path(__file__).parent / "helpers" / "sweep_job.py"
+
+
+def _job(mode, out, *extra, env=None):
+    return subprocess.run([sys.executable, str(JOB), mode, str(out), *map(str, extra)],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("one")
+    r = _job("one", out)
+    assert r.returncode == 0, r.stderr
+    return load(out / "sweep.nc")
+
+
+def _assert_same(a, b, rtol=1e-10):
+    assert set(a.data_vars) == set(b.data_vars)
+    for k in a.data_vars:
+        x, y = a[k].values, b[k].values
+        if x.dtype.kind == "f":
+            np.testing.assert_allclose(x, y, rtol=rtol, atol=1e-300, equal_nan=True)
+        else:
+            assert np.array_equal(x, y), k
+
+
+def test_labels_and_values_match_a_direct_simulation(reference):
+    ds = reference
+    assert ds.time_ratio.dims == ("fusion_layer", "rho", "seed")
+    assert list(ds.fusion_layer.values) == [1, 2] and ds.rho.values.tolist() == [-0.6, 0.0, 0.6]
+    assert ds.loss.dims == ("fusion_layer", "rho", "seed", "time")
+    assert ds.map_A.dims[-2:] == ("out", "in_A")
+    assert set(np.unique(ds.status.values)) == {"converged"}
+    # One grid point, recomputed directly.
+    spec = dln.NetworkSpec.fusion(2, 2, width=20)
+    st = dln.Stats.scalar_toy(2.0, 1.0, 0.6)
+    traj = dln.simulate(spec, st, seeds=[0, 1], scale=1e-6, max_steps=4000, stride=20)
+    m = measure_unimodal_phase(traj)
+    np.testing.assert_allclose(ds.time_ratio.sel(fusion_layer=2, rho=0.6).values, m.time_ratio,
+                               rtol=1e-10)
+    assert ds.time_ratio_gradient_flow.sel(fusion_layer=2, rho=0.6).item() == pytest.approx(
+        dln.theory.time_ratio_gradient_flow(st).value)
+    assert ds.time_ratio_leading_order.sel(fusion_layer=1).values.tolist() == [1.0] * 3
+
+
+def test_sharded_over_four_host_devices(reference, tmp_path):
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    r = _job("shard4", tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    _assert_same(reference, load(tmp_path / "sweep.nc"))
+
+
+def test_two_processes_under_jax_distributed(reference, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = [subprocess.Popen([sys.executable, str(JOB), f"proc{i}", str(tmp_path), str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert "process 1/2" in outs[1][1] and "process 0/2" in outs[0][1]
+    _assert_same(reference, load(tmp_path / "sweep.nc"))
+
+
+def test_killed_sweep_resumes(reference, tmp_path):
+    proc = subprocess.Popen([sys.executable, str(JOB), "slow", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    chunks = tmp_path / "chunks"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(chunks.glob("*.npz"))) < 1:
+        time.sleep(0.2)
+    proc.kill()
+    proc.communicate()
+    done = sorted(p.name for p in chunks.glob("*.npz"))
+    assert 1 <= len(done) < 4 and not (tmp_path / "sweep.nc").exists()
+    r = _job("chunks", tmp_path)
+    assert r.returncode == 0, r.stderr
+    for name in done:
+        assert f"chunk {name[:-4]} already finished: skipped" in r.stderr
+    _assert_same(reference, load(tmp_path / "sweep.nc"))
+
+
+def test_in_process_sweep_with_predictions_and_divergence(tmp_path):
+    sw = Sweep(grid={"lr": [0.04, 5.0]}, stats=lambda: dln.Stats.scalar_toy(1.5, 1.0, 0.3),
+               network=lambda: dln.NetworkSpec.fusion(3, 2, width=10),
+               fixed={"scale": 0.1, "scheme": "frobenius", "max_steps": 3000, "stride": 50},
+               seeds=[0], predict=True, record=False)
+    ds = sw.run(tmp_path, progress=False)
+    assert ds.status.values.ravel().tolist() == ["converged", "diverged"]
+    assert "loss" not in ds and "time_ratio_predicted" in ds
+    assert ds.time_ratio_predicted.sel(lr=0.04).item() == pytest.approx(
+        ds.time_ratio.sel(lr=0.04).item(), rel=0.02)
+    # The same directory with another definition is refused.
+    other = Sweep(grid={"lr": [0.04]}, stats=lambda: dln.Stats.scalar_toy(1.5, 1.0, 0.3),
+                  network=lambda: dln.NetworkSpec.fusion(3, 2, width=10), seeds=[0])
+    with pytest.raises(ValueError, match="different sweep"):
+        other.run(tmp_path, progress=False)
+
+
+def test_sweep_errors(tmp_path):
+    stats = lambda rho: dln.Stats.scalar_toy(2.0, 1.0, rho)  # noqa: E731
+    net = lambda: dln.NetworkSpec.fusion(2, 2, width=4)  # noqa: E731
+    with pytest.raises(ValueError, match="neither"):
+        Sweep(grid={"rho": [0.1], "colour": [1]}, stats=stats, network=net)
+    with pytest.raises(ValueError, match="both swept and fixed"):
+        Sweep(grid={"rho": [0.1]}, stats=stats, network=net, fixed={"rho": 0.2})
+    with pytest.raises(ValueError, match="stride"):
+        Sweep(grid={"rho": [0.1], "stride": [10, 20]}, stats=stats, network=net)
+    with pytest.raises(ValueError, match="repeated"):
+        Sweep(grid={"rho": [0.1, 0.1]}, stats=stats, network=net)
+    with pytest.raises(ValueError, match="at least one"):
+        Sweep(grid={}, stats=stats, network=net)
+    with pytest.raises(ValueError, match="seeds"):
+        Sweep(grid={"rho": [0.1]}, stats=stats, network=net, seeds=[1, 1])
+    bad = Sweep(grid={"rho": [0.1]}, stats=stats, network=lambda: "net")
+    with pytest.raises(ValueError, match="NetworkSpec"):
+        bad.run(tmp_path / "x", progress=False)
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(ValueError, match="DLNFUSION"):
+        dln.sweep.init_distributed()
