@@ -256,7 +256,8 @@ class Sweep:
             t0 = _time.perf_counter()
             res = self._run_chunk(c, points, specs, data, mesh, n_dev)
             _atomic_save(out / "chunks" / f"{c['id']}.npz", res)
-            log(f"chunk {c['id']} ({len(c['runs'])} runs) done in "
+            bar = "#" * round(20 * done_n / len(todo))
+            log(f"[{bar:<20}] chunk {c['id']} ({len(c['runs'])} runs) done in "
                 f"{_time.perf_counter() - t0:.1f} s [{done_n}/{len(todo)}"
                 + (f", process {pid}/{nproc}" if nproc > 1 else "") + "]")
         if nproc > 1:
