@@ -46,24 +46,25 @@ def _as_matrix(name: str, value, ndim: int = 2) -> np.ndarray:
     return arr
 
 
-def _check_positive(name: str, value) -> float:
+def _to_float(name: str, value, what: str) -> float:
     try:
         v = float(value)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a positive number, got {value!r}") from exc
-    if not np.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be {what}, got {value!r}") from exc
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return v
+
+
+def _check_positive(name: str, value) -> float:
+    v = _to_float(name, value, "a positive finite number")
+    if v <= 0:
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return v
 
 
 def _check_finite(name: str, value) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a finite number, got {value!r}") from exc
-    if not np.isfinite(v):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return v
+    return _to_float(name, value, "a finite number")
 
 
 def _default_names(n: int) -> tuple[str, ...]:
