@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlnfusion import NetworkSpec, Stats, init_batch, simulate, theory as th, train
-from dlnfusion.compare import measure_unimodal_phase
+from dlnfusion.compare import measure_unimodal_phase, predict_unimodal_phase
 
 
 def leading_order():
@@ -48,7 +48,7 @@ def unequal():
                 rnd = simulate(spec, st, seeds=[0, 1], scheme="frobenius", scale=u0,
                                max_steps=400_000)
                 mr = measure_unimodal_phase(rnd)
-                pr, _ = th.predict_unimodal_phase(spec, st, rnd.initial_params, 0.04,
+                pr, _ = predict_unimodal_phase(spec, st, rnd.initial_params, 0.04,
                                                   max_steps=400_000)
                 err = np.max(np.abs(pr.time_ratio / mr.time_ratio - 1))
                 line += (f" | random init: sim {np.round(mr.time_ratio, 2)}, reduction "

@@ -1,21 +1,19 @@
 """dlnfusion: analytic theory and fast simulation of multimodal deep linear networks.
 
-Importing dlnfusion turns on JAX's 64-bit mode (``jax_enable_x64``): theory-versus-simulation
-comparisons need double precision. Pass float32 arrays yourself if you want single precision.
+Importing dlnfusion leaves JAX's configuration as it is; dlnfusion computes in float64 where
+its theory comparisons need it, inside a scope of its own (see :mod:`dlnfusion.precision`).
 """
-import jax as _jax
-
-_jax.config.update("jax_enable_x64", True)
-
-from .stats import Dataset, Stats  # noqa: E402
-from .networks import (NetworkSpec, Params, forward, init_params, layer_norms,  # noqa: E402
+from .precision import enable_float64, float64
+from .stats import Dataset, Stats
+from .networks import (NetworkSpec, Params, forward, init_batch, init_params, layer_norms,
                        total_maps)
-from .simulate import STATUS, Trajectory, init_batch, simulate, train  # noqa: E402
-from . import theory  # noqa: E402
+from .training import STATUS, Trajectory, param_labels, simulate, train
+from . import theory
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Stats", "Dataset", "NetworkSpec", "Params", "init_params", "forward", "total_maps",
-    "layer_norms", "Trajectory", "STATUS", "train", "simulate", "init_batch",
+    "layer_norms", "Trajectory", "STATUS", "train", "simulate", "init_batch", "param_labels",
+    "float64", "enable_float64",
 ]

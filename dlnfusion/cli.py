@@ -14,14 +14,14 @@ from pathlib import Path
 
 #: Figure id -> module (in the simulations package) that reproduces it.
 FIGURES = {
-    "zhang2024-fig3c": "simulations.zhang2024_fig3c",
-    "zhang2024-fig2": "simulations.zhang2024_fig2",
-    "zhang2024-fig4": "simulations.zhang2024_fig4",
-    "zhang2024-fig5": "simulations.zhang2024_fig5",
-    "zhang2024-fig6": "simulations.zhang2024_fig6",
-    "zhang2024-fig8": "simulations.zhang2024_fig8",
-    "zhang2024-fig9": "simulations.zhang2024_fig9",
-    "zhang2024-random": "simulations.zhang2024_random",
+    "zhang2024-fig3c": "dlnfusion.simulations.zhang2024_fig3c",
+    "zhang2024-fig2": "dlnfusion.simulations.zhang2024_fig2",
+    "zhang2024-fig4": "dlnfusion.simulations.zhang2024_fig4",
+    "zhang2024-fig5": "dlnfusion.simulations.zhang2024_fig5",
+    "zhang2024-fig6": "dlnfusion.simulations.zhang2024_fig6",
+    "zhang2024-fig8": "dlnfusion.simulations.zhang2024_fig8",
+    "zhang2024-fig9": "dlnfusion.simulations.zhang2024_fig9",
+    "zhang2024-random": "dlnfusion.simulations.zhang2024_random",
 }
 
 

@@ -1,10 +1,14 @@
-"""Losses written in terms of data moments.
+"""Losses: per sample, and in terms of data moments for a linear network.
 
-The squared loss of a linear network depends on the data only through Σ, Σ_yx and ⟨y²⟩. The
-logistic loss ln(1 + e^{−yŷ}) does not in general, but when the inputs are Gaussian and the
-target is jointly Gaussian with them (as in the paper's toy data, y = w*·x), (y, ŷ) is a
-centered Gaussian pair whose covariance is fixed by the same moments, and the expected loss is
-a smooth function of them, computed here to ~1e-12 (theory/gradients.py derives it).
+Per sample (``ŷ``, ``y`` of shape (P, d_out), summed over outputs): :func:`squared`
+½‖y − ŷ‖² and :func:`logistic` ln(1 + e^{−yŷ}) (labels ±1).
+
+In moments: the squared loss of a linear network depends on the data only through Σ, Σ_yx and
+⟨‖y‖²⟩ (:func:`squared_moments`). The logistic loss does not in general, but when the inputs are
+Gaussian and the target is jointly Gaussian with them (as in the paper's toy data, y = w*·x),
+(y, ŷ) is a centered Gaussian pair whose covariance is fixed by the same moments, and the
+expected loss is a smooth function of them, computed here to ~1e-12 (:func:`gaussian_logistic`,
+theory/gradients.py derives it).
 """
 from __future__ import annotations
 
@@ -12,7 +16,30 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["gaussian_logistic"]
+__all__ = ["squared", "logistic", "squared_moments", "gaussian_logistic"]
+
+
+def squared(yhat, y):
+    """½‖y − ŷ‖² of every sample, shape (P,)."""
+    return 0.5 * jnp.sum((y - yhat) ** 2, axis=-1)
+
+
+def logistic(yhat, y):
+    """ln(1 + e^{−yŷ}) summed over outputs, for labels y = ±1, shape (P,)."""
+    return jnp.sum(jax.nn.softplus(-y * yhat), axis=-1)
+
+
+def squared_moments(W, sigma, w_star, l_star):
+    """½⟨‖y − W x‖²⟩ of a total map W (d_out, D), written around the minimum:
+
+        L(W) = L* + ½ tr[(W − W*) Σ (W − W*)ᵀ],   W* = Σ_yx Σ⁺,  L* = L(W*),
+
+    which equals ½ tr(Σ_yy − 2WΣ_xy + WΣWᵀ) whenever Σ_yx = W*Σ (theory/gradients.py) and
+    keeps its relative precision near the minimum, where the trace form cancels. Works on numpy
+    and JAX arrays alike.
+    """
+    D = W - w_star
+    return l_star + 0.5 * ((D @ sigma) * D).sum()
 
 
 # Gauss–Legendre rule on [−1, 1] for the angular integral of the Gaussian logistic loss.

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 from scipy.stats import invwishart
 
-__all__ = ["Stats", "Dataset"]
+__all__ = ["Stats", "Dataset", "modality_slices", "split_modalities"]
 
 # Relative tolerance on |Σ - Σᵀ| (in units of max|Σ|) above which Σ is called asymmetric.
 _SYM_RTOL = 1e-10
@@ -82,6 +82,20 @@ def _check_dims(dims, total: int) -> tuple[int, ...]:
     if sum(dims) != total:
         raise ValueError(f"dims {dims} sum to {sum(dims)} but sigma is {total}x{total}")
     return dims
+
+
+def modality_slices(dims) -> tuple[slice, ...]:
+    """Index range of each modality inside the stacked input x = [x_A, x_B, ...]."""
+    out, start = [], 0
+    for d in dims:
+        out.append(slice(start, start + int(d)))
+        start += int(d)
+    return tuple(out)
+
+
+def split_modalities(W, dims) -> tuple:
+    """Split the last axis of a total map (..., D) into one block per modality."""
+    return tuple(W[..., s] for s in modality_slices(dims))
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -307,11 +321,7 @@ class Stats:
     @property
     def slices(self) -> tuple[slice, ...]:
         """Index range of each modality inside x."""
-        out, start = [], 0
-        for d in self.dims:
-            out.append(slice(start, start + d))
-            start += d
-        return tuple(out)
+        return modality_slices(self.dims)
 
     def index(self, modality) -> int:
         """Position of a modality given by name or integer index."""
@@ -339,8 +349,7 @@ class Stats:
 
     def split(self, W) -> tuple[np.ndarray, ...]:
         """Split a (d_out, D) total map into its per-modality blocks."""
-        W = np.asarray(W)
-        return tuple(W[..., s] for s in self.slices)
+        return split_modalities(np.asarray(W), self.dims)
 
     @property
     def is_singular(self) -> bool:
@@ -365,10 +374,13 @@ class Stats:
         return np.linalg.lstsq(s, self.sigma_yx_m(m).T, rcond=None)[0].T
 
     def loss(self, W) -> float:
-        """Population loss ½⟨‖y − W x‖²⟩ = ½ tr(Σ_yy − 2 W Σ_xy + W Σ Wᵀ) of a total map W."""
+        """Population loss ½⟨‖y − W x‖²⟩ = ½ tr(Σ_yy − 2 W Σ_xy + W Σ Wᵀ) of a total map W
+        (evaluated as :func:`dlnfusion.losses.squared_moments`)."""
+        from .losses import squared_moments
+
         W = np.asarray(W, dtype=np.float64).reshape(self.output_dim, self.input_dim)
-        return float(0.5 * np.trace(self.sigma_yy - 2 * W @ self.sigma_yx.T
-                                    + W @ self.sigma @ W.T))
+        return float(squared_moments(W, self.sigma, self.global_solution(),
+                                     max(self.min_loss(), 0.0)))
 
     def min_loss(self) -> float:
         """Loss at the global solution, ½(tr Σ_yy − tr Σ_yx Σ^{-1} Σ_xy): the noise floor."""

@@ -16,7 +16,7 @@ parameters (``lr``, ``scale``, ``scheme``, ``method``, ``loss``, ``max_steps``,
 How it runs. The runs (grid point × seed) are grouped by everything that changes array
 shapes or compiled code (the network, the initialization scheme, method, loss, step budget
 and record stride); each group compiles once. A group is cut into chunks that fit the memory
-budget; each chunk is one batched call of :func:`~dlnfusion.simulate.train`, spread over the
+budget; each chunk is one batched call of :func:`~dlnfusion.train`, spread over the
 local devices with ``jax.sharding`` when there are several. Every finished chunk is written to
 ``out/chunks/`` at once (atomically), so an interrupted sweep resumes where it stopped: a
 re-run skips the finished chunks and assembles the same Dataset. Under JAX's multi-process
@@ -48,16 +48,20 @@ from typing import Any, Callable, Mapping, Sequence
 import jax
 import numpy as np
 
-from .compare import measure_unimodal_phase
-from .networks import NetworkSpec, init_params
-from .simulate import STATUS, train
+from .compare import measure_unimodal_phase, predict_unimodal_phase, theory_columns
+from .networks import NetworkSpec, init_batch
 from .stats import Dataset, Stats
+from .training import STATUS, train
 
 __all__ = ["Sweep", "init_distributed", "TRAIN_KEYS"]
 
 #: Training parameters a sweep can set or vary, with their defaults.
 TRAIN_KEYS = {"lr": 0.04, "scale": 1e-9, "scheme": "normal", "method": "gd",
               "loss": "squared", "max_steps": 40_000, "stop_loss": 1e-4, "stride": 100}
+#: Dataset variable of each theory column.
+_THEORY_NAMES = {"time_ratio_gradient_flow": "time_ratio_gradient_flow",
+                 "misattribution": "misattribution_theory", "plateau_loss": "plateau_loss_theory",
+                 "time_ratio_leading_order": "time_ratio_leading_order"}
 #: The ones that change compiled code or shapes (runs are grouped by them).
 _STATIC_TRAIN = ("scheme", "method", "loss", "max_steps", "stride")
 
@@ -117,7 +121,7 @@ class Sweep:
         recorded (generalization error), e.g. when ``stats`` returns a finite Dataset.
     record : keep the loss and total-map trajectories (every ``stride`` steps).
     predict : also integrate the reduced-dynamics prediction of every run
-        (:func:`dlnfusion.theory.predict_unimodal_phase`).
+        (:func:`dlnfusion.compare.predict_unimodal_phase`).
     """
 
     grid: Mapping[str, Sequence]
@@ -274,23 +278,17 @@ class Sweep:
         return load(out / "sweep.nc")
 
     def _run_chunk(self, chunk, points, specs, data, mesh, n_dev) -> dict:
-        from . import theory as th
-
         runs = chunk["runs"]
         n_real = len(runs)
         padded = runs + [runs[-1]] * ((-n_real) % n_dev)    # sharding needs a multiple
         p0 = points[runs[0][0]]
         spec = specs[runs[0][0]]
         run_data = [data[i] for i, _ in padded]
-        keys = jax.vmap(jax.random.PRNGKey)(np.array([self.seeds[s] for _, s in padded]))
         scales = np.array([float(points[i]["scale"]) for i, _ in padded])
         if p0["scheme"] == "balanced":
-            parts = [init_params(spec, k, "balanced", sc, d)
-                     for k, sc, d in zip(keys, scales, run_data)]
-            params = jax.tree_util.tree_map(lambda *a: np.stack(a), *parts)
-        else:
-            params = jax.vmap(lambda k, sc: init_params(spec, k, p0["scheme"], sc))(keys, scales)
-        params = jax.tree_util.tree_map(np.asarray, params)
+            scales = np.repeat(scales[:, None], spec.n_modalities, axis=1)
+        params = init_batch(spec, [self.seeds[s] for _, s in padded], p0["scheme"], scales,
+                            stats=[d if isinstance(d, Stats) else None for d in run_data])
         ev = None
         if self.eval_stats is not None:
             evs = [self._call(self.eval_stats, points[i]) for i, _ in padded]
@@ -318,8 +316,8 @@ class Sweep:
                         "first": meas.first.astype(np.int8),
                         "misattribution": meas.misattribution,
                         "plateau_loss": meas.plateau_loss})
-            if self.predict and spec.activation == "linear" and isinstance(run_data[0], Stats):
-                pred, _ = th.predict_unimodal_phase(
+            if self.predict and spec.is_linear and isinstance(run_data[0], Stats):
+                pred, _ = predict_unimodal_phase(
                     spec, run_data[:n_real], traj.initial_params, [float(points[i]["lr"])
                                                                   for i, _ in runs],
                     method=p0["method"], max_steps=int(p0["max_steps"]), stride=p0["stride"],
@@ -329,32 +327,13 @@ class Sweep:
         return res
 
     # ------------------------------------------------------------------ assembly
-    def _theory(self, point, spec, data) -> dict:
-        from . import theory as th
-
-        out = {}
-        if not isinstance(data, Stats) or data.n_modalities != 2:
-            return out
-        try:
-            out["time_ratio_gradient_flow"] = th.time_ratio_gradient_flow(data).value
-            out["misattribution_theory"] = th.misattribution(data).value
-            r = th.roles(data)
-            out["plateau_loss_theory"] = th.saddle_loss(data, r.first)
-        except (ValueError, np.linalg.LinAlgError):
-            return out
-        if len(set(spec.branch_depths)) == 1 and spec.output_dim == 1:
-            u0 = float(point["scale"])
-            if point["scheme"] == "normal":
-                # Frobenius norm of a first layer: std·√(entries).
-                u0 = u0 * np.sqrt(spec.layer_shapes[0][0] * spec.layer_shapes[0][1])
-            L, Lf = spec.depth, spec.fusion_layer
-            try:
-                if 0 < u0 < 1:
-                    out["time_ratio_leading_order"] = th.time_ratio_leading_order(
-                        data, L, Lf, u0).value
-            except ValueError:
-                pass
-        return out
+    @staticmethod
+    def _theory(point, spec, data) -> dict:
+        """The theory columns of one grid point (:func:`dlnfusion.compare.theory_columns`)."""
+        if not isinstance(data, Stats):
+            return {}
+        cols = theory_columns(data, spec, point["scale"], point["scheme"])
+        return {_THEORY_NAMES[k]: p.value for k, p in cols.items()}
 
     def _assemble(self, points, specs, chunks, out):
         import xarray as xr

@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from dlnfusion import NetworkSpec, Stats, simulate, theory as th
-from dlnfusion.compare import measure_unimodal_phase, to_json
+from dlnfusion.compare import measure_unimodal_phase
 from dlnfusion.plot import PALETTE, new_figure, paper_style, phase_portrait, save, trajectory_panel
+
+from ._output import write_outputs
 
 ID = "zhang2024-fig2"
 TITLE = "Figure 2: early vs late fusion, trajectories and phase portraits"
@@ -52,16 +54,14 @@ def run(out: Path, quick: bool = False) -> dict:
                               "width": WIDTH, "init_std": INIT_STD, "lr": LR,
                               "max_steps": MAX_STEPS, "stop_loss": STOP_LOSS, "seeds": [0]},
                "networks": results}
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    to_json(payload, out / f"{ID}.json")
-    figs = _figure(stats, trajs, out / ID)
+    result = write_outputs(out, ID, payload, lambda stem: _figure(stats, trajs, stem),
+                           results)
     for name in ("early", "late"):
         r = results[name]
         print(f"{name:5s} fusion: t_A = {r['t_A_sim']:.1f}, t_B = {r['t_B_sim']:.1f} steps "
               f"(t_B - t_A = {r['t_B_minus_t_A_sim']:.1f}), final W = "
               f"{np.round(r['final_total_map_sim'], 4).tolist()}")
-    return {"json": str(out / f"{ID}.json"), "figures": figs, "summary": results}
+    return result
 
 
 def _figure(stats, trajs, stem):

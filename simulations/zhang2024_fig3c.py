@@ -21,8 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from dlnfusion import NetworkSpec, Stats, simulate, theory as th
-from dlnfusion.compare import measure_unimodal_phase, to_json, unimodal_report
+from dlnfusion.compare import measure_unimodal_phase, unimodal_report
 from dlnfusion.plot import PALETTE, new_figure, paper_style, save, theory_vs_sim
+
+from ._output import write_outputs
 
 ID = "zhang2024-fig3c"
 TITLE = "Figure 3c-d: time ratio and mis-attribution, two-layer late fusion"
@@ -97,12 +99,10 @@ def run(out: Path, quick: bool = False) -> dict:
                        "max_steps": MAX_STEPS, "stop_loss": STOP_LOSS, "method": "gd"},
         "points": points, "summary": summary,
     }
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    to_json(payload, out / f"{ID}.json")
-    figs = _figure(points, out / ID)
+    result = write_outputs(out, ID, payload, lambda stem: _figure(points, stem),
+                           summary)
     _print_table(points, summary)
-    return {"json": str(out / f"{ID}.json"), "figures": figs, "summary": summary}
+    return result
 
 
 def _summary(points) -> dict:

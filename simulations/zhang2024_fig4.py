@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from dlnfusion import NetworkSpec, Stats, simulate, theory as th
-from dlnfusion.compare import measure_unimodal_phase, to_json
+from dlnfusion.compare import measure_unimodal_phase
 from dlnfusion.plot import PALETTE, new_figure, paper_style, save, trajectory_panel
+
+from ._output import write_outputs
 
 ID = "zhang2024-fig4"
 TITLE = "Figure 4: superficial modality preference"
@@ -49,16 +51,14 @@ def run(out: Path, quick: bool = False) -> dict:
                "parameters": {"width": WIDTH, "init_std": INIT_STD, "lr": LR,
                               "max_steps": MAX_STEPS, "stop_loss": STOP_LOSS, "seeds": [0]},
                "examples": results}
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    to_json(payload, out / f"{ID}.json")
-    figs = _figure(trajs, results, out / ID)
+    result = write_outputs(out, ID, payload, lambda stem: _figure(trajs, results, stem),
+                           results)
     for panel, r in results.items():
         print(f"({panel}) first: theory {r['first_theory']}, simulation {r['first_sim']}; "
               f"larger contribution: {r['larger_contribution']}; superficial: "
               f"{r['superficial']}; plateau loss {r['plateau_loss_sim']:.4f} "
               f"(theory {r['plateau_loss_theory'][r['first_theory']]:.4f})")
-    return {"json": str(out / f"{ID}.json"), "figures": figs, "summary": results}
+    return result
 
 
 def _figure(trajs, results, stem):

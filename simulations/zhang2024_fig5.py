@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from dlnfusion import NetworkSpec, Stats, simulate
-from dlnfusion.compare import to_json
 from dlnfusion.plot import PALETTE, new_figure, paper_style, save
+
+from ._output import write_outputs
 
 ID = "zhang2024-fig5"
 TITLE = "Figure 5: over- and under-parameterization, training loss and generalization error"
@@ -81,15 +82,13 @@ def run(out: Path, quick: bool = False) -> dict:
                               "init_std": INIT_STD, "lr": LR, "max_steps": MAX_STEPS,
                               "generalization_error": "population loss minus noise floor"},
                "runs": results}
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    to_json(payload, out / f"{ID}.json")
-    figs = _figure(curves, out / ID)
+    result = write_outputs(out, ID, payload, lambda stem: _figure(curves, stem),
+                           results)
     for key, r in results.items():
         print(f"{key:12s}: final train {r['train_loss_final']:.3g}, generalization final "
               f"{r['generalization_error_final']:.3f}, min {r['generalization_error_min']:.3f} "
               f"at step {r['time_of_min']:.0f}; unimodal baseline {r['unimodal_baseline']:.3f}")
-    return {"json": str(out / f"{ID}.json"), "figures": figs, "summary": results}
+    return result
 
 
 def _figure(curves, stem):

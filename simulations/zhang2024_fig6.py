@@ -22,8 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from dlnfusion import NetworkSpec, Stats, simulate, theory as th
-from dlnfusion.compare import measure_unimodal_phase, to_json
+from dlnfusion.compare import measure_unimodal_phase, predict_unimodal_phase
 from dlnfusion.plot import PALETTE, new_figure, paper_style, save, theory_vs_sim, trajectory_panel
+
+from ._output import write_outputs
 
 ID = "zhang2024-fig6"
 TITLE = "Figure 6: time ratio of four-layer networks against fusion layer, rho, sigma ratio, u0"
@@ -71,7 +73,7 @@ def _prediction_curve(spec, params_unit, panel, xs):
         stats += [Stats.scalar_toy(r, 1.0, rho)] * n_seeds
         scaled.append(jax.tree_util.tree_map(lambda a: u0 * a, params_unit))
     params = jax.tree_util.tree_map(lambda *a: np.concatenate(a), *scaled)
-    meas, _ = th.predict_unimodal_phase(spec, stats, params, LR, **_train_kw())
+    meas, _ = predict_unimodal_phase(spec, stats, params, LR, **_train_kw())
     return np.nanmean(meas.time_ratio.reshape(len(xs), n_seeds), axis=1)
 
 
@@ -87,7 +89,7 @@ def run(out: Path, quick: bool = False) -> dict:
         st_a = Stats.scalar_toy(2.0, 1.0, 0.0)
         ta = simulate(spec, st_a, seeds=seeds[:1], scheme="frobenius", scale=U0, lr=LR,
                       **_train_kw())
-        _, pa = th.predict_unimodal_phase(spec, st_a, ta.initial_params, LR, **_train_kw())
+        _, pa = predict_unimodal_phase(spec, st_a, ta.initial_params, LR, **_train_kw())
         traj_a[Lf] = (ta, pa)
         unit = None
         for panel, cfg in PANELS.items():
@@ -96,7 +98,7 @@ def run(out: Path, quick: bool = False) -> dict:
             traj = simulate(spec, stats, seeds=seeds, scheme="frobenius",
                             scale=[u0 for _, _, u0 in grid], lr=LR, **_train_kw())
             meas = measure_unimodal_phase(traj)
-            pred, _ = th.predict_unimodal_phase(
+            pred, _ = predict_unimodal_phase(
                 spec, [s for s in stats for _ in seeds], traj.initial_params, LR, **_train_kw())
             if unit is None:  # weights at scale 1 (the frobenius scheme is linear in u0)
                 unit = jax.tree_util.tree_map(lambda a: a[0] / grid[0][2], traj.initial_params)
@@ -134,12 +136,10 @@ def run(out: Path, quick: bool = False) -> dict:
                                   for k, v in PANELS.items()}},
         "points": points, "summary": summary,
     }
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    to_json(payload, out / f"{ID}.json")
-    figs = _figure(points, curves, traj_a, out / ID)
+    result = write_outputs(out, ID, payload, lambda stem: _figure(points, curves, traj_a, stem),
+                           summary)
     _print_summary(summary)
-    return {"json": str(out / f"{ID}.json"), "figures": figs, "summary": summary}
+    return result
 
 
 def _errors(points, key):

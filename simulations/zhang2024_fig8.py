@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from dlnfusion import NetworkSpec, Stats, simulate, theory as th
-from dlnfusion.compare import measure_unimodal_phase, to_json
+from dlnfusion.compare import measure_unimodal_phase
 from dlnfusion.plot import PALETTE, new_figure, paper_style, save, trajectory_panel
+
+from ._output import write_outputs
 
 ID = "zhang2024-fig8"
 TITLE = "Figure 8: collinear modalities, B is never learned"
@@ -44,9 +46,17 @@ def run(out: Path, quick: bool = False) -> dict:
     payload = {"figure": ID, "paper": "Zhang, Latham & Saxe, ICML 2024, Figure 8",
                "parameters": {"width": WIDTH, "init_std": INIT_STD, "lr": LR,
                               "max_steps": MAX_STEPS}, "result": res}
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    to_json(payload, out / f"{ID}.json")
+    result = write_outputs(out, ID, payload, lambda stem: _figure(traj, stem), res)
+    print(f"theory: t_B/t_A = {ratio.value} ({ratio.caveats[0]})")
+    print(f"simulation: t_A = {np.round(m.t_a, 1).tolist()}, t_B never reached: "
+          f"{bool(np.all(np.isnan(m.t_b)))}; final W_A = "
+          f"{np.round(res['final_W_A_sim'], 4).tolist()}, W_B = "
+          f"{np.round(res['final_W_B_sim'], 8).tolist()}, loss = "
+          f"{np.array(res['final_loss_sim']).max():.2e}")
+    return result
+
+
+def _figure(traj, stem):
     with paper_style():
         fig, axes = new_figure(ncols=1, width=3.35, height=2.1)
         h = trajectory_panel(axes[0, 0], traj.time, loss=traj.loss[0],
@@ -54,11 +64,4 @@ def run(out: Path, quick: bool = False) -> dict:
                              labels=(r"$W_A^{tot}$", r"$W_B^{tot}$"),
                              colors=(PALETTE[1], PALETTE[2]))
         axes[0, 0].legend(handles=h, fontsize=6, loc="center right")
-        figs = save(fig, out / ID)
-    print(f"theory: t_B/t_A = {ratio.value} ({ratio.caveats[0]})")
-    print(f"simulation: t_A = {np.round(m.t_a, 1).tolist()}, t_B never reached: "
-          f"{bool(np.all(np.isnan(m.t_b)))}; final W_A = "
-          f"{np.round(res['final_W_A_sim'], 4).tolist()}, W_B = "
-          f"{np.round(res['final_W_B_sim'], 8).tolist()}, loss = "
-          f"{np.array(res['final_loss_sim']).max():.2e}")
-    return {"json": str(out / f"{ID}.json"), "figures": figs, "summary": res}
+        return save(fig, stem)

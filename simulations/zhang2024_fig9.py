@@ -23,8 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from dlnfusion import NetworkSpec, Stats, simulate, theory as th
-from dlnfusion.compare import measure_unimodal_phase, to_json
+from dlnfusion.compare import measure_unimodal_phase
 from dlnfusion.plot import PALETTE, new_figure, paper_style, save, theory_vs_sim, trajectory_panel
+
+from ._output import write_outputs
 
 ID = "zhang2024-fig9"
 TITLE = "Figure 9: logistic loss, trajectories and time ratio against eq. (9)"
@@ -83,10 +85,8 @@ def run(out: Path, quick: bool = False) -> dict:
                               "max_steps": max_steps, "seeds": list(seeds),
                               "loss": "logistic, exact expectation for Gaussian inputs"},
                "points": points, "summary": summary}
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    to_json(payload, out / f"{ID}.json")
-    figs = _figure(trajs, points, ratios, out / ID)
+    result = write_outputs(out, ID, payload, lambda stem: _figure(trajs, points, ratios, stem),
+                           summary)
     print(f"t_A(logistic)/t_A(squared), median over the grid: "
           f"{summary['t_A_logistic_over_squared_median']:.2f} (leading order: 2)")
     for p in points:
@@ -94,7 +94,7 @@ def run(out: Path, quick: bool = False) -> dict:
         print(f"  sA/sB={p['sigma_ratio']:g} rho={p['rho']:+.3f}: logistic {lg:8.3f} (drives "
               f"{p['time_ratio_logistic_drives']:8.3f})  squared "
               f"{np.mean(p['time_ratio_squared_sim']):7.3f}  eq.(9) {p['time_ratio_eq9']:7.3f}")
-    return {"json": str(out / f"{ID}.json"), "figures": figs, "summary": summary}
+    return result
 
 
 def _figure(trajs, points, ratios, stem):

@@ -7,7 +7,7 @@ until the loss is below 1e-4 (at most 40,000 steps).
 
 (a) Simulated t_B/t_A (seed mean) against three predictions: eq. (9) corrected (gradient
 flow, leading order in u0), the same with gradient-descent rates, and dlnfusion's mode
-reduction of each run (:func:`dlnfusion.theory.predict_unimodal_phase` with
+reduction of each run (:func:`dlnfusion.compare.predict_unimodal_phase` with
 ``basis="modes"``: the paper's rank-one ansatz, both signs, seeded by the actual weights,
 integrated with the same learning rate). Points outside the theory's assumptions are drawn as
 crosses and listed with the reason in the JSON; they are not dropped.
@@ -22,8 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from dlnfusion import NetworkSpec, Stats, simulate, theory as th
-from dlnfusion.compare import measure_unimodal_phase, to_json
+from dlnfusion.compare import measure_unimodal_phase, predict_unimodal_phase
 from dlnfusion.plot import PALETTE, new_figure, paper_style, save
+
+from ._output import write_outputs
 
 ID = "zhang2024-random"
 TITLE = "Random covariances: two-layer time ratio, theory vs simulation"
@@ -63,7 +65,7 @@ def run(out: Path, quick: bool = False) -> dict:
     meas = measure_unimodal_phase(traj)
     points = []
     for i, st in enumerate(stats):
-        pred, _ = th.predict_unimodal_phase(spec, st, traj[i].initial_params, LR,
+        pred, _ = predict_unimodal_phase(spec, st, traj[i].initial_params, LR,
                                             basis="modes", max_steps=MAX_STEPS,
                                             stop_loss=STOP_LOSS, stride=100)
         reasons = _flags(st, list(traj.status_names()[i]), list(meas.first[i]), meas.t_b[i])
@@ -86,10 +88,8 @@ def run(out: Path, quick: bool = False) -> dict:
                               "covariances": n_cov, "seeds": list(seeds),
                               "inverse_wishart_df": DIM + 2, "scale_factor": 2.0},
                "points": points, "summary": summary, "init_scale_scan": scan}
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    to_json(payload, out / f"{ID}.json")
-    figs = _figure(points, scan, out / ID)
+    result = write_outputs(out, ID, payload, lambda stem: _figure(points, scan, stem),
+                           summary)
     s = summary
     print(f"{s['inside']} of {len(points)} covariances inside the assumptions; flagged: "
           f"{s['flag_counts']}")
@@ -100,7 +100,7 @@ def run(out: Path, quick: bool = False) -> dict:
         print(f"  init std {row['init_std']:.0e}: leading order (GD rates) median error "
               f"{row['gradient_descent_median']:.1%}, (gradient flow) "
               f"{row['gradient_flow_median']:.1%} over {row['n']} covariances")
-    return {"json": str(out / f"{ID}.json"), "figures": figs, "summary": summary}
+    return result
 
 
 def _summary(points) -> dict:

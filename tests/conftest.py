@@ -1,12 +1,17 @@
 """Precision policy and shared fixtures for the test suite.
 
-dlnfusion runs in float64 (importing it enables jax_enable_x64). Tolerances used across the
-tests are named here and justified by precision or by the order of the theory they check.
+dlnfusion computes in float64 by itself without touching JAX's global flag (tested in a fresh
+process by tests/test_precision.py). The tests' own independent computations with jax.numpy
+need float64 too, so the suite turns 64-bit mode on for its process here, once, the documented
+way. Tolerances used across the tests are named here and justified by precision or by the
+order of the theory they check.
 """
 import numpy as np
 import pytest
 
 import dlnfusion as dln
+
+dln.enable_float64()
 
 #: float64 rounding accumulated over a few thousand steps.
 RTOL_ROUNDING = 1e-9

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from simulations import zhang2024_fig6 as fig6
+from dlnfusion.simulations import zhang2024_fig6 as fig6
 
 
 def test_fig6_pipeline_on_a_small_grid(tmp_path, monkeypatch, capsys):

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from simulations import (zhang2024_fig2, zhang2024_fig4, zhang2024_fig5, zhang2024_fig8,
+from dlnfusion.simulations import (zhang2024_fig2, zhang2024_fig4, zhang2024_fig5, zhang2024_fig8,
                          zhang2024_fig9, zhang2024_random)
 
 

@@ -44,7 +44,7 @@ def test_unequal_depths():
     (dict(depth=0, fusion_layer=1), "depth"),
     (dict(depth=3, fusion_layer=2, width=(5,)), "width"),
     (dict(depth=2, fusion_layer=2, width=-3), "width"),
-    (dict(depth=2, fusion_layer=2, activation="tanh"), "activation"),
+    (dict(depth=2, fusion_layer=2, activation="swish"), "activation"),
     (dict(depth=2, fusion_layer=2, output_dim=0), "output_dim"),
     (dict(depth=2, fusion_layer=2, names=("A", "A")), "names"),
 ])

@@ -5,7 +5,7 @@ import pytest
 
 import dlnfusion as dln
 from dlnfusion import NetworkSpec, Stats, init_batch, simulate, theory as th, train
-from dlnfusion.compare import measure_unimodal_phase
+from dlnfusion.compare import measure_unimodal_phase, predict_unimodal_phase
 
 
 def _loss_and_grad(spec, stats, params):
@@ -50,7 +50,7 @@ def test_reduction_is_exact_for_two_layer_networks():
     st = Stats.scalar_toy(2.0, 1.0, -0.6)
     spec = NetworkSpec.fusion(2, 2, width=100)
     traj = simulate(spec, st, seeds=[0, 1], stop_loss=1e-6)
-    pred, rt = th.predict_unimodal_phase(spec, st, traj.initial_params, 0.04, stop_loss=1e-6)
+    pred, rt = predict_unimodal_phase(spec, st, traj.initial_params, 0.04, stop_loss=1e-6)
     m = measure_unimodal_phase(traj)
     assert np.allclose(pred.time_ratio, m.time_ratio, rtol=1e-8)
     assert rt.spec.branch_dims == ((1, 3, 1), (1, 3, 1))
@@ -77,7 +77,7 @@ def test_prediction_matches_width_100_simulation(Lf, rho):
     spec = NetworkSpec.fusion(4, Lf, width=100)
     traj = simulate(spec, st, seeds=[0], scheme="frobenius", scale=0.1, max_steps=100_000)
     m = measure_unimodal_phase(traj)
-    pred, _ = th.predict_unimodal_phase(spec, st, traj.initial_params, 0.04, max_steps=100_000)
+    pred, _ = predict_unimodal_phase(spec, st, traj.initial_params, 0.04, max_steps=100_000)
     assert pred.time_ratio[0] == pytest.approx(m.time_ratio[0], rel=0.01)
     assert pred.t_a[0] == pytest.approx(m.t_a[0], rel=0.01)
 
@@ -86,8 +86,8 @@ def test_prediction_errors():
     spec = NetworkSpec.fusion(3, 2, width=10, activation="relu")
     p = init_batch(spec, [0], "normal", 0.1)
     with pytest.raises(ValueError, match="linear"):
-        th.predict_unimodal_phase(spec, Stats.scalar_toy(), p, 0.04)
+        predict_unimodal_phase(spec, Stats.scalar_toy(), p, 0.04)
     lin = NetworkSpec.fusion(3, 2, width=10)
     p = init_batch(lin, [0, 1], "normal", 0.1)
     with pytest.raises(ValueError, match="2 runs"):
-        th.predict_unimodal_phase(lin, [Stats.scalar_toy()] * 3, p, 0.04)
+        predict_unimodal_phase(lin, [Stats.scalar_toy()] * 3, p, 0.04)

@@ -1,5 +1,7 @@
 """Closed-form theory of multimodal linear networks.
 
+Pure functions of statistics, network specifications and weights: nothing here trains a
+network (predictions that integrate a reduced network live in :mod:`dlnfusion.compare`).
 Every function states its assumptions and returns a :class:`Prediction` (or a richer value)
 that says whether they hold. Derivations of every formula live in the repository's theory/
 folder and run in the test suite.
@@ -13,7 +15,7 @@ from .deep import (branch_relation, deep_times, fusion_integral, pathway_time,
                    pathway_trajectory, reduced_rhs, time_ratio_leading_order,
                    time_ratio_unequal, unequal_integral)
 from .invariants import balance_invariants, norm_invariants
-from .reduction import predict_unimodal_phase, reduce_network
+from .reduction import reduce_network
 from .timescales import (Roles, TimePrediction, learning_order, log_init_sensitivity,
                          logistic_map_crossing,
                          misattribution, phase_directions, predict_times, roles,
@@ -31,6 +33,6 @@ __all__ = [
     "time_ratio_gradient_flow",
     "times_leading_order", "branch_relation", "deep_times", "fusion_integral", "pathway_time",
     "pathway_trajectory", "reduced_rhs", "time_ratio_leading_order", "time_ratio_unequal",
-    "unequal_integral", "balance_invariants", "norm_invariants", "predict_unimodal_phase",
+    "unequal_integral", "balance_invariants", "norm_invariants",
     "reduce_network",
 ]

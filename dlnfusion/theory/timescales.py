@@ -224,23 +224,21 @@ def time_ratio_gradient_descent(stats, lr: float) -> Prediction:
                       bool(gf.valid and lr * np.linalg.norm(r.s_a) < 1), caveats)
 
 
-def _squared_vec(w, sigma, sigma_yx, sigma_yy):
-    import jax.numpy as jnp
-    W = w[None, :]
-    return 0.5 * jnp.trace(sigma_yy - 2 * W @ sigma_yx.T + W @ sigma @ W.T)
+def _squared_vec(w, sigma, w_star, l_star, sigma_yx, sigma_yy):
+    from ..losses import squared_moments
+    return squared_moments(w[None, :], sigma, w_star, l_star)
 
 
-def _logistic_vec(w, sigma, sigma_yx, sigma_yy):
+def _logistic_vec(w, sigma, w_star, l_star, sigma_yx, sigma_yy):
     from ..losses import gaussian_logistic
     return gaussian_logistic(w[None, :], sigma, sigma_yx, sigma_yy)
 
 
 def _jitted():
     import jax
-    losses = {"squared": jax.jit(_squared_vec), "logistic": jax.jit(_logistic_vec)}
-    grads = {k: jax.jit(jax.grad(f)) for k, f in (("squared", _squared_vec),
-                                                    ("logistic", _logistic_vec))}
-    return losses, grads
+    fns = {"squared": _squared_vec, "logistic": _logistic_vec}
+    return ({k: jax.jit(f) for k, f in fns.items()},
+            {k: jax.jit(jax.grad(f)) for k, f in fns.items()})
 
 
 _LOSSES, _GRADS = _jitted()
@@ -270,13 +268,18 @@ def time_ratio_from_drives(stats, loss: str = "squared", lr: float | None = None
         raise ValueError("time_ratio_from_drives needs a scalar output")
     from scipy.optimize import minimize
 
-    moments = (stats.sigma, stats.sigma_yx, stats.sigma_yy)
+    from ..precision import float64
+
+    moments = (stats.sigma, stats.global_solution(), np.asarray(max(stats.min_loss(), 0.0)),
+               stats.sigma_yx, stats.sigma_yy)
 
     def L(w):
-        return float(_LOSSES[loss](np.asarray(w, float), *moments))
+        with float64():
+            return float(_LOSSES[loss](np.asarray(w, float), *moments))
 
     def grad(w):
-        return np.asarray(_GRADS[loss](np.asarray(w, float), *moments))
+        with float64():
+            return np.asarray(_GRADS[loss](np.asarray(w, float), *moments))
     D = stats.input_dim
     g0 = -grad(np.zeros(D))
     sl = stats.slices

@@ -1,4 +1,4 @@
-"""Multimodal fusion networks: specification, initialization, forward map, total maps.
+"""Multimodal fusion networks: the specification and the parameter pytree.
 
 A fusion network (Zhang, Latham & Saxe 2024, eq. 2 and Figure 1) has one branch per modality.
 Branch m applies L_m layers W_m^1 ... W_m^{L_m}; the last of them (the fusion layer L_f) maps
@@ -13,17 +13,20 @@ Weights are stored as (out, in) matrices in a :class:`Params` pytree.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["NetworkSpec", "Params", "INIT_SCHEMES", "init_params", "forward", "total_maps",
-           "layer_norms"]
+__all__ = ["NetworkSpec", "Params", "ACTIVATIONS"]
 
-ACTIVATIONS = ("linear", "relu")
-INIT_SCHEMES = ("normal", "frobenius", "balanced")
+#: Elementwise activations by name; ``NetworkSpec(activation=...)`` also takes any callable.
+ACTIVATIONS: dict[str, Callable | None] = {
+    "linear": None,
+    "relu": jax.nn.relu,
+    "tanh": jax.numpy.tanh,
+    "gelu": jax.nn.gelu,
+}
 
 
 def _pos_int(name: str, value) -> int:
@@ -38,6 +41,20 @@ class Params(NamedTuple):
     branches: tuple
     post: tuple
 
+    def matrices(self) -> tuple:
+        """Every weight matrix, branches first, in the order of ``NetworkSpec.layer_labels``."""
+        return tuple(W for layers in self.branches for W in layers) + tuple(self.post)
+
+    @classmethod
+    def from_matrices(cls, spec: "NetworkSpec", mats: Sequence) -> "Params":
+        """Inverse of :meth:`matrices` for the network ``spec``."""
+        mats = list(mats)
+        if len(mats) != spec.n_layers:
+            raise ValueError(f"got {len(mats)} matrices, the network has {spec.n_layers}")
+        it = iter(mats)
+        branches = tuple(tuple(next(it) for _ in range(d)) for d in spec.branch_depths)
+        return cls(branches, tuple(next(it) for _ in range(spec.post_depth)))
+
 
 @dataclass(frozen=True)
 class NetworkSpec:
@@ -51,8 +68,9 @@ class NetworkSpec:
     post_dims : tuple
         The chain (h_f, ..., d_out) after fusion; ``(d_out,)`` when there are no post-fusion
         layers (late fusion).
-    activation : "linear" or "relu"
-        Applied after every layer but the last. Population-level training needs "linear".
+    activation : a name in :data:`ACTIVATIONS` ("linear", "relu", "tanh", "gelu") or any
+        elementwise function of an array. Applied after every layer but the last.
+        Population-level training needs a linear network.
     names : modality labels (default "A", "B", ...).
 
     Use :meth:`fusion` for the paper's networks and :meth:`unequal` for branches of different
@@ -82,8 +100,9 @@ class NetworkSpec:
                 raise ValueError(
                     f"branch {m} ends at width {chain[-1]} but the fused width post_dims[0] is "
                     f"{post[0]}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if not callable(self.activation) and self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)} or a callable, "
+                             f"got {self.activation!r}")
         names = tuple(self.names) if self.names else tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ"[i]
                                                           for i in range(len(bds)))
         if len(names) != len(bds) or len(set(names)) != len(names):
@@ -151,6 +170,16 @@ class NetworkSpec:
 
     # ------------------------------------------------------------------ structure
     @property
+    def is_linear(self) -> bool:
+        """True for a linear network (the population-level objective and the theory need it)."""
+        return self.activation == "linear"
+
+    @property
+    def act(self) -> Callable | None:
+        """The activation as a function (None for a linear network)."""
+        return ACTIVATIONS[self.activation] if isinstance(self.activation, str) else self.activation
+
+    @property
     def n_modalities(self) -> int:
         return len(self.branch_dims)
 
@@ -206,141 +235,3 @@ class NetworkSpec:
         return len(self.layer_shapes)
 
 
-# ---------------------------------------------------------------------- initialization
-def _unit(key, n):
-    v = jax.random.normal(key, (n,))
-    return v / jnp.linalg.norm(v)
-
-
-def _aligned_directions(spec: NetworkSpec, stats):
-    """Common output direction o and per-modality input directions v_m from Σ_yx."""
-    if stats is None:
-        raise ValueError("scheme='balanced' needs stats to align the first layers with Sigma_yx")
-    if tuple(stats.dims) != spec.input_dims or stats.output_dim != spec.output_dim:
-        raise ValueError(
-            f"stats dims {stats.dims} -> {stats.output_dim} do not match the network "
-            f"{spec.input_dims} -> {spec.output_dim}")
-    u, _, _ = np.linalg.svd(stats.sigma_yx)
-    o = u[:, 0]
-    if o.sum() < 0:  # fix the sign so that a scalar output has o = +1
-        o = -o
-    vs = []
-    for m in range(spec.n_modalities):
-        v = stats.sigma_yx_m(m).T @ o
-        nv = np.linalg.norm(v)
-        if nv == 0:
-            raise ValueError(
-                f"Sigma_yx of modality {spec.names[m]} is zero along the output direction; no "
-                "aligned initialization exists")
-        vs.append(v / nv)
-    return jnp.asarray(o), [jnp.asarray(v) for v in vs]
-
-
-def init_params(spec: NetworkSpec, key, scheme: str = "normal", scale=1e-9, stats=None) -> Params:
-    """Initial weights drawn from ``key``.
-
-    Schemes (``scale`` may be a traced scalar, so it can be vmapped over):
-
-    * ``"normal"``: every entry i.i.d. N(0, scale²). The paper's two-layer networks use
-      scale = 1e-9 (implementation; the text writes "N(0, 10^-9)").
-    * ``"frobenius"``: the paper's deep networks with initialization scale u0 = ``scale``: each
-      pre-fusion matrix has entry std u0/√(entries), so its Frobenius norm is ≈ u0; each
-      post-fusion matrix has entry std √M·u0/√(entries) for M branches (√2 u0 for two), matching
-      the balance u² = Σ_m u_m² (eq. 41).
-    * ``"balanced"``: exactly balanced rank-one weights aligned with Σ_yx (needs ``stats``).
-      Every pre-fusion matrix of branch m has Frobenius norm ``scale`` (a scalar or one value
-      per modality), every post-fusion matrix √(Σ_m scale_m²); the first layer of branch m is
-      aligned with Σ_yx_m. Used for exact-solution checks.
-    """
-    if scheme not in INIT_SCHEMES:
-        raise ValueError(f"scheme must be one of {INIT_SCHEMES}, got {scheme!r}")
-    if isinstance(scale, (int, float, np.floating)) and not (np.isfinite(scale) and scale > 0):
-        raise ValueError(f"scale must be a positive finite number, got {scale!r}")
-    M = spec.n_modalities
-    shapes = spec.layer_shapes
-    keys = jax.random.split(key, len(shapes) + 1)
-    mats = []
-    if scheme == "balanced":
-        o, vs = _aligned_directions(spec, stats)
-        scales = jnp.broadcast_to(jnp.asarray(scale, dtype=float), (M,))
-        u_post = jnp.sqrt(jnp.sum(scales ** 2))
-        k_iter = iter(keys)
-        fused = spec.post_dims[0]
-        r_f = o if spec.post_depth == 0 else _unit(next(k_iter), fused)
-        branches = []
-        for m, chain in enumerate(spec.branch_dims):
-            prev = vs[m]
-            layers = []
-            for l in range(len(chain) - 1):
-                last = l == len(chain) - 2
-                r = r_f if last else _unit(next(k_iter), chain[l + 1])
-                layers.append(scales[m] * jnp.outer(r, prev))
-                prev = r
-            branches.append(tuple(layers))
-        post, prev = [], r_f
-        p = spec.post_dims
-        for j in range(len(p) - 1):
-            r = o if j == len(p) - 2 else _unit(next(k_iter), p[j + 1])
-            post.append(u_post * jnp.outer(r, prev))
-            prev = r
-        return Params(tuple(branches), tuple(post))
-
-    n_pre = sum(spec.branch_depths)
-    for i, (shape, k) in enumerate(zip(shapes, keys)):
-        z = jax.random.normal(k, shape)
-        if scheme == "normal":
-            std = scale
-        else:  # frobenius
-            n_entries = shape[0] * shape[1]
-            factor = 1.0 if i < n_pre else np.sqrt(M)
-            std = factor * scale / np.sqrt(n_entries)
-        mats.append(std * z)
-    it = iter(mats)
-    branches = tuple(tuple(next(it) for _ in range(d)) for d in spec.branch_depths)
-    post = tuple(next(it) for _ in range(spec.post_depth))
-    return Params(branches, post)
-
-
-# ---------------------------------------------------------------------- maps
-def _act(spec: NetworkSpec):
-    return (lambda h: h) if spec.activation == "linear" else jax.nn.relu
-
-
-def forward(spec: NetworkSpec, params: Params, xs) -> jnp.ndarray:
-    """Network output ŷ for inputs ``xs`` (one (P, d_m) array per modality), shape (P, d_out)."""
-    act = _act(spec)
-    z = None
-    for x, layers in zip(xs, params.branches):
-        h = x
-        for l, W in enumerate(layers):
-            h = h @ W.T
-            if l < len(layers) - 1:
-                h = act(h)
-        z = h if z is None else z + h
-    for W in params.post:
-        z = act(z) @ W.T
-    return z
-
-
-def total_maps(spec: NetworkSpec, params: Params) -> tuple:
-    """W_m^tot for every modality (eq. 2), each of shape (d_out, d_m).
-
-    The product of the weight matrices along each pathway; for a ReLU network it ignores the
-    nonlinearity (the convention of the paper's Figure 11).
-    """
-    P = None
-    for W in reversed(params.post):  # W^L W^{L-1} ... W^{L_f+1}
-        P = W if P is None else P @ W
-    out = []
-    for layers in params.branches:
-        M = P
-        for W in reversed(layers):
-            M = W if M is None else M @ W
-        out.append(M)
-    return tuple(out)
-
-
-def layer_norms(params: Params) -> jnp.ndarray:
-    """Frobenius norm of every weight matrix, in the order of ``NetworkSpec.layer_labels``."""
-    mats = [W for layers in params.branches for W in layers] + list(params.post)
-    return jnp.stack([jnp.sqrt(jnp.sum(W * W)) for W in mats])

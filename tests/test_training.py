@@ -1,10 +1,11 @@
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import dlnfusion as dln
 from dlnfusion import NetworkSpec, Stats, init_batch, simulate, train
-from dlnfusion.simulate import _gd_segment
+from dlnfusion.training.kernel import gd_segment as _gd_segment
 
 from conftest import RTOL_ROUNDING, rel
 
@@ -254,3 +255,124 @@ def test_trajectory_helpers(late2):
         traj.crossing("A", reference="final")
     with pytest.raises(IndexError):
         traj[0, 0, 0]
+
+
+# ---------------------------------------------------------------- optimizers and observables
+def _equal_trajectories(a, b):
+    """Bit-for-bit equality of every array of two trajectories."""
+    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    assert len(la) == len(lb)
+    for x, y in zip(la, lb):
+        assert np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True)
+
+
+def test_optax_sgd_equals_the_hand_written_update_bit_for_bit(late2):
+    optax = pytest.importorskip("optax")
+    stats = [Stats.scalar_toy(2.0, 1.0, 0.3), Stats.scalar_toy(1.5, 1.0, -0.6)]
+    p0 = init_batch(late2, [0, 1], "normal", 1e-6)
+    kw = dict(lr=[0.04, 0.03], max_steps=3000, stride=7)
+    _equal_trajectories(train(late2, stats, p0, **kw),
+                        train(late2, stats, p0, optimizer=optax.sgd, **kw))
+    relu = NetworkSpec.fusion(3, 2, width=8, activation="relu")
+    ds = Stats.scalar_toy(2.0, 1.0, 0.3).sample(64, seed=0)
+    p1 = init_batch(relu, [0], "normal", 0.3)
+    kw = dict(lr=0.05, max_steps=400, stride=10, stop_loss=None)
+    _equal_trajectories(train(relu, ds, p1, **kw), train(relu, ds, p1, optimizer=optax.sgd, **kw))
+
+
+def test_param_labels_gate_a_branch_through_optax(late2):
+    optax = pytest.importorskip("optax")
+    labels = dln.param_labels(late2)
+    assert labels.branches == (("A", "A"), ("B", "B")) and labels.post == ()
+    assert dln.param_labels(NetworkSpec.fusion(3, 2, width=4), by="layer").post == ("W^3",)
+
+    def frozen_b(lr):
+        return optax.multi_transform({"A": optax.sgd(lr), "B": optax.set_to_zero()}, labels)
+    st = Stats.scalar_toy(2.0, 1.0, 0.0)
+    p0 = init_batch(late2, [0], "normal", 1e-3)
+    traj = train(late2, st, p0, optimizer=frozen_b, max_steps=2000, stop_loss=None)
+    for W0, W1 in zip(p0.branches[1], traj.final_params.branches[1]):
+        assert np.array_equal(W0, W1)
+    # A alone reaches its unimodal solution (B frozen at its tiny initial weights).
+    assert traj.final_maps[0][0].item() == pytest.approx(st.unimodal_solution(0).item(),
+                                                         rel=1e-6)
+    with pytest.raises(ValueError, match="by must be"):
+        dln.param_labels(late2, by="depth")
+
+
+def _first_layer_alignment(snap):
+    """‖W_A^1 v‖/‖W_A^1‖_F, v = Σ_yxA/‖Σ_yxA‖: the share of the first layer along the data."""
+    W1 = snap.params.branches[0][0]
+    s = snap.moments.sigma_yx[0, :W1.shape[1]]
+    return jnp.linalg.norm(W1 @ (s / jnp.linalg.norm(s))) / jnp.linalg.norm(W1)
+
+
+def test_user_observable_is_recorded_without_editing_the_library():
+    st = Stats.random(dim=4, seed=1)
+    spec = NetworkSpec.fusion(2, 2, width=6, input_dims=(2, 2))
+    p0 = init_batch(spec, [0, 1], "normal", 0.1)
+    traj = train(spec, st, p0, max_steps=300, stride=30, stop_loss=None,
+                 observe={"align": _first_layer_alignment, "norms": None})
+    assert "norms" not in traj.records and traj.records["align"].shape == (2, 11)
+    # Independent evaluation in numpy on the final weights (the last record is at step 300,
+    # where the run stopped without a further update).
+    v = st.sigma_yx_m(0).ravel() / np.linalg.norm(st.sigma_yx_m(0))
+    for b in range(2):
+        W1 = np.asarray(traj.final_params.branches[0][0][b])
+        assert traj.records["align"][b, -1] == pytest.approx(
+            np.linalg.norm(W1 @ v) / np.linalg.norm(W1), rel=1e-12)
+    # Training aligns the first layer with the data: the share grows from its random start.
+    assert np.all(traj.records["align"][:, -1] > traj.records["align"][:, 0])
+    with pytest.raises(ValueError, match="observe"):
+        train(spec, st, p0, observe={"bad": 3})
+
+
+def _loss_below(snap, data):
+    return jnp.stack([data[0] - snap.loss])
+
+
+def test_crossing_observable_with_data_does_not_recompile(late2):
+    from dlnfusion.training import Crossing, Record
+    st = Stats.scalar_toy(2.0, 1.0, 0.0)
+    p0 = init_batch(late2, [0], "normal", 1e-6)
+    kw = dict(max_steps=1500, stride=10, stop_loss=None)
+    a = train(late2, st, p0, observe={"hit": Crossing(_loss_below, (0.0,), jnp.array([1.0]))},
+              **kw)
+    before = _gd_segment._cache_size()
+    b = train(late2, st, p0, observe={"hit": Crossing(_loss_below, (0.0,), jnp.array([0.5]))},
+              **kw)
+    assert _gd_segment._cache_size() == before
+    # First step at which the loss is below 1.0 and 0.5, from the stride-10 record (linear
+    # interpolation of the loss between steps bounds it within one record interval).
+    for traj, level in ((a, 1.0), (b, 0.5)):
+        t = traj.crossings["hit"][0, 0, 0]
+        i = int(np.argmax(traj.loss[0] < level))
+        assert traj.time[i - 1] < t <= traj.time[i]
+    c = train(late2, st, p0, observe={"scaled": Record(lambda s, d: d * s.loss, 2.0)}, **kw)
+    np.testing.assert_array_equal(c.records["scaled"], 2.0 * c.loss)
+
+
+def test_trajectory_is_a_pytree(late2, toy):
+    traj = simulate(late2, toy, seeds=[0, 1], max_steps=300)
+    leaves, tree = jax.tree_util.tree_flatten(traj)
+    back = jax.tree_util.tree_unflatten(tree, leaves)
+    assert back.spec == traj.spec and np.array_equal(back.loss, traj.loss, equal_nan=True)
+    doubled = jax.tree_util.tree_map(lambda a: a, traj)
+    _equal_trajectories(doubled, traj)
+
+
+def test_compaction_gives_the_uncompacted_numbers():
+    """16 runs that stop at very different times: in segments of 64 steps the finished runs are
+    dropped (the batch shrinks to 8, 4, ...); in one segment nothing is dropped."""
+    spec = NetworkSpec.fusion(2, 2, width=10)
+    stats = [Stats.scalar_toy(r, 1.0, rho) for r in (1.5, 3.0) for rho in np.linspace(-0.8, 0.8, 8)]
+    p0 = init_batch(spec, list(range(16)), "normal", 1e-4)
+    kw = dict(lr=0.04, max_steps=6000, stride=5, stop_loss=1e-6)
+    short = train(spec, stats, p0, segment=64, **kw)
+    whole = train(spec, stats, p0, segment=10_000, **kw)
+    assert len(set(short.stop_time)) > 8          # the runs stop at many different times
+    # Equal up to float64 rounding: a smaller batch may let XLA order reductions differently.
+    for x, y in zip(jax.tree_util.tree_leaves(short), jax.tree_util.tree_leaves(whole)):
+        np.testing.assert_allclose(np.asarray(x, float), np.asarray(y, float), rtol=1e-12,
+                                   atol=1e-300, equal_nan=True)
+    np.testing.assert_array_equal(short.stop_time, whole.stop_time)

@@ -1,0 +1,19 @@
+"""The comparison layer: observables measured on trajectories, theory-versus-simulation
+reports, and predictions obtained by integrating reduced networks.
+
+Definitions (paper Section 3.2 and the authors' implementation, see docs/conventions.md):
+
+* the first-learned modality is the one whose total map first reaches half of its unimodal
+  plateau Σ_yx_m Σ_m^{-1}; that time is t_A;
+* t_B is the first time the other modality's total map reaches half of its final value (its
+  block of the global solution Σ_yx Σ^{-1});
+* the unimodal phase is sampled at t_mid = (t_A + t_B)/2: plateau value and plateau loss;
+* mis-attribution is (W_A(t_mid) − W_A(end))·W_A(end)/‖W_A(end)‖².
+"""
+from .measure import PhaseMeasurement, measure_unimodal_phase
+from .predict import predict_unimodal_phase
+from .report import Comparison, compare, relative_error, theory_columns, to_json, unimodal_report
+
+__all__ = ["PhaseMeasurement", "measure_unimodal_phase", "predict_unimodal_phase",
+           "Comparison", "compare", "relative_error", "theory_columns", "unimodal_report",
+           "to_json"]

@@ -1,0 +1,18 @@
+"""Training: objectives, loop state, the gradient-descent kernel and its batch driver,
+gradient flow, observables and the trajectory record.
+
+Public entry points: :func:`train`, :func:`simulate` (and :func:`init_batch`, re-exported from
+:mod:`dlnfusion.networks`), :class:`Trajectory`, the observables (:class:`Snapshot`,
+:class:`Record`, :class:`Crossing`) and :func:`param_labels` for per-group optax transforms.
+"""
+from ..networks import init_batch
+from .api import METHODS, simulate, train
+from .labels import param_labels
+from .objectives import LOSSES, Moments, Samples
+from .observables import Crossing, Record, Snapshot, default_observables
+from .state import STATUS
+from .trajectory import Trajectory
+
+__all__ = ["train", "simulate", "init_batch", "Trajectory", "STATUS", "METHODS", "LOSSES",
+           "Moments", "Samples", "Snapshot", "Record", "Crossing", "default_observables",
+           "param_labels"]
