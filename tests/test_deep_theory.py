@@ -1,8 +1,11 @@
 """Deep-network formulas against independent computations and against simulation."""
+import jax
 import mpmath as mp
 import numpy as np
 import pytest
-from scipy.integrate import solve_ivp
+from scipy.integrate import quad, solve_ivp
+from scipy.interpolate import CubicSpline
+from scipy.optimize import brentq
 from scipy.special import hyp2f1
 
 import dlnfusion as dln
@@ -92,23 +95,227 @@ def test_reduced_dynamics_and_branch_relation_by_integration():
         assert u ** 2 == pytest.approx(ua ** 2 + ub ** 2, rel=1e-6)  # eq. (41)
 
 
-def test_leading_order_special_cases():
+def test_eq59_at_equal_depths_is_eq12():
+    """Eq. (59) and eq. (12) are separate implementations (unequal_integral with its role
+    choice by c < 1 and its own numerator, against fusion_integral); at L_A = L_B they must
+    agree to quadrature precision (epsrel 1e-12). Eq. (12) itself is checked against
+    simulation in test_deep_times_leading_order_against_balanced_simulation."""
     st = Stats.scalar_toy(2.0, 1.0, 0.4)
-    for L in (3, 4, 6):
-        assert th.time_ratio_leading_order(st, L, L, 0.1).value == pytest.approx(
-            th.time_ratio_gradient_flow(st).value)
-    assert th.time_ratio_leading_order(st, 4, 1, 0.1).value == 1.0
-    # eq. (59) with equal depths equals eq. (12) (different code path).
     for Lf, Lc in ((3, 1), (4, 2)):
         assert th.time_ratio_unequal(st, Lf, Lf, Lc, 0.05).value == pytest.approx(
             th.time_ratio_leading_order(st, Lf + Lc, Lf, 0.05).value, rel=1e-10)
+
+
+def test_leading_order_caveats_and_errors():
+    st = Stats.scalar_toy(2.0, 1.0, 0.4)
+    assert th.time_ratio_leading_order(st, 4, 3, 0.1).caveats == ()
     flip = Stats.scalar_toy(2.0, 1.0, -0.8)
     p = th.time_ratio_leading_order(flip, 4, 3, 0.1)
     assert "anti-parallel" in p.caveats[0]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="u0 must lie in"):
         th.time_ratio_leading_order(st, 4, 3, 1.2)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="fusion_layer must be an integer"):
         th.time_ratio_leading_order(st, 4, 0, 0.1)
+    with pytest.raises(ValueError, match="depth must be an integer"):
+        th.time_ratio_leading_order(st, 1, 1, 0.1)
+
+
+# ------------------------------------------------------------------ balanced gradient flow
+# The leading-order formulas assume balanced, rank-one, aligned weights of scale u0 and
+# gradient flow. The runs below are exactly that (scheme="balanced", method="gf", lr = 1 so
+# tau = 1, rtol 1e-10) at several u0, so that the order of the neglected terms can be read
+# off the u0 dependence. Crossing times come from cubic interpolation of the recorded total
+# maps (records every `stride` time units).
+
+def _half_crossing(time, progress):
+    """First time a recorded progress series reaches 1/2: cubic spline through the six records
+    around the crossing, root by brentq. Its error is O(stride^4): at stride 0.1 the crossings
+    below move by < 5e-5 when the stride is halved (by up to 1.5e-3 at stride 0.2); linear
+    interpolation, which measure_unimodal_phase uses, errs by up to ~2e-3 at stride 0.1."""
+    above = np.nonzero(progress >= 0.5)[0]
+    assert above.size and above[0] >= 3, "no crossing inside the recorded window"
+    i = above[0]
+    spline = CubicSpline(time[i - 3:i + 3], progress[i - 3:i + 3])
+    return brentq(lambda t: spline(t) - 0.5, time[i - 1], time[i], xtol=1e-12)
+
+
+def _balanced_runs(L, Lf, runs, max_time, stride):
+    """Gradient flow of NetworkSpec.fusion(L, Lf, width=3) from balanced aligned weights.
+
+    ``runs`` lists (rho, u0, flip_b) for Stats.scalar_toy(2, 1, rho); with ``flip_b`` the last
+    pre-fusion matrix of branch B changes sign: still exactly balanced and rank-one, but B's
+    map starts along −Σ_yxB (the mode the corrected formulas need when Σ_yxB is anti-parallel
+    to s̃_B). Returns the trajectory and, per run, (t_A, t_B): the half-crossings of A's
+    progress to Σ_yxAΣ_A⁻¹ and of B's progress to its block of W* = Σ_yxΣ⁻¹.
+    """
+    spec = NetworkSpec.fusion(L, Lf, width=3)
+    stats = [Stats.scalar_toy(2.0, 1.0, rho) for rho, _, _ in runs]
+    parts = []
+    for st, (_, u0, flip_b) in zip(stats, runs):
+        p = dln.init_batch(spec, [0], "balanced", [[u0, u0]], stats=st)
+        if flip_b:
+            b = list(p.branches[1])
+            b[-1] = -b[-1]
+            p = p._replace(branches=(p.branches[0], tuple(b)))
+        parts.append(p)
+    params = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *parts)
+    traj = dln.train(spec, stats, params, method="gf", lr=1.0, max_steps=max_time,
+                     stride=stride, stop_loss=1e-8, rtol=1e-10, atol=1e-30)
+    times = []
+    for b, st in enumerate(stats):
+        ua, wb = st.unimodal_solution(0).item(), st.global_solution()[0, 1]
+        times.append((_half_crossing(traj.time, traj.maps[0][b, :, 0, 0] / ua),
+                      _half_crossing(traj.time, traj.maps[1][b, :, 0, 0] / wb)))
+    return traj, np.array(times)
+
+
+U0S = (1e-2, 1e-3, 1e-4)
+
+
+def test_lf2_times_and_ratio_against_balanced_gradient_flow():
+    """L_f = 2 < L = 3, χ = +1 (ρ = 0.3): eqs. (56a), (56b) and (57), corrected.
+
+    Leading order: t_A = τ u0^{2−L} I(L, 2)/‖s_A‖ + O(1) and t_B − t_A = c1 ln(1/u0) + O(1)
+    with c1 = τ(1 − χk)/(‖U_A‖^{1−2/L}‖s̃_B‖). Measured: t_A − t_A^pred = −0.177 at every u0
+    (constant to 1e-4: the O(1) term, relative 0.96 u0); the slope of t_B − t_A against
+    ln(1/u0) is c1(1 + 4.5e-4) between u0 = 1e-2 and 1e-3 and c1(1 − 1.1e-5) between 1e-3
+    and 1e-4; the intercept c0 = t_B − t_A − c1 ln(1/u0) = −0.161, which eq. (57) drops, so
+    its t_B/t_A − 1 is off by c0/(c1 ln(1/u0)) (−2.6 % at u0 = 1e-4).
+    """
+    L, rho = 3, 0.3
+    st = Stats.scalar_toy(2.0, 1.0, rho)
+    traj, t = _balanced_runs(L, 2, [(rho, u0, False) for u0 in U0S], 1900.0, 0.1)
+    assert list(measure_unimodal_phase(traj).first) == [0, 0, 0]
+    assert list(traj.status_names()) == ["converged"] * 3
+    pred = [th.deep_times(st, L, 2, u0, tau=1.0) for u0 in U0S]
+    t_a, gap = t[:, 0], t[:, 1] - t[:, 0]
+    for u0, ta, p in zip(U0S, t_a, pred):
+        # The neglected term is O(1) against u0^{2−L}: relative O(u0) (measured 0.96 u0).
+        assert ta == pytest.approx(p["t_A"], rel=2 * u0)
+    # The O(1) term converges: a relative error δ of the prefactor I(L, 2)/‖s_A‖ would move
+    # it by δ·(t_A(1e-4) − t_A(1e-3)) ≈ δ·1660 (measured change 5e-5).
+    off = t_a - np.array([p["t_A"] for p in pred])
+    assert abs(off[2] - off[1]) < 1e-3
+    lg = np.log(1 / np.array(U0S))
+    c1 = (pred[0]["t_B"] - pred[0]["t_A"]) / lg[0]
+    slopes = np.diff(gap) / np.diff(lg)
+    # O(u0) corrections to the intercept: the slope error falls ~40x per decade (measured
+    # 4.5e-4, then 1.1e-5).
+    assert slopes[0] == pytest.approx(c1, rel=2e-3)
+    assert slopes[1] == pytest.approx(c1, rel=2e-4)
+    # Eq. (57): its t_B/t_A − 1 is the leading-order (t_B − t_A)/t_A; the dropped intercept
+    # makes a relative error c0/(c1 ln(1/u0)) (measured −0.19/ln(1/u0) to −0.23/ln(1/u0)),
+    # shrinking with u0.
+    rel_err = np.array([(tb / ta - 1) / (th.time_ratio_leading_order(st, L, 2, u0).value - 1)
+                        - 1 for u0, (ta, tb) in zip(U0S, t)])
+    assert np.all(np.abs(rel_err) < 0.5 / lg)
+    assert abs(rel_err[2]) < abs(rel_err[1]) < abs(rel_err[0])
+
+
+def test_lf2_sign_flip_against_balanced_gradient_flow():
+    """L_f = 2 < L = 3, χ = −1 (ρ = −0.7: Σ_yxB = −0.4, s̃_B = 0.51, k = 0.154).
+
+    * Exactly aligned weights: phase 1 is as for χ = +1 (B's map grows along Σ_yxB) and t_A
+      follows eq. (56a) (measured t_A − t_A^pred = −0.3775 at every u0, to 2e-4). B then has
+      no mode along −Σ_yxB but round-off. Unlike L_f ≥ 3 (B is never learned,
+      test_exactly_aligned_weights_never_learn_a_flipped_modality), that mode is linearly
+      unstable at L_f = 2, so B is learned, but ≈ ln(1/ε_float64)/R after t_A (measured
+      92.7, 93.9, 97.8 with R = ‖U_A‖^{1/3}‖s̃_B‖ = 0.442, i.e. R·gap = 41-43) instead of
+      eq. (56b)'s 12.0, 18.0, 24.1.
+    * B's fusion-layer matrix negated (still balanced; B's map starts along −Σ_yxB): the mode
+      the corrected eq. (56b) needs. It shrinks by u0^k in phase 1, and the slope of t_B − t_A
+      against ln(1/u0) is (1 + k)/R (measured relative deviations −3e-6, 5e-6). Its phase 1
+      has u_B = u0(u_A/u0)^{−k} instead of eq. (55): t_A follows I(L, 2) with k → −k
+      (mpmath quadrature here; measured offset −0.3775 again, relative 1.1 u0).
+    * Eq. (57) corrected presumes both modes, as random weights have: phase 1 of the aligned
+      run, phase 2 of the flipped one. Gap(flipped)/t_A(aligned) against its t_B/t_A − 1,
+      within the dropped intercept c0/(c1 ln(1/u0)) (measured −0.17/ln(1/u0) to
+      −0.21/ln(1/u0)).
+    """
+    L, rho = 3, -0.7
+    st = Stats.scalar_toy(2.0, 1.0, rho)
+    r = th.roles(st)
+    assert r.chi == -1
+    na, nb = abs(r.s_a.item()), abs(r.s_b.item())
+    k = nb / na
+    R = abs(r.plateau.item()) ** (1 - 2 / L) * abs(r.s_b_tilde.item())
+    runs = [(rho, u0, False) for u0 in U0S] + [(rho, u0, True) for u0 in U0S]
+    traj, t = _balanced_runs(L, 2, runs, 3500.0, 0.1)
+    assert list(measure_unimodal_phase(traj).first) == [0] * 6
+    assert list(traj.status_names()) == ["converged"] * 6
+    pred = [th.deep_times(st, L, 2, u0, tau=1.0) for u0 in U0S]
+    lg = np.log(1 / np.array(U0S))
+    c1 = (pred[0]["t_B"] - pred[0]["t_A"]) / lg[0]
+    assert c1 == pytest.approx((1 + k) / R, rel=1e-12)  # the corrected (1 + k) numerator
+    aligned, flipped = t[:3], t[3:]
+    # Aligned: t_A to relative O(u0) (measured 1.1 u0), the O(1) term converges.
+    for u0, ta, p in zip(U0S, aligned[:, 0], pred):
+        assert ta == pytest.approx(p["t_A"], rel=2 * u0)
+    off = aligned[:, 0] - np.array([p["t_A"] for p in pred])
+    assert abs(off[2] - off[1]) < 1e-3
+    # Aligned: B is learned from round-off only, far later than the leading order.
+    gap_aligned = aligned[:, 1] - aligned[:, 0]
+    assert np.all(gap_aligned > 3 * c1 * lg)
+    # Flipped: the gap's slope is the corrected coefficient (1 + k)/R.
+    gap = flipped[:, 1] - flipped[:, 0]
+    assert np.diff(gap) / np.diff(lg) == pytest.approx([c1, c1], rel=1e-4)
+    # Flipped: phase 1 with the shrinking mode, u² = u_A² + u0²(u_A/u0)^{−2k}.
+    J = float(mp.quad(lambda x: x ** -1 * (x ** 2 + x ** (-2 * k)) ** (1 - mp.mpf(L) / 2),
+                      [1, 10, mp.inf]))
+    for u0, ta in zip(U0S, flipped[:, 0]):
+        assert ta == pytest.approx(u0 ** (2 - L) * J / na, rel=2 * u0)
+    # Eq. (57) with both modes.
+    rel_err = np.array([(g / ta) / (th.time_ratio_leading_order(st, L, 2, u0).value - 1) - 1
+                        for u0, g, ta in zip(U0S, gap, aligned[:, 0])])
+    assert np.all(np.abs(rel_err) < 0.5 / lg)
+
+
+def test_late_fusion_ratio_against_balanced_gradient_flow():
+    """L_f = L = 3: time_ratio_leading_order is eq. (9) corrected, independent of depth and
+    u0; deep_times gives t_A = τ u0^{−1}/‖s_A‖ (I(3, 3) = 1) and t_B − t_A =
+    τ(1 − χk)/(u0‖s̃_B‖). χ = +1 (ρ = 0.3, aligned) and χ = −1 (ρ = −0.7, B's last matrix
+    negated so that B's map starts along −Σ_yxB; late-fusion branches do not interact in
+    phase 1, so t_A is unchanged). Neglected terms: O(1) times against u0^{−1}, relative O(u0);
+    measured errors of t_A and t_B −0.81 u0 to −0.98 u0, of the ratio −0.016 u0 (χ = +1) and
+    0.083 u0 (χ = −1)."""
+    L = 3
+    runs = [(0.3, 1e-2, False), (0.3, 1e-3, False), (-0.7, 1e-2, True), (-0.7, 1e-3, True)]
+    traj, t = _balanced_runs(L, L, runs, 2950.0, 0.1)
+    assert list(traj.status_names()) == ["converged"] * 4
+    for (rho, u0, _), (ta, tb) in zip(runs, t):
+        st = Stats.scalar_toy(2.0, 1.0, rho)
+        pred = th.deep_times(st, L, L, u0, tau=1.0)
+        assert ta == pytest.approx(pred["t_A"], rel=2 * u0)
+        assert tb == pytest.approx(pred["t_B"], rel=2 * u0)
+        assert tb / ta == pytest.approx(th.time_ratio_leading_order(st, L, L, u0).value,
+                                        rel=u0)
+
+
+def test_early_fusion_ratio_tends_to_one():
+    """L_f = 1, L = 3: one transition for both modalities, t_B/t_A → 1 (the value
+    time_ratio_leading_order returns). Eq. (44) at L_f = 1, τu̇_m = ‖s_m‖u^{L−1}, gives
+    u_m = u0 + ‖s_m‖z with ż = u^{L−1}: t_A = u0^{2−L} T + O(1) with
+    T = ∫₀^∞ ((1 + ‖s_A‖ζ)² + (1 + ‖s_B‖ζ)²)^{(1−L)/2} dζ (measured relative error −1.08 u0),
+    while t_B − t_A stays O(1) (measured 0.2249, 0.2315, 0.2315 at u0 = 1e-2, 1e-3, 1e-4).
+    Hence t_B/t_A − 1 = O(u0^{L−2}): (t_B/t_A − 1)/u0 = 1.513, 1.543, 1.541."""
+    L, rho = 3, 0.3
+    st = Stats.scalar_toy(2.0, 1.0, rho)
+    r = th.roles(st)
+    na, nb = abs(r.s_a.item()), abs(r.s_b.item())
+    T = quad(lambda z: ((1 + na * z) ** 2 + (1 + nb * z) ** 2) ** ((1 - L) / 2), 0, np.inf,
+             epsabs=0, epsrel=1e-12)[0]
+    traj, t = _balanced_runs(L, 1, [(rho, u0, False) for u0 in U0S], 1510.0, 0.1)
+    assert list(traj.status_names()) == ["converged"] * 3
+    assert th.time_ratio_leading_order(st, L, 1, 1e-3).value == 1.0
+    for u0, ta in zip(U0S, t[:, 0]):
+        assert ta == pytest.approx(T / u0, rel=2 * u0)
+    gap = t[:, 1] - t[:, 0]
+    assert np.all(np.abs(gap) < 1.0)
+    # Bounded and converging (O(u0) corrections); a gap growing like t_A would change by
+    # ~1350·(t_B/t_A − 1) between the last two u0.
+    assert abs(gap[2] - gap[1]) < 0.01
+    excess = (t[:, 1] / t[:, 0] - 1) / np.array(U0S)
+    assert excess[2] == pytest.approx(excess[1], rel=0.02)
 
 
 @pytest.mark.parametrize("Lf", [3, 4])
@@ -158,9 +365,9 @@ def test_pathway_time_against_series_and_logistic():
         expected = tau / (L * s * w_star ** (1 - 2 / L)) * (F(z1) - F(z0))
         got = th.pathway_time(z1 * w_star, L, s, sigma2, z0 * w_star, tau)
         assert got == pytest.approx(expected, rel=1e-9)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"need 0 < w0 <= w < w\*"):
         th.pathway_time(3.0, 3, s, sigma2, 1e-3, tau)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="depth must be an integer >= 2"):
         th.pathway_time(0.5, 1, s, sigma2, 1e-3, tau)
 
 

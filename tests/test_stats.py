@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -186,7 +188,7 @@ def test_other_errors():
 
 def test_stats_is_immutable():
     st = Stats.scalar_toy()
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="read-only"):
         st.sigma[0, 0] = 5.0
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="'dims'"):
         st.dims = (2,)
