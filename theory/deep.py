@@ -10,70 +10,156 @@ Each derive_* function checks one step with sympy:
 * t_B (53, 54, 56b), the ratios (12), (57) (corrected) and (59), with the sign correction;
 * the special cases: eq. (12) at L_f = L is eq. (9), eq. (59) at L_A = L_B is eq. (12);
 * one balanced pathway of depth L: τ dw/dt = L w^{2−2/L}(s − σ²w) and its logit form.
+
+Each check_* function evaluates the derived expressions at sample points and compares them
+with the dlnfusion function that implements them. The integrals I(L, L_f) and t_A are
+computed there independently of dlnfusion's y = 1/x form: with mpmath (20 digits) on the
+original variables of eqs. (47) and (13).
 """
+import numpy as np
 import sympy as sp
+
+# Closed forms evaluated by the library in float64: a few roundings apart (~1e-15).
+RTOL_FLOAT = 1e-12
+# dlnfusion's integrals use scipy.integrate.quad with epsrel = 1e-12; the references below
+# are mpmath quadratures at 20 digits, so the difference is the library's quadrature error
+# (measured: ≤ 1e-14). 1e-11 is ten times the requested accuracy.
+RTOL_QUAD = 1e-11
+
+
+def _close(got, want, rtol, what):
+    got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
+    err = float(np.max(np.abs(got - want) / np.maximum(np.abs(want), 1e-300)))
+    assert err <= rtol, f"{what}: library {got}, derivation {want} (relative error {err:.2e})"
+
+
+def _sample_stats():
+    from dlnfusion import Stats
+
+    return [Stats.scalar_toy(2.0, 1.0, 0.5),     # χ = +1
+            Stats.scalar_toy(2.0, 1.0, -0.7),    # Σ_yxB < 0: χ = −1
+            Stats.random(dim=6, seed=4)]         # 3-d modalities, B learned first
+
+
+def _phase_quantities(st, first=None):
+    """‖s_A‖, ‖s_B‖, ‖s̃_B‖, ‖U_A‖ and χ from the moments (A: larger ‖Σ_yx_m‖ unless given)."""
+    s = [np.asarray(st.sigma_yx_m(m)) for m in range(2)]
+    if first is None:
+        first = int(np.argmax([np.linalg.norm(v) for v in s]))
+    second = 1 - first
+    s_a, s_b = s[first], s[second]
+    plateau = np.linalg.solve(st.sigma_m(first), s_a.T).T           # U_A = s_A Σ_A^{-1}
+    s_bt = s_b - plateau @ st.block(first, second)
+    nb, nbt = np.linalg.norm(s_b), np.linalg.norm(s_bt)
+    chi = -1 if np.sum(s_b * s_bt) <= -(1 - 1e-9) * nb * nbt else 1
+    return dict(first=first, n_A=np.linalg.norm(s_a), n_B=nb, n_Bt=nbt,
+                U_A=np.linalg.norm(plateau), chi=chi)
 
 
 def _outer(a, b):
     return a * b.T
 
 
+# ---------------------------------------------------------------------- eq. (44)
+_RD = sp.symbols("u_A u_B u s_A s_B", positive=True)
+
+
+def _ansatz_layers(Lf, L=4):
+    """Every layer of the rank-one ansatz (43) with its gradient-flow right-hand side (eqs. 42,
+    errors Σ_yx_m = s_m) and the norm (u_A, u_B or u) it carries. Scalar inputs, scalar output,
+    orthonormal hidden directions; L = 4 with L_f = 2 or 3."""
+    uA, uB, u, sA, sB = _RD
+    e = [sp.Matrix([1, 0, 0]), sp.Matrix([0, 1, 0]), sp.Matrix([0, 0, 1])]
+    one = sp.Matrix([[1]])
+    # Directions: branch A uses e0 -> e2 -> ..., B uses e2 -> e0 ...; shared fused dir e1.
+    rA = [e[0], e[2], e[1]][:Lf - 1] if Lf > 2 else [e[0]]
+    rB = [e[2], e[0], e[1]][:Lf - 1] if Lf > 2 else [e[2]]
+    fused = e[1]
+    chainA = [one] + rA + [fused]   # directions between layers of branch A
+    chainB = [one] + rB + [fused]
+    # Post layers: fused -> h -> ... -> output
+    post_dirs = [fused] + ([e[0]] if L - Lf > 1 else []) + [one]
+    WA = [uA * _outer(chainA[l + 1], chainA[l]) for l in range(Lf)]
+    WB = [uB * _outer(chainB[l + 1], chainB[l]) for l in range(Lf)]
+    WP = [u * _outer(post_dirs[j + 1], post_dirs[j]) for j in range(L - Lf)]
+
+    def prod(mats, n):
+        out = sp.eye(n)
+        for W in mats:
+            out = W * out
+        return out
+
+    def rhs_pre(W, s, l):
+        above = prod(W[l + 1:] + WP, W[l].shape[0]) if (W[l + 1:] + WP) else sp.eye(1)
+        below = prod(W[:l], 1)  # the branch input is a scalar
+        return above.T * sp.Matrix([[s]]) * below.T
+
+    layers = [("A", WA[l], rhs_pre(WA, sA, l), uA) for l in range(Lf)]
+    layers += [("B", WB[l], rhs_pre(WB, sB, l), uB) for l in range(Lf)]
+    for j in range(L - Lf):
+        above = prod(WP[j + 1:], WP[j].shape[0])
+        totA, totB = prod(WA + WP[:j], 1), prod(WB + WP[:j], 1)
+        rhs = above.T * sp.Matrix([[sA]]) * totA.T + above.T * sp.Matrix([[sB]]) * totB.T
+        layers.append(("post", WP[j], rhs, u))
+    return layers
+
+
 def derive_reduced_dynamics():
     """Eq. (44) from eqs. (42) and the ansatz (43), for L = 4 and L_f = 2, 3 (scalar inputs,
     scalar output, orthonormal hidden directions)."""
-    uA, uB, u, sA, sB = sp.symbols("u_A u_B u s_A s_B", positive=True)
-    e = [sp.Matrix([1, 0, 0]), sp.Matrix([0, 1, 0]), sp.Matrix([0, 0, 1])]
-    one = sp.Matrix([[1]])
+    uA, uB, u, sA, sB = _RD
+    L = 4
     for Lf in (2, 3):
-        L = 4
-        # Directions: branch A uses e0 -> e1 -> ..., B uses e2 -> e1 ...; shared fused dir e1.
-        # Build layer lists with (out_dir, in_dir); input direction is the scalar 1.
-        rA = [e[0], e[2], e[1]][:Lf - 1] if Lf > 2 else [e[0]]
-        rB = [e[2], e[0], e[1]][:Lf - 1] if Lf > 2 else [e[2]]
-        fused = e[1]
-        chainA = [one] + rA + [fused]   # directions between layers of branch A
-        chainB = [one] + rB + [fused]
-        # Post layers: fused -> h -> ... -> output
-        post_dirs = [fused] + ([e[0]] if L - Lf > 1 else []) + [one]
-        WA = [uA * _outer(chainA[l + 1], chainA[l]) for l in range(Lf)]
-        WB = [uB * _outer(chainB[l + 1], chainB[l]) for l in range(Lf)]
-        WP = [u * _outer(post_dirs[j + 1], post_dirs[j]) for j in range(L - Lf)]
-
-        def prod(mats, n):
-            out = sp.eye(n)
-            for W in mats:
-                out = W * out
-            return out
-
-        def rhs_pre(W, s, l):
-            above = prod(W[l + 1:] + WP, W[l].shape[0]) if (W[l + 1:] + WP) else sp.eye(1)
-            below = prod(W[:l], 1)  # the branch input is a scalar
-            return above.T * sp.Matrix([[s]]) * below.T
-
-        for l in range(Lf):
-            assert sp.simplify(rhs_pre(WA, sA, l) - sA * uA ** (Lf - 1) * u ** (L - Lf)
-                               * WA[l] / uA) == sp.zeros(*WA[l].shape)
-            assert sp.simplify(rhs_pre(WB, sB, l) - sB * uB ** (Lf - 1) * u ** (L - Lf)
-                               * WB[l] / uB) == sp.zeros(*WB[l].shape)
-        for j in range(L - Lf):
-            above = prod(WP[j + 1:], WP[j].shape[0])
-            totA, totB = prod(WA + WP[:j], 1), prod(WB + WP[:j], 1)
-            rhs = above.T * sp.Matrix([[sA]]) * totA.T + above.T * sp.Matrix([[sB]]) * totB.T
-            du = (sA * uA ** Lf + sB * uB ** Lf) * u ** (L - Lf - 1)
-            assert sp.simplify(rhs - du * WP[j] / u) == sp.zeros(*WP[j].shape)
+        rate = {"A": sA * uA ** (Lf - 1) * u ** (L - Lf), "B": sB * uB ** (Lf - 1) * u ** (L - Lf),
+                "post": (sA * uA ** Lf + sB * uB ** Lf) * u ** (L - Lf - 1)}
+        for name, W, rhs, norm in _ansatz_layers(Lf, L):
+            assert sp.simplify(rhs - rate[name] * W / norm) == sp.zeros(*W.shape), name
     return True
 
 
+def check_reduced_dynamics():
+    """reduced_rhs against the gradient-flow right-hand side of every layer of the ansatz,
+    projected on the layer's direction, at numeric norms."""
+    from dlnfusion import theory as th
+
+    for Lf in (2, 3):
+        layers = _ansatz_layers(Lf)
+        for vals in ((0.3, 0.2, 0.36, 1.7, 0.9), (1.2, 0.5, 1.3, 0.4, 2.2)):
+            sub = dict(zip(_RD, vals))
+            got = th.reduced_rhs(*vals, depth=4, fusion_layer=Lf)
+            want = {}
+            for name, W, rhs, norm in layers:
+                d = np.array((W / norm).subs(sub), dtype=float)       # unit direction
+                rate = float(np.sum(np.array(rhs.subs(sub), dtype=float) * d))
+                want.setdefault(name, []).append(rate)
+            # Every layer of a group moves at the same rate (the ansatz is consistent).
+            for name, rates in want.items():
+                _close(rates, rates[0], RTOL_FLOAT, f"ansatz rates of {name}")
+            _close(got, [want["A"][0], want["B"][0], want["post"][0]], RTOL_FLOAT,
+                   f"reduced_rhs (L = 4, L_f = {Lf})")
+    return True
+
+
+# ---------------------------------------------------------------------- eqs. (45), (55)
+_BR = sp.symbols("u_A u_0 k", positive=True)
+
+
+def _branch_uB(Lf):
+    uA, u0, k = _BR
+    if Lf == 2:
+        return u0 * (uA / u0) ** k                                # eq. (55)
+    p = 2 - Lf
+    return (u0 ** p + k * (uA ** p - u0 ** p)) ** (sp.Integer(1) / p)   # eq. (45)
+
+
 def derive_branch_relation():
-    """du_B/du_A = k u_B^{L_f−1}/u_A^{L_f−1} integrates to eq. (45), or to eq. (55) at L_f = 2."""
-    uA, u0, k = sp.symbols("u_A u_0 k", positive=True)
-    for Lf in (3, 4, 5):
-        p = 2 - Lf
-        uB = (u0 ** p + k * (uA ** p - u0 ** p)) ** (sp.Integer(1) / p)
+    """du_B/du_A = k u_B^{L_f−1}/u_A^{L_f−1} integrates to eq. (45), or to eq. (55) at L_f = 2
+    (and to u_B − u0 = k(u_A − u0) at L_f = 1)."""
+    uA, u0, k = _BR
+    for Lf in (1, 2, 3, 4, 5):
+        uB = _branch_uB(Lf)
         assert sp.simplify(sp.diff(uB, uA) - k * uB ** (Lf - 1) / uA ** (Lf - 1)) == 0
         assert sp.simplify(uB.subs(uA, u0) - u0) == 0
-    uB = u0 * (uA / u0) ** k
-    assert sp.simplify(sp.diff(uB, uA) - k * uB / uA) == 0
     # Eq. (51): as u_A -> oo, u_B^{2-L_f} -> (1 - k) u0^{2-L_f} (L_f > 2).
     for Lf in (3, 4):
         p = 2 - Lf
@@ -82,17 +168,49 @@ def derive_branch_relation():
     return True
 
 
+def check_branch_relation():
+    """branch_relation against eqs. (45), (55) for L_f = 1, ..., 5."""
+    from dlnfusion import theory as th
+
+    u_a = np.array([0.1, 0.15, 0.4, 2.0])
+    for Lf in (1, 2, 3, 4, 5):
+        f = sp.lambdify(_BR, _branch_uB(Lf))
+        for k in (0.0, 0.3, 0.8, 1.0):
+            _close(th.branch_relation(u_a, k, 0.1, Lf), f(u_a, 0.1, k), RTOL_FLOAT,
+                   f"branch_relation (L_f = {Lf}, k = {k})")
+    return True
+
+
+# ---------------------------------------------------------------------- eqs. (47), (48), (13)
+_FI = sp.symbols("x u_0 k y", positive=True)
+
+
+def _integrand47(L, Lf):
+    """t_A ‖s_A‖/τ = ∫_{u0}^∞ of this du_A (eq. 47: eq. 44 for u_A with eqs. 41 and 45)."""
+    uA, u0, k = _BR
+    return uA ** (1 - Lf) * (uA ** 2 + _branch_uB(Lf) ** 2) ** sp.Rational(Lf - L, 2)
+
+
+def _integrand13(L, Lf):
+    """The integrand of I(L, L_f) over x ∈ [1, ∞) (eq. 13; eq. 58 for L_f = 2)."""
+    x, u0, k, y = _FI
+    if Lf == 2:
+        return x ** -1 * (x ** 2 + x ** (2 * k)) ** (1 - sp.Rational(L, 2))
+    p = 2 - Lf
+    return x ** (1 - L) * (1 + (k + (1 - k) * x ** (Lf - 2)) ** sp.Rational(2, p)) \
+        ** sp.Rational(Lf - L, 2)
+
+
 def derive_fusion_integral():
     """Eq. (47) → eq. (48): with u_A = u0 x the t_A integrand becomes u0^{2−L} times the
     integrand of I(L, L_f) (eq. 13); and y = 1/x gives dlnfusion's bounded form."""
-    x, u0, k, y = sp.symbols("x u_0 k y", positive=True)
+    x, u0, k, y = _FI
     for L, Lf in ((4, 3), (5, 3), (5, 4), (6, 4)):
         p = 2 - Lf
         ua = u0 * x
         ub2 = (k * ua ** p + (1 - k) * u0 ** p) ** (sp.Rational(2, p))
         integrand47 = ua ** (1 - Lf) * (ua ** 2 + ub2) ** sp.Rational(Lf - L, 2) * u0  # du_A
-        integrand13 = x ** (1 - L) * (1 + (k + (1 - k) * x ** (Lf - 2)) ** sp.Rational(2, p)) \
-            ** sp.Rational(Lf - L, 2)
+        integrand13 = _integrand13(L, Lf)
         ratio = sp.simplify(sp.powsimp(sp.powdenest(integrand47 / (u0 ** (2 - L) * integrand13),
                                                     force=True), force=True))
         assert sp.simplify(ratio.subs({x: sp.Rational(3, 2), k: sp.Rational(1, 3),
@@ -111,11 +229,80 @@ def derive_fusion_integral():
         assert sp.integrate(x ** (1 - L), (x, 1, sp.oo)) == sp.Rational(1, L - 2)
     # L_f = 2 (eq. 58): y = 1/x turns x^{-1}(x^2 + x^{2k})^{1-L/2} into y^{L-3}(1+y^{2(1-k)})^{1-L/2}.
     for L in (3, 4, 6):
-        f58 = x ** -1 * (x ** 2 + x ** (2 * k)) ** (1 - sp.Rational(L, 2))
+        f58 = _integrand13(L, 2)
         fy = y ** (L - 3) * (1 + y ** (2 * (1 - k))) ** (1 - sp.Rational(L, 2))
         vals = {y: sp.Rational(2, 5), k: sp.Rational(1, 4)}
         assert sp.simplify((f58.subs(x, 1 / y) / y ** 2).subs(vals) - fy.subs(vals)) == 0
     return True
+
+
+def _mp_integral(f, a, breaks=()):
+    """∫_a^∞ f with mpmath at 20 digits (split at the given points)."""
+    import mpmath as mp
+
+    with mp.workdps(20):
+        pts = [mp.mpf(a)] + [mp.mpf(b) for b in sorted(breaks) if b > a] + [mp.inf]
+        return float(mp.quad(f, pts))
+
+
+def _fusion_integral_ref(L, Lf, k):
+    """I(L, L_f) from eq. (13) (eq. 58) on x ∈ [1, ∞), with mpmath."""
+    x, u0, kk, y = _FI
+    f = sp.lambdify(x, _integrand13(L, Lf).subs(kk, sp.nsimplify(k)), "mpmath")
+    layer = (1 - k) ** (-1.0 / (Lf - 2)) if 2 < Lf and 0 < k < 1 else None
+    return _mp_integral(f, 1, (layer,) if layer else ())
+
+
+_DEEP_CASES = ((3, 2), (4, 2), (6, 2), (4, 3), (5, 3), (5, 4), (6, 4), (4, 4), (6, 6))
+
+
+def check_fusion_integral():
+    """fusion_integral against I(L, L_f) computed on the original variable x of eq. (13)
+    (eq. 58 at L_f = 2) by mpmath, including k near 1 (the layer of the integrand), and
+    deep_times' t_A against eq. (47) integrated directly in u_A."""
+    from dlnfusion import theory as th
+
+    for L, Lf in _DEEP_CASES:
+        for k in (0.0, 0.3, 0.7, 0.99):
+            want = 1.0 / (L - 2) if Lf == L else _fusion_integral_ref(L, Lf, k)
+            _close(th.fusion_integral(L, Lf, k), want, RTOL_QUAD, f"I({L}, {Lf}) at k = {k}")
+    uA, u0, kk = _BR
+    tau, u_0 = 2.0, 0.1
+    for st in _sample_stats():
+        q = _phase_quantities(st)
+        k = q["n_B"] / q["n_A"]
+        for L, Lf in _DEEP_CASES:
+            f = sp.lambdify(uA, _integrand47(L, Lf).subs({u0: sp.nsimplify(u_0),
+                                                          kk: sp.nsimplify(k)}), "mpmath")
+            layer = u_0 * (1 - k) ** (-1.0 / (Lf - 2)) if Lf > 2 else None
+            t_a = tau / q["n_A"] * _mp_integral(f, u_0, (layer,) if layer else ())
+            _close(th.deep_times(st, L, Lf, u_0, tau)["t_A"], t_a, RTOL_QUAD,
+                   f"deep_times t_A (L = {L}, L_f = {Lf})")
+    return True
+
+
+# ---------------------------------------------------------------------- eqs. (53)-(57)
+_SP = sp.symbols("tau U_A s_Bt n_A n_B u_0 I", positive=True)
+
+
+def _deep_second_phase(L, Lf, chi):
+    """t_A (eq. 48; 56a), t_B − t_A (eq. 54; 56b, leading order) and t_B/t_A (eqs. 12, 57
+    corrected) for the rank-one ansatz (symbols _SP)."""
+    tau, ua, snt, na, nb, u0, I = _SP
+    k = nb / na
+    t_a = tau * u0 ** (2 - L) * I / na
+    rate = snt * ua ** (1 - sp.Rational(Lf, L))       # τ du_B/dt = rate · u_B^{L_f−1}
+    if Lf == 2:
+        # From u_B(t_A) = u0^{1−χk} U_A^{χk/L} (eq. 55 at u_A = U_A^{1/L}) to O(1).
+        gap = tau * (1 - chi * k) * sp.log(1 / u0) / rate
+        ratio = 1 + (na - chi * nb) * u0 ** (L - 2) * sp.log(1 / u0) / (
+            ua ** (1 - sp.Rational(2, L)) * snt * I)
+    else:
+        # u_B → ∞ from u_B(t_A)^{2−L_f} = (1 − χk)u0^{2−L_f} (eq. 51).
+        gap = tau * (1 - chi * k) * u0 ** (2 - Lf) / ((Lf - 2) * rate)
+        ratio = 1 + (na - chi * nb) * u0 ** (L - Lf) / ((Lf - 2) * ua ** (1 - sp.Rational(Lf, L))
+                                                      * snt * I)
+    return t_a, gap, ratio
 
 
 def derive_second_phase_and_ratio():
@@ -151,9 +338,38 @@ def derive_second_phase_and_ratio():
         ratio57 = 1 + (na - chi * nb) * u0 ** (L - 2) * sp.log(1 / u0) / (
             ua ** (1 - sp.Rational(2, L)) * snt * I)
         assert sp.simplify(1 + leading / t_a - ratio57) == 0
+    # The general-(L, L_f) expressions used by the checks agree with these steps.
+    for L, Lf in ((3, 2), (4, 2), (6, 2), (4, 3), (5, 3), (5, 4), (6, 4)):
+        for chi in (1, -1):
+            t_a, gap, ratio = _deep_second_phase(L, Lf, chi)
+            assert sp.simplify(1 + gap / t_a - ratio) == 0
     return True
 
 
+def check_second_phase_and_ratio():
+    """deep_times (t_A, t_B) and time_ratio_leading_order against _deep_second_phase, with
+    I(L, L_f) from mpmath on eq. (13), for χ = ±1 and L_f = 2, 3, 4 < L."""
+    from dlnfusion import theory as th
+
+    tau, u_0 = 3.0, 0.05
+    for st in _sample_stats():
+        q = _phase_quantities(st)
+        k = q["n_B"] / q["n_A"]
+        for L, Lf in _DEEP_CASES:
+            if Lf == L:
+                continue
+            I = _fusion_integral_ref(L, Lf, k)
+            f = sp.lambdify(_SP, list(_deep_second_phase(L, Lf, q["chi"])))
+            t_a, gap, ratio = f(tau, q["U_A"], q["n_Bt"], q["n_A"], q["n_B"], u_0, I)
+            out = th.deep_times(st, L, Lf, u_0, tau)
+            _close([out["t_A"], out["t_B"]], [t_a, t_a + gap], RTOL_QUAD,
+                   f"deep_times (L = {L}, L_f = {Lf})")
+            _close(th.time_ratio_leading_order(st, L, Lf, u_0).value, ratio, RTOL_QUAD,
+                   f"time_ratio_leading_order (L = {L}, L_f = {Lf})")
+    return True
+
+
+# ---------------------------------------------------------------------- special cases
 def derive_special_cases():
     """Eq. (12) at L_f = L is eq. (9); eq. (59) at L_A = L_B = L_f is eq. (12)."""
     na, nb, snt, ua, u0, I, k, y = sp.symbols("n_A n_B s_Bt U_A u_0 I k y", positive=True)
@@ -180,14 +396,51 @@ def derive_special_cases():
     return True
 
 
+def check_special_cases():
+    """time_ratio_leading_order at L_f = L equals time_ratio_gradient_flow (eq. 9, exactly:
+    the same float64 value); time_ratio_unequal and unequal_integral at L_A = L_B equal
+    time_ratio_leading_order and fusion_integral (two quadratures of the same integrand)."""
+    from dlnfusion import theory as th
+
+    for st in _sample_stats():
+        base = th.time_ratio_gradient_flow(st).value
+        for L in (3, 4, 6):
+            _close(th.time_ratio_leading_order(st, L, L, 0.1).value, base, RTOL_FLOAT,
+                   f"eq. (12) at L_f = L = {L}")
+        k = _phase_quantities(st)["n_B"] / _phase_quantities(st)["n_A"]
+        for La, Lc in ((3, 1), (4, 1), (3, 2), (5, 0)):
+            _close(th.time_ratio_unequal(st, La, La, Lc, 0.1).value,
+                   th.time_ratio_leading_order(st, La + Lc, La, 0.1).value, RTOL_QUAD,
+                   f"eq. (59) at L_A = L_B = {La}, L_c = {Lc}")
+            _close(th.unequal_integral(La, La, Lc, k, 0.1), th.fusion_integral(La + Lc, La, k),
+                   RTOL_QUAD, "eq. (60) at L_A = L_B")
+    return True
+
+
+# ---------------------------------------------------------------------- eqs. (59), (60)
+_UD = sp.symbols("u_A u_0 k", positive=True)
+
+
+def _unequal_uB(La, Lb):
+    """u_B(u_A) in the first phase of branches of depths L_A, L_B (ratio of the eq. 44's)."""
+    uA, u0, k = _UD
+    return (u0 ** (2 - Lb) + sp.Rational(Lb - 2, La - 2) * k * (uA ** (2 - La) - u0 ** (2 - La))) \
+        ** sp.Rational(1, 2 - Lb)
+
+
+def _unequal_ratio(La, Lb, Lc, chi):
+    tau, ua, snt, na, nb, u0, I = _SP
+    num = u0 ** (Lc + La - Lb) * na / (Lb - 2) - chi * u0 ** Lc * nb / (La - 2)
+    return 1 + num / (ua ** sp.Rational(Lc, La + Lc) * snt * I)
+
+
 def derive_unequal_depths():
     """Eq. (59): the first phase gives (u_B/u0)^{2−L_B} = 1 + c(x^{2−L_A} − 1) (eq. 60) and the
     second phase starts from u_B(t_A)^{2−L_B} = u0^{2−L_B}(1 − c); assembling t_B/t_A."""
     uA, u0, k, na, nb, snt, ua, I, tau = sp.symbols("u_A u_0 k n_A n_B s_Bt U_A I tau",
                                                     positive=True)
     for La, Lb, Lc in ((3, 4, 1), (4, 3, 1), (3, 5, 0)):
-        uB = (u0 ** (2 - Lb) + sp.Rational(Lb - 2, La - 2) * k * (uA ** (2 - La) - u0 ** (2 - La))) \
-            ** sp.Rational(1, 2 - Lb)
+        uB = _unequal_uB(La, Lb).subs({_UD[0]: uA, _UD[1]: u0, _UD[2]: k})
         # du_B/du_A = k u_B^{L_B−1}/u_A^{L_A−1} (ratio of the branch equations).
         assert sp.simplify(sp.diff(uB, uA) - k * uB ** (Lb - 1) / uA ** (La - 1)) == 0
         c = sp.Rational(Lb - 2, La - 2) * k * u0 ** (Lb - La)
@@ -197,10 +450,53 @@ def derive_unequal_depths():
         gap = tau * lim / ((Lb - 2) * rate)
         t_a = tau * u0 ** (2 - La - Lc) * I / na
         kk = nb / na
-        num = u0 ** (Lc + La - Lb) * na / (Lb - 2) - u0 ** Lc * nb / (La - 2)
-        eq59 = 1 + num / (ua ** sp.Rational(Lc, La + Lc) * snt * I)
+        eq59 = _unequal_ratio(La, Lb, Lc, 1).subs(
+            {_SP[1]: ua, _SP[2]: snt, _SP[3]: na, _SP[4]: nb, _SP[5]: u0, _SP[6]: I})
         assert sp.simplify((1 + gap / t_a).subs(k, kk) - eq59) == 0
     return True
+
+
+def check_unequal_depths():
+    """unequal_integral against t_A integrated directly in u_A (eq. 44 with u² = u_A² + u_B²
+    and u_B(u_A) of derive_unequal_depths), and time_ratio_unequal against eq. (59) with that
+    integral, for either branch escaping first."""
+    from dlnfusion import theory as th
+
+    uA, u0, kk = _UD
+    u_0 = 0.1
+    for st in _sample_stats():
+        norms = [float(np.linalg.norm(st.sigma_yx_m(m))) for m in range(2)]
+        for depths, Lc in (((3, 4), 1), ((4, 3), 1), ((3, 5), 0), ((5, 3), 2), ((4, 6), 1)):
+            # The branch that escapes first is the one with c < 1 (eq. 60).
+            cs = [(depths[1 - f] - 2) / (depths[f] - 2) * norms[1 - f] / norms[f]
+                  * u_0 ** (depths[1 - f] - depths[f]) for f in (0, 1)]
+            first = 0 if cs[0] < 1 else 1
+            assert cs[first] < 1 <= cs[1 - first] or np.isclose(cs[0] * cs[1], 1)
+            La, Lb = depths[first], depths[1 - first]
+            q = _phase_quantities(st, first=first)
+            k = q["n_B"] / q["n_A"]
+            integrand = uA ** (1 - La) * (uA ** 2 + _unequal_uB(La, Lb) ** 2) ** sp.Rational(-Lc, 2)
+            f = sp.lambdify(uA, integrand.subs({u0: sp.nsimplify(u_0), kk: sp.nsimplify(k)}),
+                            "mpmath")
+            # t_A ‖s_A‖/τ = u0^{2−L_A−L_c} I(L_A, L_B, L_c)
+            I = _mp_integral(f, u_0) / u_0 ** (2 - La - Lc)
+            _close(th.unequal_integral(La, Lb, Lc, k, u_0), I, RTOL_QUAD,
+                   f"unequal_integral{(La, Lb, Lc)}")
+            ratio = sp.lambdify(_SP, _unequal_ratio(La, Lb, Lc, q["chi"]))(
+                1.0, q["U_A"], q["n_Bt"], q["n_A"], q["n_B"], u_0, I)
+            _close(th.time_ratio_unequal(st, *depths, Lc, u_0).value, ratio, RTOL_QUAD,
+                   f"time_ratio_unequal{depths + (Lc,)}")
+    return True
+
+
+# ---------------------------------------------------------------------- one pathway
+_PW = sp.symbols("w s sigma2 tau", positive=True)
+
+
+def _pathway_rhs(L):
+    """dw/dt of a balanced pathway of depth L (white input σ², s = ‖Σ_yx‖)."""
+    w, s, sig2, tau = _PW
+    return L * w ** (2 - sp.Rational(2, L)) * (s - sig2 * w) / tau
 
 
 def derive_pathway():
@@ -212,7 +508,8 @@ def derive_pathway():
         adot = a ** (L - 1) * (s - sig2 * a ** L) / tau
         w = a ** L
         wdot = sp.diff(w, a) * adot
-        assert sp.simplify(wdot - L * w ** (2 - sp.Rational(2, L)) * (s - sig2 * w) / tau) == 0
+        assert sp.simplify(wdot - _pathway_rhs(L).subs({_PW[0]: w, _PW[1]: s, _PW[2]: sig2,
+                                                        _PW[3]: tau})) == 0
         z, zeta = sp.symbols("z zeta", positive=True)
         lhs = z ** (sp.Rational(2, L) - 2) / (1 - z)
         zz = 1 / (1 + sp.exp(-zeta))                    # z as a function of the logit
@@ -222,11 +519,41 @@ def derive_pathway():
     return True
 
 
+def check_pathway():
+    """pathway_time against ∫ dw/(dw/dt) of the derived ODE (mpmath, in w itself), and
+    pathway_trajectory as its inverse at those times."""
+    import mpmath as mp
+
+    from dlnfusion import theory as th
+
+    for L in (2, 3, 4, 6):
+        for s, sig2, w0, tau in ((1.5, 1.0, 1e-6, 10.0), (0.8, 2.0, 1e-3, 1.0)):
+            w_star = s / sig2
+            rhs = sp.lambdify(_PW, 1 / _pathway_rhs(L), "mpmath")
+            ws = np.array([1.5 * w0, 0.01 * w_star, 0.5 * w_star, 0.99 * w_star])
+            with mp.workdps(20):
+                want = [float(mp.quad(lambda v: rhs(v, s, sig2, tau), [w0, w])) for w in ws]
+            got = [th.pathway_time(w, L, s, sig2, w0, tau) for w in ws]
+            _close(got, want, RTOL_QUAD, f"pathway_time (L = {L})")
+            # Inverse: w(t) at the reference times. The relative error of w is that of t
+            # (pathway_time's quadrature, 1e-12) times d ln w / d ln t (≤ 1e3 here), plus
+            # brentq's rtol 1e-13 (measured ≤ 2e-11).
+            back = th.pathway_trajectory(want, L, s, sig2, w0, tau)
+            _close(back, ws, 1e-9, f"pathway_trajectory (L = {L})")
+    return True
+
+
 def derive_all():
     return all([derive_reduced_dynamics(), derive_branch_relation(), derive_fusion_integral(),
                 derive_second_phase_and_ratio(), derive_special_cases(), derive_unequal_depths(),
                 derive_pathway()])
 
 
+def check_all():
+    return all([check_reduced_dynamics(), check_branch_relation(), check_fusion_integral(),
+                check_second_phase_and_ratio(), check_special_cases(), check_unequal_depths(),
+                check_pathway()])
+
+
 if __name__ == "__main__":
-    print("deep:", derive_all())
+    print("deep:", derive_all(), "checked against dlnfusion:", check_all())

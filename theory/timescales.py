@@ -20,34 +20,129 @@ This module checks the algebra, the reduction to Appendix J for the scalar toy (
 although eq. 9 as printed fails when Σ_yxB < 0), the mis-attribution ρσ_B/σ_A, the exactness
 of the sharp switch at t_A in gradient flow, the adiabatic second phase, and the
 finite-learning-rate sensitivities used by dlnfusion.theory.log_init_sensitivity.
+
+Each check_* function evaluates the derived expressions (lambdified) at sample statistics and
+compares them with the dlnfusion function that implements them.
 """
+import numpy as np
 import sympy as sp
+
+
+# Tolerances of the checks. Where the library evaluates the same closed form as the
+# derivation, the two differ only by float64 rounding of a few operations (~1e-15); 1e-12
+# leaves room for the condition of the subtractions in ‖s̃_B‖.
+RTOL_FLOAT = 1e-12
+# time_ratio_from_drives finds A's unimodal optimum with BFGS (gtol 1e-12 on a gradient of
+# order one), so the drive on B at that point is exact to ~1e-12 (measured: ≤ 1e-11).
+RTOL_BFGS = 1e-9
+
+
+def _close(got, want, rtol, what):
+    got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
+    err = float(np.max(np.abs(got - want) / np.maximum(np.abs(want), 1e-300)))
+    assert err <= rtol, f"{what}: library {got}, derivation {want} (relative error {err:.2e})"
+
+
+def _sample_stats():
+    """Statistics covering both signs of Σ_yxB, either modality first, scalar and vector."""
+    from dlnfusion import Stats
+
+    return [Stats.scalar_toy(2.0, 1.0, 0.5),     # Σ_yxB > 0: χ = +1
+            Stats.scalar_toy(2.0, 1.0, -0.7),    # Σ_yxB < 0 < Σ̃_yxB: χ = −1
+            Stats.scalar_toy(3.0, 1.0, -0.9),    # χ = −1, large ratio
+            Stats.scalar_toy(1.5, 1.0, 0.0),     # uncorrelated
+            Stats.scalar_toy(1.0, 2.0, 0.3),     # B (index 1) learned first
+            Stats.random(dim=6, seed=4),         # 3-d modalities, B first, cos θ = −0.53
+            Stats.random(dim=6, seed=3)]         # 3-d modalities, A first, cos θ = −0.92
+
+
+def _phase_quantities(st):
+    """‖s_A‖, ‖s_B‖, ‖s̃_B‖ and χ from the moments (A := the modality with larger ‖Σ_yx_m‖)."""
+    s = [np.asarray(st.sigma_yx_m(m)) for m in range(2)]
+    first = int(np.argmax([np.linalg.norm(v) for v in s]))
+    second = 1 - first
+    s_a, s_b = s[first], s[second]
+    s_bt = s_b - s_a @ np.linalg.solve(st.sigma_m(first), st.block(first, second))
+    nb, nbt = np.linalg.norm(s_b), np.linalg.norm(s_bt)
+    chi = -1 if np.sum(s_b * s_bt) <= -(1 - 1e-9) * nb * nbt else 1
+    return dict(first=first, n_A=np.linalg.norm(s_a), n_B=nb, n_Bt=nbt, chi=chi,
+                s_B=float(s_b.ravel()[0]), s_Bt=float(s_bt.ravel()[0]))
+
+
+# ---------------------------------------------------------------------- leading order
+_LO = sp.symbols("tau ell n_A n_B n_Bt", positive=True)
+
+
+def _two_phase_times(chi):
+    """t_A, t_B from the two-phase growth of the modes (symbols _LO)."""
+    tau, ell, na, nb, nbt = _LO
+    t = sp.Symbol("t", positive=True)
+    t_a = tau * ell / na                                  # ln α_A(t_A) = ln(1/u0) + ... = 0
+    ln_amp_b = -ell + chi * nb * t_a / tau                # ln amplitude along s̃_B at t_A
+    t_b = sp.solve(sp.Eq(ln_amp_b + nbt * (t - t_a) / tau, 0), t)[0]
+    return t_a, t_b
 
 
 def derive_leading_order_ratio():
     """t_B/t_A = 1 + (‖s_A‖ − χ‖s_B‖)/‖s̃_B‖ from the two-phase growth."""
-    tau, ell, na, nb, nbt = sp.symbols("tau ell n_A n_B n_Bt", positive=True)
-    t = sp.Symbol("t", positive=True)
+    tau, ell, na, nb, nbt = _LO
     for chi in (1, -1):
-        t_a = tau * ell / na                                  # ln α_A(t_A) = ln(1/u0) + ... = 0
-        ln_amp_b = -ell + chi * nb * t_a / tau                # ln amplitude along s̃_B at t_A
-        t_b = sp.solve(sp.Eq(ln_amp_b + nbt * (t - t_a) / tau, 0), t)[0]
+        t_a, t_b = _two_phase_times(chi)
         assert sp.simplify(t_b / t_a - (1 + (na - chi * nb) / nbt)) == 0
         assert sp.simplify(t_b - t_a - tau * ell * (1 - chi * nb / na) / nbt) == 0  # eq. (8b)
     return True
 
 
-def derive_scalar_toy_reduction():
-    """For y = x_A + x_B the corrected ratio is Appendix J's 1 + (σ_A²/σ_B² − 1)/(1 − ρ²) on
-    both sides of ρ = −σ_B/σ_A, while eq. (9) as printed matches it only for Σ_yxB ≥ 0."""
-    sa, sb = sp.symbols("sigma_A sigma_B", positive=True)
-    rho = sp.Symbol("rho", real=True)
+def check_leading_order_ratio():
+    """time_ratio_gradient_flow, times_leading_order, time_ratio_eq9 (printed, = the χ = +1
+    expression), time_ratio_from_drives (squared loss) and roles against _two_phase_times."""
+    from dlnfusion import theory as th
+
+    f = {chi: [sp.lambdify(_LO, e) for e in _two_phase_times(chi)] for chi in (1, -1)}
+    tau, u0 = 25.0, 1e-8
+    for st in _sample_stats():
+        q = _phase_quantities(st)
+        args = (tau, np.log(1 / u0), q["n_A"], q["n_B"], q["n_Bt"])
+        t_a, t_b = (g(*args) for g in f[q["chi"]])
+        r = th.roles(st)
+        assert (r.first, r.chi) == (q["first"], q["chi"]), (r.first, r.chi, q)
+        _close(th.time_ratio_gradient_flow(st).value, t_b / t_a, RTOL_FLOAT,
+               "time_ratio_gradient_flow")
+        lo = th.times_leading_order(st, u0=u0, tau=tau)
+        _close([lo["t_A"].value, lo["t_B"].value], [t_a, t_b], RTOL_FLOAT, "times_leading_order")
+        printed = f[1][1](*args) / f[1][0](*args)
+        _close(th.time_ratio_eq9(st).value, printed, RTOL_FLOAT, "time_ratio_eq9")
+        _close(th.time_ratio_from_drives(st, "squared").value, t_b / t_a, RTOL_BFGS,
+               "time_ratio_from_drives(squared)")
+    return True
+
+
+# ---------------------------------------------------------------------- scalar toy
+_TOY = (sp.Symbol("sigma_A", positive=True), sp.Symbol("sigma_B", positive=True),
+        sp.Symbol("rho", real=True))
+
+
+def _toy_moments():
+    sa, sb, rho = _TOY
     S = sp.Matrix([[sa ** 2, rho * sa * sb], [rho * sa * sb, sb ** 2]])
     s = sp.Matrix([[1, 1]]) * S
     s_a, s_b = s[0], s[1]
     s_bt = sp.simplify(s_b - s_a / S[0, 0] * S[0, 1])
+    return S, s_a, s_b, s_bt
+
+
+def _appendix_j():
+    sa, sb, rho = _TOY
+    return 1 + (sa ** 2 / sb ** 2 - 1) / (1 - rho ** 2)
+
+
+def derive_scalar_toy_reduction():
+    """For y = x_A + x_B the corrected ratio is Appendix J's 1 + (σ_A²/σ_B² − 1)/(1 − ρ²) on
+    both sides of ρ = −σ_B/σ_A, while eq. (9) as printed matches it only for Σ_yxB ≥ 0."""
+    sa, sb, rho = _TOY
+    S, s_a, s_b, s_bt = _toy_moments()
     assert sp.simplify(s_bt - sb ** 2 * (1 - rho ** 2)) == 0        # > 0 for |ρ| < 1
-    appendix_j = 1 + (sa ** 2 / sb ** 2 - 1) / (1 - rho ** 2)
+    appendix_j = _appendix_j()
     # σ_A > σ_B ≥ |ρ|σ_B makes s_A > 0; A is first since s_A² − s_B² = (σ_A² − σ_B²)(s_A + s_B)
     # and s_A + s_B = σ_A² + 2ρσ_Aσ_B + σ_B² > 0.
     assert sp.expand(s_a ** 2 - s_b ** 2 - (sa ** 2 - sb ** 2) * (s_a + s_b)) == 0
@@ -67,6 +162,37 @@ def derive_scalar_toy_reduction():
     return True
 
 
+def check_scalar_toy_reduction():
+    """time_ratio_gradient_flow, time_ratio_from_drives (squared), time_ratio_eq9 and
+    misattribution of the scalar toy against the expressions of derive_scalar_toy_reduction,
+    on a grid of ρ on both sides of −σ_B/σ_A."""
+    from dlnfusion import Stats, theory as th
+
+    S, s_a, s_b, s_bt = _toy_moments()
+    appendix_j = sp.lambdify(_TOY, _appendix_j())
+    eq9_neg = sp.lambdify(_TOY, 1 + (s_a + s_b) / s_bt)
+    s_b_num = sp.lambdify(_TOY, s_b)
+    mis = sp.lambdify(_TOY, s_a / S[0, 0] - 1)
+    n_neg = 0
+    for sa, sb in ((1.5, 1.0), (2.0, 1.0), (3.0, 1.5), (3.0, 1.0)):
+        for rho in np.linspace(-0.9, 0.9, 7):
+            st = Stats.scalar_toy(sa, sb, rho)
+            want = appendix_j(sa, sb, rho)
+            _close(th.time_ratio_gradient_flow(st).value, want, RTOL_FLOAT, "gradient flow")
+            _close(th.time_ratio_from_drives(st, "squared").value, want, RTOL_BFGS,
+                   "time_ratio_from_drives(squared)")
+            # W*_A = 1: the relative overshoot is U_A − 1; an absolute tolerance because it
+            # vanishes at ρ = 0.
+            assert abs(th.misattribution(st).value - mis(sa, sb, rho)) <= RTOL_FLOAT
+            negative = s_b_num(sa, sb, rho) < 0
+            n_neg += negative
+            _close(th.time_ratio_eq9(st).value, eq9_neg(sa, sb, rho) if negative else want,
+                   RTOL_FLOAT, "time_ratio_eq9")
+    assert n_neg >= 4  # the grid reaches Σ_yxB < 0 for every σ_A/σ_B
+    return True
+
+
+# ---------------------------------------------------------------------- sharp switch
 def derive_sharp_switch():
     """In gradient flow ∫₀^T [x(t) − H(t − t_A)] dt → ln(c/(1 + c))/λ → 0 (c → ∞) for the
     logistic x = 1/(1 + c e^{−λt}) with x(t_A) = ½: replacing A's sigmoid by a step at t_A in
@@ -84,19 +210,105 @@ def derive_sharp_switch():
     return True
 
 
+_GF = sp.symbols("eta x_0 s_A s_B s_Bt_abs xi w0_B Wstar_B", real=True)
+
+
+def _gradient_flow_times():
+    """t_A and t_B of predict_times(method="gf"): A's logistic crosses ½ at t_A (x₀ its initial
+    progress, rate λ = 2η|s_A|); B's log-growth is 2ηξ e_B(t) with e_B = s_B − Σ_BA W_A(t),
+    integrated with the sharp switch at t_A (so ξ e_B = ξ s_B before and |s̃_B| after), and
+    t_B is where the linear-phase value reaches W*_B (the logistic's half-way time)."""
+    eta, x0, s_a, s_b, sbt, xi, w0b, wstar = _GF
+    t = sp.Symbol("t", positive=True)
+    lam = 2 * eta * sp.Abs(s_a)
+    c = 1 / x0 - 1
+    t_a = sp.log(c) / lam                              # x(t_A) = ½ (derive_sharp_switch)
+    ln_wb = sp.log(w0b) + 2 * eta * (xi * s_b * t_a + sbt * (t - t_a))
+    t_b = sp.solve(sp.Eq(ln_wb, sp.log(wstar)), t)[0]
+    return t_a, t_b
+
+
+def check_sharp_switch():
+    """predict_times(method="gf") against _gradient_flow_times, both signs of Σ_yxB."""
+    from dlnfusion import Stats, theory as th
+
+    fa, fb = (sp.lambdify(_GF, e) for e in _gradient_flow_times())
+    for st, lr, w0 in ((Stats.scalar_toy(2.0, 1.0, 0.5), 0.04, (1e-10, 3e-12)),
+                       (Stats.scalar_toy(2.0, 1.0, -0.7), 0.04, (2e-9, 1e-11)),
+                       (Stats.scalar_toy(3.0, 1.0, -0.9, w_a=-1.0, w_b=0.5), 0.01, (1e-7, 1e-8)),
+                       (Stats.scalar_toy(1.0, 2.0, 0.3), 0.1, (1e-12, 1e-12))):
+        q = _phase_quantities(st)
+        a, b = q["first"], 1 - q["first"]
+        s_a = float(st.sigma_yx_m(a).item())
+        u_a = abs(s_a) / float(st.sigma_m(a).item())
+        sig_bt = float(st.sigma_m(b).item()) - float(st.block(a, b).item()) ** 2 / float(
+            st.sigma_m(a).item())
+        args = (lr, w0[a] / u_a, s_a, q["s_B"], abs(q["s_Bt"]), np.sign(q["s_Bt"]), w0[b],
+                abs(q["s_Bt"]) / sig_bt)
+        p = th.predict_times(st, lr, list(w0), method="gf")
+        _close([p.t_a, p.t_b], [fa(*args), fb(*args)], RTOL_FLOAT, "predict_times(gf)")
+    return True
+
+
+# ---------------------------------------------------------------------- second phase
+_AD = sp.symbols("Sigma_A Sigma_AB Sigma_B s_A s_B", real=True)
+
+
+def _adiabatic():
+    """s̃_B, Σ̃_B and W* (scalar modalities, symbols _AD)."""
+    a, b, c, sa, sbv = _AD
+    s_bt = sbv - sa / a * b
+    schur = c - b ** 2 / a
+    S = sp.Matrix([[a, b], [b, c]])
+    w_star = sp.Matrix([[sa, sbv]]) * S.inv()
+    return s_bt, schur, w_star
+
+
 def derive_adiabatic_second_phase():
     """With A at its conditional optimum W_A = (s_A − W_BΣ_BA)Σ_A^{-1}, B's error is
     s̃_B − W_B Σ̃_B (Σ̃_B a Schur complement), whose zero is B's block of Σ_yxΣ^{-1}."""
-    a, b, c, sa, sbv, wb = sp.symbols("Sigma_A Sigma_AB Sigma_B s_A s_B W_B", real=True)
+    a, b, c, sa, sbv = _AD
+    wb = sp.Symbol("W_B", real=True)
     wa = (sa - wb * b) / a
     e_b = sbv - wa * b - wb * c
-    s_bt = sbv - sa / a * b
-    schur = c - b ** 2 / a
+    s_bt, schur, w_star = _adiabatic()
     assert sp.simplify(e_b - (s_bt - wb * schur)) == 0
-    S = sp.Matrix([[a, b], [b, c]])
-    w_star = sp.Matrix([[sa, sbv]]) * S.inv()
     assert sp.simplify(w_star[1] - s_bt / schur) == 0
     return True
+
+
+def check_adiabatic_second_phase():
+    """roles(): s̃_B, Σ̃_B, U_A and the final weights against _adiabatic (scalar toys with
+    teacher weights of both signs)."""
+    from dlnfusion import Stats, theory as th
+
+    s_bt, schur, w_star = _adiabatic()
+    f = sp.lambdify(_AD, [s_bt, schur, w_star[0], w_star[1], _AD[3] / _AD[0]])
+    for sa, sb, rho, wa, wb in ((2.0, 1.0, 0.5, 1.0, 1.0), (2.0, 1.0, -0.7, 1.0, 1.0),
+                                (1.3, 0.8, 0.6, 2.0, -1.0), (3.0, 1.0, -0.2, 0.5, -1.5)):
+        st = Stats.scalar_toy(sa, sb, rho, w_a=wa, w_b=wb)
+        r = th.roles(st)
+        assert r.first == 0, "these samples learn A first"
+        S, s = st.sigma, st.sigma_yx[0]
+        want = f(S[0, 0], S[0, 1], S[1, 1], s[0], s[1])
+        got = [r.s_b_tilde.item(), r.sigma_b_tilde.item(), r.final_a.item(), r.final_b.item(),
+               r.plateau.item()]
+        _close(got, want, RTOL_FLOAT, "roles")
+    return True
+
+
+# ---------------------------------------------------------------------- finite learning rate
+_LR = sp.symbols("ell eta n_A n_B n_Bt c_A c_B", positive=True)
+
+
+def _gd_sensitivities(chi):
+    """dt_A/dℓ, d(t_B − t_A)/dℓ of gradient descent and their flow limits (units of τ)."""
+    ell, eta, na, nb, nbt, ca, cb = _LR
+    ga, gb, gbt = sp.log(1 + eta * na), sp.log(1 + eta * chi * nb), sp.log(1 + eta * nbt)
+    t_a = (2 * ell + ca) / (2 * ga)
+    t_b = t_a + (2 * ell + cb - 2 * t_a * gb) / (2 * gbt)
+    d_a, d_gap = sp.diff(t_a, ell), sp.diff(t_b - t_a, ell)
+    return d_a, d_gap, sp.limit(eta * d_a, eta, 0), sp.limit(eta * d_gap, eta, 0)
 
 
 def derive_finite_lr_sensitivity():
@@ -105,17 +317,41 @@ def derive_finite_lr_sensitivity():
         dt_A/dℓ = 1/ln(1 + η‖s_A‖),
         d(t_B − t_A)/dℓ = [1 − ln(1 + ηχ‖s_B‖)/ln(1 + η‖s_A‖)] / ln(1 + η‖s̃_B‖),
     which tend to τ/‖s_A‖ and τ(1 − χk)/‖s̃_B‖ (τ = 1/η, eq. 8) as η → 0 at fixed ηt."""
-    ell, eta, na, nb, nbt, ca, cb = sp.symbols("ell eta n_A n_B n_Bt c_A c_B", positive=True)
+    ell, eta, na, nb, nbt, ca, cb = _LR
     for chi in (1, -1):
         ga, gb, gbt = sp.log(1 + eta * na), sp.log(1 + eta * chi * nb), sp.log(1 + eta * nbt)
-        t_a = (2 * ell + ca) / (2 * ga)
-        t_b = t_a + (2 * ell + cb - 2 * t_a * gb) / (2 * gbt)
-        assert sp.simplify(sp.diff(t_a, ell) - 1 / ga) == 0
-        assert sp.simplify(sp.diff(t_b - t_a, ell) - (1 - gb / ga) / gbt) == 0
-        # Gradient-flow limit (times in units of τ = 1/η: multiply by η).
-        lim = sp.limit(eta * (1 - gb / ga) / gbt, eta, 0)
-        assert sp.simplify(lim - (1 - chi * nb / na) / nbt) == 0
-        assert sp.simplify(sp.limit(eta / ga, eta, 0) - 1 / na) == 0
+        d_a, d_gap, lim_a, lim_gap = _gd_sensitivities(chi)
+        assert sp.simplify(d_a - 1 / ga) == 0
+        assert sp.simplify(d_gap - (1 - gb / ga) / gbt) == 0
+        # Gradient-flow limit (times in units of τ = 1/η).
+        assert sp.simplify(lim_gap - (1 - chi * nb / na) / nbt) == 0
+        assert sp.simplify(lim_a - 1 / na) == 0
+    return True
+
+
+def check_finite_lr_sensitivity():
+    """log_init_sensitivity (gd and gf), time_ratio_gradient_descent and time_ratio_from_drives
+    with a learning rate against _gd_sensitivities, for χ = ±1 and several η."""
+    from dlnfusion import theory as th
+
+    args = _LR[:5]
+    f = {chi: [sp.lambdify(args, e) for e in _gd_sensitivities(chi)] for chi in (1, -1)}
+    for st in _sample_stats():
+        q = _phase_quantities(st)
+        for lr in (0.01, 0.04, 0.1):
+            vals = [g(0.0, lr, q["n_A"], q["n_B"], q["n_Bt"]) for g in f[q["chi"]]]
+            d_a, d_gap, lim_a, lim_gap = vals
+            gd = th.log_init_sensitivity(st, lr, "gd")
+            _close([gd["t_A"], gd["t_B - t_A"]], [d_a, d_gap], RTOL_FLOAT,
+                   "log_init_sensitivity(gd)")
+            gf = th.log_init_sensitivity(st, lr, "gf")
+            # The limits are in units of τ = 1/η; the library returns steps.
+            _close([gf["t_A"], gf["t_B - t_A"]], [lim_a / lr, lim_gap / lr], RTOL_FLOAT,
+                   "log_init_sensitivity(gf)")
+            _close(th.time_ratio_gradient_descent(st, lr).value, 1 + d_gap / d_a, RTOL_FLOAT,
+                   "time_ratio_gradient_descent")
+            _close(th.time_ratio_from_drives(st, "squared", lr=lr).value, 1 + d_gap / d_a,
+                   RTOL_BFGS, "time_ratio_from_drives(squared, lr)")
     return True
 
 
@@ -125,5 +361,10 @@ def derive_all():
                 derive_finite_lr_sensitivity()])
 
 
+def check_all():
+    return all([check_leading_order_ratio(), check_scalar_toy_reduction(), check_sharp_switch(),
+                check_adiabatic_second_phase(), check_finite_lr_sensitivity()])
+
+
 if __name__ == "__main__":
-    print("timescales:", derive_all())
+    print("timescales:", derive_all(), "checked against dlnfusion:", check_all())
