@@ -270,7 +270,7 @@ def _h_closed(c):
 
 def _logistic_reference(var_y, var_h, cov):
     """E ln(1 + e^{−yŷ}) from steps 1-4: (1/2π)∮ H(q(θ)) dθ over the whole circle, with
-    H(q) = h(2|q|) + max(−2q, 0) (h(0) = ln 2), by mpmath at 25 digits."""
+    H(q) = h(2|q|) + max(−2q, 0) (h(0) = ln 2), by mpmath at 20 digits."""
     import mpmath as mp
 
     K, roots = _logistic_eigenvalues()
@@ -283,7 +283,7 @@ def _logistic_reference(var_y, var_h, cov):
     def H(q):
         return mp.log(2) if q == 0 else _h_closed(2 * abs(q)) + max(-2 * q, 0)
 
-    with mp.workdps(25):
+    with mp.workdps(20):
         q = lambda th: lp * mp.cos(th) ** 2 + lm * mp.sin(th) ** 2  # noqa: E731
         # q changes sign where tan²θ = −λ₊/λ₋: split the circle there.
         cuts = [mp.mpf(0), 2 * mp.pi]
