@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/dlnfusion reproduce zhang2024-fig3c --out out --quick
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_fig3c.py

@@ -4,6 +4,8 @@ import json
 import numpy as np
 import pytest
 
+from dlnfusion import Stats
+
 from dlnfusion.simulations import (zhang2024_fig2, zhang2024_fig4, zhang2024_fig5, zhang2024_fig8,
                          zhang2024_fig9, zhang2024_random)
 
@@ -74,7 +76,16 @@ def test_random_covariances(tmp_path, monkeypatch):
     pts = d["points"]
     assert len(pts) == 12
     for p in pts:
-        assert p["inside_assumptions"] == (not p["flags"])
-    assert d["summary"]["theory"]["median"] < 0.01
+        # Validity is the theory's own verdict on the covariance, recomputed here without any
+        # simulation; what the simulation did is reported separately.
+        flags = zhang2024_random.assumptions(Stats.random(dim=20, seed=p["seed"]))
+        assert p["flags"] == flags and p["inside_assumptions"] == (not flags)
+        if p["inside_assumptions"]:
+            # The theory predicted stability and a budget that suffices: the runs converge.
+            assert p["status"] == ["converged"]
+    assert 0 < d["summary"]["inside"] < 12
+    # The mode reduction drops only the first layers' components orthogonal to Sigma_yx_m,
+    # which stay at their initial size (std 1e-9): measured max 7e-7 over 100 covariances.
+    assert d["summary"]["theory"]["max"] < 1e-5
     scan = d["init_scale_scan"]
     assert scan[1]["gradient_descent_median"] < scan[0]["gradient_descent_median"]

@@ -454,3 +454,72 @@ def test_prediction_value():
     assert float(p) == np.inf
     assert p.to_dict() == {"value": "inf", "valid": True, "caveats": ["never"]}
     assert th.Prediction(2.5).to_dict()["value"] == 2.5
+
+
+# ---------------------------------------------------------------- curvature at the minimum
+def _balanced_minimum(st, width=3):
+    """Balanced rank-one two-layer late-fusion weights realizing W* (hidden unit 0 only)."""
+    W = st.global_solution()[0]
+    e = np.eye(width)[0]
+    branches = []
+    for s in st.slices:
+        n = np.linalg.norm(W[s])
+        branches.append((np.sqrt(n) * np.outer(e, W[s] / n), np.sqrt(n) * e[None]))
+    return dln.Params(tuple(branches), ())
+
+
+def test_minimum_curvature_against_the_hessian_of_the_network():
+    """Vector modalities: the Hessian of the population loss of an actual balanced network at
+    W* by jax.hessian (float64 round-off)."""
+    st = Stats.random(dim=6, seed=3)
+    spec = NetworkSpec.fusion(2, 2, width=3, input_dims=st.dims)
+    flat, unravel = jax.flatten_util.ravel_pytree(_balanced_minimum(st))
+
+    def loss(x):
+        return dln.losses.squared_moments(jnp.concatenate(dln.total_maps(spec, unravel(x)), 1),
+                                          st.sigma, st.global_solution(), 0.0)
+    ev = np.linalg.eigvalsh(np.asarray(jax.hessian(loss)(flat)))
+    nonzero = ev[ev > 1e-10 * ev[-1]]
+    c = th.minimum_curvature(st)
+    assert c.lambda_max == pytest.approx(nonzero[-1], rel=1e-12)
+    assert c.lambda_min == pytest.approx(nonzero[0], rel=1e-12)
+    with pytest.raises(ValueError, match="scalar output"):
+        th.minimum_curvature(Stats.from_teacher(np.eye(2), np.eye(2), (1, 1)))
+
+
+@pytest.mark.parametrize("factor, stable", [(0.95, True), (1.05, False)])
+def test_gradient_descent_is_stable_at_the_minimum_iff_lr_below_2_over_lambda_max(factor, stable):
+    """Start at the balanced minimum, perturbed by 1e-8: below η = 2/λ_max the perturbation
+    dies out, above it grows along the sharpest direction (linear stability, exact as the
+    perturbation → 0)."""
+    st = Stats.scalar_toy(2.0, 1.0, 0.5)
+    spec = NetworkSpec.fusion(2, 2, width=3)
+    c = th.minimum_curvature(st)
+    lr = factor * 2 / c.lambda_max
+    assert c.stable(lr) == stable
+    p = jax.tree_util.tree_map(lambda a: np.asarray(a)[None], _balanced_minimum(st))
+    rng = np.random.default_rng(0)
+    p = jax.tree_util.tree_map(lambda a: a + 1e-8 * rng.standard_normal(a.shape), p)
+    traj = dln.train(spec, st, p, lr=lr, max_steps=600, stride=600, stop_loss=None)
+    excess = traj.loss[0] - st.min_loss()
+    assert (excess[-1] < 1e-3 * excess[0]) == stable
+
+
+def test_final_approach_runs_at_the_slowest_curvature():
+    """From a perturbed minimum, the excess loss ends up shrinking by (1 − ηλ_min)² per step:
+    steps_to_shrink(η, e^{10}) against the simulated decay over that many steps, once the
+    faster directions have died out (after 20 steps they are down by (0.25)^40 against the slow
+    one) and before the excess reaches float64 round-off (measured 1e-5 relative)."""
+    st = Stats.scalar_toy(2.0, 1.0, 0.5)
+    spec = NetworkSpec.fusion(2, 2, width=3)
+    c = th.minimum_curvature(st)
+    lr = 0.5 / c.lambda_max
+    p = jax.tree_util.tree_map(lambda a: np.asarray(a)[None], _balanced_minimum(st))
+    rng = np.random.default_rng(1)
+    p = jax.tree_util.tree_map(lambda a: a + 1e-6 * rng.standard_normal(a.shape), p)
+    k = c.steps_to_shrink(lr, np.e ** 10)
+    n = int(np.ceil(k)) + 20
+    traj = dln.train(spec, st, p, lr=lr, max_steps=n, stride=1, stop_loss=None)
+    log_excess = np.log(traj.loss[0] - max(st.min_loss(), 0.0))
+    decay_per_step = (log_excess[20] - log_excess[n]) / (n - 20)
+    assert 10 / decay_per_step == pytest.approx(k, rel=1e-4)

@@ -556,4 +556,7 @@ def check_all():
 
 
 if __name__ == "__main__":
-    print("deep:", derive_all(), "checked against dlnfusion:", check_all())
+    import dlnfusion
+
+    with dlnfusion.float64():  # JAX functions called directly compute in the caller's precision
+        print("deep:", derive_all(), "checked against dlnfusion:", check_all())

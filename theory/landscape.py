@@ -8,10 +8,12 @@
 * The loss on M_m is ½(⟨y²⟩ − Σ_yx_mΣ_m^{-1}Σ_yx_mᵀ) (eq. 62 carries no ½).
 * Eq. (10) reduces to eq. (11) for uncorrelated scalar modalities with positive teacher
   weights.
+* The Hessian at the balanced global minimum has the nonzero spectrum of Σ·JJᵀ with
+  JJᵀ = blockdiag n_m(I + v_m v_mᵀ) (gradient descent is stable there iff η λ_max < 2).
 
 Each check_* function evaluates the derived expressions at sample points and compares them
 with the dlnfusion function that implements them (fixed_points, saddle_loss,
-superficial_preference, preference_regions, reduced_flow).
+superficial_preference, preference_regions, reduced_flow, minimum_curvature).
 """
 import numpy as np
 import sympy as sp
@@ -323,15 +325,82 @@ def check_reduced_flow():
     return True
 
 
+def derive_minimum_curvature(h: int = 3, d: int = 2):
+    """The Hessian at the balanced global minimum (theory.minimum_curvature).
+
+    One two-layer branch W = W²W¹ (1×h times h×d) at W¹ = √n e vᵀ, W² = √n eᵀ (‖v‖ = 1). Its
+    Jacobian J = ∂W/∂θ satisfies J Jᵀ = n (I + v vᵀ): the first layer contributes n I, the
+    second n v vᵀ. At a minimum the residual vanishes, so the Hessian of ½(W − W*)Σ(W − W*)ᵀ
+    is JᵀΣJ, whose nonzero eigenvalues are those of Σ J Jᵀ (J Jᵀ block-diagonal over
+    branches). Both steps are checked symbolically on a branch, the second also numerically
+    on two branches against the Hessian computed by sympy.
+    """
+    n = sp.Symbol("n", positive=True)
+    v = sp.Matrix(sp.symbols(f"v0:{d}", real=True))
+    W1 = sp.Matrix(h, d, lambda i, j: sp.Symbol(f"a{i}{j}", real=True))
+    W2 = sp.Matrix(1, h, lambda i, j: sp.Symbol(f"b{j}", real=True))
+    theta = list(W1) + list(W2)
+    W = W2 * W1
+    J = sp.Matrix([[sp.diff(W[0, j], t) for t in theta] for j in range(d)])
+    e = sp.Matrix([1] + [0] * (h - 1))
+    at = {**{W1[i, j]: sp.sqrt(n) * e[i] * v[j] for i in range(h) for j in range(d)},
+          **{W2[0, i]: sp.sqrt(n) * e[i] for i in range(h)}}
+    JJ = (J * J.T).subs(at)
+    unit = {v[-1]: sp.sqrt(1 - sum(x ** 2 for x in v[:-1]))}
+    assert sp.simplify((JJ - n * (sp.eye(d) + v * v.T)).subs(unit)) == sp.zeros(d, d)
+    # Two scalar branches, numbers: Hessian of the loss at the minimum vs eig(Σ J Jᵀ).
+    a1, a2, b1, b2 = sp.symbols("a1 a2 b1 b2", real=True)
+    S = sp.Matrix([[2, sp.Rational(3, 5)], [sp.Rational(3, 5), 1]])
+    Wstar = sp.Matrix([[sp.Rational(3, 2), -sp.Rational(1, 2)]])
+    Wt = sp.Matrix([[b1 * a1, b2 * a2]])
+    L = ((Wt - Wstar) * S * (Wt - Wstar).T)[0, 0] / 2
+    point = {a1: sp.sqrt(sp.Rational(3, 2)), b1: sp.sqrt(sp.Rational(3, 2)),
+             a2: sp.sqrt(sp.Rational(1, 2)), b2: -sp.sqrt(sp.Rational(1, 2))}
+    H = sp.hessian(L, (a1, b1, a2, b2)).subs(point)
+    K = sp.diag(2 * sp.Rational(3, 2), 2 * sp.Rational(1, 2))
+    got = sorted(float(x) for x in H.eigenvals(multiple=True) if abs(float(x)) > 1e-12)
+    want = sorted(float(x) for x in (S * K).eigenvals(multiple=True))
+    assert np.allclose(got, want, rtol=1e-12)
+    return True
+
+
+def check_minimum_curvature():
+    """minimum_curvature against the Hessian of an actual balanced network at W*, computed by
+    sympy (scalar modalities) for several statistics; float64 evaluation of the same
+    eigenvalues (RTOL_FLOAT)."""
+    from dlnfusion import theory as th
+
+    for st in _sample_stats():
+        W = st.global_solution()[0]
+        a = sp.symbols("a1 a2 b1 b2", real=True)
+        Wt = sp.Matrix([[a[2] * a[0], a[3] * a[1]]])
+        S = sp.Matrix(st.sigma.tolist())
+        L = ((Wt - sp.Matrix([W.tolist()])) * S * (Wt - sp.Matrix([W.tolist()])).T)[0, 0] / 2
+        point = {a[0]: np.sqrt(abs(W[0])), a[1]: np.sqrt(abs(W[1])),
+                 a[2]: np.sign(W[0]) * np.sqrt(abs(W[0])), a[3]: np.sign(W[1]) * np.sqrt(abs(W[1]))}
+        H = np.array(sp.hessian(L, a).subs(point).evalf(), dtype=float)
+        ev = np.linalg.eigvalsh(H)
+        nonzero = ev[ev > 1e-12 * ev[-1]]
+        c = th.minimum_curvature(st)
+        _close([c.lambda_max, c.lambda_min], [nonzero[-1], nonzero[0]], RTOL_FLOAT,
+               "minimum_curvature")
+    return True
+
+
 def derive_all():
     return all([derive_late_fusion_fixed_points(), derive_early_fusion_fixed_points(),
-                derive_saddle_loss(), derive_eq11(), derive_reduced_flow()])
+                derive_saddle_loss(), derive_eq11(), derive_reduced_flow(),
+                derive_minimum_curvature()])
 
 
 def check_all():
     return all([check_late_fusion_fixed_points(), check_early_fusion_fixed_points(),
-                check_saddle_loss(), check_eq11(), check_reduced_flow()])
+                check_saddle_loss(), check_eq11(), check_reduced_flow(),
+                check_minimum_curvature()])
 
 
 if __name__ == "__main__":
-    print("landscape:", derive_all(), "checked against dlnfusion:", check_all())
+    import dlnfusion
+
+    with dlnfusion.float64():  # JAX functions called directly compute in the caller's precision
+        print("landscape:", derive_all(), "checked against dlnfusion:", check_all())

@@ -9,8 +9,8 @@ folder and run in the test suite.
 from .common import Prediction
 from .saxe import (effective_init, logistic_weight, mode_strength, saxe_late_fusion,
                    typical_effective_init, white_uncorrelated)
-from .landscape import (Manifold, fixed_points, preference_regions, reduced_flow,
-                        saddle_loss, superficial_preference)
+from .landscape import (Curvature, Manifold, fixed_points, minimum_curvature,
+                        preference_regions, reduced_flow, saddle_loss, superficial_preference)
 from .deep import (branch_relation, deep_times, fusion_integral, pathway_time,
                    pathway_trajectory, reduced_rhs, time_ratio_leading_order,
                    time_ratio_unequal, unequal_integral)
@@ -25,7 +25,8 @@ from .timescales import (Roles, TimePrediction, learning_order, log_init_sensiti
 
 __all__ = [
     "Prediction", "effective_init", "logistic_weight", "mode_strength", "saxe_late_fusion",
-    "typical_effective_init", "white_uncorrelated", "Manifold", "fixed_points",
+    "typical_effective_init", "white_uncorrelated", "Manifold", "fixed_points", "Curvature",
+    "minimum_curvature",
     "preference_regions", "reduced_flow", "saddle_loss", "superficial_preference", "Roles", "TimePrediction",
     "learning_order", "log_init_sensitivity", "logistic_map_crossing", "misattribution", "phase_directions",
     "predict_times", "roles", "time_ratio_eq9", "time_ratio_from_drives",

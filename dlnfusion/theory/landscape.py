@@ -22,7 +22,7 @@ import numpy as np
 from .common import Prediction
 
 __all__ = ["Manifold", "fixed_points", "saddle_loss", "superficial_preference",
-           "preference_regions", "reduced_flow"]
+           "preference_regions", "reduced_flow", "Curvature", "minimum_curvature"]
 
 
 @dataclass(frozen=True)
@@ -173,3 +173,49 @@ def reduced_flow(stats, depth: int, fusion_layer: int, w_a, w_b, tau: float = 1.
         da = da + Lc * sa * ua ** Lf * u2 ** (Lc - 1) * mix
         db = db + Lc * sb * ub ** Lf * u2 ** (Lc - 1) * mix
     return da / tau, db / tau
+
+
+@dataclass(frozen=True)
+class Curvature:
+    """Largest and smallest nonzero Hessian eigenvalue of the loss at a minimum."""
+
+    lambda_max: float
+    lambda_min: float
+
+    def stable(self, lr: float) -> bool:
+        """Gradient descent with step ``lr`` is linearly stable at the minimum: η λ_max < 2."""
+        return bool(lr * self.lambda_max < 2)
+
+    def steps_to_shrink(self, lr: float, factor: float) -> float:
+        """Steps for the excess loss to shrink by ``factor`` along the slowest direction, which
+        it does by (1 − η λ_min)² per step."""
+        return float(np.log(factor) / (-2 * np.log(abs(1 - lr * self.lambda_min))))
+
+
+def minimum_curvature(stats) -> Curvature:
+    """Curvature of the loss at the global minimum that gradient descent from small weights
+    reaches, for a two-layer late-fusion network with a scalar output.
+
+    Small initial weights keep the balancing invariants ≈ 0, so training ends at the balanced,
+    rank-one realization of W* = Σ_yx Σ⁻¹: in branch m, W_m¹ = √n_m e v_mᵀ and W_m² = √n_m eᵀ
+    with n_m = ‖W*_m‖ and v_m = W*_mᵀ/n_m (e a unit hidden vector). There the residual vanishes
+    and the Hessian is JᵀΣJ (J the Jacobian of the total map with respect to the weights),
+    whose nonzero eigenvalues are those of Σ·JJᵀ with JJᵀ = blockdiag_m n_m (I + v_m v_mᵀ)
+    (theory/landscape.py derives it). Gradient descent with step η is linearly stable there iff
+    η λ_max < 2.
+    """
+    if stats.output_dim != 1:
+        raise ValueError("minimum_curvature is derived for a scalar output")
+    W = stats.global_solution()[0]
+    K = np.zeros((stats.input_dim, stats.input_dim))
+    for s in stats.slices:
+        n = float(np.linalg.norm(W[s]))
+        if n > 0:
+            v = W[s] / n
+            K[s, s] = n * (np.eye(v.size) + np.outer(v, v))
+    # Σ K is similar to K^{1/2} Σ K^{1/2} (symmetric, positive semi-definite).
+    w, V = np.linalg.eigh(K)
+    root = (V * np.sqrt(np.clip(w, 0.0, None))) @ V.T
+    ev = np.linalg.eigvalsh(root @ stats.sigma @ root)
+    nonzero = ev[ev > 1e-12 * max(ev[-1], 1e-300)]
+    return Curvature(float(ev[-1]), float(nonzero[0]) if nonzero.size else 0.0)

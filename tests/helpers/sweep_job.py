@@ -26,16 +26,18 @@ def network(fusion_layer):
 sweep = Sweep(grid={"fusion_layer": [1, 2], "rho": np.linspace(-0.6, 0.6, 3)}, stats=stats,
               network=network, fixed={"lr": 0.04, "scale": 1e-6, "max_steps": 4000,
                                       "stride": 20}, seeds=[0, 1])
-slow = mode == "slow"
-if slow:
-    # Make every chunk take a while, so that the parent can kill the process mid-way.
-    import time
+if mode == "killed":
+    # The process is killed (SIGKILL: no clean-up, no exception handling) right after its
+    # second chunk has been written, as an interrupted sweep would be.
+    import signal
     import dlnfusion.sweep as sw
-    original = sw.Sweep._run_chunk
+    original, written = sw._atomic_save, []
 
-    def delayed(self, *a, **k):
-        time.sleep(1.5)
-        return original(self, *a, **k)
-    sw.Sweep._run_chunk = delayed
+    def save_then_die(path, arrays):
+        original(path, arrays)
+        written.append(path)
+        if len(written) == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+    sw._atomic_save = save_then_die
 sweep.run(out, chunk_size=4 if mode != "one" else None)
 print("done", flush=True)
