@@ -73,11 +73,11 @@ def run_variant(variant: str, root: Path) -> float:
     if variant == "procs2":
         port = str(_free_port())
         procs = [subprocess.Popen(cmd + [str(i), port], env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL, text=True) for i in range(2)]
-        for p in procs:
-            p.wait()
+                                  stderr=subprocess.PIPE, text=True) for i in range(2)]
+        outs = [p.communicate() for p in procs]
+        for p, (_, err) in zip(procs, outs):
             if p.returncode:
-                raise RuntimeError(f"{variant} worker failed")
+                raise RuntimeError(f"{variant} worker failed:\n{err[-3000:]}")
     else:
         subprocess.run(cmd, env=env, check=True, stdout=subprocess.PIPE,
                        stderr=subprocess.DEVNULL)

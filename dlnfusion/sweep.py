@@ -83,6 +83,11 @@ def init_distributed(coordinator: str | None = None, num_processes: int | None =
                          "(or the DLNFUSION_* environment variables)")
     jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
                                process_id=process_id)
+    # Leave the runtime explicitly when the process ends (before interpreter teardown): left
+    # to the teardown, the processes' shutdown barrier was seen to time out after sweeps of
+    # about two minutes, failing processes whose work had succeeded.
+    import atexit
+    atexit.register(jax.distributed.shutdown)
 
 
 def _params_of(fn) -> tuple:
@@ -251,6 +256,12 @@ class Sweep:
                 _atomic_write_text(manifest, json.dumps({"fingerprint": fp, **definition},
                                                         indent=1))
         log = _Log(progress)
+        if nproc > 1:
+            # Meet once before any work: the first collective sets up the processes' channel
+            # and gives up if they do not all arrive within its deadline (30 s), which the
+            # barrier after an unevenly split computation would exceed.
+            from jax.experimental import multihost_utils
+            multihost_utils.sync_global_devices(f"dlnfusion-sweep-{fp}-start")
         mine = [c for k, c in enumerate(chunks) if k % nproc == pid]
         todo = [c for c in mine if not (out / "chunks" / f"{c['id']}.npz").exists()]
         for c in mine:
@@ -265,7 +276,6 @@ class Sweep:
                 f"{_time.perf_counter() - t0:.1f} s [{done_n}/{len(todo)}"
                 + (f", process {pid}/{nproc}" if nproc > 1 else "") + "]")
         if nproc > 1:
-            from jax.experimental import multihost_utils
             multihost_utils.sync_global_devices(f"dlnfusion-sweep-{fp}-computed")
         if pid == 0:
             ds = self._assemble(points, specs, chunks, out)

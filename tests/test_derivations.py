@@ -9,6 +9,7 @@ that the checks of that file call each of them.
 import functools
 import importlib.util
 import re
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,6 +18,14 @@ import pytest
 import dlnfusion
 
 THEORY = Path(__file__).resolve().parents[1] / "theory"
+# The scripts import their shared helpers (theory/_checks.py) by name, as when run directly.
+if str(THEORY) not in sys.path:
+    sys.path.insert(0, str(THEORY))
+
+
+def _scripts():
+    """The derivation scripts (helper modules start with an underscore)."""
+    return [p for p in sorted(THEORY.glob("*.py")) if not p.name.startswith("_")]
 
 
 @functools.lru_cache(maxsize=None)
@@ -28,7 +37,7 @@ def _load(name):
 
 
 def _functions(prefix):
-    for path in sorted(THEORY.glob("*.py")):
+    for path in _scripts():
         mod = _load(path.stem)
         for attr in sorted(dir(mod)):
             if attr.startswith(prefix) and not attr.endswith("_all"):
@@ -104,7 +113,7 @@ def test_check_against_library(module, function):
 
 
 def test_every_module_has_derivations():
-    for path in THEORY.glob("*.py"):
+    for path in _scripts():
         assert any(a.startswith("derive_") for a in dir(_load(path.stem))), path.name
 
 
@@ -124,7 +133,7 @@ def test_every_derivation_is_checked_or_says_why_not():
 def test_every_library_function_is_checked():
     """Each library function in the "used by" column is called by a check of its file."""
     table = _table()
-    assert set(table) == {p.stem for p in THEORY.glob("*.py")}, set(table)
+    assert set(table) == {p.stem for p in _scripts()}, set(table)
     for module, names in table.items():
         assert names, f"theory/README.md lists no library function for {module}.py"
         called = set()

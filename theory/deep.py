@@ -19,18 +19,14 @@ original variables of eqs. (47) and (13).
 import numpy as np
 import sympy as sp
 
+from _checks import close_each as _close
+
 # Closed forms evaluated by the library in float64: a few roundings apart (~1e-15).
 RTOL_FLOAT = 1e-12
 # dlnfusion's integrals use scipy.integrate.quad with epsrel = 1e-12; the references below
 # are mpmath quadratures at 20 digits, so the difference is the library's quadrature error
 # (measured: ≤ 1e-14). 1e-11 is ten times the requested accuracy.
 RTOL_QUAD = 1e-11
-
-
-def _close(got, want, rtol, what):
-    got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
-    err = float(np.max(np.abs(got - want) / np.maximum(np.abs(want), 1e-300)))
-    assert err <= rtol, f"{what}: library {got}, derivation {want} (relative error {err:.2e})"
 
 
 def _sample_stats():

@@ -19,30 +19,12 @@ dlnfusion.losses.gaussian_logistic.
 import numpy as np
 import sympy as sp
 
+from _checks import close_max as _close, toy_symbols as _moments, toy_loss as _loss
+
 # One gradient-descent step with η = 1 gives W' − W = −∇L: the library's step and the
 # derived gradient differ by the float64 rounding of W − ∇L (|W|, |∇L| of order one: ~1e-16)
 # and of the few products in each; 1e-12 relative to the largest gradient entry.
 RTOL_FLOAT = 1e-12
-
-
-def _close(got, want, rtol, what, scale=None):
-    """Max |got − want| relative to ``scale`` (default: the largest |want|)."""
-    got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
-    scale = np.max(np.abs(want)) if scale is None else scale
-    err = float(np.max(np.abs(got - want)) / max(scale, 1e-300))
-    assert err <= rtol, f"{what}: library {got}, derivation {want} (relative error {err:.2e})"
-
-
-def _moments():
-    sa2, sb2, sab, ya, yb, yy = sp.symbols("Sigma_A Sigma_B Sigma_AB s_A s_B yy", real=True)
-    return sa2, sb2, sab, ya, yb, yy
-
-
-def _loss(WA, WB, m):
-    """½⟨(y − W_A x_A − W_B x_B)²⟩ for scalar modalities, expanded by linearity."""
-    sa2, sb2, sab, ya, yb, yy = m
-    return sp.Rational(1, 2) * (yy - 2 * WA * ya - 2 * WB * yb + WA ** 2 * sa2
-                                + 2 * WA * WB * sab + WB ** 2 * sb2)
 
 
 def _mat(name, rows, cols):

@@ -13,26 +13,12 @@ expressions evaluated at the initial weights.
 import numpy as np
 import sympy as sp
 
+from _checks import close_max as _close, random_params as _random_params
+
 # The change of an invariant over one step is a difference of O(1) matrices: its float64
 # rounding is ~1e-16 absolute, against an η² term of order 0.1 here, so 1e-12 relative to the
 # largest entry of the derived change.
 RTOL_FLOAT = 1e-12
-
-
-def _close(got, want, rtol, what):
-    got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
-    err = float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-300))
-    assert err <= rtol, f"{what}: library {got}, derivation {want} (relative error {err:.2e})"
-
-
-def _random_params(spec, seed, scale):
-    """i.i.d. N(0, scale²) weights for one run (leading batch axis of 1), drawn with numpy."""
-    import dlnfusion as dln
-
-    rng = np.random.default_rng(seed)
-    it = iter([scale * rng.normal(size=(1,) + shape) for shape in spec.layer_shapes])
-    branches = tuple(tuple(next(it) for _ in range(d)) for d in spec.branch_depths)
-    return dln.Params(branches, tuple(next(it) for _ in range(spec.post_depth)))
 
 
 def _m(name, r, c):
@@ -62,8 +48,6 @@ def derive_chain_invariant():
     # Traces: the norm relations of eqs. (40).
     assert sp.simplify((inv12).trace()) == 0
     return True
-
-
 
 
 def derive_gd_drift():

@@ -18,16 +18,11 @@ superficial_preference, preference_regions, reduced_flow, minimum_curvature).
 import numpy as np
 import sympy as sp
 
+from _checks import close_each as _close, toy_symbols as _toy, toy_loss as _loss
+
 # The library evaluates the same closed forms in float64; a few roundings apart (~1e-15),
 # 1e-12 leaves room for the subtractions in the errors e_m and in the losses.
 RTOL_FLOAT = 1e-12
-
-
-def _close(got, want, rtol, what, scale=1e-300):
-    """Relative error below rtol; ``scale`` floors the denominator for values that vanish."""
-    got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
-    err = float(np.max(np.abs(got - want) / np.maximum(np.abs(want), scale)))
-    assert err <= rtol, f"{what}: library {got}, derivation {want} (relative error {err:.2e})"
 
 
 def _toy_values(st):
@@ -42,17 +37,6 @@ def _sample_stats():
     return [Stats.scalar_toy(2.0, 1.0, 0.5), Stats.scalar_toy(2.0, 1.0, -0.7),
             Stats.scalar_toy(1.0, 1.5, 0.3, w_a=2.0, w_b=-1.0, noise_var=0.2),
             Stats.scalar_toy(1.2, 0.7, -0.4, w_a=-0.5, w_b=1.5)]
-
-
-def _toy():
-    sa2, sb2, sab, ya, yb, yy = sp.symbols("Sigma_A Sigma_B Sigma_AB s_A s_B yy", real=True)
-    return sa2, sb2, sab, ya, yb, yy
-
-
-def _loss(WA, WB, m):
-    sa2, sb2, sab, ya, yb, yy = m
-    return sp.Rational(1, 2) * (yy - 2 * WA * ya - 2 * WB * yb + WA ** 2 * sa2
-                                + 2 * WA * WB * sab + WB ** 2 * sb2)
 
 
 def _late_fusion_manifolds():

@@ -29,14 +29,10 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
+from _checks import close_each as _close
+
 # The library evaluates the same closed forms in float64: a few roundings apart (~1e-15).
 RTOL_FLOAT = 1e-12
-
-
-def _close(got, want, rtol, what):
-    got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
-    err = float(np.max(np.abs(got - want) / np.maximum(np.abs(want), 1e-300)))
-    assert err <= rtol, f"{what}: library {got}, derivation {want} (relative error {err:.2e})"
 
 
 def _gd_step_modes(h, d):

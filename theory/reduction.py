@@ -23,22 +23,7 @@ library counterpart (the reduction integrates the reduced network numerically in
 import numpy as np
 import sympy as sp
 
-
-def _close(got, want, rtol, what):
-    """Max |got − want| relative to the largest |want|."""
-    got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
-    err = float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-300))
-    assert err <= rtol, f"{what}: library {got}, derivation {want} (relative error {err:.2e})"
-
-
-def _random_params(spec, seed, scale):
-    """i.i.d. N(0, scale²) weights for one run (leading batch axis of 1), drawn with numpy."""
-    import dlnfusion as dln
-
-    rng = np.random.default_rng(seed)
-    it = iter([scale * rng.normal(size=(1,) + shape) for shape in spec.layer_shapes])
-    branches = tuple(tuple(next(it) for _ in range(d)) for d in spec.branch_depths)
-    return dln.Params(branches, tuple(next(it) for _ in range(spec.post_depth)))
+from _checks import close_max as _close, random_params as _random_params
 
 
 def _chain(h, d=1):

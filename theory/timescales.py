@@ -27,6 +27,8 @@ compares them with the dlnfusion function that implements them.
 import numpy as np
 import sympy as sp
 
+from _checks import close_each as _close
+
 
 # Tolerances of the checks. Where the library evaluates the same closed form as the
 # derivation, the two differ only by float64 rounding of a few operations (~1e-15); 1e-12
@@ -35,12 +37,6 @@ RTOL_FLOAT = 1e-12
 # time_ratio_from_drives finds A's unimodal optimum with BFGS (gtol 1e-12 on a gradient of
 # order one), so the drive on B at that point is exact to ~1e-12 (measured: ≤ 1e-11).
 RTOL_BFGS = 1e-9
-
-
-def _close(got, want, rtol, what):
-    got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
-    err = float(np.max(np.abs(got - want) / np.maximum(np.abs(want), 1e-300)))
-    assert err <= rtol, f"{what}: library {got}, derivation {want} (relative error {err:.2e})"
 
 
 def _sample_stats():

@@ -154,8 +154,10 @@ def _flip_caveat(r):
     return () if r.chi == 1 else ("Sigma_yxB is anti-parallel to its effective value: the "
                                   "mode of B along -Sigma_yxB drives the second phase "
                                   "(corrected numerator). This assumes the initial weights "
-                                  "contain that mode, as random ones do; from exactly balanced, "
-                                  "aligned weights B is never learned when L_f >= 3",)
+                                  "contain that mode at scale u0, as random ones do; from "
+                                  "exactly balanced, aligned weights B is never learned when "
+                                  "L_f >= 3, and at L_f = 2 only after a delay seeded by "
+                                  "round-off",)
 
 
 def time_ratio_leading_order(stats, depth: int, fusion_layer: int, u0: float) -> Prediction:
@@ -240,6 +242,10 @@ def deep_times(stats, depth: int, fusion_layer: int, u0: float, tau: float) -> d
     t_B − t_A = τ (1 − χk) u0^{2−L_f} / ((L_f − 2) ‖U_A‖^{1−L_f/L} ‖s̃_B‖).
     For L_f = 2 < L: t_A = τ u0^{2−L} I(L, 2)/‖s_A‖ and
     t_B − t_A = τ (1 − χk) ln(1/u0) / (‖U_A‖^{1−2/L} ‖s̃_B‖).
+
+    t_A assumes B's growing mode (along Σ_yxB) is present at scale u0, as in a random or an
+    aligned initialization; a B that starts purely along −Σ_yxB slows A's escape differently
+    (I(L, 2) with k replaced by −k: 2.6 % at ρ = −0.7, L = 3; tests/test_deep_theory.py).
     """
     _check_depths(depth, fusion_layer)
     L, Lf = int(depth), int(fusion_layer)

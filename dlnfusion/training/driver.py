@@ -70,6 +70,11 @@ def run_gd(state: LoopState, data, moments, lr, observables, stop_loss, diverge_
         state = place(state, sharding)
         batch = place(batch, sharding)
         observables = place(observables, sharding, split=False)
+    else:
+        # Committed to the default device like the kernel's own outputs, so that the first
+        # segment and the later ones share one compiled executable.
+        device = jax.local_devices()[0]
+        state, batch, observables = jax.device_put((state, batch, observables), device)
     origin = np.arange(B)                     # original run of each batch slot (-1: padding)
     store = _Store(B)
     n_next = segment
