@@ -104,3 +104,49 @@ def gaussian_logistic(W, sigma, sigma_yx, sigma_yy):
     w = 0.5 * (hi - lo) * _GL_WEIGHTS[None, :]
     q = lp * jnp.cos(theta) ** 2 + lm * jnp.sin(theta) ** 2
     return (2 / jnp.pi) * jnp.sum(w * _softplus_kernel(q))
+
+
+# ---------------------------------------------------------------------- ReLU, Gaussian inputs
+@jax.custom_jvp
+def _arccos_kernel(c, p):
+    """(1/2π)(p sin θ + (π − θ) c) with cos θ = c/p: E[relu(u) relu(u')] for centered jointly
+    Gaussian u, u' with covariance c and product of standard deviations p (Cho & Saul's
+    degree-1 arc-cosine kernel; theory/relu.py derives it). 0 where p = 0."""
+    safe = jnp.where(p > 0, p, 1.0)
+    cos = jnp.clip(c / safe, -1.0, 1.0)
+    theta = jnp.arccos(cos)
+    val = (safe * jnp.sqrt(1.0 - cos * cos) + (jnp.pi - theta) * c) / (2 * jnp.pi)
+    return jnp.where(p > 0, val, 0.0)
+
+
+@_arccos_kernel.defjvp
+def _arccos_kernel_jvp(primals, tangents):
+    # dK/dc = (π − θ)/2π and dK/dp = sin θ/2π: finite everywhere, where automatic
+    # differentiation through arccos and the square root gives 0·∞ at θ = 0 (c = p, on the
+    # diagonal) (theory/relu.py).
+    c, p = primals
+    dc, dp = tangents
+    safe = jnp.where(p > 0, p, 1.0)
+    cos = jnp.clip(c / safe, -1.0, 1.0)
+    theta = jnp.arccos(cos)
+    grad_c = jnp.where(p > 0, (jnp.pi - theta) / (2 * jnp.pi), 0.5)
+    grad_p = jnp.where(p > 0, jnp.sqrt(1.0 - cos * cos) / (2 * jnp.pi), 0.0)
+    return _arccos_kernel(c, p), grad_c * dc + grad_p * dp
+
+
+def relu_gram(A, sigma):
+    """E[relu(A x) relu(A x)ᵀ] for x ~ N(0, Σ): the (H, H) Gram matrix of H ReLU units whose
+    pre-activations are the rows of A (H, D) applied to x."""
+    C = A @ sigma @ A.T
+    n = jnp.sqrt(jnp.clip(jnp.diagonal(C), 0.0, None))
+    return _arccos_kernel(C, n[:, None] * n[None, :])
+
+
+def relu_two_layer_moments(A, V, sigma, sigma_yx, sigma_yy):
+    """½⟨‖y − V relu(A x)‖²⟩ for x ~ N(0, Σ) and y jointly Gaussian with x (centered).
+
+    E[y relu(a·x)] = ½ Σ_yx a (the part of y along a·x is linear, and E[u relu(u)] = ½E[u²]),
+    and the unit-unit terms are :func:`relu_gram`: exact, O(H²) per evaluation."""
+    cross = 0.5 * sigma_yx @ A.T                      # (d_out, H): E[y relu(A x)ᵀ]
+    G = relu_gram(A, sigma)
+    return 0.5 * (jnp.trace(sigma_yy) - 2 * jnp.sum(V * cross) + jnp.sum((V @ G) * V))

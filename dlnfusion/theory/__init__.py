@@ -16,6 +16,7 @@ from .deep import (branch_relation, deep_times, fusion_integral, pathway_time,
                    time_ratio_unequal, unequal_integral)
 from .invariants import balance_invariants, norm_invariants
 from .reduction import reduce_network
+from .relu import RELU_RATE_FACTOR, RELU_WEIGHT_FACTOR, predict_times_relu
 from .timescales import (Roles, TimePrediction, learning_order, log_init_sensitivity,
                          logistic_map_crossing,
                          misattribution, phase_directions, predict_times, roles,

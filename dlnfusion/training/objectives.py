@@ -9,7 +9,9 @@ every modality, which the observables reuse). The data of a run is one of:
   any dataset with these moments, at a cost independent of the sample count; it needs a linear
   network. The logistic loss at population level is the exact expectation for Gaussian inputs
   and a target jointly Gaussian with them (:func:`~dlnfusion.losses.gaussian_logistic`,
-  scalar output).
+  scalar output). Two-layer ReLU networks also train exactly at population level under the
+  squared loss (Gaussian inputs): through the arc-cosine kernel, or, for late fusion with
+  scalar modalities, through four linear features (:func:`_population_relu_features`).
 * :class:`Samples` (a :class:`~dlnfusion.stats.Dataset`): the mean over samples of a per-sample
   loss of the network output (:data:`SAMPLE_LOSSES`); any activation.
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -70,6 +73,47 @@ def _population_logistic(spec: NetworkSpec, params, data: Moments):
     return losses.gaussian_logistic(W, data.sigma, data.sigma_yx, data.sigma_yy), maps
 
 
+def _relu_units(spec: NetworkSpec, params):
+    """A two-layer ReLU fusion network as H units: pre-activation rows A (H, D) on the stacked
+    input and output weights V (d_out, H). Early fusion sums the branches' first layers into
+    one hidden layer; late fusion gives every branch units of its own (zero on the others)."""
+    dims = spec.input_dims
+    if spec.post_depth == 1:          # early fusion: W^2 relu(Σ_m W_m^1 x_m)
+        return jnp.concatenate([layers[0] for layers in params.branches], axis=1), params.post[0]
+    rows, start = [], 0
+    for layers, d in zip(params.branches, dims):
+        W1 = layers[0]
+        rows.append(jnp.pad(W1, ((0, 0), (start, sum(dims) - start - d))))
+        start += d
+    return jnp.concatenate(rows, axis=0), jnp.concatenate([l[1] for l in params.branches], 1)
+
+
+def _population_relu_kernel(spec: NetworkSpec, params, data: Moments):
+    """Two-layer ReLU network, Gaussian inputs: exact population loss through the arc-cosine
+    kernel (O(H²) per step)."""
+    A, V = _relu_units(spec, params)
+    loss = losses.relu_two_layer_moments(A, V, data.sigma, data.sigma_yx, data.sigma_yy)
+    return loss, total_maps(spec, params)
+
+
+def _population_relu_features(spec: NetworkSpec, params, data: Moments):
+    """Two-layer late-fusion ReLU network with scalar modalities, Gaussian inputs.
+
+    relu(w x) = relu(w) relu(x) + relu(−w) relu(−x) for a scalar x, so the network is linear
+    in the 2M features f = (relu(x_A), relu(−x_A), relu(x_B), ...): ŷ = C f with
+    C_{m±} = W_m² relu(±W_m¹). The loss is the quadratic L* + ½(C − C*)F(C − C*)ᵀ in the
+    features' moments F = E[ffᵀ], E[y fᵀ] = ½ Σ_yx Pᵀ (P the ±1 selection) and C* their
+    solution: exact and O(width) per step (theory/relu.py)."""
+    M = spec.n_modalities
+    P = jnp.kron(jnp.eye(M), jnp.array([[1.0], [-1.0]]))         # (2M, M): rows ±e_m
+    F = losses.relu_gram(P, data.sigma)
+    cross = 0.5 * data.sigma_yx @ P.T
+    C = jnp.concatenate([jnp.stack([W2 @ jax.nn.relu(W1[:, 0]), W2 @ jax.nn.relu(-W1[:, 0])],
+                                   axis=1) for W1, W2 in params.branches], axis=1)
+    C_star = jnp.linalg.solve(F, cross.T).T
+    return losses.squared_moments(C, F, C_star, data.l_star), total_maps(spec, params)
+
+
 def _samples_squared(spec: NetworkSpec, params, data: Samples):
     return jnp.mean(losses.squared(forward(spec, params, data.xs), data.y)), \
         total_maps(spec, params)
@@ -93,8 +137,21 @@ def objective(kind: type, loss: str, spec: NetworkSpec):
         raise ValueError(f"loss must be one of {tuple(table)}, got {loss!r}")
     if kind is Moments:
         if not spec.is_linear:
-            raise ValueError("population-level training needs a linear network; pass a "
-                             "Dataset (samples) to train a nonlinear network")
+            return _population_relu(spec, loss)
         if loss == "logistic" and spec.output_dim != 1:
             raise ValueError("the population-level logistic loss needs a scalar output")
     return table[loss]
+
+
+def _population_relu(spec: NetworkSpec, loss: str):
+    """Exact population objectives of nonlinear networks: two-layer ReLU networks under the
+    squared loss (Gaussian inputs, a target jointly Gaussian with them)."""
+    two_layer = spec.branch_depths in ((1,) * spec.n_modalities, (2,) * spec.n_modalities) \
+        and spec.depth == 2
+    if spec.activation != "relu" or not two_layer or loss != "squared":
+        raise ValueError("population-level training needs a linear network, or a two-layer "
+                         "ReLU network with the squared loss; pass a Dataset (samples) to "
+                         "train other nonlinear networks")
+    if spec.post_depth == 0 and all(d == 1 for d in spec.input_dims):
+        return _population_relu_features
+    return _population_relu_kernel
