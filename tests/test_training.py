@@ -219,9 +219,12 @@ def test_train_errors(late2, toy):
         train(late2, [toy, toy], p0)
     with pytest.raises(ValueError, match="mix"):
         train(late2, [toy, toy.sample(10)], init_batch(late2, [0, 1]))
-    relu = NetworkSpec.fusion(2, 2, width=100, activation="relu")
+    tanh = NetworkSpec.fusion(2, 2, width=100, activation="tanh")
     with pytest.raises(ValueError, match="linear network"):
-        train(relu, toy, p0)
+        train(tanh, toy, p0)
+    deep_relu = NetworkSpec.fusion(3, 1, width=100, activation="relu")
+    with pytest.raises(ValueError, match="two-layer"):
+        train(deep_relu, toy, init_batch(deep_relu, [0]))
     with pytest.raises(ValueError, match="shape"):
         train(NetworkSpec.fusion(2, 2, width=5), toy, p0)
     with pytest.raises(ValueError, match="Params"):
