@@ -1,0 +1,1 @@
+"""Datasets beyond Gaussian statistics: tasks built from samples and real images."""
