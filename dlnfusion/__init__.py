@@ -5,15 +5,16 @@ its theory comparisons need it, inside a scope of its own (see :mod:`dlnfusion.p
 """
 from .precision import enable_float64, float64
 from .stats import Dataset, Stats
-from .networks import (NetworkSpec, Params, forward, init_batch, init_params, layer_norms,
-                       total_maps)
-from .training import STATUS, Trajectory, param_labels, simulate, train
-from . import theory
+from .networks import (FusionCNN, FusionMLP, NetworkSpec, Params, forward, init_batch,
+                       init_params, layer_norms, total_maps)
+from .training import STATUS, History, Trajectory, fit, param_labels, simulate, train
+from .data import FusionTask
+from . import data, theory
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Stats", "Dataset", "NetworkSpec", "Params", "init_params", "forward", "total_maps",
     "layer_norms", "Trajectory", "STATUS", "train", "simulate", "init_batch", "param_labels",
-    "float64", "enable_float64",
+    "float64", "enable_float64", "FusionMLP", "FusionCNN", "FusionTask", "fit", "History",
 ]

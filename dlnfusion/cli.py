@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import sys
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ FIGURES = {
     "zhang2024-fig8": "dlnfusion.simulations.zhang2024_fig8",
     "zhang2024-fig9": "dlnfusion.simulations.zhang2024_fig9",
     "zhang2024-random": "dlnfusion.simulations.zhang2024_random",
+    "zhang2024-table1": "dlnfusion.simulations.zhang2024_table1",
 }
 
 
@@ -41,6 +43,9 @@ def main(argv=None) -> int:
     rep.add_argument("figure", help="figure id (see `dlnfusion list`), or all")
     rep.add_argument("--out", required=True, type=Path, help="output directory")
     rep.add_argument("--quick", action="store_true", help="fewer seeds, same grid")
+    rep.add_argument("--mnist", type=Path, default=None, metavar="FOLDER",
+                     help="folder with MNIST's four IDX files, for the figures on real images "
+                          "(default: scikit-learn's 8x8 digits)")
     args = parser.parse_args(argv)
 
     if args.command == "list":
@@ -48,12 +53,27 @@ def main(argv=None) -> int:
             print(f"{fig_id:20s} {_load(fig_id).TITLE}")
         return 0
     ids = list(FIGURES) if args.figure == "all" else [args.figure]
+    if args.mnist is not None:
+        takes = [i for i in ids if "mnist" in inspect.signature(_load(i).run).parameters]
+        if not takes:
+            raise SystemExit(f"--mnist: {args.figure} does not use image data; the figures on "
+                             "real images are: " + ", ".join(
+                                 i for i in FIGURES
+                                 if "mnist" in inspect.signature(_load(i).run).parameters))
     timings = {}
     for fig_id in ids:
         module = _load(fig_id)
         print(f"== {fig_id}: {module.TITLE}")
         start = time.perf_counter()
-        result = module.run(args.out, quick=args.quick)
+        extra = {}
+        if args.mnist is not None and "mnist" in inspect.signature(module.run).parameters:
+            extra["mnist"] = args.mnist
+        try:
+            result = module.run(args.out, quick=args.quick, **extra)
+        except ValueError as err:
+            if not extra:
+                raise
+            raise SystemExit(f"--mnist: {err}")
         timings[fig_id] = time.perf_counter() - start
         print(f"wrote {result['json']}")
         for f in result["figures"]:

@@ -10,10 +10,11 @@ Definitions (paper Section 3.2 and the authors' implementation, see docs/convent
 * the unimodal phase is sampled at t_mid = (t_A + t_B)/2: plateau value and plateau loss;
 * mis-attribution is (W_A(t_mid) − W_A(end))·W_A(end)/‖W_A(end)‖².
 """
-from .measure import PhaseMeasurement, measure_unimodal_phase
+from .measure import (AccuracyTimes, PhaseMeasurement, measure_accuracy_times,
+                      measure_unimodal_phase)
 from .predict import predict_unimodal_phase
 from .report import Comparison, compare, relative_error, theory_columns, to_json, unimodal_report
 
-__all__ = ["PhaseMeasurement", "measure_unimodal_phase", "predict_unimodal_phase",
+__all__ = ["PhaseMeasurement", "measure_unimodal_phase", "AccuracyTimes", "measure_accuracy_times", "predict_unimodal_phase",
            "Comparison", "compare", "relative_error", "theory_columns", "unimodal_report",
            "to_json"]

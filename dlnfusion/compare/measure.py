@@ -21,8 +21,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..training import Trajectory
+from ..training.epochs import History
+from ..training.observables import series_crossings
 
-__all__ = ["PhaseMeasurement", "measure_unimodal_phase"]
+__all__ = ["PhaseMeasurement", "measure_unimodal_phase", "AccuracyTimes",
+           "measure_accuracy_times"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,3 +110,43 @@ def measure_unimodal_phase(traj: Trajectory, level: float = 0.5,
     return PhaseMeasurement(rs(first), rs(t_a), rs(t_b), rs(t_mid), rs(plateau),
                             rs(plateau_loss), rs(final), rs(mis), np.asarray(traj.status),
                             traj.names)
+
+
+@dataclass(frozen=True, eq=False)
+class AccuracyTimes:
+    """When each modality's unimodal test accuracy first reaches ``level``, per seed.
+
+    ``times`` (S, M) in epochs, linearly interpolated between records (NaN: never reached);
+    ``first`` (S,) the index of the modality that got there first (−1: none did); ``ratio``
+    (S,) the time of the second divided by the time of the first (NaN unless both did; with
+    more than two modalities, the last to arrive over the first).
+    """
+
+    times: np.ndarray
+    first: np.ndarray
+    ratio: np.ndarray
+    level: float
+    names: tuple
+
+    def first_names(self) -> list:
+        return [self.names[i] if i >= 0 else "none" for i in self.first]
+
+
+def measure_accuracy_times(history: History, level: float = 0.5) -> AccuracyTimes:
+    """The time-ratio observable of the paper's noisy-digit experiments (its Table 1): the epoch
+    at which the second-learned modality's unimodal accuracy reaches ``level`` (50%) divided by
+    the epoch at which the first-learned one does."""
+    if not 0.0 < float(level) < 1.0:
+        raise ValueError(f"level must be an accuracy strictly between 0 and 1, got {level!r}")
+    uni = np.asarray(history.unimodal_acc, dtype=np.float64)  # (S, M, T)
+    S, M, T = uni.shape
+    series = np.nan_to_num(uni.reshape(S * M, T).T, nan=-np.inf)
+    times = np.asarray(series_crossings(series, np.asarray(history.epoch, np.float64),
+                                        np.asarray([float(level)])))[:, 0].reshape(S, M)
+    reached = np.isfinite(times)
+    first = np.where(reached.any(1), np.argmin(np.where(reached, times, np.inf), 1), -1)
+    both = reached.all(1)
+    safe = np.where(reached, times, 1.0)
+    with np.errstate(divide="ignore"):  # a crossing at epoch 0 gives an infinite ratio
+        ratio = np.where(both, safe.max(1) / safe.min(1), np.nan)
+    return AccuracyTimes(times, first, ratio, float(level), tuple(history.names))

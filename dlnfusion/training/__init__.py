@@ -3,10 +3,12 @@ gradient flow, observables and the trajectory record.
 
 Public entry points: :func:`train`, :func:`simulate` (and :func:`init_batch`, re-exported from
 :mod:`dlnfusion.networks`), :class:`Trajectory`, the observables (:class:`Snapshot`,
-:class:`Record`, :class:`Crossing`) and :func:`param_labels` for per-group optax transforms.
+:class:`Record`, :class:`Crossing`) and :func:`param_labels` for per-group optax transforms; :func:`fit` for mini-batch training on
+samples (with :class:`History`, its per-epoch record, and :func:`sgd`).
 """
 from ..networks import init_batch
 from .api import METHODS, simulate, train
+from .epochs import FIT_LOSSES, History, fit, sgd
 from .labels import param_labels
 from .objectives import LOSSES, Moments, Samples
 from .observables import Crossing, Record, Snapshot, default_observables
@@ -15,4 +17,4 @@ from .trajectory import Trajectory
 
 __all__ = ["train", "simulate", "init_batch", "Trajectory", "STATUS", "METHODS", "LOSSES",
            "Moments", "Samples", "Snapshot", "Record", "Crossing", "default_observables",
-           "param_labels"]
+           "param_labels", "fit", "sgd", "History", "FIT_LOSSES"]

@@ -15,26 +15,10 @@ import jax
 import jax.flatten_util
 import jax.numpy as jnp
 
-from .observables import Crossing, Record, Snapshot, first_crossing
+from .observables import Crossing, Record, Snapshot, series_crossings
 from .state import CONVERGED, DIVERGED, MAX_STEPS
 
 __all__ = ["gf_kernel"]
-
-
-def _crossing_times(series, ts, levels):
-    """First crossing times of a saved progress series (T, P) -> (P, K)."""
-    P, K = series.shape[1], levels.shape[0]
-
-    def step(carry, x):
-        times, prev, t_prev = carry
-        value, t = x
-        times = first_crossing(times, prev, value, t_prev, t, levels, True)
-        return (times, value, t), None
-
-    init = (jnp.full((P, K), jnp.nan, series.dtype), jnp.full((P,), jnp.nan, series.dtype),
-            jnp.zeros((), series.dtype))
-    (times, _, _), _ = jax.lax.scan(step, init, (series, ts))
-    return times
 
 
 @partial(jax.jit, static_argnames=("spec", "objective", "max_steps", "stride",
@@ -90,7 +74,7 @@ def gf_kernel(params, data, moments, lr, observables, ts, stop_loss, diverge_los
             return jnp.where(after.reshape(after.shape + (1,) * (a.ndim - 1)), jnp.nan, a)
         recs = jax.tree_util.tree_map(mask, recs)
         progress = jax.tree_util.tree_map(mask, progress)
-        cross = {k: _crossing_times(progress[k], ts, crossings[k].levels) for k in crossings}
+        cross = {k: series_crossings(progress[k], ts, crossings[k].levels) for k in crossings}
         return recs, cross, pf, final_loss, t_end, status.astype(jnp.int8)
 
     return jax.vmap(one, in_axes=(0, 0, 0, 0))(params, data, moments, lr)

@@ -35,8 +35,8 @@ from ..stats import split_modalities
 from .objectives import Moments
 
 __all__ = ["Snapshot", "Record", "Crossing", "as_observable", "default_observables",
-           "first_crossing", "loss", "maps", "norms", "progress_unimodal", "progress_global",
-           "eval_loss"]
+           "first_crossing", "series_crossings", "loss", "maps", "norms", "progress_unimodal",
+           "progress_global", "eval_loss"]
 
 
 class Snapshot(NamedTuple):
@@ -171,3 +171,20 @@ def first_crossing(times, prev, value, t_prev, t, levels, live):
     frac = jnp.clip(jnp.where(jnp.isfinite(frac), frac, 1.0), 0.0, 1.0)
     stamp = jnp.where(jnp.isnan(prev)[:, None], t, t_prev + frac * (t - t_prev))
     return jnp.where(reached, stamp, times)
+
+
+def series_crossings(series, ts, levels):
+    """First crossing times of every level in a saved series: ``series`` (T, P) recorded at
+    times ``ts`` (T,), ``levels`` (K,) -> (P, K), NaN where a level is never reached."""
+    P, K = series.shape[1], levels.shape[0]
+
+    def step(carry, x):
+        times, prev, t_prev = carry
+        value, t = x
+        times = first_crossing(times, prev, value, t_prev, t, levels, True)
+        return (times, value, t), None
+
+    init = (jnp.full((P, K), jnp.nan, series.dtype), jnp.full((P,), jnp.nan, series.dtype),
+            jnp.zeros((), series.dtype))
+    (times, _, _), _ = jax.lax.scan(step, init, (series, ts))
+    return times

@@ -1,0 +1,349 @@
+"""Mini-batch training on samples: epochs of shuffled batches, optax optimizers, records per
+epoch.
+
+:func:`fit` trains one network from several seeds at once. Everything runs inside one compiled
+function per chunk of epochs: a ``lax.scan`` over epochs, and in each epoch a ``lax.scan`` over
+batches, vmapped over seeds. The host sees the records when a chunk ends (to print progress), so
+there is no Python loop and no host synchronization per step.
+
+Per seed, ``jax.random.fold_in(PRNGKey(seed), ·)`` gives the initialization, and for every epoch
+the shuffling and the corruption of its batches; the numbers therefore do not depend on how the
+epochs are chunked. The last batch of an epoch is shorter when the batch size does not divide the
+number of samples (as PyTorch's ``DataLoader`` without ``drop_last``): it is padded and masked, so
+every batch loss is the mean over its real samples.
+
+Records (at epoch 0, before training, and after every ``record_every`` epochs): the training
+loss (at epoch 0 the loss of the initial network on one corrupted pass over the training set;
+afterwards the mean of the batch losses of the last epoch, as the usual training curve), the
+test accuracy with every modality present, and the unimodal test accuracy of each modality, for
+which the other modalities receive a blank input (zeros, the mean image after standardization).
+"""
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ..data.tasks import FusionTask
+from ..networks.classifiers import _check_shapes
+
+__all__ = ["fit", "History", "sgd", "FIT_LOSSES"]
+
+
+def _cross_entropy(out, y):
+    return optax.softmax_cross_entropy_with_integer_labels(out, y)
+
+
+def _squared(out, y):
+    return 0.5 * jnp.sum((out - y) ** 2, axis=-1)
+
+
+def _logistic(out, y):
+    return jnp.sum(jax.nn.softplus(-y * out), axis=-1)
+
+
+#: Per-sample losses :func:`fit` accepts, by name: cross-entropy on integer labels (softmax over
+#: the outputs), ½‖ŷ − y‖² and the logistic loss ln(1 + e^{−yŷ}) for targets y = ±1.
+FIT_LOSSES = {"cross_entropy": _cross_entropy, "squared": _squared, "logistic": _logistic}
+
+
+def sgd(lr: float, *, momentum: float = 0.0, weight_decay: float = 0.0,
+        lr_decay: float = 1.0, steps_per_epoch: int = 1) -> optax.GradientTransformation:
+    """PyTorch-style SGD as an optax transformation: the weight decay is added to the gradient,
+    then heavy-ball momentum (v ← μv + g, p ← p − ηv), and the learning rate is multiplied by
+    ``lr_decay`` after every epoch of ``steps_per_epoch`` steps (``StepLR(step_size=1)``)."""
+    for name, v in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay),
+                    ("lr_decay", lr_decay)):
+        if not np.isfinite(v):
+            raise ValueError(f"{name} must be finite, got {v!r}")
+    if lr <= 0:
+        raise ValueError(f"lr must be positive, got {lr!r}")
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}")
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be non-negative, got {weight_decay!r}")
+    if not 0.0 < lr_decay <= 1.0:
+        raise ValueError(f"lr_decay must lie in (0, 1], got {lr_decay!r}")
+    schedule = lr if lr_decay == 1.0 else optax.exponential_decay(
+        lr, transition_steps=int(steps_per_epoch), decay_rate=lr_decay, staircase=True)
+    parts = [optax.add_decayed_weights(weight_decay)] if weight_decay else []
+    parts.append(optax.sgd(schedule, momentum=momentum or None))
+    return optax.chain(*parts)
+
+
+class History(NamedTuple):
+    """What :func:`fit` records, seeds first. ``epoch`` (T,) are the recorded epochs;
+    ``train_loss``, ``test_acc`` (S, T); ``unimodal_acc`` (S, M, T), modality order as
+    ``names``; ``diverged`` (S,) marks seeds whose loss became non-finite (their parameters
+    froze at the last finite step and their later records are NaN); ``params`` the final
+    parameters (leaves with a leading seed axis)."""
+
+    epoch: np.ndarray
+    train_loss: np.ndarray
+    test_acc: np.ndarray
+    unimodal_acc: np.ndarray
+    diverged: np.ndarray
+    params: object
+    seeds: tuple
+    names: tuple
+
+    @property
+    def status(self) -> np.ndarray:
+        return np.where(self.diverged, "diverged", "ok")
+
+
+def _accuracy(model, params, xs, y, batch):
+    """Test accuracy, evaluated in slices of ``batch`` samples."""
+    n = y.shape[0]
+    batch = min(batch, n)
+    nb = -(-n // batch)
+    pad = nb * batch - n
+    xs_p = tuple(jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)) for x in xs)
+    y_p = jnp.pad(y, (0, pad), constant_values=-1)
+
+    def one(i):
+        sl = tuple(jax.lax.dynamic_slice_in_dim(x, i * batch, batch) for x in xs_p)
+        out = model.apply(params, sl)
+        return jnp.sum(jnp.argmax(out, -1) == jax.lax.dynamic_slice_in_dim(y_p, i * batch, batch))
+
+    return jnp.sum(jax.lax.map(one, jnp.arange(nb))) / n
+
+
+def _evaluate(model, params, test_x, test_y, batch, classify):
+    if not classify:
+        nan = jnp.full((), jnp.nan)
+        return nan, jnp.full((len(test_x),), jnp.nan)
+    acc = _accuracy(model, params, test_x, test_y, batch)
+    uni = []
+    for m in range(len(test_x)):
+        blank = tuple(x if k == m else jnp.zeros_like(x) for k, x in enumerate(test_x))
+        uni.append(_accuracy(model, params, blank, test_y, batch))
+    return acc, jnp.stack(uni)
+
+
+@partial(jax.jit, static_argnames=("model", "loss_fn", "optimizer", "corrupt", "batch_size",
+                                   "n_epochs", "record_every", "eval_batch", "classify"))
+def _chunk(carry, first_epoch, data, *, model, loss_fn, optimizer, corrupt, batch_size,
+           n_epochs, record_every, eval_batch, classify):
+    train_x, train_y, test_x, test_y = data
+    n = train_y.shape[0]
+    nb = -(-n // batch_size)
+    pad = nb * batch_size - n
+
+    def batch_loss(params, key, idx, mask):
+        xs = tuple(x[idx] for x in train_x)
+        if corrupt is not None:
+            xs = corrupt(key, xs)
+        per = loss_fn(model.apply(params, xs), train_y[idx])
+        return jnp.sum(per * mask) / jnp.sum(mask)
+
+    grad_fn = jax.value_and_grad(batch_loss)
+
+    def one_seed_epoch(state, base_key, epoch):
+        params, opt_state, dead = state
+        key = jax.random.fold_in(jax.random.fold_in(base_key, 1), epoch)
+        kp, kc = jax.random.split(key)
+        perm = jax.random.permutation(kp, n)
+        perm = jnp.concatenate([perm, jnp.zeros((pad,), perm.dtype)]).reshape(nb, batch_size)
+        mask = (jnp.arange(nb * batch_size) < n).astype(jnp.float32).reshape(nb, batch_size)
+        keys = jax.random.split(kc, nb)
+
+        def step(s, inp):
+            params, opt_state, dead, total = s
+            idx, m, k = inp
+            loss, g = grad_fn(params, k, idx, m)
+            updates, new_opt = optimizer.update(g, opt_state, params)
+            new_params = optax.apply_updates(params, updates)
+            bad = dead | ~jnp.isfinite(loss) | ~jnp.all(jnp.stack(
+                [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(new_params)]))
+            keep = lambda new, old: jax.tree_util.tree_map(  # noqa: E731
+                lambda a, b: jnp.where(bad, b, a), new, old)
+            return (keep(new_params, params), keep(new_opt, opt_state), bad,
+                    total + loss * jnp.sum(m)), None
+
+        (params, opt_state, dead, total), _ = jax.lax.scan(
+            step, (params, opt_state, dead, jnp.zeros((), jnp.float32)), (perm, mask, keys))
+        return (params, opt_state, dead), jnp.where(dead, jnp.nan, total / n)
+
+    def record(params, dead):
+        acc, uni = _evaluate(model, params, test_x, test_y, eval_batch, classify)
+        return jnp.where(dead, jnp.nan, acc), jnp.where(dead, jnp.nan, uni)
+
+    def epoch_body(c, e):
+        states, keys = c
+        epoch = first_epoch + e
+        states, losses = jax.vmap(one_seed_epoch, in_axes=(0, 0, None))(states, keys, epoch)
+        return (states, keys), losses
+
+    def block(c, r):
+        (states, keys), losses = jax.lax.scan(
+            epoch_body, c, r * record_every + jnp.arange(record_every))
+        acc, uni = jax.vmap(record)(states[0], states[2])
+        return (states, keys), (losses[-1], acc, uni)
+
+    carry, recs = jax.lax.scan(block, carry, jnp.arange(n_epochs // record_every))
+    return carry, recs
+
+
+@partial(jax.jit, static_argnames=("model", "loss_fn", "optimizer", "corrupt", "eval_batch",
+                                   "classify"))
+def _start(keys, data, *, model, loss_fn, optimizer, corrupt, eval_batch, classify):
+    train_x, train_y, test_x, test_y = data
+
+    def one(key):
+        params = model.init(jax.random.fold_in(key, 0))
+        xs = train_x
+        if corrupt is not None:
+            xs = corrupt(jax.random.fold_in(key, 2), xs)
+        n = train_y.shape[0]
+        b = min(eval_batch, n)
+        nb = -(-n // b)
+        pad = nb * b - n
+        xs_p = tuple(jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)) for x in xs)
+        y_p = jnp.pad(train_y, [(0, pad)] + [(0, 0)] * (train_y.ndim - 1))
+
+        def part(i):
+            sl = tuple(jax.lax.dynamic_slice_in_dim(x, i * b, b) for x in xs_p)
+            per = loss_fn(model.apply(params, sl), jax.lax.dynamic_slice_in_dim(y_p, i * b, b))
+            valid = (i * b + jnp.arange(b)) < n
+            return jnp.sum(jnp.where(valid, per, 0.0))
+
+        loss0 = jnp.sum(jax.lax.map(part, jnp.arange(nb))) / n
+        acc, uni = _evaluate(model, params, test_x, test_y, eval_batch, classify)
+        return params, optimizer.init(params), loss0, acc, uni
+
+    return jax.vmap(one)(keys)
+
+
+def _merge(runs) -> History:
+    """Histories of single seeds as one, padded with NaN to the longest."""
+    longest = max(runs, key=lambda h: h.epoch.size).epoch
+
+    def pad(a):
+        width = [(0, 0)] * (a.ndim - 1) + [(0, longest.size - a.shape[-1])]
+        return np.pad(a.astype(float), width, constant_values=np.nan)
+
+    return History(longest, np.concatenate([pad(h.train_loss) for h in runs]),
+                   np.concatenate([pad(h.test_acc) for h in runs]),
+                   np.concatenate([pad(h.unimodal_acc) for h in runs]),
+                   np.concatenate([h.diverged for h in runs]),
+                   jax.tree_util.tree_map(lambda *a: np.concatenate(a), *[h.params for h in runs]),
+                   tuple(s for h in runs for s in h.seeds), runs[0].names)
+
+
+def _positive_int(name, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def fit(model, task: FusionTask, seeds: Sequence[int] = (0,), *, epochs: int,
+        batch_size: int = 1000, lr: float = 0.04, momentum: float = 0.0,
+        weight_decay: float = 0.0, lr_decay: float = 1.0,
+        optimizer: Callable | optax.GradientTransformation | None = None,
+        loss: str = "cross_entropy", record_every: int = 1, chunk_epochs: int | None = None,
+        progress: Callable | None = None, stop: Callable | None = None,
+        eval_batch: int = 1000, batch_seeds: bool = True) -> History:
+    """Train ``model`` (a :class:`~dlnfusion.networks.FusionMLP`, a
+    :class:`~dlnfusion.networks.FusionCNN`, or any object with ``init(key)`` and
+    ``apply(params, xs)``) on ``task`` with mini-batch SGD, once per seed, in float32.
+
+    The update is :func:`sgd` (``lr``, ``momentum``, ``weight_decay``, and ``lr_decay`` applied
+    per epoch), or ``optimizer``: an optax ``GradientTransformation``, or a function of the
+    number of steps per epoch returning one (for schedules that count epochs). ``loss`` names a
+    per-sample loss in :data:`FIT_LOSSES`. ``chunk_epochs`` epochs run per compiled call
+    (default: all); after each, ``progress(epochs_done, history_so_far)`` is called if given,
+    and training ends early when ``stop(history_so_far)`` returns True (the history then ends at
+    that chunk). ``batch_seeds=False`` trains the seeds one after another (same numbers; for
+    convolutional networks on CPU, where one seed at a time runs faster than a vmapped batch;
+    histories that stop early are padded with NaN). Returns a :class:`History`.
+    """
+    if not isinstance(task, FusionTask):
+        raise ValueError(f"task must be a FusionTask, got {type(task).__name__}")
+    if loss not in FIT_LOSSES:
+        raise ValueError(f"loss must be one of {tuple(FIT_LOSSES)}, got {loss!r}")
+    classify = loss == "cross_entropy"
+    if classify and task.n_classes < 2:
+        raise ValueError("loss 'cross_entropy' needs a classification task (n_classes >= 2)")
+    if not classify and task.n_classes:
+        raise ValueError(f"loss {loss!r} needs real-valued targets; the task has class labels "
+                         "(use loss='cross_entropy')")
+    seeds = tuple(int(s) for s in seeds)
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
+    epochs = _positive_int("epochs", epochs)
+    batch_size = _positive_int("batch_size", batch_size)
+    if batch_size > task.n_train:
+        raise ValueError(f"batch_size must be at most the number of training samples "
+                         f"({task.n_train}), got {batch_size}")
+    record_every = _positive_int("record_every", record_every)
+    if epochs % record_every:
+        raise ValueError(f"epochs ({epochs}) must be a multiple of record_every ({record_every})")
+    chunk = epochs if chunk_epochs is None else _positive_int("chunk_epochs", chunk_epochs)
+    if chunk % record_every:
+        raise ValueError(f"chunk_epochs ({chunk}) must be a multiple of record_every "
+                         f"({record_every})")
+    eval_batch = _positive_int("eval_batch", eval_batch)
+    _check_shapes(model, task.input_shapes)
+    steps = -(-task.n_train // batch_size)
+    if optimizer is None:
+        if not np.isfinite(lr):
+            raise ValueError(f"lr must be finite, got {lr!r}")
+        opt = sgd(lr, momentum=momentum, weight_decay=weight_decay, lr_decay=lr_decay,
+                  steps_per_epoch=steps)
+    elif isinstance(optimizer, optax.GradientTransformation):
+        opt = optimizer
+    elif callable(optimizer):
+        opt = optimizer(steps)
+        if not isinstance(opt, optax.GradientTransformation):
+            raise ValueError("optimizer(steps_per_epoch) must return an optax "
+                             "GradientTransformation")
+    else:
+        raise ValueError("optimizer must be an optax GradientTransformation, a function of the "
+                         "steps per epoch returning one, or None")
+
+    if not batch_seeds and len(seeds) > 1:
+        runs = [fit(model, task, [s], epochs=epochs, batch_size=batch_size,
+                    optimizer=opt, loss=loss, record_every=record_every, chunk_epochs=chunk,
+                    progress=progress, stop=stop, eval_batch=eval_batch) for s in seeds]
+        return _merge(runs)
+    data = (tuple(jnp.asarray(x) for x in task.train_x), jnp.asarray(task.train_y),
+            tuple(jnp.asarray(x) for x in task.test_x), jnp.asarray(task.test_y))
+    loss_fn = FIT_LOSSES[loss]
+    keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds))
+    static = dict(model=model, loss_fn=loss_fn, optimizer=opt, corrupt=task.corrupt,
+                  eval_batch=eval_batch, classify=classify)
+    params, opt_state, loss0, acc0, uni0 = _start(keys, data, **static)
+    carry = ((params, opt_state, jnp.zeros(len(seeds), bool)), keys)
+    losses, accs, unis = [np.asarray(loss0)[:, None]], [np.asarray(acc0)[:, None]], \
+        [np.asarray(uni0)[:, :, None]]
+    done = 0
+    names = task.names
+
+    def history(carry_now, upto):
+        t = np.arange(0, upto + 1, record_every)
+        return History(t, np.concatenate(losses, 1), np.concatenate(accs, 1),
+                       np.concatenate(unis, 2), np.asarray(carry_now[0][2]),
+                       jax.tree_util.tree_map(np.asarray, carry_now[0][0]), seeds, names)
+
+    while done < epochs:
+        n_ep = min(chunk, epochs - done)
+        carry, (l, a, u) = _chunk(carry, jnp.asarray(done), data, **static,
+                                  batch_size=batch_size, n_epochs=n_ep,
+                                  record_every=record_every)
+        losses.append(np.asarray(l).T)
+        accs.append(np.asarray(a).T)
+        unis.append(np.moveaxis(np.asarray(u), 0, -1))
+        done += n_ep
+        if progress is not None or stop is not None:
+            so_far = history(carry, done)
+            if progress is not None:
+                progress(done, so_far)
+            if stop is not None and done < epochs and stop(so_far):
+                return so_far
+    return history(carry, epochs)

@@ -1,0 +1,233 @@
+"""Zhang, Latham & Saxe (2024), Table 1 with Figures 7, 13 and 14: deep ReLU and convolutional
+fusion networks on the noisy two-digit task.
+
+Each sample shows two images of the same class; in every training batch image B is corrupted
+with probability 0.6, image A with probability 0.2 (x̃ = 0.1·x + 0.15·ξ in standardized pixel
+units, see :func:`dlnfusion.data.noisy_pairs`). Networks, as the paper's Appendix I:
+
+* MLP: fully connected ReLU networks, depth L = 5, fusion layer L_f = 1 … 5, width 500 (except
+  the input layer), SGD at learning rate 0.04;
+* CNN: five 3×3 convolutions with 32 channels, stride 1, ReLU, the branches concatenated along
+  the channel axis at convolution L_f, a 2×2 max-pool and one dense layer; SGD at 0.002
+  (convolutions keep the 8×8 digits' size with zero padding; 28×28 MNIST uses none);
+
+both with cross-entropy, batches of 1000 (or the whole training set if smaller), the learning
+rate multiplied by 0.996 after every epoch, PyTorch's default initialization, five seeds. The
+time ratio is the epoch at which the second-learned modality's unimodal test accuracy (the other
+branch shown a blank image) reaches 50%, divided by the epoch at which the first one's does
+(interpolated between epochs). A run stops once every seed has both crossings, or at the
+network's epoch budget; a seed whose second modality never reaches 50% within the budget has no
+ratio (NaN) and is reported as such.
+
+The default data are scikit-learn's 8×8 digits (1,347 training and 450 test images), so an
+epoch is two SGD steps rather than MNIST's sixty; with ``mnist=FOLDER`` (the IDX files) the
+command runs the paper's exact setting. The paper's Table 1 (MNIST) is shown beside ours, cited
+as the paper's numbers.
+
+``quick``: two seeds, width 100 and 8 channels, smaller epoch budgets: a check that the whole
+pipeline runs, not the table's numbers.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from dlnfusion import FusionCNN, FusionMLP, fit
+from dlnfusion.compare import measure_accuracy_times
+from dlnfusion.data import noisy_digits
+from dlnfusion.plot import PALETTE, new_figure, paper_style, save
+
+from ._output import write_outputs
+
+ID = "zhang2024-table1"
+TITLE = "Table 1 (Figures 7, 13, 14): time ratio of deep ReLU and convolutional fusion networks"
+
+#: The paper's Table 1 (noisy MNIST), mean and standard deviation over five seeds, L_f = 1 … 5.
+PAPER_TABLE = {"mlp": [(1.30, 0.24), (1.53, 0.40), (1.90, 0.39), (3.38, 1.13), (6.38, 1.12)],
+               "cnn": [(1.04, 0.03), (1.10, 0.05), (1.08, 0.03), (1.32, 0.16), (2.53, 0.45)]}
+FUSION_LAYERS = (1, 2, 3, 4, 5)
+SEEDS, QUICK_SEEDS = 5, 2
+BATCH, LR_DECAY, LEVEL = 1000, 0.996, 0.5
+CHUNK = 10  # epochs per compiled call; the stopping rule is checked between chunks
+NETWORKS = {  # learning rate, epoch budget (digits / quick), width or channels (full / quick)
+    "mlp": {"lr": 0.04, "epochs": 300, "quick_epochs": 120, "size": 500, "quick_size": 100},
+    "cnn": {"lr": 0.002, "epochs": 200, "quick_epochs": 20, "size": 32, "quick_size": 8},
+}
+
+
+def network(kind: str, fusion_layer: int, image_shape, quick: bool = False):
+    cfg = NETWORKS[kind]
+    size = cfg["quick_size"] if quick else cfg["size"]
+    if kind == "mlp":
+        d = int(np.prod(image_shape))
+        return FusionMLP((d, d), depth=5, fusion_layer=fusion_layer, width=size, n_out=10)
+    return FusionCNN(tuple(image_shape), fusion_layer=fusion_layer, n_conv=5, channels=size,
+                     n_out=10)
+
+
+def _done(history) -> bool:
+    t = measure_accuracy_times(history, LEVEL)
+    return bool(np.all(np.isfinite(t.ratio) | history.diverged))
+
+
+def train_one(kind: str, fusion_layer: int, task, seeds, max_epochs: int, quick: bool = False):
+    """Train one (network, L_f) from every seed; returns (history, times, seconds)."""
+    model = network(kind, fusion_layer, task.input_shapes[0], quick)
+    start = time.perf_counter()
+    hist = fit(model, task, seeds, epochs=max_epochs, batch_size=min(BATCH, task.n_train),
+               lr=NETWORKS[kind]["lr"], lr_decay=LR_DECAY, loss="cross_entropy",
+               chunk_epochs=CHUNK, stop=_done)
+    jax.block_until_ready(jax.tree_util.tree_leaves(hist.params))
+    return hist, measure_accuracy_times(hist, LEVEL), time.perf_counter() - start
+
+
+def _stats(x):
+    x = np.asarray(x, float)
+    ok = x[np.isfinite(x)]
+    return (float(ok.mean()) if ok.size else float("nan"),
+            float(ok.std()) if ok.size > 1 else float("nan"))
+
+
+def run(out: Path, quick: bool = False, mnist=None) -> dict:
+    task = noisy_digits(mnist, seed=0)
+    seeds = list(range(QUICK_SEEDS if quick else SEEDS))
+    rows, curves, total, samples = [], {}, 0.0, 0
+    for kind in NETWORKS:
+        budget = NETWORKS[kind]["quick_epochs" if quick else "epochs"]
+        for Lf in FUSION_LAYERS:
+            hist, times, secs = train_one(kind, Lf, task, seeds, budget, quick)
+            total += secs
+            n_ep = int(hist.epoch[-1])
+            samples += n_ep * task.n_train * len(seeds)
+            mean, std = _stats(times.ratio)
+            rows.append({
+                "network": kind, "fusion_layer": Lf,
+                "time_ratio": [float(r) for r in times.ratio], "mean": mean, "std": std,
+                "first_modality": times.first_names(),
+                "t_50_epochs": times.times.tolist(), "epochs_run": n_ep,
+                "epoch_budget": budget, "status": [str(s) for s in hist.status],
+                "final_test_acc": [float(a) for a in hist.test_acc[:, -1]],
+                "seconds": secs, "paper_mean": PAPER_TABLE[kind][Lf - 1][0],
+                "paper_std": PAPER_TABLE[kind][Lf - 1][1]})
+            curves[(kind, Lf)] = hist
+            print(f"{kind} L_f={Lf}: time ratio {mean:.2f} ± {std:.2f} "
+                  f"(per seed {np.round(times.ratio, 2).tolist()}, first "
+                  f"{times.first_names()}), {n_ep} epochs, {secs:.1f} s")
+    mlp = {r["fusion_layer"]: r["mean"] for r in rows if r["network"] == "mlp"}
+    ordered = [mlp[L] for L in FUSION_LAYERS]
+    summary = {
+        "data": task.info["source"],
+        "mlp_ratio_increases_with_fusion_layer": bool(np.all(np.diff(ordered) > 0)),
+        "mlp_ratio_lf5_over_lf1": float(mlp[5] / mlp[1]),
+        "train_seconds": total, "samples_per_second": samples / total if total else None,
+    }
+    payload = {
+        "figure": ID, "paper": "Zhang, Latham & Saxe, ICML 2024, Table 1, Figures 7, 13, 14",
+        "data": task.info["source"], "task": task.info, "quick": quick,
+        "parameters": {"seeds": seeds, "batch_size": min(BATCH, task.n_train),
+                       "lr_decay_per_epoch": LR_DECAY, "level": LEVEL, "loss": "cross_entropy",
+                       "init": "PyTorch default: W, b ~ U(±1/sqrt(fan_in))",
+                       "networks": {k: {**v, "used_size": v["quick_size" if quick else "size"]}
+                                    for k, v in NETWORKS.items()}},
+        "rows": rows, "paper_table": PAPER_TABLE, "summary": summary}
+    print(f"MLP ratio rises with L_f: {summary['mlp_ratio_increases_with_fusion_layer']}; "
+          f"L_f=5 / L_f=1 = {summary['mlp_ratio_lf5_over_lf1']:.2f}; training {total:.0f} s, "
+          f"{summary['samples_per_second']:.0f} samples/s")
+    return write_outputs(out, ID, payload, lambda stem: _figures(task, rows, curves, stem),
+                         summary)
+
+
+def _figures(task, rows, curves, stem):
+    paths = []
+    with paper_style():
+        paths += _table_figure(rows, stem)
+        for kind, fig_no in (("mlp", 7), ("cnn", 14)):
+            paths += _curves_figure(kind, curves, Path(f"{stem}-fig{fig_no}"))
+        paths += _examples_figure(task, Path(f"{stem}-fig13"))
+    return paths
+
+
+def _table_figure(rows, stem):
+    fig, axes = new_figure(ncols=3, width=6.9, height=2.1)
+    for ax, kind, name in ((axes[0, 0], "mlp", "MLP (L = 5)"), (axes[0, 1], "cnn", "CNN")):
+        rs = [r for r in rows if r["network"] == kind]
+        L = [r["fusion_layer"] for r in rs]
+        for r in rs:
+            ok = np.isfinite(r["time_ratio"])
+            ax.plot([r["fusion_layer"]] * int(ok.sum()), np.asarray(r["time_ratio"])[ok], ".",
+                    color=PALETTE[5], alpha=0.4, ms=3)
+        ax.errorbar(L, [r["mean"] for r in rs], [r["std"] for r in rs], fmt="o-",
+                    color=PALETTE[5], ms=3, capsize=2, label="dlnfusion (digits)")
+        ax.errorbar(L, [r["paper_mean"] for r in rs], [r["paper_std"] for r in rs], fmt="s--",
+                    color=PALETTE[0], mfc="none", ms=3, capsize=2, label="paper (MNIST)")
+        ax.set_xlabel(r"fusion layer $L_f$")
+        ax.set_ylabel("time ratio")
+        ax.set_title(name, fontsize=8)
+        ax.set_xticks(L)
+    axes[0, 0].legend(fontsize=6)
+    ax = axes[0, 2]
+    ax.axis("off")
+    cells = []
+    for Lf in FUSION_LAYERS:
+        row = [f"{Lf}"]
+        for kind in ("mlp", "cnn"):
+            r = next(x for x in rows if x["network"] == kind and x["fusion_layer"] == Lf)
+            row += [f"{r['mean']:.2f}±{r['std']:.2f}", f"{r['paper_mean']:.2f}±{r['paper_std']:.2f}"]
+        cells.append(row)
+    t = ax.table(cellText=cells, colLabels=["$L_f$", "MLP", "MLP paper", "CNN", "CNN paper"],
+                 loc="center", cellLoc="center")
+    t.auto_set_font_size(False)
+    t.set_fontsize(6)
+    t.scale(1.15, 1.3)
+    return save(fig, stem)
+
+
+def _curves_figure(kind, curves, stem):
+    fig, axes = new_figure(ncols=len(FUSION_LAYERS), width=6.9, height=1.7)
+    for k, Lf in enumerate(FUSION_LAYERS):
+        h = curves[(kind, Lf)]
+        ax = axes[0, k]
+        loss = np.nanmean(h.train_loss / h.train_loss[:, :1], 0)
+        ax.plot(h.epoch, loss, color=PALETTE[0], lw=1.0, label="loss / initial")
+        ax.plot(h.epoch, np.nanmean(h.test_acc, 0), ":", color=PALETTE[0], lw=1.0,
+                label="A & B acc.")
+        ax.plot(h.epoch, np.nanmean(h.unimodal_acc[:, 0], 0), color=PALETTE[5], lw=1.0,
+                label="A acc.")
+        ax.plot(h.epoch, np.nanmean(h.unimodal_acc[:, 1], 0), color=PALETTE[6], lw=1.0,
+                label="B acc.")
+        ax.axhline(LEVEL, color="0.7", lw=0.5, zorder=0)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(f"$L_f = {Lf}$", fontsize=8)
+        ax.set_xlabel("epoch")
+        if k == 0:
+            ax.set_ylabel("loss & accuracy")
+    axes[0, 0].legend(fontsize=5, loc="center right")
+    return save(fig, stem)
+
+
+def _examples_figure(task, stem):
+    import jax.numpy as jnp
+
+    x = task.train_x
+    idx = np.arange(400)
+    xa, xb = (np.asarray(v) for v in task.corrupt(jax.random.PRNGKey(1),
+                                                   (jnp.asarray(x[0][idx]), jnp.asarray(x[1][idx]))))
+    hit_b = ~np.all(xb == x[1][idx], axis=(1, 2))
+    hit_a = ~np.all(xa == x[0][idx], axis=(1, 2))
+    cases = [("B corrupted (p = 0.6)", np.nonzero(hit_b)[0][0]),
+             ("A corrupted (p = 0.2)", np.nonzero(hit_a)[0][0]),
+             ("neither (p = 0.2)", np.nonzero(~hit_a & ~hit_b)[0][0])]
+    fig, axes = new_figure(ncols=6, width=6.9, height=1.45)
+    lo, hi = float(np.min(x[0])), float(np.max(x[0]))
+    for k, (title, i) in enumerate(cases):
+        for j, (img, name) in enumerate(((xa[i], "A"), (xb[i], "B"))):
+            ax = axes[0, 2 * k + j]
+            ax.imshow(img, cmap="gray", vmin=lo, vmax=hi)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{name}", fontsize=7)
+        axes[0, 2 * k].set_xlabel(title, fontsize=6, loc="left")
+    return save(fig, stem)
