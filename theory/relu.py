@@ -1,6 +1,6 @@
 """Two-layer ReLU networks on Gaussian inputs (dlnfusion.losses.relu_gram,
 relu_two_layer_moments; dlnfusion.training.objectives' ReLU objectives;
-dlnfusion.theory.predict_times_relu).
+dlnfusion.theory.predict_times_relu, predict_times_early_relu).
 
 1. For a scalar x: relu(w x) = relu(w) relu(x) + relu(−w) relu(−x) (four sign cases).
 2. For centered jointly Gaussian (y, u): E[y relu(u)] = ½ E[y u] (write y = βu + ε with ε
@@ -13,6 +13,12 @@ dlnfusion.theory.predict_times_relu).
    ReLU loss and its gradient equal the linear ones at weights (V, A)/√2 with the gradient
    halved: gradient descent at η on the ReLU network is gradient descent at η/2 on the linear
    one, whose total map ½ V A goes to W*; the ReLU total weight V A goes to 2W*.
+5. Without pairing: relu(u) − relu(−u) = u, so f(x) − f(−x) = V A x for every two-layer ReLU
+   network f; one that computes the target w*·x exactly has V A = 2w*.
+6. Early fusion (vector input, one hidden layer): at small weights the residual is the
+   linear target, and every gradient of the ReLU network is half the linear network's
+   (item 2 for each unit): its first phase is linear early fusion at η/2
+   (theory.predict_times_early_relu).
 """
 import numpy as np
 import sympy as sp
@@ -160,13 +166,81 @@ def check_paired_units():
     return True
 
 
+def derive_odd_part():
+    """relu(u) − relu(−u) = u for both signs of u; hence f(x) − f(−x) = Σ_j v_j a_j·x = V A x
+    for f(x) = Σ_j v_j relu(a_j·x), and f = w*·x forces V A = 2w* (item 5). Its library
+    counterpart is the constant RELU_WEIGHT_FACTOR, asserted by check_paired_units."""
+    relu = lambda z: sp.Max(z, 0)  # noqa: E731
+    b = sp.Symbol("b", positive=True)
+    for u in (b, -b):
+        assert sp.simplify(relu(u) - relu(-u) - u) == 0
+    # Two units on a two-dimensional input, symbolic weights: the odd part is V A x.
+    x = sp.Matrix(sp.symbols("x0 x1", real=True))
+    A = sp.Matrix(2, 2, lambda i, j: sp.Symbol(f"a_{i}{j}", real=True))
+    V = sp.Matrix([sp.symbols("v0 v1", real=True)]).T
+    odd = sum(V[j] * ((A[j, :] * x)[0] - (-(A[j, :] * x)[0])) / 2 for j in range(2))
+    assert sp.expand(2 * odd - 2 * (V.T * A * x)[0]) == 0
+    return True
+
+
+def derive_early_fusion_half_drive():
+    """Item 6: for a unit with pre-activation u = a·x and a residual r = c·x linear in x, the
+    ReLU gradients E[r relu(u)] (output weight) and v E[r 1{u>0} x] (input weights) are half
+    the linear ones, E[r u] and v E[r x]. In a basis x = (u, z) with z independent of u
+    (Gaussian), r = c₁u + c₂z and every expectation factorizes into moments of u over the
+    half line or the whole line times moments of z. Checked against the library's
+    early-fusion objective by check_early_fusion_half_drive."""
+    u, z = sp.symbols("u z", real=True)
+    su, sz, c1, c2 = sp.symbols("sigma_u sigma_z c1 c2", positive=True)
+    pu = sp.exp(-u ** 2 / (2 * su ** 2)) / (sp.sqrt(2 * sp.pi) * su)
+    pz = sp.exp(-z ** 2 / (2 * sz ** 2)) / (sp.sqrt(2 * sp.pi) * sz)
+    U = {(k, lo): sp.integrate(u ** k * pu, (u, lo, sp.oo)) for k in range(3)
+         for lo in (0, -sp.oo)}
+    Z = {k: sp.integrate(z ** k * pz, (z, -sp.oo, sp.oo)) for k in range(3)}
+    # E[u^i z^j 1{u > lo}] = U[i, lo] Z[j]; r·u = c₁u² + c₂uz, r·z = c₁uz + c₂z².
+    E = lambda terms, lo: sum(c * U[i, lo] * Z[j] for c, i, j in terms)  # noqa: E731
+    for terms in ([(c1, 2, 0), (c2, 1, 1)],      # r u: E[r relu(u)] and the u-component
+                  [(c1, 1, 1), (c2, 0, 2)]):     # r z: the z-component of E[r 1{u>0} x]
+        assert sp.simplify(E(terms, 0) - E(terms, -sp.oo) / 2) == 0
+    return True
+
+
+def check_early_fusion_half_drive():
+    """The library's early-fusion ReLU objective (arc-cosine kernel) has half the gradient of
+    the linear network's at the same small weights, for correlated vector modalities; and
+    predict_times_early_relu is predict_times_early at η/2 from w0/2. The neglected output
+    ŷ ~ h ε² of weights of size ε = 1e-6 makes the residual linear to ~1e-11 (tolerance
+    1e-9); the second comparison evaluates the same map (1e-12)."""
+    import jax
+    import dlnfusion as dln
+    from dlnfusion import theory as th
+    from dlnfusion.training import objectives as ob
+
+    st = dln.Stats.from_teacher([[2.0, 0.3, 0.1], [0.3, 1.0, -0.2], [0.1, -0.2, 0.5]],
+                                [1.0, -0.5, 2.0], dims=(2, 1))
+    mo = ob.Moments.of(st)
+    relu = dln.NetworkSpec.fusion(2, 1, width=5, input_dims=(2, 1), activation="relu")
+    lin = dln.NetworkSpec.fusion(2, 1, width=5, input_dims=(2, 1))
+    p = dln.init_params(relu, jax.random.PRNGKey(4), "normal", 1e-6)
+    gr = jax.jit(jax.grad(lambda q: ob._population_relu_kernel(relu, q, mo)[0]))(p)
+    gl = jax.jit(jax.grad(lambda q: ob._population_squared(lin, q, mo)[0]))(p)
+    for x, y in zip(jax.tree_util.tree_leaves(gr), jax.tree_util.tree_leaves(gl)):
+        _close(x, 0.5 * np.asarray(y), 1e-9, "ReLU gradient vs half the linear gradient")
+    toy = dln.Stats.scalar_toy(2.0, 1.0, 0.0)
+    a = th.predict_times_early_relu(toy, 0.04, 3e-17)
+    b = th.predict_times_early(toy, 0.02, 1.5e-17)
+    _close([a.t_a, a.t_b], [b.t_a, b.t_b], 1e-12, "predict_times_early_relu")
+    return True
+
+
 def derive_all():
     return all([derive_scalar_decomposition(), derive_half_drive(), derive_arccos_kernel(),
-                derive_paired_units()])
+                derive_paired_units(), derive_odd_part(), derive_early_fusion_half_drive()])
 
 
 def check_all():
-    return all([check_arccos_kernel(), check_relu_objectives(), check_paired_units()])
+    return all([check_arccos_kernel(), check_relu_objectives(), check_paired_units(),
+                check_early_fusion_half_drive()])
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ that says whether they hold. Derivations of every formula live in the repository
 folder and run in the test suite.
 """
 from .common import Prediction
-from .saxe import (effective_init, logistic_weight, mode_strength, saxe_late_fusion,
-                   typical_effective_init, white_uncorrelated)
+from .saxe import (effective_init, effective_init_early, logistic_weight, mode_strength,
+                   predict_times_early, saxe_late_fusion, typical_effective_init,
+                   white_uncorrelated)
 from .landscape import (Curvature, Manifold, fixed_points, minimum_curvature,
                         preference_regions, reduced_flow, saddle_loss, superficial_preference)
 from .deep import (branch_relation, deep_times, fusion_integral, pathway_time,
@@ -16,7 +17,8 @@ from .deep import (branch_relation, deep_times, fusion_integral, pathway_time,
                    time_ratio_unequal, unequal_integral)
 from .invariants import balance_invariants, norm_invariants
 from .reduction import reduce_network
-from .relu import RELU_RATE_FACTOR, RELU_WEIGHT_FACTOR, predict_times_relu
+from .relu import (RELU_RATE_FACTOR, RELU_WEIGHT_FACTOR, predict_times_early_relu,
+                   predict_times_relu)
 from .timescales import (Roles, TimePrediction, learning_order, log_init_sensitivity,
                          logistic_map_crossing,
                          misattribution, phase_directions, predict_times, roles,
@@ -36,5 +38,5 @@ __all__ = [
     "times_leading_order", "branch_relation", "deep_times", "fusion_integral", "pathway_time",
     "pathway_trajectory", "reduced_rhs", "time_ratio_leading_order", "time_ratio_unequal",
     "unequal_integral", "balance_invariants", "norm_invariants",
-    "reduce_network",
+    "reduce_network", "effective_init_early", "predict_times_early", "predict_times_early_relu",
 ]

@@ -15,6 +15,14 @@ the printed formula at t = 0 returns σ²u(0)/‖Σ_yx‖, not u(0). We use the 
 With a small random (not balanced, not aligned) initialization the same logistic holds once
 the transient has aligned the weights; its effective initial value is the part of the weights
 that grows (see :func:`effective_init`).
+
+Early fusion (L_f = 1) is one two-layer pathway on the stacked input, ŷ = W² W¹ x. At small
+weights the error correlation is Σ_yx, its growing mode is seeded by ¼‖W¹ê + W²ᵀ‖²,
+ê = Σ_yx/‖Σ_yx‖ (:func:`effective_init_early`), and the balanced rank-one networks
+W¹ = q a, W² = v qᵀ (‖q‖ = 1) are an invariant set of gradient descent on which the step is
+a' = a + η v e, v' = v + η e aᵀ, e = Σ_yx − v a Σ (theory/modes.py). Σ is not white in
+general, so the total map turns from Σ_yx toward Σ_yx Σ⁻¹ while it grows and no logistic
+closed form exists; :func:`predict_times_early` iterates these D + 1 numbers instead.
 """
 from __future__ import annotations
 
@@ -25,7 +33,8 @@ from .common import Prediction
 from ..networks import NetworkSpec, Params
 
 __all__ = ["logistic_weight", "mode_strength", "saxe_late_fusion", "effective_init",
-           "typical_effective_init", "white_uncorrelated"]
+           "typical_effective_init", "white_uncorrelated", "effective_init_early",
+           "predict_times_early"]
 
 
 def logistic_weight(t, s: float, sigma2: float, w0: float, tau: float):
@@ -146,3 +155,111 @@ def typical_effective_init(std: float, width: int) -> float:
     if int(width) != width or width < 1:
         raise ValueError(f"width must be a positive integer, got {width!r}")
     return float(std ** 2 * np.exp(digamma(width / 2.0)))
+
+
+def _early_drive(stats) -> np.ndarray:
+    if stats.output_dim != 1:
+        raise ValueError("the early-fusion prediction is written for a scalar output")
+    s = np.asarray(stats.sigma_yx, dtype=float).reshape(-1)
+    n = float(np.linalg.norm(s))
+    if n == 0:
+        raise ValueError("Sigma_yx vanishes: an early-fusion network has no growing mode")
+    return s / n
+
+
+def effective_init_early(spec: NetworkSpec, params: Params, stats) -> np.ndarray:
+    """Initial value of the growing mode of a two-layer early-fusion network.
+
+    With W¹ the first layer on the stacked input (h×D, the branches' first layers side by
+    side) and W² (1×h) the output layer, the error correlation at small weights is Σ_yx, and
+    (theory/modes.py, the same exact split as :func:`effective_init`) the total map along
+    ê = Σ_yx/‖Σ_yx‖ starts growing from
+
+        w₀ = ¼ ‖W¹êᵀ + W²ᵀ‖².
+
+    Holds for the weights of a ReLU network too (its first phase is the linear one at half
+    the rate, :mod:`dlnfusion.theory.relu`). ``params`` may carry leading batch axes; the
+    result has the batch shape.
+    """
+    if spec.post_depth != 1 or any(d != 1 for d in spec.branch_depths) \
+            or spec.output_dim != 1:
+        raise ValueError("effective_init_early is defined for two-layer early fusion with a "
+                         "scalar output (NetworkSpec.fusion(2, 1, ...))")
+    if tuple(stats.dims) != tuple(spec.input_dims):
+        raise ValueError(f"stats has modality dimensions {stats.dims}, the network "
+                         f"{spec.input_dims}")
+    e = _early_drive(stats)
+    W1 = np.concatenate([np.asarray(layers[0]) for layers in params.branches], axis=-1)
+    W2 = np.asarray(params.post[0])
+    growing = W1 @ e + W2[..., 0, :]
+    return 0.25 * np.sum(growing ** 2, axis=-1)
+
+
+def predict_times_early(stats, lr: float, w0: float, level: float = 0.5,
+                        max_steps: int = 10 ** 7):
+    """Half-way times (steps) of each modality in two-layer early fusion, gradient descent.
+
+    t_m is the first (linearly interpolated) step at which the progress
+    ⟨W_m, W*_m⟩/‖W*_m‖² of modality m's total map toward its block of the global solution
+    W* = Σ_yx Σ⁻¹ reaches ``level``. Model: the balanced rank-one network on the stacked
+    input, started on its growing mode, a₀ = √w₀ ê, v₀ = √w₀ (ê = Σ_yx/‖Σ_yx‖, ``w0`` from
+    :func:`effective_init_early` or :func:`typical_effective_init`), iterated with step
+    η = ``lr`` (module docstring; exact on that invariant set). What it neglects of a random
+    initialization are the decaying and frozen parts of the weights, O(w₀) in the total map.
+
+    Returns a :class:`~.timescales.TimePrediction` whose ``t_a`` is the modality that reaches
+    its level first and ``t_b`` the other one (there is one transition: the two differ only
+    by how the total map turns while it grows).
+    """
+    from .timescales import TimePrediction
+
+    if stats.n_modalities != 2:
+        raise ValueError(f"predict_times_early compares two modalities, got {stats.n_modalities}")
+    if not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be positive and finite, got {lr!r}")
+    w0 = float(w0)
+    if not (np.isfinite(w0) and w0 > 0):
+        raise ValueError(f"w0 must be a positive initial mode value, got {w0!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    e = _early_drive(stats)
+    S = np.asarray(stats.sigma, dtype=float)
+    s = np.asarray(stats.sigma_yx, dtype=float).reshape(-1)
+    W_star = np.asarray(stats.global_solution(), dtype=float).reshape(-1)
+    refs = [np.zeros_like(W_star) for _ in range(2)]
+    for m in range(2):
+        refs[m][stats.slices[m]] = W_star[stats.slices[m]]
+    norms = [float(np.sum(r * r)) for r in refs]
+    names = stats.names
+    if min(norms) == 0:
+        raise ValueError("a modality's block of the global solution vanishes; its half-way "
+                         "time is undefined")
+    caveats = []
+    if lr * float(np.linalg.norm(s)) >= 1:
+        caveats.append("lr*||Sigma_yx|| >= 1: the growth factor per step is not small")
+    a, v = np.sqrt(w0) * e, np.sqrt(w0)
+    prev = np.array([np.dot(v * a, r) / n for r, n in zip(refs, norms)])
+    if np.any(prev >= level):
+        return TimePrediction(float("nan"), float("nan"), names[0], names[1], False,
+                              ("initialization is not small: a modality starts beyond its "
+                               "level",))
+    times = [np.nan, np.nan]
+    n = 0
+    while np.isnan(times).any():
+        if n >= max_steps:
+            raise RuntimeError("predict_times_early: a modality did not reach its level within "
+                               f"{max_steps} steps")
+        err = s - v * (a @ S)
+        a, v = a + lr * v * err, v + lr * float(err @ a)
+        n += 1
+        prog = np.array([np.dot(v * a, r) / nr for r, nr in zip(refs, norms)])
+        if not np.all(np.isfinite(prog)):
+            return TimePrediction(float("nan"), float("nan"), names[0], names[1], False,
+                                  tuple(caveats) + ("gradient descent diverges",))
+        for m in range(2):
+            if np.isnan(times[m]) and prog[m] >= level:
+                times[m] = n - 1 + (level - prev[m]) / (prog[m] - prev[m])
+        prev = prog
+    first = int(np.argmin(times))
+    return TimePrediction(float(times[first]), float(times[1 - first]), names[first],
+                          names[1 - first], not caveats, tuple(caveats))
