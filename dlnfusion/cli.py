@@ -21,6 +21,7 @@ FIGURES = {
     "zhang2024-fig6": "dlnfusion.simulations.zhang2024_fig6",
     "zhang2024-fig8": "dlnfusion.simulations.zhang2024_fig8",
     "zhang2024-fig9": "dlnfusion.simulations.zhang2024_fig9",
+    "zhang2024-fig12": "dlnfusion.simulations.zhang2024_fig12",
     "zhang2024-random": "dlnfusion.simulations.zhang2024_random",
 }
 
