@@ -23,6 +23,7 @@ FIGURES = {
     "zhang2024-fig8": "dlnfusion.simulations.zhang2024_fig8",
     "zhang2024-fig9": "dlnfusion.simulations.zhang2024_fig9",
     "zhang2024-fig11": "dlnfusion.simulations.zhang2024_fig11",
+    "zhang2024-fig12": "dlnfusion.simulations.zhang2024_fig12",
     "zhang2024-random": "dlnfusion.simulations.zhang2024_random",
     "zhang2024-table1": "dlnfusion.simulations.zhang2024_table1",
 }

@@ -1,0 +1,72 @@
+"""The heterogeneous task of Zhang, Latham & Saxe (2024), Appendix H.2: y = x_A + XOR(x_B).
+
+Modality A is one linear feature x_A ~ N(0, σ_A); modality B is a point of the square
+{[1, 1], [1, −1], [−1, 1], [−1, −1]} and enters the target only through the exclusive-or of
+its two signs, XOR(x_B) = −x_B1·x_B2 (−1 on [1, 1] and [−1, −1], +1 on the other two). The
+XOR part has no linear component: ⟨XOR(x_B) x_B⟩ = 0 exactly for the balanced design, so only
+a nonlinear network can use modality B, while the best predictor built from x_A alone, ŷ = x_A,
+leaves the loss ½⟨XOR²⟩ = ½ (the toolkit's ½·squared-error convention).
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ..stats import Dataset
+
+__all__ = ["xor_task", "xor_of"]
+
+#: The four inputs of the XOR modality.
+XOR_POINTS = np.array([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]])
+
+
+def xor_of(x_b) -> np.ndarray:
+    """XOR of the two ±1 coordinates of x_B, −x_B1·x_B2, for an array of shape (P, 2)."""
+    x = np.asarray(x_b, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != 2:
+        raise ValueError(f"x_b must have shape (P, 2), got {x.shape}")
+    return -x[:, 0] * x[:, 1]
+
+
+def _check_int(name: str, value, low: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return int(value)
+
+
+def xor_task(sigma_a: float, n_samples: int = 8192, seed: int = 0) -> Dataset:
+    """Samples of y = x_A + XOR(x_B) (paper Appendix H.2, Figure 12).
+
+    Parameters
+    ----------
+    sigma_a : the VARIANCE of the linear modality, x_A ~ N(0, sigma_a). The paper writes
+        Var(x_A) ≡ σ_A = 1, 2, 3, and the authors' code draws x_A with standard deviation
+        √σ_A. (Unlike :meth:`dlnfusion.Stats.scalar_toy`, whose ``sigma_a`` is a standard
+        deviation.)
+    n_samples : number of samples, a positive multiple of 4: every point of the square appears
+        exactly ``n_samples // 4`` times (the balanced design, as in the paper's 8192 samples).
+    seed : seed of the Gaussian draws of x_A (independent of x_B).
+
+    Returns
+    -------
+    Dataset with modality "A" of shape (P, 1), modality "B" of shape (P, 2) and targets
+    y = x_A + XOR(x_B) of shape (P, 1), no noise. The samples are ordered point by point of the
+    square (irrelevant for full-batch training).
+    """
+    if isinstance(sigma_a, bool) or not isinstance(sigma_a, numbers.Real):
+        raise ValueError(f"sigma_a (the variance of x_A) must be a positive finite number, "
+                         f"got {sigma_a!r}")
+    var = float(sigma_a)
+    if not (np.isfinite(var) and var > 0):
+        raise ValueError(f"sigma_a (the variance of x_A) must be a positive finite number, "
+                         f"got {sigma_a!r}")
+    n = _check_int("n_samples", n_samples, 1, "a positive multiple of 4")
+    if n % 4:
+        raise ValueError(f"n_samples must be a positive multiple of 4 (a balanced design over "
+                         f"the four XOR points), got {n_samples!r}")
+    seed = _check_int("seed", seed, 0, "a non-negative integer")
+    x_b = np.repeat(XOR_POINTS, n // 4, axis=0)
+    x_a = np.sqrt(var) * np.random.default_rng(seed).standard_normal((n, 1))
+    y = x_a + xor_of(x_b)[:, None]
+    return Dataset((x_a, x_b), y, ("A", "B"))
