@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..precision import float64
 from ..training import Trajectory
 from ..training.epochs import History
 from ..training.observables import series_crossings
@@ -141,8 +142,9 @@ def measure_accuracy_times(history: History, level: float = 0.5) -> AccuracyTime
     uni = np.asarray(history.unimodal_acc, dtype=np.float64)  # (S, M, T)
     S, M, T = uni.shape
     series = np.nan_to_num(uni.reshape(S * M, T).T, nan=-np.inf)
-    times = np.asarray(series_crossings(series, np.asarray(history.epoch, np.float64),
-                                        np.asarray([float(level)])))[:, 0].reshape(S, M)
+    with float64():
+        times = np.asarray(series_crossings(series, np.asarray(history.epoch, np.float64),
+                                            np.asarray([float(level)])))[:, 0].reshape(S, M)
     reached = np.isfinite(times)
     first = np.where(reached.any(1), np.argmin(np.where(reached, times, np.inf), 1), -1)
     both = reached.all(1)

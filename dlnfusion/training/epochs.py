@@ -20,7 +20,7 @@ which the other modalities receive a blank input (zeros, the mean image after st
 """
 from __future__ import annotations
 
-import math
+import functools
 from functools import partial
 from typing import Callable, NamedTuple, Sequence
 
@@ -56,7 +56,16 @@ def sgd(lr: float, *, momentum: float = 0.0, weight_decay: float = 0.0,
         lr_decay: float = 1.0, steps_per_epoch: int = 1) -> optax.GradientTransformation:
     """PyTorch-style SGD as an optax transformation: the weight decay is added to the gradient,
     then heavy-ball momentum (v ← μv + g, p ← p − ηv), and the learning rate is multiplied by
-    ``lr_decay`` after every epoch of ``steps_per_epoch`` steps (``StepLR(step_size=1)``)."""
+    ``lr_decay`` after every epoch of ``steps_per_epoch`` steps (``StepLR(step_size=1)``).
+
+    The same arguments return the same object, so repeated :func:`fit` calls with the same
+    network, task and settings reuse the compiled training loop."""
+    return _sgd(float(lr), float(momentum), float(weight_decay), float(lr_decay),
+                int(steps_per_epoch))
+
+
+@functools.lru_cache(maxsize=64)
+def _sgd(lr, momentum, weight_decay, lr_decay, steps_per_epoch):
     for name, v in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay),
                     ("lr_decay", lr_decay)):
         if not np.isfinite(v):

@@ -1,0 +1,70 @@
+"""Table 1's module on reduced networks, on the digits and on MNIST files the test writes, and
+the command line's --mnist option."""
+import json
+
+import numpy as np
+import pytest
+
+from dlnfusion import cli
+from dlnfusion.data import MNIST_FILES
+from dlnfusion.simulations import zhang2024_table1 as table1
+
+from test_data import _write_idx
+
+TINY = {
+    "mlp": {"lr": 0.04, "epochs": 20, "mnist_epochs": 4, "quick_epochs": 20, "size": 16,
+            "quick_size": 16, "quick_fusion_layers": (1, 5)},
+    "cnn": {"lr": 0.002, "epochs": 2, "mnist_epochs": 2, "quick_epochs": 2, "size": 4,
+            "quick_size": 4, "quick_fusion_layers": (2,)},
+}
+
+
+def _check(out, data, layers):
+    d = json.loads((out / "zhang2024-table1.json").read_text())
+    assert d["data"] == data and d["task"]["p_b"] == 0.6 and d["task"]["p_a"] == 0.2
+    got = [(r["network"], r["fusion_layer"]) for r in d["rows"]]
+    assert got == layers
+    for r in d["rows"]:
+        assert len(r["time_ratio"]) == len(d["parameters"]["seeds"]) == 2
+        assert (r["paper_mean"], r["paper_std"]) == tuple(
+            table1.PAPER_TABLE[r["network"]][r["fusion_layer"] - 1])
+        ok = np.isfinite(r["time_ratio"])
+        assert np.all(np.asarray(r["time_ratio"])[ok] >= 1.0)  # second over first
+        assert r["epochs_run"] <= r["epoch_budget"]
+    for stem in ("zhang2024-table1", "zhang2024-table1-fig7", "zhang2024-table1-fig14",
+                 "zhang2024-table1-fig13"):
+        for ext in ("png", "pdf"):
+            assert (out / f"{stem}.{ext}").stat().st_size > 5000
+    return d
+
+
+def test_table1_on_digits(tmp_path, monkeypatch):
+    monkeypatch.setattr(table1, "NETWORKS", TINY)
+    result = table1.run(tmp_path, quick=True)
+    d = _check(tmp_path, "digits", [("mlp", 1), ("mlp", 5), ("cnn", 2)])
+    assert result["summary"]["data"] == "digits"
+    # the tiny MLP learns within 20 epochs of 14 batches: accuracy far above chance (0.1)
+    assert min(r["final_test_acc"][0] for r in d["rows"] if r["network"] == "mlp") > 0.5
+
+
+def test_table1_on_mnist_files(tmp_path, monkeypatch):
+    """The same command on a folder of IDX files (random 28×28 images, the format's check)."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for split, n in (("train", 120), ("test", 40)):
+        _write_idx(folder / MNIST_FILES[split][0], rng.integers(0, 256, size=(n, 28, 28)))
+        _write_idx(folder / MNIST_FILES[split][1], np.arange(n) % 10)
+    monkeypatch.setattr(table1, "NETWORKS", TINY)
+    assert cli.main(["reproduce", "zhang2024-table1", "--quick", "--mnist", str(folder),
+                     "--out", str(tmp_path / "out")]) == 0
+    d = _check(tmp_path / "out", "mnist", [("mlp", 1), ("mlp", 5), ("cnn", 2)])
+    assert d["task"]["image_shape"] == [28, 28] and d["task"]["n_train"] == 120
+
+
+def test_mnist_option_errors(tmp_path):
+    with pytest.raises(SystemExit, match="--mnist: zhang2024-fig2 does not use image data"):
+        cli.main(["reproduce", "zhang2024-fig2", "--mnist", str(tmp_path), "--out", "x"])
+    with pytest.raises(SystemExit, match="--mnist: mnist folder .* does not exist"):
+        cli.main(["reproduce", "zhang2024-table1", "--mnist", str(tmp_path / "none"),
+                  "--out", str(tmp_path / "out")])
