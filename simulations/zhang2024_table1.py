@@ -127,8 +127,9 @@ def run(out: Path, quick: bool = False, mnist=None) -> dict:
     ordered = [mlp[L] for L in FUSION_LAYERS if L in mlp]
     summary = {
         "data": task.info["source"],
-        "mlp_ratio_increases_with_fusion_layer": bool(np.all(np.diff(ordered) > 0)),
-        "mlp_ratio_lf5_over_lf1": float(mlp[5] / mlp[1]),
+        "mlp_ratio_increases_with_fusion_layer": bool(np.all(np.diff(ordered) > 0))
+        if len(ordered) > 1 else None,
+        "mlp_ratio_lf5_over_lf1": float(mlp.get(5, np.nan) / mlp.get(1, np.nan)),
         "train_seconds": total, "samples_per_second": samples / total if total else None,
     }
     payload = {
@@ -196,6 +197,7 @@ def _table_figure(rows, stem):
 
 def _curves_figure(kind, curves, stem):
     fig, axes = new_figure(ncols=len(FUSION_LAYERS), width=6.9, height=1.7)
+    legend = None
     for k, Lf in enumerate(FUSION_LAYERS):
         ax = axes[0, k]
         ax.set_title(f"$L_f = {Lf}$", fontsize=8)
@@ -213,10 +215,12 @@ def _curves_figure(kind, curves, stem):
                 label="B acc.")
         ax.axhline(LEVEL, color="0.7", lw=0.5, zorder=0)
         ax.set_ylim(0, 1.05)
+        legend = legend or ax
         ax.set_xlabel("epoch")
         if k == 0:
             ax.set_ylabel("loss & accuracy")
-    axes[0, 0].legend(fontsize=5, loc="center right")
+    if legend is not None:
+        legend.legend(fontsize=5, loc="center right")
     return save(fig, stem)
 
 
@@ -224,15 +228,16 @@ def _examples_figure(task, stem):
     import jax.numpy as jnp
 
     x = task.train_x
-    idx = np.arange(400)
+    idx = np.arange(min(400, task.n_train))
     xa, xb = (np.asarray(v) for v in task.corrupt(jax.random.PRNGKey(1),
                                                    (jnp.asarray(x[0][idx]), jnp.asarray(x[1][idx]))))
     hit_b = ~np.all(xb == x[1][idx], axis=(1, 2))
     hit_a = ~np.all(xa == x[0][idx], axis=(1, 2))
-    cases = [("B corrupted (p = 0.6)", np.nonzero(hit_b)[0][0]),
-             ("A corrupted (p = 0.2)", np.nonzero(hit_a)[0][0]),
-             ("neither (p = 0.2)", np.nonzero(~hit_a & ~hit_b)[0][0])]
-    fig, axes = new_figure(ncols=6, width=6.9, height=1.45)
+    p_b, p_a = task.info["p_b"], task.info["p_a"]
+    cases = [(f"B corrupted (p = {p_b:g})", hit_b), (f"A corrupted (p = {p_a:g})", hit_a),
+             (f"neither (p = {1 - p_a - p_b:g})", ~hit_a & ~hit_b)]
+    cases = [(title, int(np.argmax(mask))) for title, mask in cases if mask.any()]
+    fig, axes = new_figure(ncols=2 * len(cases), width=6.9 * len(cases) / 3, height=1.45)
     lo, hi = float(np.min(x[0])), float(np.max(x[0]))
     for k, (title, i) in enumerate(cases):
         for j, (img, name) in enumerate(((xa[i], "A"), (xb[i], "B"))):

@@ -11,8 +11,8 @@ from dlnfusion.simulations import zhang2024_table1 as table1
 
 from test_data import _write_idx
 
-TINY = {
-    "mlp": {"lr": 0.04, "epochs": 20, "mnist_epochs": 4, "quick_epochs": 20, "size": 16,
+TINY = {  # the MLP at a larger learning rate, so that 20 epochs of a width-16 network learn
+    "mlp": {"lr": 0.3, "epochs": 20, "mnist_epochs": 4, "quick_epochs": 20, "size": 16,
             "quick_size": 16, "quick_fusion_layers": (1, 5)},
     "cnn": {"lr": 0.002, "epochs": 2, "mnist_epochs": 2, "quick_epochs": 2, "size": 4,
             "quick_size": 4, "quick_fusion_layers": (2,)},
@@ -28,8 +28,8 @@ def _check(out, data, layers):
         assert len(r["time_ratio"]) == len(d["parameters"]["seeds"]) == 2
         assert (r["paper_mean"], r["paper_std"]) == tuple(
             table1.PAPER_TABLE[r["network"]][r["fusion_layer"] - 1])
-        ok = np.isfinite(r["time_ratio"])
-        assert np.all(np.asarray(r["time_ratio"])[ok] >= 1.0)  # second over first
+        ratio = np.array([np.nan if v is None else v for v in r["time_ratio"]], float)
+        assert np.all(ratio[np.isfinite(ratio)] >= 1.0)  # second over first
         assert r["epochs_run"] <= r["epoch_budget"]
     for stem in ("zhang2024-table1", "zhang2024-table1-fig7", "zhang2024-table1-fig14",
                  "zhang2024-table1-fig13"):
@@ -55,10 +55,12 @@ def test_table1_on_mnist_files(tmp_path, monkeypatch):
     for split, n in (("train", 120), ("test", 40)):
         _write_idx(folder / MNIST_FILES[split][0], rng.integers(0, 256, size=(n, 28, 28)))
         _write_idx(folder / MNIST_FILES[split][1], np.arange(n) % 10)
-    monkeypatch.setattr(table1, "NETWORKS", TINY)
+    tiny = {"mlp": {**TINY["mlp"], "quick_fusion_layers": (1,)},
+            "cnn": {**TINY["cnn"], "quick_fusion_layers": ()}}
+    monkeypatch.setattr(table1, "NETWORKS", tiny)
     assert cli.main(["reproduce", "zhang2024-table1", "--quick", "--mnist", str(folder),
                      "--out", str(tmp_path / "out")]) == 0
-    d = _check(tmp_path / "out", "mnist", [("mlp", 1), ("mlp", 5), ("cnn", 2)])
+    d = _check(tmp_path / "out", "mnist", [("mlp", 1)])
     assert d["task"]["image_shape"] == [28, 28] and d["task"]["n_train"] == 120
 
 
