@@ -119,6 +119,11 @@ def test_unimodal_accuracy_uses_blank_input():
     acc = np.mean(np.argmax(np.asarray(NET.apply(p, (xa, xb))), 1) == task.test_y)
     assert h.unimodal_acc[0, 0, -1] == pytest.approx(acc_a)
     assert h.test_acc[0, -1] == pytest.approx(acc)
+    # evaluated in slices of 5 (16 = 3·5 + 1, the last slice padded and masked): the same
+    sliced = fit(NET, task, seeds=[0], epochs=1, batch_size=48, lr=0.1, eval_batch=5)
+    np.testing.assert_array_equal(sliced.test_acc, h.test_acc)
+    np.testing.assert_array_equal(sliced.unimodal_acc, h.unimodal_acc)
+    np.testing.assert_allclose(sliced.train_loss, h.train_loss, rtol=F32_RTOL)
 
 
 def test_divergence_is_reported_not_raised():

@@ -106,21 +106,29 @@ class History(NamedTuple):
         return np.where(self.diverged, "diverged", "ok")
 
 
-def _accuracy(model, params, xs, y, batch):
-    """Test accuracy, evaluated in slices of ``batch`` samples."""
-    n = y.shape[0]
-    batch = min(batch, n)
-    nb = -(-n // batch)
-    pad = nb * batch - n
-    xs_p = tuple(jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)) for x in xs)
-    y_p = jnp.pad(y, (0, pad), constant_values=-1)
+def _sliced_sum(fn, arrays, batch):
+    """Σ of ``fn(slices, valid)`` over consecutive slices of ``batch`` samples of ``arrays``
+    (the last slice padded; ``valid`` masks the padding), so that evaluation never holds more
+    than one slice of activations."""
+    n = arrays[0].shape[0]
+    b = min(batch, n)
+    nb = -(-n // b)
+    padded = [jnp.pad(a, [(0, nb * b - n)] + [(0, 0)] * (a.ndim - 1)) for a in arrays]
 
     def one(i):
-        sl = tuple(jax.lax.dynamic_slice_in_dim(x, i * batch, batch) for x in xs_p)
-        out = model.apply(params, sl)
-        return jnp.sum(jnp.argmax(out, -1) == jax.lax.dynamic_slice_in_dim(y_p, i * batch, batch))
+        sl = [jax.lax.dynamic_slice_in_dim(a, i * b, b) for a in padded]
+        return fn(sl, (i * b + jnp.arange(b)) < n)
 
-    return jnp.sum(jax.lax.map(one, jnp.arange(nb))) / n
+    return jnp.sum(jax.lax.map(one, jnp.arange(nb)))
+
+
+def _accuracy(model, params, xs, y, batch):
+    """Test accuracy, evaluated in slices of ``batch`` samples."""
+    def hits(sl, valid):
+        out = model.apply(params, tuple(sl[:-1]))
+        return jnp.sum((jnp.argmax(out, -1) == sl[-1]) & valid)
+
+    return _sliced_sum(hits, list(xs) + [y], batch) / y.shape[0]
 
 
 def _evaluate(model, params, test_x, test_y, batch, classify):
@@ -209,20 +217,12 @@ def _start(keys, data, *, model, loss_fn, optimizer, corrupt, eval_batch, classi
         xs = train_x
         if corrupt is not None:
             xs = corrupt(jax.random.fold_in(key, 2), xs)
-        n = train_y.shape[0]
-        b = min(eval_batch, n)
-        nb = -(-n // b)
-        pad = nb * b - n
-        xs_p = tuple(jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)) for x in xs)
-        y_p = jnp.pad(train_y, [(0, pad)] + [(0, 0)] * (train_y.ndim - 1))
 
-        def part(i):
-            sl = tuple(jax.lax.dynamic_slice_in_dim(x, i * b, b) for x in xs_p)
-            per = loss_fn(model.apply(params, sl), jax.lax.dynamic_slice_in_dim(y_p, i * b, b))
-            valid = (i * b + jnp.arange(b)) < n
+        def losses(sl, valid):
+            per = loss_fn(model.apply(params, tuple(sl[:-1])), sl[-1])
             return jnp.sum(jnp.where(valid, per, 0.0))
 
-        loss0 = jnp.sum(jax.lax.map(part, jnp.arange(nb))) / n
+        loss0 = _sliced_sum(losses, list(xs) + [train_y], eval_batch) / train_y.shape[0]
         acc, uni = _evaluate(model, params, test_x, test_y, eval_batch, classify)
         return params, optimizer.init(params), loss0, acc, uni
 
