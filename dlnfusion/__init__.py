@@ -6,10 +6,11 @@ its theory comparisons need it, inside a scope of its own (see :mod:`dlnfusion.p
 from .precision import enable_float64, float64
 from .stats import Dataset, Stats
 from .networks import (FusionCNN, FusionMLP, NetworkSpec, Params, forward, init_batch,
-                       init_params, layer_norms, total_maps)
+                       init_params, init_pathways, layer_norms, total_maps)
 from .training import STATUS, History, Trajectory, fit, param_labels, simulate, train
 from .data import FusionTask
-from . import data, theory
+from .interventions import Deficit, Gate, Lesion
+from . import data, interventions, theory
 
 __version__ = "0.1.0"
 
@@ -17,4 +18,5 @@ __all__ = [
     "Stats", "Dataset", "NetworkSpec", "Params", "init_params", "forward", "total_maps",
     "layer_norms", "Trajectory", "STATUS", "train", "simulate", "init_batch", "param_labels",
     "float64", "enable_float64", "FusionMLP", "FusionCNN", "FusionTask", "fit", "History",
+    "init_pathways", "Deficit", "Gate", "Lesion", "interventions",
 ]

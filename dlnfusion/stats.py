@@ -361,6 +361,28 @@ class Stats:
         """⟨‖y‖²⟩ = tr Σ_yy."""
         return float(np.trace(self.sigma_yy))
 
+    def modes(self, m=0) -> tuple:
+        """U, s, V of modality m's block Σ_yx_m = U diag(s) Vᵀ (thin SVD, s descending): the
+        modes α of the task, with output direction U[:, α] and input direction V[:, α]. For
+        repeated singular values the basis is numpy's (deterministic) choice; mode strengths
+        (Uᵀ W V)_{αα}, aligned initializations and mode lesions all use this one basis."""
+        U, sv, Vt = np.linalg.svd(self.sigma_yx_m(m), full_matrices=False)
+        return U, sv, Vt.T
+
+    def repeated(self, n: int, names: Sequence[str] = ()) -> "Stats":
+        """The same input seen ``n`` times: x' = [x, x, ..., x] (Σ' = 11ᵀ ⊗ Σ, Σ'_yx =
+        [Σ_yx, ..., Σ_yx], singular for n > 1). A late-fusion network on it is n parallel
+        pathways whose outputs are summed (:meth:`dlnfusion.NetworkSpec.pathways`); its
+        population loss is that of the summed map, L(Σ_p Ω_p)."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        if self.n_modalities != 1:
+            raise ValueError("repeated needs statistics with one input modality")
+        n = int(n)
+        return Stats(np.kron(np.ones((n, n)), self.sigma), np.tile(self.sigma_yx, (1, n)),
+                     self.sigma_yy, (self.input_dim,) * n, tuple(names),
+                     allow_singular=n > 1 or self.allow_singular)
+
     # ------------------------------------------------------------------ solutions
     def global_solution(self) -> np.ndarray:
         """W* = Σ_yx Σ^{-1} (pseudo-inverse for singular Σ: the minimum-norm minimizer)."""

@@ -156,6 +156,26 @@ class NetworkSpec:
         post = (fused,) + (w,) * max(Lc - 1, 0) + ((d_out,) if Lc > 0 else ())
         return cls(branch, post, activation, tuple(names))
 
+    @classmethod
+    def pathways(cls, depths: Sequence[int] = (2, 2), input_dim: int = 8, output_dim: int = 15,
+                 width: int = 100, names: Sequence[str] = ()):
+        """Parallel pathways that see the same input and whose outputs are summed
+        (Kleinman, Achille, Soatto & Kao 2023): pathway p is a chain of ``depths[p]`` matrices
+        input_dim → width → … → output_dim. It is a late-fusion network with one branch per
+        pathway; train it on :meth:`dlnfusion.Stats.repeated` statistics (the input repeated
+        once per pathway). Names default to "a", "b", ...; gate or lesion a pathway by name."""
+        try:
+            depths = tuple(depths)
+        except TypeError as exc:
+            raise ValueError(f"depths must be a sequence of positive integers, got {depths!r}") \
+                from exc
+        if len(depths) < 1:
+            raise ValueError("depths must name at least one pathway")
+        names = tuple(names) if names else tuple("abcdefghijklmnopqrstuvwxyz"[i]
+                                                 for i in range(len(depths)))
+        return cls.unequal(depths, 0, width=width, input_dims=(input_dim,) * len(depths),
+                           output_dim=output_dim, names=names)
+
     @staticmethod
     def _widths(width, n: int) -> tuple:
         if isinstance(width, (int, np.integer)) and not isinstance(width, bool):

@@ -11,10 +11,10 @@ from .api import METHODS, simulate, train
 from .epochs import FIT_LOSSES, History, fit, sgd
 from .labels import param_labels
 from .objectives import LOSSES, Moments, Samples
-from .observables import Crossing, Record, Snapshot, default_observables
+from .observables import Crossing, Record, Snapshot, default_observables, mode_strengths
 from .state import STATUS
 from .trajectory import Trajectory
 
 __all__ = ["train", "simulate", "init_batch", "Trajectory", "STATUS", "METHODS", "LOSSES",
            "Moments", "Samples", "Snapshot", "Record", "Crossing", "default_observables",
-           "param_labels", "fit", "sgd", "History", "FIT_LOSSES"]
+           "param_labels", "fit", "sgd", "History", "FIT_LOSSES", "mode_strengths"]

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..interventions import compile_schedule
 from ..networks import NetworkSpec, Params, init_batch, total_maps
 from ..precision import float64, resolve_dtype
 from ..stats import Dataset, Stats
@@ -121,7 +122,7 @@ def train(spec: NetworkSpec, data, params: Params, *, lr=0.04, method: str = "gd
           levels: Sequence[float] = (0.5,), observe: Mapping | None = None,
           optimizer: Callable | None = None, dtype="float64", rtol: float = 1e-8,
           atol: float = 1e-20, max_solver_steps: int = 2_000_000, segment: int = 4096,
-          sharding=None) -> Trajectory:
+          sharding=None, interventions: Sequence | None = None) -> Trajectory:
     """Train a batch of runs and return their :class:`Trajectory`.
 
     Parameters
@@ -154,6 +155,14 @@ def train(spec: NetworkSpec, data, params: Params, *, lr=0.04, method: str = "gd
         finished runs are dropped from the batch (one small host transfer per segment).
     sharding : optional one-axis ``jax.sharding.Mesh``; the runs are split over its devices
         (see dlnfusion.sweep). The batch size must be a multiple of the number of devices.
+    interventions : windows during which the data change (:class:`~dlnfusion.interventions.Deficit`),
+        a group of parameters receives no gradient (:class:`~dlnfusion.interventions.Gate`) or a
+        mode/unit is held at zero (:class:`~dlnfusion.interventions.Lesion`); start and end in
+        steps (gradient flow: time units), each a scalar or one value per run. The windows
+        become arrays of the compiled loop: new start/end values do not recompile. Gradient
+        flow integrates piecewise (the solver steps onto every window boundary exactly);
+        there a lesion must start at t = 0 (a later start would be a jump of the state).
+        The recorded loss is the loss on the data in force.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -173,6 +182,13 @@ def train(spec: NetworkSpec, data, params: Params, *, lr=0.04, method: str = "gd
         raise ValueError("levels must contain at least one value")
     stop = -np.inf if stop_loss is None else float(stop_loss)
     ref = runs if kind is Moments else [eval_stats or d.stats() for d in runs]
+    plan, sched = (None, None) if not interventions else \
+        compile_schedule(spec, interventions, runs, kind)
+    if plan is not None and method == "gf" and plan.has("lesion"):
+        starts = sched.start[:, [k for k, kd in enumerate(plan.kinds) if kd == "lesion"]]
+        if np.any(starts > 0):
+            raise ValueError("interventions: with method='gf' a Lesion must start at 0 (a "
+                             "later start is a jump of the weights; use method='gd')")
     initial = jax.tree_util.tree_map(np.asarray, params)
     time = _record_times(max_steps, stride)
     with float64() if dt is np.float64 else nullcontext():
@@ -180,13 +196,14 @@ def train(spec: NetworkSpec, data, params: Params, *, lr=0.04, method: str = "gd
         batch = _cast((_stack([kind.of(d) for d in runs]), _stack([Moments.of(s) for s in ref]),
                        lr_arr), dt)
         p0 = _cast(params, dt)
-        static = dict(spec=spec, objective=fn, max_steps=max_steps, stride=stride)
+        sc = None if sched is None else _cast(sched, dt)
+        static = dict(spec=spec, objective=fn, max_steps=max_steps, stride=stride, plan=plan)
         if method == "gd":
             out = _train_gd(p0, batch, obs, stop, float(diverge_loss), len(time), dt, static,
-                            optimizer, int(segment), sharding)
+                            optimizer, int(segment), sharding, sc)
         else:
             out = _train_gf(p0, batch, obs, time, stop, float(diverge_loss), float(rtol),
-                            float(atol), int(max_solver_steps), static)
+                            float(atol), int(max_solver_steps), static, sc)
         records, crossings, pf, final_loss, stop_time, status = out
         final_maps = jax.device_get(jax.vmap(lambda p: total_maps(spec, p))(_cast(pf, dt)))
     lev = tuple((k, tuple(float(v) for v in np.asarray(o.levels)))
@@ -200,13 +217,13 @@ def train(spec: NetworkSpec, data, params: Params, *, lr=0.04, method: str = "gd
 
 
 def _train_gd(p0, batch, obs, stop, diverge, n_records, dt, static, optimizer, segment,
-              sharding):
+              sharding, sched):
     data, moments, lr = batch
     one = jax.tree_util.tree_map(lambda a: a[0], (p0, data, moments))
     snap = jax.eval_shape(partial(_snapshot, static, dt), *one)
     state = init_state(p0, init_opt_state(optimizer, p0, lr), snap, obs, n_records, dt)
     runs = run_gd(state, data, moments, lr, obs, stop, diverge, segment=segment,
-                  sharding=sharding, optimizer=optimizer, **static)
+                  sharding=sharding, optimizer=optimizer, sched=sched, **static)
     cross = {k: c.times for k, c in runs.crossings.items()}
     return runs.records, cross, runs.params, runs.final_loss, runs.stop_time, runs.status
 
@@ -217,11 +234,44 @@ def _snapshot(static, dt, p, d, mo):
     return Snapshot(jnp.zeros((), dt), p, maps, loss, mo)
 
 
-def _train_gf(p0, batch, obs, time, stop, diverge, rtol, atol, max_solver_steps, static):
+def _train_gf(p0, batch, obs, time, stop, diverge, rtol, atol, max_solver_steps, static,
+              sched):
     data, moments, lr = batch
-    res = gf_kernel(p0, data, moments, lr, obs, jnp.asarray(time, lr.dtype), stop, diverge,
-                    rtol, atol, max_solver_steps=max_solver_steps, **static)
+    res = gf_kernel(p0, data, moments, lr, sched, obs, jnp.asarray(time, lr.dtype), stop,
+                    diverge, rtol, atol, max_solver_steps=max_solver_steps, **static)
     return jax.device_get(res)
+
+
+def _expand_window(window, C, S, single):
+    """A window whose start/end are given per configuration ((C,) or (C, S); (S,) for one
+    Stats/Dataset), flattened to one value per run of the (configuration, seed) batch."""
+    import dataclasses
+
+    shape = (S,) if single else (C, S)
+
+    def per_run(name, value):
+        if value is None:
+            return None
+        arr = np.asarray(value, dtype=float)
+        if arr.ndim == 1 and not single:
+            arr = arr[:, None]
+        try:
+            return np.broadcast_to(arr, shape).reshape(-1)
+        except ValueError as exc:
+            raise ValueError(f"interventions: {name} of {type(window).__name__} must be a "
+                             f"scalar or have the batch shape {shape}, got shape {arr.shape}") \
+                from exc
+
+    if not dataclasses.is_dataclass(window) or not hasattr(window, "start"):
+        return window                  # train() names what is wrong with it
+    out = dataclasses.replace(window, start=per_run("start", window.start),
+                              end=per_run("end", window.end))
+    alt = getattr(window, "data", None)
+    if alt is not None and not isinstance(alt, (Stats, Dataset)) and not single:
+        alt = list(alt)                # one deficit data set per configuration
+        if len(alt) == C:
+            out = dataclasses.replace(out, data=[a for a in alt for _ in range(S)])
+    return out
 
 
 def simulate(spec: NetworkSpec, data, seeds: Sequence[int] = (0,), *, scheme: str = "normal",
@@ -231,7 +281,8 @@ def simulate(spec: NetworkSpec, data, seeds: Sequence[int] = (0,), *, scheme: st
     ``data`` is one Stats/Dataset or a sequence of them (configurations). The result has batch
     shape (n_configs, n_seeds), or (n_seeds,) for a single Stats/Dataset. ``scale`` is the
     initialization scale (scalar, or one per configuration). Keyword arguments go to
-    :func:`train`.
+    :func:`train`; the start and end of ``interventions`` windows may be given per configuration
+    (shape (n_configs,) or (n_configs, n_seeds)).
     """
     single = isinstance(data, (Stats, Dataset))
     configs = [data] if single else list(data)
@@ -247,5 +298,8 @@ def simulate(spec: NetworkSpec, data, seeds: Sequence[int] = (0,), *, scheme: st
                         stats=[r if isinstance(r, Stats) else None for r in runs])
     lr = train_kwargs.pop("lr", 0.04)
     lr = np.repeat(np.broadcast_to(np.asarray(lr, dtype=float), (C,)), S)
+    if train_kwargs.get("interventions"):
+        train_kwargs["interventions"] = [_expand_window(w, C, S, single)
+                                         for w in train_kwargs["interventions"]]
     traj = train(spec, runs, params, lr=lr, **train_kwargs)
     return traj.reshape(S) if single else traj.reshape(C, S)

@@ -61,11 +61,11 @@ class _Store:
 
 
 def run_gd(state: LoopState, data, moments, lr, observables, stop_loss, diverge_loss, *,
-           segment: int, sharding, **static) -> RunState:
+           segment: int, sharding, sched=None, **static) -> RunState:
     """Run every run of ``state`` to its stop; returns the final RunState on the host."""
     B = int(lr.shape[0])
     max_steps = static["max_steps"]
-    batch = (data, moments, lr)
+    batch = (data, moments, lr, sched)
     if sharding is not None:
         state = place(state, sharding)
         batch = place(batch, sharding)

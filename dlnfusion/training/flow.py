@@ -6,6 +6,12 @@ evaluated at the record times 0, stride, 2·stride, ... (diffrax ``SaveAt(fn=...
 times are interpolated between consecutive records with the same function gradient descent
 uses between steps, so pick ``stride`` small against the transitions. Records after the stop
 time are NaN.
+
+With interventions (:mod:`dlnfusion.interventions`) the vector field reads the windows at time
+t: the data in force, zero velocity for gated matrices, the velocity of a lesioned matrix
+projected like the matrix. The field is discontinuous at the window boundaries, which are
+given to the step-size controller as ``jump_ts``: the solver steps onto every switch time
+exactly instead of smearing it over a step.
 """
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import jax
 import jax.flatten_util
 import jax.numpy as jnp
 
+from ..interventions import schedule as sch
 from .observables import Crossing, Record, Snapshot, series_crossings
 from .state import CONVERGED, DIVERGED, MAX_STEPS
 
@@ -22,9 +29,9 @@ __all__ = ["gf_kernel"]
 
 
 @partial(jax.jit, static_argnames=("spec", "objective", "max_steps", "stride",
-                                   "max_solver_steps"))
-def gf_kernel(params, data, moments, lr, observables, ts, stop_loss, diverge_loss, rtol, atol,
-              *, spec, objective, max_steps, stride, max_solver_steps):
+                                   "max_solver_steps", "plan"))
+def gf_kernel(params, data, moments, lr, sched, observables, ts, stop_loss, diverge_loss, rtol,
+              atol, *, spec, objective, max_steps, stride, max_solver_steps, plan=None):
     """Integrate every run; returns (records, crossings, final params, final loss, stop time,
     status), each with the run axis first."""
     import diffrax
@@ -33,36 +40,61 @@ def gf_kernel(params, data, moments, lr, observables, ts, stop_loss, diverge_los
     crossings = {k: o for k, o in observables.items() if isinstance(o, Crossing)}
     t1 = float(max_steps)
 
-    def one(p0, d, mo, eta):
+    def one(p0, d0, mo, eta, sc):
+        if plan is not None and plan.has("lesion"):        # lesions that start at t = 0
+            on0 = sch.active(sc, jnp.zeros((), sc.start.dtype))
+            mats, tree = jax.tree_util.tree_flatten(p0)
+            p0 = jax.tree_util.tree_unflatten(tree, sch.project(plan, on0, sc, mats))
         flat0, unravel = jax.flatten_util.ravel_pytree(p0)
 
-        def loss_at(y):
-            return objective(spec, unravel(y), d)[0]
+        def data_at(t):
+            if plan is None or not plan.has("deficit"):
+                return d0
+            return sch.current_data(plan, sch.active(sc, t), d0, sc)
+
+        def loss_at(t, y):
+            return objective(spec, unravel(y), data_at(t))[0]
 
         def vf(t, y, args):
-            return -eta * jax.grad(loss_at)(y)
+            g = jax.grad(lambda x: loss_at(t, x))(y)
+            if plan is not None and (plan.has("gate") or plan.has("lesion")):
+                on = sch.active(sc, t)
+                mats, tree = jax.tree_util.tree_flatten(unravel(g))
+                if plan.has("gate"):
+                    mats = [jnp.where(f, 0.0, m)
+                            for f, m in zip(sch.frozen(plan, on, len(mats)), mats)]
+                if plan.has("lesion"):
+                    mats = sch.project_velocity(plan, on, sc, mats)
+                g = jax.flatten_util.ravel_pytree(jax.tree_util.tree_unflatten(tree, mats))[0]
+            return -eta * g
 
         def observe(t, y, args):
             p = unravel(y)
-            loss, maps = objective(spec, p, d)
+            loss, maps = objective(spec, p, data_at(t))
             snap = Snapshot(t, p, maps, loss, mo)
             return ({k: o(snap) for k, o in records.items()},
                     {k: o(snap) for k, o in crossings.items()})
 
         def stop(t, y, args, **kwargs):
-            loss = loss_at(y)
+            loss = loss_at(t, y)
             return ~(loss >= stop_loss) | (loss > diverge_loss)
 
+        if plan is None:
+            controller = diffrax.PIDController(rtol=rtol, atol=atol)
+        else:    # window boundaries: the field jumps there (infinite ends never come)
+            jumps = jnp.concatenate([sc.start, sc.end])
+            jumps = jnp.where(jnp.isfinite(jumps) & (jumps > 0) & (jumps < t1), jumps, t1)
+            controller = diffrax.PIDController(rtol=rtol, atol=atol, jump_ts=jnp.sort(jumps))
         sol = diffrax.diffeqsolve(
             diffrax.ODETerm(vf), diffrax.Tsit5(), t0=0.0, t1=t1, dt0=None, y0=flat0,
             saveat=diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts, fn=observe),
                                         diffrax.SubSaveAt(t1=True)]),
-            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+            stepsize_controller=controller,
             event=diffrax.Event(stop), max_steps=max_solver_steps, throw=False)
         (recs, progress), yfinal = sol.ys
         pf = unravel(yfinal[-1])
-        final_loss = loss_at(yfinal[-1])
         t_end = sol.ts[1][-1]
+        final_loss = loss_at(t_end, yfinal[-1])
         event = sol.result == diffrax.RESULTS.event_occurred
         ok = jnp.isfinite(final_loss) & (final_loss <= diverge_loss)
         status = jnp.where(event & ok & (final_loss < stop_loss), CONVERGED,
@@ -77,4 +109,4 @@ def gf_kernel(params, data, moments, lr, observables, ts, stop_loss, diverge_los
         cross = {k: series_crossings(progress[k], ts, crossings[k].levels) for k in crossings}
         return recs, cross, pf, final_loss, t_end, status.astype(jnp.int8)
 
-    return jax.vmap(one, in_axes=(0, 0, 0, 0))(params, data, moments, lr)
+    return jax.vmap(one, in_axes=(0, 0, 0, 0, 0))(params, data, moments, lr, sched)

@@ -1,7 +1,9 @@
 """The gradient-descent kernel: one jitted ``lax.while_loop`` over steps, ``vmap`` over runs.
 
-Inside one step of one run, in this order: the loss, total maps and gradient at the current
-weights; the snapshot observables see (records every ``stride`` steps, crossings every step);
+Inside one step of one run, in this order: the interventions in force at step n (when the run
+carries a schedule, :mod:`dlnfusion.interventions`: the active deficit's data, the active
+lesions' projections of the weights, the gates' frozen matrices); the loss, total maps and
+gradient at the current weights; the snapshot observables see (records every ``stride`` steps, crossings every step);
 the stopping checks (converged: loss < ``stop_loss``; diverged: non-finite loss or loss >
 ``diverge_loss``; budget: ``max_steps``); the update, for the runs still stepping. A stopped run
 is frozen, so the other runs' results do not depend on it. Nothing is synchronized with the
@@ -20,6 +22,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
+from ..interventions import schedule as sch
 from .observables import Crossing, Record, Snapshot, first_crossing
 from .state import CONVERGED, DIVERGED, CrossingState, LoopState, RunState
 
@@ -57,20 +60,49 @@ def _write(buffers, value, idx, live):
     return jax.tree_util.tree_map(one, buffers, value)
 
 
-@partial(jax.jit, static_argnames=("spec", "objective", "optimizer", "max_steps", "stride"),
+def _intervene(plan, sched, n, params, data):
+    """The weights (active lesions applied), the data in force and the frozen matrices at
+    step n (``frozen`` None without gates)."""
+    if plan is None:
+        return params, data, None
+    on = sch.active(sched, n.astype(sched.start.dtype))
+    mats, tree = jax.tree_util.tree_flatten(params)      # Params leaves = matrices, in order
+    if plan.has("lesion"):
+        params = jax.tree_util.tree_unflatten(tree, sch.project(plan, on, sched, mats))
+    data = sch.current_data(plan, on, data, sched) if plan.has("deficit") else data
+    frozen = sch.frozen(plan, on, len(mats)) if plan.has("gate") else None
+    return params, data, frozen
+
+
+def _per_matrix(frozen, fn, *trees):
+    """Apply ``fn(frozen_i, leaf_i, ...)`` to every matrix of Params-shaped trees."""
+    leaves = [jax.tree_util.tree_leaves(t) for t in trees]
+    tree = jax.tree_util.tree_structure(trees[0])
+    return jax.tree_util.tree_unflatten(tree, [fn(f, *ls) for f, *ls in zip(frozen, *leaves)])
+
+
+@partial(jax.jit, static_argnames=("spec", "objective", "optimizer", "max_steps", "stride",
+                                   "plan"),
          donate_argnums=(0,))
-def gd_segment(state: LoopState, data, moments, lr, observables, stop_loss, diverge_loss,
-               n_stop, *, spec, objective, optimizer, max_steps, stride) -> LoopState:
-    """Advance every active run by gradient descent until step ``n_stop`` (or all stopped)."""
+def gd_segment(state: LoopState, data, moments, lr, sched, observables, stop_loss,
+               diverge_loss, n_stop, *, spec, objective, optimizer, max_steps, stride,
+               plan=None) -> LoopState:
+    """Advance every active run by gradient descent until step ``n_stop`` (or all stopped).
+
+    ``sched`` holds the runs' intervention arrays (a :class:`~dlnfusion.interventions.Schedule`
+    batched over runs) and ``plan`` what its windows do; both None without interventions."""
     value_and_grad = jax.value_and_grad(partial(objective, spec), has_aux=True)
     records = {k: o for k, o in observables.items() if isinstance(o, Record)}
     crossings = {k: o for k, o in observables.items() if isinstance(o, Crossing)}
     last = jnp.minimum(n_stop, max_steps)
 
-    def run_step(n, rs: RunState, d, mo, eta) -> RunState:
-        (loss, maps), grads = value_and_grad(rs.params, d)
+    def run_step(n, rs: RunState, d, mo, eta, sc) -> RunState:
+        params, d, frozen = _intervene(plan, sc, n, rs.params, d)
+        (loss, maps), grads = value_and_grad(params, d)
+        if frozen is not None:   # a gated matrix receives no gradient ...
+            grads = _per_matrix(frozen, lambda f, g: jnp.where(f, 0.0, g), grads)
         t = n.astype(rs.stop_time.dtype)
-        snap = Snapshot(t, rs.params, maps, loss, mo)
+        snap = Snapshot(t, params, maps, loss, mo)
         active = rs.active
 
         def write(bufs):
@@ -89,17 +121,20 @@ def gd_segment(state: LoopState, data, moments, lr, observables, stop_loss, dive
         budget = active & ~conv & ~div & (n >= max_steps)
         status = jnp.where(conv, CONVERGED, jnp.where(div, DIVERGED, rs.status))
         stepping = active & ~conv & ~div & ~budget
-        new_params, new_opt = _update(optimizer, rs.params, grads, rs.opt_state, eta)
-        return RunState(params=_select(stepping, new_params, rs.params),
+        new_params, new_opt = _update(optimizer, params, grads, rs.opt_state, eta)
+        if frozen is not None:   # ... and does not move (an optimizer's momentum included)
+            new_params = _per_matrix(frozen, lambda f, new, old: jnp.where(f, old, new),
+                                     new_params, params)
+        return RunState(params=_select(stepping, new_params, params),
                         opt_state=_select(stepping, new_opt, rs.opt_state),
                         active=stepping, status=status.astype(jnp.int8),
                         stop_time=jnp.where(active, t, rs.stop_time),
                         final_loss=jnp.where(active, loss, rs.final_loss),
                         records=recs, crossings=cross)
 
-    batched = jax.vmap(run_step, in_axes=(None, 0, 0, 0, 0))
+    batched = jax.vmap(run_step, in_axes=(None, 0, 0, 0, 0, 0))
 
     def body(c: LoopState) -> LoopState:
-        return LoopState(c.n + 1, batched(c.n, c.runs, data, moments, lr))
+        return LoopState(c.n + 1, batched(c.n, c.runs, data, moments, lr, sched))
 
     return jax.lax.while_loop(lambda c: (c.n <= last) & jnp.any(c.runs.active), body, state)

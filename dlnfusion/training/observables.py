@@ -36,7 +36,7 @@ from .objectives import Moments
 
 __all__ = ["Snapshot", "Record", "Crossing", "as_observable", "default_observables",
            "first_crossing", "series_crossings", "loss", "maps", "norms", "progress_unimodal",
-           "progress_global", "eval_loss"]
+           "progress_global", "eval_loss", "mode_strengths"]
 
 
 class Snapshot(NamedTuple):
@@ -143,6 +143,23 @@ def eval_loss(stats) -> Record:
     """Population squared loss of the total map under ``stats`` (generalization error plus its
     noise floor, when the run trains on samples)."""
     return Record(_eval_loss, Moments.of(stats))
+
+
+def _mode_strengths(snap: Snapshot, modes):
+    return jnp.stack([jnp.diagonal(U.T @ W @ V) for W, (U, V) in zip(snap.maps, modes)])
+
+
+def mode_strengths(stats) -> Record:
+    """Per branch (pathway) p and mode α, K_{p,α} = (Uᵀ W_p^tot V)_{αα}, recorded as a (P, M)
+    array; U, V from each modality's block of ``stats`` (:meth:`Stats.modes`; Kleinman,
+    Achille, Soatto & Kao 2023). Branches must have the same number of modes M."""
+    modes = []
+    for m in range(stats.n_modalities):
+        U, _, V = stats.modes(m)
+        modes.append((U, V))
+    if len({U.shape[1] for U, _ in modes}) != 1:
+        raise ValueError("mode_strengths needs the same number of modes in every modality")
+    return Record(_mode_strengths, tuple(modes))
 
 
 def default_observables(levels=(0.5,), eval_stats=None) -> dict:
