@@ -40,3 +40,10 @@ __all__ = [
     "unequal_integral", "balance_invariants", "norm_invariants",
     "reduce_network", "effective_init_early", "predict_times_early", "predict_times_early_relu",
 ]
+from .pathways import (PathwayPortrait, PathwayRun, SplitPrediction, pathway_flow,
+                       pathway_portrait, pathways_closed_form, predicted_split, reduced_pathways,
+                       small_init_split, split_limit)
+
+__all__ += ["PathwayRun", "reduced_pathways", "pathways_closed_form", "SplitPrediction",
+            "predicted_split", "split_limit", "small_init_split", "pathway_flow",
+            "PathwayPortrait", "pathway_portrait"]
