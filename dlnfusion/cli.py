@@ -26,6 +26,9 @@ FIGURES = {
     "zhang2024-fig12": "dlnfusion.simulations.zhang2024_fig12",
     "zhang2024-random": "dlnfusion.simulations.zhang2024_random",
     "zhang2024-table1": "dlnfusion.simulations.zhang2024_table1",
+    "kleinman2023l-pathways": "dlnfusion.simulations.kleinman2023l_pathways",
+    "kleinman2023l-portraits": "dlnfusion.simulations.kleinman2023l_portraits",
+    "kleinman2023l-completion": "dlnfusion.simulations.kleinman2023l_completion",
 }
 
 
