@@ -7,3 +7,7 @@ from .hierarchy import hierarchy, hierarchy_items
 __all__ = ["ImageSet", "load_digits", "load_mnist", "read_idx", "train_test_split",
            "MNIST_FILES", "FusionTask", "noisy_pairs", "noisy_digits", "NOISE_STD",
            "NOISE_KEEP", "xor_task", "hierarchy", "hierarchy_items"]
+from .completion import (low_rank_target, mask_from_order, nested_masks,  # noqa: E402
+                         observed_mask, observed_order)
+__all__ += ["low_rank_target", "observed_order", "mask_from_order", "observed_mask",
+            "nested_masks"]

@@ -18,3 +18,5 @@ from .trajectory import Trajectory
 __all__ = ["train", "simulate", "init_batch", "Trajectory", "STATUS", "METHODS", "LOSSES",
            "Moments", "Samples", "Snapshot", "Record", "Crossing", "default_observables",
            "param_labels", "fit", "sgd", "History", "FIT_LOSSES", "mode_strengths"]
+from .completion import COMPLETION_STATUS, CompletionRuns, train_completion  # noqa: E402
+__all__ += ["train_completion", "CompletionRuns", "COMPLETION_STATUS"]

@@ -1,0 +1,382 @@
+"""Deep matrix completion: targets and masks (dlnfusion.data.completion), the batched simulator
+(dlnfusion.training.completion.train_completion) against an independent implementation, the
+phase switch, prefix sharing, compilation reuse, divergence, errors, and the figure module on
+a tiny monkeypatched grid."""
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dlnfusion.data.completion import (low_rank_target, mask_from_order, nested_masks,
+                                       observed_mask, observed_order)
+from dlnfusion.training import completion as tc
+from dlnfusion.training.completion import default_init_std, train_completion
+
+N = 12   # small matrices keep every test fast; nothing below depends on n = 100
+
+# float64 rounding: the records are products of at most 3 n×n matrices (n = 12) after at most
+# 12 gradient steps whose updates are ~1e-2 of the weights; the two implementations differ only
+# in the order of floating-point operations, so they agree to a few hundred ulps. 1e-11 leaves a
+# margin of ~100 over that while still failing on any wrong factor, transposition or step.
+RTOL_F64 = 1e-11
+
+
+@pytest.fixture(scope="module")
+def task():
+    targets = np.stack([low_rank_target(0, N, 3, 12.0), low_rank_target(1, N, 2, 12.0),
+                        low_rank_target(2, N, 4, 12.0)])
+    masks = nested_masks(5, N, (40, 60, 90))
+    return targets, masks
+
+
+# ---------------------------------------------------------------------------------- data
+
+@pytest.mark.parametrize("n, rank", [(100, 5), (100, 10), (30, 1), (20, 20)])
+def test_target_rank_and_norm(n, rank):
+    w = low_rank_target(3, n, rank)
+    s = np.linalg.svd(w, compute_uv=False)
+    # ‖W‖_F is set by the final rescaling: exact up to float64 rounding of a norm (~1e-15).
+    assert np.linalg.norm(w) == pytest.approx(100.0, rel=1e-13)
+    # Rank r: r singular values of order ‖W‖_F/√r, the rest at rounding level (σ₁·n·eps).
+    assert s[rank - 1] > 1e-3 * s[0]
+    if rank < n:
+        assert s[rank] < 1e-12 * s[0]
+
+
+def test_target_seeds():
+    a, b = low_rank_target(7, 50, 5), low_rank_target(7, 50, 5)
+    assert np.array_equal(a, b)
+    # Other seed, other rank or other size: a different draw (not a copy or a truncation).
+    for other in (low_rank_target(8, 50, 5), low_rank_target(7, 50, 6)):
+        assert abs(np.sum(a * other)) < 0.5 * np.linalg.norm(a) * np.linalg.norm(other)
+    assert low_rank_target(7, 50, 5, frobenius=3.0) == pytest.approx(a * 0.03, rel=1e-13)
+
+
+def test_masks_nested_and_counted():
+    n = 100
+    masks = nested_masks(4, n, (1000, 1250, 1500, 2000))
+    assert masks.dtype == bool and masks.shape == (4, n, n)
+    assert masks.reshape(4, -1).sum(1).tolist() == [1000, 1250, 1500, 2000]
+    for k in range(3):
+        assert np.all(masks[k] <= masks[k + 1])          # nested: the first 1000 ⊂ 1250 ⊂ …
+    order = observed_order(4, n)
+    assert np.array_equal(np.sort(order), np.arange(n * n))
+    # "The first k observed entries" are the first k of the order (row-major flat indices).
+    assert np.array_equal(np.flatnonzero(masks[0]), np.sort(order[:1000]))
+    assert np.array_equal(observed_mask(4, n, 1250), masks[1])
+    assert np.array_equal(mask_from_order(order, 1500), masks[2])
+    assert not np.array_equal(observed_mask(5, n, 1000), masks[0])
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: low_rank_target(0, 10, 0), "rank"),
+    (lambda: low_rank_target(0, 10, 11), "rank"),
+    (lambda: low_rank_target(0, 10, 2.0), "rank"),
+    (lambda: low_rank_target(-1, 10, 2), "seed"),
+    (lambda: low_rank_target(0, 0, 1), "n"),
+    (lambda: low_rank_target(0, 10, 2, frobenius=0.0), "frobenius"),
+    (lambda: low_rank_target(0, 10, 2, frobenius=float("nan")), "frobenius"),
+    (lambda: observed_mask(0, 10, 101), "count"),
+    (lambda: observed_mask(0, 10, 0), "count"),
+    (lambda: observed_mask(0, 10, True), "count"),
+    (lambda: mask_from_order(np.arange(10), 3), "order"),
+    (lambda: mask_from_order(np.zeros(9, int), 3), "order"),
+    (lambda: nested_masks(0, 10, ()), "counts"),
+])
+def test_data_errors(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+# --------------------------------------------------------------------- reference implementation
+
+def _product(Ws):
+    P = Ws[0]
+    for W in Ws[1:]:
+        P = W @ P
+    return P
+
+
+def _loss(Ws, M, m):
+    """The stated loss: ½·mean over the observed entries (m) of (P − M)²."""
+    return 0.5 * jnp.sum(jnp.where(m, (_product(Ws) - M) ** 2, 0.0)) / jnp.sum(m)
+
+
+_grad = jax.jit(jax.grad(_loss))
+
+
+def _reference(targets, masks, depth, seed, switch, end, tb, mb, ta, ma, lr, std):
+    """Independent gradient descent: jax.grad of the stated loss ½·mean over the observed
+    entries, one step at a time in Python, from the documented initial weights
+    (tested on their own in test_initial_weights). Returns the test error against targets[ta]
+    at every step 0…end, the final product and the singular values at every step."""
+    Ws = list(tc.initial_weights(seed, depth, N, std))
+    errs, svs = [], []
+    for t in range(end + 1):
+        P = np.asarray(_product(Ws))
+        errs.append(np.mean((P - targets[ta]) ** 2))
+        svs.append(np.linalg.svd(P, compute_uv=False))
+        if t == end:
+            break
+        M, m = (targets[tb], masks[mb]) if t < switch else (targets[ta], masks[ma])
+        Ws = [W - lr * np.asarray(g) for W, g in zip(Ws, _grad(Ws, jnp.asarray(M), m))]
+    return np.array(errs), P, np.array(svs)
+
+
+# The shared path at every depth; the from-scratch path at D = 3 (at D = 1, 2 it is checked
+# against the shared path by test_prefix_sharing_equals_scratch's construction at D = 3 and
+# here at D = 3 directly: the code is the same for every depth but for the product).
+@pytest.mark.parametrize("depth, share", [(1, True), (2, True), (3, True), (3, False)])
+def test_against_reference(task, depth, share):
+    targets, masks = task
+    lr, std = 0.5, 0.3        # a large σ and η make every step move the weights visibly
+    sched = dict(seeds=[4, 4, 9], switch_step=[3, 7, 0], end_step=[9, 9, 6],
+                 target_before=[0, 0, 2], mask_before=[0, 0, 1], target_after=[1, 1, 1],
+                 mask_after=[2, 2, 2])
+    r = train_completion(targets, masks, depth=depth, lr=lr, init_std=std, record_every=1,
+                         share_prefix=share, **sched)
+    assert r.time.tolist() == list(range(10)) and list(r.status) == ["ok"] * 3
+    for b in range(3):
+        args = [sched[k][b] for k in ("seeds", "switch_step", "end_step", "target_before",
+                                      "mask_before", "target_after", "mask_after")]
+        errs, P, svs = _reference(targets, masks, depth, *args, lr, std)
+        end = args[2]
+        np.testing.assert_allclose(r.test_error[b, :end + 1], errs, rtol=RTOL_F64)
+        np.testing.assert_allclose(r.singular_values[b, :end + 1], svs, rtol=RTOL_F64,
+                                   atol=RTOL_F64 * svs.max())
+        assert np.all(np.isnan(r.test_error[b, end + 1:]))      # nothing after the end step
+        np.testing.assert_allclose(r.product[b], P, rtol=0, atol=RTOL_F64 * np.abs(P).max())
+        assert r.test_error_final[b] == pytest.approx(errs[-1], rel=RTOL_F64)
+
+
+def test_gradient_against_jax_grad():
+    # The hand-written gradient of one run against jax.grad on random weights (D = 3).
+    rng = np.random.default_rng(0)
+    W = jnp.asarray(rng.standard_normal((3, N, N)))
+    M = jnp.asarray(rng.standard_normal((N, N)))
+    A = jnp.asarray((rng.random((N, N)) < 0.4) / 7.0)
+
+    def loss(W):
+        P = W[2] @ W[1] @ W[0]
+        return 0.5 * jnp.sum(A * (P - M) ** 2)
+
+    value, g = tc._loss_grads(W, M, A)
+    assert float(value) == pytest.approx(float(loss(W)), rel=RTOL_F64)
+    np.testing.assert_allclose(g, jax.grad(loss)(W), rtol=RTOL_F64, atol=1e-12)
+
+
+def test_initial_weights():
+    w = tc.initial_weights(3, 3, 100, 0.01)
+    assert w.shape == (3, 100, 100) and w.dtype == np.float64
+    assert np.array_equal(w, tc.initial_weights(3, 3, 100, 0.01))
+    # s.d. of 3·10⁴ N(0, σ²) draws: relative sampling error 1/√(2·3·10⁴) = 0.4 %; 2 % is five
+    # of them. Mean: σ/√(3·10⁴) = 0.006 σ per draw set; 0.03 σ is five.
+    assert np.std(w) == pytest.approx(0.01, rel=0.02) and abs(np.mean(w)) < 3e-4
+    # Layers and seeds are different draws (correlation of independent sets ~ 1/√10⁴ = 0.01).
+    for a, b in ((w[0], w[1]), (w[0], tc.initial_weights(4, 1, 100, 0.01)[0])):
+        assert abs(np.corrcoef(a.ravel(), b.ravel())[0, 1]) < 0.05
+    # The first layers of a deeper network are those of a shallower one with the same seed.
+    assert np.array_equal(tc.initial_weights(3, 1, 100, 0.01)[0], w[0])
+
+
+def test_default_init_std():
+    # σ = (1e-3)^{1/D}/10: 1e-4, 3.162e-3, 1e-2.
+    assert [default_init_std(d) for d in (1, 2, 3)] == pytest.approx(
+        [1e-4, 10 ** -1.5 / 10, 1e-2], rel=1e-12)
+
+
+# ------------------------------------------------------------------------------ the switch
+
+def test_switch_happens_at_the_switch_step(task):
+    targets, masks = task
+    # Two runs identical but for their switch step (4 and 5): their weights must coincide up to
+    # t = 4 and differ from t = 5 on (step 4 used phase 2 in one, phase 1 in the other). The
+    # recorded training loss is that of the phase the next step uses: at t = 4 the first run
+    # reports the phase-2 loss, the second the phase-1 loss.
+    r = train_completion(targets, masks, depth=2, seeds=1, switch_step=[4, 5], end_step=8,
+                         target_before=0, mask_before=0, target_after=1, mask_after=1, lr=0.5,
+                         init_std=0.3, record_every=1)
+    sv = r.singular_values
+    assert np.array_equal(sv[0, :5], sv[1, :5])
+    assert np.all(np.abs(sv[0, 5:] - sv[1, 5:]).max(axis=1) > 1e-6 * sv[0, 5:].max(axis=1))
+    assert np.array_equal(r.train_loss[0, :4], r.train_loss[1, :4])
+    P4 = _reference(targets, masks, 2, 1, 4, 4, 0, 0, 1, 1, 0.5, 0.3)[1]
+    phase2 = 0.5 * np.mean(((P4 - targets[1]) ** 2)[masks[1]])
+    phase1 = 0.5 * np.mean(((P4 - targets[0]) ** 2)[masks[0]])
+    assert r.train_loss[0, 4] == pytest.approx(phase2, rel=RTOL_F64)
+    assert r.train_loss[1, 4] == pytest.approx(phase1, rel=RTOL_F64)
+
+
+# ------------------------------------------------------------------------ prefix sharing
+
+@pytest.mark.parametrize("depth", [3])
+def test_prefix_sharing_equals_scratch(task, depth):
+    targets, masks = task
+    # Several groups (seed × phase-1 task), several switch steps per group, repeated runs and
+    # T = 0 runs that the sharing attaches to another group: the numbers must be those of
+    # running each run from scratch. The two paths batch the runs differently (other matmul
+    # batch sizes), so agreement is to rounding, not bitwise.
+    seeds = [0, 0, 0, 1, 1, 0, 0, 2]
+    sw = [0, 4, 8, 4, 8, 4, 0, 6]
+    end = [8, 10, 12, 12, 10, 10, 8, 12]
+    kw = dict(depth=depth, seeds=seeds, switch_step=sw, end_step=end,
+              target_before=[0, 0, 0, 2, 2, 0, 1, 1], mask_before=[0, 0, 0, 1, 1, 0, 2, 1],
+              target_after=1, mask_after=[2, 2, 2, 2, 2, 2, 2, 0], lr=0.4, init_std=0.3,
+              record_every=2, n_singular=4)
+    a = train_completion(targets, masks, share_prefix=True, **kw)
+    b = train_completion(targets, masks, share_prefix=False, **kw)
+    # Runs 1 and 5 are the same run, and so are 0 and 6 (T = 0: the phase-1 task is unused).
+    assert a.n_unique_runs == 6 and a.n_prefix_groups == 3
+    assert a.simulated_steps < b.simulated_steps
+    for name in ("test_error", "train_loss", "singular_values"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert np.array_equal(np.isnan(x), np.isnan(y))
+        np.testing.assert_allclose(x, y, rtol=RTOL_F64, atol=0)
+    np.testing.assert_allclose(a.product, b.product, rtol=0,
+                               atol=RTOL_F64 * np.abs(b.product).max())
+    np.testing.assert_allclose(a.test_error_final, b.test_error_final, rtol=RTOL_F64)
+
+
+def test_no_recompilation_for_new_values(task):
+    targets, masks = task
+    kw = dict(depth=2, end_step=[12, 12, 12, 12], target_before=0, mask_before=0,
+              target_after=1, mask_after=1, record_every=2, horizon=12)
+    train_completion(targets, masks, seeds=[0, 0, 1, 1], switch_step=[2, 6, 4, 8], **kw)
+    before = tc._simulate_shared._cache_size()
+    # New seeds and new switch steps, the same grouping (2 groups × 2 switch steps): no trace.
+    r = train_completion(targets, masks, seeds=[5, 5, 7, 7], switch_step=[4, 10, 0, 2], **kw)
+    assert tc._simulate_shared._cache_size() == before
+    assert list(r.status) == ["ok"] * 4
+    # A new learning rate is a value too.
+    train_completion(targets, masks, seeds=[1, 1, 2, 2], switch_step=[0, 8, 2, 4], lr=0.3, **kw)
+    assert tc._simulate_shared._cache_size() == before
+
+
+# -------------------------------------------------------------------------------- divergence
+
+def test_divergence_is_a_status(task):
+    targets, masks = task
+    # One learning rate for the batch; run 1 has a target 1e4 times larger, for which η = 0.5
+    # is far beyond the stability limit (the curvature grows with the target's scale), so it
+    # overflows within a few dozen steps; runs 0 and 2 must finish as if they were alone (the
+    # independent reference runs them one at a time).
+    big = np.concatenate([targets, 1e4 * targets[:1]])
+    sched = dict(seeds=[0, 0, 3], switch_step=[100, 0, 50], target_before=[0, 3, 2],
+                 target_after=[1, 3, 1])
+    r = train_completion(big, masks, depth=2, lr=0.5, init_std=0.3, record_every=10,
+                         end_step=200, mask_before=0, **sched)
+    assert list(r.status) == ["ok", "diverged", "ok"] and list(r.diverged) == [False, True, False]
+    assert 0 < r.diverged_step[1] < 200 and r.diverged_step[0] == r.diverged_step[2] == -1
+    assert np.isnan(r.test_error_final[1]) and np.all(np.isfinite(r.test_error_final[[0, 2]]))
+    # Detected at the first record whose state is non-finite: NaN from there, finite before.
+    k = r.diverged_step[1] // 10
+    assert r.diverged_step[1] % 10 == 0
+    assert np.all(np.isnan(r.test_error[1, k:])) and np.all(np.isfinite(r.test_error[1, :k]))
+    for b in (0, 2):
+        errs = _reference(big, masks, 2, sched["seeds"][b], sched["switch_step"][b], 200,
+                          sched["target_before"][b], 0, sched["target_after"][b], 0, 0.5,
+                          0.3)[0]
+        # 200 steps instead of ≤ 12: rounding grows with the number of steps, hence 10×.
+        np.testing.assert_allclose(r.test_error[b], errs[::10], rtol=10 * RTOL_F64)
+
+
+# -------------------------------------------------------------------------------- precision
+
+def test_float32_close_to_float64(task):
+    targets, masks = task
+    kw = dict(depth=3, seeds=[0, 1], switch_step=[20, 40], end_step=60, target_before=0,
+              mask_before=0, target_after=1, mask_after=1, lr=0.5, init_std=0.3,
+              record_every=20)
+    a = train_completion(targets, masks, **kw)
+    b = train_completion(targets, masks, dtype="float32", **kw)
+    assert a.dtype == "float64" and b.dtype == "float32" and b.product.dtype == np.float32
+    # Same initial weights (drawn in float64, rounded); 60 steps in float32 (eps 6e-8) of a
+    # well-conditioned descent: relative differences of order 1e-6, far from 1e-3.
+    np.testing.assert_allclose(b.test_error, a.test_error, rtol=1e-3)
+    assert not np.array_equal(a.test_error, b.test_error)
+
+
+# ------------------------------------------------------------------------------------ errors
+
+@pytest.mark.parametrize("change, match", [
+    (dict(depth=0), "depth"),
+    (dict(lr=-0.1), "lr"),
+    (dict(lr=float("inf")), "lr"),
+    (dict(init_std=0.0), "init_std"),
+    (dict(record_every=0), "record_every"),
+    (dict(switch_step=3), "switch_step must be a multiple of record_every"),
+    (dict(end_step=9), "end_step must be a multiple"),
+    (dict(switch_step=12), "switch_step must not exceed end_step"),
+    (dict(switch_step=-2), "switch_step must be >= 0"),
+    (dict(seeds=[0, 1, 2], switch_step=[4, 4]), "one length"),
+    (dict(seeds=1.5), "seeds must be an integer"),
+    (dict(target_before=3), "target_before"),
+    (dict(mask_after=7), "mask_after"),
+    (dict(n_singular=13), "n_singular"),
+    (dict(horizon=6), "horizon"),
+    (dict(horizon=11), "horizon"),
+    (dict(dtype="float16"), "dtype"),
+])
+def test_training_errors(task, change, match):
+    targets, masks = task
+    kw = dict(depth=2, seeds=[0, 1], switch_step=4, end_step=8, target_before=0,
+              mask_before=0, target_after=1, mask_after=1, record_every=2)
+    kw.update(change)
+    with pytest.raises(ValueError, match=match):
+        train_completion(targets, masks, **kw)
+
+
+def test_data_shape_errors(task):
+    targets, masks = task
+    kw = dict(depth=1, seeds=0, switch_step=0, end_step=2, target_before=0, mask_before=0,
+              record_every=1)
+    with pytest.raises(ValueError, match="targets"):
+        train_completion(targets[:, :, :5], masks, **kw)
+    with pytest.raises(ValueError, match="masks"):
+        train_completion(targets, np.zeros_like(masks), **kw)
+    with pytest.raises(ValueError, match="masks"):
+        train_completion(targets, masks[:, :6, :6], **kw)
+    with pytest.raises(ValueError, match="targets"):
+        train_completion(np.full_like(targets, np.nan), masks, **kw)
+
+
+# ------------------------------------------------------------------------- the figure module
+
+def test_figure_module_tiny(tmp_path, monkeypatch):
+    from dlnfusion.simulations import kleinman2023l_completion as fig
+
+    # A tiny grid: n = 12, short budgets; the point is the pipeline and the JSON schema.
+    monkeypatch.setattr(fig, "QUICK", fig.Config(
+        n=12, frobenius=12.0, depths=(2,), seeds=(0, 1), ranks=(2, 5), counts=(40, 60),
+        switch_steps=(0, 20, 40), steps_after=40, deficit_count=40, exp2_counts=(50, 60),
+        record_every=10, lr=0.2, steps_scale=1, default_rank=5, default_count=60,
+        sv_run=dict(depth=2, rank=5, switch_step=20), dtype="float64"))
+    result = fig.run(tmp_path, quick=True)
+    for ext in ("png", "pdf"):
+        assert (tmp_path / f"{fig.ID}.{ext}").stat().st_size > 5000
+    assert result["json"].endswith(f"{fig.ID}.json")
+    d = json.loads((tmp_path / f"{fig.ID}.json").read_text())
+    assert d["figure"] == "kleinman2023l-completion"
+    runs = d["runs"]
+    keys = {"experiment", "depth", "pretrain_rank", "n_observed", "switch_step",
+            "test_error_final"}
+    assert all(keys <= set(r) for r in runs)
+    exp1 = [r for r in runs if r["experiment"] == 1]
+    exp2 = [r for r in runs if r["experiment"] == 2]
+    # Experiment 1: the rank sweep at the default count and the count sweep at the default
+    # rank (their shared point once), every switch step, every depth; experiment 2: every n.
+    combos = {(r["pretrain_rank"], r["n_observed"]) for r in exp1}
+    assert combos == {(2, 60), (5, 60), (5, 40)}
+    assert len(exp1) == 3 * 3 and len(exp2) == 2 * 3
+    for r in runs:
+        assert len(r["test_error_final"]) == 2 and r["depth"] == 2
+        assert all(np.isfinite(r["test_error_final"])) and r["status"] == ["ok", "ok"]
+    assert {r["n_observed"] for r in exp2} == {50, 60}
+    assert all(r["n_observed_deficit"] == 40 for r in exp2)
+    curves = d["curves"]
+    assert curves and all(len(c["test_error"]) == len(d["curves_time"]) for c in curves)
+    assert all(len(c["singular_values_top10"]) == 10 for c in curves)
+    sv = d["singular_values_run"]
+    assert len(sv["time"]) == len(sv["singular_values"][0]) and sv["depth"] == 2
