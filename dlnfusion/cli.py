@@ -29,6 +29,7 @@ FIGURES = {
     "kleinman2023l-pathways": "dlnfusion.simulations.kleinman2023l_pathways",
     "kleinman2023l-portraits": "dlnfusion.simulations.kleinman2023l_portraits",
     "kleinman2023l-completion": "dlnfusion.simulations.kleinman2023l_completion",
+    "kleinman2023-fig2": "dlnfusion.simulations.kleinman2023_fig2",
 }
 
 

@@ -18,3 +18,10 @@ from .report import Comparison, compare, relative_error, theory_columns, to_json
 __all__ = ["PhaseMeasurement", "measure_unimodal_phase", "AccuracyTimes", "measure_accuracy_times", "predict_unimodal_phase",
            "Comparison", "compare", "relative_error", "theory_columns", "unimodal_report",
            "to_json"]
+from .rsv import (SAMPLINGS, RSVSample, layer_activity, rsv_from_variances, rsv_histogram,
+                  rsv_mc_std, rsv_observable, rsv_population, rsv_sampled, source_covariances,
+                  source_variances, unit_maps)
+
+__all__ += ["SAMPLINGS", "RSVSample", "layer_activity", "rsv_from_variances", "rsv_histogram",
+            "rsv_mc_std", "rsv_observable", "rsv_population", "rsv_sampled",
+            "source_covariances", "source_variances", "unit_maps"]

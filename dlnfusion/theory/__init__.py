@@ -47,3 +47,10 @@ from .pathways import (PathwayPortrait, PathwayRun, SplitPrediction, pathway_flo
 __all__ += ["PathwayRun", "reduced_pathways", "pathways_closed_form", "SplitPrediction",
             "predicted_split", "split_limit", "small_init_split", "pathway_flow",
             "PathwayPortrait", "pathway_portrait"]
+from .sources import (SourceDynamics, aligned_initial_map, aligned_params, deep_total_map,
+                      half_times, mode_projections, shallow_total_map, source_dynamics,
+                      source_strengths, task_modes, whitened_sources)
+
+__all__ += ["SourceDynamics", "aligned_initial_map", "aligned_params", "deep_total_map",
+            "half_times", "mode_projections", "shallow_total_map", "source_dynamics",
+            "source_strengths", "task_modes", "whitened_sources"]
