@@ -30,6 +30,7 @@ FIGURES = {
     "kleinman2023l-portraits": "dlnfusion.simulations.kleinman2023l_portraits",
     "kleinman2023l-completion": "dlnfusion.simulations.kleinman2023l_completion",
     "kleinman2023-fig2": "dlnfusion.simulations.kleinman2023_fig2",
+    "kleinman2023-deficits-linear": "dlnfusion.simulations.kleinman2023_deficits_linear",
 }
 
 

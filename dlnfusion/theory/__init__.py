@@ -54,3 +54,8 @@ from .sources import (SourceDynamics, aligned_initial_map, aligned_params, deep_
 __all__ += ["SourceDynamics", "aligned_initial_map", "aligned_params", "deep_total_map",
             "half_times", "mode_projections", "shallow_total_map", "source_dynamics",
             "source_strengths", "task_modes", "whitened_sources"]
+from .deficits import (DeficitDrives, DeficitTimes, deficit_drives, deficit_times, growth_rate,
+                       initial_post_norm, projection_blur)
+
+__all__ += ["DeficitDrives", "DeficitTimes", "deficit_drives", "deficit_times", "growth_rate",
+            "initial_post_norm", "projection_blur"]
