@@ -323,8 +323,3 @@ def frozen(plan: Plan, on, n_leaves: int) -> list:
                 out[leaf] = out[leaf] | on[k]
     return out
 
-
-def project_velocity(plan: Plan, on, sched: Schedule, grads: list) -> list:
-    """Gradient flow: the velocity of a lesioned matrix projected like the matrix itself (the
-    state then stays in the lesioned subspace)."""
-    return project(plan, on, sched, grads)

@@ -64,7 +64,7 @@ def gf_kernel(params, data, moments, lr, sched, observables, ts, stop_loss, dive
                     mats = [jnp.where(f, 0.0, m)
                             for f, m in zip(sch.frozen(plan, on, len(mats)), mats)]
                 if plan.has("lesion"):
-                    mats = sch.project_velocity(plan, on, sc, mats)
+                    mats = sch.project(plan, on, sc, mats)   # velocity projected like W
                 g = jax.flatten_util.ravel_pytree(jax.tree_util.tree_unflatten(tree, mats))[0]
             return -eta * g
 
