@@ -5,8 +5,8 @@ its theory comparisons need it, inside a scope of its own (see :mod:`dlnfusion.p
 """
 from .precision import enable_float64, float64
 from .stats import Dataset, Stats
-from .networks import (FusionCNN, FusionMLP, NetworkSpec, Params, forward, init_batch,
-                       init_params, init_pathways, layer_norms, total_maps)
+from .networks import (CrossReconstruction, FusionCNN, FusionMLP, NetworkSpec, Params, forward,
+                       init_batch, init_params, init_pathways, layer_norms, total_maps)
 from .training import STATUS, History, Trajectory, fit, param_labels, simulate, train
 from .data import FusionTask
 from .interventions import Deficit, Gate, Lesion
@@ -18,5 +18,5 @@ __all__ = [
     "Stats", "Dataset", "NetworkSpec", "Params", "init_params", "forward", "total_maps",
     "layer_norms", "Trajectory", "STATUS", "train", "simulate", "init_batch", "param_labels",
     "float64", "enable_float64", "FusionMLP", "FusionCNN", "FusionTask", "fit", "History",
-    "init_pathways", "Deficit", "Gate", "Lesion", "interventions",
+    "init_pathways", "CrossReconstruction", "Deficit", "Gate", "Lesion", "interventions",
 ]

@@ -31,6 +31,8 @@ FIGURES = {
     "kleinman2023l-completion": "dlnfusion.simulations.kleinman2023l_completion",
     "kleinman2023-fig2": "dlnfusion.simulations.kleinman2023_fig2",
     "kleinman2023-deficits-linear": "dlnfusion.simulations.kleinman2023_deficits_linear",
+    "kleinman2023-deficits-relu": "dlnfusion.simulations.kleinman2023_deficits_relu",
+    "kleinman2023-reconstruction": "dlnfusion.simulations.kleinman2023_reconstruction",
 }
 
 

@@ -25,3 +25,6 @@ from .rsv import (SAMPLINGS, RSVSample, layer_activity, rsv_from_variances, rsv_
 __all__ += ["SAMPLINGS", "RSVSample", "layer_activity", "rsv_from_variances", "rsv_histogram",
             "rsv_mc_std", "rsv_observable", "rsv_population", "rsv_sampled",
             "source_covariances", "source_variances", "unit_maps"]
+from .deficit_sweep import POLARIZED, DeficitSweep, deficit_sweep  # noqa: E402
+
+__all__ += ["DeficitSweep", "deficit_sweep", "POLARIZED"]

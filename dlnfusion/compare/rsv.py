@@ -54,7 +54,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..networks import FusionMLP, NetworkSpec, Params
+from ..networks import CrossReconstruction, FusionMLP, NetworkSpec, Params
 from ..precision import float64
 from ..stats import Dataset, Stats
 from ..training.observables import Record
@@ -248,13 +248,16 @@ def _check_xs(xs, dims):
 def layer_activity(model, params, layer: int) -> Callable:
     """f(xs) → (P, units): the activity of the units of ``layer`` for inputs ``xs`` (a tuple of
     (P, d_m) arrays), for a :class:`NetworkSpec` with :class:`Params` (one run, no batch axis;
-    any activation) or a :class:`~dlnfusion.networks.FusionMLP` with its parameters.
+    any activation) or a :class:`~dlnfusion.networks.FusionMLP` (or a
+    :class:`~dlnfusion.networks.CrossReconstruction` around one) with its parameters.
 
     Units are those of :func:`dlnfusion.forward` truncated after layer l: before fusion branch
     A's units then branch B's; the activation follows every hidden layer (as in forward: the
     fused sum is activated before the next layer), the output layer (l = L) has none. For a
     FusionMLP the biases are included.
     """
+    if isinstance(model, CrossReconstruction):
+        model, params = model.base, params["net"]
     if isinstance(model, FusionMLP):
         spec = model.spec
         if len(model.input_dims) != 2:

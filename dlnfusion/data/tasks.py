@@ -16,7 +16,8 @@ import numpy as np
 
 from .images import ImageSet, load_digits, load_mnist, train_test_split
 
-__all__ = ["FusionTask", "noisy_pairs", "noisy_digits", "NOISE_STD", "NOISE_KEEP"]
+__all__ = ["FusionTask", "noisy_pairs", "noisy_digits", "NOISE_STD", "NOISE_KEEP", "split_views",
+           "digit_halves"]
 
 #: Standard deviation of the Gaussian noise in a corrupted image, in units of the standardized
 #: pixel (the training set's pixel mean subtracted, divided by its pixel standard deviation).
@@ -201,3 +202,40 @@ def noisy_digits(mnist=None, *, test_fraction: float = 0.25, seed: int = 0,
     else:
         train, test = load_mnist(mnist)
     return noisy_pairs(train, test, seed=seed, **kwargs)
+
+
+def split_views(train: ImageSet, test: ImageSet, *, names=("A", "B")) -> FusionTask:
+    """Two views of every image: its left half (view A) and its right half (view B), as the
+    Split-ResNet of Kleinman, Achille & Soatto (CVPR 2023) sees the two crops of a CIFAR image.
+    Pixels are standardized with the training images' mean and standard deviation; the images'
+    width must be even. Both views carry the same label; no corruption."""
+    if train.shape != test.shape:
+        raise ValueError(f"test images are {test.shape}, training images {train.shape}; "
+                         "both sets need one image size")
+    h, w = train.shape
+    if w % 2:
+        raise ValueError(f"split_views needs an even image width, got {h}×{w}")
+    mean, std = float(train.images.mean()), float(train.images.std())
+    xs = []
+    for part in (train, test):
+        z = (part.images - mean) / std
+        xs.append((z[:, :, : w // 2], z[:, :, w // 2:]))
+    info = {"source": train.name, "n_train": len(train), "n_test": len(test),
+            "image_shape": [h, w], "views": "left half, right half", "pixel_mean": mean,
+            "pixel_std": std}
+    return FusionTask(xs[0], train.labels, xs[1], test.labels,
+                      n_classes=max(train.n_classes, test.n_classes), names=tuple(names),
+                      info=info)
+
+
+def digit_halves(mnist=None, *, test_fraction: float = 0.25, seed: int = 0) -> FusionTask:
+    """:func:`split_views` of scikit-learn's digits (8×8: two 8×4 views; 1,347 training and 450
+    test images after a stratified split with ``seed``), or of MNIST when ``mnist`` names a
+    folder with its IDX files (28×28: two 28×14 views)."""
+    if mnist is None:
+        train, test = train_test_split(load_digits(), test_fraction, seed)
+    else:
+        train, test = load_mnist(mnist)
+    task = split_views(train, test)
+    task.info["seed"] = seed
+    return task

@@ -4,7 +4,8 @@ from .init import INIT_SCHEMES, aligned_directions, init_batch, init_params
 from .maps import forward, layer_norms, total_maps
 from .classifiers import FusionCNN, FusionMLP
 from .pathways import init_pathways
+from .reconstruction import CrossReconstruction
 
 __all__ = ["NetworkSpec", "Params", "ACTIVATIONS", "INIT_SCHEMES", "init_params", "init_batch",
            "aligned_directions", "forward", "total_maps", "layer_norms", "FusionMLP", "FusionCNN",
-           "init_pathways"]
+           "init_pathways", "CrossReconstruction"]

@@ -215,6 +215,8 @@ class FusionCNN:
 
 def _check_shapes(model, shapes: Sequence[tuple]) -> None:
     """Raise if ``model`` cannot take inputs of the given per-sample shapes."""
+    if isinstance(getattr(model, "base", None), (FusionMLP, FusionCNN)):
+        model = model.base                # a wrapper such as CrossReconstruction
     if isinstance(model, FusionCNN):
         if len(shapes) != model.n_modalities:
             raise ValueError(f"the task has {len(shapes)} modalities, the network "

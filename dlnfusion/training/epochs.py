@@ -30,6 +30,7 @@ import numpy as np
 import optax
 
 from ..data.tasks import FusionTask
+from ..interventions.schedule import Deficit, _times
 from ..networks.classifiers import _check_shapes
 
 __all__ = ["fit", "History", "sgd", "FIT_LOSSES"]
@@ -143,26 +144,48 @@ def _evaluate(model, params, test_x, test_y, batch, classify):
     return acc, jnp.stack(uni)
 
 
+def _per_sample_loss(model, loss_fn, params, xs, y):
+    """The task loss of every sample, plus the model's auxiliary loss when it has one
+    (``model.auxiliary_loss(params, xs)``, e.g. cross-source reconstruction)."""
+    per = loss_fn(model.apply(params, xs), y)
+    aux = getattr(model, "auxiliary_loss", None)
+    return per if aux is None else per + aux(params, xs)
+
+
+def _with_deficits(deficits, names, key, on, xs, y, pool_x, pool_y):
+    """The batch (xs, y) with every deficit window that is on (``on`` (K,) booleans) applied."""
+    for k, transform in enumerate(deficits):
+        dx, dy = transform(jax.random.fold_in(key, 1 + k), xs, y, pool_x, pool_y, names)
+        xs = tuple(jnp.where(on[k], a, b) for a, b in zip(dx, xs))
+        y = jnp.where(on[k], dy, y)
+    return xs, y
+
+
 @partial(jax.jit, static_argnames=("model", "loss_fn", "optimizer", "corrupt", "batch_size",
-                                   "n_epochs", "record_every", "eval_batch", "classify"))
+                                   "n_epochs", "record_every", "eval_batch", "classify",
+                                   "deficits", "names"))
 def _chunk(carry, first_epoch, data, *, model, loss_fn, optimizer, corrupt, batch_size,
-           n_epochs, record_every, eval_batch, classify):
+           n_epochs, record_every, eval_batch, classify, deficits=(), names=()):
     train_x, train_y, test_x, test_y = data
     n = train_y.shape[0]
     nb = -(-n // batch_size)
     pad = nb * batch_size - n
 
-    def batch_loss(params, key, idx, mask):
-        xs = tuple(x[idx] for x in train_x)
+    def batch_loss(params, key, idx, mask, on):
+        xs, y = tuple(x[idx] for x in train_x), train_y[idx]
+        if deficits:
+            xs, y = _with_deficits(deficits, names, key, on, xs, y, train_x, train_y)
         if corrupt is not None:
             xs = corrupt(key, xs)
-        per = loss_fn(model.apply(params, xs), train_y[idx])
+        per = _per_sample_loss(model, loss_fn, params, xs, y)
         return jnp.sum(per * mask) / jnp.sum(mask)
 
     grad_fn = jax.value_and_grad(batch_loss)
 
-    def one_seed_epoch(state, base_key, epoch):
+    def one_seed_epoch(state, const, epoch):
         params, opt_state, dead = state
+        base_key, w_start, w_end = const
+        on = (w_start <= epoch) & (epoch < w_end)
         key = jax.random.fold_in(jax.random.fold_in(base_key, 1), epoch)
         kp, kc = jax.random.split(key)
         perm = jax.random.permutation(kp, n)
@@ -173,7 +196,7 @@ def _chunk(carry, first_epoch, data, *, model, loss_fn, optimizer, corrupt, batc
         def step(s, inp):
             params, opt_state, dead, total = s
             idx, m, k = inp
-            loss, g = grad_fn(params, k, idx, m)
+            loss, g = grad_fn(params, k, idx, m, on)
             updates, new_opt = optimizer.update(g, opt_state, params)
             new_params = optax.apply_updates(params, updates)
             bad = dead | ~jnp.isfinite(loss) | ~jnp.all(jnp.stack(
@@ -219,7 +242,7 @@ def _start(keys, data, *, model, loss_fn, optimizer, corrupt, eval_batch, classi
             xs = corrupt(jax.random.fold_in(key, 2), xs)
 
         def losses(sl, valid):
-            per = loss_fn(model.apply(params, tuple(sl[:-1])), sl[-1])
+            per = _per_sample_loss(model, loss_fn, params, tuple(sl[:-1]), sl[-1])
             return jnp.sum(jnp.where(valid, per, 0.0))
 
         loss0 = _sliced_sum(losses, list(xs) + [train_y], eval_batch) / train_y.shape[0]
@@ -251,13 +274,60 @@ def _positive_int(name, value) -> int:
     return int(value)
 
 
+def _fit_windows(interventions, task, S):
+    """The batch transforms of the Deficit windows and their (S, K) start and end epochs."""
+    if interventions is None:
+        interventions = ()
+    if isinstance(interventions, Deficit) or not isinstance(interventions, (list, tuple)):
+        raise ValueError("interventions must be a list of Deficit windows")
+    deficits, starts, ends = [], [], []
+    for k, w in enumerate(interventions):
+        if not isinstance(w, Deficit):
+            raise ValueError(f"interventions: fit takes Deficit windows only (window {k} is a "
+                             f"{type(w).__name__}); gates and lesions act on the linear "
+                             "networks of dlnfusion.train")
+        d = w.data
+        if not (callable(d) and callable(getattr(d, "check", None))):
+            raise ValueError(f"interventions: window {k}'s data must be a batch transform "
+                             "(ImageBlur, ViewDissociation), got "
+                             f"{type(d).__name__}")
+        try:
+            hash(d)
+        except TypeError as exc:
+            raise ValueError(f"interventions: window {k}'s transform must be hashable (a frozen "
+                             "dataclass)") from exc
+        d.check(task)
+        a, b = _times("start", k, w.start, S, False), _times("end", k, w.end, S, False)
+        for name, v in (("start", a), ("end", b)):
+            if np.any(v < 0) or np.any(v != np.round(v)):
+                raise ValueError(f"window {k}: {name} must be a whole number of epochs >= 0, "
+                                 f"got {getattr(w, name)!r}")
+        if np.any(a > b):
+            raise ValueError(f"window {k}: start must not exceed end, got start {w.start!r}, "
+                             f"end {w.end!r}")
+        deficits.append(d)
+        starts.append(a)
+        ends.append(b)
+    st = np.stack(starts, 1) if starts else np.zeros((S, 0))
+    en = np.stack(ends, 1) if ends else np.zeros((S, 0))
+    K = st.shape[1]
+    for i in range(K):
+        for j in range(i + 1, K):
+            both = (st[:, i] < en[:, j]) & (st[:, j] < en[:, i])
+            if np.any(both & (st[:, i] < en[:, i]) & (st[:, j] < en[:, j])):
+                raise ValueError(f"interventions: deficit windows {i} and {j} overlap (which data "
+                                 "is in force would be ambiguous)")
+    return tuple(deficits), st.astype(np.int64), en.astype(np.int64)
+
+
 def fit(model, task: FusionTask, seeds: Sequence[int] = (0,), *, epochs: int,
         batch_size: int = 1000, lr: float = 0.04, momentum: float = 0.0,
         weight_decay: float = 0.0, lr_decay: float = 1.0,
         optimizer: Callable | optax.GradientTransformation | None = None,
         loss: str = "cross_entropy", record_every: int = 1, chunk_epochs: int | None = None,
         progress: Callable | None = None, stop: Callable | None = None,
-        eval_batch: int = 1000, batch_seeds: bool = True) -> History:
+        eval_batch: int = 1000, batch_seeds: bool = True,
+        interventions: Sequence | None = None) -> History:
     """Train ``model`` (a :class:`~dlnfusion.networks.FusionMLP`, a
     :class:`~dlnfusion.networks.FusionCNN`, or any object with ``init(key)`` and
     ``apply(params, xs)``) on ``task`` with mini-batch SGD, once per seed, in float32.
@@ -271,6 +341,17 @@ def fit(model, task: FusionTask, seeds: Sequence[int] = (0,), *, epochs: int,
     that chunk). ``batch_seeds=False`` trains the seeds one after another (same numbers; for
     convolutional networks on CPU, where one seed at a time runs faster than a vmapped batch;
     histories that stop early are padded with NaN). Returns a :class:`History`.
+
+    ``interventions``: :class:`~dlnfusion.interventions.Deficit` windows whose ``data`` is a
+    batch transform (:class:`~dlnfusion.interventions.ImageBlur`,
+    :class:`~dlnfusion.interventions.ViewDissociation`), applied to every training batch of
+    the epochs start ≤ epoch < end (start and end: a number, or one per seed, so a sweep over
+    deficit lengths is one compiled batch; seeds may repeat). The deficit acts before the
+    task's own corruption; the epoch-0 record and the test accuracies use clean data.
+
+    A model with an ``auxiliary_loss(params, xs)`` method (per-sample values, e.g.
+    :class:`~dlnfusion.networks.CrossReconstruction`) trains on the task loss plus it, and the
+    recorded training loss includes it.
     """
     if not isinstance(task, FusionTask):
         raise ValueError(f"task must be a FusionTask, got {type(task).__name__}")
@@ -316,11 +397,16 @@ def fit(model, task: FusionTask, seeds: Sequence[int] = (0,), *, epochs: int,
         raise ValueError("optimizer must be an optax GradientTransformation, a function of the "
                          "steps per epoch returning one, or None")
 
+    deficits, w_start, w_end = _fit_windows(interventions, task, len(seeds))
+
     if not batch_seeds and len(seeds) > 1:
-        runs = [fit(model, task, [s], epochs=epochs, batch_size=batch_size,
-                    optimizer=opt, loss=loss, record_every=record_every, chunk_epochs=chunk,
-                    progress=progress, stop=stop, eval_batch=eval_batch) for s in seeds]
-        return _merge(runs)
+        def one(i):
+            wins = None if not deficits else [
+                Deficit(d, start=w_start[i, k], end=w_end[i, k]) for k, d in enumerate(deficits)]
+            return fit(model, task, [seeds[i]], epochs=epochs, batch_size=batch_size,
+                       optimizer=opt, loss=loss, record_every=record_every, chunk_epochs=chunk,
+                       progress=progress, stop=stop, eval_batch=eval_batch, interventions=wins)
+        return _merge([one(i) for i in range(len(seeds))])
     data = (tuple(jnp.asarray(x) for x in task.train_x), jnp.asarray(task.train_y),
             tuple(jnp.asarray(x) for x in task.test_x), jnp.asarray(task.test_y))
     loss_fn = FIT_LOSSES[loss]
@@ -328,7 +414,8 @@ def fit(model, task: FusionTask, seeds: Sequence[int] = (0,), *, epochs: int,
     static = dict(model=model, loss_fn=loss_fn, optimizer=opt, corrupt=task.corrupt,
                   eval_batch=eval_batch, classify=classify)
     params, opt_state, loss0, acc0, uni0 = _start(keys, data, **static)
-    carry = ((params, opt_state, jnp.zeros(len(seeds), bool)), keys)
+    const = (keys, jnp.asarray(w_start, jnp.int32), jnp.asarray(w_end, jnp.int32))
+    carry = ((params, opt_state, jnp.zeros(len(seeds), bool)), const)
     losses, accs, unis = [np.asarray(loss0)[:, None]], [np.asarray(acc0)[:, None]], \
         [np.asarray(uni0)[:, :, None]]
     done = 0
@@ -344,7 +431,7 @@ def fit(model, task: FusionTask, seeds: Sequence[int] = (0,), *, epochs: int,
         n_ep = min(chunk, epochs - done)
         carry, (l, a, u) = _chunk(carry, jnp.asarray(done), data, **static,
                                   batch_size=batch_size, n_epochs=n_ep,
-                                  record_every=record_every)
+                                  record_every=record_every, deficits=deficits, names=names)
         losses.append(np.asarray(l).T)
         accs.append(np.asarray(a).T)
         unis.append(np.moveaxis(np.asarray(u), 0, -1))

@@ -1,0 +1,299 @@
+"""Kleinman, Achille & Soatto (CVPR 2023), Figures 4-6 on real data: sensory deficits in ReLU
+fusion networks that see the two halves of a digit.
+
+Task (dlnfusion.data.digit_halves). scikit-learn's 8×8 digits, 1,347 training and 450 test
+images (stratified split, seed 0), standardized pixels; view A is the left 8×4 half, view B the
+right half, as the paper's Split-ResNet sees the two crops of a CIFAR image. ``--mnist FOLDER``
+runs MNIST's halves (28×14) instead.
+
+Network (dlnfusion.FusionMLP, PyTorch's default initialization, biases, ReLU). ``n_pre`` hidden
+layers of width 128 per view, the fusion layer (the branches' outputs summed, as the
+Split-ResNet adds its pathways), one more hidden layer of common processing, and the linear
+classifier: depth n_pre + 3, fusion layer n_pre + 1. The RSV is measured on the units of the
+last hidden layer, the representation before the classifier (the paper's z).
+
+Training (dlnfusion.fit). Cross-entropy, SGD with learning rate 0.05, momentum 0.9, batches of
+64 (22 steps per epoch). A deficit on view B for the first N epochs, then BUDGET = 100 epochs of
+normal training (the paper: N epochs, then 180 more; 100 epochs are ~20 times what the
+undisturbed network needs to fit the training set here). Deficits
+(dlnfusion.interventions):
+
+* blur: ImageBlur("B", 4): view B down-sampled 4× (box means over 4×4 blocks: 2×1 values per
+  half) and resized back, the paper's "downsampling by 4×";
+* dissociation: ViewDissociation(): view B from another training image, drawn at random for
+  every sample of every batch, the label that of the left or the right image with probability
+  ½ each.
+
+Measured at the end of every run (5 seeds; the same initializations and batch order at every
+N): test accuracy, each view's unimodal test accuracy (the other view blank, i.e. the mean
+image), and the RSV of every unit (paper's sampling on the test set, 64 fixed × 64 varied
+samples per source; dead units, which respond to neither view, are counted apart). Polarized:
+|RSV| > 0.9. Sweeps: N ∈ {0, 5, 10, 25, 50, 100} at n_pre = 2; and n_pre ∈ {1, 2, 3, 4} at
+N ∈ {0, 50} (the paper's Figure 5, center).
+
+Quick mode: 2 seeds, N ∈ {0, 10, 50}, a 50-epoch budget, depths n_pre ∈ {1, 4} at N ∈ {0, 25}.
+It checks the pipeline; its differences are within the seed scatter.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dlnfusion import FusionMLP
+from dlnfusion.compare import POLARIZED, deficit_sweep, rsv_histogram
+from dlnfusion.data import digit_halves
+from dlnfusion.interventions import ImageBlur, ViewDissociation
+from dlnfusion.plot import PALETTE, paper_style, save
+
+from ._output import write_outputs
+
+ID = "kleinman2023-deficits-relu"
+TITLE = "Figs. 4-6: blur and dissociation deficits in ReLU fusion networks on digit halves"
+
+WIDTH = 128
+N_PRE = 2
+LR, MOMENTUM, BATCH = 0.05, 0.9, 64
+DEFICITS = ("blur", "dissociate")
+BLUR_FACTOR = 4
+FULL = dict(seeds=5, lengths=(0, 5, 10, 25, 50, 100), budget=100, depths=(1, 2, 3, 4),
+            depth_lengths=(0, 50))
+QUICK = dict(seeds=2, lengths=(0, 10, 50), budget=50, depths=(1, 4), depth_lengths=(0, 25))
+N_RSV = 64
+BINS = 20
+
+
+def transform(deficit: str):
+    if deficit == "blur":
+        return ImageBlur("B", BLUR_FACTOR)
+    if deficit == "dissociate":
+        return ViewDissociation()
+    raise ValueError(f"deficit must be one of {DEFICITS}, got {deficit!r}")
+
+
+def network(task, n_pre: int) -> FusionMLP:
+    dims = tuple(int(np.prod(s)) for s in task.input_shapes)
+    return FusionMLP(dims, depth=n_pre + 3, fusion_layer=n_pre + 1, width=WIDTH)
+
+
+def rsv_layers(model) -> tuple:
+    """(the last hidden layer, the fusion layer): where the RSV is measured."""
+    spec = getattr(model, "base", model).spec
+    return spec.depth - 1, spec.fusion_layer
+
+
+def sweep(model, task, deficit, lengths, seeds, budget):
+    """One deficit at every length for ``seeds``: a DeficitSweep."""
+    return deficit_sweep(model, task, transform(deficit), lengths, seeds, budget=budget,
+                         layers=rsv_layers(model), lr=LR, momentum=MOMENTUM, batch_size=BATCH,
+                         n_rsv=N_RSV)
+
+
+def _rsv_point(sw, layer, i) -> dict:
+    r = sw.rsv[layer][i]
+    hist, _ = rsv_histogram(r, bins=BINS)
+    return {"polarized": sw.polarized[layer][i].tolist(),
+            "mean_rsv": sw.mean_rsv[layer][i].tolist(),
+            "mean_abs_rsv": np.nanmean(np.abs(r), axis=-1).tolist(),
+            "dead": sw.dead[layer][i].tolist(), "rsv_histogram": hist.tolist()}
+
+
+def sweep_deficits(model, task, lengths, seeds, budget, **extra) -> list:
+    """Every deficit at every length; the undisturbed runs (N = 0) are trained once and their
+    point is listed under every deficit (``"shared": true`` on the copies)."""
+    points = []
+    for k, d in enumerate(DEFICITS):
+        todo = [n for n in lengths if n > 0 or k == 0]
+        pts = points_of(sweep(model, task, d, todo, seeds, budget), d, **extra)
+        if k:
+            pts = [dict(p, deficit=d, shared=True) for p in points
+                   if p["deficit"] == DEFICITS[0] and p["N"] == 0] + pts
+        points += pts
+        print(f"  {d:10s} {extra}: " + "; ".join(
+            f"N={p['N']}: acc {np.mean(p['test_acc']):.3f}, B alone "
+            f"{np.mean(p['unimodal_acc_B']):.3f}, polarized {np.mean(p['polarized']):.3f}"
+            for p in pts), flush=True)
+    return points
+
+
+def points_of(sw, deficit, **extra) -> list:
+    """One JSON point per length of a DeficitSweep."""
+    last, fusion = sw.layers
+    out = []
+    for i, N in enumerate(sw.lengths):
+        out.append({"deficit": deficit, **extra, "N": int(N),
+                    "seeds": list(sw.seeds), "budget": sw.budget,
+                    "test_acc": sw.test_acc[i].tolist(),
+                    "unimodal_acc_A": sw.unimodal_acc[i, :, 0].tolist(),
+                    "unimodal_acc_B": sw.unimodal_acc[i, :, 1].tolist(),
+                    "diverged": sw.diverged[i].tolist(), "rsv_layer": last,
+                    **_rsv_point(sw, last, i),
+                    "fusion_layer": {"layer": fusion, **_rsv_point(sw, fusion, i)}})
+    return out
+
+
+def _ms(values):
+    v = np.asarray(values, float)
+    return float(np.mean(v)), float(np.std(v, ddof=1)) if v.size > 1 else 0.0
+
+
+def _delta(a, b):
+    """Mean of the paired difference b − a over seeds and its standard error."""
+    d = np.asarray(b, float) - np.asarray(a, float)
+    se = float(np.std(d, ddof=1) / np.sqrt(d.size)) if d.size > 1 else float("nan")
+    return float(np.mean(d)), se
+
+
+def claims(points, lengths, depths, depth_lengths) -> dict:
+    """The paper's two claims, answered from the points (paired differences over seeds)."""
+    def at(d, n_pre, N):
+        return next(p for p in points if p["deficit"] == d and p["n_pre"] == n_pre
+                    and p["N"] == N)
+    out = {}
+    n0, n1 = min(lengths), max(lengths)
+    for d in DEFICITS:
+        a, b = at(d, N_PRE, n0), at(d, N_PRE, n1)
+        dp, se_p = _delta(a["polarized"], b["polarized"])
+        dr, se_r = _delta(a["mean_rsv"], b["mean_rsv"])
+        da, se_a = _delta(a["test_acc"], b["test_acc"])
+        dub, se_ub = _delta(a["unimodal_acc_B"], b["unimodal_acc_B"])
+        out[f"{d}: long deficit polarizes"] = {
+            "N": [n0, n1], "polarized_change": dp, "polarized_change_se": se_p,
+            "mean_rsv_change": dr, "mean_rsv_change_se": se_r,
+            "test_acc_change": da, "test_acc_change_se": se_a,
+            "unimodal_B_change": dub, "unimodal_B_change_se": se_ub,
+            "holds": bool(dp > 2 * se_p) if np.isfinite(se_p) else None}
+        drops = {}
+        for n_pre in depths:
+            a, b = at(d, n_pre, min(depth_lengths)), at(d, n_pre, max(depth_lengths))
+            m, se = _delta(b["test_acc"], a["test_acc"])     # accuracy lost to the deficit
+            pm, pse = _delta(a["polarized"], b["polarized"])
+            drops[str(n_pre)] = {"accuracy_drop": m, "accuracy_drop_se": se,
+                                 "polarized_change": pm, "polarized_change_se": pse}
+        first, last = drops[str(min(depths))], drops[str(max(depths))]
+        diff = last["accuracy_drop"] - first["accuracy_drop"]
+        se = float(np.hypot(first["accuracy_drop_se"], last["accuracy_drop_se"]))
+        out[f"{d}: deeper pre-fusion stacks suffer more"] = {
+            "N": list(depth_lengths), "by_n_pre": drops, "drop_difference": diff,
+            "drop_difference_se": se,
+            "holds": bool(diff > 2 * se) if np.isfinite(se) else None}
+    return out
+
+
+def run(out: Path, quick: bool = False, mnist=None) -> dict:
+    t0 = time.perf_counter()
+    cfg = QUICK if quick else FULL
+    task = digit_halves(mnist)
+    seeds = list(range(cfg["seeds"]))
+    points = []
+    for n_pre in sorted(set(cfg["depths"]) | {N_PRE}):
+        lengths = cfg["depth_lengths"]
+        if n_pre == N_PRE:
+            lengths = sorted(set(cfg["lengths"]) | set(lengths))
+        points += sweep_deficits(network(task, n_pre), task, lengths, seeds, cfg["budget"],
+                                 n_pre=n_pre)
+    answers = claims(points, cfg["lengths"], cfg["depths"], cfg["depth_lengths"])
+    payload = {"id": ID, "title": TITLE, "quick": quick, "task": task.info,
+               "network": {"width": WIDTH, "n_pre": N_PRE, "depth": "n_pre + 3",
+                           "fusion_layer": "n_pre + 1", "rsv_layer": "depth - 1"},
+               "training": {"lr": LR, "momentum": MOMENTUM, "batch_size": BATCH,
+                            "budget": cfg["budget"], "blur_factor": BLUR_FACTOR},
+               "polarized_threshold": POLARIZED, "rsv_samples": N_RSV, "bins": BINS,
+               "points": points, "claims": answers,
+               "seconds": time.perf_counter() - t0}
+    summary = {k: {kk: v[kk] for kk in v if kk in ("holds", "polarized_change",
+                                                   "drop_difference", "test_acc_change")}
+               for k, v in answers.items()}
+    return write_outputs(out, ID, payload,
+                         lambda stem: figure(points, cfg, stem, answers), summary)
+
+
+def _hist_row(fig, gs_row, points, d, lengths, color, label):
+    edges = np.linspace(-1, 1, BINS + 1)
+    axes = []
+    for j, N in enumerate(lengths):
+        ax = fig.add_subplot(gs_row[j])
+        p = next(p for p in points if p["deficit"] == d and p["n_pre"] == N_PRE and p["N"] == N)
+        ax.bar(edges[:-1], p["rsv_histogram"], width=np.diff(edges), align="edge", color=color,
+               edgecolor="white", lw=0.3)
+        ax.set_xlim(-1, 1)
+        ax.set_ylim(0, 0.45)
+        ax.set_title(f"N = {N}", fontsize=7)
+        ax.set_xticks([-1, 0, 1])
+        if j:
+            ax.set_yticklabels([])
+        else:
+            ax.set_ylabel(f"{label}\nfraction of units")
+        ax.text(0.03, 0.95, f"pol. {np.mean(p['polarized']):.2f}", transform=ax.transAxes,
+                fontsize=6, va="top")
+        axes.append(ax)
+    axes[len(axes) // 2].set_xlabel("RSV (+1: view A only, −1: view B only)")
+    return axes
+
+
+def _style_legend(ax, colors, names, styles, loc="best"):
+    """A compact legend: colour = deficit, line style and marker = quantity."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=colors[d], lw=1.2, label=names[d]) for d in colors]
+    handles += [Line2D([], [], color="0.3", ls=ls, marker=m, ms=3, lw=0.9, label=lab)
+                for ls, m, lab in styles]
+    ax.legend(handles=handles, fontsize=5.5, loc=loc, handlelength=2.2)
+
+
+def figure(points, cfg, stem, answers):
+    import matplotlib.pyplot as plt
+
+    lengths = sorted({p["N"] for p in points if p["n_pre"] == N_PRE})
+    colors = {"blur": PALETTE[5], "dissociate": PALETTE[4]}
+    names = {"blur": "blur", "dissociate": "dissociation"}
+    with paper_style():
+        fig = plt.figure(figsize=(7.0, 6.4))
+        outer = fig.add_gridspec(3, 1, height_ratios=(1, 1, 1.35), hspace=0.55)
+        for r, d in enumerate(DEFICITS):
+            _hist_row(fig, outer[r].subgridspec(1, len(lengths), wspace=0.12), points, d,
+                      lengths, colors[d], names[d])
+        bottom = outer[2].subgridspec(1, 3, wspace=0.45)
+        ax_acc, ax_pol, ax_depth = (fig.add_subplot(bottom[k]) for k in range(3))
+        for d in DEFICITS:
+            sel = [next(p for p in points if p["deficit"] == d and p["n_pre"] == N_PRE
+                        and p["N"] == N) for N in lengths]
+            for key, ls, mark, lab in (("test_acc", "-", "o", "both views"),
+                                       ("unimodal_acc_B", ":", "v", "B alone"),
+                                       ("unimodal_acc_A", "--", "^", "A alone")):
+                ms = np.array([_ms(p[key]) for p in sel])
+                ax_acc.errorbar(lengths, ms[:, 0], yerr=ms[:, 1], color=colors[d], ls=ls,
+                                marker=mark, ms=3, capsize=1.5, lw=0.9, elinewidth=0.6)
+            ms = np.array([_ms(p["polarized"]) for p in sel])
+            ax_pol.errorbar(lengths, ms[:, 0], yerr=ms[:, 1], color=colors[d], marker="o",
+                            ms=3, capsize=1.5, lw=0.9, elinewidth=0.6)
+            ms = np.array([_ms(p["mean_rsv"]) for p in sel])
+            ax_pol.errorbar(lengths, ms[:, 0], yerr=ms[:, 1], color=colors[d], marker="s",
+                            ms=3, ls="--", capsize=1.5, lw=0.9, elinewidth=0.6)
+            ms = np.array([_ms(p["fusion_layer"]["mean_abs_rsv"]) for p in sel])
+            ax_pol.errorbar(lengths, ms[:, 0], yerr=ms[:, 1], color=colors[d], marker="D",
+                            ms=2.5, ls=":", capsize=1.5, lw=0.9, elinewidth=0.6)
+            drops = answers[f"{d}: deeper pre-fusion stacks suffer more"]["by_n_pre"]
+            ks = sorted(int(k) for k in drops)
+            ax_depth.errorbar(ks, [100 * drops[str(k)]["accuracy_drop"] for k in ks],
+                              yerr=[100 * drops[str(k)]["accuracy_drop_se"] for k in ks],
+                              color=colors[d], marker="o", ms=3, capsize=1.5, lw=0.9,
+                              elinewidth=0.6, label=names[d])
+        ax_acc.set_xlabel("deficit length N (epochs)")
+        ax_acc.set_ylabel("final test accuracy")
+        _style_legend(ax_acc, colors, names, (("-", "o", "both views"), ("--", "^", "A alone"),
+                                             (":", "v", "B alone")))
+        ax_pol.axhline(0, color="0.8", lw=0.5, zorder=0)
+        ax_pol.set_xlabel("deficit length N (epochs)")
+        ax_pol.set_ylabel("RSV of the units (last hidden layer)")
+        _style_legend(ax_pol, colors, names, (("-", "o", "fraction |RSV| > 0.9"),
+                                             ("--", "s", "mean RSV"),
+                                             (":", "D", "mean |RSV|, fusion layer")))
+        n_lo, n_hi = min(cfg["depth_lengths"]), max(cfg["depth_lengths"])
+        ax_depth.axhline(0, color="0.8", lw=0.5, zorder=0)
+        ax_depth.set_xlabel("layers before fusion")
+        ax_depth.set_ylabel(f"accuracy lost, N = {n_hi} vs {n_lo} (%)")
+        ax_depth.set_xticks(ks)
+        ax_depth.legend(fontsize=6)
+        return save(fig, stem)
