@@ -18,6 +18,17 @@ jointly with the task.
 
 Full: 5 seeds, N ∈ {0, 10, 25, 50, 100}, 100-epoch budget. Quick: 2 seeds, N ∈ {0, 50},
 50-epoch budget.
+
+Linear fusion networks (the setting of kleinman2023-deficits-linear, every network with a layer
+before fusion: L = 2 with L_f = 2, L = 4 with L_f = 2, 3, 4; scalar toy σ_A/σ_B = 2,
+ρ ∈ {0, 0.5}; deletion, blur and dissociation of B for the first N ∈ {0, 250, 500, 1000, 2000}
+steps; width 100, learning rate 0.04, the same initializations and step budgets), trained at
+population level with and without the reconstruction objective of weight λ = 1
+(dlnfusion.training.train_reconstruction; linear decoders, started i.i.d. normal at the scale
+of the network's own entries: 1e-9 for L = 2, 0.01 for L = 4, i.e. a Frobenius norm of 0.1 as
+every layer of the four-layer networks). Measured: t_B (the step at which W_B^tot reaches
+half of its global-solution value), its delay against N = 0 of the same arm, and the task loss at
+the end of the budget. Quick: one seed, L = 2 and L = 4 with L_f = 2, N ∈ {0, 1000}.
 """
 from __future__ import annotations
 
@@ -26,12 +37,15 @@ from pathlib import Path
 
 import numpy as np
 
-from dlnfusion import CrossReconstruction
+from dlnfusion import CrossReconstruction, Deficit, NetworkSpec, Stats, init_batch
 from dlnfusion.compare import POLARIZED, rsv_histogram
 from dlnfusion.data import digit_halves
 from dlnfusion.plot import PALETTE, paper_style, save
 
 from ._output import write_outputs
+from dlnfusion.training import train_reconstruction
+
+from . import kleinman2023_deficits_linear as lin
 from .kleinman2023_deficits_relu import (BINS, DEFICITS, N_PRE, _delta, _ms, _style_legend,
                                          network, sweep_deficits)
 
@@ -40,6 +54,78 @@ TITLE = "Sec. 4.4: cross-source reconstruction against blur and dissociation def
 WEIGHT = 1.0
 FULL = dict(seeds=5, lengths=(0, 10, 25, 50, 100), budget=100)
 QUICK = dict(seeds=2, lengths=(0, 50), budget=50)
+LINEAR_NETWORKS = ((2, 2), (4, 2), (4, 3), (4, 4))
+LINEAR_FULL = dict(seeds=3, lengths=lin.LENGTHS, networks=LINEAR_NETWORKS)
+LINEAR_QUICK = dict(seeds=1, lengths=(0, 1000), networks=((2, 2), (4, 2)))
+#: Decoder entries' standard deviation: the scale of the network's own initial entries.
+DECODER_SCALE = {2: 1e-9, 4: 0.01}
+
+
+def linear_points(cfg) -> list:
+    """t_A, t_B and the final task loss of the linear networks, with and without
+    reconstruction, every deficit, ρ and N (one batch per network and weight)."""
+    points = []
+    seeds = list(range(cfg["seeds"]))
+    for depth, Lf in cfg["networks"]:
+        spec = NetworkSpec.fusion(depth, Lf, width=lin.WIDTH)
+        scheme, scale = lin.INIT[depth]
+        base = {rho: Stats.scalar_toy(lin.SIGMA_A, lin.SIGMA_B, rho) for rho in lin.RHOS}
+        cfgs = [(rho, d, n) for rho in lin.RHOS for d in lin.DEFICITS for n in cfg["lengths"]
+                if n > 0 or d == lin.DEFICITS[0]]
+        runs = [(c, s) for c in cfgs for s in seeds]
+        stats = [base[rho] for (rho, _, _), _ in runs]
+        alts = [base[rho] if n == 0 else lin.window_stats(base[rho], d)
+                for (rho, d, n), _ in runs]
+        ends = np.array([float(n) for (_, _, n), _ in runs])
+        params = init_batch(spec, [s for _, s in runs], scheme, scale)
+        steps = lin.BUDGET[(depth, Lf)]
+        for w in (0.0, WEIGHT):
+            r = train_reconstruction(spec, stats, params, weight=w, lr=lin.LR, steps=steps,
+                                     stride=1, decoder_scale=DECODER_SCALE[depth],
+                                     interventions=[Deficit(alts, start=0, end=ends)])
+            ta, tb = r.crossing("A"), r.crossing("B")
+            for c in cfgs:
+                idx = [i for i, (cc, _) in enumerate(runs) if cc == c]
+                rho, d, n = c
+                for dd in (lin.DEFICITS if n == 0 else (d,)):
+                    points.append({"depth": depth, "fusion_layer": Lf, "rho": rho,
+                                   "deficit": dd, "N": int(n), "reconstruction_weight": w,
+                                   "seeds": seeds, "shared": n == 0 and dd != d,
+                                   "t_A_sim": ta[idx].tolist(), "t_B_sim": tb[idx].tolist(),
+                                   "final_loss": r.loss[idx, -1].tolist(),
+                                   "diverged": r.diverged[idx].tolist()})
+        print(f"  linear L={depth}, L_f={Lf}: " + "; ".join(
+            f"ρ={p['rho']}, {p['deficit']}, N={p['N']}, λ={p['reconstruction_weight']:g}: "
+            f"t_B {np.nanmean(p['t_B_sim']):.0f}" for p in points
+            if p["depth"] == depth and p["fusion_layer"] == Lf and p["N"] == max(cfg["lengths"])
+            and p["deficit"] == "delete"), flush=True)
+    return points
+
+
+def linear_answers(points, lengths) -> dict:
+    """Per network, deficit and ρ: the delay of t_B at the longest N without and with
+    reconstruction (seed means), and the no-deficit t_B of each arm."""
+    out = {}
+    n1 = max(lengths)
+    for p in points:
+        if p["N"] != n1:
+            continue
+        key = f"L={p['depth']},L_f={p['fusion_layer']},{p['deficit']},rho={p['rho']}"
+        arm = "with" if p["reconstruction_weight"] else "without"
+        zero = next(q for q in points if q["N"] == 0 and q["depth"] == p["depth"]
+                    and q["fusion_layer"] == p["fusion_layer"] and q["rho"] == p["rho"]
+                    and q["deficit"] == p["deficit"]
+                    and q["reconstruction_weight"] == p["reconstruction_weight"])
+        row = out.setdefault(key, {"N": n1})
+        row[f"t_B_{arm}"] = float(np.nanmean(p["t_B_sim"]))
+        row[f"t_B0_{arm}"] = float(np.nanmean(zero["t_B_sim"]))
+        row[f"delay_{arm}"] = row[f"t_B_{arm}"] - row[f"t_B0_{arm}"]
+        row[f"final_loss_{arm}"] = float(np.nanmean(p["final_loss"]))
+    for row in out.values():
+        if "delay_with" in row and "delay_without" in row:
+            row["delay_ratio"] = row["delay_with"] / row["delay_without"] \
+                if row["delay_without"] else float("nan")
+    return out
 
 
 def _answers(points, lengths) -> dict:
@@ -84,16 +170,24 @@ def run(out: Path, quick: bool = False, mnist=None) -> dict:
         points += sweep_deficits(model, task, cfg["lengths"], seeds, cfg["budget"],
                                  n_pre=N_PRE, reconstruction_weight=w)
     answers = _answers(points, cfg["lengths"])
+    lcfg = LINEAR_QUICK if quick else LINEAR_FULL
+    lpoints = linear_points(lcfg)
+    lanswers = linear_answers(lpoints, lcfg["lengths"])
     payload = {"id": ID, "title": TITLE, "quick": quick, "task": task.info,
                "reconstruction_weight": WEIGHT, "polarized_threshold": POLARIZED,
                "budget": cfg["budget"], "points": points, "answers": answers,
+               "linear": {"points": lpoints, "answers": lanswers,
+                          "decoder_scale": {str(k): v for k, v in DECODER_SCALE.items()},
+                          "lr": lin.LR, "width": lin.WIDTH,
+                          "budget": {f"{k[0]},{k[1]}": v for k, v in lin.BUDGET.items()}},
                "seconds": time.perf_counter() - t0}
     summary = {d: {k: answers[d][k] for k in ("removes_polarization", "reduces_accuracy_loss")}
                for d in DEFICITS}
-    return write_outputs(out, ID, payload, lambda stem: figure(points, cfg, stem), summary)
+    return write_outputs(out, ID, payload, lambda stem: figure(points, lpoints, cfg, lcfg, stem),
+                         summary)
 
 
-def figure(points, cfg, stem):
+def figure(points, lpoints, cfg, lcfg, stem):
     import matplotlib.pyplot as plt
 
     lengths = sorted({p["N"] for p in points})
@@ -102,8 +196,10 @@ def figure(points, cfg, stem):
     titles = {"blur": "blur of B", "dissociate": "dissociation"}
     edges = np.linspace(-1, 1, BINS + 1)
     with paper_style():
-        fig, axes = plt.subplots(2, 3, figsize=(7.0, 4.3), gridspec_kw=dict(wspace=0.4,
-                                                                            hspace=0.55))
+        fig = plt.figure(figsize=(7.0, 6.6))
+        outer = fig.add_gridspec(2, 1, height_ratios=(2, 1), hspace=0.4)
+        top = outer[0].subgridspec(2, 3, wspace=0.4, hspace=0.6)
+        axes = np.array([[fig.add_subplot(top[r, c]) for c in range(3)] for r in range(2)])
         for r, d in enumerate(DEFICITS):
             ax_acc, ax_pol, ax_hist = axes[r]
             for w in (0.0, WEIGHT):
@@ -135,4 +231,37 @@ def figure(points, cfg, stem):
                                                   (":", "v", "B alone")))
         _style_legend(axes[0, 1], colors, names, (("-", "o", "|RSV| > 0.9"),
                                                   ("--", "s", "mean RSV")))
+        _linear_row(fig, outer[1], lpoints, lcfg, colors, names)
         return save(fig, stem)
+
+
+def _linear_row(fig, cell, lpoints, lcfg, colors, names):
+    """The delay of t_B against N in the linear networks, one panel per deficit: without
+    (black) and with (green) reconstruction, one line style per network, ρ = 0.5 filled and
+    ρ = 0 open markers."""
+    from matplotlib.lines import Line2D
+
+    row = cell.subgridspec(1, 3, wspace=0.4)
+    styles = dict(zip(lcfg["networks"], ("-", "--", "-.", ":")))
+    lengths = sorted(lcfg["lengths"])
+    for c, d in enumerate(lin.DEFICITS):
+        ax = fig.add_subplot(row[c])
+        for (L, Lf) in lcfg["networks"]:
+            for rho in lin.RHOS:
+                for w in (0.0, WEIGHT):
+                    sel = [next(p for p in lpoints if p["depth"] == L and p["fusion_layer"] == Lf
+                                and p["rho"] == rho and p["deficit"] == d and p["N"] == N
+                                and p["reconstruction_weight"] == w) for N in lengths]
+                    tb = np.array([np.nanmean(p["t_B_sim"]) for p in sel])
+                    ax.plot(lengths, tb - tb[0], color=colors[w], ls=styles[(L, Lf)], lw=0.9,
+                            marker="o", ms=3, mfc=colors[w] if rho else "white")
+        ax.plot(lengths, lengths, color="0.75", lw=0.6, zorder=0)
+        ax.set_title(f"linear networks: {d} of B", fontsize=7.5)
+        ax.set_xlabel("deficit length N (steps)")
+        ax.set_ylabel("delay of t_B (steps)")
+    handles = [Line2D([], [], color="0.3", ls=styles[k], lw=0.9, label=f"L = {k[0]}, L_f = {k[1]}")
+               for k in lcfg["networks"]]
+    handles += [Line2D([], [], color=colors[w], lw=1.2, label=names[w]) for w in colors]
+    handles += [Line2D([], [], color="0.3", marker="o", ls="", ms=3, mfc=m, label=lab)
+                for m, lab in (("0.3", "ρ = 0.5"), ("white", "ρ = 0"))]
+    ax.legend(handles=handles, fontsize=5, loc="upper left", handlelength=2.2)

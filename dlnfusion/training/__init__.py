@@ -20,3 +20,6 @@ __all__ = ["train", "simulate", "init_batch", "Trajectory", "STATUS", "METHODS",
            "param_labels", "fit", "sgd", "History", "FIT_LOSSES", "mode_strengths"]
 from .completion import COMPLETION_STATUS, CompletionRuns, train_completion  # noqa: E402
 __all__ += ["train_completion", "CompletionRuns", "COMPLETION_STATUS"]
+from .reconstruction import (ReconstructionRun, reconstruction_loss,  # noqa: E402
+                             train_reconstruction)
+__all__ += ["train_reconstruction", "ReconstructionRun", "reconstruction_loss"]

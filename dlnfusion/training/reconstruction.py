@@ -1,0 +1,228 @@
+"""Linear fusion networks trained at population level with a cross-source reconstruction
+objective (Kleinman, Achille & Soatto, CVPR 2023, Section 4.4), deficit windows included.
+
+For a fusion network with L_f ≥ 2, the pre-fusion representation of modality m is
+h_m = P_m x_m with P_m = W_m^{L_f−1} ⋯ W_m^1 (width × d_m). A linear decoder D_{m→k}
+(d_k × width) reconstructs x_k from h_m, and the objective is
+
+    L = ½⟨‖y − W x‖²⟩ + λ Σ_{m≠k} (1/d_k) ⟨‖D_{m→k} P_m x_m − x_k‖²⟩,
+
+the same per-coordinate mean squared error as :class:`~dlnfusion.networks.CrossReconstruction`
+on samples. With Σ = ⟨x xᵀ⟩ (blocks Σ_mk) every term is a function of the moments:
+
+    ⟨‖D P_m x_m − x_k‖²⟩ = tr(D P_m Σ_mm P_mᵀ Dᵀ) − 2 tr(D P_m Σ_mk) + tr Σ_kk,
+
+so training is exact full-batch gradient descent on any data with these moments, as the
+toolkit's population kernel for the task loss alone (the task part is
+:func:`dlnfusion.losses.squared_moments`). A :class:`~dlnfusion.interventions.Deficit` window
+(start and end in steps, per run) replaces the moments (delete, blur, dissociate) in both terms:
+a deleted source reconstructs nothing and is reconstructed from nothing useful, and under
+dissociation Σ_mk = 0 leaves the reconstruction no cross-source signal.
+
+:func:`train_reconstruction` runs every run of a batch in one compiled ``lax.scan`` over
+records, each a ``lax.scan`` over ``stride`` steps (no host synchronization per step), in
+float64. It records the task loss, the reconstruction error and each modality's progress toward
+its block of the global solution, ⟨W_m, W*_m⟩/‖W*_m‖² (the toolkit's "global" progress, whose
+half-way crossing is t_B); :meth:`ReconstructionRun.crossing` interpolates a crossing between
+records.
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import losses
+from ..interventions import schedule as sch
+from ..networks import NetworkSpec, Params, total_maps
+from ..precision import float64
+from ..stats import Stats
+from .objectives import Moments
+
+__all__ = ["train_reconstruction", "ReconstructionRun", "reconstruction_loss"]
+
+
+class ReconstructionRun(NamedTuple):
+    """Records of :func:`train_reconstruction`, runs first: ``time`` (T,) steps; ``loss``
+    (B, T) the task loss ½⟨‖y − ŷ‖²⟩ on the data in force; ``reconstruction`` (B, T) the
+    unweighted reconstruction error Σ_{m≠k} (1/d_k)⟨‖D P_m x_m − x_k‖²⟩; ``progress`` (B, T, M)
+    each modality's progress toward its block of the global solution of the run's own data;
+    ``params`` and ``decoders`` the final weights; ``diverged`` (B,)."""
+
+    time: np.ndarray
+    loss: np.ndarray
+    reconstruction: np.ndarray
+    progress: np.ndarray
+    params: Params
+    decoders: tuple
+    diverged: np.ndarray
+    names: tuple
+
+    def crossing(self, modality, level: float = 0.5) -> np.ndarray:
+        """(B,) the first time each run's progress of ``modality`` (name or index) reaches
+        ``level``, linearly interpolated between records; NaN if it never does."""
+        m = self.names.index(modality) if isinstance(modality, str) else int(modality)
+        p = self.progress[:, :, m]
+        out = np.full(p.shape[0], np.nan)
+        for i, row in enumerate(p):
+            hit = np.nonzero(row >= level)[0]
+            if hit.size == 0:
+                continue
+            j = hit[0]
+            if j == 0:
+                out[i] = self.time[0]
+                continue
+            a, b = row[j - 1], row[j]
+            out[i] = self.time[j - 1] + (level - a) / (b - a) * (self.time[j] - self.time[j - 1])
+        return out
+
+
+def _pairs(M):
+    return tuple((m, k) for m in range(M) for k in range(M) if m != k)
+
+
+def _pre_fusion(params: Params, m: int):
+    layers = params.branches[m][:-1]            # the fusion layer's W_m^{L_f} is left out
+    P = layers[0]
+    for W in layers[1:]:
+        P = W @ P
+    return P
+
+
+def reconstruction_loss(spec: NetworkSpec, params: Params, decoders, data: Moments):
+    """Σ_{m≠k} (1/d_k)⟨‖D_{m→k} P_m x_m − x_k‖²⟩ from the moments (one run, no batch axis)."""
+    offsets = np.concatenate([[0], np.cumsum(spec.input_dims)])
+    blk = lambda i, j: data.sigma[offsets[i]:offsets[i + 1], offsets[j]:offsets[j + 1]]  # noqa: E731
+    total = 0.0
+    for (m, k), D in zip(_pairs(spec.n_modalities), decoders):
+        A = D @ _pre_fusion(params, m)          # (d_k, d_m): x_m ↦ reconstruction of x_k
+        err = jnp.trace(A @ blk(m, m) @ A.T) - 2 * jnp.trace(A @ blk(m, k)) + jnp.trace(blk(k, k))
+        total = total + err / spec.input_dims[k]
+    return total
+
+
+def _task_loss(spec, params, data: Moments):
+    maps = total_maps(spec, params)
+    W = jnp.concatenate(maps, axis=1)
+    return losses.squared_moments(W, data.sigma, data.w_star, data.l_star), maps
+
+
+@partial(jax.jit, static_argnames=("spec", "plan", "n_records", "stride"))
+def _run(params, decoders, base, lr, weight, sched, *, spec, plan, n_records, stride):
+    def one_run(p, dec, own, eta, lam, sc):
+        def objective(pd, n):
+            data = own
+            if plan is not None:
+                data = sch.current_data(plan, sch.active(sc, n), own, sc)
+            task, maps = _task_loss(spec, pd[0], data)
+            rec = reconstruction_loss(spec, pd[0], pd[1], data)
+            return task + lam * rec, (task, rec, maps)
+
+        grad = jax.value_and_grad(objective, has_aux=True)
+
+        def step(carry, n):
+            pd, dead = carry
+            (_, (task, rec, maps)), g = grad(pd, n.astype(sc.start.dtype))
+            new = jax.tree_util.tree_map(lambda a, b: a - eta * b, pd, g)
+            bad = dead | ~jnp.isfinite(task + rec)
+            keep = jax.tree_util.tree_map(lambda a, b: jnp.where(bad, b, a), new, pd)
+            return (keep, bad), (task, rec, maps)
+
+        def record(carry, r):
+            carry, out = jax.lax.scan(step, carry, r * stride + jnp.arange(stride))
+            return carry, jax.tree_util.tree_map(lambda a: a[0], out)
+
+        (pd, dead), (task, rec, maps) = jax.lax.scan(record, ((p, dec), jnp.asarray(False)),
+                                                     jnp.arange(n_records))
+        return pd, dead, task, rec, maps
+
+    return jax.vmap(one_run)(params, decoders, base, lr, weight, sched)
+
+
+def train_reconstruction(spec: NetworkSpec, stats, params: Params, *, weight, lr,
+                         steps: int, stride: int = 1, decoder_scale: float = 1e-9,
+                         seed: int = 0, interventions: Sequence | None = None
+                         ) -> ReconstructionRun:
+    """Population-level gradient descent on the task loss plus λ times the cross-source
+    reconstruction error (module docstring), for a batch of B runs.
+
+    ``stats``: one :class:`~dlnfusion.stats.Stats` or one per run; ``params``: batched initial
+    weights (:func:`dlnfusion.init_batch`); ``weight`` (λ ≥ 0) and ``lr``: a number or one per
+    run; ``steps`` a multiple of ``stride`` (records at 0, stride, ..., steps − stride: the
+    state before each of those steps); decoders start i.i.d. normal with standard deviation
+    ``decoder_scale`` from ``seed`` (run b uses fold_in(seed, b)); ``interventions``:
+    :class:`~dlnfusion.interventions.Deficit` windows (start and end in steps, scalar or per
+    run) with Stats data.
+    """
+    if not isinstance(spec, NetworkSpec):
+        raise ValueError(f"spec must be a NetworkSpec, got {type(spec).__name__}")
+    if not spec.is_linear:
+        raise ValueError("train_reconstruction trains linear networks (population moments)")
+    if spec.fusion_layer < 2:
+        raise ValueError("cross-source reconstruction needs at least one layer before fusion "
+                         f"(fusion_layer >= 2), got {spec.fusion_layer}")
+    if spec.n_modalities < 2:
+        raise ValueError("cross-source reconstruction needs at least two modalities")
+    B = int(np.shape(params.branches[0][0])[0])
+    runs = [stats] * B if isinstance(stats, Stats) else list(stats)
+    if len(runs) != B or not all(isinstance(s, Stats) for s in runs):
+        raise ValueError(f"stats must be one Stats or one per run ({B})")
+    for s in runs:
+        if tuple(s.dims) != tuple(spec.input_dims) or s.output_dim != spec.output_dim:
+            raise ValueError(f"stats have modality dims {tuple(s.dims)} and output dim "
+                             f"{s.output_dim}; the network takes {tuple(spec.input_dims)} and "
+                             f"{spec.output_dim}")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1 \
+            or steps % stride:
+        raise ValueError(f"stride must be a positive integer dividing steps ({steps}), got "
+                         f"{stride!r}")
+    lam = np.broadcast_to(np.asarray(weight, float), (B,)).copy()
+    if np.any(~np.isfinite(lam)) or np.any(lam < 0):
+        raise ValueError(f"weight must be finite and >= 0, got {weight!r}")
+    eta = np.broadcast_to(np.asarray(lr, float), (B,)).copy()
+    if np.any(~np.isfinite(eta)) or np.any(eta <= 0):
+        raise ValueError(f"lr must be positive and finite, got {lr!r}")
+    sd = float(decoder_scale)
+    if not np.isfinite(sd) or sd <= 0:
+        raise ValueError(f"decoder_scale must be positive and finite, got {decoder_scale!r}")
+    windows = list(interventions or ())
+    for k, w in enumerate(windows):
+        if not isinstance(w, sch.Deficit):
+            raise ValueError(f"interventions: train_reconstruction takes Deficit windows only "
+                             f"(window {k} is a {type(w).__name__})")
+    plan, sched = (None, None)
+    if windows:
+        plan, sched = sch.compile_schedule(spec, windows, runs, Moments)
+    M, width = spec.n_modalities, spec.branch_dims[0][spec.fusion_layer - 1]
+    with float64():
+        keys = [jax.random.fold_in(jax.random.PRNGKey(int(seed)), b) for b in range(B)]
+        decoders = tuple(
+            jnp.stack([sd * jax.random.normal(jax.random.fold_in(key, j),
+                                              (spec.input_dims[k], width), jnp.float64)
+                       for key in keys])
+            for j, (m, k) in enumerate(_pairs(M)))
+        base = jax.tree_util.tree_map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]),
+                                      *[Moments.of(s) for s in runs])
+        p = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), params)
+        sc = sch.Schedule(jnp.zeros((B, 0)), jnp.zeros((B, 0)), (), ()) if sched is None else \
+            jax.tree_util.tree_map(jnp.asarray, sched)
+        (pf, df), dead, task, rec, maps = _run(
+            p, decoders, base, jnp.asarray(eta), jnp.asarray(lam), sc, spec=spec, plan=plan,
+            n_records=steps // stride, stride=int(stride))
+        ref = [s.global_solution() for s in runs]
+        offsets = np.concatenate([[0], np.cumsum(spec.input_dims)])
+        prog = np.zeros(np.shape(task) + (M,))
+        for m in range(M):
+            Wm = np.asarray(maps[m])                                    # (B, T, d_out, d_m)
+            R = np.stack([r[:, offsets[m]:offsets[m + 1]] for r in ref])  # (B, d_out, d_m)
+            nrm = np.sum(R * R, axis=(1, 2))
+            prog[:, :, m] = np.einsum("btij,bij->bt", Wm, R) / np.where(nrm > 0, nrm, np.nan)[:, None]
+        return ReconstructionRun(np.arange(0, steps, stride), np.asarray(task), np.asarray(rec),
+                                 prog, jax.tree_util.tree_map(np.asarray, pf),
+                                 tuple(np.asarray(d) for d in df), np.asarray(dead),
+                                 tuple(spec.names))
