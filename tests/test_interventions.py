@@ -336,3 +336,18 @@ def test_pathway_constructors_errors():
         dln.data.hierarchy().repeated(0)
     with pytest.raises(ValueError, match="levels must be a positive integer"):
         dln.data.hierarchy_items(0)
+
+
+@pytest.mark.parametrize("method", ["gd", "gf"])
+def test_no_convergence_on_a_deficits_data(method):
+    """A deficit whose data the initial network already fits (target 0: loss ≈ 1e-18 at
+    initialization) must not stop the run: convergence counts on the run's own data only."""
+    st = Stats.scalar_toy(2.0, 1.0, 0.0)
+    trivial = Stats.from_teacher(st.sigma, np.zeros((1, 2)), dims=(1, 1))
+    spec = NetworkSpec.fusion(2, 2, width=8)
+    params = init_batch(spec, [0], "normal", 1e-6)
+    tr = train(spec, st, params, lr=0.04, method=method, max_steps=3000, stride=10,
+               stop_loss=1e-4, interventions=[Deficit(trivial, start=0, end=50)])
+    assert tr.status_names()[0] == "converged"
+    assert tr.stop_time[0] > 50 and tr.final_loss[0] < 1e-4
+    assert np.isfinite(tr.crossing("B", "global")[0])

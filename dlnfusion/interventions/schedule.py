@@ -44,7 +44,7 @@ from ..networks import NetworkSpec
 from ..stats import Dataset, Stats
 
 __all__ = ["Deficit", "Gate", "Lesion", "Plan", "Schedule", "compile_schedule", "active",
-           "current_data", "project", "frozen", "WINDOW_KINDS"]
+           "current_data", "in_deficit", "project", "frozen", "WINDOW_KINDS"]
 
 WINDOW_KINDS = ("deficit", "gate", "lesion")
 
@@ -295,6 +295,12 @@ def current_data(plan: Plan, on, base, sched: Schedule):
             alt = sched.data[plan.slots[k]]
             d = jax.tree_util.tree_map(lambda a, b: jnp.where(on[k], b, a), d, alt)
     return d
+
+
+def in_deficit(plan: Plan, on):
+    """Whether a deficit window is active (a boolean scalar; False without deficits)."""
+    flags = [on[k] for k, kind in enumerate(plan.kinds) if kind == "deficit"]
+    return jnp.any(jnp.stack(flags)) if flags else jnp.asarray(False)
 
 
 def _apply(P, W, side):

@@ -136,7 +136,9 @@ def train(spec: NetworkSpec, data, params: Params, *, lr=0.04, method: str = "gd
         relative/absolute tolerances ``rtol``/``atol``).
     max_steps : step budget (gradient flow: final time, in the same units; may be a float).
     stride : record every ``stride`` steps (gradient flow: every ``stride`` time units).
-    stop_loss : a run stops once its loss is below this (None: never).
+    stop_loss : a run stops once its loss is below this (None: never); not while a
+        :class:`~dlnfusion.interventions.Deficit` window is in force (the loss there is that of
+        the deficit's data, which a run may fit before it has learned its own task).
     diverge_loss : a run whose loss exceeds this, or is not finite, is marked diverged.
     loss : "squared" or "logistic" (ln(1 + e^{−yŷ}), summed over outputs). With Stats, the
         logistic loss is the exact expectation for Gaussian inputs and a target jointly

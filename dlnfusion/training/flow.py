@@ -77,7 +77,10 @@ def gf_kernel(params, data, moments, lr, sched, observables, ts, stop_loss, dive
 
         def stop(t, y, args, **kwargs):
             loss = loss_at(t, y)
-            return ~(loss >= stop_loss) | (loss > diverge_loss)
+            converged = ~(loss >= stop_loss)
+            if plan is not None and plan.has("deficit"):    # not on a deficit's data
+                converged = converged & ~sch.in_deficit(plan, sch.active(sc, t))
+            return converged | (loss > diverge_loss)
 
         if plan is None:
             controller = diffrax.PIDController(rtol=rtol, atol=atol)

@@ -4,7 +4,8 @@ Inside one step of one run, in this order: the interventions in force at step n 
 carries a schedule, :mod:`dlnfusion.interventions`: the active deficit's data, the active
 lesions' projections of the weights, the gates' frozen matrices); the loss, total maps and
 gradient at the current weights; the snapshot observables see (records every ``stride`` steps, crossings every step);
-the stopping checks (converged: loss < ``stop_loss``; diverged: non-finite loss or loss >
+the stopping checks (converged: loss < ``stop_loss``, never while a deficit window is in
+force; diverged: non-finite loss or loss >
 ``diverge_loss``; budget: ``max_steps``); the update, for the runs still stepping. A stopped run
 is frozen, so the other runs' results do not depend on it. Nothing is synchronized with the
 host inside the loop.
@@ -61,17 +62,17 @@ def _write(buffers, value, idx, live):
 
 
 def _intervene(plan, sched, n, params, data):
-    """The weights (active lesions applied), the data in force and the frozen matrices at
-    step n (``frozen`` None without gates)."""
+    """The weights (active lesions applied), the data in force, the frozen matrices at
+    step n (``frozen`` None without gates) and whether a deficit window is in force."""
     if plan is None:
-        return params, data, None
+        return params, data, None, False
     on = sch.active(sched, n.astype(sched.start.dtype))
     mats, tree = jax.tree_util.tree_flatten(params)      # Params leaves = matrices, in order
     if plan.has("lesion"):
         params = jax.tree_util.tree_unflatten(tree, sch.project(plan, on, sched, mats))
     data = sch.current_data(plan, on, data, sched) if plan.has("deficit") else data
     frozen = sch.frozen(plan, on, len(mats)) if plan.has("gate") else None
-    return params, data, frozen
+    return params, data, frozen, sch.in_deficit(plan, on)
 
 
 def _per_matrix(frozen, fn, *trees):
@@ -97,7 +98,7 @@ def gd_segment(state: LoopState, data, moments, lr, sched, observables, stop_los
     last = jnp.minimum(n_stop, max_steps)
 
     def run_step(n, rs: RunState, d, mo, eta, sc) -> RunState:
-        params, d, frozen = _intervene(plan, sc, n, rs.params, d)
+        params, d, frozen, in_deficit = _intervene(plan, sc, n, rs.params, d)
         (loss, maps), grads = value_and_grad(params, d)
         if frozen is not None:   # a gated matrix receives no gradient ...
             grads = _per_matrix(frozen, lambda f, g: jnp.where(f, 0.0, g), grads)
@@ -116,7 +117,9 @@ def gd_segment(state: LoopState, data, moments, lr, sched, observables, stop_los
             cross[k] = CrossingState(jnp.where(active, value, c.prev), times)
 
         finite = jnp.isfinite(loss)
-        conv = active & finite & (loss < stop_loss)
+        # convergence counts on the run's own data only: inside a deficit window the loss is
+        # that of other data, which a run may fit long before it has learned its task
+        conv = active & finite & (loss < stop_loss) & ~in_deficit
         div = active & (~finite | (loss > diverge_loss))
         budget = active & ~conv & ~div & (n >= max_steps)
         status = jnp.where(conv, CONVERGED, jnp.where(div, DIVERGED, rs.status))
