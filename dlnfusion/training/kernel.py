@@ -65,7 +65,7 @@ def _intervene(plan, sched, n, params, data):
     """The weights (active lesions applied), the data in force, the frozen matrices at
     step n (``frozen`` None without gates) and whether a deficit window is in force."""
     if plan is None:
-        return params, data, None, False
+        return params, data, None, jnp.asarray(False)
     on = sch.active(sched, n.astype(sched.start.dtype))
     mats, tree = jax.tree_util.tree_flatten(params)      # Params leaves = matrices, in order
     if plan.has("lesion"):
