@@ -31,19 +31,28 @@ samples per source; dead units, which respond to neither view, are counted apart
 |RSV| > 0.9. Sweeps: N ∈ {0, 5, 10, 25, 50, 100} at n_pre = 2; and n_pre ∈ {1, 2, 3, 4} at
 N ∈ {0, 50} (the paper's Figure 5, center).
 
-Quick mode: 2 seeds, N ∈ {0, 10, 50}, a 50-epoch budget, depths n_pre ∈ {1, 4} at N ∈ {0, 25}.
-It checks the pipeline; its differences are within the seed scatter.
+Conditions (full mode; the issue's question: where does an effect that is absent by default
+appear?): width 32 and 256, learning rate 0.01, and Gaussian pixel noise of standard deviation
+1 on both views of every training batch, each at n_pre ∈ {1, 4} and N ∈ {0, 50}. The JSON's
+``claims_by_condition`` answers the depth claim under each; the last panel shows the extra
+accuracy the deficit costs the deepest stack over the shallowest (± 2 s.e.).
+
+Quick mode: 2 seeds, N ∈ {0, 10, 25}, a 40-epoch budget, depths n_pre ∈ {1, 3} at N ∈ {0, 25},
+one condition (width 32). It checks the pipeline; its differences are within the seed scatter.
 """
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+import jax
+
 from dlnfusion import FusionMLP
 from dlnfusion.compare import POLARIZED, deficit_sweep, rsv_histogram
-from dlnfusion.data import digit_halves
+from dlnfusion.data import FusionTask, digit_halves
 from dlnfusion.interventions import ImageBlur, ViewDissociation
 from dlnfusion.plot import PALETTE, paper_style, save
 
@@ -59,7 +68,14 @@ DEFICITS = ("blur", "dissociate")
 BLUR_FACTOR = 4
 FULL = dict(seeds=5, lengths=(0, 5, 10, 25, 50, 100), budget=100, depths=(1, 2, 3, 4),
             depth_lengths=(0, 50))
-QUICK = dict(seeds=2, lengths=(0, 10, 50), budget=50, depths=(1, 4), depth_lengths=(0, 25))
+QUICK = dict(seeds=2, lengths=(0, 10, 25), budget=40, depths=(1, 3), depth_lengths=(0, 25))
+#: Other conditions (full mode), each at the shallowest and deepest pre-fusion stack and the
+#: depth sweep's lengths: where does the depth effect (or a dissociation effect) appear?
+#: ``noise``: Gaussian pixel noise of this standard deviation (standardized pixels) added to
+#: both views of every training batch, throughout training.
+CONDITIONS = {"width 32": dict(width=32), "width 256": dict(width=256),
+              "lr 0.01": dict(lr=0.01), "pixel noise 1": dict(noise=1.0)}
+QUICK_CONDITIONS = {"width 32": dict(width=32)}
 N_RSV = 64
 BINS = 20
 
@@ -72,9 +88,30 @@ def transform(deficit: str):
     raise ValueError(f"deficit must be one of {DEFICITS}, got {deficit!r}")
 
 
-def network(task, n_pre: int) -> FusionMLP:
+def network(task, n_pre: int, width: int | None = None) -> FusionMLP:
     dims = tuple(int(np.prod(s)) for s in task.input_shapes)
-    return FusionMLP(dims, depth=n_pre + 3, fusion_layer=n_pre + 1, width=WIDTH)
+    return FusionMLP(dims, depth=n_pre + 3, fusion_layer=n_pre + 1,
+                     width=WIDTH if width is None else width)
+
+
+@dataclass(frozen=True)
+class PixelNoise:
+    """Gaussian noise of standard deviation ``std`` on every view of a training batch."""
+
+    std: float
+
+    def __call__(self, key, xs):
+        keys = jax.random.split(key, len(xs))
+        return tuple(x + self.std * jax.random.normal(k, x.shape, x.dtype)
+                     for k, x in zip(keys, xs))
+
+
+def noisy(task, std: float):
+    """``task`` with :class:`PixelNoise` on its training batches."""
+    info = dict(task.info, pixel_noise=std)
+    return FusionTask(task.train_x, task.train_y, task.test_x, task.test_y,
+                      n_classes=task.n_classes, names=task.names, corrupt=PixelNoise(std),
+                      info=info)
 
 
 def rsv_layers(model) -> tuple:
@@ -83,32 +120,19 @@ def rsv_layers(model) -> tuple:
     return spec.depth - 1, spec.fusion_layer
 
 
-def sweep(model, task, deficit, lengths, seeds, budget):
-    """One deficit at every length for ``seeds``: a DeficitSweep."""
-    return deficit_sweep(model, task, transform(deficit), lengths, seeds, budget=budget,
-                         layers=rsv_layers(model), lr=LR, momentum=MOMENTUM, batch_size=BATCH,
-                         n_rsv=N_RSV)
+def sweep(model, task, lengths, seeds, budget, lr=LR):
+    """Every deficit at every length for ``seeds``: a DeficitSweep (one compiled loop)."""
+    return deficit_sweep(model, task, [transform(d) for d in DEFICITS], lengths, seeds,
+                         budget=budget, layers=rsv_layers(model), lr=lr, momentum=MOMENTUM,
+                         batch_size=BATCH, n_rsv=N_RSV)
 
 
-def _rsv_point(sw, layer, i) -> dict:
-    r = sw.rsv[layer][i]
-    hist, _ = rsv_histogram(r, bins=BINS)
-    return {"polarized": sw.polarized[layer][i].tolist(),
-            "mean_rsv": sw.mean_rsv[layer][i].tolist(),
-            "mean_abs_rsv": np.nanmean(np.abs(r), axis=-1).tolist(),
-            "dead": sw.dead[layer][i].tolist(), "rsv_histogram": hist.tolist()}
-
-
-def sweep_deficits(model, task, lengths, seeds, budget, **extra) -> list:
-    """Every deficit at every length; the undisturbed runs (N = 0) are trained once and their
-    point is listed under every deficit (``"shared": true`` on the copies)."""
+def sweep_deficits(model, task, lengths, seeds, budget, lr=LR, **extra) -> list:
+    """JSON points of every deficit at every length (``extra`` goes into every point)."""
+    sw = sweep(model, task, lengths, seeds, budget, lr)
     points = []
     for k, d in enumerate(DEFICITS):
-        todo = [n for n in lengths if n > 0 or k == 0]
-        pts = points_of(sweep(model, task, d, todo, seeds, budget), d, **extra)
-        if k:
-            pts = [dict(p, deficit=d, shared=True) for p in points
-                   if p["deficit"] == DEFICITS[0] and p["N"] == 0] + pts
+        pts = points_of(sw, k, d, **extra)
         points += pts
         print(f"  {d:10s} {extra}: " + "; ".join(
             f"N={p['N']}: acc {np.mean(p['test_acc']):.3f}, B alone "
@@ -117,19 +141,28 @@ def sweep_deficits(model, task, lengths, seeds, budget, **extra) -> list:
     return points
 
 
-def points_of(sw, deficit, **extra) -> list:
-    """One JSON point per length of a DeficitSweep."""
+def _rsv_point(sw, layer, k, i) -> dict:
+    r = sw.rsv[layer][k, i]
+    hist, _ = rsv_histogram(r, bins=BINS)
+    return {"polarized": sw.polarized[layer][k, i].tolist(),
+            "mean_rsv": sw.mean_rsv[layer][k, i].tolist(),
+            "mean_abs_rsv": np.nanmean(np.abs(r), axis=-1).tolist(),
+            "dead": sw.dead[layer][k, i].tolist(), "rsv_histogram": hist.tolist()}
+
+
+def points_of(sw, k, deficit, **extra) -> list:
+    """One JSON point per length of deficit k of a DeficitSweep."""
     last, fusion = sw.layers
     out = []
     for i, N in enumerate(sw.lengths):
         out.append({"deficit": deficit, **extra, "N": int(N),
                     "seeds": list(sw.seeds), "budget": sw.budget,
-                    "test_acc": sw.test_acc[i].tolist(),
-                    "unimodal_acc_A": sw.unimodal_acc[i, :, 0].tolist(),
-                    "unimodal_acc_B": sw.unimodal_acc[i, :, 1].tolist(),
-                    "diverged": sw.diverged[i].tolist(), "rsv_layer": last,
-                    **_rsv_point(sw, last, i),
-                    "fusion_layer": {"layer": fusion, **_rsv_point(sw, fusion, i)}})
+                    "test_acc": sw.test_acc[k, i].tolist(),
+                    "unimodal_acc_A": sw.unimodal_acc[k, i, :, 0].tolist(),
+                    "unimodal_acc_B": sw.unimodal_acc[k, i, :, 1].tolist(),
+                    "diverged": sw.diverged[k, i].tolist(), "rsv_layer": last,
+                    **_rsv_point(sw, last, k, i),
+                    "fusion_layer": {"layer": fusion, **_rsv_point(sw, fusion, k, i)}})
     return out
 
 
@@ -145,11 +178,42 @@ def _delta(a, b):
     return float(np.mean(d)), se
 
 
+def _at(points, d, n_pre, N, condition="default"):
+    return next(p for p in points if p["deficit"] == d and p["n_pre"] == n_pre
+                and p["N"] == N and p["condition"] == condition)
+
+
+def _depth_claim(points, d, depths, depth_lengths, condition="default") -> dict:
+    """Accuracy lost to the deficit (N = max vs min of ``depth_lengths``) at every n_pre, and
+    whether it grows from the shallowest to the deepest stack by more than 2 s.e."""
+    drops = {}
+    for n_pre in depths:
+        a = _at(points, d, n_pre, min(depth_lengths), condition)
+        b = _at(points, d, n_pre, max(depth_lengths), condition)
+        m, se = _delta(b["test_acc"], a["test_acc"])     # accuracy lost to the deficit
+        pm, pse = _delta(a["polarized"], b["polarized"])
+        fm, fse = _delta(a["fusion_layer"]["polarized"], b["fusion_layer"]["polarized"])
+        drops[str(n_pre)] = {"accuracy_drop": m, "accuracy_drop_se": se,
+                             "polarized_change": pm, "polarized_change_se": pse,
+                             "fusion_polarized_change": fm, "fusion_polarized_change_se": fse}
+    first, last = drops[str(min(depths))], drops[str(max(depths))]
+    diff = last["accuracy_drop"] - first["accuracy_drop"]
+    se = float(np.hypot(first["accuracy_drop_se"], last["accuracy_drop_se"]))
+    return {"N": list(depth_lengths), "by_n_pre": drops, "drop_difference": diff,
+            "drop_difference_se": se, "holds": bool(diff > 2 * se) if np.isfinite(se) else None}
+
+
+def condition_claims(points, conditions, depths, depth_lengths) -> dict:
+    """Per condition and deficit: the depth claim at the shallowest and deepest stack."""
+    ends = (min(depths), max(depths))
+    return {c: {d: _depth_claim(points, d, ends, depth_lengths, c) for d in DEFICITS}
+            for c in conditions}
+
+
 def claims(points, lengths, depths, depth_lengths) -> dict:
     """The paper's two claims, answered from the points (paired differences over seeds)."""
     def at(d, n_pre, N):
-        return next(p for p in points if p["deficit"] == d and p["n_pre"] == n_pre
-                    and p["N"] == N)
+        return _at(points, d, n_pre, N)
     out = {}
     n0, n1 = min(lengths), max(lengths)
     for d in DEFICITS:
@@ -164,20 +228,12 @@ def claims(points, lengths, depths, depth_lengths) -> dict:
             "test_acc_change": da, "test_acc_change_se": se_a,
             "unimodal_B_change": dub, "unimodal_B_change_se": se_ub,
             "holds": bool(dp > 2 * se_p) if np.isfinite(se_p) else None}
-        drops = {}
-        for n_pre in depths:
-            a, b = at(d, n_pre, min(depth_lengths)), at(d, n_pre, max(depth_lengths))
-            m, se = _delta(b["test_acc"], a["test_acc"])     # accuracy lost to the deficit
-            pm, pse = _delta(a["polarized"], b["polarized"])
-            drops[str(n_pre)] = {"accuracy_drop": m, "accuracy_drop_se": se,
-                                 "polarized_change": pm, "polarized_change_se": pse}
-        first, last = drops[str(min(depths))], drops[str(max(depths))]
-        diff = last["accuracy_drop"] - first["accuracy_drop"]
-        se = float(np.hypot(first["accuracy_drop_se"], last["accuracy_drop_se"]))
-        out[f"{d}: deeper pre-fusion stacks suffer more"] = {
-            "N": list(depth_lengths), "by_n_pre": drops, "drop_difference": diff,
-            "drop_difference_se": se,
-            "holds": bool(diff > 2 * se) if np.isfinite(se) else None}
+        fp, se_f = _delta(a["fusion_layer"]["polarized"], b["fusion_layer"]["polarized"])
+        out[f"{d}: long deficit polarizes"].update(
+            fusion_polarized_change=fp, fusion_polarized_change_se=se_f,
+            holds_at_fusion_layer=bool(fp > 2 * se_f) if np.isfinite(se_f) else None)
+        out[f"{d}: deeper pre-fusion stacks suffer more"] = _depth_claim(
+            points, d, depths, depth_lengths)
     return out
 
 
@@ -192,21 +248,33 @@ def run(out: Path, quick: bool = False, mnist=None) -> dict:
         if n_pre == N_PRE:
             lengths = sorted(set(cfg["lengths"]) | set(lengths))
         points += sweep_deficits(network(task, n_pre), task, lengths, seeds, cfg["budget"],
-                                 n_pre=n_pre)
+                                 n_pre=n_pre, condition="default")
+    conditions = QUICK_CONDITIONS if quick else CONDITIONS
+    ends = (min(cfg["depths"]), max(cfg["depths"]))
+    for name, cond in conditions.items():
+        t = noisy(task, cond["noise"]) if "noise" in cond else task
+        for n_pre in ends:
+            points += sweep_deficits(network(t, n_pre, cond.get("width")), t,
+                                     cfg["depth_lengths"], seeds, cfg["budget"],
+                                     lr=cond.get("lr", LR), n_pre=n_pre, condition=name)
     answers = claims(points, cfg["lengths"], cfg["depths"], cfg["depth_lengths"])
+    by_condition = condition_claims(points, ["default"] + list(conditions), cfg["depths"],
+                                    cfg["depth_lengths"])
     payload = {"id": ID, "title": TITLE, "quick": quick, "task": task.info,
                "network": {"width": WIDTH, "n_pre": N_PRE, "depth": "n_pre + 3",
                            "fusion_layer": "n_pre + 1", "rsv_layer": "depth - 1"},
                "training": {"lr": LR, "momentum": MOMENTUM, "batch_size": BATCH,
                             "budget": cfg["budget"], "blur_factor": BLUR_FACTOR},
                "polarized_threshold": POLARIZED, "rsv_samples": N_RSV, "bins": BINS,
-               "points": points, "claims": answers,
+               "conditions": conditions, "points": points, "claims": answers,
+               "claims_by_condition": by_condition,
                "seconds": time.perf_counter() - t0}
     summary = {k: {kk: v[kk] for kk in v if kk in ("holds", "polarized_change",
                                                    "drop_difference", "test_acc_change")}
                for k, v in answers.items()}
     return write_outputs(out, ID, payload,
-                         lambda stem: figure(points, cfg, stem, answers), summary)
+                         lambda stem: figure(points, cfg, stem, answers, by_condition),
+                         summary)
 
 
 def _hist_row(fig, gs_row, points, d, lengths, color, label):
@@ -214,13 +282,14 @@ def _hist_row(fig, gs_row, points, d, lengths, color, label):
     axes = []
     for j, N in enumerate(lengths):
         ax = fig.add_subplot(gs_row[j])
-        p = next(p for p in points if p["deficit"] == d and p["n_pre"] == N_PRE and p["N"] == N)
+        p = _at(points, d, N_PRE, N)
         ax.bar(edges[:-1], p["rsv_histogram"], width=np.diff(edges), align="edge", color=color,
                edgecolor="white", lw=0.3)
         ax.set_xlim(-1, 1)
         ax.set_ylim(0, 0.45)
         ax.set_title(f"N = {N}", fontsize=7)
         ax.set_xticks([-1, 0, 1])
+        ax.set_xticklabels(["−1", "0", "1"], fontsize=6)
         if j:
             ax.set_yticklabels([])
         else:
@@ -242,58 +311,77 @@ def _style_legend(ax, colors, names, styles, loc="best"):
     ax.legend(handles=handles, fontsize=5.5, loc=loc, handlelength=2.2)
 
 
-def figure(points, cfg, stem, answers):
-    import matplotlib.pyplot as plt
+def _legend_below(ax, styles):
+    """A legend of line styles under an axis."""
+    from matplotlib.lines import Line2D
 
-    lengths = sorted({p["N"] for p in points if p["n_pre"] == N_PRE})
+    handles = [Line2D([], [], color="0.3", ls=ls, marker=m, ms=3, lw=0.9, label=lab)
+               for ls, m, lab in styles]
+    ax.legend(handles=handles, fontsize=5.5, loc="upper center", handlelength=2.2,
+              bbox_to_anchor=(0.5, -0.3), ncol=1)
+
+
+def figure(points, cfg, stem, answers, by_condition):
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    lengths = sorted({p["N"] for p in points if p["n_pre"] == N_PRE
+                      and p["condition"] == "default"})
     colors = {"blur": PALETTE[5], "dissociate": PALETTE[4]}
     names = {"blur": "blur", "dissociate": "dissociation"}
+    ew = dict(capsize=1.5, lw=0.9, elinewidth=0.6)
     with paper_style():
-        fig = plt.figure(figsize=(7.0, 6.4))
+        fig = plt.figure(figsize=(7.0, 7.0))
         outer = fig.add_gridspec(3, 1, height_ratios=(1, 1, 1.35), hspace=0.55)
         for r, d in enumerate(DEFICITS):
-            _hist_row(fig, outer[r].subgridspec(1, len(lengths), wspace=0.12), points, d,
+            _hist_row(fig, outer[r].subgridspec(1, len(lengths), wspace=0.22), points, d,
                       lengths, colors[d], names[d])
-        bottom = outer[2].subgridspec(1, 3, wspace=0.45)
-        ax_acc, ax_pol, ax_depth = (fig.add_subplot(bottom[k]) for k in range(3))
+        bottom = outer[2].subgridspec(1, 4, wspace=0.55)
+        ax_acc, ax_pol, ax_depth, ax_cond = (fig.add_subplot(bottom[k]) for k in range(4))
         for d in DEFICITS:
-            sel = [next(p for p in points if p["deficit"] == d and p["n_pre"] == N_PRE
-                        and p["N"] == N) for N in lengths]
-            for key, ls, mark, lab in (("test_acc", "-", "o", "both views"),
-                                       ("unimodal_acc_B", ":", "v", "B alone"),
-                                       ("unimodal_acc_A", "--", "^", "A alone")):
+            sel = [_at(points, d, N_PRE, N) for N in lengths]
+            for key, ls, mark in (("test_acc", "-", "o"), ("unimodal_acc_B", ":", "v"),
+                                  ("unimodal_acc_A", "--", "^")):
                 ms = np.array([_ms(p[key]) for p in sel])
                 ax_acc.errorbar(lengths, ms[:, 0], yerr=ms[:, 1], color=colors[d], ls=ls,
-                                marker=mark, ms=3, capsize=1.5, lw=0.9, elinewidth=0.6)
-            ms = np.array([_ms(p["polarized"]) for p in sel])
-            ax_pol.errorbar(lengths, ms[:, 0], yerr=ms[:, 1], color=colors[d], marker="o",
-                            ms=3, capsize=1.5, lw=0.9, elinewidth=0.6)
-            ms = np.array([_ms(p["mean_rsv"]) for p in sel])
-            ax_pol.errorbar(lengths, ms[:, 0], yerr=ms[:, 1], color=colors[d], marker="s",
-                            ms=3, ls="--", capsize=1.5, lw=0.9, elinewidth=0.6)
-            ms = np.array([_ms(p["fusion_layer"]["mean_abs_rsv"]) for p in sel])
-            ax_pol.errorbar(lengths, ms[:, 0], yerr=ms[:, 1], color=colors[d], marker="D",
-                            ms=2.5, ls=":", capsize=1.5, lw=0.9, elinewidth=0.6)
+                                marker=mark, ms=3, **ew)
+            for get, ls, mark in ((lambda p: p["polarized"], "-", "o"),
+                                  (lambda p: p["mean_rsv"], "--", "s"),
+                                  (lambda p: p["fusion_layer"]["polarized"], ":", "D")):
+                ms = np.array([_ms(get(p)) for p in sel])
+                ax_pol.errorbar(lengths, ms[:, 0], yerr=ms[:, 1], color=colors[d], ls=ls,
+                                marker=mark, ms=2.8, **ew)
             drops = answers[f"{d}: deeper pre-fusion stacks suffer more"]["by_n_pre"]
             ks = sorted(int(k) for k in drops)
             ax_depth.errorbar(ks, [100 * drops[str(k)]["accuracy_drop"] for k in ks],
                               yerr=[100 * drops[str(k)]["accuracy_drop_se"] for k in ks],
-                              color=colors[d], marker="o", ms=3, capsize=1.5, lw=0.9,
-                              elinewidth=0.6, label=names[d])
+                              color=colors[d], marker="o", ms=3, **ew)
+            conds = list(by_condition)
+            x = np.arange(len(conds)) + (0.12 if d == DEFICITS[1] else -0.12)
+            ax_cond.errorbar(x, [100 * by_condition[c][d]["drop_difference"] for c in conds],
+                             yerr=[200 * by_condition[c][d]["drop_difference_se"]
+                                   for c in conds],
+                             color=colors[d], marker="o", ms=3, ls="", **ew)
         ax_acc.set_xlabel("deficit length N (epochs)")
         ax_acc.set_ylabel("final test accuracy")
-        _style_legend(ax_acc, colors, names, (("-", "o", "both views"), ("--", "^", "A alone"),
-                                             (":", "v", "B alone")))
+        _legend_below(ax_acc, (("-", "o", "both views"), ("--", "^", "A alone"),
+                               (":", "v", "B alone")))
         ax_pol.axhline(0, color="0.8", lw=0.5, zorder=0)
         ax_pol.set_xlabel("deficit length N (epochs)")
-        ax_pol.set_ylabel("RSV of the units (last hidden layer)")
-        _style_legend(ax_pol, colors, names, (("-", "o", "fraction |RSV| > 0.9"),
-                                             ("--", "s", "mean RSV"),
-                                             (":", "D", "mean |RSV|, fusion layer")))
+        ax_pol.set_ylabel("RSV of the units")
+        _legend_below(ax_pol, (("-", "o", "fraction |RSV| > 0.9"), ("--", "s", "mean RSV"),
+                               (":", "D", "fraction |RSV| > 0.9, fusion layer")))
         n_lo, n_hi = min(cfg["depth_lengths"]), max(cfg["depth_lengths"])
         ax_depth.axhline(0, color="0.8", lw=0.5, zorder=0)
         ax_depth.set_xlabel("layers before fusion")
         ax_depth.set_ylabel(f"accuracy lost, N = {n_hi} vs {n_lo} (%)")
         ax_depth.set_xticks(ks)
-        ax_depth.legend(fontsize=6)
+        ax_cond.axhline(0, color="0.8", lw=0.5, zorder=0)
+        ax_cond.set_xticks(np.arange(len(conds)))
+        ax_cond.set_xticklabels(conds, rotation=60, ha="right", fontsize=6)
+        ax_cond.set_ylabel(f"extra loss, {max(cfg['depths'])} vs {min(cfg['depths'])} "
+                           "layers (%, ± 2 s.e.)")
+        fig.legend(handles=[Line2D([], [], color=colors[d], lw=1.4, label=names[d])
+                            for d in DEFICITS], loc="upper center", ncol=2, fontsize=7,
+                   bbox_to_anchor=(0.5, 1.02))
         return save(fig, stem)

@@ -239,27 +239,33 @@ def test_layer_activity_of_a_reconstruction_model(task):
 # ---------------------------------------------------------------------- sweeps
 def test_deficit_sweep_measures(task):
     model = _small(n_pre=1)
-    sw = deficit_sweep(model, task, ImageBlur("B", 4), (0, 2), (0, 1), budget=2,
-                       layers=(3, 2), n_rsv=16, **_kw())
-    assert sw.test_acc.shape == (2, 2) and sw.unimodal_acc.shape == (2, 2, 2)
-    assert sw.layers == (3, 2) and sw.rsv[3].shape == (2, 2, 16)
-    # N = 0 is plain training of the same seeds for the budget
+    sw = deficit_sweep(model, task, [ImageBlur("B", 4), ViewDissociation()], (0, 2), (0, 1),
+                       budget=2, layers=(3, 2), n_rsv=16, **_kw())
+    assert sw.test_acc.shape == (2, 2, 2) and sw.unimodal_acc.shape == (2, 2, 2, 2)
+    assert sw.layers == (3, 2) and sw.rsv[3].shape == (2, 2, 2, 16)
+    # N = 0 is plain training of the same seeds for the budget, for either deficit
     plain = fit(model, task, (0, 1), epochs=2, **_kw())
-    np.testing.assert_allclose(sw.test_acc[0], plain.test_acc[:, -1], atol=1e-6)
+    for k in range(2):
+        np.testing.assert_allclose(sw.test_acc[k, 0], plain.test_acc[:, -1], atol=1e-6)
+    # the blur arm of N = 2 is a fit with its window alone
+    one = fit(model, task, (0, 1), epochs=4, interventions=[Deficit(ImageBlur("B", 4), 0, 2)],
+              **_kw())
+    np.testing.assert_allclose(sw.test_acc[0, 1], one.test_acc[:, -1], atol=1e-6)
+    assert not np.allclose(sw.curves[1][1], sw.curves[1][0])
     # the measures from the RSV array, recomputed here
-    r = sw.rsv[3]
+    r = sw.rsv[3][0]
     live = ~np.isnan(r)
-    np.testing.assert_allclose(sw.polarized[3],
+    np.testing.assert_allclose(sw.polarized[3][0],
                                np.sum(live & (np.abs(np.nan_to_num(r)) > 0.9), -1) /
                                np.maximum(live.sum(-1), 1))
-    np.testing.assert_allclose(sw.dead[3], 1 - live.mean(-1))
+    np.testing.assert_allclose(sw.dead[3][0], 1 - live.mean(-1))
     # and the RSV is rsv_sampled's on the test views with the final weights
     p = jax.tree_util.tree_map(lambda a: a[1], plain.params)
     views = Dataset(tuple(x.reshape(x.shape[0], -1).astype(float) for x in task.test_x),
                     np.zeros((task.n_test, 1)), task.names)
     want = rsv_sampled(layer_activity(model, p, 3), views, 16, 16, seed=1).rsv
     np.testing.assert_allclose(r[0, 1], want, atol=1e-5, equal_nan=True)
-    assert sw.epochs[1][-1] == 4 and len(sw.curves[1][0]) == sw.epochs[1].size
+    assert sw.epochs[1][-1] == 4 and sw.curves[1].shape == (2, 2, sw.epochs[1].size)
 
 
 def test_deficit_sweep_errors(task):
@@ -273,6 +279,8 @@ def test_deficit_sweep_errors(task):
         with pytest.raises(ValueError, match=match):
             deficit_sweep(model, task, ImageBlur("B", 4), args.pop("lengths"), (0,), **args,
                           **_kw())
+    with pytest.raises(ValueError, match="at least one batch transform"):
+        deficit_sweep(model, task, [], (0,), (0,), budget=1, **_kw())
 
 
 # ---------------------------------------------------------------------- figures
@@ -282,9 +290,14 @@ def tiny_figures(monkeypatch, task):
     monkeypatch.setattr(rec_fig, "digit_halves", lambda mnist=None: task)
     monkeypatch.setattr(relu_fig, "WIDTH", 16)
     monkeypatch.setattr(relu_fig, "N_RSV", 16)
-    monkeypatch.setattr(relu_fig, "QUICK", dict(seeds=2, lengths=(0, 3), budget=2,
-                                                depths=(1, 2), depth_lengths=(0, 3)))
+    monkeypatch.setattr(relu_fig, "N_PRE", 1)           # one network per condition: one
+    monkeypatch.setattr(relu_fig, "QUICK", dict(seeds=2, lengths=(0, 3), budget=2,  # compile
+                                                depths=(1,), depth_lengths=(0, 3)))
+    monkeypatch.setattr(relu_fig, "QUICK_CONDITIONS", {"noise": dict(noise=0.5)})
     monkeypatch.setattr(rec_fig, "QUICK", dict(seeds=2, lengths=(0, 3), budget=2))
+    monkeypatch.setattr(rec_fig, "LINEAR_QUICK", dict(seeds=1, lengths=(0, 20),
+                                                      networks=((2, 2),)))
+    monkeypatch.setattr(rec_fig.lin, "BUDGET", {**rec_fig.lin.BUDGET, (2, 2): 700})
 
 
 def _load(tmp_path, fig_id):
@@ -296,17 +309,27 @@ def _load(tmp_path, fig_id):
 def test_deficits_relu_figure(tmp_path, tiny_figures):
     relu_fig.run(tmp_path, quick=True)
     d = _load(tmp_path, relu_fig.ID)
-    pts = d["points"]
+    pts = [p for p in d["points"] if p["condition"] == "default"]
     assert {(p["deficit"], p["n_pre"], p["N"]) for p in pts} == {
-        (k, n, N) for k in relu_fig.DEFICITS for n in (1, 2) for N in (0, 3)}
-    shared = [p for p in pts if p.get("shared")]
-    assert shared and all(p["deficit"] == "dissociate" and p["N"] == 0 for p in shared)
+        (k, 1, N) for k in relu_fig.DEFICITS for N in (0, 3)}
+    cond = [p for p in d["points"] if p["condition"] == "noise"]
+    assert {(p["deficit"], p["n_pre"], p["N"]) for p in cond} == {
+        (k, 1, N) for k in relu_fig.DEFICITS for N in (0, 3)}
+    # pixel noise changes the training: other final weights (here: RSV) than the default's
+    zero_noise = next(p for p in cond if p["N"] == 0)
+    assert zero_noise["mean_rsv"] != next(p for p in pts if p["N"] == 0)["mean_rsv"]
+    assert set(d["claims_by_condition"]) == {"default", "noise"}
+    # at N = 0 every deficit's runs are the same runs (trained in one batch): equal results
+    for n in (1,):
+        zero = [p for p in pts if p["N"] == 0 and p["n_pre"] == n]
+        assert len(zero) == 2 and zero[0]["test_acc"] == zero[1]["test_acc"]
+        assert zero[0]["rsv_histogram"] == zero[1]["rsv_histogram"]
     for p in pts:
         assert len(p["test_acc"]) == 2 and abs(sum(p["rsv_histogram"]) - 1) < 1e-9
         assert p["rsv_layer"] == p["n_pre"] + 2 and p["fusion_layer"]["layer"] == p["n_pre"] + 1
     for k in relu_fig.DEFICITS:
         claim = d["claims"][f"{k}: deeper pre-fusion stacks suffer more"]
-        assert set(claim["by_n_pre"]) == {"1", "2"} and isinstance(claim["holds"], bool)
+        assert set(claim["by_n_pre"]) == {"1"} and claim["drop_difference"] == 0
     from dlnfusion import cli
     assert cli.FIGURES[relu_fig.ID] == "dlnfusion.simulations.kleinman2023_deficits_relu"
 
@@ -317,10 +340,15 @@ def test_reconstruction_figure(tmp_path, tiny_figures):
     pts = d["points"]
     assert {(p["deficit"], p["reconstruction_weight"], p["N"]) for p in pts} == {
         (k, w, N) for k in relu_fig.DEFICITS for w in (0.0, rec_fig.WEIGHT) for N in (0, 3)}
-    # the two arms start from the same networks: their untrained accuracy is the same, and
-    # their trained ones differ
     for k in relu_fig.DEFICITS:
         a = d["answers"][k]
         assert set(a) >= {"test_acc", "polarized", "removes_polarization", "N"}
+    lin = d["linear"]["points"]
+    assert {(p["deficit"], p["rho"], p["N"], p["reconstruction_weight"]) for p in lin} == {
+        (k, r, N, w) for k in rec_fig.lin.DEFICITS for r in rec_fig.lin.RHOS for N in (0, 20)
+        for w in (0.0, rec_fig.WEIGHT)}
+    # the deficit arms share their undisturbed runs (N = 0) per weight
+    zero = [p for p in lin if p["N"] == 0 and p["rho"] == 0.5]
+    assert len({tuple(p["t_B_sim"]) for p in zero if p["reconstruction_weight"] == 0}) == 1
     from dlnfusion import cli
     assert cli.FIGURES[rec_fig.ID] == "dlnfusion.simulations.kleinman2023_reconstruction"

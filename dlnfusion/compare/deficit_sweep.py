@@ -1,18 +1,23 @@
-"""Sensory deficits of several lengths on a network trained with mini-batches: the final
-accuracies and the Relative Source Variance of a layer's units after a fixed budget of normal
-training (Kleinman, Achille & Soatto, CVPR 2023, Figures 4-6).
+"""Sensory deficits of several kinds and lengths on a network trained with mini-batches: the
+final accuracies and the Relative Source Variance of layers' units after a fixed budget of
+normal training (Kleinman, Achille & Soatto, CVPR 2023, Figures 4-6).
 
-:func:`deficit_sweep` trains, for every deficit length N, the same seeds (the same
+:func:`deficit_sweep` trains, for every deficit k and length N, the same seeds (the same
 initializations and batch order) for N epochs with the deficit and ``budget`` epochs without
 it, and measures at the end: test accuracy with both views, each view's unimodal accuracy (the
-other view blank), and the RSV of every unit of ``layer`` by the paper's sampling procedure on
-the test set (:func:`~dlnfusion.compare.rsv_sampled`). A unit that does not respond to either
-view (a dead ReLU: both source variances zero) has no RSV; it is counted in ``dead`` and left
-out of the histograms and of the polarized fraction.
+other view blank), and the RSV of every unit of the chosen layers by the paper's sampling
+procedure on the test set (:func:`~dlnfusion.compare.rsv_sampled`). A unit that does not
+respond to either view (a dead ReLU: both source variances zero) has no RSV; it is counted in
+``dead`` and left out of the histograms and of the polarized fraction.
 
-All lengths train with one compiled loop: the chunk of epochs per compiled call is the greatest
-common divisor of the run lengths N + budget, so only the window bounds and the number of calls
-change between lengths.
+One compiled training loop serves the whole sweep: every length is one :func:`~dlnfusion.fit`
+call of K × S runs (deficit k's window is [start, start + N) for its S runs and empty for the
+others, so all deficits are in every call's program), and the chunk of epochs per compiled call
+is the greatest common divisor of the run lengths start + N + budget; between lengths only the
+window bounds and the number of calls change. (A new program per deficit and network costs
+~10 s of compilation on a 2-core CPU, more than training a digit network for 50 epochs.) At
+N = 0 the K runs of a seed are the same run; they are trained K times, which keeps the batch
+shape, and agree exactly.
 """
 from __future__ import annotations
 
@@ -34,16 +39,18 @@ POLARIZED = 0.9
 
 
 class DeficitSweep(NamedTuple):
-    """What :func:`deficit_sweep` measured; ``lengths`` (n,), ``seeds`` (S,).
+    """What :func:`deficit_sweep` measured for K deficits (``deficits``), ``lengths`` (n,)
+    and ``seeds`` (S,).
 
-    ``test_acc`` (n, S) and ``unimodal_acc`` (n, S, M) at the end of each run; ``curves``
-    (n, S, T_n) the test accuracy at every recorded epoch (a list over lengths, runs of
-    different lengths record different numbers of epochs) and ``epochs`` the recorded epochs of
-    each; ``diverged`` (n, S). Per measured layer l (dicts keyed by layer, ``layers`` in the
-    order asked): ``rsv[l]`` (n, S, units) per unit, NaN for dead units; ``polarized[l]``
-    (n, S) the fraction of live units with |RSV| > ``threshold``; ``dead[l]`` (n, S) the
-    fraction of dead units; ``mean_rsv[l]`` (n, S) the mean RSV of the live units."""
+    ``test_acc`` (K, n, S) and ``unimodal_acc`` (K, n, S, M) at the end of each run; ``curves``
+    (a list over lengths of (K, S, T_n) arrays) the test accuracy at every recorded epoch and
+    ``epochs`` the recorded epochs of each length; ``diverged`` (K, n, S). Per measured layer l
+    (dicts keyed by layer, ``layers`` in the order asked): ``rsv[l]`` (K, n, S, units) per
+    unit, NaN for dead units; ``polarized[l]`` (K, n, S) the fraction of live units with
+    |RSV| > ``threshold``; ``dead[l]`` (K, n, S) the fraction of dead units; ``mean_rsv[l]``
+    (K, n, S) the mean RSV of the live units."""
 
+    deficits: tuple
     lengths: np.ndarray
     seeds: tuple
     budget: int
@@ -71,21 +78,25 @@ def _nonneg_int(name, v) -> int:
     return int(v)
 
 
-def deficit_sweep(model, task, deficit, lengths: Sequence[int], seeds: Sequence[int] = (0,),
+def deficit_sweep(model, task, deficits, lengths: Sequence[int], seeds: Sequence[int] = (0,),
                   *, budget: int, layers: Sequence[int] | None = None, start: int = 0,
                   record_every: int | None = None, n_rsv: int = 64,
                   threshold: float = POLARIZED, rsv_seed: int = 0, **fit_kwargs) -> DeficitSweep:
-    """Train ``model`` on ``task`` with ``deficit`` (a batch transform such as
-    :class:`~dlnfusion.interventions.ImageBlur`) during epochs [start, start + N), then
-    ``budget`` more epochs, for every N in ``lengths``; see the module docstring.
+    """Train ``model`` on ``task`` with each of ``deficits`` (a sequence of batch transforms
+    such as :class:`~dlnfusion.interventions.ImageBlur`, or one) during epochs
+    [start, start + N), then ``budget`` more epochs, for every N in ``lengths``; see the module
+    docstring.
 
     ``layers``: the layers whose units' RSV is measured (default: the last hidden layer, the
     representation before the classifier, as in the paper); the model must be a two-view
     :class:`~dlnfusion.networks.FusionMLP` (or a wrapper with ``base``, e.g.
     :class:`~dlnfusion.networks.CrossReconstruction`). ``n_rsv``: fixed and varied samples per
-    source of the RSV estimate. Other keywords go to :func:`dlnfusion.fit` (learning rate,
-    batch size, momentum, ...).
+    source of the RSV estimate (the draws for the i-th seed come from ``rsv_seed + i``).
+    Other keywords go to :func:`dlnfusion.fit` (learning rate, batch size, momentum, ...).
     """
+    deficits = tuple(deficits) if isinstance(deficits, (list, tuple)) else (deficits,)
+    if not deficits:
+        raise ValueError("deficits must name at least one batch transform")
     lengths = np.asarray([_nonneg_int("lengths entry", n) for n in lengths], dtype=int)
     if lengths.size == 0:
         raise ValueError("lengths must name at least one deficit length")
@@ -118,35 +129,38 @@ def deficit_sweep(model, task, deficit, lengths: Sequence[int], seeds: Sequence[
         raise ValueError(f"record_every ({record_every}) must divide every run length "
                          f"start + N + budget ({sorted(set(totals.tolist()))})")
     seeds = tuple(int(s) for s in seeds)
+    K, S = len(deficits), len(seeds)
     views = _test_views(task)
-    out = {k: [] for k in ("acc", "uni", "curve", "ep", "rsv", "div")}
+    acc, uni, curves, eps, div, rsv_runs = [], [], [], [], [], []
     for N, T in zip(lengths, totals):
-        h = fit(model, task, seeds, epochs=int(T), record_every=record_every,
-                chunk_epochs=chunk, interventions=[Deficit(deficit, start, start + int(N))],
-                **fit_kwargs)
-        out["acc"].append(h.test_acc[:, -1])
-        out["uni"].append(h.unimodal_acc[:, :, -1])
-        out["curve"].append(h.test_acc)
-        out["ep"].append(h.epoch)
-        out["div"].append(h.diverged)
+        ends = [np.repeat([start + int(N) if j == k else start for j in range(K)], S)
+                for k in range(K)]
+        windows = [Deficit(d, start, ends[k]) for k, d in enumerate(deficits)]
+        h = fit(model, task, seeds * K, epochs=int(T), record_every=record_every,
+                chunk_epochs=chunk, interventions=windows, **fit_kwargs)
+        acc.append(h.test_acc[:, -1].reshape(K, S))
+        uni.append(h.unimodal_acc[:, :, -1].reshape(K, S, -1))
+        curves.append(h.test_acc.reshape(K, S, -1))
+        eps.append(h.epoch)
+        div.append(h.diverged.reshape(K, S))
         per_layer = []
         for layer in layers:
             rs = []
-            for i in range(len(seeds)):
+            for i in range(K * S):
                 p = jax.tree_util.tree_map(lambda a: a[i], h.params)
                 f = layer_activity(model, p, layer)
-                rs.append(rsv_sampled(f, views, n_rsv, n_rsv, seed=rsv_seed + i).rsv)
-            per_layer.append(np.stack(rs))
-        out["rsv"].append(per_layer)
+                rs.append(rsv_sampled(f, views, n_rsv, n_rsv, seed=rsv_seed + i % S).rsv)
+            per_layer.append(np.stack(rs).reshape(K, S, -1))
+        rsv_runs.append(per_layer)
     rsv, polarized, dead, mean_rsv = {}, {}, {}, {}
     for j, layer in enumerate(layers):
-        r = np.stack([per[j] for per in out["rsv"]])
+        r = np.stack([per[j] for per in rsv_runs], axis=1)        # (K, n, S, units)
         live = ~np.isnan(r)
         n_live = np.maximum(live.sum(-1), 1)
         rsv[layer] = r
         polarized[layer] = np.sum(live & (np.abs(np.nan_to_num(r)) > th), -1) / n_live
         dead[layer] = 1.0 - live.mean(-1)
         mean_rsv[layer] = np.where(live.any(-1), np.nansum(r, -1) / n_live, np.nan)
-    return DeficitSweep(lengths, seeds, budget, np.stack(out["acc"]), np.stack(out["uni"]),
-                        out["curve"], out["ep"], rsv, polarized, dead, mean_rsv,
-                        np.stack(out["div"]), th, layers)
+    return DeficitSweep(deficits, lengths, seeds, budget, np.stack(acc, 1), np.stack(uni, 1),
+                        curves, eps, rsv, polarized, dead, mean_rsv, np.stack(div, 1), th,
+                        layers)

@@ -232,11 +232,10 @@ def _chunk(carry, first_epoch, data, *, model, loss_fn, optimizer, corrupt, batc
 
 @partial(jax.jit, static_argnames=("model", "loss_fn", "optimizer", "corrupt", "eval_batch",
                                    "classify"))
-def _start(keys, data, *, model, loss_fn, optimizer, corrupt, eval_batch, classify):
+def _start(keys, params, data, *, model, loss_fn, optimizer, corrupt, eval_batch, classify):
     train_x, train_y, test_x, test_y = data
 
-    def one(key):
-        params = model.init(jax.random.fold_in(key, 0))
+    def one(key, params):
         xs = train_x
         if corrupt is not None:
             xs = corrupt(jax.random.fold_in(key, 2), xs)
@@ -249,7 +248,7 @@ def _start(keys, data, *, model, loss_fn, optimizer, corrupt, eval_batch, classi
         acc, uni = _evaluate(model, params, test_x, test_y, eval_batch, classify)
         return params, optimizer.init(params), loss0, acc, uni
 
-    return jax.vmap(one)(keys)
+    return jax.vmap(one)(keys, params)
 
 
 def _merge(runs) -> History:
@@ -413,7 +412,12 @@ def fit(model, task: FusionTask, seeds: Sequence[int] = (0,), *, epochs: int,
     keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds))
     static = dict(model=model, loss_fn=loss_fn, optimizer=opt, corrupt=task.corrupt,
                   eval_batch=eval_batch, classify=classify)
-    params, opt_state, loss0, acc0, uni0 = _start(keys, data, **static)
+    # The initial weights outside the compiled start: op by op, every random draw is a small
+    # program cached per shape across networks, while inside one program the unrolled
+    # generators of every layer cost seconds of compilation (the same numbers either way).
+    inits = [model.init(jax.random.fold_in(k, 0)) for k in keys]
+    params0 = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *inits)
+    params, opt_state, loss0, acc0, uni0 = _start(keys, params0, data, **static)
     const = (keys, jnp.asarray(w_start, jnp.int32), jnp.asarray(w_end, jnp.int32))
     carry = ((params, opt_state, jnp.zeros(len(seeds), bool)), const)
     losses, accs, unis = [np.asarray(loss0)[:, None]], [np.asarray(acc0)[:, None]], \
