@@ -383,5 +383,5 @@ def figure(points, cfg, stem, answers, by_condition):
                            "layers (%, ± 2 s.e.)")
         fig.legend(handles=[Line2D([], [], color=colors[d], lw=1.4, label=names[d])
                             for d in DEFICITS], loc="upper center", ncol=2, fontsize=7,
-                   bbox_to_anchor=(0.5, 1.02))
+                   bbox_to_anchor=(0.5, 0.935))
         return save(fig, stem)
