@@ -28,3 +28,6 @@ __all__ += ["SAMPLINGS", "RSVSample", "layer_activity", "rsv_from_variances", "r
 from .deficit_sweep import POLARIZED, DeficitSweep, deficit_sweep  # noqa: E402
 
 __all__ += ["DeficitSweep", "deficit_sweep", "POLARIZED"]
+from .fisher import fisher_observable, fisher_sample_observable, fisher_sampled
+
+__all__ += ["fisher_observable", "fisher_sample_observable", "fisher_sampled"]

@@ -59,3 +59,10 @@ from .deficits import (DeficitDrives, DeficitTimes, deficit_drives, deficit_time
 
 __all__ += ["DeficitDrives", "DeficitTimes", "deficit_drives", "deficit_times", "growth_rate",
             "initial_post_norm", "projection_blur"]
+from .fisher import (FISHER_GROUPS, WINDOW_RULES, FisherTheory, balanced_chain_params,
+                     fisher_late_fusion,
+                     fisher_terms, fisher_trace, noise_covariance, prime_window)
+
+__all__ += ["FISHER_GROUPS", "WINDOW_RULES", "FisherTheory", "balanced_chain_params",
+            "fisher_late_fusion",
+            "fisher_terms", "fisher_trace", "noise_covariance", "prime_window"]
