@@ -34,6 +34,7 @@ FIGURES = {
     "kleinman2023-deficits-relu": "dlnfusion.simulations.kleinman2023_deficits_relu",
     "kleinman2023-reconstruction": "dlnfusion.simulations.kleinman2023_reconstruction",
     "huang2025-fisher": "dlnfusion.simulations.huang2025_fisher",
+    "huang2025-toy": "dlnfusion.simulations.huang2025_toy",
 }
 
 

@@ -14,7 +14,8 @@ Measured. Tr F_m from the closed form inside the jitted loop (compare.fisher_obs
 exact for Gaussian data) at every epoch, an epoch being EPOCH = 10 steps of population-level
 training (the period of the window test); checked against per-sample gradients (jax.vmap,
 compare.fisher_sampled) on MC_SAMPLES fresh Gaussian samples at every MC_STRIDE steps of
-seed 0 (acceptance: within 1 %). t_m: the step at which W_m^tot reaches half of its global
+seed 0 (acceptance: within 1 %; records where the weights are within 1e-12 of the solution
+are beyond what per-sample residuals resolve in float64, see RESOLVABLE). t_m: the step at which W_m^tot reaches half of its global
 value.
 
 Theory (dlnfusion.theory.fisher_late_fusion, derived in theory/fisher.py): the mode solution
@@ -33,6 +34,7 @@ import numpy as np
 from dlnfusion import NetworkSpec, Params, Stats, init_batch, train
 from dlnfusion import theory as th
 from dlnfusion.compare import fisher_observable, fisher_sampled
+from dlnfusion.networks import total_maps
 from dlnfusion.plot import PALETTE, new_figure, paper_style, save
 
 from ._output import write_outputs
@@ -49,10 +51,15 @@ NETWORKS = {
 }
 SEEDS, QUICK_SEEDS = 5, 2
 # Monte Carlo: per-sample gradients on fresh samples. The relative standard error of the mean
-# of ‖g‖² is ≈ 3.4/√n (its relative spread, measured), 0.2 % at 3e6: the 1 % acceptance is
-# 5 standard errors. Quick mode: 1e5 samples (1.1 %), reported with its z-scores.
-MC_SAMPLES, QUICK_MC_SAMPLES = 3_000_000, 100_000
-MC_STRIDE, QUICK_MC_STRIDE = 50, 200
+# of ‖g‖² is ≈ 3.4/√n (its relative spread, measured), 0.24 % at 2e6: the 1 % acceptance is
+# 4 standard errors. Quick mode: 1e5 samples (1.1 %), reported with its z-scores.
+MC_SAMPLES, QUICK_MC_SAMPLES = 2_000_000, 100_000
+MC_STRIDE, QUICK_MC_STRIDE = 100, 200
+# Per-sample residuals e = y − ŷ(x) are computed through the network with float64 rounding
+# ~1e-16·|y|: once max |W_m − W*_m|/|W*_m| < RESOLVABLE the sampled gradients measure that
+# rounding, not e (measured: 50 % off at 1e-15 deviation), while the closed form works with
+# W − W* directly. Those records are reported, not tested.
+RESOLVABLE = 1e-12
 ACCEPT = 0.01
 COLORS = {"A": PALETTE[1], "B": PALETTE[5]}
 
@@ -146,14 +153,18 @@ def _one(name, cfg, stats, seeds, mc_samples, mc_stride):
                       for s in range(len(seeds))])
     # Monte Carlo at every mc_stride steps of seed 0.
     xs, y = _gaussian_samples(stats, mc_samples, seed=1234)
-    mc_rel, mc_z, mc_t = [], [], []
+    mc_rel, mc_z, mc_t, mc_ok = [], [], [], []
     P = traj.records["params"]
+    w_star = stats.global_solution().reshape(-1)
     for k in range(0, len(t), max(1, mc_stride // EPOCH)):
         pk = Params.from_matrices(net, [np.asarray(W)[0, k] for W in P.matrices()])
         mean, se = fisher_sampled(net, pk, xs, y, stderr=True)
         mc_rel.append(np.abs(mean / F[0, k] - 1.0))
         mc_z.append(np.abs(mean - F[0, k]) / se)
         mc_t.append(float(t[k]))
+        W = np.concatenate([np.asarray(m) for m in total_maps(net, pk)], axis=1).reshape(-1)
+        mc_ok.append(bool(np.max(np.abs(W - w_star) / np.abs(w_star)) > RESOLVABLE))
+    mc_rel, mc_z, mc_ok = np.asarray(mc_rel), np.asarray(mc_z), np.asarray(mc_ok)
     win_sim = [_windows(F[s]) for s in range(len(seeds))]
     win_theory = [_windows(th_trace[s]) for s in range(len(seeds))]
     peaks_sim = t[np.argmax(F, axis=1)]                           # (S, M)
@@ -170,9 +181,11 @@ def _one(name, cfg, stats, seeds, mc_samples, mc_stride):
         "windows_sim": win_sim, "windows_theory": win_theory,
         "windows_agree": bool(all(a == b for a, b in zip(win_sim, win_theory))),
         "monte_carlo": {"samples": mc_samples, "times": mc_t,
-                        "max_rel_error": float(np.max(mc_rel)),
-                        "max_z": float(np.max(mc_z)),
-                        "rel_error": np.asarray(mc_rel).tolist()},
+                        "max_rel_error": float(np.max(mc_rel[mc_ok])),
+                        "max_z": float(np.max(mc_z[mc_ok])),
+                        "rel_error": mc_rel.tolist(), "z": mc_z.tolist(),
+                        "resolvable": mc_ok.tolist(),
+                        "excluded_times": [tm for tm, ok in zip(mc_t, mc_ok) if not ok]},
         "status": [str(s) for s in traj.status_names()],
     }
     w_sim = np.stack([np.asarray(mp)[0].reshape(len(t)) for mp in traj.records["maps"]], 1)
@@ -235,9 +248,11 @@ def _print(results, summary):
               f"{s['t_B_sim']:.1f} (theory {s['t_B_theory']:.1f}); Tr F peaks at "
               f"{s['peak_A_theory']:.0f} (A), {s['peak_B_theory']:.0f} (B); window (epochs of "
               f"{EPOCH} steps) A {s['window_A_epochs']}, B {s['window_B_epochs']}")
+        mc = r["monte_carlo"]
         print(f"    theory vs simulation: max rel {r['max_rel_error_theory']:.2e}; Monte Carlo "
-              f"({r['monte_carlo']['samples']} samples): max rel "
-              f"{r['monte_carlo']['max_rel_error']:.4f}, max z {r['monte_carlo']['max_z']:.2f}")
+              f"({mc['samples']} samples, {sum(mc['resolvable'])} times): max rel "
+              f"{mc['max_rel_error']:.4f}, max z {mc['max_z']:.2f}; not resolvable in float64 "
+              f"(converged): {mc['excluded_times']}")
     print(f"  windows of theory and simulation agree: {summary['windows_agree']}")
 
 

@@ -205,7 +205,7 @@ def figure(points, lpoints, cfg, lcfg, stem):
     with paper_style():
         fig = plt.figure(figsize=(7.0, 6.6))
         outer = fig.add_gridspec(2, 1, height_ratios=(2, 1), hspace=0.4)
-        top = outer[0].subgridspec(2, 3, wspace=0.4, hspace=0.6)
+        top = outer[0].subgridspec(2, 3, wspace=0.45, hspace=0.6)
         axes = np.array([[fig.add_subplot(top[r, c]) for c in range(3)] for r in range(2)])
         for r, d in enumerate(DEFICITS):
             ax_acc, ax_pol, ax_hist = axes[r]
@@ -227,19 +227,27 @@ def figure(points, lpoints, cfg, lcfg, stem):
             ax_pol.set_title(f"{titles[d]}: polarization", fontsize=7.5)
             ax_hist.set_title(f"{titles[d]}: RSV after N = {lengths[-1]}", fontsize=7.5)
             ax_acc.set_ylabel("final test accuracy")
-            ax_pol.set_ylabel("fraction |RSV| > 0.9 / mean RSV")
+            ax_pol.set_ylabel("RSV measure")
             ax_pol.axhline(0, color="0.8", lw=0.5, zorder=0)
             ax_hist.set_ylabel("fraction of units")
             ax_hist.set_xlim(-1, 1)
             for ax in (ax_acc, ax_pol):
                 ax.set_xlabel("deficit length N (epochs)")
             ax_hist.set_xlabel("RSV (+1: A only, −1: B only)")
-        _style_legend(axes[0, 0], colors, names, (("-", "o", "both views"),
-                                                  (":", "v", "B alone")))
-        _style_legend(axes[0, 1], colors, names, (("-", "o", "|RSV| > 0.9"),
-                                                  ("--", "s", "mean RSV")))
+        _style_legend(axes[0, 2], colors, names, (), loc="upper left")
+        _styles_only(axes[0, 0], (("-", "o", "both views"), (":", "v", "B alone")))
+        _styles_only(axes[0, 1], (("-", "o", "fraction |RSV| > 0.9"), ("--", "s", "mean RSV")))
         _linear_row(fig, outer[1], lpoints, lcfg, colors, names)
         return save(fig, stem)
+
+
+def _styles_only(ax, styles):
+    """A legend of line styles (quantities) in the empty middle right of an axis."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color="0.3", ls=ls, marker=m, ms=3, lw=0.9, label=lab)
+               for ls, m, lab in styles]
+    ax.legend(handles=handles, fontsize=5.5, loc="center right", handlelength=2.2)
 
 
 def _linear_row(fig, cell, lpoints, lcfg, colors, names):

@@ -66,3 +66,8 @@ from .fisher import (FISHER_GROUPS, WINDOW_RULES, FisherTheory, balanced_chain_p
 __all__ += ["FISHER_GROUPS", "WINDOW_RULES", "FisherTheory", "balanced_chain_params",
             "fisher_late_fusion",
             "fisher_terms", "fisher_trace", "noise_covariance", "prime_window"]
+from .balancing import (METHODS as BALANCING_METHODS, BalancedRun, balancing_two_layer,
+                        initial_gram, inforeg_slowdown, score_gaps)
+
+__all__ += ["BALANCING_METHODS", "BalancedRun", "balancing_two_layer", "initial_gram",
+            "inforeg_slowdown", "score_gaps"]

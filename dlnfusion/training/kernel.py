@@ -44,12 +44,20 @@ def init_opt_state(optimizer, params, lr):
     return () if optimizer is None else _init_opt(params, lr, optimizer=optimizer)
 
 
-def _update(optimizer, params, grads, opt_state, eta):
+def _update(optimizer, params, grads, opt_state, eta, extra=None):
+    """One optimizer step. A transformation that takes extra arguments
+    (``optax.GradientTransformationExtraArgs``, e.g. ``optax.chain``) receives ``extra``: the
+    step ``step`` and the run's data in force ``data`` (Moments at population level), which
+    per-branch methods such as :func:`dlnfusion.transforms.inforeg` read."""
     if optimizer is None:
         return jax.tree_util.tree_map(lambda p, g: p - eta * g, params, grads), opt_state
     import optax
 
-    updates, opt_state = optimizer(eta).update(grads, opt_state, params)
+    tx = optimizer(eta)
+    if extra and isinstance(tx, optax.GradientTransformationExtraArgs):
+        updates, opt_state = tx.update(grads, opt_state, params, **extra)
+    else:
+        updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state
 
 
@@ -124,7 +132,8 @@ def gd_segment(state: LoopState, data, moments, lr, sched, observables, stop_los
         budget = active & ~conv & ~div & (n >= max_steps)
         status = jnp.where(conv, CONVERGED, jnp.where(div, DIVERGED, rs.status))
         stepping = active & ~conv & ~div & ~budget
-        new_params, new_opt = _update(optimizer, params, grads, rs.opt_state, eta)
+        new_params, new_opt = _update(optimizer, params, grads, rs.opt_state, eta,
+                                      {"step": n, "data": d})
         if frozen is not None:   # ... and does not move (an optimizer's momentum included)
             new_params = _per_matrix(frozen, lambda f, new, old: jnp.where(f, old, new),
                                      new_params, params)

@@ -1,0 +1,241 @@
+"""Theory of modality-balancing methods in a two-layer late-fusion network (scalar
+modalities, scalar output): joint training, OGM (gradient modulation without noise) and
+InfoReg, trained by gradient descent at population level (dlnfusion.transforms).
+
+Exact reduced dynamics. Branch m has W_m^1 = u (h × 1) and W_m^2 = vᵀ (1 × h); InfoReg also
+keeps the weights at the start of the epoch, u_p and v_p. A step of any of the three methods
+is a linear map of the four vectors with scalar coefficients,
+
+    u' = u + η (c g v − a (u − u_p)),   v' = v + η (c g u − a (v − v_p)),
+
+g = s_m − Σ_n Σ_mn w_n the drive (w_n = u_n·v_n), c the OGM coefficient (1 otherwise) and a the
+InfoReg proximal coefficient α when the branch is regulated (0 otherwise), so their Gram matrix
+G = [u, v, u_p, v_p][u, v, u_p, v_p]ᵀ follows G' = T G Tᵀ exactly (theory/balancing.py). Every
+quantity the methods use is a function of G: w = G_uv, ‖u‖² + ‖v‖² = G_uu + G_vv, the Fisher
+trace Tr F_m = E[e² x_m²](G_uu + G_vv) (theory.fisher), the scores s_m = s_m w_m − ½Σ_mm w_m²
+(transforms.branch_scores). :func:`balancing_two_layer` iterates this map from the Gram
+matrices of the initial weights: it predicts the training actually run (up to float64
+round-off) without simulating the width-h network. OGM-GE's noise is random and is not in it.
+
+Leading order for InfoReg (:func:`inforeg_slowdown`). In the exponential phase of the
+regulated mode (g ≈ s constant, balanced aligned weights of amplitude a, w = a²) a step is
+a' = (1 + η(s − α)) a + ηα a_p within an epoch of E steps started at a_p, so an epoch multiplies
+the amplitude by
+
+    F = (s r^E − α)/(s − α),   r = 1 + η(s − α)      (α ≠ s),
+
+against (1 + ηs)^E without the proximal term: the escape of the regulated modality is slower by
+κ = ln F / (E ln(1 + ηs)) and its t_m, dominated by the escape, longer by about 1/κ.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..networks import NetworkSpec, Params
+from ..precision import float64
+from .common import Prediction
+from .fisher import WINDOW_RULES, _toy_moments
+
+__all__ = ["BalancedRun", "balancing_two_layer", "initial_gram", "inforeg_slowdown",
+           "score_gaps", "METHODS"]
+
+METHODS = ("joint", "ogm", "inforeg")
+
+
+def score_gaps(scores):
+    """Δ_m of Huang et al. eq. (10): the mean of s_m − s_n over the modalities n with
+    s_n < s_m, 0 when there is none (traceable; the last axis is the modality)."""
+    diff = scores[..., :, None] - scores[..., None, :]
+    beats = diff > 0
+    count = jnp.sum(beats, axis=-1)
+    return jnp.where(count > 0, jnp.sum(jnp.where(beats, diff, 0.0), axis=-1)
+                     / jnp.maximum(count, 1), 0.0)
+
+
+def initial_gram(spec: NetworkSpec, params: Params) -> np.ndarray:
+    """(runs, M, 4, 4): the Gram matrix of [u, v, u_p = u, v_p = v] of every branch of a
+    two-layer late-fusion network with scalar modalities and output (batched params)."""
+    if not isinstance(spec, NetworkSpec) or spec.post_depth or spec.output_dim != 1 \
+            or any(d != 2 for d in spec.branch_depths) or any(d != 1 for d in spec.input_dims):
+        raise ValueError("initial_gram needs two-layer late fusion with scalar modalities and "
+                         "a scalar output")
+    out = []
+    for layers in params.branches:
+        u = np.asarray(layers[0])[..., :, 0]
+        v = np.asarray(layers[1])[..., 0, :]
+        X = np.stack([u, v, u, v], axis=-2)                  # (runs, 4, h)
+        out.append(X @ np.swapaxes(X, -1, -2))
+    return np.stack(out, axis=-3)
+
+
+class BalancedRun(NamedTuple):
+    """The reduced dynamics of :func:`balancing_two_layer`: ``time`` (T,) steps, ``w`` (T, M),
+    ``trace`` (T, M) Tr F_m, ``coefficient`` (T, M) the OGM scale (1 otherwise), ``regulated``
+    (T, M) InfoReg's flags, ``crossing`` (M,) the first step at which w_m reaches half of its
+    global value (interpolated; NaN if never); ``t_a``, ``t_b`` and ``ratio`` = t_b/t_a as
+    :func:`dlnfusion.compare.measure_unimodal_phase` defines them."""
+
+    time: np.ndarray
+    w: np.ndarray
+    trace: np.ndarray
+    coefficient: np.ndarray
+    regulated: np.ndarray
+    crossing: np.ndarray
+    t_a: float
+    t_b: float
+    ratio: float
+
+
+def balancing_two_layer(stats, lr: float, gram0, steps: int, method: str = "joint", *,
+                        epoch: int = 10, beta: float = 0.9, K: float = 0.04,
+                        window: str = "paper", average: int = 10, prefactors=None,
+                        alpha: float = 0.8, continuous: bool = False) -> BalancedRun:
+    """Iterate the exact reduced dynamics (module docstring) from ``gram0`` (M, 4, 4) for one
+    run, or (runs, M, 4, 4) for a batch (:func:`initial_gram`; a list of runs returned), for
+    ``steps`` steps of gradient descent at ``lr``.
+
+    ``method``: "joint", "ogm" (``alpha``, ``continuous``: transforms.ogm_ge without noise) or
+    "inforeg" (``epoch``, ``beta``, ``K``, ``window``, ``average``, ``prefactors`` (a sequence,
+    one per modality): transforms.inforeg). Records every step.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if window not in WINDOW_RULES + ("always", "never"):
+        raise ValueError(f"window must be one of {WINDOW_RULES + ('always', 'never')}, got "
+                         f"{window!r}")
+    S, s, syy = _toy_moments(stats)
+    M = s.size
+    G0 = np.asarray(gram0, float)
+    if G0.shape[-3:] != (M, 4, 4) or G0.ndim not in (3, 4):
+        raise ValueError(f"gram0 must have shape ({M}, 4, 4) or (runs, {M}, 4, 4), got "
+                         f"{G0.shape}")
+    batched = G0.ndim == 4
+    w_star = np.linalg.pinv(S) @ s
+    noise = max(syy - s @ w_star, 0.0)
+    pref = np.ones(M) if prefactors is None else np.asarray(prefactors, float)
+    hist_len = average + 1 if window == "moving_average" else 2
+
+    def observe(G):
+        w = G[:, 0, 1]
+        dev = w - w_star
+        g = -S @ dev
+        ee = noise + dev @ S @ dev
+        trace = (ee * jnp.diag(S) + 2.0 * g ** 2) * (G[:, 0, 0] + G[:, 1, 1])
+        scores = s * w - 0.5 * jnp.diag(S) * w ** 2
+        return w, g, trace, scores
+
+    def window_on(history, epochs):
+        if window == "always":
+            return jnp.ones((M,), bool)
+        if window == "never":
+            return jnp.zeros((M,), bool)
+        if window == "paper":
+            new, old, ok = history[-1], history[-2], epochs >= 3
+        else:
+            new, old = jnp.mean(history[1:], axis=0), jnp.mean(history[:-1], axis=0)
+            ok = epochs >= average + 2
+        rate = (new - old) / jnp.where(new != 0, new, 1.0)
+        return ok & (rate > K)
+
+    def refresh(G):
+        """u_p ← u, v_p ← v (the epoch start of InfoReg)."""
+        P = jnp.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [1.0, 0, 0, 0], [0, 1.0, 0, 0]])
+        return jnp.einsum("ij,mjk,lk->mil", P, G, P)
+
+    def step(carry, n):
+        G, history, epochs = carry
+        w, g, trace, scores = observe(G)
+        c = jnp.ones(M)
+        a = jnp.zeros(M)
+        regulated = jnp.zeros(M, bool)
+        if method == "ogm":
+            tiny = jnp.finfo(scores.dtype).tiny
+            ratio = jnp.stack([scores[0] / jnp.maximum(scores[1], tiny),
+                               scores[1] / jnp.maximum(scores[0], tiny)])
+            ratio = jnp.where(scores > 0, ratio, 0.0)
+            arg = alpha * (ratio - 1.0) if continuous else alpha * ratio
+            c = jnp.where(ratio > 1.0, 1.0 - jnp.tanh(arg), 1.0)
+        if method == "inforeg":
+            start = n % epoch == 0
+            history = jnp.where(start, jnp.concatenate([history[1:], trace[None]]), history)
+            epochs = epochs + start.astype(jnp.int32)
+            G = jnp.where(start, refresh(G), G)
+            gaps = score_gaps(scores)
+            regulated = window_on(history, epochs) & (gaps > 0)
+            a = jnp.where(regulated, jnp.asarray(pref) * jnp.exp(beta * jnp.tanh(gaps)), 0.0)
+        e = lr * a
+        k = lr * c * g
+        z = jnp.zeros(M)
+        o = jnp.ones(M)
+        T = jnp.stack([jnp.stack([1 - e, k, e, z], -1), jnp.stack([k, 1 - e, z, e], -1),
+                       jnp.stack([z, z, o, z], -1), jnp.stack([z, z, z, o], -1)], -2)
+        G_new = jnp.einsum("mij,mjk,mlk->mil", T, G, T)
+        return (G_new, history, epochs), (w, trace, c, regulated)
+
+    def one(G):
+        init = (G, jnp.zeros((hist_len, M)), jnp.zeros((), jnp.int32))
+        (G_end, _, _), (ws, traces, cs, regs) = jax.lax.scan(step, init, jnp.arange(steps))
+        w_end, _, tr_end, _ = observe(G_end)
+        return (jnp.concatenate([ws, w_end[None]]), jnp.concatenate([traces, tr_end[None]]),
+                cs, regs)
+
+    with float64():
+        G = jnp.asarray(G0 if batched else G0[None])
+        ws, traces, cs, regs = (np.asarray(a) for a in jax.jit(jax.vmap(one))(G))
+    time = np.arange(steps + 1, dtype=float)
+    w_uni = s / np.diag(S)
+    runs = []
+    for b in range(ws.shape[0]):
+        # a zero reference (Σ_yx_m = 0: nothing to learn) is never reached
+        uni = np.array([_cross(time, ws[b, :, m] / w_uni[m]) if w_uni[m] != 0 else np.nan
+                        for m in range(M)])
+        glob = np.array([_cross(time, ws[b, :, m] / w_star[m]) if w_star[m] != 0 else np.nan
+                         for m in range(M)])
+        # compare.measure_unimodal_phase's definitions: the first modality is the one that
+        # first reaches half of its unimodal solution, t_A that time; t_B the other's
+        # half-global time
+        if np.all(np.isnan(uni)) or M != 2:
+            t_a = t_b = np.nan
+        else:
+            first = int(np.nanargmin(uni))
+            t_a, t_b = uni[first], glob[1 - first]
+        runs.append(BalancedRun(time, ws[b], traces[b], cs[b], regs[b], glob, float(t_a),
+                                float(t_b), float(t_b / t_a)))
+    return runs if batched else runs[0]
+
+
+def _cross(t, z, level=0.5):
+    idx = int(np.argmax(z >= level))
+    if not z[idx] >= level:
+        return np.nan
+    if idx == 0 or z[idx] == z[idx - 1]:
+        return float(t[idx])
+    f = (level - z[idx - 1]) / (z[idx] - z[idx - 1])
+    return float(t[idx - 1] + f * (t[idx] - t[idx - 1]))
+
+
+def inforeg_slowdown(s: float, lr: float, alpha: float, epoch: int) -> Prediction:
+    """κ = ln F/(E ln(1 + ηs)), F = (s r^E − α)/(s − α), r = 1 + η(s − α): the factor by which a
+    proximal term α(θ − θ_prev) refreshed every E = ``epoch`` steps slows the exponential
+    escape of a mode of drive s (module docstring). Leading order: g ≈ s (the mode far below
+    its target) and balanced aligned weights; requires s, lr, alpha > 0 and α ≠ s."""
+    for name, v in (("s", s), ("lr", lr), ("alpha", alpha)):
+        if not np.isfinite(v) or v <= 0:
+            raise ValueError(f"{name} must be a positive number, got {v!r}")
+    if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 1:
+        raise ValueError(f"epoch must be a positive integer, got {epoch!r}")
+    if np.isclose(alpha, s):
+        return Prediction(float("nan"), False, ("alpha equals the drive s: F = 1 + Eηs",))
+    r = 1.0 + lr * (s - alpha)
+    F = (s * r ** epoch - alpha) / (s - alpha)
+    caveats = []
+    if r <= 0:
+        caveats.append("1 + lr (s − alpha) <= 0: the proximal step overshoots")
+    if F <= 1:
+        caveats.append("the regulated mode does not grow over an epoch")
+    kappa = np.log(F) / (epoch * np.log1p(lr * s)) if F > 0 else float("nan")
+    return Prediction(float(kappa), not caveats, tuple(caveats))

@@ -1,0 +1,263 @@
+"""Modality-balancing methods as optax gradient transformations keyed by branch.
+
+* :func:`inforeg`: InfoReg (Huang, Wei, Yang & Hu, CVPR 2025, Algorithm 1, eqs. 8-16). Inside
+  the prime learning window of the information-sufficient modality m (eq. 11 on its Fisher
+  trace, tested once per epoch), the gradient of the proximal term (α/2)‖θ_m − θ_m^{prev}‖²,
+  α(θ_m − θ_m^{prev}), is added to branch m's gradient, θ_m^{prev} being its weights at the
+  start of the epoch and α = c_m exp(β tanh Δ_m) (eq. 16; c_m = 1 in the paper).
+* :func:`ogm_ge`: OGM-GE (Peng et al., CVPR 2022). The leading modality's gradients are scaled
+  by 1 − tanh(α·ratio), ratio = s_lead/s_other > 1 (the authors' current code; the earlier
+  1 − tanh(α(ratio − 1)) with ``continuous=True``), and, while the modulation is on, Gaussian
+  noise with each gradient tensor's own standard deviation is added to both branches
+  ("generalization enhancement").
+
+Both read the run's data through optax's extra arguments: :func:`dlnfusion.train` passes
+``data`` (the population Moments in force, deficits included) and ``step`` to every
+``GradientTransformationExtraArgs`` (``optax.chain`` is one). Chain them before the optimizer:
+
+    opt = lambda lr: optax.chain(inforeg(spec, epoch=10), optax.sgd(lr))
+    dln.train(spec, stats, params, optimizer=opt)
+
+Scores. The paper's performance score s_m (eq. 8) reads, as extracted, as the mean
+cross-entropy of the unimodal prediction, a loss, for which the "better" modality would have
+the smaller value; eqs. 9-10 and the method only make sense for a score where larger is better,
+and the authors' code uses the summed softmax probability of the true class. At population
+level with the squared loss dlnfusion uses the larger-is-better analogue: the loss reduction of
+branch m alone (the other branches' outputs removed),
+
+    s_m = L(0) − L(ŷ_m only) = tr(Σ_yx_m W_mᵀ) − ½ tr(W_m Σ_mm W_mᵀ),
+
+W_m the total map of branch m. Δ_m (eq. 10) is the mean of s_m − s_n over the modalities n with
+s_n < s_m (0 when there is none): the information-sufficient modality is the one with Δ_m > 0.
+
+Epoch. At population level there are no batches; an epoch is ``epoch`` steps: the refresh
+period of θ^{prev} and of the window test, whose traces are taken at the start of every epoch
+(the end of the previous one, as Algorithm 1 computes Tr F^t after epoch t).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ..networks import NetworkSpec, Params
+from ..theory.balancing import score_gaps
+from ..theory.fisher import WINDOW_RULES, _trace_one
+
+__all__ = ["inforeg", "ogm_ge", "branch_scores", "InfoRegState", "OGMState", "WINDOWS"]
+
+#: InfoReg's window choices: the paper's rule, the authors' moving average, regulating
+#: throughout (the ablation of the paper's Table 4) and never (joint training).
+WINDOWS = WINDOW_RULES + ("always", "never")
+
+
+def _maps(params: Params):
+    P = None
+    for W in reversed(params.post):
+        P = W if P is None else P @ W
+    out = []
+    for layers in params.branches:
+        M = P
+        for W in reversed(layers):
+            M = W if M is None else M @ W
+        out.append(M)
+    return out
+
+
+def branch_scores(params: Params, moments) -> jnp.ndarray:
+    """s_m = tr(Σ_yx_m W_mᵀ) − ½ tr(W_m Σ_mm W_mᵀ) of every branch (module docstring): how much
+    branch m alone lowers the population squared loss. Traceable; (M,)."""
+    maps = _maps(params)
+    dims = [W.shape[1] for W in maps]
+    offs = np.concatenate([[0], np.cumsum(dims)])
+    out = []
+    for m, W in enumerate(maps):
+        sl = slice(int(offs[m]), int(offs[m + 1]))
+        syx = moments.sigma_yx[:, sl]
+        S = moments.sigma[sl, sl]
+        out.append(jnp.sum(syx * W) - 0.5 * jnp.sum((W @ S) * W))
+    return jnp.stack(out)
+
+
+def _check_spec(spec, who):
+    if not isinstance(spec, NetworkSpec):
+        raise ValueError(f"{who}: spec must be a NetworkSpec, got {type(spec).__name__}")
+    if not spec.is_linear:
+        raise ValueError(f"{who} at population level needs a linear network (its Fisher trace "
+                         "and scores are closed forms)")
+
+
+def _positive_int(name, v):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def _nonneg(name, v):
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) \
+            or not np.isfinite(v) or v < 0:
+        raise ValueError(f"{name} must be a non-negative number, got {v!r}")
+    return float(v)
+
+
+def _branch_values(spec, name, values, default):
+    """One number per branch from a dict keyed by branch name (missing: ``default``)."""
+    if values is None:
+        return np.full(spec.n_modalities, default, float)
+    if not isinstance(values, dict):
+        raise ValueError(f"{name} must be a dict keyed by branch name {spec.names}, got "
+                         f"{values!r}")
+    unknown = set(values) - set(spec.names)
+    if unknown:
+        raise ValueError(f"{name}: unknown branch {sorted(unknown)}; the branches are "
+                         f"{list(spec.names)}")
+    return np.array([float(values.get(n, default)) for n in spec.names])
+
+
+class InfoRegState(NamedTuple):
+    """count: steps taken; prev: the weights at the start of the epoch; history: Tr F of every
+    branch at the last ``average + 1`` epoch starts (newest last); epochs: how many epoch
+    starts the history holds; regulated: which branches were regulated at the last step."""
+
+    count: jnp.ndarray
+    prev: Params
+    history: jnp.ndarray
+    epochs: jnp.ndarray
+    regulated: jnp.ndarray
+
+
+def inforeg(spec: NetworkSpec, epoch: int = 10, beta: float = 0.9, K: float = 0.04,
+            window: str = "paper", average: int = 10, prefactors=None,
+            batch_size: int | None = None) -> optax.GradientTransformationExtraArgs:
+    """InfoReg as a gradient transformation (module docstring) for population-level training
+    of the linear network ``spec``.
+
+    ``epoch`` steps per epoch; ``beta`` (≥ 0) and ``prefactors`` (a dict {branch: c_m}, default
+    1: the paper; the authors' code uses β = 1 inside the exponent and fixed prefactors) give
+    α = c_m exp(β tanh Δ_m); ``K`` the window threshold in (0, 1); ``window``: "paper"
+    (eq. 11), "moving_average" (the authors' ``average``-epoch moving average), "always"
+    (regulate throughout, the paper's Table 4 ablation) or "never". ``batch_size``: the Fisher
+    trace of the window test from per-batch gradients (the authors' variant) instead of
+    per-sample ones.
+    """
+    _check_spec(spec, "inforeg")
+    epoch = _positive_int("epoch", epoch)
+    average = _positive_int("average", average)
+    beta = _nonneg("beta", beta)
+    if isinstance(K, bool) or not isinstance(K, (int, float, np.floating)) or not 0 < K < 1:
+        raise ValueError(f"K (the window threshold) must lie in (0, 1), got {K!r}")
+    if window not in WINDOWS:
+        raise ValueError(f"window must be one of {WINDOWS}, got {window!r}")
+    pref = _branch_values(spec, "prefactors", prefactors, 1.0)
+    if np.any(pref < 0):
+        raise ValueError(f"prefactors must be non-negative, got {prefactors!r}")
+    if batch_size is not None:
+        _positive_int("batch_size", batch_size)
+    M = spec.n_modalities
+    hist_len = average + 1 if window == "moving_average" else 2
+
+    def init_fn(params):
+        dtype = jax.tree_util.tree_leaves(params)[0].dtype
+        return InfoRegState(jnp.zeros((), jnp.int32), params,
+                            jnp.zeros((hist_len, M), dtype), jnp.zeros((), jnp.int32),
+                            jnp.zeros((M,), bool))
+
+    def window_on(history, epochs):
+        if window == "always":
+            return jnp.ones((M,), bool)
+        if window == "never":
+            return jnp.zeros((M,), bool)
+        if window == "paper":
+            new, old = history[-1], history[-2]
+            ok = epochs >= 3            # Tr F^{t−1} and Tr F^{t−2} exist from epoch t = 2 on
+        else:
+            ma = jnp.mean(history[1:], axis=0)
+            ma_old = jnp.mean(history[:-1], axis=0)
+            new, old = ma, ma_old
+            ok = epochs >= average + 2
+        rate = (new - old) / jnp.where(new != 0, new, 1.0)
+        return ok & (rate > K)
+
+    def update_fn(updates, state, params=None, **extra):
+        if params is None or "data" not in extra:
+            raise ValueError("inforeg needs params and the run's data: use it inside "
+                             "dlnfusion.train (population level), chained before the optimizer")
+        mo = extra["data"]
+        start = state.count % epoch == 0
+        noise = mo.sigma_yy - mo.w_star @ mo.sigma @ mo.w_star.T
+        trace = _trace_one(params, mo.sigma, noise, mo.w_star, "branch", batch_size)
+        history = jnp.where(start, jnp.concatenate([state.history[1:], trace[None]]),
+                            state.history)
+        epochs = state.epochs + start.astype(jnp.int32)
+        prev = jax.tree_util.tree_map(lambda p, q: jnp.where(start, p, q), params, state.prev)
+        gaps = score_gaps(branch_scores(params, mo))
+        alpha = jnp.asarray(pref) * jnp.exp(beta * jnp.tanh(gaps))
+        regulated = window_on(history, epochs) & (gaps > 0)
+        new_branches = []
+        for m, (g_layers, p_layers, q_layers) in enumerate(zip(updates.branches,
+                                                              params.branches, prev.branches)):
+            coef = jnp.where(regulated[m], alpha[m], 0.0)
+            new_branches.append(tuple(g + coef * (p - q)
+                                      for g, p, q in zip(g_layers, p_layers, q_layers)))
+        out = Params(tuple(new_branches), updates.post)
+        return out, InfoRegState(state.count + 1, prev, history, epochs, regulated)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+class OGMState(NamedTuple):
+    """key: the noise generator; coefficients: the gradient scale of every branch at the last
+    step (1: not modulated)."""
+
+    key: jnp.ndarray
+    coefficients: jnp.ndarray
+
+
+def ogm_ge(spec: NetworkSpec, alpha: float = 0.8, noise: bool = True,
+           continuous: bool = False, seed: int = 0) -> optax.GradientTransformationExtraArgs:
+    """OGM-GE as a gradient transformation (module docstring) for population-level training of
+    the linear two-branch network ``spec``: the leading branch's gradients scaled by
+    1 − tanh(``alpha``·ratio) (``continuous=True``: 1 − tanh(α(ratio − 1))), Gaussian noise with
+    every gradient tensor's own standard deviation added to both branches while the modulation
+    is on (``noise=False``: OGM without GE). The scores are :func:`branch_scores`; a branch whose
+    score is not positive counts as infinitely behind (the leader's coefficient is 0 until the
+    other branch has learned something)."""
+    _check_spec(spec, "ogm_ge")
+    if spec.n_modalities != 2:
+        raise ValueError(f"ogm_ge modulates two modalities; the network has {spec.n_modalities}")
+    alpha = _nonneg("alpha", alpha)
+    seed = int(seed)
+
+    def init_fn(params):
+        return OGMState(jax.random.PRNGKey(seed), jnp.ones((2,)))
+
+    def update_fn(updates, state, params=None, **extra):
+        if params is None or "data" not in extra:
+            raise ValueError("ogm_ge needs params and the run's data: use it inside "
+                             "dlnfusion.train (population level), chained before the optimizer")
+        s = branch_scores(params, extra["data"])
+        tiny = jnp.finfo(s.dtype).tiny
+        ratio = jnp.stack([s[0] / jnp.maximum(s[1], tiny), s[1] / jnp.maximum(s[0], tiny)])
+        ratio = jnp.where(s > 0, ratio, 0.0)                 # a non-positive score never leads
+        arg = alpha * (ratio - 1.0) if continuous else alpha * ratio
+        coef = jnp.where(ratio > 1.0, 1.0 - jnp.tanh(arg), 1.0)
+        on = jnp.any(coef < 1.0)
+        key, sub = jax.random.split(state.key)
+        keys = jax.random.split(sub, sum(spec.branch_depths))
+        new_branches, i = [], 0
+        for m, layers in enumerate(updates.branches):
+            out = []
+            for g in layers:
+                g2 = coef[m] * g
+                if noise:
+                    eps = jax.random.normal(keys[i], g.shape, g.dtype) * jnp.std(g)
+                    g2 = g2 + jnp.where(on, eps, 0.0)
+                out.append(g2)
+                i += 1
+            new_branches.append(tuple(out))
+        return Params(tuple(new_branches), updates.post), OGMState(key, coef)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -1,0 +1,238 @@
+"""Modality-balancing methods on the unimodal-bias toy: t_B/t_A against ρ for joint training,
+OGM-GE and InfoReg (Huang et al., CVPR 2025; Peng et al., CVPR 2022) in a two-layer
+late-fusion linear network.
+
+Task and training. y = x_A + x_B, σ_A = 2, σ_B = 1 (Stats.scalar_toy), ρ ∈ RHOS; two-layer late
+fusion, width 100, entries N(0, 1e-18) (the unimodal-bias paper's Figure 3c), population-level
+gradient descent at η = 0.04 for STEPS steps; 5 seeds (quick: 2), the same initial weights for
+every method.
+
+Methods (dlnfusion.transforms, chained before optax.sgd): "joint" (plain gradient descent),
+"ogm_ge" (α = 0.8, the authors' 1 − tanh(α·ratio), noise of the gradient's own standard
+deviation), "ogm" (the same without the noise), "inforeg" (β = 0.9, K = 0.04, the paper's
+window, an epoch = EPOCH steps). Scores: the loss reduction of each branch alone (see
+dlnfusion.transforms).
+
+Theory (dlnfusion.theory.balancing_two_layer): the exact reduced dynamics of each run (the
+Gram matrix of each branch's two weight vectors and, for InfoReg, their values at the epoch
+start), from its initial weights; OGM-GE's noise is not in it (its theory is OGM's, flagged).
+Leading order beside: InfoReg slows A's escape by κ = theory.inforeg_slowdown(s_A, η, α = 1,
+EPOCH) (α = e^{β tanh Δ} with Δ ≈ 0 while the scores are tiny), i.e. t_A / κ.
+
+Measured: t_A, t_B as compare.measure_unimodal_phase defines them, their ratio, the final total
+weights (the split between the branches) and whether a run converged (loss < 1e-4) within the
+budget.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import optax
+
+from dlnfusion import NetworkSpec, Stats, init_batch, train
+from dlnfusion import theory as th
+from dlnfusion.compare import measure_unimodal_phase
+from dlnfusion.plot import PALETTE, new_figure, paper_style, save
+from dlnfusion.transforms import inforeg, ogm_ge
+
+from ._output import write_outputs
+
+ID = "huang2025-toy"
+TITLE = "Balancing methods on the toy: t_B/t_A against rho (joint, OGM-GE, InfoReg)"
+SIGMA_A, SIGMA_B = 2.0, 1.0
+RHOS = (-0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75)
+LR, WIDTH, SCALE = 0.04, 100, 1e-9
+STEPS, STRIDE = 8000, 10
+EPOCH = 10
+BETA, K_WINDOW, OGM_ALPHA = 0.9, 0.04, 0.8
+SEEDS, QUICK_SEEDS = 5, 2
+METHODS = ("joint", "ogm_ge", "ogm", "inforeg")
+LABELS = {"joint": "joint training", "ogm_ge": "OGM-GE", "ogm": "OGM (no noise)",
+          "inforeg": "InfoReg"}
+COLORS = {"joint": PALETTE[0], "ogm_ge": PALETTE[4], "ogm": PALETTE[1], "inforeg": PALETTE[5]}
+THEORY_METHOD = {"joint": "joint", "ogm_ge": "ogm", "ogm": "ogm", "inforeg": "inforeg"}
+
+
+def _optimizer(method, spec):
+    if method == "joint":
+        return None
+    if method == "inforeg":
+        tx = inforeg(spec, epoch=EPOCH, beta=BETA, K=K_WINDOW)
+    else:
+        tx = ogm_ge(spec, alpha=OGM_ALPHA, noise=(method == "ogm_ge"))
+    return lambda lr: optax.chain(tx, optax.sgd(lr))
+
+
+def _theory_kwargs(method):
+    if THEORY_METHOD[method] == "inforeg":
+        return dict(method="inforeg", epoch=EPOCH, beta=BETA, K=K_WINDOW)
+    if THEORY_METHOD[method] == "ogm":
+        return dict(method="ogm", alpha=OGM_ALPHA)
+    return dict(method="joint")
+
+
+def _list(a):
+    return [None if not np.isfinite(v) else float(v) for v in np.asarray(a, float).ravel()]
+
+
+def run(out: Path, quick: bool = False) -> dict:
+    seeds = list(range(QUICK_SEEDS if quick else SEEDS))
+    spec = NetworkSpec.fusion(2, 2, width=WIDTH)
+    params = init_batch(spec, seeds, scale=SCALE)
+    gram = th.initial_gram(spec, params)
+    points, curves = [], {}
+    for rho in RHOS:
+        stats = Stats.scalar_toy(SIGMA_A, SIGMA_B, rho)
+        for method in METHODS:
+            traj = train(spec, stats, params, lr=LR, max_steps=STEPS, stride=STRIDE,
+                         optimizer=_optimizer(method, spec))
+            m = measure_unimodal_phase(traj)
+            theory = th.balancing_two_layer(stats, LR, gram, STEPS, **_theory_kwargs(method))
+            ratio_th = np.array([r.ratio for r in theory])
+            caveats = []
+            if method == "ogm_ge":
+                caveats.append("theory without the noise of GE (OGM's reduced dynamics)")
+            if not np.all(np.isfinite(ratio_th)):
+                caveats.append(f"no transition within {STEPS} steps in the reduced dynamics")
+            point = {
+                "method": method, "rho": rho,
+                "time_ratio_sim": _list(m.time_ratio),
+                "time_ratio_theory": float(np.mean(ratio_th)) if np.all(
+                    np.isfinite(ratio_th)) else None,
+                "time_ratio_theory_per_seed": _list(ratio_th),
+                "t_A_sim": _list(m.t_a), "t_B_sim": _list(m.t_b),
+                "t_A_theory": _list([r.t_a for r in theory]),
+                "t_B_theory": _list([r.t_b for r in theory]),
+                "final_w_sim": [[float(np.asarray(fm)[s].reshape(())) for fm in
+                                 traj.final_maps] for s in range(len(seeds))],
+                "final_w_theory": [r.w[-1].tolist() for r in theory],
+                "status": [str(v) for v in traj.status_names()],
+                "valid": method != "ogm_ge" and bool(np.all(np.isfinite(ratio_th))),
+                "caveats": caveats,
+            }
+            if method == "inforeg":
+                s_a = float(stats.sigma_yx[0, 0])
+                kappa = th.inforeg_slowdown(s_a, LR, 1.0, EPOCH)
+                joint = next(p for p in points if p["rho"] == rho and p["method"] == "joint")
+                point["leading_order"] = {
+                    "kappa": kappa.value,
+                    "t_A_theory": float(np.mean(joint["t_A_theory"]) / kappa.value),
+                    "valid": kappa.valid, "caveats": list(kappa.caveats)}
+            points.append(point)
+            if rho == 0.5:
+                curves[method] = dict(t=theory[0].time, w=theory[0].w,
+                                      t_sim=traj.time, w_sim=np.stack(
+                                          [np.asarray(mp)[0].reshape(-1) for mp in
+                                           traj.maps], 1))
+    summary = _summary(points)
+    payload = {"figure": ID, "paper": "Huang et al., CVPR 2025 (InfoReg); Peng et al., CVPR "
+                                      "2022 (OGM-GE); the toy of Zhang et al., ICML 2024",
+               "quick": quick,
+               "parameters": {"sigma_a": SIGMA_A, "sigma_b": SIGMA_B, "rhos": list(RHOS),
+                              "lr": LR, "width": WIDTH, "init_std": SCALE, "steps": STEPS,
+                              "epoch_steps": EPOCH, "beta": BETA, "K": K_WINDOW,
+                              "ogm_alpha": OGM_ALPHA, "seeds": seeds},
+               "points": points, "summary": summary}
+    result = write_outputs(out, ID, payload, lambda stem: _figure(points, curves, stem),
+                           summary)
+    _print(points, summary)
+    return result
+
+
+def _summary(points):
+    errs = {}
+    for p in points:
+        if not p["valid"]:
+            continue
+        sim = np.array([v for v in p["time_ratio_sim"] if v is not None])
+        if sim.size and p["time_ratio_theory"] is not None:
+            errs.setdefault(p["method"], []).append(abs(p["time_ratio_theory"] / sim.mean() - 1))
+    out = {m: {"median_rel_error": float(np.median(e)), "max_rel_error": float(np.max(e)),
+               "n": len(e)} for m, e in errs.items()}
+    ge = [p for p in points if p["method"] == "ogm_ge"]
+    dev = []
+    for p in ge:
+        sim = np.array([v for v in p["time_ratio_sim"] if v is not None])
+        if sim.size and p["time_ratio_theory"] is not None:
+            dev.append(abs(p["time_ratio_theory"] / sim.mean() - 1))
+    out["ogm_ge_vs_noiseless_theory"] = {"median_rel_error": float(np.median(dev)) if dev
+                                         else None, "max_rel_error": float(np.max(dev)) if dev
+                                         else None}
+    stalled = [(p["method"], p["rho"]) for p in points
+               if not any(s == "converged" for s in p["status"])]
+    out["never_converged"] = [list(x) for x in stalled]
+    return out
+
+
+def _print(points, summary):
+    for method in METHODS:
+        row = []
+        for p in points:
+            if p["method"] != method:
+                continue
+            sim = [v for v in p["time_ratio_sim"] if v is not None]
+            th_ = p["time_ratio_theory"]
+            row.append(f"ρ={p['rho']:+.2f}: " + (f"{np.mean(sim):.3f}" if sim else "—")
+                       + (f" ({th_:.3f})" if th_ is not None else " (—)"))
+        print(f"  {LABELS[method]:15s} t_B/t_A sim (theory): " + "; ".join(row))
+    for m, v in summary.items():
+        if isinstance(v, dict) and "n" in v:
+            print(f"  {LABELS[m]}: theory vs seed mean, median {100 * v['median_rel_error']:.2g} "
+                  f"%, max {100 * v['max_rel_error']:.2g} % over {v['n']} values of ρ")
+    print(f"  never converged (method, ρ): {summary['never_converged']}")
+
+
+def _figure(points, curves, stem):
+    with paper_style():
+        fig, axes = new_figure(ncols=3, width=6.9, height=2.4)
+        ax = axes[0, 0]
+        for method in METHODS:
+            sel = [p for p in points if p["method"] == method]
+            rho = np.array([p["rho"] for p in sel])
+            th_ = np.array([np.nan if p["time_ratio_theory"] is None else p["time_ratio_theory"]
+                            for p in sel])
+            sims = [np.array([v for v in p["time_ratio_sim"] if v is not None]) for p in sel]
+            mean = np.array([s.mean() if s.size else np.nan for s in sims])
+            sd = np.array([s.std() if s.size else np.nan for s in sims])
+            if method != "ogm_ge":
+                ax.plot(rho, th_, color=COLORS[method], lw=1.2, label=LABELS[method])
+            else:
+                ax.plot([], [], "o", ms=3, mfc="none", color=COLORS[method],
+                        label=LABELS[method] + " (simulation only)")
+            ax.errorbar(rho, mean, yerr=sd, fmt="o", ms=3, mfc="none", color=COLORS[method],
+                        capsize=1.5, elinewidth=0.6)
+        ax.set_xlabel(r"correlation $\rho$")
+        ax.set_ylabel(r"time ratio $t_B/t_A$")
+        ax.set_yscale("log")
+        ax.set_yticks([1, 2, 4, 8], ["1", "2", "4", "8"])
+        ax.minorticks_off()
+        ax.legend(frameon=False, fontsize=5.5)
+        ax.set_title("lines: theory, markers: simulation", fontsize=7)
+        ax = axes[0, 1]
+        for method in METHODS:
+            sel = [p for p in points if p["method"] == method]
+            rho = np.array([p["rho"] for p in sel])
+            for key, ls in (("t_A_sim", "--"), ("t_B_sim", "-")):
+                vals = np.array([np.nanmean([np.nan if v is None else v for v in p[key]])
+                                 for p in sel])
+                ax.plot(rho, vals, ls=ls, marker="o", ms=2.5, mfc="none", lw=0.9,
+                        color=COLORS[method])
+        ax.plot([], [], "k--", lw=0.9, label="$t_A$")
+        ax.plot([], [], "k-", lw=0.9, label="$t_B$")
+        ax.set_yscale("log")
+        ax.set_xlabel(r"correlation $\rho$")
+        ax.set_ylabel("step (simulation)")
+        ax.legend(frameon=False, fontsize=6)
+        ax = axes[0, 2]
+        for method, c in curves.items():
+            for m, ls in ((0, "--"), (1, "-")):
+                ax.plot(c["t"], c["w"][:, m], ls=ls, color=COLORS[method], lw=1.0)
+        ax.plot([], [], "k--", lw=0.9, label="$W_A^{tot}$")
+        ax.plot([], [], "k-", lw=0.9, label="$W_B^{tot}$")
+        ax.set_xlim(0, 800)
+        ax.set_xlabel("step")
+        ax.set_ylabel(r"total weight ($\rho$ = 0.5, theory)")
+        ax.legend(frameon=False, fontsize=6, loc="center right")
+        paths = save(fig, stem)
+    return [str(p) for p in paths]

@@ -1,0 +1,273 @@
+"""InfoReg and OGM-GE as optax gradient transformations (population level)."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import dlnfusion as dln
+from dlnfusion import theory as th
+from dlnfusion.compare import measure_unimodal_phase
+from dlnfusion.training.objectives import Moments
+from dlnfusion.transforms import branch_scores, inforeg, ogm_ge
+
+
+def _setup(rho=0.0, width=8, scale=0.05, seed=0):
+    stats = dln.Stats.scalar_toy(2.0, 1.0, rho)
+    spec = dln.NetworkSpec.fusion(2, 2, width=width)
+    p = dln.init_batch(spec, [seed], scale=scale)
+    params = dln.Params.from_matrices(spec, [jnp.asarray(W[0]) for W in p.matrices()])
+    return stats, spec, params
+
+
+def _grad(spec, params, mo):
+    def loss(p):
+        W = jnp.concatenate(dln.networks.total_maps(spec, p), axis=1)
+        D = W - mo.w_star
+        return 0.5 * jnp.sum((D @ mo.sigma) * D)
+    return jax.grad(loss)(params)
+
+
+def _manual_run(spec, stats, params, tx, steps, lr=0.04):
+    """Gradient descent with ``tx`` chained before SGD, one Python step at a time (a test
+    reference), returning the states and parameters seen at every step."""
+    with dln.float64():
+        mo = Moments.of(stats)
+        mo = Moments(*[jnp.asarray(a) for a in mo])
+        opt = optax.chain(tx, optax.sgd(lr))
+        state = opt.init(params)
+        seen = []
+        for n in range(steps):
+            g = _grad(spec, params, mo)
+            seen.append((params, state))
+            upd, state = opt.update(g, state, params, data=mo, step=n)
+            params = optax.apply_updates(params, upd)
+    return seen, mo
+
+
+def test_branch_scores_are_the_loss_reduction_of_each_branch_alone():
+    stats, spec, params = _setup(rho=0.5, scale=0.4)
+    with dln.float64():
+        mo = Moments(*[jnp.asarray(a) for a in Moments.of(stats)])
+        s = np.asarray(branch_scores(params, mo))
+    maps = [np.asarray(m) for m in dln.networks.total_maps(spec, params)]
+    zero = stats.loss(np.zeros((1, 2)))
+    for m in range(2):
+        W = np.zeros((1, 2))
+        W[:, m:m + 1] = maps[m]
+        np.testing.assert_allclose(s[m], zero - stats.loss(W), rtol=1e-12)
+
+
+def test_inforeg_never_is_plain_gradient_descent():
+    stats, spec, params = _setup()
+    net = dln.init_batch(spec, [0, 1], scale=1e-3)
+    plain = dln.train(spec, stats, net, lr=0.04, max_steps=300, stride=10, stop_loss=None)
+    never = dln.train(spec, stats, net, lr=0.04, max_steps=300, stride=10, stop_loss=None,
+                      optimizer=lambda lr: optax.chain(inforeg(spec, window="never"),
+                                                       optax.sgd(lr)))
+    for a, b in zip(plain.final_params.matrices(), never.final_params.matrices()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_inforeg_adds_the_proximal_gradient_in_the_window():
+    """The update of a regulated branch is g + α(θ − θ_prev), α = exp(β tanh Δ) (eq. 16),
+    θ_prev the weights at the last epoch start; the other branch gets g."""
+    stats, spec, params = _setup(scale=0.3)
+    beta, epoch = 0.9, 5
+    tx = inforeg(spec, epoch=epoch, beta=beta, window="always")
+    seen, mo = _manual_run(spec, stats, params, tx, 8)
+    p3, st3 = seen[3]            # inside the first epoch: θ_prev = the weights at step 0
+    p0 = seen[0][0]
+    g = _grad(spec, p3, mo)
+    upd, _ = tx.update(g, st3[0], p3, data=mo, step=3)     # the chain state: (inforeg, sgd)
+    gaps = np.asarray(branch_scores(p3, mo))
+    delta = gaps[0] - gaps[1]
+    lead = 0 if delta > 0 else 1
+    alpha = np.exp(beta * np.tanh(abs(delta)))
+    for m in range(2):
+        for gl, ul, pl, ql in zip(g.branches[m], upd.branches[m], p3.branches[m],
+                                  p0.branches[m]):
+            want = np.asarray(gl) + (alpha * (np.asarray(pl) - np.asarray(ql)) if m == lead
+                                     else 0.0)
+            np.testing.assert_allclose(np.asarray(ul), want, rtol=1e-12, atol=1e-300)
+
+
+def test_inforeg_window_is_eq11_on_the_epoch_traces():
+    """The window InfoReg applies equals theory.prime_window on Tr F recorded at the epoch
+    starts, for the branch with a positive gap."""
+    stats, spec, params = _setup(scale=1e-4, width=6)
+    epoch, K = 5, 0.04
+    seen, mo = _manual_run(spec, stats, params, inforeg(spec, epoch=epoch, K=K), 400)
+    starts = [params for params, _ in seen[::epoch]]
+    traces = np.stack([th.fisher_trace(spec, jax.tree_util.tree_map(lambda a: a[None], p),
+                                       stats)[0] for p in starts])       # (epochs, M)
+    # traces[k] is taken at the start of epoch k, the end of epoch k − 1: Tr F^{k−1}.
+    # prime_window works on Tr F^0, Tr F^1, ... (index t = epoch t).
+    window = th.prime_window(traces[1:].T, K=K)                          # (M, epochs − 1)
+    for e in range(1, len(starts) - 1):
+        # the flags of the last step of epoch e − 1 ... the first step of epoch e is e·epoch
+        params_e, _ = seen[e * epoch]
+        _, state_next = seen[e * epoch + 1] if e * epoch + 1 < len(seen) else (None, None)
+        if state_next is None:
+            break
+        regulated = np.asarray(state_next[0].regulated)
+        gaps = np.asarray(branch_scores(params_e, mo))
+        lead = np.array([gaps[0] > gaps[1], gaps[1] > gaps[0]])
+        np.testing.assert_array_equal(regulated, window[:, e] & lead, err_msg=f"epoch {e}")
+    assert window[0].any() and not window[0, -1]
+
+
+def test_inforeg_slows_the_sufficient_branch_only_when_they_decouple():
+    """ρ = 0: the loss is a sum over branches, so regulating A cannot change B's dynamics:
+    t_B is unchanged (to float64 round-off) while t_A grows."""
+    stats = dln.Stats.scalar_toy(2.0, 1.0, 0.0)
+    spec = dln.NetworkSpec.fusion(2, 2, width=50)
+    p = dln.init_batch(spec, [0, 1], scale=1e-9)
+    joint = measure_unimodal_phase(dln.train(spec, stats, p, lr=0.04, max_steps=3000))
+    reg = measure_unimodal_phase(dln.train(
+        spec, stats, p, lr=0.04, max_steps=3000,
+        optimizer=lambda lr: optax.chain(inforeg(spec, epoch=10), optax.sgd(lr))))
+    np.testing.assert_allclose(reg.t_b, joint.t_b, rtol=1e-9)
+    assert np.all(reg.t_a > 1.05 * joint.t_a)
+
+
+def _chain(spec, w0):
+    p = th.balanced_chain_params(spec, w0, seeds=[0])
+    return dln.Params.from_matrices(spec, [jnp.asarray(W[0]) for W in p.matrices()])
+
+
+def test_ogm_coefficients_and_noise():
+    stats, spec, _ = _setup(rho=0.3)
+    params = _chain(spec, [0.5, 0.2])
+    with dln.float64():
+        mo = Moments(*[jnp.asarray(a) for a in Moments.of(stats)])
+        g = _grad(spec, params, mo)
+        s = np.asarray(branch_scores(params, mo))
+        assert np.all(s > 0)
+        for continuous in (False, True):
+            tx = ogm_ge(spec, alpha=0.8, noise=False, continuous=continuous)
+            upd, st = tx.update(g, tx.init(params), params, data=mo, step=0)
+            lead = int(np.argmax(s))
+            ratio = s[lead] / s[1 - lead]
+            arg = 0.8 * (ratio - 1) if continuous else 0.8 * ratio
+            want = np.ones(2)
+            want[lead] = 1 - np.tanh(arg)
+            np.testing.assert_allclose(np.asarray(st.coefficients), want, rtol=1e-12)
+            for m in range(2):
+                for gl, ul in zip(g.branches[m], upd.branches[m]):
+                    np.testing.assert_allclose(np.asarray(ul), want[m] * np.asarray(gl),
+                                               rtol=1e-12)
+        # GE: noise of the gradient's own standard deviation, on both branches
+        wide = dln.NetworkSpec.fusion(2, 2, width=4000)
+        pw = _chain(wide, [0.5, 0.2])
+        gw = _grad(wide, pw, mo)
+        tx = ogm_ge(wide, noise=True, seed=3)
+        upd, st = tx.update(gw, tx.init(pw), pw, data=mo, step=0)
+        c = np.asarray(st.coefficients)
+        for m in range(2):
+            g0 = np.asarray(gw.branches[m][0])
+            eps = np.asarray(upd.branches[m][0]) - c[m] * g0
+            # 4000 draws: the sample std within 5 of its standard errors (1/√(2n) relative)
+            assert abs(eps.std() / g0.std() - 1) < 5 / np.sqrt(2 * eps.size)
+
+
+def test_ogm_synchronizes_the_branches():
+    """Holding the leading branch back until the other has learned something makes the two
+    transitions nearly coincide (t_B/t_A close to 1) on the toy with ρ = 0.5."""
+    stats = dln.Stats.scalar_toy(2.0, 1.0, 0.5)
+    spec = dln.NetworkSpec.fusion(2, 2, width=50)
+    p = dln.init_batch(spec, [0], scale=1e-9)
+    joint = measure_unimodal_phase(dln.train(spec, stats, p, lr=0.04, max_steps=6000))
+    ogm = measure_unimodal_phase(dln.train(
+        spec, stats, p, lr=0.04, max_steps=6000,
+        optimizer=lambda lr: optax.chain(ogm_ge(spec, noise=False), optax.sgd(lr))))
+    assert joint.time_ratio[0] > 4 and ogm.time_ratio[0] < 1.1
+
+
+def test_bad_input_errors():
+    stats, spec, params = _setup()
+    with pytest.raises(ValueError, match="unknown branch \\['C'\\]"):
+        inforeg(spec, prefactors={"A": 0.95, "C": 0.1})
+    with pytest.raises(ValueError, match="prefactors must be a dict"):
+        inforeg(spec, prefactors=[0.95, 0.1])
+    with pytest.raises(ValueError, match="beta must be a non-negative number"):
+        inforeg(spec, beta=-0.5)
+    with pytest.raises(ValueError, match="alpha must be a non-negative number"):
+        ogm_ge(spec, alpha=-0.1)
+    for K in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="K .*must lie in \\(0, 1\\)"):
+            inforeg(spec, K=K)
+    with pytest.raises(ValueError, match="window must be one of"):
+        inforeg(spec, window="ema")
+    with pytest.raises(ValueError, match="epoch must be a positive integer"):
+        inforeg(spec, epoch=0)
+    with pytest.raises(ValueError, match="two modalities"):
+        ogm_ge(dln.NetworkSpec.fusion(2, 2, width=3, input_dims=(1, 1, 1)))
+    with pytest.raises(ValueError, match="linear network"):
+        inforeg(dln.NetworkSpec.fusion(2, 2, width=3, activation="relu"))
+    tx = inforeg(spec)
+    with pytest.raises(ValueError, match="needs params and the run's data"):
+        tx.update(params, tx.init(params), params)
+
+
+@pytest.mark.parametrize("rho", [-0.5, 0.5])
+def test_reduced_dynamics_predict_the_training(rho):
+    """theory.balancing_two_layer from the initial weights against the width-40 network for
+    joint training, OGM (no noise) and InfoReg: t_A and t_B to float64 round-off
+    (crossings interpolated between steps in both)."""
+    stats = dln.Stats.scalar_toy(2.0, 1.0, rho)
+    spec = dln.NetworkSpec.fusion(2, 2, width=40)
+    p = dln.init_batch(spec, [0, 1], scale=1e-9)
+    gram = th.initial_gram(spec, p)
+    for method, tx in (("joint", None), ("inforeg", inforeg(spec, epoch=10)),
+                       ("ogm", ogm_ge(spec, noise=False))):
+        opt = None if tx is None else (lambda lr, tx=tx: optax.chain(tx, optax.sgd(lr)))
+        m = measure_unimodal_phase(dln.train(spec, stats, p, lr=0.04, max_steps=3000,
+                                             stride=10, optimizer=opt))
+        res = th.balancing_two_layer(stats, 0.04, gram, 3000, method=method, epoch=10)
+        t_a = np.array([r.t_a for r in res])
+        t_b = np.array([r.t_b for r in res])
+        np.testing.assert_allclose(t_a, m.t_a, rtol=1e-8, equal_nan=True)
+        np.testing.assert_allclose(t_b, m.t_b, rtol=1e-8, equal_nan=True)
+
+
+def test_inforeg_leading_order_slowdown():
+    """κ of theory.inforeg_slowdown predicts InfoReg's t_A from joint training's within the
+    error of its assumptions (g ≈ s and α ≈ 1 during the escape): measured 0.0–1.2 % on the
+    toy for ρ in [−0.75, 0.75]; tested at 2 %."""
+    stats = dln.Stats.scalar_toy(2.0, 1.0, 0.0)
+    spec = dln.NetworkSpec.fusion(2, 2, width=40)
+    gram = th.initial_gram(spec, dln.init_batch(spec, [0], scale=1e-9))
+    joint = th.balancing_two_layer(stats, 0.04, gram[0], 1000, method="joint")
+    reg = th.balancing_two_layer(stats, 0.04, gram[0], 1000, method="inforeg", epoch=10)
+    kappa = th.inforeg_slowdown(float(stats.sigma_yx[0, 0]), 0.04, 1.0, 10)
+    assert kappa.valid and 0.85 < kappa.value < 0.95
+    assert abs(joint.t_a / kappa.value / reg.t_a - 1) < 0.02
+    # ρ = 0: B's transition is unchanged
+    np.testing.assert_allclose(reg.t_b, joint.t_b, rtol=1e-12)
+    with pytest.raises(ValueError, match="alpha must be a positive number"):
+        th.inforeg_slowdown(4.0, 0.04, -1.0, 10)
+    with pytest.raises(ValueError, match="method must be one of"):
+        th.balancing_two_layer(stats, 0.04, gram[0], 10, method="greedy")
+    with pytest.raises(ValueError, match="gram0 must have shape"):
+        th.balancing_two_layer(stats, 0.04, gram[0, 0], 10)
+
+
+def test_toy_figure_small(tmp_path, monkeypatch):
+    import json
+
+    from dlnfusion.simulations import huang2025_toy as fig
+
+    monkeypatch.setattr(fig, "RHOS", (0.0, 0.5))
+    monkeypatch.setattr(fig, "STEPS", 1500)
+    res = fig.run(tmp_path, quick=True)
+    data = json.loads(open(res["json"]).read())
+    pts = {(p["method"], p["rho"]): p for p in data["points"]}
+    assert set(pts) == {(m, r) for m in fig.METHODS for r in (0.0, 0.5)}
+    for key in ("method", "rho", "time_ratio_sim", "time_ratio_theory"):
+        assert all(key in p for p in data["points"])
+    for m in ("joint", "ogm", "inforeg"):
+        assert data["summary"][m]["max_rel_error"] < 1e-8
+    assert not pts[("ogm_ge", 0.0)]["valid"]
+    assert np.mean(pts[("inforeg", 0.0)]["time_ratio_sim"]) < np.mean(
+        pts[("joint", 0.0)]["time_ratio_sim"])
