@@ -207,14 +207,15 @@ def _figure(points, curves, stem):
         ax.set_yscale("log")
         ax.set_yticks([1, 2, 4, 8], ["1", "2", "4", "8"])
         ax.minorticks_off()
-        ax.legend(frameon=False, fontsize=5.5)
+        ax.legend(frameon=False, fontsize=5.5, loc="center right", bbox_to_anchor=(1.0, 0.45))
         ax.set_title("lines: theory, markers: simulation", fontsize=7)
         ax = axes[0, 1]
         for method in METHODS:
             sel = [p for p in points if p["method"] == method]
             rho = np.array([p["rho"] for p in sel])
             for key, ls in (("t_A_sim", "--"), ("t_B_sim", "-")):
-                vals = np.array([np.nanmean([np.nan if v is None else v for v in p[key]])
+                vals = np.array([np.mean([v for v in p[key] if v is not None])
+                                 if any(v is not None for v in p[key]) else np.nan
                                  for p in sel])
                 ax.plot(rho, vals, ls=ls, marker="o", ms=2.5, mfc="none", lw=0.9,
                         color=COLORS[method])
