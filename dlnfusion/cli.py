@@ -35,6 +35,7 @@ FIGURES = {
     "kleinman2023-reconstruction": "dlnfusion.simulations.kleinman2023_reconstruction",
     "huang2025-fisher": "dlnfusion.simulations.huang2025_fisher",
     "huang2025-toy": "dlnfusion.simulations.huang2025_toy",
+    "huang2025-overparam": "dlnfusion.simulations.huang2025_overparam",
 }
 
 
