@@ -36,6 +36,7 @@ FIGURES = {
     "huang2025-fisher": "dlnfusion.simulations.huang2025_fisher",
     "huang2025-toy": "dlnfusion.simulations.huang2025_toy",
     "huang2025-overparam": "dlnfusion.simulations.huang2025_overparam",
+    "huang2025-digits": "dlnfusion.simulations.huang2025_digits",
 }
 
 

@@ -289,3 +289,116 @@ def test_overparam_figure_small(tmp_path, monkeypatch):
     base = data["summary"]["unimodal_baseline_over"]
     assert over["joint"] > base and over["ogm"] < over["joint"]
     assert runs["under/joint"]["final_below_unimodal_baseline"]
+
+
+# ---------------------------------------------------------------------- mini-batch versions
+def _digits_model():
+    from dlnfusion.data import noisy_digits
+    from dlnfusion.networks import FusionMLP
+
+    task = noisy_digits()
+    return task, FusionMLP((64, 64), depth=3, fusion_layer=3, width=16, n_out=10)
+
+
+def test_batches_never_equals_joint_training_in_fit():
+    from dlnfusion.transforms import inforeg_batches
+
+    task, model = _digits_model()
+    plain = dln.fit(model, task, [0], epochs=3, batch_size=128,
+                    optimizer=optax.sgd(0.05, momentum=0.9))
+    never = dln.fit(model, task, [0], epochs=3, batch_size=128,
+                    optimizer=optax.chain(inforeg_batches(model, window="never"),
+                                          optax.sgd(0.05, momentum=0.9)))
+    np.testing.assert_array_equal(plain.test_acc, never.test_acc)
+    np.testing.assert_array_equal(plain.train_loss, never.train_loss)
+
+
+def test_classifier_scores_and_batch_updates():
+    from dlnfusion.networks import branch_parameters
+    from dlnfusion.transforms import classifier_scores, inforeg_batches, ogm_ge_batches
+
+    task, model = _digits_model()
+    params = model.init(jax.random.PRNGKey(1))
+    xs = tuple(jnp.asarray(x[:32].reshape(32, -1)) for x in task.train_x)
+    y = jnp.asarray(task.train_y[:32])
+    mask = jnp.ones(32)
+    s = np.asarray(classifier_scores(model, params, xs, y, mask))
+    for m in range(2):
+        blank = tuple(x if n == m else jnp.zeros_like(x) for n, x in enumerate(xs))
+        p = np.asarray(jax.nn.softmax(model.apply(params, blank), -1))
+        np.testing.assert_allclose(s[m], p[np.arange(32), np.asarray(y)].sum(), rtol=1e-5)
+
+    def loss(p):
+        logits = model.apply(p, xs)
+        return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(32), y])
+    g = jax.grad(loss)(params)
+    # OGM without noise: the leader's branch (layers and fusion block) scaled, the rest kept
+    tx = ogm_ge_batches(model, noise=False)
+    upd, st = tx.update(g, tx.init(params), params, batch=(xs, y, mask), epoch=0)
+    lead = int(np.argmax(s))
+    want = 1 - np.tanh(0.8 * s[lead] / s[1 - lead])
+    np.testing.assert_allclose(np.asarray(st.coefficients)[lead], want, rtol=1e-5)
+    for m, (gb, ub) in enumerate(zip(branch_parameters(model, g),
+                                     branch_parameters(model, upd))):
+        c = want if m == lead else 1.0
+        for a, b in zip(jax.tree_util.tree_leaves(gb), jax.tree_util.tree_leaves(ub)):
+            np.testing.assert_allclose(np.asarray(b), c * np.asarray(a), rtol=1e-5, atol=1e-12)
+    for a, b in zip(jax.tree_util.tree_leaves((g["post"], g["fused_b"])),
+                    jax.tree_util.tree_leaves((upd["post"], upd["fused_b"]))):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # InfoReg throughout: after the epoch-start step the proximal term pulls toward θ_prev
+    tx = inforeg_batches(model, window="always", beta=0.9)
+    st = tx.init(params)
+    _, st = tx.update(g, st, params, batch=(xs, y, mask), epoch=0)     # θ_prev = params
+    moved = jax.tree_util.tree_map(lambda a: a + 0.01, params)
+    upd, st = tx.update(g, st, moved, batch=(xs, y, mask), epoch=0)
+    s2 = np.asarray(classifier_scores(model, moved, xs, y, mask))
+    gap = abs(s2[0] - s2[1])
+    lead = int(np.argmax(s2))
+    alpha = np.exp(0.9 * np.tanh(gap))
+    for m, (gb, ub) in enumerate(zip(branch_parameters(model, g),
+                                     branch_parameters(model, upd))):
+        extra = 0.01 * alpha if m == lead else 0.0
+        for a, b in zip(jax.tree_util.tree_leaves(gb), jax.tree_util.tree_leaves(ub)):
+            np.testing.assert_allclose(np.asarray(b), np.asarray(a) + extra, rtol=1e-4,
+                                       atol=1e-6)
+
+
+def test_batch_transforms_bad_input():
+    from dlnfusion.networks import FusionMLP
+    from dlnfusion.transforms import inforeg_batches, ogm_ge_batches
+
+    _, model = _digits_model()
+    with pytest.raises(ValueError, match="unknown branch \\['C'\\]"):
+        inforeg_batches(model, prefactors={"C": 0.1})
+    with pytest.raises(ValueError, match="K .*must lie in \\(0, 1\\)"):
+        inforeg_batches(model, K=2.0)
+    with pytest.raises(ValueError, match="beta must be a non-negative number"):
+        inforeg_batches(model, beta=-1.0)
+    with pytest.raises(ValueError, match="alpha must be a non-negative number"):
+        ogm_ge_batches(model, alpha=-1.0)
+    with pytest.raises(ValueError, match="model must be a FusionMLP or a FusionCNN"):
+        inforeg_batches(object())
+    with pytest.raises(ValueError, match="two modalities"):
+        ogm_ge_batches(FusionMLP((4, 4, 4), depth=2, fusion_layer=2, width=3))
+    tx = inforeg_batches(model)
+    params = model.init(jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="needs params, the batch and the epoch"):
+        tx.update(params, tx.init(params), params)
+
+
+def test_digits_figure_small(tmp_path, monkeypatch):
+    import json
+
+    from dlnfusion.simulations import huang2025_digits as fig
+
+    monkeypatch.setattr(fig, "QUICK_EPOCHS", 3)
+    monkeypatch.setattr(fig, "QUICK_DECAY_AT", 2)
+    res = fig.run(tmp_path, quick=True)
+    data = json.loads(open(res["json"]).read())
+    assert set(data["rows"]) == set(fig.METHODS)
+    for r in data["rows"].values():
+        assert len(r["test_acc"]) == fig.QUICK_SEEDS and 0.1 < r["test_acc_ms"][0] <= 1.0
+    assert data["rows"]["joint"]["paper_crema_d"] == [66.61, 58.99, 35.14]
+    for key in ("inforeg_raises_weak_branch", "window_beats_throughout"):
+        assert key in data["summary"]

@@ -15,7 +15,9 @@ network), and recorded during training (Huang et al., CVPR 2025, eqs. 7 and 13).
 
 Branch groups: for a NetworkSpec the matrices of ``params.branches[m]`` (as
 :func:`dlnfusion.param_labels`); for FusionMLP/FusionCNN branch m's layers and its block of
-the fusion layer (``params["fused"][m]``); the shared layers after fusion belong to no branch.
+the fusion layer (``params["fused"][m]``); for FusionCNN branch m's layers (its fusion layer is
+one convolution over the concatenated channels); the shared layers after fusion belong to no
+branch (:func:`dlnfusion.networks.branch_parameters`).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..networks import NetworkSpec, Params, forward
+from ..networks import NetworkSpec, Params, branch_parameters, forward
 from ..precision import float64
 from ..theory.fisher import (_check_batch, _check_by, _check_spec_params, _trace_one)
 from ..training.observables import Record
@@ -41,10 +43,7 @@ def _grouped(model, grads, by):
     """Squared norms of a gradient pytree: per branch (M,) or per leaf."""
     if by == "layer":
         return jnp.stack([jnp.sum(a * a) for a in jax.tree_util.tree_leaves(grads)])
-    if isinstance(model, NetworkSpec):
-        return jnp.stack([_sqnorm(b) for b in grads.branches])
-    return jnp.stack([_sqnorm(b) + _sqnorm(f) for b, f in zip(grads["branches"],
-                                                             grads["fused"])])
+    return jnp.stack([_sqnorm(b) for b in branch_parameters(model, grads)])
 
 
 def _loss_fn(model):

@@ -24,7 +24,7 @@ import numpy as np
 
 from .spec import ACTIVATIONS, NetworkSpec, _pos_int
 
-__all__ = ["FusionMLP", "FusionCNN"]
+__all__ = ["FusionMLP", "FusionCNN", "branch_parameters"]
 
 
 def _uniform(key, shape, fan_in):
@@ -230,3 +230,23 @@ def _check_shapes(model, shapes: Sequence[tuple]) -> None:
         if dims != model.input_dims:
             raise ValueError(f"the network takes inputs of dimensions {model.input_dims}, the "
                              f"task gives {dims}")
+
+
+def branch_parameters(model, tree) -> list:
+    """The parameters (or gradients: any pytree shaped like the model's parameters) of each
+    modality's branch, one pytree per modality: for a :class:`NetworkSpec`'s ``Params`` the
+    matrices of ``branches[m]``; for :class:`FusionMLP` the layers of branch m and its block of
+    the summed fusion layer (``fused[m]``); for :class:`FusionCNN` (whose fusion layer is one
+    convolution over the concatenated channels) the layers of branch m. Layers after fusion
+    belong to no branch."""
+    if isinstance(model, NetworkSpec):
+        return [tuple(layers) for layers in tree.branches]
+    if isinstance(model, FusionMLP):
+        return [(b, f) for b, f in zip(tree["branches"], tree["fused"])]
+    if isinstance(model, FusionCNN):
+        return [tuple(b) for b in tree["branches"]]
+    base = getattr(model, "base", None)
+    if base is not None and isinstance(tree, dict) and "net" in tree:
+        return branch_parameters(base, tree["net"])
+    raise ValueError(f"branch_parameters knows NetworkSpec, FusionMLP and FusionCNN, got "
+                     f"{type(model).__name__}")

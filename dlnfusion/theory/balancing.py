@@ -104,9 +104,9 @@ def balancing_two_layer(stats, lr: float, gram0, steps: int, method: str = "join
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if window not in WINDOW_RULES + ("always", "never"):
-        raise ValueError(f"window must be one of {WINDOW_RULES + ('always', 'never')}, got "
-                         f"{window!r}")
+    windows = WINDOW_RULES + ("always", "outside", "never")
+    if window not in windows:
+        raise ValueError(f"window must be one of {windows}, got {window!r}")
     S, s, syy = _toy_moments(stats)
     M = s.size
     G0 = np.asarray(gram0, float)
@@ -133,13 +133,13 @@ def balancing_two_layer(stats, lr: float, gram0, steps: int, method: str = "join
             return jnp.ones((M,), bool)
         if window == "never":
             return jnp.zeros((M,), bool)
-        if window == "paper":
+        if window in ("paper", "outside"):
             new, old, ok = history[-1], history[-2], epochs >= 3
         else:
             new, old = jnp.mean(history[1:], axis=0), jnp.mean(history[:-1], axis=0)
             ok = epochs >= average + 2
         rate = (new - old) / jnp.where(new != 0, new, 1.0)
-        return ok & (rate > K)
+        return ok & ((rate <= K) if window == "outside" else (rate > K))
 
     def refresh(G):
         """u_p ← u, v_p ← v (the epoch start of InfoReg)."""

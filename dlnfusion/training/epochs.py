@@ -178,9 +178,10 @@ def _chunk(carry, first_epoch, data, *, model, loss_fn, optimizer, corrupt, batc
         if corrupt is not None:
             xs = corrupt(key, xs)
         per = _per_sample_loss(model, loss_fn, params, xs, y)
-        return jnp.sum(per * mask) / jnp.sum(mask)
+        return jnp.sum(per * mask) / jnp.sum(mask), (xs, y)
 
-    grad_fn = jax.value_and_grad(batch_loss)
+    grad_fn = jax.value_and_grad(batch_loss, has_aux=True)
+    extra_args = isinstance(optimizer, optax.GradientTransformationExtraArgs)
 
     def one_seed_epoch(state, const, epoch):
         params, opt_state, dead = state
@@ -196,8 +197,12 @@ def _chunk(carry, first_epoch, data, *, model, loss_fn, optimizer, corrupt, batc
         def step(s, inp):
             params, opt_state, dead, total = s
             idx, m, k = inp
-            loss, g = grad_fn(params, k, idx, m, on)
-            updates, new_opt = optimizer.update(g, opt_state, params)
+            (loss, (xs_b, y_b)), g = grad_fn(params, k, idx, m, on)
+            if extra_args:   # per-branch methods read the batch (dlnfusion.transforms)
+                updates, new_opt = optimizer.update(g, opt_state, params,
+                                                    batch=(xs_b, y_b, m), epoch=epoch)
+            else:
+                updates, new_opt = optimizer.update(g, opt_state, params)
             new_params = optax.apply_updates(params, updates)
             bad = dead | ~jnp.isfinite(loss) | ~jnp.all(jnp.stack(
                 [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(new_params)]))

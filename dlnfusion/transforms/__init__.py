@@ -1,4 +1,9 @@
-"""Per-branch gradient methods as optax gradient transformations (modality balancing)."""
-from .balancing import (WINDOWS, InfoRegState, OGMState, branch_scores, inforeg, ogm_ge)
+"""Per-branch gradient methods as optax gradient transformations (modality balancing):
+population-level training of linear networks (:func:`inforeg`, :func:`ogm_ge`) and mini-batch
+training of classifiers with :func:`dlnfusion.fit` (:func:`inforeg_batches`,
+:func:`ogm_ge_batches`)."""
+from .balancing import (WINDOWS, InfoRegBatchState, InfoRegState, OGMState, branch_scores,
+                        classifier_scores, inforeg, inforeg_batches, ogm_ge, ogm_ge_batches)
 
-__all__ = ["WINDOWS", "InfoRegState", "OGMState", "branch_scores", "inforeg", "ogm_ge"]
+__all__ = ["WINDOWS", "InfoRegState", "InfoRegBatchState", "OGMState", "branch_scores",
+           "classifier_scores", "inforeg", "inforeg_batches", "ogm_ge", "ogm_ge_batches"]

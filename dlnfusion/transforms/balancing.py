@@ -43,15 +43,17 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ..networks import NetworkSpec, Params
+from ..networks import FusionCNN, FusionMLP, NetworkSpec, Params, branch_parameters
 from ..theory.balancing import score_gaps
 from ..theory.fisher import WINDOW_RULES, _trace_one
 
-__all__ = ["inforeg", "ogm_ge", "branch_scores", "InfoRegState", "OGMState", "WINDOWS"]
+__all__ = ["inforeg", "ogm_ge", "branch_scores", "InfoRegState", "OGMState", "WINDOWS",
+           "inforeg_batches", "ogm_ge_batches", "classifier_scores", "InfoRegBatchState"]
 
 #: InfoReg's window choices: the paper's rule, the authors' moving average, regulating
-#: throughout (the ablation of the paper's Table 4) and never (joint training).
-WINDOWS = WINDOW_RULES + ("always", "never")
+#: throughout ("always") or only outside the paper's window ("outside": the two ablations of the
+#: paper's Table 4) and never (joint training).
+WINDOWS = WINDOW_RULES + ("always", "outside", "never")
 
 
 def _maps(params: Params):
@@ -170,7 +172,7 @@ def inforeg(spec: NetworkSpec, epoch: int = 10, beta: float = 0.9, K: float = 0.
             return jnp.ones((M,), bool)
         if window == "never":
             return jnp.zeros((M,), bool)
-        if window == "paper":
+        if window in ("paper", "outside"):
             new, old = history[-1], history[-2]
             ok = epochs >= 3            # Tr F^{t−1} and Tr F^{t−2} exist from epoch t = 2 on
         else:
@@ -179,7 +181,7 @@ def inforeg(spec: NetworkSpec, epoch: int = 10, beta: float = 0.9, K: float = 0.
             new, old = ma, ma_old
             ok = epochs >= average + 2
         rate = (new - old) / jnp.where(new != 0, new, 1.0)
-        return ok & (rate > K)
+        return ok & ((rate <= K) if window == "outside" else (rate > K))
 
     def update_fn(updates, state, params=None, **extra):
         if params is None or "data" not in extra:
@@ -194,7 +196,7 @@ def inforeg(spec: NetworkSpec, epoch: int = 10, beta: float = 0.9, K: float = 0.
         epochs = state.epochs + start.astype(jnp.int32)
         prev = jax.tree_util.tree_map(lambda p, q: jnp.where(start, p, q), params, state.prev)
         gaps = score_gaps(branch_scores(params, mo))
-        alpha = jnp.asarray(pref) * jnp.exp(beta * jnp.tanh(gaps))
+        alpha = jnp.asarray(pref, gaps.dtype) * jnp.exp(beta * jnp.tanh(gaps))
         regulated = window_on(history, epochs) & (gaps > 0)
         new_branches = []
         for m, (g_layers, p_layers, q_layers) in enumerate(zip(updates.branches,
@@ -232,7 +234,8 @@ def ogm_ge(spec: NetworkSpec, alpha: float = 0.8, noise: bool = True,
     seed = int(seed)
 
     def init_fn(params):
-        return OGMState(jax.random.PRNGKey(seed), jnp.ones((2,)))
+        dtype = jax.tree_util.tree_leaves(params)[0].dtype
+        return OGMState(jax.random.PRNGKey(seed), jnp.ones((2,), dtype))
 
     def update_fn(updates, state, params=None, **extra):
         if params is None or "data" not in extra:
@@ -243,7 +246,7 @@ def ogm_ge(spec: NetworkSpec, alpha: float = 0.8, noise: bool = True,
         ratio = jnp.stack([s[0] / jnp.maximum(s[1], tiny), s[1] / jnp.maximum(s[0], tiny)])
         ratio = jnp.where(s > 0, ratio, 0.0)                 # a non-positive score never leads
         arg = alpha * (ratio - 1.0) if continuous else alpha * ratio
-        coef = jnp.where(ratio > 1.0, 1.0 - jnp.tanh(arg), 1.0)
+        coef = jnp.where(ratio > 1.0, 1.0 - jnp.tanh(arg), 1.0).astype(state.coefficients.dtype)
         on = jnp.any(coef < 1.0)
         key, sub = jax.random.split(state.key)
         keys = jax.random.split(sub, sum(spec.branch_depths))
@@ -259,5 +262,186 @@ def ogm_ge(spec: NetworkSpec, alpha: float = 0.8, noise: bool = True,
                 i += 1
             new_branches.append(tuple(out))
         return Params(tuple(new_branches), updates.post), OGMState(key, coef)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+# ---------------------------------------------------------------------- mini-batch training
+def classifier_scores(model, params, xs, y, mask=None) -> jnp.ndarray:
+    """The authors' performance score of every modality on a batch: the sum over the batch of
+    the softmax probability of the true class, the network evaluated with the other inputs
+    zeroed (dlnfusion's unimodal convention, as ``fit``'s unimodal accuracies). (M,)."""
+    mask = jnp.ones(y.shape[0]) if mask is None else mask
+    out = []
+    for m in range(len(xs)):
+        blank = tuple(x if n == m else jnp.zeros_like(x) for n, x in enumerate(xs))
+        p = jax.nn.softmax(model.apply(params, blank), axis=-1)
+        out.append(jnp.sum(jnp.take_along_axis(p, y[:, None].astype(jnp.int32), -1)[:, 0]
+                           * mask))
+    return jnp.stack(out)
+
+
+def _check_model(model, who):
+    """The modality names of a classifier (FusionMLP, FusionCNN, or a model wrapping one as
+    ``base``, e.g. CrossReconstruction); a clear error for anything else."""
+    base = getattr(model, "base", model)
+    if isinstance(base, FusionMLP):
+        return tuple(base.spec.names)
+    if isinstance(base, FusionCNN):
+        return tuple("ABCDEFGHIJ"[:base.n_modalities])
+    raise ValueError(f"{who}: model must be a FusionMLP or a FusionCNN (or wrap one as "
+                     f"``base``), got {type(model).__name__}")
+
+
+def _map_branches(model, tree, fn):
+    """Apply ``fn(m, branch_subtree)`` to every branch of a classifier's parameter pytree (the
+    grouping of :func:`dlnfusion.networks.branch_parameters`); the rest is kept."""
+    base = getattr(model, "base", None)
+    if base is not None and isinstance(tree, dict) and "net" in tree:
+        return {**tree, "net": _map_branches(base, tree["net"], fn)}
+    new = [fn(m, g) for m, g in enumerate(branch_parameters(model, tree))]
+    if isinstance(model, FusionMLP):
+        return {**tree, "branches": tuple(b for b, _ in new), "fused": tuple(f for _, f in new)}
+    return {**tree, "branches": tuple(new)}
+
+
+class InfoRegBatchState(NamedTuple):
+    """epoch: the epoch of the last step (−1 before the first); prev: the weights at the start
+    of the epoch; running: Σ over this epoch's batches of ‖g_m‖² (the authors' trace); history:
+    the traces of the last finished epochs (newest last); epochs: how many are held; regulated:
+    the flags of the last step."""
+
+    epoch: jnp.ndarray
+    prev: object
+    running: jnp.ndarray
+    history: jnp.ndarray
+    epochs: jnp.ndarray
+    regulated: jnp.ndarray
+
+
+def inforeg_batches(model, beta: float = 0.9, K: float = 0.04, window: str = "paper",
+                    average: int = 10, prefactors=None) -> optax.GradientTransformationExtraArgs:
+    """InfoReg for mini-batch training with :func:`dlnfusion.fit` of a classifier (FusionMLP,
+    FusionCNN): per batch, the scores of :func:`classifier_scores`, Δ_m (eq. 10), α =
+    c_m exp(β tanh Δ_m) (eq. 16), and for the information-sufficient branch inside its window
+    the proximal gradient α(θ_m − θ_m^{prev}) added, θ^{prev} the weights at the start of the
+    epoch. The window (eq. 11, or the moving average, "always", "never") is tested on the
+    authors' trace: the squared norm of each batch's gradient of branch m, summed over the
+    batches of an epoch. ``fit`` passes the batch and the epoch as optax extra arguments."""
+    names = _check_model(model, "inforeg_batches")
+    beta = _nonneg("beta", beta)
+    average = _positive_int("average", average)
+    if isinstance(K, bool) or not isinstance(K, (int, float, np.floating)) or not 0 < K < 1:
+        raise ValueError(f"K (the window threshold) must lie in (0, 1), got {K!r}")
+    if window not in WINDOWS:
+        raise ValueError(f"window must be one of {WINDOWS}, got {window!r}")
+    M = len(names)
+    if prefactors is None:
+        pref = np.ones(M)
+    else:
+        if not isinstance(prefactors, dict):
+            raise ValueError(f"prefactors must be a dict keyed by branch name {names}")
+        unknown = set(prefactors) - set(names)
+        if unknown:
+            raise ValueError(f"prefactors: unknown branch {sorted(unknown)}; the branches are "
+                             f"{list(names)}")
+        pref = np.array([float(prefactors.get(n, 1.0)) for n in names])
+    hist_len = average + 1 if window == "moving_average" else 2
+
+    def init_fn(params):
+        dtype = jax.tree_util.tree_leaves(params)[0].dtype
+        return InfoRegBatchState(jnp.asarray(-1, jnp.int32), params, jnp.zeros((M,), dtype),
+                                 jnp.zeros((hist_len, M), dtype), jnp.zeros((), jnp.int32),
+                                 jnp.zeros((M,), bool))
+
+    def window_on(history, epochs):
+        if window == "always":
+            return jnp.ones((M,), bool)
+        if window == "never":
+            return jnp.zeros((M,), bool)
+        if window in ("paper", "outside"):
+            new, old, ok = history[-1], history[-2], epochs >= 2
+        else:
+            new, old = jnp.mean(history[1:], axis=0), jnp.mean(history[:-1], axis=0)
+            ok = epochs >= average + 1
+        rate = (new - old) / jnp.where(new != 0, new, 1.0)
+        return ok & ((rate <= K) if window == "outside" else (rate > K))
+
+    def update_fn(updates, state, params=None, **extra):
+        if params is None or "batch" not in extra or "epoch" not in extra:
+            raise ValueError("inforeg_batches needs params, the batch and the epoch: use it "
+                             "inside dlnfusion.fit, chained before the optimizer")
+        xs, y, mask = extra["batch"]
+        epoch = jnp.asarray(extra["epoch"], jnp.int32)
+        start = epoch != state.epoch
+        finished = start & (state.epoch >= 0)       # the previous epoch's trace is complete
+        history = jnp.where(finished, jnp.concatenate([state.history[1:],
+                                                       state.running[None]]), state.history)
+        epochs = state.epochs + finished.astype(jnp.int32)
+        running = jnp.where(start, 0.0, state.running)
+        prev = jax.tree_util.tree_map(lambda p, q: jnp.where(start, p, q), params, state.prev)
+        g2 = jnp.stack([_sqnorm(b) for b in branch_parameters(model, updates)])
+        running = running + g2.astype(running.dtype)
+        gaps = score_gaps(classifier_scores(model, params, xs, y, mask))
+        alpha = jnp.asarray(pref, gaps.dtype) * jnp.exp(beta * jnp.tanh(gaps))
+        regulated = window_on(history, epochs) & (gaps > 0)
+        p_groups = branch_parameters(model, params)
+        q_groups = branch_parameters(model, prev)
+
+        def reg(m, g):
+            coef = jnp.where(regulated[m], alpha[m], 0.0)
+            return jax.tree_util.tree_map(lambda a, p, q: a + coef * (p - q), g,
+                                          p_groups[m], q_groups[m])
+        out = _map_branches(model, updates, reg)
+        return out, InfoRegBatchState(epoch, prev, running, history, epochs, regulated)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _sqnorm(tree):
+    return sum(jnp.sum(a * a) for a in jax.tree_util.tree_leaves(tree))
+
+
+def ogm_ge_batches(model, alpha: float = 0.8, noise: bool = True, continuous: bool = False,
+                   seed: int = 0) -> optax.GradientTransformationExtraArgs:
+    """OGM-GE for mini-batch training with :func:`dlnfusion.fit` of a two-branch classifier:
+    per batch the scores of :func:`classifier_scores`, ratio = s_lead/s_other, the leading
+    branch's gradients × (1 − tanh(α·ratio)) (``continuous``: 1 − tanh(α(ratio − 1))), and
+    Gaussian noise with each gradient tensor's own standard deviation on both branches while
+    the modulation is on (``noise``)."""
+    names = _check_model(model, "ogm_ge_batches")
+    if len(names) != 2:
+        raise ValueError(f"ogm_ge_batches modulates two modalities; the model has {len(names)}")
+    alpha = _nonneg("alpha", alpha)
+
+    def init_fn(params):
+        dtype = jax.tree_util.tree_leaves(params)[0].dtype
+        return OGMState(jax.random.PRNGKey(int(seed)), jnp.ones((2,), dtype))
+
+    def update_fn(updates, state, params=None, **extra):
+        if params is None or "batch" not in extra:
+            raise ValueError("ogm_ge_batches needs params and the batch: use it inside "
+                             "dlnfusion.fit, chained before the optimizer")
+        xs, y, mask = extra["batch"]
+        s = classifier_scores(model, params, xs, y, mask)
+        tiny = jnp.finfo(s.dtype).tiny
+        ratio = jnp.stack([s[0] / jnp.maximum(s[1], tiny), s[1] / jnp.maximum(s[0], tiny)])
+        arg = alpha * (ratio - 1.0) if continuous else alpha * ratio
+        coef = jnp.where(ratio > 1.0, 1.0 - jnp.tanh(arg), 1.0).astype(state.coefficients.dtype)
+        on = jnp.any(coef < 1.0)
+        key, sub = jax.random.split(state.key)
+
+        def mod(m, g):
+            leaves, tree = jax.tree_util.tree_flatten(g)
+            keys = jax.random.split(jax.random.fold_in(sub, m), len(leaves))
+            out = []
+            for k, a in zip(keys, leaves):
+                b = coef[m] * a
+                if noise:
+                    b = b + jnp.where(on, jax.random.normal(k, a.shape, a.dtype) * jnp.std(a),
+                                      0.0)
+                out.append(b)
+            return jax.tree_util.tree_unflatten(tree, out)
+        return _map_branches(model, updates, mod), OGMState(key, coef)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
