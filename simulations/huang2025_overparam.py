@@ -46,17 +46,6 @@ def _optimizer(method, spec):
     return lambda lr: optax.chain(tx, optax.sgd(lr))
 
 
-def _baseline(emp, true, max_steps):
-    best = {}
-    for m, name in enumerate(true.names):
-        spec = NetworkSpec.fusion(2, 2, width=fig5.WIDTH, input_dims=(fig5.DIM,), names=(name,))
-        tr = simulate(spec, fig5._marginal(emp, m, True), seeds=[0], scale=fig5.INIT_STD,
-                      lr=fig5.LR, max_steps=max_steps, stop_loss=None, stride=STRIDE,
-                      eval_stats=fig5._marginal(true, m, False))
-        best[name] = float(np.nanmin(tr.eval_loss[0]) - true.min_loss())
-    return best
-
-
 def run(out: Path, quick: bool = False) -> dict:
     max_steps = QUICK_MAX_STEPS if quick else MAX_STEPS
     true = fig5.true_stats()
@@ -65,7 +54,7 @@ def run(out: Path, quick: bool = False) -> dict:
     results, curves = {}, {}
     for regime, P in SAMPLES.items():
         emp = true.sample(P, seed=fig5.DATA_SEED).stats(allow_singular=True)
-        base = _baseline(emp, true, max_steps)
+        base = fig5.unimodal_baseline(emp, true, max_steps, STRIDE)
         baseline = min(base.values())
         for method in METHODS:
             tr = simulate(spec, emp, seeds=[0], scale=fig5.INIT_STD, lr=fig5.LR,

@@ -49,7 +49,7 @@ def test_branch_scores_are_the_loss_reduction_of_each_branch_alone():
     stats, spec, params = _setup(rho=0.5, scale=0.4)
     with dln.float64():
         mo = Moments(*[jnp.asarray(a) for a in Moments.of(stats)])
-        s = np.asarray(branch_scores(params, mo))
+        s = np.asarray(branch_scores(spec, params, mo))
     maps = [np.asarray(m) for m in dln.networks.total_maps(spec, params)]
     zero = stats.loss(np.zeros((1, 2)))
     for m in range(2):
@@ -80,7 +80,7 @@ def test_inforeg_adds_the_proximal_gradient_in_the_window():
     p0 = seen[0][0]
     g = _grad(spec, p3, mo)
     upd, _ = tx.update(g, st3[0], p3, data=mo, step=3)     # the chain state: (inforeg, sgd)
-    gaps = np.asarray(branch_scores(p3, mo))
+    gaps = np.asarray(branch_scores(spec, p3, mo))
     delta = gaps[0] - gaps[1]
     lead = 0 if delta > 0 else 1
     alpha = np.exp(beta * np.tanh(abs(delta)))
@@ -111,7 +111,7 @@ def test_inforeg_window_is_eq11_on_the_epoch_traces():
         if state_next is None:
             break
         regulated = np.asarray(state_next[0].regulated)
-        gaps = np.asarray(branch_scores(params_e, mo))
+        gaps = np.asarray(branch_scores(spec, params_e, mo))
         lead = np.array([gaps[0] > gaps[1], gaps[1] > gaps[0]])
         np.testing.assert_array_equal(regulated, window[:, e] & lead, err_msg=f"epoch {e}")
     assert window[0].any() and not window[0, -1]
@@ -142,7 +142,7 @@ def test_ogm_coefficients_and_noise():
     with dln.float64():
         mo = Moments(*[jnp.asarray(a) for a in Moments.of(stats)])
         g = _grad(spec, params, mo)
-        s = np.asarray(branch_scores(params, mo))
+        s = np.asarray(branch_scores(spec, params, mo))
         assert np.all(s > 0)
         for continuous in (False, True):
             tx = ogm_ge(spec, alpha=0.8, noise=False, continuous=continuous)

@@ -67,7 +67,8 @@ __all__ += ["FISHER_GROUPS", "WINDOW_RULES", "FisherTheory", "balanced_chain_par
             "fisher_late_fusion",
             "fisher_terms", "fisher_trace", "noise_covariance", "prime_window"]
 from .balancing import (METHODS as BALANCING_METHODS, BalancedRun, balancing_two_layer,
-                        initial_gram, inforeg_slowdown, score_gaps)
+                        initial_gram, inforeg_slowdown, ogm_coefficients, score_gaps,
+                        window_test)
 
 __all__ += ["BALANCING_METHODS", "BalancedRun", "balancing_two_layer", "initial_gram",
-            "inforeg_slowdown", "score_gaps"]
+            "inforeg_slowdown", "ogm_coefficients", "score_gaps", "window_test"]

@@ -41,7 +41,7 @@ from .common import Prediction
 from .fisher import WINDOW_RULES, _toy_moments
 
 __all__ = ["BalancedRun", "balancing_two_layer", "initial_gram", "inforeg_slowdown",
-           "score_gaps", "METHODS"]
+           "score_gaps", "window_test", "ogm_coefficients", "METHODS"]
 
 METHODS = ("joint", "ogm", "inforeg")
 
@@ -54,6 +54,38 @@ def score_gaps(scores):
     count = jnp.sum(beats, axis=-1)
     return jnp.where(count > 0, jnp.sum(jnp.where(beats, diff, 0.0), axis=-1)
                      / jnp.maximum(count, 1), 0.0)
+
+
+def window_test(history, epoch, window: str, K: float, average: int):
+    """InfoReg's window flags at the start of epoch ``epoch`` (traceable). ``history`` (H, M)
+    holds the traces of the last finished epochs, newest last (Tr F^{t−1} last): "paper" and
+    "outside" test (Tr F^{t−1} − Tr F^{t−2})/Tr F^{t−1} > K (eq. 11; "outside" is the
+    complement), from epoch 2 on; "moving_average" the same on ``average``-epoch means, from
+    epoch average + 1 on; "always" and "never" are constant."""
+    M = history.shape[-1]
+    if window == "always":
+        return jnp.ones((M,), bool)
+    if window == "never":
+        return jnp.zeros((M,), bool)
+    if window in ("paper", "outside"):
+        new, old, ok = history[-1], history[-2], epoch >= 2
+    else:
+        new, old = jnp.mean(history[1:], axis=0), jnp.mean(history[:-1], axis=0)
+        ok = epoch >= average + 1
+    rate = (new - old) / jnp.where(new != 0, new, 1.0)
+    return ok & ((rate <= K) if window == "outside" else (rate > K))
+
+
+def ogm_coefficients(scores, alpha: float, continuous: bool = False):
+    """OGM's gradient scale of two modalities (traceable, (2,)): 1 − tanh(α·ratio) for the one
+    whose score is the larger, ratio = s_lead/s_other (``continuous``: 1 − tanh(α(ratio −
+    1))), 1 for the other; a non-positive score never leads and counts as infinitely behind."""
+    tiny = jnp.finfo(scores.dtype).tiny
+    ratio = jnp.stack([scores[0] / jnp.maximum(scores[1], tiny),
+                       scores[1] / jnp.maximum(scores[0], tiny)])
+    ratio = jnp.where(scores > 0, ratio, 0.0)
+    arg = alpha * (ratio - 1.0) if continuous else alpha * ratio
+    return jnp.where(ratio > 1.0, 1.0 - jnp.tanh(arg), 1.0)
 
 
 def initial_gram(spec: NetworkSpec, params: Params) -> np.ndarray:
@@ -128,19 +160,6 @@ def balancing_two_layer(stats, lr: float, gram0, steps: int, method: str = "join
         scores = s * w - 0.5 * jnp.diag(S) * w ** 2
         return w, g, trace, scores
 
-    def window_on(history, epochs):
-        if window == "always":
-            return jnp.ones((M,), bool)
-        if window == "never":
-            return jnp.zeros((M,), bool)
-        if window in ("paper", "outside"):
-            new, old, ok = history[-1], history[-2], epochs >= 3
-        else:
-            new, old = jnp.mean(history[1:], axis=0), jnp.mean(history[:-1], axis=0)
-            ok = epochs >= average + 2
-        rate = (new - old) / jnp.where(new != 0, new, 1.0)
-        return ok & ((rate <= K) if window == "outside" else (rate > K))
-
     def refresh(G):
         """u_p ← u, v_p ← v (the epoch start of InfoReg)."""
         P = jnp.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [1.0, 0, 0, 0], [0, 1.0, 0, 0]])
@@ -153,19 +172,15 @@ def balancing_two_layer(stats, lr: float, gram0, steps: int, method: str = "join
         a = jnp.zeros(M)
         regulated = jnp.zeros(M, bool)
         if method == "ogm":
-            tiny = jnp.finfo(scores.dtype).tiny
-            ratio = jnp.stack([scores[0] / jnp.maximum(scores[1], tiny),
-                               scores[1] / jnp.maximum(scores[0], tiny)])
-            ratio = jnp.where(scores > 0, ratio, 0.0)
-            arg = alpha * (ratio - 1.0) if continuous else alpha * ratio
-            c = jnp.where(ratio > 1.0, 1.0 - jnp.tanh(arg), 1.0)
+            c = ogm_coefficients(scores, alpha, continuous)
         if method == "inforeg":
             start = n % epoch == 0
             history = jnp.where(start, jnp.concatenate([history[1:], trace[None]]), history)
             epochs = epochs + start.astype(jnp.int32)
             G = jnp.where(start, refresh(G), G)
             gaps = score_gaps(scores)
-            regulated = window_on(history, epochs) & (gaps > 0)
+            # the history holds the initial trace too: epoch t starts with t + 1 traces
+            regulated = window_test(history, epochs - 1, window, K, average) & (gaps > 0)
             a = jnp.where(regulated, jnp.asarray(pref) * jnp.exp(beta * jnp.tanh(gaps)), 0.0)
         e = lr * a
         k = lr * c * g

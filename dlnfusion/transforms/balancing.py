@@ -43,8 +43,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ..networks import FusionCNN, FusionMLP, NetworkSpec, Params, branch_parameters
-from ..theory.balancing import score_gaps
+from ..networks import (FusionCNN, FusionMLP, NetworkSpec, Params, branch_parameters,
+                        total_maps)
+from ..theory.balancing import ogm_coefficients, score_gaps, window_test
 from ..theory.fisher import WINDOW_RULES, _trace_one
 
 __all__ = ["inforeg", "ogm_ge", "branch_scores", "InfoRegState", "OGMState", "WINDOWS",
@@ -56,23 +57,10 @@ __all__ = ["inforeg", "ogm_ge", "branch_scores", "InfoRegState", "OGMState", "WI
 WINDOWS = WINDOW_RULES + ("always", "outside", "never")
 
 
-def _maps(params: Params):
-    P = None
-    for W in reversed(params.post):
-        P = W if P is None else P @ W
-    out = []
-    for layers in params.branches:
-        M = P
-        for W in reversed(layers):
-            M = W if M is None else M @ W
-        out.append(M)
-    return out
-
-
-def branch_scores(params: Params, moments) -> jnp.ndarray:
+def branch_scores(spec: NetworkSpec, params: Params, moments) -> jnp.ndarray:
     """s_m = tr(Σ_yx_m W_mᵀ) − ½ tr(W_m Σ_mm W_mᵀ) of every branch (module docstring): how much
     branch m alone lowers the population squared loss. Traceable; (M,)."""
-    maps = _maps(params)
+    maps = total_maps(spec, params)
     dims = [W.shape[1] for W in maps]
     offs = np.concatenate([[0], np.cumsum(dims)])
     out = []
@@ -167,22 +155,6 @@ def inforeg(spec: NetworkSpec, epoch: int = 10, beta: float = 0.9, K: float = 0.
                             jnp.zeros((hist_len, M), dtype), jnp.zeros((), jnp.int32),
                             jnp.zeros((M,), bool))
 
-    def window_on(history, epochs):
-        if window == "always":
-            return jnp.ones((M,), bool)
-        if window == "never":
-            return jnp.zeros((M,), bool)
-        if window in ("paper", "outside"):
-            new, old = history[-1], history[-2]
-            ok = epochs >= 3            # Tr F^{t−1} and Tr F^{t−2} exist from epoch t = 2 on
-        else:
-            ma = jnp.mean(history[1:], axis=0)
-            ma_old = jnp.mean(history[:-1], axis=0)
-            new, old = ma, ma_old
-            ok = epochs >= average + 2
-        rate = (new - old) / jnp.where(new != 0, new, 1.0)
-        return ok & ((rate <= K) if window == "outside" else (rate > K))
-
     def update_fn(updates, state, params=None, **extra):
         if params is None or "data" not in extra:
             raise ValueError("inforeg needs params and the run's data: use it inside "
@@ -195,9 +167,10 @@ def inforeg(spec: NetworkSpec, epoch: int = 10, beta: float = 0.9, K: float = 0.
                             state.history)
         epochs = state.epochs + start.astype(jnp.int32)
         prev = jax.tree_util.tree_map(lambda p, q: jnp.where(start, p, q), params, state.prev)
-        gaps = score_gaps(branch_scores(params, mo))
+        gaps = score_gaps(branch_scores(spec, params, mo))
         alpha = jnp.asarray(pref, gaps.dtype) * jnp.exp(beta * jnp.tanh(gaps))
-        regulated = window_on(history, epochs) & (gaps > 0)
+        # the history holds the initial trace too: epoch t starts with t + 1 traces
+        regulated = window_test(history, epochs - 1, window, K, average) & (gaps > 0)
         new_branches = []
         for m, (g_layers, p_layers, q_layers) in enumerate(zip(updates.branches,
                                                               params.branches, prev.branches)):
@@ -241,12 +214,8 @@ def ogm_ge(spec: NetworkSpec, alpha: float = 0.8, noise: bool = True,
         if params is None or "data" not in extra:
             raise ValueError("ogm_ge needs params and the run's data: use it inside "
                              "dlnfusion.train (population level), chained before the optimizer")
-        s = branch_scores(params, extra["data"])
-        tiny = jnp.finfo(s.dtype).tiny
-        ratio = jnp.stack([s[0] / jnp.maximum(s[1], tiny), s[1] / jnp.maximum(s[0], tiny)])
-        ratio = jnp.where(s > 0, ratio, 0.0)                 # a non-positive score never leads
-        arg = alpha * (ratio - 1.0) if continuous else alpha * ratio
-        coef = jnp.where(ratio > 1.0, 1.0 - jnp.tanh(arg), 1.0).astype(state.coefficients.dtype)
+        s = branch_scores(spec, params, extra["data"])
+        coef = ogm_coefficients(s, alpha, continuous).astype(state.coefficients.dtype)
         on = jnp.any(coef < 1.0)
         key, sub = jax.random.split(state.key)
         keys = jax.random.split(sub, sum(spec.branch_depths))
@@ -354,19 +323,6 @@ def inforeg_batches(model, beta: float = 0.9, K: float = 0.04, window: str = "pa
                                  jnp.zeros((hist_len, M), dtype), jnp.zeros((), jnp.int32),
                                  jnp.zeros((M,), bool))
 
-    def window_on(history, epochs):
-        if window == "always":
-            return jnp.ones((M,), bool)
-        if window == "never":
-            return jnp.zeros((M,), bool)
-        if window in ("paper", "outside"):
-            new, old, ok = history[-1], history[-2], epochs >= 2
-        else:
-            new, old = jnp.mean(history[1:], axis=0), jnp.mean(history[:-1], axis=0)
-            ok = epochs >= average + 1
-        rate = (new - old) / jnp.where(new != 0, new, 1.0)
-        return ok & ((rate <= K) if window == "outside" else (rate > K))
-
     def update_fn(updates, state, params=None, **extra):
         if params is None or "batch" not in extra or "epoch" not in extra:
             raise ValueError("inforeg_batches needs params, the batch and the epoch: use it "
@@ -384,7 +340,7 @@ def inforeg_batches(model, beta: float = 0.9, K: float = 0.04, window: str = "pa
         running = running + g2.astype(running.dtype)
         gaps = score_gaps(classifier_scores(model, params, xs, y, mask))
         alpha = jnp.asarray(pref, gaps.dtype) * jnp.exp(beta * jnp.tanh(gaps))
-        regulated = window_on(history, epochs) & (gaps > 0)
+        regulated = window_test(history, epochs, window, K, average) & (gaps > 0)
         p_groups = branch_parameters(model, params)
         q_groups = branch_parameters(model, prev)
 
@@ -424,10 +380,7 @@ def ogm_ge_batches(model, alpha: float = 0.8, noise: bool = True, continuous: bo
                              "dlnfusion.fit, chained before the optimizer")
         xs, y, mask = extra["batch"]
         s = classifier_scores(model, params, xs, y, mask)
-        tiny = jnp.finfo(s.dtype).tiny
-        ratio = jnp.stack([s[0] / jnp.maximum(s[1], tiny), s[1] / jnp.maximum(s[0], tiny)])
-        arg = alpha * (ratio - 1.0) if continuous else alpha * ratio
-        coef = jnp.where(ratio > 1.0, 1.0 - jnp.tanh(arg), 1.0).astype(state.coefficients.dtype)
+        coef = ogm_coefficients(s, alpha, continuous).astype(state.coefficients.dtype)
         on = jnp.any(coef < 1.0)
         key, sub = jax.random.split(state.key)
 
