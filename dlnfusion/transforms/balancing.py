@@ -129,7 +129,8 @@ def inforeg(spec: NetworkSpec, epoch: int = 10, beta: float = 0.9, K: float = 0.
     1: the paper; the authors' code uses β = 1 inside the exponent and fixed prefactors) give
     α = c_m exp(β tanh Δ_m); ``K`` the window threshold in (0, 1); ``window``: "paper"
     (eq. 11), "moving_average" (the authors' ``average``-epoch moving average), "always"
-    (regulate throughout, the paper's Table 4 ablation) or "never". ``batch_size``: the Fisher
+    (regulate throughout) or "outside" (only outside the paper's window: the two ablations of
+    the paper's Table 4), or "never". ``batch_size``: the Fisher
     trace of the window test from per-batch gradients (the authors' variant) instead of
     per-sample ones.
     """
