@@ -93,18 +93,32 @@ def _nonneg(name, v):
     return float(v)
 
 
-def _branch_values(spec, name, values, default):
+def _branch_values(names, name, values, default):
     """One number per branch from a dict keyed by branch name (missing: ``default``)."""
     if values is None:
-        return np.full(spec.n_modalities, default, float)
+        return np.full(len(names), default, float)
     if not isinstance(values, dict):
-        raise ValueError(f"{name} must be a dict keyed by branch name {spec.names}, got "
+        raise ValueError(f"{name} must be a dict keyed by branch name {tuple(names)}, got "
                          f"{values!r}")
-    unknown = set(values) - set(spec.names)
+    unknown = set(values) - set(names)
     if unknown:
         raise ValueError(f"{name}: unknown branch {sorted(unknown)}; the branches are "
-                         f"{list(spec.names)}")
-    return np.array([float(values.get(n, default)) for n in spec.names])
+                         f"{list(names)}")
+    return np.array([float(values.get(n, default)) for n in names])
+
+
+def _inforeg_options(names, beta, K, window, average, prefactors):
+    """Validated (β, average, prefactors per branch) of InfoReg; K and window checked."""
+    beta = _nonneg("beta", beta)
+    average = _positive_int("average", average)
+    if isinstance(K, bool) or not isinstance(K, (int, float, np.floating)) or not 0 < K < 1:
+        raise ValueError(f"K (the window threshold) must lie in (0, 1), got {K!r}")
+    if window not in WINDOWS:
+        raise ValueError(f"window must be one of {WINDOWS}, got {window!r}")
+    pref = _branch_values(names, "prefactors", prefactors, 1.0)
+    if np.any(pref < 0):
+        raise ValueError(f"prefactors must be non-negative, got {prefactors!r}")
+    return beta, average, pref
 
 
 class InfoRegState(NamedTuple):
@@ -136,15 +150,7 @@ def inforeg(spec: NetworkSpec, epoch: int = 10, beta: float = 0.9, K: float = 0.
     """
     _check_spec(spec, "inforeg")
     epoch = _positive_int("epoch", epoch)
-    average = _positive_int("average", average)
-    beta = _nonneg("beta", beta)
-    if isinstance(K, bool) or not isinstance(K, (int, float, np.floating)) or not 0 < K < 1:
-        raise ValueError(f"K (the window threshold) must lie in (0, 1), got {K!r}")
-    if window not in WINDOWS:
-        raise ValueError(f"window must be one of {WINDOWS}, got {window!r}")
-    pref = _branch_values(spec, "prefactors", prefactors, 1.0)
-    if np.any(pref < 0):
-        raise ValueError(f"prefactors must be non-negative, got {prefactors!r}")
+    beta, average, pref = _inforeg_options(spec.names, beta, K, window, average, prefactors)
     if batch_size is not None:
         _positive_int("batch_size", batch_size)
     M = spec.n_modalities
@@ -299,23 +305,8 @@ def inforeg_batches(model, beta: float = 0.9, K: float = 0.04, window: str = "pa
     authors' trace: the squared norm of each batch's gradient of branch m, summed over the
     batches of an epoch. ``fit`` passes the batch and the epoch as optax extra arguments."""
     names = _check_model(model, "inforeg_batches")
-    beta = _nonneg("beta", beta)
-    average = _positive_int("average", average)
-    if isinstance(K, bool) or not isinstance(K, (int, float, np.floating)) or not 0 < K < 1:
-        raise ValueError(f"K (the window threshold) must lie in (0, 1), got {K!r}")
-    if window not in WINDOWS:
-        raise ValueError(f"window must be one of {WINDOWS}, got {window!r}")
+    beta, average, pref = _inforeg_options(names, beta, K, window, average, prefactors)
     M = len(names)
-    if prefactors is None:
-        pref = np.ones(M)
-    else:
-        if not isinstance(prefactors, dict):
-            raise ValueError(f"prefactors must be a dict keyed by branch name {names}")
-        unknown = set(prefactors) - set(names)
-        if unknown:
-            raise ValueError(f"prefactors: unknown branch {sorted(unknown)}; the branches are "
-                             f"{list(names)}")
-        pref = np.array([float(prefactors.get(n, 1.0)) for n in names])
     hist_len = average + 1 if window == "moving_average" else 2
 
     def init_fn(params):
