@@ -8,14 +8,16 @@ gradient descent at η = 0.04 for STEPS steps; 5 seeds (quick: 2), the same init
 every method.
 
 Methods (dlnfusion.transforms, chained before optax.sgd): "joint" (plain gradient descent),
-"ogm_ge" (α = 0.8, the authors' 1 − tanh(α·ratio), noise of the gradient's own standard
+"unimodal" (joint training with the unimodal losses added, λ = UNIMODAL), "ogm_ge" (α = 0.8, the authors' 1 − tanh(α·ratio), noise of the gradient's own standard
 deviation), "ogm" (the same without the noise), "inforeg" (β = 0.9, K = 0.04, the paper's
 window, an epoch = EPOCH steps). Scores: the loss reduction of each branch alone (see
 dlnfusion.transforms).
 
 Theory (dlnfusion.theory.balancing_two_layer): the exact reduced dynamics of each run (the
 Gram matrix of each branch's two weight vectors and, for InfoReg, their values at the epoch
-start), from its initial weights; OGM-GE's noise is not in it (its theory is OGM's, flagged).
+start), from its initial weights; for OGM-GE the same with its noise in mean field, flagged
+(``valid`` false, the reason in ``caveats``) where the leader's coefficient becomes so small
+that the noise's fluctuations decide the escape (every ρ < 0 here).
 Leading order beside: InfoReg slows A's escape by κ = theory.inforeg_slowdown(s_A, η, α = 1,
 EPOCH) (α = e^{β tanh Δ} with Δ ≈ 0 while the scores are tiny), i.e. t_A / κ.
 
@@ -34,7 +36,7 @@ from dlnfusion import NetworkSpec, Stats, init_batch, train
 from dlnfusion import theory as th
 from dlnfusion.compare import measure_unimodal_phase
 from dlnfusion.plot import PALETTE, new_figure, paper_style, save
-from dlnfusion.transforms import inforeg, ogm_ge
+from dlnfusion.transforms import inforeg, ogm_ge, unimodal_losses
 
 from ._output import write_outputs
 
@@ -47,11 +49,14 @@ STEPS, STRIDE = 8000, 10
 EPOCH = 10
 BETA, K_WINDOW, OGM_ALPHA = 0.9, 0.04, 0.8
 SEEDS, QUICK_SEEDS = 5, 2
-METHODS = ("joint", "ogm_ge", "ogm", "inforeg")
-LABELS = {"joint": "joint training", "ogm_ge": "OGM-GE", "ogm": "OGM (no noise)",
-          "inforeg": "InfoReg"}
-COLORS = {"joint": PALETTE[0], "ogm_ge": PALETTE[4], "ogm": PALETTE[1], "inforeg": PALETTE[5]}
-THEORY_METHOD = {"joint": "joint", "ogm_ge": "ogm", "ogm": "ogm", "inforeg": "inforeg"}
+UNIMODAL = 1.0          # λ of the added unimodal losses
+METHODS = ("joint", "unimodal", "ogm_ge", "ogm", "inforeg")
+LABELS = {"joint": "joint training", "unimodal": "+ unimodal losses", "ogm_ge": "OGM-GE",
+          "ogm": "OGM (no noise)", "inforeg": "InfoReg"}
+COLORS = {"joint": PALETTE[0], "unimodal": PALETTE[3], "ogm_ge": PALETTE[4],
+          "ogm": PALETTE[1], "inforeg": PALETTE[5]}
+THEORY_METHOD = {"joint": "joint", "unimodal": "joint", "ogm_ge": "ogm_ge", "ogm": "ogm",
+                 "inforeg": "inforeg"}
 
 
 def _optimizer(method, spec):
@@ -59,6 +64,8 @@ def _optimizer(method, spec):
         return None
     if method == "inforeg":
         tx = inforeg(spec, epoch=EPOCH, beta=BETA, K=K_WINDOW)
+    elif method == "unimodal":
+        tx = unimodal_losses(spec, UNIMODAL)
     else:
         tx = ogm_ge(spec, alpha=OGM_ALPHA, noise=(method == "ogm_ge"))
     return lambda lr: optax.chain(tx, optax.sgd(lr))
@@ -67,9 +74,9 @@ def _optimizer(method, spec):
 def _theory_kwargs(method):
     if THEORY_METHOD[method] == "inforeg":
         return dict(method="inforeg", epoch=EPOCH, beta=BETA, K=K_WINDOW)
-    if THEORY_METHOD[method] == "ogm":
-        return dict(method="ogm", alpha=OGM_ALPHA)
-    return dict(method="joint")
+    if THEORY_METHOD[method] in ("ogm", "ogm_ge"):
+        return dict(method=THEORY_METHOD[method], alpha=OGM_ALPHA)
+    return dict(method="joint", unimodal=UNIMODAL if method == "unimodal" else 0.0)
 
 
 def _list(a):
@@ -90,9 +97,18 @@ def run(out: Path, quick: bool = False) -> dict:
             m = measure_unimodal_phase(traj)
             theory = th.balancing_two_layer(stats, LR, gram, STEPS, **_theory_kwargs(method))
             ratio_th = np.array([r.ratio for r in theory])
-            caveats = []
-            if method == "ogm_ge":
-                caveats.append("theory without the noise of GE (OGM's reduced dynamics)")
+            caveats = sorted({c for r in theory for c in r.caveats})
+            if method == "unimodal":
+                # the fixed point of the fused loss plus λ × the unimodal ones:
+                # (Σ + λ diag Σ) w = (1 + λ) s
+                S, sv = np.asarray(stats.sigma), np.asarray(stats.sigma_yx)[0]
+                w_fix = np.linalg.solve(S + UNIMODAL * np.diag(np.diag(S)), (1 + UNIMODAL) * sv)
+                if not np.allclose(w_fix, stats.global_solution()[0], rtol=1e-9):
+                    caveats.append(f"the unimodal losses move the fixed point to w = "
+                                   f"({w_fix[0]:.3g}, {w_fix[1]:.3g}), off the fused optimum: "
+                                   "the fused loss stays above its floor")
+                if w_fix[1] < 0.5 * stats.global_solution()[0, 1]:
+                    caveats.append("B settles below half of its fused-optimum weight: no t_B")
             if not np.all(np.isfinite(ratio_th)):
                 caveats.append(f"no transition within {STEPS} steps in the reduced dynamics")
             point = {
@@ -108,7 +124,7 @@ def run(out: Path, quick: bool = False) -> dict:
                                  traj.final_maps] for s in range(len(seeds))],
                 "final_w_theory": [r.w[-1].tolist() for r in theory],
                 "status": [str(v) for v in traj.status_names()],
-                "valid": method != "ogm_ge" and bool(np.all(np.isfinite(ratio_th))),
+                "valid": all(r.valid for r in theory) and bool(np.all(np.isfinite(ratio_th))),
                 "caveats": caveats,
             }
             if method == "inforeg":
@@ -132,7 +148,8 @@ def run(out: Path, quick: bool = False) -> dict:
                "parameters": {"sigma_a": SIGMA_A, "sigma_b": SIGMA_B, "rhos": list(RHOS),
                               "lr": LR, "width": WIDTH, "init_std": SCALE, "steps": STEPS,
                               "epoch_steps": EPOCH, "beta": BETA, "K": K_WINDOW,
-                              "ogm_alpha": OGM_ALPHA, "seeds": seeds},
+                              "ogm_alpha": OGM_ALPHA, "unimodal_weight": UNIMODAL,
+                              "seeds": seeds},
                "points": points, "summary": summary}
     result = write_outputs(out, ID, payload, lambda stem: _figure(points, curves, stem),
                            summary)
@@ -150,15 +167,7 @@ def _summary(points):
             errs.setdefault(p["method"], []).append(abs(p["time_ratio_theory"] / sim.mean() - 1))
     out = {m: {"median_rel_error": float(np.median(e)), "max_rel_error": float(np.max(e)),
                "n": len(e)} for m, e in errs.items()}
-    ge = [p for p in points if p["method"] == "ogm_ge"]
-    dev = []
-    for p in ge:
-        sim = np.array([v for v in p["time_ratio_sim"] if v is not None])
-        if sim.size and p["time_ratio_theory"] is not None:
-            dev.append(abs(p["time_ratio_theory"] / sim.mean() - 1))
-    out["ogm_ge_vs_noiseless_theory"] = {"median_rel_error": float(np.median(dev)) if dev
-                                         else None, "max_rel_error": float(np.max(dev)) if dev
-                                         else None}
+    out["flagged"] = [[p["method"], p["rho"]] for p in points if not p["valid"]]
     stalled = [(p["method"], p["rho"]) for p in points
                if not any(s == "converged" for s in p["status"])]
     out["never_converged"] = [list(x) for x in stalled]
@@ -175,7 +184,7 @@ def _print(points, summary):
             th_ = p["time_ratio_theory"]
             row.append(f"ρ={p['rho']:+.2f}: " + (f"{np.mean(sim):.3f}" if sim else "—")
                        + (f" ({th_:.3f})" if th_ is not None else " (—)"))
-        print(f"  {LABELS[method]:15s} t_B/t_A sim (theory): " + "; ".join(row))
+        print(f"  {LABELS[method]:17s} t_B/t_A sim (theory): " + "; ".join(row))
     for m, v in summary.items():
         if isinstance(v, dict) and "n" in v:
             print(f"  {LABELS[m]}: theory vs seed mean, median {100 * v['median_rel_error']:.2g} "
@@ -195,11 +204,10 @@ def _figure(points, curves, stem):
             sims = [np.array([v for v in p["time_ratio_sim"] if v is not None]) for p in sel]
             mean = np.array([s.mean() if s.size else np.nan for s in sims])
             sd = np.array([s.std() if s.size else np.nan for s in sims])
-            if method != "ogm_ge":
-                ax.plot(rho, th_, color=COLORS[method], lw=1.2, label=LABELS[method])
-            else:
-                ax.plot([], [], "o", ms=3, mfc="none", color=COLORS[method],
-                        label=LABELS[method] + " (simulation only)")
+            # a flagged theory point is not drawn (OGM-GE where its noise decides the escape)
+            valid = np.array([p["valid"] for p in sel])
+            ax.plot(rho, np.where(valid, th_, np.nan), color=COLORS[method], lw=1.2,
+                    label=LABELS[method])
             ax.errorbar(rho, mean, yerr=sd, fmt="o", ms=3, mfc="none", color=COLORS[method],
                         capsize=1.5, elinewidth=0.6)
         ax.set_xlabel(r"correlation $\rho$")
@@ -207,8 +215,8 @@ def _figure(points, curves, stem):
         ax.set_yscale("log")
         ax.set_yticks([1, 2, 4, 8], ["1", "2", "4", "8"])
         ax.minorticks_off()
-        ax.legend(frameon=False, fontsize=5.5, loc="center right", bbox_to_anchor=(1.0, 0.45))
-        ax.set_title("lines: theory, markers: simulation", fontsize=7)
+        ax.legend(frameon=False, fontsize=5.5, loc="lower right", bbox_to_anchor=(1.0, 0.12))
+        ax.set_title("lines: theory where valid, markers: simulation", fontsize=7)
         ax = axes[0, 1]
         for method in METHODS:
             sel = [p for p in points if p["method"] == method]

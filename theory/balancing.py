@@ -1,13 +1,20 @@
 """Balancing methods in a two-layer late-fusion branch: the exact Gram-matrix map of joint
-training, OGM and InfoReg, and InfoReg's leading-order slowdown.
+training, OGM and InfoReg (with added unimodal losses), OGM-GE's noise in mean field, and
+InfoReg's leading-order slowdown.
 
 1. ``derive_gram_map``: with u' = u + η(c g v − a(u − u_p)), v' = v + η(c g u − a(v − v_p))
    and u_p, v_p fixed, the Gram matrix G of [u, v, u_p, v_p] maps to T G Tᵀ with
    T = [[1 − ηa, ηcg, ηa, 0], [ηcg, 1 − ηa, 0, ηa], [0, 0, 1, 0], [0, 0, 0, 1]]; the gradient of
    ½E(y − Σ w_n x_n)² + (a/2)(‖u − u_p‖² + ‖v − v_p‖²) with respect to (u, v), scaled by c on
    the loss part, is (−c g v + a(u − u_p), −c g u + a(v − v_p)) (g = E[x_m e]): the update is
-   gradient descent on that objective, which is what the transforms do.
-2. ``derive_slowdown``: the linear recursion a_{k+1} = (1 + η(s − α)) a_k + ηα a_p from a_0 =
+   gradient descent on that objective, which is what the transforms do. Added unimodal losses
+   λ·½E(y − w_m x_m)² add −λ(s_m − Σ_mm w_m) v to the gradient: the drive becomes
+   g + λ(s_m − Σ_mm w_m).
+3. ``derive_ge_noise``: GE adds to the gradient g v of u (h entries) noise ξ with E ξ = 0,
+   E ξξᵀ = σ² I, σ² = g²(|v|²/h − v̄²) (the tensor's own variance), and independent noise ζ to
+   v's: the expected Gram matrix after the step is T G Tᵀ plus η²hσ² = η²g²(|v|² − h v̄²) in
+   G_uu, the same with u and v swapped in G_vv, and nothing else.
+4. ``derive_slowdown``: the linear recursion a_{k+1} = (1 + η(s − α)) a_k + ηα a_p from a_0 =
    a_p gives a_E = a_p (s r^E − α)/(s − α), r = 1 + η(s − α); α → 0 gives (1 + ηs)^E.
 """
 import numpy as np
@@ -41,6 +48,49 @@ def derive_gram_map():
     for vecs, other, prev in ((u, v, up), (v, u, vp)):
         grad = sp.Matrix([sp.diff(L, x) for x in vecs])
         assert sp.expand(grad - (-c * gval * other + a * (vecs - prev))) == sp.zeros(h, 1)
+    # an added unimodal loss λ·½E(y − w x_m)² = λ(½σ_yy − s_m w + ½Σ_mm w²) (its own s_m, Σ_mm;
+    # the fused drive g kept symbolic, as the other branch enters it)
+    lam, s_m, S_m = sp.symbols("lambda s_m Sigma_m", positive=True)
+    L_uni = lam * (-s_m * w + S_m * w ** 2 / 2)
+    for vecs, other in ((u, v), (v, u)):
+        grad = sp.Matrix([sp.diff(L_uni, x) for x in vecs])
+        assert sp.expand(grad + lam * (s_m - S_m * w) * other) == sp.zeros(h, 1)
+    return True
+
+
+def derive_ge_noise():
+    """The expected Gram matrix after a noisy step (GE): the noise adds η²g²(|v|² − h v̄²) to
+    G_uu and η²g²(|u|² − h ū²) to G_vv only. Checked against the library by check_ge_noise."""
+    h = 3
+    vec = lambda n: sp.Matrix(sp.symbols(f"{n}0:{h}", real=True))  # noqa: E731
+    u, v, xi, zeta = vec("u"), vec("v"), vec("x"), vec("z")
+    eta, k, g = sp.symbols("eta k g", real=True)
+    var_u = g ** 2 * ((v.T * v)[0] / h - (sum(v) / h) ** 2)   # the variance of g v's entries
+    var_v = g ** 2 * ((u.T * u)[0] / h - (sum(u) / h) ** 2)
+    u1 = u + k * v + eta * xi                                 # k = η c g
+    v1 = v + k * u + eta * zeta
+
+    def expect(expr):
+        """E over independent zero-mean ξ (variance var_u) and ζ (variance var_v) of a
+        polynomial of degree ≤ 2 in them."""
+        expr = sp.expand(expr)
+        poly = sp.Poly(expr, *xi, *zeta)
+        out = 0
+        for monom, coef in poly.terms():
+            powers = dict(zip(list(xi) + list(zeta), monom))
+            nz = [x for x, p in powers.items() if p]
+            if not nz:
+                out += coef
+            elif len(nz) == 1 and powers[nz[0]] == 2:
+                out += coef * (var_u if nz[0] in xi else var_v)
+        return out
+
+    mean_u, mean_v = u + k * v, v + k * u
+    assert sp.expand(expect((u1.T * u1)[0]) - (mean_u.T * mean_u)[0]
+                     - eta ** 2 * g ** 2 * ((v.T * v)[0] - h * (sum(v) / h) ** 2)) == 0
+    assert sp.expand(expect((v1.T * v1)[0]) - (mean_v.T * mean_v)[0]
+                     - eta ** 2 * g ** 2 * ((u.T * u)[0] - h * (sum(u) / h) ** 2)) == 0
+    assert sp.expand(expect((u1.T * v1)[0]) - (mean_u.T * mean_v)[0]) == 0
     return True
 
 
@@ -102,6 +152,45 @@ def check_gram_map():
     return True
 
 
+def check_ge_noise():
+    """theory.balancing_two_layer with method "ogm_ge" and with ``unimodal`` against the Gram
+    map iterated in numpy: T G Tᵀ with the drive g + λ(s − diag(Σ) w) and OGM's coefficient,
+    plus η²d²(G_vv, G_uu) on the diagonal while the modulation is on (entry means neglected,
+    as the library states)."""
+    import dlnfusion as dln
+    from dlnfusion import theory as th
+
+    stats = dln.Stats.scalar_toy(2.0, 1.0, 0.4)
+    S = np.asarray(stats.sigma)
+    s = np.asarray(stats.sigma_yx).reshape(-1)
+    spec = dln.NetworkSpec.fusion(2, 2, width=5)
+    G0 = th.initial_gram(spec, dln.init_batch(spec, [4], scale=0.3))[0]
+    eta, steps = 0.05, 9
+    for method, lam in (("ogm_ge", 0.0), ("ogm_ge", 0.7), ("joint", 0.7)):
+        res = th.balancing_two_layer(stats, eta, G0, steps, method=method, unimodal=lam)
+        G = np.array(G0[:, :2, :2])
+        for n in range(steps):
+            w = G[:, 0, 1]
+            close_each(res.w[n], w, 1e-10, f"{method} (λ = {lam}) w at step {n}")
+            d = s - S @ w + lam * (s - np.diag(S) * w)
+            sc = s * w - 0.5 * np.diag(S) * w ** 2
+            c = np.ones(2)
+            if method == "ogm_ge":
+                for m in range(2):
+                    if sc[m] > 0 and sc[1 - m] > 0 and sc[m] / sc[1 - m] > 1:
+                        c[m] = 1 - np.tanh(0.8 * sc[m] / sc[1 - m])
+                    elif sc[m] > 0 and sc[1 - m] <= 0:
+                        c[m] = 0.0
+            new = np.empty_like(G)
+            for m in range(2):
+                T = np.array([[1.0, eta * c[m] * d[m]], [eta * c[m] * d[m], 1.0]])
+                new[m] = T @ G[m] @ T.T
+                if method == "ogm_ge" and np.any(c < 1):
+                    new[m] += eta ** 2 * d[m] ** 2 * np.diag([G[m, 1, 1], G[m, 0, 0]])
+            G = new
+    return True
+
+
 def check_slowdown():
     """theory.inforeg_slowdown against ln(F)/(E ln(1 + ηs)) with F from the recursion iterated
     in numpy."""
@@ -117,11 +206,11 @@ def check_slowdown():
 
 
 def derive_all():
-    return all([derive_gram_map(), derive_slowdown()])
+    return all([derive_gram_map(), derive_ge_noise(), derive_slowdown()])
 
 
 def check_all():
-    return all([check_gram_map(), check_slowdown()])
+    return all([check_gram_map(), check_ge_noise(), check_slowdown()])
 
 
 if __name__ == "__main__":

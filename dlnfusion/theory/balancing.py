@@ -1,6 +1,7 @@
 """Theory of modality-balancing methods in a two-layer late-fusion network (scalar
-modalities, scalar output): joint training, OGM (gradient modulation without noise) and
-InfoReg, trained by gradient descent at population level (dlnfusion.transforms).
+modalities, scalar output): joint training, OGM (gradient modulation without noise), OGM-GE
+(its noise in mean field) and InfoReg, each optionally with added unimodal losses, trained by
+gradient descent at population level (dlnfusion.transforms).
 
 Exact reduced dynamics. Branch m has W_m^1 = u (h × 1) and W_m^2 = vᵀ (1 × h); InfoReg also
 keeps the weights at the start of the epoch, u_p and v_p. A step of any of the three methods
@@ -8,14 +9,29 @@ is a linear map of the four vectors with scalar coefficients,
 
     u' = u + η (c g v − a (u − u_p)),   v' = v + η (c g u − a (v − v_p)),
 
-g = s_m − Σ_n Σ_mn w_n the drive (w_n = u_n·v_n), c the OGM coefficient (1 otherwise) and a the
+g = s_m − Σ_n Σ_mn w_n the drive (w_n = u_n·v_n; with unimodal losses of weight λ,
+g + λ(s_m − Σ_mm w_m), the gradient of λ·½E(y − w_m x_m)² added), c the OGM coefficient (1 otherwise) and a the
 InfoReg proximal coefficient α when the branch is regulated (0 otherwise), so their Gram matrix
 G = [u, v, u_p, v_p][u, v, u_p, v_p]ᵀ follows G' = T G Tᵀ exactly (theory/balancing.py). Every
 quantity the methods use is a function of G: w = G_uv, ‖u‖² + ‖v‖² = G_uu + G_vv, the Fisher
 trace Tr F_m = E[e² x_m²](G_uu + G_vv) (theory.fisher), the scores s_m = s_m w_m − ½Σ_mm w_m²
 (transforms.branch_scores). :func:`balancing_two_layer` iterates this map from the Gram
 matrices of the initial weights: it predicts the training actually run (up to float64
-round-off) without simulating the width-h network. OGM-GE's noise is random and is not in it.
+round-off) without simulating the width-h network.
+
+OGM-GE in mean field. GE adds to u's gradient g v (h entries) Gaussian noise ξ of the same
+tensor's standard deviation, E ξξᵀ = g²(|v|²/h − v̄²) I, independent of v's noise and zero-mean,
+so the expected Gram matrix gains η²g²(|v|² − h v̄²) in G_uu and η²g²(|u|² − h ū²) in G_vv and
+nothing else. With the entries' means neglected (h v̄² ≈ |v|²/h for weights that are not
+aligned with the all-ones vector: a relative O(1/h)) the map becomes G' = T G Tᵀ + η²g²
+diag(G_vv, G_uu, 0, 0) while the modulation is on, closed in G: the noise pumps energy into
+both vectors at the rate of the drive.
+The rest is a mean-field approximation: the coefficient and the drive are evaluated at the
+mean weights. It fails where the leader's coefficient 1 − tanh(α s_A/s_B) collapses (ρ < 0 on
+the toy, where B's score is near zero or negative until B moves): the escape is then set by
+the noise's fluctuations of the scores, which the mean field drops, and
+:func:`balancing_two_layer` flags the run (``valid`` False, the reason in ``caveats``; the edge
+:data:`OGM_FROZEN` is measured, not derived).
 
 Leading order for InfoReg (:func:`inforeg_slowdown`). In the exponential phase of the
 regulated mode (g ≈ s constant, balanced aligned weights of amplitude a, w = a²) a step is
@@ -43,7 +59,7 @@ from .fisher import WINDOW_RULES, _toy_moments
 __all__ = ["BalancedRun", "balancing_two_layer", "initial_gram", "inforeg_slowdown",
            "score_gaps", "window_test", "ogm_coefficients", "METHODS"]
 
-METHODS = ("joint", "ogm", "inforeg")
+METHODS = ("joint", "ogm", "ogm_ge", "inforeg")
 
 
 def score_gaps(scores):
@@ -120,19 +136,36 @@ class BalancedRun(NamedTuple):
     t_a: float
     t_b: float
     ratio: float
+    valid: bool = True
+    caveats: tuple = ()
+
+
+#: Below this leader coefficient between t_A and t_B, OGM-GE's escape is set by the noise's
+#: fluctuations, which the mean-field noise term omits, and its prediction is flagged. The
+#: coefficient 1 − tanh(αr) ≈ 2e^{−2αr} responds to a relative change δ of the score ratio r
+#: by a factor e^{2αrδ}, so the smaller it is, the more the noise's fluctuations of the scores
+#: (δ of order width^{−1/2}) matter. The edge is empirical, not derived: on the toy at width 100
+#: the mean field is within 4 % of the seed mean down to a minimum coefficient of 6e-3 (ρ =
+#: −0.05) and 15 % off at 1.6e-3 (ρ = −0.1); at width 1600 and 6400 the latter is within 3 %.
+OGM_FROZEN = 5e-3
 
 
 def balancing_two_layer(stats, lr: float, gram0, steps: int, method: str = "joint", *,
                         epoch: int = 10, beta: float = 0.9, K: float = 0.04,
                         window: str = "paper", average: int = 10, prefactors=None,
-                        alpha: float = 0.8, continuous: bool = False) -> BalancedRun:
+                        alpha: float = 0.8, continuous: bool = False,
+                        unimodal: float = 0.0) -> BalancedRun:
     """Iterate the exact reduced dynamics (module docstring) from ``gram0`` (M, 4, 4) for one
     run, or (runs, M, 4, 4) for a batch (:func:`initial_gram`; a list of runs returned), for
     ``steps`` steps of gradient descent at ``lr``.
 
-    ``method``: "joint", "ogm" (``alpha``, ``continuous``: transforms.ogm_ge without noise) or
-    "inforeg" (``epoch``, ``beta``, ``K``, ``window``, ``average``, ``prefactors`` (a sequence,
-    one per modality): transforms.inforeg). Records every step.
+    ``method``: "joint", "ogm" (``alpha``, ``continuous``: transforms.ogm_ge without noise),
+    "ogm_ge" (the same with the noise, in mean field: ``valid`` is False, with the reason in
+    ``caveats``, where the noise's fluctuations decide the escape) or "inforeg" (``epoch``,
+    ``beta``, ``K``, ``window``, ``average``, ``prefactors`` (a sequence, one per modality):
+    transforms.inforeg). ``unimodal`` = λ ≥ 0 adds λ times every branch's unimodal loss
+    ½E(y − ŷ_m)² to the objective (transforms.unimodal_losses; InfoReg* with "inforeg").
+    Records every step.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -146,6 +179,9 @@ def balancing_two_layer(stats, lr: float, gram0, steps: int, method: str = "join
         raise ValueError(f"gram0 must have shape ({M}, 4, 4) or (runs, {M}, 4, 4), got "
                          f"{G0.shape}")
     batched = G0.ndim == 4
+    lam = float(unimodal)
+    if not np.isfinite(lam) or lam < 0:
+        raise ValueError(f"unimodal must be a non-negative number, got {unimodal!r}")
     w_star = np.linalg.pinv(S) @ s
     noise = max(syy - s @ w_star, 0.0)
     pref = np.ones(M) if prefactors is None else np.asarray(prefactors, float)
@@ -171,7 +207,10 @@ def balancing_two_layer(stats, lr: float, gram0, steps: int, method: str = "join
         c = jnp.ones(M)
         a = jnp.zeros(M)
         regulated = jnp.zeros(M, bool)
-        if method == "ogm":
+        # the drive of branch m's gradient: the fused loss's g_m plus λ times its unimodal
+        # loss's s_m − Σ_mm w_m
+        d = g + lam * (s - jnp.diag(S) * w)
+        if method in ("ogm", "ogm_ge"):
             c = ogm_coefficients(scores, alpha, continuous)
         if method == "inforeg":
             start = n % epoch == 0
@@ -183,12 +222,18 @@ def balancing_two_layer(stats, lr: float, gram0, steps: int, method: str = "join
             regulated = window_test(history, epochs - 1, window, K, average) & (gaps > 0)
             a = jnp.where(regulated, jnp.asarray(pref) * jnp.exp(beta * jnp.tanh(gaps)), 0.0)
         e = lr * a
-        k = lr * c * g
+        k = lr * c * d
         z = jnp.zeros(M)
         o = jnp.ones(M)
         T = jnp.stack([jnp.stack([1 - e, k, e, z], -1), jnp.stack([k, 1 - e, z, e], -1),
                        jnp.stack([z, z, o, z], -1), jnp.stack([z, z, z, o], -1)], -2)
         G_new = jnp.einsum("mij,mjk,mlk->mil", T, G, T)
+        if method == "ogm_ge":
+            # GE's noise in mean field: u gains η²d²|v|² of energy, v η²d²|u|² (the entries'
+            # mean, a relative O(1/h), neglected); zero mean, so nothing else changes
+            on = jnp.any(c < 1.0)
+            add = jnp.where(on, lr ** 2 * d ** 2, 0.0)
+            G_new = G_new.at[:, 0, 0].add(add * G[:, 1, 1]).at[:, 1, 1].add(add * G[:, 0, 0])
         return (G_new, history, epochs), (w, trace, c, regulated)
 
     def one(G):
@@ -218,8 +263,24 @@ def balancing_two_layer(stats, lr: float, gram0, steps: int, method: str = "join
         else:
             first = int(np.nanargmin(uni))
             t_a, t_b = uni[first], glob[1 - first]
+        caveats, valid = [], True
+        if method == "ogm_ge":
+            caveats.append("mean-field noise: the coefficient and the drive taken at the mean "
+                           "weights")
+            if not np.isfinite(t_b):
+                valid = False
+                caveats.append(f"no transition within {steps} steps in mean field: the "
+                               "noise's fluctuations decide the escape")
+            else:
+                lo, hi = int(np.floor(min(t_a, t_b))), int(np.ceil(max(t_a, t_b)))
+                c_min = float(np.min(cs[b, lo:hi + 1]))
+                if c_min < OGM_FROZEN:
+                    valid = False
+                    caveats.append(f"the leader's coefficient falls to {c_min:.1e} between t_A "
+                                   "and t_B: the escape is set by the noise's fluctuations, "
+                                   "not in mean field")
         runs.append(BalancedRun(time, ws[b], traces[b], cs[b], regs[b], glob, float(t_a),
-                                float(t_b), float(t_b / t_a)))
+                                float(t_b), float(t_b / t_a), valid, tuple(caveats)))
     return runs if batched else runs[0]
 
 

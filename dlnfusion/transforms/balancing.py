@@ -10,8 +10,12 @@
   1 − tanh(α(ratio − 1)) with ``continuous=True``), and, while the modulation is on, Gaussian
   noise with each gradient tensor's own standard deviation is added to both branches
   ("generalization enhancement").
+* :func:`unimodal_losses`: the comparison the papers make, training with added unimodal
+  losses: λ_m ∇ of branch m's unimodal loss ½E‖y − ŷ_m‖² (the network with the other inputs
+  zeroed) is added to the gradient; chained before :func:`inforeg` it gives InfoReg*, the
+  paper's variant with unimodal losses.
 
-Both read the run's data through optax's extra arguments: :func:`dlnfusion.train` passes
+All three read the run's data through optax's extra arguments: :func:`dlnfusion.train` passes
 ``data`` (the population Moments in force, deficits included) and ``step`` to every
 ``GradientTransformationExtraArgs`` (``optax.chain`` is one). Chain them before the optimizer:
 
@@ -49,7 +53,8 @@ from ..theory.balancing import ogm_coefficients, score_gaps, window_test
 from ..theory.fisher import WINDOW_RULES, _trace_one
 
 __all__ = ["inforeg", "ogm_ge", "branch_scores", "InfoRegState", "OGMState", "WINDOWS",
-           "inforeg_batches", "ogm_ge_batches", "classifier_scores", "InfoRegBatchState"]
+           "inforeg_batches", "ogm_ge_batches", "classifier_scores", "InfoRegBatchState",
+           "unimodal_losses", "unimodal_losses_batches"]
 
 #: InfoReg's window choices: the paper's rule, the authors' moving average, regulating
 #: throughout ("always") or only outside the paper's window ("outside": the two ablations of the
@@ -190,6 +195,16 @@ def inforeg(spec: NetworkSpec, epoch: int = 10, beta: float = 0.9, K: float = 0.
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
+def _run_key(seed, params):
+    """The noise key of one run: ``seed`` folded with a fingerprint of the run's initial
+    weights. Under the vmap of a batch every run calls init with its own weights, so runs that
+    start apart draw independent noise (a plain PRNGKey(seed) would give every run of the batch
+    the same stream); the fingerprint is the float32 bit pattern of Σ|θ|."""
+    total = sum(jnp.sum(jnp.abs(leaf)) for leaf in jax.tree_util.tree_leaves(params))
+    bits = jax.lax.bitcast_convert_type(jnp.asarray(total, jnp.float32), jnp.uint32)
+    return jax.random.fold_in(jax.random.PRNGKey(int(seed)), bits)
+
+
 class OGMState(NamedTuple):
     """key: the noise generator; coefficients: the gradient scale of every branch at the last
     step (1: not modulated)."""
@@ -204,7 +219,8 @@ def ogm_ge(spec: NetworkSpec, alpha: float = 0.8, noise: bool = True,
     the linear two-branch network ``spec``: the leading branch's gradients scaled by
     1 − tanh(``alpha``·ratio) (``continuous=True``: 1 − tanh(α(ratio − 1))), Gaussian noise with
     every gradient tensor's own standard deviation added to both branches while the modulation
-    is on (``noise=False``: OGM without GE). The scores are :func:`branch_scores`; a branch whose
+    is on (``noise=False``: OGM without GE). Every run of a batch draws its own noise, from
+    ``seed`` and its initial weights. The scores are :func:`branch_scores`; a branch whose
     score is not positive counts as infinitely behind (the leader's coefficient is 0 until the
     other branch has learned something)."""
     _check_spec(spec, "ogm_ge")
@@ -215,7 +231,7 @@ def ogm_ge(spec: NetworkSpec, alpha: float = 0.8, noise: bool = True,
 
     def init_fn(params):
         dtype = jax.tree_util.tree_leaves(params)[0].dtype
-        return OGMState(jax.random.PRNGKey(seed), jnp.ones((2,), dtype))
+        return OGMState(_run_key(seed, params), jnp.ones((2,), dtype))
 
     def update_fn(updates, state, params=None, **extra):
         if params is None or "data" not in extra:
@@ -240,6 +256,49 @@ def ogm_ge(spec: NetworkSpec, alpha: float = 0.8, noise: bool = True,
         return Params(tuple(new_branches), updates.post), OGMState(key, coef)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _weights(names, weight):
+    """λ per branch from a number (every branch) or a dict keyed by branch name (missing: 0)."""
+    if isinstance(weight, dict):
+        lam = _branch_values(names, "weight", weight, 0.0)
+    else:
+        lam = np.full(len(names), _nonneg("weight", weight))
+    if not np.all(np.isfinite(lam)) or np.any(lam < 0):
+        raise ValueError(f"weight must be non-negative, got {weight!r}")
+    return lam
+
+
+def unimodal_losses(spec: NetworkSpec, weight=1.0) -> optax.GradientTransformationExtraArgs:
+    """Adds to the gradient of population-level training (:func:`dlnfusion.train`) the gradient
+    of Σ_m λ_m ½E‖y − W_m x_m‖², W_m the total map of branch m (the network's prediction from
+    modality m alone), with respect to every parameter (the fused layers of an intermediate
+    fusion network included). ``weight``: λ for every branch, or a dict keyed by branch name
+    (missing branches 0). The squared loss, whatever the run's objective. Chain it first: before
+    :func:`ogm_ge` the unimodal gradients are modulated too, before :func:`inforeg` it gives
+    InfoReg*."""
+    _check_spec(spec, "unimodal_losses")
+    lam = _weights(spec.names, weight)
+    dims = list(spec.input_dims)
+    offs = np.concatenate([[0], np.cumsum(dims)]).astype(int)
+
+    def loss(params, data):
+        total = 0.0
+        for m, W in enumerate(total_maps(spec, params)):
+            sl = slice(int(offs[m]), int(offs[m + 1]))
+            S = data.sigma[sl, sl]
+            total = total + lam[m] * (0.5 * jnp.sum((W @ S) * W)
+                                      - jnp.sum(data.sigma_yx[:, sl] * W))
+        return total
+
+    def update_fn(updates, state, params=None, **extra):
+        if params is None or "data" not in extra:
+            raise ValueError("unimodal_losses needs params and the run's data: use it inside "
+                             "dlnfusion.train (population level), chained before the optimizer")
+        g = jax.grad(loss)(params, extra["data"])
+        return jax.tree_util.tree_map(jnp.add, updates, g), state
+
+    return optax.GradientTransformationExtraArgs(lambda params: optax.EmptyState(), update_fn)
 
 
 # ---------------------------------------------------------------------- mini-batch training
@@ -364,7 +423,7 @@ def ogm_ge_batches(model, alpha: float = 0.8, noise: bool = True, continuous: bo
 
     def init_fn(params):
         dtype = jax.tree_util.tree_leaves(params)[0].dtype
-        return OGMState(jax.random.PRNGKey(int(seed)), jnp.ones((2,), dtype))
+        return OGMState(_run_key(seed, params), jnp.ones((2,), dtype))
 
     def update_fn(updates, state, params=None, **extra):
         if params is None or "batch" not in extra:
@@ -390,3 +449,32 @@ def ogm_ge_batches(model, alpha: float = 0.8, noise: bool = True, continuous: bo
         return _map_branches(model, updates, mod), OGMState(key, coef)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def unimodal_losses_batches(model, weight=1.0) -> optax.GradientTransformationExtraArgs:
+    """Adds to the gradient of mini-batch training with :func:`dlnfusion.fit` the gradient of
+    Σ_m λ_m × the batch's mean cross-entropy of the classifier evaluated on modality m alone
+    (the other inputs zeroed, dlnfusion's unimodal convention), with respect to every parameter.
+    ``weight``: λ for every branch or a dict keyed by branch name (missing: 0). Chained before
+    :func:`inforeg_batches` it gives InfoReg*."""
+    names = _check_model(model, "unimodal_losses_batches")
+    lam = _weights(names, weight)
+
+    def loss(params, xs, y, mask):
+        total = 0.0
+        for m in range(len(xs)):
+            blank = tuple(x if n == m else jnp.zeros_like(x) for n, x in enumerate(xs))
+            out = model.apply(params, blank)
+            ce = optax.softmax_cross_entropy_with_integer_labels(out, y.astype(jnp.int32))
+            total = total + lam[m] * jnp.sum(ce * mask) / jnp.sum(mask)
+        return total
+
+    def update_fn(updates, state, params=None, **extra):
+        if params is None or "batch" not in extra:
+            raise ValueError("unimodal_losses_batches needs params and the batch: use it inside "
+                             "dlnfusion.fit, chained before the optimizer")
+        xs, y, mask = extra["batch"]
+        g = jax.grad(loss)(params, xs, y, mask)
+        return jax.tree_util.tree_map(jnp.add, updates, g), state
+
+    return optax.GradientTransformationExtraArgs(lambda params: optax.EmptyState(), update_fn)
