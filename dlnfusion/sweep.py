@@ -30,7 +30,9 @@ recorded trajectories). It holds, per run: ``status`` ('converged', 'max_steps',
 trajectories ``loss`` and ``map_<modality>``, and, with ``predict=True``, the reduced-dynamics
 predictions ``time_ratio_predicted``, ``t_A_predicted``, ``t_B_predicted``; per grid point the
 theory ``time_ratio_leading_order``, ``time_ratio_gradient_flow``, ``misattribution_theory``,
-``plateau_loss_theory``.
+``plateau_loss_theory``, each the prediction for the network swept at that point
+(:func:`~dlnfusion.compare.theory_columns`: early, intermediate and late fusion differ) or NaN,
+with ``<column>_valid`` and ``<column>_caveats`` (the reasons, "; "-joined).
 """
 from __future__ import annotations
 
@@ -343,7 +345,13 @@ class Sweep:
         if not isinstance(data, Stats):
             return {}
         cols = theory_columns(data, spec, point["scale"], point["scheme"])
-        return {_THEORY_NAMES[k]: p.value for k, p in cols.items()}
+        out = {}
+        for k, p in cols.items():
+            name = _THEORY_NAMES[k]
+            out[name] = float(p.value)
+            out[name + "_valid"] = bool(p.valid)
+            out[name + "_caveats"] = "; ".join(p.caveats)
+        return out
 
     def _assemble(self, points, specs, chunks, out):
         import xarray as xr
@@ -397,9 +405,14 @@ class Sweep:
                                               else tuple(f"{k}_{j}" for j in range(len(extra))))
                 data_vars[k] = (dims + ("time",) + edims, arr)
         theory = {}
+        blank = {float: np.nan, bool: False, str: ""}
         for i, p in enumerate(points):
             for k, v in self._theory(p, specs[i], self._call(self.stats, p)).items():
-                theory.setdefault(k, np.full(self.shape, np.nan))[np.unravel_index(i, self.shape)] = v
+                if k not in theory:
+                    theory[k] = np.full(self.shape, blank[type(v)],
+                                        dtype=object if isinstance(v, str) else type(v))
+                theory[k][np.unravel_index(i, self.shape)] = v
+        theory = {k: (a.astype(str) if a.dtype == object else a) for k, a in theory.items()}
         for k, arr in theory.items():
             data_vars[k] = (tuple(self.grid), arr)
         ds = xr.Dataset(data_vars, coords=coords)

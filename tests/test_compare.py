@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+import dlnfusion as dln
 from dlnfusion import NetworkSpec, Stats, simulate
 from dlnfusion.compare import (Comparison, compare, measure_unimodal_phase, relative_error,
                                to_json, unimodal_report)
@@ -97,3 +98,35 @@ def test_comparison_value():
     assert inf.to_dict()["theory"] == "inf"
     assert relative_error(0.0, 0.0) == 0.0 and relative_error(1.0, 0.0) == np.inf
     assert relative_error([1.1, 0.9], [1.0, 1.0]) == pytest.approx([0.1, 0.1])
+
+
+def test_theory_columns_follow_the_network():
+    """Every column is the prediction for the network given, or NaN with the reason."""
+    from dlnfusion.compare import THEORY_COLUMNS, theory_columns
+
+    st = dln.Stats.scalar_toy(2.0, 1.0, 0.3)
+    eq9 = dln.theory.time_ratio_gradient_flow(st).value
+    late = theory_columns(st, dln.NetworkSpec.fusion(2, 2, width=10), 1e-4)
+    assert set(late) == set(THEORY_COLUMNS) and all(p.valid for p in late.values())
+    assert late["time_ratio_gradient_flow"].value == eq9 == late["time_ratio_leading_order"].value
+    mid = theory_columns(st, dln.NetworkSpec.fusion(4, 2, width=10), 1e-3)
+    assert np.isnan(mid["time_ratio_gradient_flow"].value)
+    assert "intermediate fusion" in mid["time_ratio_gradient_flow"].caveats[0]
+    assert mid["time_ratio_leading_order"].value == dln.theory.time_ratio_leading_order(
+        st, 4, 2, 1e-3 * np.sqrt(10)).value  # u0: Frobenius norm of the 10 x 1 first layer
+    assert mid["misattribution"].value == dln.theory.misattribution(st).value
+    early = theory_columns(st, dln.NetworkSpec.fusion(3, 1, width=10), 1e-4)
+    assert early["time_ratio_gradient_flow"].value == 1.0
+    assert np.isnan(early["plateau_loss"].value) and not early["plateau_loss"].valid
+    relu = theory_columns(st, dln.NetworkSpec.fusion(2, 2, width=10, activation="relu"), 1e-4)
+    assert relu["misattribution"].value == late["misattribution"].value
+    assert not relu["misattribution"].valid and "relu" in relu["misattribution"].caveats[-1]
+    big = theory_columns(st, dln.NetworkSpec.fusion(2, 2, width=10), 1.0)
+    assert np.isnan(big["time_ratio_leading_order"].value)
+    assert "outside (0, 1)" in big["time_ratio_leading_order"].caveats[0]
+    none = theory_columns(st, dln.NetworkSpec.fusion(2, 2, width=10))
+    assert "no initialization scale" in none["time_ratio_leading_order"].caveats[0]
+    uneq = theory_columns(st, dln.NetworkSpec.unequal((2, 3), 0, width=10), 1e-4)
+    assert all(np.isnan(p.value) and "unequal depth" in p.caveats[0] for p in uneq.values())
+    assert theory_columns(dln.Stats.scalar_toy(2.0, 1.0, 0.3)) .keys() == {
+        "time_ratio_gradient_flow", "misattribution", "plateau_loss"}

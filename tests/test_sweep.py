@@ -58,6 +58,28 @@ def test_labels_and_values_match_a_direct_simulation(reference):
     assert ds.time_ratio_leading_order.sel(fusion_layer=1).values.tolist() == [1.0] * 3
 
 
+def test_theory_columns_belong_to_the_swept_network(reference):
+    """Early fusion (L_f = 1) gets its own ratio, 1 at leading order, with the caveat that the
+    limit is approached as 1/ln(1/u0) (simulated here at u0 = 4.5e-6: 1.07–1.30, above 1 as
+    the caveat says), and no plateau columns, with the reason; late fusion gets eq. (9) and
+    the saddle's values, valid; the validity and caveats travel with every column."""
+    ds = reference
+    early, late = ds.sel(fusion_layer=1), ds.sel(fusion_layer=2)
+    assert early.time_ratio_gradient_flow.values.tolist() == [1.0] * 3
+    assert bool(early.time_ratio_gradient_flow_valid.all())
+    assert np.all(early.time_ratio.values > 1.0)
+    assert all("1/ln(1/u0)" in c for c in early.time_ratio_gradient_flow_caveats.values)
+    for k in ("misattribution_theory", "plateau_loss_theory"):
+        assert np.all(np.isnan(early[k].values)) and not early[k + "_valid"].any()
+        assert all("early fusion has no unimodal plateau" in c
+                   for c in early[k + "_caveats"].values)
+        assert np.all(np.isfinite(late[k].values)) and bool(late[k + "_valid"].all())
+    st = dln.Stats.scalar_toy(2.0, 1.0, -0.6)
+    assert late.misattribution_theory.sel(rho=-0.6).item() == pytest.approx(
+        dln.theory.misattribution(st).value)
+    assert late.time_ratio_gradient_flow_caveats.sel(rho=0.0).item() == ""
+
+
 def test_sharded_over_four_host_devices(reference, tmp_path):
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
     r = _job("shard4", tmp_path, env=env)

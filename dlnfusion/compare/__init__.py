@@ -13,10 +13,11 @@ Definitions (paper Section 3.2 and the authors' implementation, see docs/convent
 from .measure import (AccuracyTimes, PhaseMeasurement, measure_accuracy_times,
                       measure_unimodal_phase)
 from .predict import predict_unimodal_phase
-from .report import Comparison, compare, relative_error, theory_columns, to_json, unimodal_report
+from .report import (THEORY_COLUMNS, Comparison, compare, relative_error, theory_columns, to_json,
+                     unimodal_report)
 
 __all__ = ["PhaseMeasurement", "measure_unimodal_phase", "AccuracyTimes", "measure_accuracy_times", "predict_unimodal_phase",
-           "Comparison", "compare", "relative_error", "theory_columns", "unimodal_report",
+           "THEORY_COLUMNS", "Comparison", "compare", "relative_error", "theory_columns", "unimodal_report",
            "to_json"]
 from .rsv import (SAMPLINGS, RSVSample, layer_activity, rsv_from_variances, rsv_histogram,
                   rsv_mc_std, rsv_observable, rsv_population, rsv_sampled, source_covariances,

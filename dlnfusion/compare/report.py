@@ -12,7 +12,7 @@ from ..training import Trajectory
 from .measure import measure_unimodal_phase
 
 __all__ = ["Comparison", "compare", "relative_error", "theory_columns", "unimodal_report",
-           "to_json"]
+           "to_json", "THEORY_COLUMNS"]
 
 
 def relative_error(value, reference):
@@ -69,37 +69,99 @@ def compare(name: str, theory, simulated, note: str = "") -> Comparison:
     return Comparison(name, float(theory), sims, note)
 
 
-def theory_columns(stats, spec=None, scale=None, scheme: str = "normal") -> dict:
-    """The closed-form predictions for one configuration of two modalities, by column name.
+#: The columns :func:`theory_columns` returns (with a spec: every one, NaN where undefined).
+THEORY_COLUMNS = ("time_ratio_gradient_flow", "misattribution", "plateau_loss",
+                  "time_ratio_leading_order")
 
-    Always (when defined): ``time_ratio_gradient_flow`` (eq. 9 corrected), ``misattribution``
-    and ``plateau_loss`` (the loss on the first modality's saddle, eq. 62). With ``spec``
-    (equal branch depths, scalar output) and the initialization ``scale``/``scheme``:
-    ``time_ratio_leading_order`` (eqs. 9, 12, 57 corrected) at u0 = the Frobenius norm of a
-    first-layer matrix (scale·√entries for i.i.d. "normal" entries), when 0 < u0 < 1. Values are
-    :class:`~dlnfusion.theory.Prediction` objects (value, validity, caveats); a column whose
-    formula raises for these statistics is left out.
+
+#: Early fusion's ratio is 1 only in the limit: t_A and t_B differ by how the total map turns
+#: while it grows, O(1) steps × 1/s against a transition time of order ln(1/u0)/s.
+_EARLY_RATIO = ("early fusion: both modalities are learned in one transition; the ratio tends "
+                "to 1 only as 1 + O(1/ln(1/u0)) (two layers, toy σ_A/σ_B = 2, ρ = 0: 1.13 at "
+                "u0 = 4.5e-6); the reduction (predict=True) gives the finite-initialization "
+                "ratio")
+
+
+def _nan(reason):
+    return th.Prediction(float("nan"), False, (reason,))
+
+
+def _flag(pred, reason):
+    """``pred`` marked invalid with one more caveat."""
+    return th.Prediction(pred.value, False, tuple(pred.caveats) + (reason,))
+
+
+def theory_columns(stats, spec=None, scale=None, scheme: str = "normal") -> dict:
+    """The closed-form predictions for one configuration of two modalities, by column name:
+    :class:`~dlnfusion.theory.Prediction` objects (value, validity, caveats).
+
+    With ``spec`` every column is the prediction for that network, or NaN with the reason:
+
+    * ``time_ratio_gradient_flow``: eq. 9 corrected for late fusion (L_f = L, any depth); 1
+      for early fusion (L_f = 1: one transition); NaN for intermediate fusion (its ratio
+      depends on u0: ``time_ratio_leading_order``).
+    * ``misattribution``, ``plateau_loss`` (the loss on the first modality's saddle, eq. 62):
+      for L_f ≥ 2, where the saddle M_A exists; NaN for early fusion (no unimodal plateau).
+    * ``time_ratio_leading_order`` (eqs. 9, 12, 57 corrected) at u0 = the Frobenius norm of a
+      first-layer matrix (``scale``·√entries for i.i.d. "normal" entries); NaN without
+      ``scale`` or outside 0 < u0 < 1.
+
+    Branches of unequal depth or a vector output leave the depth-dependent columns NaN; for a
+    nonlinear network the linear network's values are kept and flagged (valid False). Without
+    ``spec``: the first three columns for two-layer late fusion. A formula that raises for
+    these statistics gives NaN with its message. No columns for other than two modalities.
     """
-    out = {}
     if stats.n_modalities != 2:
+        return {}
+    out = {}
+    for name, fn in (("time_ratio_gradient_flow", lambda: th.time_ratio_gradient_flow(stats)),
+                     ("misattribution", lambda: th.misattribution(stats)),
+                     ("plateau_loss", lambda: th.Prediction(
+                         th.saddle_loss(stats, th.roles(stats).first)))):
+        try:
+            out[name] = fn()
+        except (ValueError, np.linalg.LinAlgError) as err:
+            out[name] = _nan(f"undefined for these statistics: {err}")
+    if spec is None:
         return out
     try:
-        out["time_ratio_gradient_flow"] = th.time_ratio_gradient_flow(stats)
-        out["misattribution"] = th.misattribution(stats)
-        out["plateau_loss"] = th.Prediction(th.saddle_loss(stats, th.roles(stats).first))
-    except (ValueError, np.linalg.LinAlgError):
-        return out
-    if spec is not None and scale is not None and len(set(spec.branch_depths)) == 1 \
-            and spec.output_dim == 1:
+        L, Lf = spec.depth, spec.fusion_layer
+    except ValueError:
+        reason = f"branches of unequal depth {spec.branch_depths}: no closed form"
+        return {k: _nan(reason) for k in THEORY_COLUMNS}
+    if Lf == 1:
+        out["time_ratio_gradient_flow"] = th.Prediction(1.0, True, (_EARLY_RATIO,))
+        for k in ("misattribution", "plateau_loss"):
+            out[k] = _nan("early fusion has no unimodal plateau (no saddle M_A)")
+    elif Lf < L:
+        out["time_ratio_gradient_flow"] = _nan(
+            f"eq. (9) is late fusion's ratio; intermediate fusion (L_f = {Lf} < L = {L}) "
+            "depends on u0: see time_ratio_leading_order")
+    if spec.output_dim != 1:
+        out["time_ratio_leading_order"] = _nan("vector output: no closed form")
+    elif scale is None:
+        out["time_ratio_leading_order"] = _nan("no initialization scale given")
+    else:
         u0 = float(scale)
         if scheme == "normal":
             u0 *= np.sqrt(spec.layer_shapes[0][0] * spec.layer_shapes[0][1])
-        if 0 < u0 < 1:
+        if not 0 < u0 < 1:
+            out["time_ratio_leading_order"] = _nan(
+                f"u0 = {u0:.3g} outside (0, 1): the small-initialization expansion does not "
+                "apply")
+        else:
             try:
-                out["time_ratio_leading_order"] = th.time_ratio_leading_order(
-                    stats, spec.depth, spec.fusion_layer, u0)
-            except ValueError:
-                pass
+                pred = th.time_ratio_leading_order(stats, L, Lf, u0)
+                if Lf == 1:
+                    pred = th.Prediction(pred.value, pred.valid, (_EARLY_RATIO,))
+                out["time_ratio_leading_order"] = pred
+            except ValueError as err:
+                out["time_ratio_leading_order"] = _nan(str(err))
+    if not spec.is_linear:
+        act = spec.activation if isinstance(spec.activation, str) else getattr(
+            spec.activation, "__name__", "nonlinear")
+        out = {k: _flag(v, f"linear-network theory; the network's activation is {act}")
+               for k, v in out.items()}
     return out
 
 
@@ -130,7 +192,8 @@ def unimodal_report(traj: Trajectory, stats, lr: float | None = None) -> dict:
         comps.append(compare("t_B", np.mean([p.t_b for p in preds]), meas.t_b))
         comps.append(compare("time_ratio", np.mean([p.ratio for p in preds]), meas.time_ratio,
                              f"finite-init, finite-lr prediction ({method})"))
-    cols = theory_columns(stats)
+    cols = theory_columns(stats, traj.spec)
+    cols.pop("time_ratio_leading_order", None)
     sims = {"time_ratio_gradient_flow": meas.time_ratio, "misattribution": meas.misattribution,
             "plateau_loss": meas.plateau_loss}
     notes = {"time_ratio_gradient_flow": "leading order in u0, gradient flow; "}
