@@ -32,3 +32,6 @@ __all__ += ["DeficitSweep", "deficit_sweep", "POLARIZED"]
 from .fisher import fisher_observable, fisher_sample_observable, fisher_sampled
 
 __all__ += ["fisher_observable", "fisher_sample_observable", "fisher_sampled"]
+from .sequence import SequenceMeasurement, measure_learning_sequence  # noqa: E402
+
+__all__ += ["SequenceMeasurement", "measure_learning_sequence"]

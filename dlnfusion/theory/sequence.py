@@ -1,0 +1,424 @@
+"""The learning sequence of a two-layer late-fusion network with any number of modalities.
+
+With M modalities, a network from small initialization does not learn everything at once
+and does not stop after one unimodal phase: it passes a staircase of plateaus. On each plateau
+a set S of modalities has been learned and sits at its *partial solution*
+
+    W_S = Σ_yx,S Σ_SS⁻¹   (the other blocks zero),   loss ½(tr Σ_yy − tr W_S Σ_yx,Sᵀ),
+
+the generalization of the saddle M_A (S = {A}) and of the global minimum (S = all). A
+modality j outside S is driven by the error correlation that the plateau leaves,
+
+    e_j(S) = Σ_yx,j − W_S Σ_S,j                               (eq. 31 for S = {A}),
+
+and the next modality learned is the one whose growing mode reaches its share of the next
+plateau first. On S ∪ {j}, j's block is e_j(S) Σ̃_j(S)⁻¹ with Σ̃_j(S) = Σ_jj − Σ_jS Σ_SS⁻¹ Σ_Sj
+(a Schur complement).
+
+Modes of a scalar branch (theory/sequence.py derives them). A branch with a scalar input,
+first-layer column a = W¹ (h) and readout b = W²ᵀ (h), driven by a scalar error e, changes by
+a ← a + ηe b, b ← b + ηe a in gradient descent; so v± = a ± b change *exactly* by (1 ± ηe)
+per step and the total map is w = bᵀa = (‖v₊‖² − ‖v₋‖²)/4. Each branch therefore carries two
+mode amplitudes w± = ‖v±‖²/4: when e > 0 the map grows through w₊ while w₋ decays, and when
+the drive changes sign at a later plateau the mode that has to grow is the one that decayed
+(the sign correction of eq. 9 is the two-modality case of this rule).
+
+Leading order (gradient flow, u0 → 0). Write progress p± = ln(w±/w0)/ln(1/w0) (0 at the
+start, 1 when the mode is of order one) and θ = η t/ln(1/w0)·2: on plateau S, dp±_j/dθ = ±e_j(S)
+(scalar modalities; for vector modalities the mode along the drive grows at ‖e_j(S)‖ and keeps
+its progress when the drive turns, unless it turns exactly around). The next modality is the
+one with the smallest (1 − p_j)/|e_j(S)|.
+
+Finite initialization, gradient descent (:func:`learning_sequence` ``times``). The same
+bookkeeping with the actual amplitudes w± (from the weights, :func:`sequence_init`, or their
+typical value ``typical_effective_init``) and the discrete growth factors (1 ± ηe)² per step;
+each transition is the logistic map x ← x(1 + g(1 − x))², g = η|e_j(S)|, of a balanced mode
+whose learned companions follow their conditional optimum (they are faster), from
+x0 = w_j/|P_j| to the crossing of ½; while it runs, the drives of the other modalities move
+linearly with x from e(S) to e(S ∪ {j}), and their growth is accumulated along it. This is
+:func:`~.timescales.predict_times` extended to M modalities.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .saxe import typical_effective_init
+from .timescales import logistic_map_crossing
+
+__all__ = ["Plateau", "LearningSequence", "partial_solution", "plateau_loss",
+           "residual_drive", "learning_sequence", "sequence_init"]
+
+#: A candidate that has grown to more than this fraction of its next plateau when another
+#: modality crosses half of its own counts as overlapping (the transitions are not
+#: separate); the same threshold as the two-modality random sweep.
+SEPARATION = 0.1
+#: Below this relative size a drive or a plateau weight counts as zero.
+_ZERO_RTOL = 1e-9
+
+
+def _subset(learned):
+    return tuple(sorted(int(i) for i in learned))
+
+
+def _columns(stats, learned):
+    sl = stats.slices
+    return np.concatenate([np.arange(sl[i].start, sl[i].stop) for i in learned]).astype(int) \
+        if learned else np.zeros(0, int)
+
+
+def partial_solution(stats, learned) -> np.ndarray:
+    """The plateau on which the modalities ``learned`` (indices or names) are fitted and the
+    others are zero: Σ_yx,S Σ_SS⁻¹ in S's blocks, shape (d_out, D)."""
+    S = _subset(stats.index(m) for m in learned)
+    W = np.zeros((stats.output_dim, stats.input_dim))
+    if not S:
+        return W
+    c = _columns(stats, S)
+    sig = stats.sigma[np.ix_(c, c)]
+    W[:, c] = np.linalg.lstsq(sig, stats.sigma_yx[:, c].T, rcond=None)[0].T
+    return W
+
+
+def plateau_loss(stats, learned) -> float:
+    """Training loss on the plateau of ``learned``: ½(tr Σ_yy − tr W_S Σ_yx,Sᵀ) (the ½ of the
+    training loss; eq. 62 for S = {A})."""
+    W = partial_solution(stats, learned)
+    return float(0.5 * (np.trace(stats.sigma_yy) - np.trace(W @ stats.sigma_yx.T)))
+
+
+def residual_drive(stats, learned, m) -> np.ndarray:
+    """e_m(S) = Σ_yx,m − W_S Σ_S,m: the error correlation that drives modality ``m`` while the
+    modalities ``learned`` sit on their plateau, shape (d_out, d_m)."""
+    j = stats.index(m)
+    W = partial_solution(stats, learned)
+    return stats.sigma_yx_m(j) - W @ stats.sigma[:, stats.slices[j]]
+
+
+@dataclass(frozen=True)
+class Plateau:
+    """One step of the staircase: the modalities learned so far, their partial solution, its
+    loss, and each learned modality's mis-attribution there ((W_m(S) − W*_m)·W*_m/‖W*_m‖²;
+    NaN where W*_m = 0)."""
+
+    learned: tuple
+    map: np.ndarray
+    loss: float
+    misattribution: tuple
+
+    def to_dict(self, names=()) -> dict:
+        nm = (lambda i: names[i]) if names else (lambda i: i)
+        return {"learned": [nm(i) for i in self.learned], "loss": float(self.loss),
+                "misattribution": {str(nm(i)): (float(v) if np.isfinite(v) else None)
+                                   for i, v in zip(self.learned, self.misattribution)}}
+
+
+@dataclass(frozen=True)
+class LearningSequence:
+    """The predicted staircase. ``order`` lists modality indices, the first learned first;
+    ``times[k]`` is when ``order[k]`` reaches half of its block of ``plateaus[k].map`` (steps);
+    ``plateaus[k]`` is the plateau after k + 1 modalities (the last one is the global
+    minimum). ``order_leading_order`` and ``times_leading_order`` are the u0 → 0 gradient-flow
+    values; ``order_by_norm`` sorts the modalities by ‖Σ_yx,m‖. ``valid`` is False when an
+    assumption fails; ``caveats`` say which."""
+
+    order: tuple
+    times: tuple
+    plateaus: tuple
+    order_leading_order: tuple
+    times_leading_order: tuple
+    order_by_norm: tuple
+    valid: bool = True
+    caveats: tuple = field(default=())
+    names: tuple = field(default=())
+
+    @property
+    def follows_norm(self) -> bool:
+        """Whether the modalities are learned in the order of ‖Σ_yx,m‖."""
+        return tuple(self.order) == tuple(self.order_by_norm)
+
+    def to_dict(self) -> dict:
+        f = lambda v: float(v) if np.isfinite(v) else str(v)  # noqa: E731
+        return {"order": list(self.order), "times": [f(t) for t in self.times],
+                "order_names": [self.names[i] for i in self.order] if self.names else [],
+                "order_leading_order": list(self.order_leading_order),
+                "times_leading_order": [f(t) for t in self.times_leading_order],
+                "order_by_norm": list(self.order_by_norm),
+                "plateaus": [p.to_dict(self.names) for p in self.plateaus],
+                "valid": bool(self.valid), "caveats": list(self.caveats)}
+
+
+def _plateaus(stats, order):
+    Wstar = stats.global_solution()
+    out, S = [], []
+    for m in order:
+        S = S + [m]
+        W = partial_solution(stats, S)
+        mis = []
+        for i in _subset(S):
+            sl = stats.slices[i]
+            ws = Wstar[:, sl]
+            n = float(np.sum(ws * ws))
+            mis.append(float(np.sum((W[:, sl] - ws) * ws) / n) if n > 0 else float("nan"))
+        out.append(Plateau(_subset(S), W, plateau_loss(stats, S), tuple(mis)))
+    return tuple(out)
+
+
+def _scale(stats):
+    return max(float(np.max(np.abs(stats.sigma_yx))), 1e-300)
+
+
+def _scalar_drives(stats, learned, rest):
+    return np.array([float(residual_drive(stats, learned, j).ravel()[0]) for j in rest])
+
+
+def _leading_order(stats, w0, lr):
+    """Order and times at leading order in u0 (gradient flow, τ = 1/lr, steps)."""
+    M = stats.n_modalities
+    scalar = all(d == 1 for d in stats.dims) and stats.output_dim == 1
+    p = np.zeros((M, 2))          # progress of the + and − modes (vector: [grown, reversed])
+    direction = [None] * M        # vector modalities: the direction the grown mode points to
+    S, theta, order, thetas, caveats = [], 0.0, [], [], []
+    while len(S) < M:
+        rest = [j for j in range(M) if j not in S]
+        need, rate = [], []
+        for j in rest:
+            e = residual_drive(stats, S, j)
+            ne = float(np.linalg.norm(e))
+            if ne <= _ZERO_RTOL * _scale(stats):
+                need.append(np.inf), rate.append(0.0)
+                continue
+            if scalar:
+                k = 0 if e.ravel()[0] > 0 else 1
+                need.append((1 - p[j, k]) / ne), rate.append(ne)
+                continue
+            u = (e / ne).ravel()
+            if direction[j] is not None and float(u @ direction[j]) <= -1 + 1e-12:
+                p[j] = p[j, ::-1]                      # the mode that must grow had decayed
+            direction[j] = u
+            need.append((1 - p[j, 0]) / ne), rate.append(ne)
+        need = np.asarray(need)
+        if not np.any(np.isfinite(need)):
+            caveats.append("leading order: no drive left on " + ", ".join(
+                str(stats.names[j]) for j in rest) + ": never learned")
+            break
+        i = int(np.argmin(need))
+        dt = float(need[i])
+        srt = np.sort(need)
+        if srt.size > 1 and np.isfinite(srt[1]) and srt[1] - srt[0] <= 1e-9 * max(srt[1], 1e-300):
+            caveats.append("leading order: a tie between two modalities")
+        for j, r in zip(rest, rate):
+            if scalar:
+                e = float(residual_drive(stats, S, j).ravel()[0])
+                p[j, 0] += dt * e
+                p[j, 1] -= dt * e
+            else:
+                p[j, 0] += dt * r
+                p[j, 1] -= dt * r
+        theta += dt
+        order.append(rest[i])
+        thetas.append(theta)
+        S.append(rest[i])
+    times = [th * np.log(1.0 / w0) / (2.0 * lr) for th in thetas]
+    return tuple(order), tuple(times), caveats
+
+
+def sequence_init(spec, params) -> np.ndarray:
+    """The two mode amplitudes (w₊, w₋) = (‖W¹ + W²ᵀ‖²/4, ‖W¹ − W²ᵀ‖²/4) of every scalar
+    two-layer branch, shape (*batch, M, 2): the initial values :func:`learning_sequence` needs
+    to predict one run (``init=``)."""
+    if any(d != 2 for d in spec.branch_depths) or spec.post_depth != 0 or spec.output_dim != 1:
+        raise ValueError("sequence_init needs two-layer late-fusion branches with a scalar "
+                         "output (NetworkSpec.fusion(2, 2, ...))")
+    if any(d != 1 for d in spec.input_dims):
+        raise ValueError("sequence_init needs scalar modalities (input_dims all 1), got "
+                         f"{spec.input_dims}")
+    out = []
+    for W1, W2 in params.branches:
+        a, b = np.asarray(W1)[..., :, 0], np.asarray(W2)[..., 0, :]
+        out.append(np.stack([0.25 * np.sum((a + b) ** 2, -1), 0.25 * np.sum((a - b) ** 2, -1)],
+                            -1))
+    return np.stack(out, axis=-2)
+
+
+def _check_args(stats, depth, fusion_layer, scale, width, lr, method):
+    if stats.n_modalities < 2:
+        raise ValueError(f"learning_sequence needs at least two modalities, got "
+                         f"{stats.n_modalities}")
+    if depth != 2 or fusion_layer not in (None, 2):
+        raise ValueError("learning_sequence is derived for two-layer late fusion (depth=2, "
+                         f"fusion_layer=2); got depth={depth!r}, fusion_layer={fusion_layer!r}")
+    if method not in ("gd", "gf"):
+        raise ValueError(f"method must be 'gd' or 'gf', got {method!r}")
+    if not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be positive and finite, got {lr!r}")
+    if not (np.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be positive and finite, got {scale!r}")
+    if int(width) != width or width < 1:
+        raise ValueError(f"width must be a positive integer, got {width!r}")
+    if stats.is_singular:
+        raise ValueError("learning_sequence needs a non-singular Σ (partial solutions must be "
+                         "unique)")
+
+
+def learning_sequence(stats, depth: int = 2, fusion_layer: int | None = None, *,
+                      scale: float = 1e-9, width: int = 100, lr: float = 0.04,
+                      method: str = "gd", init=None) -> LearningSequence:
+    """Predict the order in which a two-layer late-fusion network learns its modalities, the
+    time of every transition and the plateau after each (see the module docstring).
+
+    Defaults are Figure 3c's: entry std ``scale`` = 1e-9, ``width`` 100, η = ``lr`` = 0.04,
+    gradient descent (``method="gf"``: gradient flow with τ = 1/η). ``init`` (shape (M, 2), from
+    :func:`sequence_init`) predicts one run from its own weights; without it every mode starts
+    at the typical value of an i.i.d. normal initialization (typical_effective_init).
+
+    ``times`` is the finite-initialization prediction for scalar modalities and a scalar
+    output; for vector modalities it is NaN (only the leading order is derived) with a caveat.
+    Outside the assumptions — overlapping transitions (a near tie), a learned modality whose
+    weight changes sign at a later plateau (it is unlearned and relearned), a learning rate
+    with η|e| ≥ 1 — ``valid`` is False and ``caveats`` say why.
+    """
+    _check_args(stats, depth, fusion_layer, scale, width, lr, method)
+    M = stats.n_modalities
+    w0 = typical_effective_init(scale, int(width))
+    norms = [float(np.linalg.norm(stats.sigma_yx_m(m))) for m in range(M)]
+    by_norm = tuple(int(i) for i in np.argsort(-np.asarray(norms), kind="stable"))
+    order_lo, times_lo, caveats = _leading_order(stats, w0, lr)
+    scalar = all(d == 1 for d in stats.dims) and stats.output_dim == 1
+    if not scalar:
+        caveats = caveats + ["vector modalities: only the leading order is derived; times are "
+                             "NaN"]
+        order = order_lo
+        return LearningSequence(order, tuple(np.nan for _ in order), _plateaus(stats, order),
+                                order_lo, times_lo, by_norm, False, tuple(caveats), stats.names)
+    if init is None:
+        amp = np.full((M, 2), w0)
+    else:
+        amp = np.asarray(init, dtype=float)
+        if amp.shape != (M, 2) or np.any(~np.isfinite(amp)) or np.any(amp <= 0):
+            raise ValueError(f"init must hold two positive mode amplitudes per modality, shape "
+                             f"({M}, 2), as sequence_init returns; got shape {amp.shape}")
+    order, times, more = _finite(stats, np.log(amp), float(lr), method)
+    caveats = caveats + more
+    plateaus = _plateaus(stats, order)
+    valid = not caveats and len(order) == M
+    return LearningSequence(tuple(order), tuple(times), plateaus, order_lo, times_lo, by_norm,
+                            valid, tuple(caveats), stats.names)
+
+
+def _growth(e, eta, method):
+    """Log growth per step of the (+, −) mode amplitudes under drive(s) ``e``."""
+    e = np.asarray(e, float)
+    if method == "gf":
+        return np.stack([2 * eta * e, -2 * eta * e], -1)
+    with np.errstate(divide="ignore"):
+        return np.stack([2 * np.log(np.abs(1 + eta * e)), 2 * np.log(np.abs(1 - eta * e))], -1)
+
+
+def _finite(stats, ln_amp, eta, method):
+    """Finite-initialization bookkeeping for scalar modalities (module docstring).
+
+    Each stage starts when the previous modality crosses ½ of its share. The other modalities'
+    growth during that transition is accumulated along its logistic path until it has
+    saturated, with their drives moving linearly with its progress; their amplitudes are then
+    carried back to the crossing time at the new plateau's rates, so that the next transition
+    starts from the crossing (gradient flow: exactly the sharp switch of the leading order, the
+    logistic being symmetric about its half time)."""
+    M = stats.n_modalities
+    scale = _scale(stats)
+    h = 1.0 if method == "gd" else _DT
+    S, n, order, times, caveats = [], 0.0, [], [], []
+    ln_amp = ln_amp.copy()
+    while len(S) < M:
+        rest = [j for j in range(M) if j not in S]
+        e = _scalar_drives(stats, S, rest)
+        cand = []
+        for j, ej in zip(rest, e):
+            if abs(ej) <= _ZERO_RTOL * scale:
+                cand.append((np.inf, j, 0.0, 0.0))
+                continue
+            target = abs(float(partial_solution(stats, S + [j])[0, j]))
+            k = 0 if ej > 0 else 1
+            x0 = np.exp(ln_amp[j, k]) / target
+            g = eta * abs(ej)
+            if method == "gd" and g >= 1:
+                caveats.append(f"lr*|e_{stats.names[j]}| = {g:.3g} >= 1: gradient descent does "
+                               "not approach the plateau monotonically")
+                cand.append((np.nan, j, x0, g))
+                continue
+            if x0 >= 0.5:
+                caveats.append(f"transitions overlap: {stats.names[j]} is beyond half of its "
+                               "share when the previous modality is learned")
+                cand.append((0.0, j, x0, g))
+                continue
+            dt = (np.log(1 / x0 - 1) / (2 * g) if method == "gf"
+                  else logistic_map_crossing(x0, g))
+            cand.append((dt, j, x0, g))
+        if any(np.isnan(c[0]) for c in cand):
+            break
+        live = [c for c in cand if np.isfinite(c[0])]
+        if not live:
+            caveats.append("no drive left on " + ", ".join(str(stats.names[j]) for j in rest)
+                           + ": never learned")
+            break
+        dt, j, x0, g = min(live, key=lambda c: c[0])
+        S_next = S + [j]
+        others = [o for o in rest if o != j]
+        if others:
+            xs = _logistic_path(min(x0, 0.5), g, method)
+            e0 = _scalar_drives(stats, S, others)
+            e1 = _scalar_drives(stats, S_next, others)
+            drives = e0[None, :] + (e1 - e0)[None, :] * xs[:, None]           # (N, K, 2)
+            grown = np.sum(_growth(drives, eta, method), axis=0) * h
+            tail = len(xs) * h - dt
+            ln_amp[others] += grown - tail * _growth(e1, eta, method) * (1.0 if method == "gd"
+                                                                         else 1.0)
+            for k, o in enumerate(others):
+                if abs(e1[k]) <= _ZERO_RTOL * scale:
+                    continue
+                tgt = abs(float(partial_solution(stats, S_next + [o])[0, o]))
+                xo = np.exp(ln_amp[o, 0 if e1[k] > 0 else 1]) / tgt
+                if SEPARATION < xo < 0.5:
+                    caveats.append(f"transitions overlap: {stats.names[o]} is at {xo:.2g} of "
+                                   f"its share when {stats.names[j]} is learned (near tie)")
+        _check_signs(stats, S, j, caveats)
+        n += dt
+        times.append(n)
+        order.append(j)
+        S = S_next
+    return order, times, caveats
+
+
+#: Gradient flow: the logistic is sampled at this step (in units of 1/η·g⁰) for the
+#: accumulation of the other modalities' growth (second-order accurate; the growth is linear
+#: in x, so the sum is the exact integral up to O(_DT²)).
+_DT = 0.05
+
+
+def _logistic_path(x0, g, method):
+    """Progress of one balanced mode from x0 until it has saturated (1 − x < 1e-13)."""
+    out, x = [], x0
+    if method == "gd":
+        while x < 1 - 1e-13 and len(out) < 10 ** 7:
+            out.append(x)
+            x = x * (1 + g * (1 - x)) ** 2
+        return np.asarray(out)
+    # gradient flow: x(t) = 1/(1 + (1/x0 − 1) e^{−2 g t}), sampled every _DT (steps)
+    t_end = (np.log(1 / x0 - 1) + np.log(1e13)) / (2 * g)
+    t = np.arange(0.0, t_end, _DT) + 0.5 * _DT
+    return 1.0 / (1.0 + (1.0 / x0 - 1.0) * np.exp(-2 * g * t))
+
+
+def _check_signs(stats, S, j, caveats):
+    """A learned modality whose weight changes sign when j joins must pass through zero,
+    where its mode is slow: it is unlearned and relearned, outside this model."""
+    if not S:
+        return
+    before = partial_solution(stats, S)
+    after = partial_solution(stats, S + [j])
+    for i in S:
+        b, a = float(before[0, i]), float(after[0, i])
+        if b * a <= 0:
+            caveats.append(f"{stats.names[i]} changes sign when {stats.names[j]} is learned "
+                           f"({b:.3g} -> {a:.3g}): it is unlearned and relearned")
