@@ -37,6 +37,7 @@ FIGURES = {
     "huang2025-toy": "dlnfusion.simulations.huang2025_toy",
     "huang2025-overparam": "dlnfusion.simulations.huang2025_overparam",
     "huang2025-digits": "dlnfusion.simulations.huang2025_digits",
+    "multimodal-sequence": "dlnfusion.simulations.multimodal_sequence",
 }
 
 

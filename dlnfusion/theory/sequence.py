@@ -200,14 +200,14 @@ def _leading_order(stats, w0, lr):
             need.append((1 - p[j, 0]) / ne), rate.append(ne)
         need = np.asarray(need)
         if not np.any(np.isfinite(need)):
-            caveats.append("leading order: no drive left on " + ", ".join(
-                str(stats.names[j]) for j in rest) + ": never learned")
+            caveats.append("never learned: at leading order no drive is left on " + ", ".join(
+                str(stats.names[j]) for j in rest))
             break
         i = int(np.argmin(need))
         dt = float(need[i])
         srt = np.sort(need)
         if srt.size > 1 and np.isfinite(srt[1]) and srt[1] - srt[0] <= 1e-9 * max(srt[1], 1e-300):
-            caveats.append("leading order: a tie between two modalities")
+            caveats.append("tie: two modalities escape together at leading order")
         for j, r in zip(rest, rate):
             if scalar:
                 e = float(residual_drive(stats, S, j).ravel()[0])
@@ -287,7 +287,7 @@ def learning_sequence(stats, depth: int = 2, fusion_layer: int | None = None, *,
     order_lo, times_lo, caveats = _leading_order(stats, w0, lr)
     scalar = all(d == 1 for d in stats.dims) and stats.output_dim == 1
     if not scalar:
-        caveats = caveats + ["vector modalities: only the leading order is derived; times are "
+        caveats = caveats + ["vector modalities: only the leading order is derived, times are "
                              "NaN"]
         order = order_lo
         return LearningSequence(order, tuple(np.nan for _ in order), _plateaus(stats, order),
@@ -343,8 +343,8 @@ def _finite(stats, ln_amp, eta, method):
             x0 = np.exp(ln_amp[j, k]) / target
             g = eta * abs(ej)
             if method == "gd" and g >= 1:
-                caveats.append(f"lr*|e_{stats.names[j]}| = {g:.3g} >= 1: gradient descent does "
-                               "not approach the plateau monotonically")
+                caveats.append(f"learning rate: lr*|e_{stats.names[j]}| = {g:.3g} >= 1, gradient "
+                               "descent does not approach the plateau monotonically")
                 cand.append((np.nan, j, x0, g))
                 continue
             if x0 >= 0.5:
@@ -359,8 +359,8 @@ def _finite(stats, ln_amp, eta, method):
             break
         live = [c for c in cand if np.isfinite(c[0])]
         if not live:
-            caveats.append("no drive left on " + ", ".join(str(stats.names[j]) for j in rest)
-                           + ": never learned")
+            caveats.append("never learned: no drive left on " + ", ".join(
+                str(stats.names[j]) for j in rest))
             break
         dt, j, x0, g = min(live, key=lambda c: c[0])
         S_next = S + [j]
@@ -420,5 +420,5 @@ def _check_signs(stats, S, j, caveats):
     for i in S:
         b, a = float(before[0, i]), float(after[0, i])
         if b * a <= 0:
-            caveats.append(f"{stats.names[i]} changes sign when {stats.names[j]} is learned "
-                           f"({b:.3g} -> {a:.3g}): it is unlearned and relearned")
+            caveats.append(f"sign change: {stats.names[i]} changes sign when {stats.names[j]} "
+                           f"is learned ({b:.3g} -> {a:.3g}); it is unlearned and relearned")
