@@ -42,10 +42,10 @@ class SequenceMeasurement:
     names: tuple = field(default=())
 
 
-def _first_crossing(time, series, level, after=-np.inf):
+def _first_crossing(time, series, level):
     """First time ``series`` (T,) reaches ``level``, linearly interpolated (NaN: never)."""
     ok = np.isfinite(series)
-    idx = np.nonzero(ok & (series >= level) & (time >= after))[0]
+    idx = np.nonzero(ok & (series >= level))[0]
     if idx.size == 0:
         return np.nan
     i = int(idx[0])
@@ -87,9 +87,9 @@ def measure_learning_sequence(traj: Trajectory, stats, level: float = 0.5) -> Se
     order = np.full((B, M), -1, int)
     times = np.full((B, M), np.nan)
     for b in range(B):
-        S, t_prev = [], -np.inf
+        S = []
         for k in range(M):
-            best = (np.inf, -1)
+            best = (np.inf, -1)         # (time, modality)
             for j in range(M):
                 if j in S:
                     continue
@@ -98,9 +98,8 @@ def measure_learning_sequence(traj: Trajectory, stats, level: float = 0.5) -> Se
                     best = (t, j)
             if best[1] < 0:
                 break
-            order[b, k], times[b, k] = best[1], max(best[0], t_prev)
+            times[b, k], order[b, k] = best
             S.append(best[1])
-            t_prev = times[b, k]
     pl = np.full((B, max(M - 1, 0)), np.nan)
     mis = np.full((B, max(M - 1, 0), M), np.nan)
     for b in range(B):

@@ -372,8 +372,7 @@ def _finite(stats, ln_amp, eta, method):
             drives = e0[None, :] + (e1 - e0)[None, :] * xs[:, None]           # (N, K, 2)
             grown = np.sum(_growth(drives, eta, method), axis=0) * h
             tail = len(xs) * h - dt
-            ln_amp[others] += grown - tail * _growth(e1, eta, method) * (1.0 if method == "gd"
-                                                                         else 1.0)
+            ln_amp[others] += grown - tail * _growth(e1, eta, method)
             for k, o in enumerate(others):
                 if abs(e1[k]) <= _ZERO_RTOL * scale:
                     continue
