@@ -182,16 +182,16 @@ def _leading_order(stats, w0, lr):
     S, theta, order, thetas, caveats = [], 0.0, [], [], []
     while len(S) < M:
         rest = [j for j in range(M) if j not in S]
-        need, rate = [], []
+        need, rate = [], []          # time to go; rate of p₊ (p₋ moves at −rate)
         for j in rest:
             e = residual_drive(stats, S, j)
             ne = float(np.linalg.norm(e))
             if ne <= _ZERO_RTOL * _scale(stats):
                 need.append(np.inf), rate.append(0.0)
                 continue
-            if scalar:
+            if scalar:                                 # signed: the + mode grows if e > 0
                 k = 0 if e.ravel()[0] > 0 else 1
-                need.append((1 - p[j, k]) / ne), rate.append(ne)
+                need.append((1 - p[j, k]) / ne), rate.append(float(e.ravel()[0]))
                 continue
             u = (e / ne).ravel()
             if direction[j] is not None and float(u @ direction[j]) <= -1 + 1e-12:
@@ -209,13 +209,8 @@ def _leading_order(stats, w0, lr):
         if srt.size > 1 and np.isfinite(srt[1]) and srt[1] - srt[0] <= 1e-9 * max(srt[1], 1e-300):
             caveats.append("tie: two modalities escape together at leading order")
         for j, r in zip(rest, rate):
-            if scalar:
-                e = float(residual_drive(stats, S, j).ravel()[0])
-                p[j, 0] += dt * e
-                p[j, 1] -= dt * e
-            else:
-                p[j, 0] += dt * r
-                p[j, 1] -= dt * r
+            p[j, 0] += dt * r
+            p[j, 1] -= dt * r
         theta += dt
         order.append(rest[i])
         thetas.append(theta)
