@@ -115,6 +115,52 @@ def test_outside_the_assumptions_is_flagged():
     json.dumps(seq.to_dict())
 
 
+# Deep networks at leading order. The runs are gradient flow (τ = 1) from balanced, rank-one,
+# aligned weights of scale u0 (the ansatz of the derivation), width 3, on 3-modality
+# covariances without reversed drives or carried overlaps (decided by the theory's caveats).
+# The neglected terms are relative O(u0) for L_f ≥ 3 (an O(1) time against u0^{2−L} and
+# u0^{2−L_f}) and O(1/ln(1/u0)) for the gaps at L_f = 2. Measured (6 covariances): late fusion
+# L = 3, u0 = 1e-3: ≤ 5.7e-3 (at 1e-2: ≤ 8.8e-2, so ~ 6–9 u0); L = 4, L_f = 3, u0 = 1e-2:
+# ≤ 1.4e-2 (at 3e-2: ≤ 9.1e-2); L = 3, L_f = 2, u0 = 1e-4: ≤ 4.5e-3 (0.04/ln(1/u0)).
+DEEP_CASES = [(3, 3, 1e-3, 10 * 1e-3), (4, 3, 1e-2, 2 * 1e-2), (3, 2, 1e-4, 0.1 / np.log(1e4))]
+
+
+@pytest.mark.parametrize("L, Lf, u0, tol", DEEP_CASES)
+def test_deep_leading_order_against_balanced_gradient_flow(L, Lf, u0, tol):
+    import jax
+
+    import dlnfusion as dln
+
+    stats = [Stats.random(dim=3, dims=(1, 1, 1), seed=i) for i in (0, 7, 13)]
+    preds = [th.learning_sequence(st, L, Lf, u0=u0, lr=1.0) for st in stats]
+    for p in preds:       # inside the assumptions: only the leading-order caveat
+        assert [c for c in p.caveats if not c.startswith("deep network")] == []
+        assert np.all(np.isnan(p.times)) and not p.valid
+    spec = NetworkSpec.fusion(L, Lf, width=3, input_dims=(1, 1, 1))
+    parts = [dln.init_batch(spec, [0], "balanced", [[u0] * 3], stats=st) for st in stats]
+    params = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *parts)
+    t_end = 1.3 * max(p.times_leading_order[-1] for p in preds)
+    traj = dln.train(spec, stats, params, method="gf", lr=1.0, max_steps=t_end, stride=0.1,
+                     stop_loss=1e-10, rtol=1e-10, atol=1e-30)
+    for b, (st, p) in enumerate(zip(stats, preds)):
+        m = measure_learning_sequence(traj[b:b + 1], st)
+        assert tuple(m.order[0]) == p.order_leading_order
+        np.testing.assert_allclose(m.times[0], p.times_leading_order, rtol=tol)
+    # the order at leading order does not depend on depth or fusion layer
+    assert preds[0].order_leading_order == th.learning_sequence(stats[0]).order_leading_order
+
+
+def test_deep_overlaps_and_reversals_are_flagged():
+    # seed 8 at L = 4, L_f = 3, u0 = 0.03: the second modality is carried past its share by
+    # the post-fusion layers while the first escapes (the simulation learns both at once)
+    st = Stats.random(dim=3, dims=(1, 1, 1), seed=8)
+    seq = th.learning_sequence(st, 4, 3, u0=0.03)
+    assert any("carried" in c for c in seq.caveats)
+    assert not any("carried" in c for c in th.learning_sequence(st, 4, 4, u0=0.03).caveats)
+    st = Stats.random(dim=4, dims=(1, 1, 1, 1), seed=4)     # drives that change sign
+    assert any("reversed drive" in c for c in th.learning_sequence(st, 4, 3, u0=0.05).caveats)
+
+
 def test_partial_solutions_and_drives():
     st = Stats.random(dim=4, dims=(1, 1, 1, 1), seed=2)
     # the empty plateau is zero with loss ½⟨y²⟩; the full one is the global solution
@@ -134,10 +180,22 @@ def test_partial_solutions_and_drives():
 
 def test_bad_input():
     st = Stats.random(dim=3, dims=(1, 1, 1), seed=0)
-    with pytest.raises(ValueError, match="two-layer late fusion"):
+    with pytest.raises(ValueError, match="needs u0 in"):
         th.learning_sequence(st, depth=3)
-    with pytest.raises(ValueError, match="two-layer late fusion"):
+    with pytest.raises(ValueError, match="needs u0 in"):
+        th.learning_sequence(st, 4, 3, u0=1.5)
+    with pytest.raises(ValueError, match="Early fusion"):
         th.learning_sequence(st, 2, 1)
+    with pytest.raises(ValueError, match="fusion_layer must be"):
+        th.learning_sequence(st, 3, 4, u0=0.1)
+    with pytest.raises(ValueError, match="depth must be"):
+        th.learning_sequence(st, 1)
+    with pytest.raises(ValueError, match="depth 2 only"):
+        th.learning_sequence(st, 3, u0=0.1, init=np.ones((3, 2)))
+    with pytest.raises(ValueError, match="ks must be"):
+        th.stage_one_integral(4, 3, [1.2])
+    with pytest.raises(ValueError, match="depth >= 3"):
+        th.stage_one_integral(2, 2, [0.5])
     with pytest.raises(ValueError, match="lr"):
         th.learning_sequence(st, lr=-1)
     with pytest.raises(ValueError, match="scale"):

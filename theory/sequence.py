@@ -202,3 +202,143 @@ def check_two_modality_limit():
             ref = th.predict_times(st, 0.04, [w0, w0], method=method)
             _close(seq.times, [ref.t_a, ref.t_b], tol, f"times ({method}, rho={rho})")
     return True
+
+
+# ----------------------------------------------------------------- deep fusion networks
+# Balanced, rank-one, aligned weights (ansatz 43): branch m's pre-fusion matrices have norm
+# u_m, the post-fusion ones u, and τ du_m/dt = ‖e_m‖ u_m^{L_f−1} u^{L−L_f}, u² = Σ_m u_m² (the
+# M-modality eq. 44 and 41).
+
+def derive_deep_progress():
+    """z = u^{2−L_f} (ln u at L_f = 2) falls at (L_f − 2)‖e‖u^{L−L_f}/τ; hence in the first
+    phase u_j^{2−L_f} − u0^{2−L_f} = k_j (u_1^{2−L_f} − u0^{2−L_f}) for every other branch,
+    k_j = ‖s_j‖/‖s_1‖ (the shared factor u^{L−L_f} cancels), so when branch 1 has escaped
+    (u_1 ≫ u0) branch j has progress 1 − z_j/z0 = k_j: the two-layer leading-order progress.
+    Its library counterpart is checked by check_deep_two_modality_limit."""
+    uj, u1, U, tau, L, Lf, sj, s1, u0 = sp.symbols("u_j u_1 U tau L L_f s_j s_1 u_0",
+                                                    positive=True)
+    du_j = sj * uj ** (Lf - 1) * U ** (L - Lf) / tau
+    du_1 = s1 * u1 ** (Lf - 1) * U ** (L - Lf) / tau
+    dz_j = sp.diff(uj ** (2 - Lf), uj) * du_j
+    assert sp.simplify(dz_j + (Lf - 2) * sj * U ** (L - Lf) / tau) == 0
+    dz_1 = sp.diff(u1 ** (2 - Lf), u1) * du_1
+    assert sp.simplify(dz_j / dz_1 - sj / s1) == 0        # the branch relation
+    # L_f = 2: d ln u/dt = ‖e‖u^{L−2}/τ, the same ratio
+    assert sp.simplify(sp.diff(sp.log(uj), uj) * du_j.subs(Lf, 2)
+                       / (sp.diff(sp.log(u1), u1) * du_1.subs(Lf, 2)) - sj / s1) == 0
+    # progress at the escape: z_j/z0 = 1 − k_j(1 − (u_1/u0)^{2−L_f}) → 1 − k_j as u_1/u0 → ∞
+    x = sp.Symbol("x", positive=True)
+    k = sp.Symbol("k", positive=True)
+    ratio = 1 + k * (x ** (2 - Lf) - 1)
+    assert sp.limit(ratio.subs(Lf, 3), x, sp.oo) == 1 - k
+    assert sp.limit(ratio.subs(Lf, 5), x, sp.oo) == 1 - k
+    return True
+
+
+def derive_post_norm():
+    """On a plateau the learned blocks have ‖W_m‖ = u_m^{L_f} u^{L−L_f} and the balance
+    u² = Σ u_m² gives u^{2L/L_f} = Σ_m ‖W_m‖^{2/L_f} (one learned modality: u = ‖U_A‖^{1/L},
+    the factor ‖U_A‖^{1−L_f/L} of eq. 12)."""
+    L, Lf, u = sp.symbols("L L_f u", positive=True)
+    W = sp.symbols("W1:4", positive=True)
+    um = [(w / u ** (L - Lf)) ** (1 / Lf) for w in W]
+    lhs = sum(v ** 2 for v in um)
+    # u² = Σ u_m²  ⇔  u^{2L/L_f} = Σ W_m^{2/L_f}: multiply by u^{2(L−L_f)/L_f}
+    assert sp.simplify(sp.powsimp(lhs * u ** (2 * (L - Lf) / Lf), force=True)
+                       - sum(w ** (2 / Lf) for w in W)) == 0
+    one = sp.solve(sp.Eq(u ** (2 * L / Lf), W[0] ** (2 / Lf)), u)
+    assert any(sp.simplify(r - W[0] ** (1 / L)) == 0 for r in one)
+    assert sp.simplify((W[0] ** (1 / L)) ** (L - Lf) - W[0] ** (1 - Lf / L)) == 0
+    return True
+
+
+def derive_stage_one_integral():
+    """t_1 = τ ∫_{u0}^∞ du_1/(‖s_1‖ u_1^{L_f−1} u^{L−L_f}) with u² = u_1² + Σ_j u_j(u_1)² is,
+    after y = u0/u_1, τ u0^{2−L} I_M/‖s_1‖ with the integrand of
+    dlnfusion.theory.stage_one_integral (verified at sample points in 30 digits: a symbolic
+    simplification of the nested powers is not reliable)."""
+    import mpmath as mp
+
+    mp.mp.dps = 30
+    for L, Lf, ks in ((4, 3, (0.3, 0.7)), (5, 3, (0.5, 0.2, 0.9)), (6, 4, (0.4,)),
+                      (4, 2, (0.3, 0.6)), (5, 2, (0.8,))):
+        u0 = mp.mpf("0.013")
+        ks = [mp.mpf(str(k)) for k in ks]     # exact in 30 digits (1 − k included)
+        for y in (mp.mpf("0.1"), mp.mpf("0.5"), mp.mpf("0.93")):
+            u1 = u0 / y
+            if Lf == 2:
+                uj = [u0 * (u1 / u0) ** k for k in ks]
+            else:
+                q = 2 - Lf
+                uj = [(u0 ** q + k * (u1 ** q - u0 ** q)) ** (1 / mp.mpf(q)) for k in ks]
+            u = mp.sqrt(u1 ** 2 + sum(v ** 2 for v in uj))
+            direct = 1 / (u1 ** (Lf - 1) * u ** (L - Lf)) * (u0 / y ** 2)   # du_1 = u0/y² dy
+            if Lf == 2:
+                r2 = sum(y ** (2 * (1 - k)) for k in ks)
+            else:
+                r2 = sum(y ** 2 * (k * y ** (Lf - 2) + 1 - k) ** (-mp.mpf(2) / (Lf - 2))
+                         for k in ks)
+            lib = u0 ** (2 - L) * y ** (L - 3) * (1 + r2) ** (mp.mpf(Lf - L) / 2)
+            assert abs(direct / lib - 1) < mp.mpf("1e-25")
+    return True
+
+
+def check_stage_one_integral():
+    """stage_one_integral: M = 2 is fusion_integral (eq. 13 / 58, a separate implementation);
+    M = 3 against a 30-digit quadrature of the first-phase time in u_1 (its definition)."""
+    import mpmath as mp
+
+    from dlnfusion import theory as th
+
+    mp.mp.dps = 30
+    for L, Lf, k in ((4, 3, 0.4), (5, 3, 0.9), (4, 2, 0.3), (6, 4, 0.2), (5, 5, 0.6)):
+        _close(th.stage_one_integral(L, Lf, [k]), th.fusion_integral(L, Lf, k), 1e-9,
+               f"I_2({L}, {Lf})")
+    for L, Lf, ks in ((4, 3, (0.3, 0.7)), (4, 2, (0.5, 0.8))):
+        u0 = mp.mpf(1)   # the integral in y is u0-free; in u_1 with u0 = 1 it is I_M itself
+
+        def f(u1):
+            if Lf == 2:
+                uj = [u1 ** k for k in ks]
+            else:
+                uj = [(1 + k * (u1 ** (2 - Lf) - 1)) ** (1 / mp.mpf(2 - Lf)) for k in ks]
+            u = mp.sqrt(u1 ** 2 + sum(v ** 2 for v in uj))
+            return 1 / (u1 ** (Lf - 1) * u ** (L - Lf))
+
+        ref = float(mp.quad(f, [u0, 2, 10, 100, mp.inf]))
+        # quad at epsrel 1e-12 against 30 digits
+        _close(th.stage_one_integral(L, Lf, ks), ref, 1e-9, f"I_3({L}, {Lf})")
+    return True
+
+
+def check_deep_two_modality_limit():
+    """M = 2: learning_sequence's deep leading order equals theory.deep_times (eqs. 48, 54,
+    56a,b, corrected) for both signs of χ, late, intermediate and L_f = 2 fusion; the order is
+    the two-layer one."""
+    from dlnfusion import Stats, theory as th
+
+    for rho in (0.3, -0.7, 0.0):
+        st = Stats.scalar_toy(2.0, 1.0, rho)
+        for L, Lf in ((3, 2), (4, 2), (4, 3), (4, 4), (5, 3)):
+            seq = th.learning_sequence(st, L, Lf, u0=0.05, lr=1.0)
+            ref = th.deep_times(st, L, Lf, 0.05, tau=1.0)
+            _close(seq.times_leading_order, [ref["t_A"], ref["t_B"]], 1e-9,
+                   f"deep times L={L}, L_f={Lf}, rho={rho}")
+            assert seq.order_leading_order == th.learning_sequence(st).order_leading_order
+    return True
+
+
+def check_post_norm():
+    """u(S) of one learned modality gives deep_times' ‖U_A‖^{1−L_f/L} (through
+    check_deep_two_modality_limit); for two learned modalities the balance holds on the
+    plateau's blocks."""
+    from dlnfusion import Stats, theory as th
+    from dlnfusion.theory.sequence import _post_norm
+
+    st = Stats.random(dim=3, dims=(1, 1, 1), seed=0)
+    for L, Lf in ((4, 3), (5, 2)):
+        u = _post_norm(st, [0, 2], L, Lf)
+        W = th.partial_solution(st, [0, 2])[0]
+        um = [(abs(W[m]) / u ** (L - Lf)) ** (1 / Lf) for m in (0, 2)]
+        _close(u ** 2, sum(v ** 2 for v in um), RTOL_FLOAT, "balance u² = Σ u_m²")
+    return True

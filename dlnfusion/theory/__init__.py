@@ -73,7 +73,7 @@ from .balancing import (METHODS as BALANCING_METHODS, BalancedRun, balancing_two
 __all__ += ["BALANCING_METHODS", "BalancedRun", "balancing_two_layer", "initial_gram",
             "inforeg_slowdown", "ogm_coefficients", "score_gaps", "window_test"]
 from .sequence import (LearningSequence, Plateau, learning_sequence, partial_solution,
-                       plateau_loss, residual_drive, sequence_init)
+                       plateau_loss, residual_drive, sequence_init, stage_one_integral)
 
 __all__ += ["LearningSequence", "Plateau", "learning_sequence", "partial_solution",
-            "plateau_loss", "residual_drive", "sequence_init"]
+            "plateau_loss", "residual_drive", "sequence_init", "stage_one_integral"]

@@ -48,7 +48,7 @@ from .saxe import typical_effective_init
 from .timescales import logistic_map_crossing
 
 __all__ = ["Plateau", "LearningSequence", "partial_solution", "plateau_loss",
-           "residual_drive", "learning_sequence", "sequence_init"]
+           "residual_drive", "learning_sequence", "sequence_init", "stage_one_integral"]
 
 #: A candidate that has grown to more than this fraction of its next plateau when another
 #: modality crosses half of its own counts as overlapping (the transitions are not
@@ -173,8 +173,9 @@ def _scalar_drives(stats, learned, rest):
     return np.array([float(residual_drive(stats, learned, j).ravel()[0]) for j in rest])
 
 
-def _leading_order(stats, w0, lr):
-    """Order and times at leading order in u0 (gradient flow, τ = 1/lr, steps)."""
+def _leading_order(stats):
+    """Order and progress times θ (cumulative) at leading order in u0; the times follow from
+    :func:`_leading_times`. The order does not depend on depth or fusion layer."""
     M = stats.n_modalities
     scalar = all(d == 1 for d in stats.dims) and stats.output_dim == 1
     p = np.zeros((M, 2))          # progress of the + and − modes (vector: [grown, reversed])
@@ -215,8 +216,123 @@ def _leading_order(stats, w0, lr):
         order.append(rest[i])
         thetas.append(theta)
         S.append(rest[i])
-    times = [th * np.log(1.0 / w0) / (2.0 * lr) for th in thetas]
-    return tuple(order), tuple(times), caveats
+    return tuple(order), tuple(thetas), caveats
+
+
+def _carried_caveats(stats, order, depth, fusion_layer, u0):
+    """Intermediate fusion: once the post-fusion layers have grown, a branch that has not
+    escaped still has the map u_j^{L_f} u(S)^{L−L_f}, with u_j from its progress (u0^{1−p} at
+    L_f = 2, u0 (1 − p)^{−1/(L_f−2)} otherwise, leading order). Where that is already more
+    than SEPARATION of its share of the next plateau, its transition is not separate."""
+    out = []
+    if depth == fusion_layer or not order:
+        return out
+    L, Lf = depth, fusion_layer
+    scalar = all(d == 1 for d in stats.dims) and stats.output_dim == 1
+    n1 = float(np.linalg.norm(stats.sigma_yx_m(order[0])))
+    theta = 1.0 / n1
+    for k in range(1, len(order)):
+        S = list(order[:k])
+        u = _post_norm(stats, S, L, Lf)
+        for j in order[k:]:
+            e = residual_drive(stats, S, j)
+            block = partial_solution(stats, S + [j])[:, stats.slices[j]]
+            share = float(np.linalg.norm(block))
+            if float(np.sum(block * stats.sigma_yx_m(j))) <= 0:
+                continue        # carried along Σ_yx,j, away from its share: not progress
+            # progress of j's growing mode at the end of stage 1 (+ later stages ignored:
+            # the check is made where the carried map is largest relative to the drive)
+            p = float(np.linalg.norm(stats.sigma_yx_m(j))) * theta
+            if scalar and float(e.ravel()[0]) * float(stats.sigma_yx_m(j).ravel()[0]) < 0:
+                p = -p
+            if p >= 1:
+                continue
+            uj = u0 ** (1 - p) if Lf == 2 else u0 * (1 - p) ** (-1.0 / (Lf - 2))
+            carried = uj ** Lf * u ** (L - Lf)
+            if share > 0 and carried > SEPARATION * share:
+                out.append(f"transitions overlap: {stats.names[j]}'s map is carried to "
+                           f"{carried / share:.2g} of its share on the plateau of "
+                           f"{', '.join(str(stats.names[i]) for i in S)} by the shared "
+                           "post-fusion layers")
+        break
+    return out
+
+
+def stage_one_integral(depth: int, fusion_layer: int, ks) -> float:
+    """I_M(L, L_f; k) of the first escape of a deep fusion network with M modalities: t_1 =
+    τ u0^{2−L} I_M/‖s_1‖ (the first learned has the largest ‖Σ_yx‖; k_j = ‖s_j‖/‖s_1‖ ≤ 1 for
+    the others). Every other branch follows u_j^{2−L_f} − u0^{2−L_f} = k_j(u_1^{2−L_f} −
+    u0^{2−L_f}) (ln-form at L_f = 2), the post-fusion norm is u² = Σ_m u_m², and with y = u0/u_1
+
+        I_M = ∫₀¹ y^{L−3} [1 + Σ_j y² (k_j y^{L_f−2} + 1 − k_j)^{−2/(L_f−2)}]^{(L_f−L)/2} dy,
+        (L_f = 2:  y² (…)^{−2/(L_f−2)} → y^{2(1−k_j)}),
+
+    which is I(L, L_f) of eq. (13) (eq. 58 at L_f = 2) for M = 2 and 1/(L − 2) for late fusion
+    (theory/sequence.py derives it)."""
+    from .deep import _check_depths
+
+    _check_depths(depth, fusion_layer)
+    L, Lf = int(depth), int(fusion_layer)
+    if L < 3 or Lf < 2:
+        raise ValueError("stage_one_integral needs depth >= 3 and 2 <= fusion_layer <= depth, "
+                         f"got depth={depth!r}, fusion_layer={fusion_layer!r}")
+    ks = np.atleast_1d(np.asarray(ks, dtype=float))
+    if ks.ndim != 1 or np.any(~np.isfinite(ks)) or np.any(ks < 0) or np.any(ks > 1):
+        raise ValueError(f"ks must be ratios ||s_j||/||s_1|| in [0, 1], got {ks!r}")
+    if Lf == L:
+        return 1.0 / (L - 2)
+    q = Lf - 2
+
+    def ratio2(y, k):
+        if Lf == 2:
+            return y ** (2 * (1 - k))
+        inner = k * y ** q + (1 - k)
+        return y * y * inner ** (-2.0 / q) if inner > 0 else 1.0
+
+    def f(y):
+        return y ** (L - 3) * (1 + sum(ratio2(y, k) for k in ks)) ** ((Lf - L) / 2)
+
+    br = sorted({(1 - k) ** (1.0 / q) for k in ks if 0 < k < 1}) if Lf > 2 else []
+    from scipy import integrate
+    val, _ = integrate.quad(f, 0.0, 1.0, points=br or None, limit=500, epsabs=0, epsrel=1e-12)
+    return float(val)
+
+
+def _post_norm(stats, learned, depth, fusion_layer):
+    """u(S): the norm of every post-fusion matrix on the plateau of S, from the balance
+    u² = Σ_m u_m² and ‖W_m(S)‖ = u_m^{L_f} u^{L−L_f}: u^{2L/L_f} = Σ_{m∈S} ‖W_m(S)‖^{2/L_f}."""
+    W = partial_solution(stats, learned)
+    tot = sum(float(np.linalg.norm(W[:, stats.slices[m]])) ** (2.0 / fusion_layer)
+              for m in learned)
+    return tot ** (fusion_layer / (2.0 * depth))
+
+
+def _leading_times(stats, order, thetas, depth, fusion_layer, lr, w0, u0):
+    """Convert the progress times θ of :func:`_leading_order` to steps (τ = 1/lr).
+
+    Two layers: t = θ ln(1/w0)/(2η). Depth L ≥ 3: the first escape is τ u0^{2−L} I_M/‖s_1‖;
+    on the plateau S every remaining branch's z = u^{2−L_f} (ln u at L_f = 2) falls at
+    (L_f − 2)‖e_j(S)‖u(S)^{L−L_f}/τ (‖e_j(S)‖u(S)^{L−2}/τ), so a stage of Δθ lasts
+    τ Δθ u0^{2−L_f}/((L_f − 2) u(S)^{L−L_f}) (τ Δθ ln(1/u0)/u(S)^{L−2})."""
+    if depth == 2:
+        return tuple(t * np.log(1.0 / w0) / (2.0 * lr) for t in thetas)
+    L, Lf, tau = int(depth), int(fusion_layer), 1.0 / lr
+    if not order:
+        return ()
+    first = order[0]
+    n1 = float(np.linalg.norm(stats.sigma_yx_m(first)))
+    ks = [float(np.linalg.norm(stats.sigma_yx_m(j))) / n1 for j in range(stats.n_modalities)
+          if j != first]
+    times = [tau * u0 ** (2 - L) * stage_one_integral(L, Lf, ks) / n1]
+    for k in range(1, len(order)):
+        dth = thetas[k] - thetas[k - 1]
+        u = _post_norm(stats, list(order[:k]), L, Lf)
+        if Lf == 2:
+            dt = tau * dth * np.log(1.0 / u0) / u ** (L - 2)
+        else:
+            dt = tau * dth * u0 ** (2 - Lf) / ((Lf - 2) * u ** (L - Lf))
+        times.append(times[-1] + dt)
+    return tuple(times)
 
 
 def sequence_init(spec, params) -> np.ndarray:
@@ -237,13 +353,41 @@ def sequence_init(spec, params) -> np.ndarray:
     return np.stack(out, axis=-2)
 
 
-def _check_args(stats, depth, fusion_layer, scale, width, lr, method):
+def _deep_caveats(stats, order):
+    """Where the deep leading order needs more than aligned weights: a scalar modality whose
+    drive reverses sign on a later plateau must regrow from the mode along its reversed
+    direction, which random weights contain at scale u0 but exactly aligned ones do not (the
+    two-modality χ = −1 case of theory.deep)."""
+    out = []
+    if not all(d == 1 for d in stats.dims) or stats.output_dim != 1:
+        return out
+    for k in range(1, len(order)):
+        for j in order[k:]:
+            a = float(residual_drive(stats, list(order[:k - 1]), j).ravel()[0])
+            b = float(residual_drive(stats, list(order[:k]), j).ravel()[0])
+            if a * b < 0:
+                out.append(f"reversed drive: {stats.names[j]}'s drive changes sign when "
+                           f"{stats.names[order[k - 1]]} is learned; its growth then needs the "
+                           "mode along the reversed direction, present at scale u0 in random "
+                           "weights but not in exactly aligned ones")
+    return out
+
+
+def _check_args(stats, depth, fusion_layer, scale, width, lr, method, u0):
     if stats.n_modalities < 2:
         raise ValueError(f"learning_sequence needs at least two modalities, got "
                          f"{stats.n_modalities}")
-    if depth != 2 or fusion_layer not in (None, 2):
-        raise ValueError("learning_sequence is derived for two-layer late fusion (depth=2, "
-                         f"fusion_layer=2); got depth={depth!r}, fusion_layer={fusion_layer!r}")
+    if not isinstance(depth, (int, np.integer)) or depth < 2:
+        raise ValueError(f"depth must be an integer >= 2, got {depth!r}")
+    lf = depth if fusion_layer is None else fusion_layer
+    if not isinstance(lf, (int, np.integer)) or not 2 <= lf <= depth:
+        raise ValueError(f"fusion_layer must be an integer in [2, depth] (None: late fusion, "
+                         f"fusion_layer = depth); got {fusion_layer!r}. Early fusion "
+                         "(fusion_layer = 1) learns all modalities in one transition: there "
+                         "is no sequence")
+    if depth > 2 and (u0 is None or not (np.isfinite(u0) and 0 < u0 < 1)):
+        raise ValueError("a deep network (depth > 2) needs u0 in (0, 1), the Frobenius norm "
+                         f"of its pre-fusion matrices at initialization; got u0={u0!r}")
     if method not in ("gd", "gf"):
         raise ValueError(f"method must be 'gd' or 'gf', got {method!r}")
     if not (np.isfinite(lr) and lr > 0):
@@ -259,9 +403,16 @@ def _check_args(stats, depth, fusion_layer, scale, width, lr, method):
 
 def learning_sequence(stats, depth: int = 2, fusion_layer: int | None = None, *,
                       scale: float = 1e-9, width: int = 100, lr: float = 0.04,
-                      method: str = "gd", init=None) -> LearningSequence:
-    """Predict the order in which a two-layer late-fusion network learns its modalities, the
-    time of every transition and the plateau after each (see the module docstring).
+                      method: str = "gd", init=None, u0: float | None = None
+                      ) -> LearningSequence:
+    """Predict the order in which a fusion network learns its modalities, the time of every
+    transition and the plateau after each (see the module docstring).
+
+    ``depth`` L and ``fusion_layer`` L_f (None: late fusion, L_f = L; 2 ≤ L_f ≤ L). For a deep
+    network (L ≥ 3) ``u0`` (the Frobenius norm of the pre-fusion matrices at initialization,
+    as in :func:`~.deep.time_ratio_leading_order`) is required and only the leading order in
+    u0 is derived: ``times_leading_order`` holds it (τ = 1/``lr``), ``times`` is NaN. The
+    leading-order order is the same at every depth and fusion layer.
 
     Defaults are Figure 3c's: entry std ``scale`` = 1e-9, ``width`` 100, η = ``lr`` = 0.04,
     gradient descent (``method="gf"``: gradient flow with τ = 1/η). ``init`` (shape (M, 2), from
@@ -274,16 +425,28 @@ def learning_sequence(stats, depth: int = 2, fusion_layer: int | None = None, *,
     weight changes sign at a later plateau (it is unlearned and relearned), a learning rate
     with η|e| ≥ 1 — ``valid`` is False and ``caveats`` say why.
     """
-    _check_args(stats, depth, fusion_layer, scale, width, lr, method)
+    _check_args(stats, depth, fusion_layer, scale, width, lr, method, u0)
+    depth = int(depth)
+    fusion_layer = depth if fusion_layer is None else int(fusion_layer)
     M = stats.n_modalities
     w0 = typical_effective_init(scale, int(width))
     norms = [float(np.linalg.norm(stats.sigma_yx_m(m))) for m in range(M)]
     by_norm = tuple(int(i) for i in np.argsort(-np.asarray(norms), kind="stable"))
-    order_lo, times_lo, caveats = _leading_order(stats, w0, lr)
+    order_lo, thetas, caveats = _leading_order(stats)
+    times_lo = _leading_times(stats, order_lo, thetas, depth, fusion_layer, float(lr), w0, u0)
     scalar = all(d == 1 for d in stats.dims) and stats.output_dim == 1
-    if not scalar:
+    if depth > 2 and init is not None:
+        raise ValueError("init (two-layer mode amplitudes) applies to depth 2 only; a deep "
+                         "network's prediction is leading order in u0")
+    if depth > 2:
+        caveats = caveats + _deep_caveats(stats, order_lo) + _carried_caveats(
+            stats, order_lo, depth, fusion_layer, u0) + [
+            "deep network: only the leading order in u0 is derived (balanced, aligned "
+            "weights, gradient flow with tau = 1/lr), times are NaN"]
+    elif not scalar:
         caveats = caveats + ["vector modalities: only the leading order is derived, times are "
                              "NaN"]
+    if depth > 2 or not scalar:
         order = order_lo
         return LearningSequence(order, tuple(np.nan for _ in order), _plateaus(stats, order),
                                 order_lo, times_lo, by_norm, False, tuple(caveats), stats.names)
