@@ -231,30 +231,28 @@ def _carried_caveats(stats, order, depth, fusion_layer, u0):
     scalar = all(d == 1 for d in stats.dims) and stats.output_dim == 1
     n1 = float(np.linalg.norm(stats.sigma_yx_m(order[0])))
     theta = 1.0 / n1
-    for k in range(1, len(order)):
-        S = list(order[:k])
-        u = _post_norm(stats, S, L, Lf)
-        for j in order[k:]:
-            e = residual_drive(stats, S, j)
-            block = partial_solution(stats, S + [j])[:, stats.slices[j]]
-            share = float(np.linalg.norm(block))
-            if float(np.sum(block * stats.sigma_yx_m(j))) <= 0:
-                continue        # carried along Σ_yx,j, away from its share: not progress
-            # progress of j's growing mode at the end of stage 1 (+ later stages ignored:
-            # the check is made where the carried map is largest relative to the drive)
-            p = float(np.linalg.norm(stats.sigma_yx_m(j))) * theta
-            if scalar and float(e.ravel()[0]) * float(stats.sigma_yx_m(j).ravel()[0]) < 0:
-                p = -p
-            if p >= 1:
-                continue
-            uj = u0 ** (1 - p) if Lf == 2 else u0 * (1 - p) ** (-1.0 / (Lf - 2))
-            carried = uj ** Lf * u ** (L - Lf)
-            if share > 0 and carried > SEPARATION * share:
-                out.append(f"transitions overlap: {stats.names[j]}'s map is carried to "
-                           f"{carried / share:.2g} of its share on the plateau of "
-                           f"{', '.join(str(stats.names[i]) for i in S)} by the shared "
-                           "post-fusion layers")
-        break
+    # checked on the first plateau, where the carried maps are largest against the shares
+    S = [order[0]]
+    u = _post_norm(stats, S, L, Lf)
+    for j in order[1:]:
+        e = residual_drive(stats, S, j)
+        block = partial_solution(stats, S + [j])[:, stats.slices[j]]
+        share = float(np.linalg.norm(block))
+        if float(np.sum(block * stats.sigma_yx_m(j))) <= 0:
+            continue        # carried along Σ_yx,j, away from its share: not progress
+        # progress of j's growing mode at the end of the first phase
+        p = float(np.linalg.norm(stats.sigma_yx_m(j))) * theta
+        if scalar and float(e.ravel()[0]) * float(stats.sigma_yx_m(j).ravel()[0]) < 0:
+            p = -p
+        if p >= 1:
+            continue
+        uj = u0 ** (1 - p) if Lf == 2 else u0 * (1 - p) ** (-1.0 / (Lf - 2))
+        carried = uj ** Lf * u ** (L - Lf)
+        if share > 0 and carried > SEPARATION * share:
+            out.append(f"transitions overlap: {stats.names[j]}'s map is carried to "
+                       f"{carried / share:.2g} of its share on the plateau of "
+                       f"{', '.join(str(stats.names[i]) for i in S)} by the shared "
+                       "post-fusion layers")
     return out
 
 
@@ -269,7 +267,7 @@ def stage_one_integral(depth: int, fusion_layer: int, ks) -> float:
 
     which is I(L, L_f) of eq. (13) (eq. 58 at L_f = 2) for M = 2 and 1/(L − 2) for late fusion
     (theory/sequence.py derives it)."""
-    from .deep import _check_depths
+    from .deep import _check_depths, _quad01
 
     _check_depths(depth, fusion_layer)
     L, Lf = int(depth), int(fusion_layer)
@@ -293,9 +291,7 @@ def stage_one_integral(depth: int, fusion_layer: int, ks) -> float:
         return y ** (L - 3) * (1 + sum(ratio2(y, k) for k in ks)) ** ((Lf - L) / 2)
 
     br = sorted({(1 - k) ** (1.0 / q) for k in ks if 0 < k < 1}) if Lf > 2 else []
-    from scipy import integrate
-    val, _ = integrate.quad(f, 0.0, 1.0, points=br or None, limit=500, epsabs=0, epsrel=1e-12)
-    return float(val)
+    return float(_quad01(f, breaks=br))
 
 
 def _post_norm(stats, learned, depth, fusion_layer):
