@@ -512,5 +512,45 @@ def test_digits_figure_small(tmp_path, monkeypatch):
     for r in data["rows"].values():
         assert len(r["test_acc"]) == fig.QUICK_SEEDS and 0.1 < r["test_acc_ms"][0] <= 1.0
     assert data["rows"]["joint"]["paper_crema_d"] == [66.61, 58.99, 35.14]
-    for key in ("inforeg_raises_weak_branch", "window_beats_throughout"):
+    assert data["rows"]["inforeg_star"]["paper_crema_d"] == [75.71, 61.63, 61.22]
+    for key in ("inforeg_raises_weak_branch", "window_beats_throughout",
+                "inforeg_star_beats_joint_star", "per_sample_vs_batch_trace_test_acc"):
         assert key in data["summary"]
+
+
+def test_inforeg_batches_per_sample_trace_against_a_loop_over_samples():
+    """The paper's trace (eq. 7) accumulated by ``trace="per_sample"`` against the gradient of
+    every sample's fused cross-entropy taken one at a time (a Python loop, summed in float64)
+    over two batches of one epoch, the second padded; float32 sums of squares: 1e-5."""
+    from dlnfusion.networks import branch_parameters
+    from dlnfusion.transforms import inforeg_batches
+
+    task, model = _digits_model()
+    params = model.init(jax.random.PRNGKey(3))
+    xs = tuple(jnp.asarray(x[:24].reshape(24, -1)) for x in task.train_x)
+    y = jnp.asarray(task.train_y[:24])
+    batches = [(tuple(x[:12] for x in xs), y[:12], jnp.ones(12)),
+               (tuple(x[12:] for x in xs), y[12:], jnp.ones(12).at[9:].set(0.0))]
+    tx = inforeg_batches(model, window="never", trace="per_sample")
+    st = tx.init(params)
+    zero = jax.tree_util.tree_map(jnp.zeros_like, params)
+    for b in batches:
+        _, st = tx.update(zero, st, params, batch=b, epoch=0)
+
+    def ce(p, i):
+        logits = model.apply(p, tuple(x[i:i + 1] for x in xs))
+        return -jax.nn.log_softmax(logits)[0, y[i]]
+    want = np.zeros(2)
+    for i in list(range(12)) + list(range(12, 21)):          # the padded samples left out
+        g = jax.grad(ce)(params, i)
+        for m, gb in enumerate(branch_parameters(model, g)):
+            want[m] += sum(float(np.sum(np.asarray(a, np.float64) ** 2))
+                           for a in jax.tree_util.tree_leaves(gb))
+    np.testing.assert_allclose(np.asarray(st.running), want, rtol=1e-5)
+    # the authors' trace of the same zero gradients is zero: the two options differ
+    st_b = inforeg_batches(model, window="never").init(params)
+    _, st_b = inforeg_batches(model, window="never").update(zero, st_b, params,
+                                                           batch=batches[0], epoch=0)
+    np.testing.assert_array_equal(np.asarray(st_b.running), 0.0)
+    with pytest.raises(ValueError, match="trace must be one of \\('batch', 'per_sample'\\)"):
+        inforeg_batches(model, trace="sample")

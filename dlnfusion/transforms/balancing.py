@@ -54,7 +54,7 @@ from ..theory.fisher import WINDOW_RULES, _trace_one
 
 __all__ = ["inforeg", "ogm_ge", "branch_scores", "InfoRegState", "OGMState", "WINDOWS",
            "inforeg_batches", "ogm_ge_batches", "classifier_scores", "InfoRegBatchState",
-           "unimodal_losses", "unimodal_losses_batches"]
+           "unimodal_losses", "unimodal_losses_batches", "TRACES"]
 
 #: InfoReg's window choices: the paper's rule, the authors' moving average, regulating
 #: throughout ("always") or only outside the paper's window ("outside": the two ablations of the
@@ -354,17 +354,41 @@ class InfoRegBatchState(NamedTuple):
     regulated: jnp.ndarray
 
 
+TRACES = ("batch", "per_sample")
+
+
+def _per_sample_sqnorms(model, params, xs, y, mask):
+    """Σ_i mask_i ‖∇_{θ_m} ℓ_i‖² for every branch m, ℓ_i the cross-entropy of sample i's fused
+    output, the per-sample gradients taken with vmap over the batch. (M,)."""
+    def one(p, *x_and_y):
+        *x, label = x_and_y
+        logits = model.apply(p, tuple(a[None] for a in x))[0]
+        return optax.softmax_cross_entropy_with_integer_labels(logits, label.astype(jnp.int32))
+    grads = jax.vmap(jax.grad(one), in_axes=(None,) + (0,) * (len(xs) + 1))(params, *xs, y)
+    per = jnp.stack([sum(jnp.sum(a * a, axis=tuple(range(1, a.ndim)))
+                         for a in jax.tree_util.tree_leaves(b))
+                     for b in branch_parameters(model, grads)])          # (M, batch)
+    return per @ mask.astype(per.dtype)
+
+
 def inforeg_batches(model, beta: float = 0.9, K: float = 0.04, window: str = "paper",
-                    average: int = 10, prefactors=None) -> optax.GradientTransformationExtraArgs:
+                    average: int = 10, prefactors=None,
+                    trace: str = "batch") -> optax.GradientTransformationExtraArgs:
     """InfoReg for mini-batch training with :func:`dlnfusion.fit` of a classifier (FusionMLP,
     FusionCNN): per batch, the scores of :func:`classifier_scores`, Δ_m (eq. 10), α =
     c_m exp(β tanh Δ_m) (eq. 16), and for the information-sufficient branch inside its window
     the proximal gradient α(θ_m − θ_m^{prev}) added, θ^{prev} the weights at the start of the
     epoch. The window (eq. 11, or the moving average, "always", "never") is tested on the
-    authors' trace: the squared norm of each batch's gradient of branch m, summed over the
-    batches of an epoch. ``fit`` passes the batch and the epoch as optax extra arguments."""
+    authors' trace (``trace="batch"``): the squared norm of each batch's gradient of branch m
+    (the incoming gradient, whatever was chained before), summed over the batches of an epoch;
+    or the paper's (``trace="per_sample"``, eq. 7): Σ_i ‖∇_{θ_m} ℓ_i‖² over the epoch's
+    samples, ℓ_i the fused cross-entropy of sample i, per-sample gradients by vmap (N × the
+    Fisher trace E‖∇ℓ‖², N the samples per epoch; the window test is scale-free). ``fit``
+    passes the batch and the epoch as optax extra arguments."""
     names = _check_model(model, "inforeg_batches")
     beta, average, pref = _inforeg_options(names, beta, K, window, average, prefactors)
+    if trace not in TRACES:
+        raise ValueError(f"trace must be one of {TRACES}, got {trace!r}")
     M = len(names)
     hist_len = average + 1 if window == "moving_average" else 2
 
@@ -387,7 +411,10 @@ def inforeg_batches(model, beta: float = 0.9, K: float = 0.04, window: str = "pa
         epochs = state.epochs + finished.astype(jnp.int32)
         running = jnp.where(start, 0.0, state.running)
         prev = jax.tree_util.tree_map(lambda p, q: jnp.where(start, p, q), params, state.prev)
-        g2 = jnp.stack([_sqnorm(b) for b in branch_parameters(model, updates)])
+        if trace == "batch":
+            g2 = jnp.stack([_sqnorm(b) for b in branch_parameters(model, updates)])
+        else:
+            g2 = _per_sample_sqnorms(model, params, xs, y, mask)
         running = running + g2.astype(running.dtype)
         gaps = score_gaps(classifier_scores(model, params, xs, y, mask))
         alpha = jnp.asarray(pref, gaps.dtype) * jnp.exp(beta * jnp.tanh(gaps))
