@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 __all__ = ["PALETTE", "SINGLE", "DOUBLE", "paper_style", "new_figure", "theory_vs_sim",
-           "trajectory_panel", "phase_portrait", "save"]
+           "trajectory_panel", "phase_portrait", "sequence_portrait", "save"]
 
 #: Okabe & Ito (2008) colorblind-safe palette, black first.
 PALETTE = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#D55E00", "#0072B2", "#CC79A7",
@@ -171,6 +171,119 @@ def phase_portrait(stats, depth: int = 2, fusion_layer: int = 2, trajectories=()
     if panel:
         ax.text(-0.25, 1.02, panel, transform=ax.transAxes, fontweight="bold", fontsize=9,
                 va="bottom")
+    return fig
+
+
+def _branch_weights(stats, W):
+    """Each modality's total weight from a total map W (..., d_out, d_x): the entry itself
+    when the block is one number (scalar modality, one output), else its Frobenius norm.
+    (..., M)."""
+    W = np.asarray(W, float)
+    out = []
+    for sl in stats.slices:
+        b = W[..., sl]
+        out.append(b[..., 0, 0] if b.shape[-2:] == (1, 1)
+                   else np.sqrt(np.sum(b * b, axis=(-2, -1))))
+    return np.stack(out, axis=-1)
+
+
+def sequence_portrait(stats, seq=None, trajectory=None, axes=None, t_end=None, panels=None,
+                      title=True, legend=True):
+    """The staircase of plateaus of M modalities: the loss (left panel) and each branch's total
+    weight (right) against time, theory on top of simulation.
+
+    Theory (dashed): the partial solutions of ``seq`` (a
+    :class:`~dlnfusion.theory.sequence.LearningSequence`; default
+    ``theory.learning_sequence(stats)``, Figure 3c's two-layer training) held between its
+    predicted transition times (dotted lines), the leading-order times as grey triangles
+    (deep networks, whose ``times`` are NaN, use these for the steps). ``trajectory``: one
+    configuration of :func:`dlnfusion.simulate` (its runs drawn as thin lines). A branch's
+    total weight is its map when the modality is one number with one output, else the
+    Frobenius norm of its block. ``axes``: two matplotlib axes (default: a new figure);
+    ``t_end``: the right end of the time axis (default: past the last predicted transition
+    and the end of the runs).
+    Returns the Figure."""
+    from .theory import learning_sequence, plateau_loss
+
+    if seq is None:
+        seq = learning_sequence(stats)
+    M = stats.n_modalities
+    if len(seq.plateaus) and np.asarray(seq.plateaus[0].map).shape[-1] != stats.sigma.shape[0]:
+        raise ValueError("seq does not belong to stats: its plateau maps have "
+                         f"{np.asarray(seq.plateaus[0].map).shape[-1]} inputs, stats has "
+                         f"{stats.sigma.shape[0]}")
+    times = np.asarray(seq.times, float)
+    if not np.all(np.isfinite(times)):
+        times = np.asarray(seq.times_leading_order, float)
+    sim = None
+    if trajectory is not None:
+        if not hasattr(trajectory, "maps") or not hasattr(trajectory, "loss"):
+            raise ValueError("trajectory must be a Trajectory from dlnfusion.simulate (with "
+                             f"loss and maps), got {type(trajectory).__name__}")
+        t = np.asarray(trajectory.time, float)
+        loss = np.asarray(trajectory.loss, float).reshape(-1, t.size)
+        W = np.concatenate([np.asarray(m, float) for m in trajectory.maps], axis=-1)
+        if W.shape[-1] != stats.sigma.shape[0]:
+            raise ValueError(f"trajectory has {W.shape[-1]} inputs, stats has "
+                             f"{stats.sigma.shape[0]}")
+        w = _branch_weights(stats, W.reshape((-1, t.size) + W.shape[-2:]))
+        sim = (t, loss, w)
+    finite = times[np.isfinite(times)]
+    if t_end is None:                  # past the last predicted step and the end of the runs
+        t_end = 1.5 * float(finite.max()) if finite.size else 1e4
+        if sim is not None:
+            alive = np.any(np.isfinite(sim[1]), axis=0) & (sim[0] > 0)
+            if np.any(alive):
+                t_end = max(t_end, float(sim[0][alive][-1]))
+    t_start = max(1.0, float(finite.min()) / 30) if finite.size else 1.0
+    edges = np.concatenate([[t_start], np.clip(np.where(np.isfinite(times), times, t_end),
+                                               t_start, t_end), [t_end]])
+    stair_loss = np.array([plateau_loss(stats, [])] + [p.loss for p in seq.plateaus])
+    stair_w = np.vstack([np.zeros(M)] + [_branch_weights(stats, p.map) for p in seq.plateaus])
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(DOUBLE, 2.4), constrained_layout=True)
+    ax_l, ax_w = axes
+    fig = ax_l.figure
+    names = stats.names
+    if sim is not None:
+        t, loss, w = sim
+        ok = t > 0
+        for r in range(loss.shape[0]):
+            ax_l.plot(t[ok], loss[r][ok], color=PALETTE[0], lw=0.9, alpha=0.6,
+                      label="simulation" if r == 0 else None)
+            for m in range(M):
+                ax_w.plot(t[ok], w[r][ok, m], color=PALETTE[(m + 1) % len(PALETTE)], lw=0.9,
+                          alpha=0.7, label=names[m] if r == 0 else None)
+    ax_l.stairs(stair_loss, edges, color=PALETTE[4], ls="--", lw=1.0, label="theory: plateaus")
+    for tt in seq.times:
+        if np.isfinite(tt):
+            ax_l.axvline(tt, color=PALETTE[4], lw=0.5, ls=":")
+    lead = [tt for tt in seq.times_leading_order if np.isfinite(tt)]
+    ax_l.plot(lead, [1.0] * len(lead), "v", color="0.5", ms=3, clip_on=False,
+              transform=ax_l.get_xaxis_transform(), label="leading order (time)")
+    for m in range(M):
+        ax_w.stairs(stair_w[:, m], edges, color=PALETTE[(m + 1) % len(PALETTE)], ls="--",
+                    lw=0.9, label=None if sim is not None else names[m])
+    floor = stats.min_loss()
+    ax_l.set_yscale("log")
+    ax_l.set_ylim(max(floor, 1e-4 * stair_loss[0]) * 0.3, stair_loss[0] * 2)
+    for ax in (ax_l, ax_w):
+        ax.set_xscale("log")
+        ax.set_xlim(t_start, t_end)
+        ax.set_xlabel("step")
+    ax_l.set_ylabel("loss")
+    ax_w.set_ylabel("total weight $w_m$")
+    if title:
+        order = " → ".join(str(names[i]) for i in seq.order)
+        by_norm = " → ".join(str(names[i]) for i in seq.order_by_norm)
+        ax_l.set_title(f"{M} modalities: learned {order}\n(by ‖Σ_yx‖: {by_norm})", fontsize=7)
+    if legend:
+        ax_l.legend(fontsize=6, loc="lower left")
+        ax_w.legend(fontsize=6, ncol=2, loc="upper left")
+    ax_w.text(0.99, 0.02, "dashed: partial solutions", transform=ax_w.transAxes, ha="right",
+              fontsize=6, color="0.3")
+    for ax, p in zip((ax_l, ax_w), panels or ()):
+        ax.text(-0.2, 1.02, p, transform=ax.transAxes, fontweight="bold", fontsize=9)
     return fig
 
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from dlnfusion import NetworkSpec, Stats, simulate, theory as th
 from dlnfusion.compare import measure_learning_sequence
-from dlnfusion.plot import PALETTE, new_figure, paper_style, save
+from dlnfusion.plot import PALETTE, new_figure, paper_style, save, sequence_portrait
 
 from ._output import write_outputs
 
@@ -150,8 +150,7 @@ def run(out: Path, quick: bool = False) -> dict:
 
 
 def _example(traj, st, seq) -> dict:
-    return {"time": np.asarray(traj.time, float), "loss": np.asarray(traj.loss),
-            "maps": [np.asarray(m)[:, :, 0, 0] for m in traj.maps], "seq": seq, "stats": st}
+    return {"traj": traj, "seq": seq, "stats": st}
 
 
 def _seed_mean(a):
@@ -214,66 +213,13 @@ def _summary(cases) -> dict:
     return out
 
 
-def _staircase(seq, st, t_end):
-    """Theory staircases: loss and each modality's weight between the predicted times."""
-    edges = [1.0] + list(seq.times) + [t_end]
-    loss = [th.plateau_loss(st, [])] + [p.loss for p in seq.plateaus]
-    maps = [np.zeros(st.n_modalities)] + [p.map[0] for p in seq.plateaus]
-    return np.asarray(edges), np.asarray(loss), np.asarray(maps)
-
-
-def _draw_example(ax_loss, ax_map, ex, panels):
-    st, seq = ex["stats"], ex["seq"]
-    t = ex["time"]
-    ok = t > 0
-    alive = ok & np.any(np.isfinite(ex["loss"]), axis=0)
-    t_end = min(float(t[alive][-1]) * 1.3, float(t[ok][-1]))
-    edges, loss, maps = _staircase(seq, st, t_end)
-    names = st.names
-    for s in range(ex["loss"].shape[0]):
-        ax_loss.plot(t[ok], ex["loss"][s][ok], color=PALETTE[0], lw=0.9, alpha=0.6,
-                     label="simulation" if s == 0 else None)
-    ax_loss.stairs(loss, edges, color=PALETTE[4], ls="--", lw=1.0, label="theory: plateaus")
-    for tt in seq.times:
-        ax_loss.axvline(tt, color=PALETTE[4], lw=0.5, ls=":")
-    for tt in seq.times_leading_order:
-        ax_loss.plot([tt], [1.0], marker="v", color="0.5", ms=3, transform=ax_loss.get_xaxis_transform(),
-                     clip_on=False)
-    ax_loss.plot([], [], "v", color="0.5", ms=3, label="leading order (time)")
-    ax_loss.set_xscale("log")
-    ax_loss.set_yscale("log")
-    ax_loss.set_xlim(100, t_end)
-    ax_loss.set_ylim(max(st.min_loss(), 1e-4) * 0.3 if st.min_loss() > 0 else 1e-4,
-                     loss[0] * 2)
-    ax_loss.set_xlabel("step")
-    ax_loss.set_ylabel("loss")
-    order = " → ".join(names[i] for i in seq.order)
-    by_norm = " → ".join(names[i] for i in seq.order_by_norm)
-    ax_loss.set_title(f"{st.n_modalities} modalities: learned {order}\n"
-                      f"(by ‖Σ_yx‖: {by_norm})", fontsize=7)
-    ax_loss.legend(fontsize=6, loc="lower left")
-    for m in range(st.n_modalities):
-        color = PALETTE[(m + 1) % len(PALETTE)]
-        for s in range(ex["maps"][m].shape[0]):
-            ax_map.plot(t[ok], ex["maps"][m][s][ok], color=color, lw=0.9, alpha=0.7,
-                        label=names[m] if s == 0 else None)
-        ax_map.stairs(maps[:, m], edges, color=color, ls="--", lw=0.9)
-    ax_map.set_xscale("log")
-    ax_map.set_xlim(100, t_end)
-    ax_map.set_xlabel("step")
-    ax_map.set_ylabel("total weight $w_m$")
-    ax_map.legend(fontsize=6, ncol=2, loc="upper left")
-    ax_map.text(0.99, 0.02, "dashed: partial solutions", transform=ax_map.transAxes,
-                ha="right", fontsize=6, color="0.3")
-    for ax, p in zip((ax_loss, ax_map), panels):
-        ax.text(-0.2, 1.02, p, transform=ax.transAxes, fontweight="bold", fontsize=9)
-
-
 def _figure(cases, examples, stem):
     with paper_style():
         fig, axes = new_figure(ncols=2, nrows=3, width=6.9, height=7.6)
         for row, (M, _) in enumerate(EXAMPLES):
-            _draw_example(axes[row, 0], axes[row, 1], examples[f"{M}"], "abcd"[2 * row:2 * row + 2])
+            ex = examples[f"{M}"]
+            sequence_portrait(ex["stats"], ex["seq"], ex["traj"], axes=(axes[row, 0], axes[row, 1]),
+                              panels="abcd"[2 * row:2 * row + 2])
         ax = axes[2, 0]
         markers = {3: "o", 4: "s", 5: "^"}
         for M in N_MODALITIES:
