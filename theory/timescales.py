@@ -351,15 +351,96 @@ def check_finite_lr_sensitivity():
     return True
 
 
+# ---------------------------------------------------------------------- turned drive
+_TM = sp.symbols("c G D sigma", real=True)
+
+
+def _turned_power():
+    """Power of the new growing mode after B's drive turns from ŝ to ŝ' (cos θ = c), for one
+    hidden unit with i.i.d. N(0, σ²) initial (v, W) in the plane of ŝ, ŝ' (the rest of W does
+    not enter a'), the mode along ŝ grown by G and the one along −ŝ by D (symbols _TM)."""
+    c, G, D, sigma = _TM
+    sn = sp.sqrt(1 - c ** 2)
+    v0, w1, w2 = sp.symbols("v0 w1 w2", real=True)       # W = w1 ŝ + w2 ê⊥ at t = 0
+    a_p0, a_m0 = (v0 + w1) / sp.sqrt(2), (v0 - w1) / sp.sqrt(2)
+    a_p, a_m = G * a_p0, D * a_m0                        # the two modes after phase 1
+    v, w_par = (a_p + a_m) / sp.sqrt(2), (a_p - a_m) / sp.sqrt(2)
+    a_new = (v + c * w_par + sn * w2) / sp.sqrt(2)        # (v + ŝ'·W)/√2
+    # the projection identity a' = (1+c)/2 a₊ + (1−c)/2 a₋ + sin θ w⊥/√2
+    assert sp.simplify(a_new - ((1 + c) / 2 * a_p + (1 - c) / 2 * a_m + sn * w2 / sp.sqrt(2))) \
+        == 0
+    # E[a'²] over independent N(0, σ²) entries: the cross terms average to zero, the squares
+    # to σ², so the power is σ² times the quadratic form's diagonal
+    poly = sp.Poly(sp.expand(a_new ** 2), v0, w1, w2)
+    return sp.simplify(sigma ** 2 * sum(poly.coeff_monomial(x ** 2) for x in (v0, w1, w2)))
+
+
+def _turned_power_closed():
+    c, G, D, sigma = _TM
+    return sigma ** 2 * (((1 + c) / 2) ** 2 * G ** 2 + ((1 - c) / 2) ** 2 * D ** 2
+                         + (1 - c ** 2) / 2)
+
+
+def derive_turned_mode_power():
+    """E a'² = σ²[((1 + c)/2)² G² + ((1 − c)/2)² D² + (1 − c²)/2] (turned_mode_power), and the
+    mode structure it rests on: the linearized gradient-descent step of one unit,
+    (v, W) ← (v + ηs·W, W + ηvs), has eigenvalues 1 ± η‖s‖ on (1, ±ŝ)/√2 and 1 on W ⊥ s."""
+    c, G, D, sigma = _TM
+    power = _turned_power()
+    want = _turned_power_closed()
+    assert sp.simplify(power - want) == 0
+    eta, s = sp.symbols("eta s", positive=True)
+    M = sp.Matrix([[1, eta * s, 0], [eta * s, 1, 0], [0, 0, 1]])   # basis (v, ŝ·W, ê⊥·W)
+    for lam, vec in ((1 + eta * s, sp.Matrix([1, 1, 0])), (1 - eta * s, sp.Matrix([1, -1, 0])),
+                     (1, sp.Matrix([0, 0, 1]))):
+        assert sp.simplify(M * vec - lam * vec) == sp.zeros(3, 1)
+    # the limits: aligned drive keeps the grown mode, reversed drive inherits the decayed one
+    assert sp.simplify(want.subs(c, 1) - sigma ** 2 * G ** 2) == 0
+    assert sp.simplify(want.subs(c, -1) - sigma ** 2 * D ** 2) == 0
+    return True
+
+
+def check_turned_mode_power():
+    """turned_mode_power against the lambdified derivation, and the whole chain against the
+    exact second moment of the linear gradient-descent map of one unit (matrix power, no modes
+    assumed) for random drives ŝ, ŝ' in R^4."""
+    from dlnfusion import theory as th
+
+    c, G, D, sigma = _TM
+    # the factored form derive_turned_mode_power proves equal to the expanded power (which
+    # cancels G²-sized terms near c = −1 and would lose digits)
+    f = sp.lambdify(_TM, _turned_power_closed())
+    rng = np.random.default_rng(0)
+    for cos, g, d in ((0.3, 1e4, 1e-4), (-0.999, 1e3, 1e-3), (-1.0, 50.0, 0.02),
+                      (1.0, 7.0, 0.1), (-0.2, 2.0, 0.6)):
+        _close([th.turned_mode_power(cos, g, d)], [f(cos, g, d, 1.0)], RTOL_FLOAT,
+               "turned_mode_power")
+    eta, steps, d = 0.04, 120, 4
+    for _ in range(3):
+        s = rng.normal(size=d)
+        s2 = rng.normal(size=d)
+        M = np.eye(d + 1)
+        M[0, 1:], M[1:, 0] = eta * s, eta * s
+        Mt = np.linalg.matrix_power(M, steps)
+        q = np.concatenate([[1.0], s2 / np.linalg.norm(s2)]) / np.sqrt(2)
+        exact = float(np.sum((Mt.T @ q) ** 2))            # E (qᵀ M^t z)², z ~ N(0, I)
+        ns = np.linalg.norm(s)
+        cos = float(s @ s2 / (ns * np.linalg.norm(s2)))
+        pred = th.turned_mode_power(cos, (1 + eta * ns) ** steps, (1 - eta * ns) ** steps)
+        _close([pred], [exact], 1e-10, "turned_mode_power against the linear map")
+    return True
+
+
 def derive_all():
     return all([derive_leading_order_ratio(), derive_scalar_toy_reduction(),
                 derive_sharp_switch(), derive_adiabatic_second_phase(),
-                derive_finite_lr_sensitivity()])
+                derive_finite_lr_sensitivity(), derive_turned_mode_power()])
 
 
 def check_all():
     return all([check_leading_order_ratio(), check_scalar_toy_reduction(), check_sharp_switch(),
-                check_adiabatic_second_phase(), check_finite_lr_sensitivity()])
+                check_adiabatic_second_phase(), check_finite_lr_sensitivity(),
+                check_turned_mode_power()])
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from .common import Prediction
 
 __all__ = ["Roles", "roles", "learning_order", "time_ratio_eq9", "time_ratio_gradient_flow",
            "times_leading_order", "log_init_sensitivity", "time_ratio_gradient_descent",
-           "time_ratio_from_drives",
+           "time_ratio_from_drives", "turned_mode_power", "time_ratio_crossover",
            "misattribution", "predict_times",
            "TimePrediction", "phase_directions", "logistic_map_crossing"]
 
@@ -222,6 +222,85 @@ def time_ratio_gradient_descent(stats, lr: float) -> Prediction:
         caveats += ("lr*||Sigma_yxA|| >= 1: the growth is not monotonic",)
     return Prediction(float(1 + sens["t_B - t_A"] / sens["t_A"]),
                       bool(gf.valid and lr * np.linalg.norm(r.s_a) < 1), caveats)
+
+
+def turned_mode_power(cos_theta, grown, decayed=None):
+    """Initial power of the mode that must grow after a branch's drive turns by θ, in units of
+    the initial power of one mode (theory/timescales.py, derive_turned_mode_power).
+
+    Linear regime of a two-layer branch (hidden unit h: output weight v_h, input weights W_h),
+    each unit's mode along a unit direction d being a_d = (v_h + d·W_h)/√2. Driven along ŝ, the
+    mode along ŝ has been multiplied by ``grown`` (e^{‖s‖t/τ}, or (1 + η‖s‖)^t) and the one along
+    −ŝ by ``decayed`` (default 1/grown; gradient descent: (1 − η‖s‖)^t), the in-plane weight
+    orthogonal to ŝ is untouched. The drive turning to ŝ' (cos θ = ŝ·ŝ') makes the growing mode
+
+        a' = (1 + cos θ)/2 · a₊ + (1 − cos θ)/2 · a₋ + sin θ · w⊥/√2,
+
+    and with independent, equal-variance initial entries (i.i.d. weights) its power is
+
+        P = ((1 + cos θ)/2)² grown² + ((1 − cos θ)/2)² decayed² + sin²θ / 2.
+
+    The three terms are the carried-over grown mode (eq. 9), the decayed anti-parallel mode
+    (the sign-flip form, χ = −1) and the untouched orthogonal weight; P crosses over from the
+    first to the last two as 1 + cos θ falls below ~4/grown². Assumes a sharp turn (the first
+    modality learned instantly) and weights still in the linear regime."""
+    c = np.asarray(cos_theta, float)
+    if np.any(~np.isfinite(c)) or np.any(np.abs(c) > 1 + 1e-12):
+        raise ValueError(f"cos_theta must lie in [-1, 1], got {cos_theta!r}")
+    c = np.clip(c, -1.0, 1.0)
+    g = np.asarray(grown, float)
+    if np.any(~np.isfinite(g)) or np.any(g <= 0):
+        raise ValueError(f"grown must be a positive finite factor, got {grown!r}")
+    d = 1.0 / g if decayed is None else np.asarray(decayed, float)
+    if np.any(~np.isfinite(d)):
+        raise ValueError(f"decayed must be a finite factor, got {decayed!r}")
+    return ((1 + c) / 2) ** 2 * g ** 2 + ((1 - c) / 2) ** 2 * d ** 2 + (1 - c * c) / 2
+
+
+def time_ratio_crossover(stats, u0: float, lr: float | None = None) -> Prediction:
+    """t_B/t_A of two-layer late fusion with the angle θ between s_B and s̃_B kept at finite u0:
+    the leading order (eqs. 8–9) with B's second-phase starting amplitude u0·√P from
+    :func:`turned_mode_power`, instead of the two limits χ = ±1:
+
+        t_B/t_A = 1 + (r_A/r̃_B) · (1 − ln P / (2ℓ)),    ℓ = ln(1/u0),
+
+    r the growth rates (‖s‖ in gradient flow, ``lr`` None; ln(1 + η‖s‖) per step for gradient
+    descent), P with grown = e^{r_B t_A} = u0^{−r_B/r_A} and decayed = u0^{r_B/r_A} (gradient
+    flow), or (1 + η‖s_B‖)^{t_A} and |1 − η‖s_B‖|^{t_A} with t_A = ℓ/ln(1 + η‖s_A‖) (gradient
+    descent).
+    u0 is the initial amplitude of one mode, √(width)·(entry std) for i.i.d. weights. For
+    cos θ > −1 it tends to :func:`time_ratio_gradient_flow` as u0 → 0 (the correction
+    −ln((1 + cos θ)/2)/ℓ), at cos θ = −1 it is the sign-flip form; between, it shows the
+    crossover the leading order flags as slowly converging. Assumptions: every mode starts at
+    u0, the first modality is learned at t_A instantly (a sharp turn of B's drive), B is still
+    linear then; where the phases overlap (vector modalities whose first transition is slow)
+    these fail."""
+    if isinstance(u0, bool) or not isinstance(u0, (int, float, np.floating)) or not 0 < u0 < 1:
+        raise ValueError(f"u0 (the initial mode amplitude) must lie in (0, 1), got {u0!r}")
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating))
+                           or not (np.isfinite(lr) and lr > 0)):
+        raise ValueError(f"lr must be a positive finite number or None, got {lr!r}")
+    gf = time_ratio_gradient_flow(stats)
+    if not np.isfinite(gf.value) or gf.value == 1.0:
+        return gf
+    r = roles(stats)
+    na, nb, nbt = (float(np.linalg.norm(v)) for v in (r.s_a, r.s_b, r.s_b_tilde))
+    ell = np.log(1 / u0)
+    caveats = [c for c in gf.caveats if "anti-parallel" not in c]
+    if lr is None:
+        ra, rbt = na, nbt
+        t_a = ell / na
+        grown, decayed = np.exp(nb * t_a), np.exp(-nb * t_a)
+    else:
+        if lr * na >= 1:
+            caveats.append("lr*||Sigma_yxA|| >= 1: the growth is not monotonic")
+        ra, rbt = np.log1p(lr * na), np.log1p(lr * nbt)
+        t_a = ell / ra
+        grown, decayed = (1 + lr * nb) ** t_a, abs(1 - lr * nb) ** t_a
+    c = float(np.clip(r.cos_theta, -1, 1)) if np.isfinite(r.cos_theta) else 1.0
+    P = float(turned_mode_power(c, grown, decayed))
+    val = 1 + (ra / rbt) * (1 - np.log(P) / (2 * ell))
+    return Prediction(float(val), not caveats, tuple(caveats))
 
 
 def _squared_vec(w, sigma, w_star, l_star, sigma_yx, sigma_yy):
