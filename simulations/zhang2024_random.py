@@ -5,8 +5,10 @@ As the authors' "random sweep": x ∈ R^20 split into two modalities of 10 dimen
 [−1, 1]; two-layer late fusion, width 100, N(0, (1e-9)²) weights, gradient descent η = 0.04
 until the loss is below 1e-4 (at most 40,000 steps).
 
-(a) Simulated t_B/t_A (seed mean) against three predictions: eq. (9) corrected (gradient
-flow, leading order in u0), the same with gradient-descent rates, and dlnfusion's mode
+(a) Simulated t_B/t_A (seed mean) against four predictions: eq. (9) corrected (gradient
+flow, leading order in u0), the same with gradient-descent rates, the same at finite u0 with
+the angle between s_B and s̃_B (:func:`dlnfusion.theory.time_ratio_crossover`, u0 = √width ×
+the entry std; a closed form that assumes a sharp turn of B's drive), and dlnfusion's mode
 reduction of each run (:func:`dlnfusion.compare.predict_unimodal_phase` with
 ``basis="modes"``: the paper's rank-one ansatz, both signs, seeded by the actual weights,
 integrated with the same learning rate). Whether a covariance lies inside the theory's
@@ -116,6 +118,7 @@ def run(out: Path, quick: bool = False) -> dict:
         pred, _ = predict_unimodal_phase(spec, st, traj[i].initial_params, LR,
                                             basis="modes", max_steps=MAX_STEPS,
                                             stop_loss=STOP_LOSS, stride=100)
+        xo = th.time_ratio_crossover(st, INIT_STD * np.sqrt(WIDTH), LR)
         notes = _simulation_notes(st, list(traj.status_names()[i]), list(meas.first[i]),
                                   meas.t_b[i])
         points.append({
@@ -123,6 +126,8 @@ def run(out: Path, quick: bool = False) -> dict:
             "time_ratio_sim": [float(v) for v in meas.time_ratio[i]],
             "time_ratio_gradient_flow": th.time_ratio_gradient_flow(st).value,
             "time_ratio_gradient_descent": th.time_ratio_gradient_descent(st, LR).value,
+            "time_ratio_crossover": xo.value, "crossover_valid": xo.valid,
+            "crossover_caveats": list(xo.caveats),
             "time_ratio_theory": float(np.mean(pred.time_ratio)),
             "time_ratio_theory_per_seed": [float(v) for v in pred.time_ratio],
             "status": [str(s) for s in traj.status_names()[i]],
@@ -144,13 +149,18 @@ def run(out: Path, quick: bool = False) -> dict:
     print(f"{s['inside']} of {len(points)} covariances inside the assumptions (decided before "
           f"simulating); flagged: {s['flag_counts']}; inside, the simulation showed: "
           f"{s['inside_but_simulation_outside'] or 'nothing unexpected'}")
-    for key in ("theory", "gradient_descent", "gradient_flow"):
+    for key in ("theory", "gradient_descent", "gradient_flow", "crossover"):
         v = s[key]
         print(f"  {key:17s}: median relative error {v['median']:.2%}, max {v['max']:.2%}")
+    v = s["crossover_where_sharp_turn"]
+    print(f"  crossover where its sharp turn holds ({v['n']} covariances): median "
+          f"{v['median']:.2%}, max {v['max']:.2%} (eq. 9 with GD rates there: "
+          f"{v['gradient_descent_median']:.2%})")
     for row in scan:
         print(f"  init std {row['init_std']:.0e}: leading order (GD rates) median error "
               f"{row['gradient_descent_median']:.1%}, (gradient flow) "
-              f"{row['gradient_flow_median']:.1%} over {row['n']} covariances")
+              f"{row['gradient_flow_median']:.1%}, (turned mode) {row['crossover_median']:.1%} "
+              f"over {row['n']} covariances")
     return result
 
 
@@ -161,9 +171,16 @@ def _summary(points) -> dict:
     # dropped silently; the errors are over the others.
     defined = [p for p in inside if np.all(np.isfinite(p["time_ratio_sim"]))]
     out["inside_with_undefined_simulated_ratio"] = len(inside) - len(defined)
-    for key in ("theory", "gradient_descent", "gradient_flow"):
+    for key in ("theory", "gradient_descent", "gradient_flow", "crossover"):
         errs = [abs(p[f"time_ratio_{key}"] / np.mean(p["time_ratio_sim"]) - 1) for p in defined]
         out[key] = {"median": float(np.median(errs)), "max": float(np.max(errs))}
+    sharp = [p for p in defined if p["crossover_valid"]]
+    errs = [abs(p["time_ratio_crossover"] / np.mean(p["time_ratio_sim"]) - 1) for p in sharp]
+    gd = [abs(p["time_ratio_gradient_descent"] / np.mean(p["time_ratio_sim"]) - 1) for p in sharp]
+    out["crossover_where_sharp_turn"] = {
+        "n": len(sharp), "median": float(np.median(errs)) if errs else float("nan"),
+        "max": float(np.max(errs)) if errs else float("nan"),
+        "gradient_descent_median": float(np.median(gd)) if gd else float("nan")}
     counts, surprises = {}, {}
     for p in points:
         for f in p["flags"]:
@@ -186,16 +203,18 @@ def _scan() -> list:
         traj = simulate(spec, stats, seeds=[0], scale=std, lr=LR, max_steps=SCAN_MAX_STEPS,
                         stop_loss=STOP_LOSS, stride=1000)
         meas = measure_unimodal_phase(traj)
-        e_gd, e_gf = [], []
+        e_gd, e_gf, e_xo = [], [], []
         for i, st in enumerate(stats):
             sim = float(meas.time_ratio[i, 0])
             if assumptions(st, std, SCAN_MAX_STEPS) or not np.isfinite(sim):
                 continue
             e_gd.append(abs(th.time_ratio_gradient_descent(st, LR).value / sim - 1))
             e_gf.append(abs(th.time_ratio_gradient_flow(st).value / sim - 1))
+            e_xo.append(abs(th.time_ratio_crossover(st, std * np.sqrt(WIDTH), LR).value / sim - 1))
         rows.append({"init_std": std, "ln_1_over_u0": float(np.log(1 / (std * np.sqrt(WIDTH)))),
                      "n": len(e_gd), "gradient_descent_median": float(np.median(e_gd)),
-                     "gradient_flow_median": float(np.median(e_gf))})
+                     "gradient_flow_median": float(np.median(e_gf)),
+                     "crossover_median": float(np.median(e_xo))})
     return rows
 
 
@@ -207,6 +226,7 @@ def _figure(points, scan, stem):
         inside = np.array([p["inside_assumptions"] for p in points])
         series = (("time_ratio_gradient_flow", "eq. (9), gradient flow", PALETTE[2], "s"),
                   ("time_ratio_gradient_descent", "eq. (9), GD rates", PALETTE[1], "^"),
+                  ("time_ratio_crossover", "eq. (9) with the turned mode", PALETTE[4], "D"),
                   ("time_ratio_theory", "mode reduction (dlnfusion)", PALETTE[0], "o"))
         for key, label, color, marker in series:
             pred = np.array([p[key] for p in points])
@@ -233,6 +253,8 @@ def _figure(points, scan, stem):
                 label="eq. (9), gradient flow")
         ax.plot(x, [r["gradient_descent_median"] for r in scan], "^-", color=PALETTE[1],
                 mfc="white", label="eq. (9), GD rates")
+        ax.plot(x, [r["crossover_median"] for r in scan], "D-", color=PALETTE[4], mfc="white",
+                ms=3.5, label="eq. (9) with the turned mode, GD rates")
         ax.set_xscale("log")
         ax.set_yscale("log")
         from matplotlib.ticker import NullFormatter, PercentFormatter, ScalarFormatter

@@ -80,6 +80,9 @@ def test_random_covariances(tmp_path, monkeypatch):
         # simulation; what the simulation did is reported separately.
         flags = zhang2024_random.assumptions(Stats.random(dim=20, seed=p["seed"]))
         assert p["flags"] == flags and p["inside_assumptions"] == (not flags)
+        # the closed form is the theory's own, from the covariance and the nominal scale
+        assert p["time_ratio_crossover"] == th.time_ratio_crossover(
+            Stats.random(dim=20, seed=p["seed"]), 1e-9 * np.sqrt(100), 0.04).value
         if p["inside_assumptions"]:
             # The theory predicted stability and a budget that suffices: the runs converge.
             assert p["status"] == ["converged"]
@@ -89,6 +92,7 @@ def test_random_covariances(tmp_path, monkeypatch):
     assert d["summary"]["theory"]["max"] < 1e-5
     scan = d["init_scale_scan"]
     assert scan[1]["gradient_descent_median"] < scan[0]["gradient_descent_median"]
+    assert scan[1]["crossover_median"] < scan[0]["crossover_median"]
 
 
 def test_multimodal_sequence(tmp_path, monkeypatch):

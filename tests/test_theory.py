@@ -552,6 +552,8 @@ def test_time_ratio_crossover_limits_and_errors():
     with pytest.raises(ValueError, match="grown must be a positive finite factor"):
         th.turned_mode_power(0.5, 0.0)
     assert th.time_ratio_crossover(Stats.scalar_toy(1.0, 1.0, 0.3), 1e-9).value == 1.0   # a tie
+    slow = th.time_ratio_crossover(Stats.random(dim=20, seed=0), 1e-8, 0.04)  # U_A far from s_A
+    assert not slow.valid and "cosine 0.41 to its drive" in slow.caveats[0]
 
 
 def test_time_ratio_crossover_against_simulation_near_antiparallel():
@@ -568,5 +570,6 @@ def test_time_ratio_crossover_against_simulation_near_antiparallel():
     ell = np.log(1 / u0)
     for st, s in zip(stats, sim):
         assert th.roles(st).cos_theta < -0.95
-        assert abs(th.time_ratio_crossover(st, u0, 0.04).value / s - 1) < 1 / ell
+        pred = th.time_ratio_crossover(st, u0, 0.04)
+        assert pred.valid and abs(pred.value / s - 1) < 1 / ell
         assert th.time_ratio_gradient_descent(st, 0.04).value / s - 1 < -0.15

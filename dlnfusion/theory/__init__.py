@@ -19,7 +19,7 @@ from .invariants import balance_invariants, norm_invariants
 from .reduction import reduce_network
 from .relu import (RELU_RATE_FACTOR, RELU_WEIGHT_FACTOR, predict_times_early_relu,
                    predict_times_relu)
-from .timescales import (Roles, TimePrediction, learning_order, log_init_sensitivity,
+from .timescales import (SHARP_TURN_ALIGN, Roles, TimePrediction, learning_order, log_init_sensitivity,
                          logistic_map_crossing,
                          misattribution, phase_directions, predict_times, roles,
                          time_ratio_eq9, time_ratio_from_drives, time_ratio_gradient_descent,
@@ -33,7 +33,7 @@ __all__ = [
     "preference_regions", "reduced_flow", "saddle_loss", "superficial_preference", "Roles", "TimePrediction",
     "learning_order", "log_init_sensitivity", "logistic_map_crossing", "misattribution", "phase_directions",
     "predict_times", "roles", "time_ratio_eq9", "time_ratio_from_drives",
-    "time_ratio_gradient_descent", "time_ratio_crossover", "turned_mode_power",
+    "time_ratio_gradient_descent", "time_ratio_crossover", "turned_mode_power", "SHARP_TURN_ALIGN",
     "time_ratio_gradient_flow",
     "times_leading_order", "branch_relation", "deep_times", "fusion_integral", "pathway_time",
     "pathway_trajectory", "reduced_rhs", "time_ratio_leading_order", "time_ratio_unequal",
