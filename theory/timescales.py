@@ -431,16 +431,83 @@ def check_turned_mode_power():
     return True
 
 
+_TR = sp.symbols("ell r_A r_Bt r_B c", positive=True)
+
+
+def _turned_ratio():
+    """t_B/t_A of time_ratio_crossover in gradient flow (symbols _TR: ℓ = ln(1/u0), rates r):
+    every mode starts at amplitude u0 (power u0²); A's reaches O(1) at t_A = ℓ/r_A; B's grown
+    and decayed modes are then multiplied by G = e^{r_B t_A}, 1/G; the turned mode starts at
+    power u0² P and reaches O(1) after (ℓ − ½ ln P)/r̃_B."""
+    ell, ra, rbt, rb, c = _TR
+    t_a = ell / ra
+    G = sp.exp(rb * t_a)
+    P = ((1 + c) / 2) ** 2 * G ** 2 + ((1 - c) / 2) ** 2 / G ** 2 + (1 - c ** 2) / 2
+    t_b = t_a + (ell - sp.log(P) / 2) / rbt
+    return sp.simplify(t_b / t_a), P
+
+
+def derive_turned_time_ratio():
+    """The two limits of the turned-mode ratio: at c = 1 it is eq. (9) with χ = +1 and at c = −1
+    with χ = −1, for every u0; for −1 < c < 1 it tends to eq. (9) plus the delay
+    −(r_A/r̃_B) ln((1 + c)/2)/ℓ as ℓ → ∞ (the u0^{2(1−k)} remainder dropped)."""
+    ell, ra, rbt, rb, c = _TR
+    ratio, P = _turned_ratio()
+    eq9 = lambda chi: 1 + (ra - chi * rb) / rbt  # noqa: E731
+    assert sp.simplify(ratio.subs(c, 1) - eq9(1)) == 0
+    assert sp.simplify(ratio.subs(c, -1) - eq9(-1)) == 0
+    # ln P = 2 r_B ℓ / r_A + 2 ln((1 + c)/2) + ln(1 + R), R → 0 as ℓ → ∞ for c > −1
+    G2 = sp.exp(2 * rb * ell / ra)
+    R = sp.simplify(P / (((1 + c) / 2) ** 2 * G2) - 1)
+    assert sp.limit(R.subs({c: sp.Rational(-1, 3), rb: 1, ra: 2}), ell, sp.oo) == 0
+    lead = eq9(1) - (ra / rbt) * sp.log((1 + c) / 2) / ell
+    exact = 1 + (ra / rbt) * (1 - (2 * rb * ell / ra + 2 * sp.log((1 + c) / 2)
+                                   + sp.log(1 + R)) / (2 * ell))
+    # the split of ln P is an identity of logarithms of positive numbers: checked at 30 digits
+    for vals in ({ell: 7, ra: 2, rbt: sp.Rational(1, 2), rb: 1, c: sp.Rational(1, 5)},
+                 {ell: 40, ra: 3, rbt: 2, rb: sp.Rational(1, 2), c: sp.Rational(1, 100)}):
+        assert abs(sp.N((exact - ratio).subs(vals), 30)) < 1e-25
+    assert sp.simplify((exact - lead).subs(R, 0)) == 0
+    return True
+
+
+def check_time_ratio_crossover():
+    """time_ratio_crossover (gradient flow) against the lambdified _turned_ratio at sample
+    statistics and initial scales, and with lr against the same ratio with gradient-descent
+    factors (rates ln(1 ± ηr) per step, computed here from the roles)."""
+    from dlnfusion import theory as th
+
+    f = sp.lambdify(_TR, _turned_ratio()[0])
+    for st in _sample_stats():
+        r = th.roles(st)
+        na, nb, nbt = (float(np.linalg.norm(v)) for v in (r.s_a, r.s_b, r.s_b_tilde))
+        c = float(np.clip(r.cos_theta, -1, 1))
+        for u0 in (1e-3, 1e-9):
+            ell = np.log(1 / u0)
+            _close([th.time_ratio_crossover(st, u0).value], [f(ell, na, nbt, nb, c)],
+                   RTOL_FLOAT, "time_ratio_crossover (gradient flow)")
+            lr = 0.04
+            ga, gbt = np.log1p(lr * na), np.log1p(lr * nbt)
+            t_a = ell / ga
+            P = ((1 + c) / 2) ** 2 * (1 + lr * nb) ** (2 * t_a) \
+                + ((1 - c) / 2) ** 2 * abs(1 - lr * nb) ** (2 * t_a) + (1 - c * c) / 2
+            want = 1 + (ell - np.log(P) / 2) / gbt / t_a
+            _close([th.time_ratio_crossover(st, u0, lr).value], [want], RTOL_FLOAT,
+                   "time_ratio_crossover (gradient descent)")
+    return True
+
+
 def derive_all():
     return all([derive_leading_order_ratio(), derive_scalar_toy_reduction(),
                 derive_sharp_switch(), derive_adiabatic_second_phase(),
-                derive_finite_lr_sensitivity(), derive_turned_mode_power()])
+                derive_finite_lr_sensitivity(), derive_turned_mode_power(),
+                derive_turned_time_ratio()])
 
 
 def check_all():
     return all([check_leading_order_ratio(), check_scalar_toy_reduction(), check_sharp_switch(),
                 check_adiabatic_second_phase(), check_finite_lr_sensitivity(),
-                check_turned_mode_power()])
+                check_turned_mode_power(), check_time_ratio_crossover()])
 
 
 if __name__ == "__main__":
