@@ -450,7 +450,8 @@ def _turned_ratio():
 def derive_turned_time_ratio():
     """The two limits of the turned-mode ratio: at c = 1 it is eq. (9) with χ = +1 and at c = −1
     with χ = −1, for every u0; for −1 < c < 1 it tends to eq. (9) plus the delay
-    −(r_A/r̃_B) ln((1 + c)/2)/ℓ as ℓ → ∞ (the u0^{2(1−k)} remainder dropped)."""
+    −(r_A/r̃_B) ln((1 + c)/2)/ℓ as ℓ → ∞ (the u0^{2(1−k)} remainder dropped). Its library
+    counterpart, time_ratio_crossover, is checked by check_time_ratio_crossover."""
     ell, ra, rbt, rb, c = _TR
     ratio, P = _turned_ratio()
     eq9 = lambda chi: 1 + (ra - chi * rb) / rbt  # noqa: E731
