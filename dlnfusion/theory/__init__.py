@@ -19,8 +19,8 @@ from .invariants import balance_invariants, norm_invariants
 from .reduction import reduce_network
 from .relu import (RELU_RATE_FACTOR, RELU_WEIGHT_FACTOR, predict_times_early_relu,
                    predict_times_relu)
-from .timescales import (SHARP_TURN_ALIGN, Roles, TimePrediction, learning_order, log_init_sensitivity,
-                         logistic_map_crossing,
+from .timescales import (SHARP_TURN_ALIGN, Roles, TimePrediction, learning_order,
+                         log_init_sensitivity, logistic_map_crossing,
                          misattribution, phase_directions, predict_times, roles,
                          time_ratio_eq9, time_ratio_from_drives, time_ratio_gradient_descent,
                          time_ratio_crossover, time_ratio_gradient_flow,
