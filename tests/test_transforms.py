@@ -554,3 +554,45 @@ def test_inforeg_batches_per_sample_trace_against_a_loop_over_samples():
     np.testing.assert_array_equal(np.asarray(st_b.running), 0.0)
     with pytest.raises(ValueError, match="trace must be one of \\('batch', 'per_sample'\\)"):
         inforeg_batches(model, trace="sample")
+
+
+@pytest.mark.parametrize("rho", [0.5, -0.3])
+def test_deep_reduced_dynamics_predict_the_training(rho):
+    """theory.balancing_deep against a four-layer late-fusion network (width 10) from balanced
+    aligned weights (u0 = 0.1) for joint training, InfoReg, OGM without noise and unimodal
+    losses (alone and with InfoReg): t_A and t_B to float64 round-off."""
+    stats = dln.Stats.scalar_toy(2.0, 1.0, rho)
+    spec = dln.NetworkSpec.fusion(4, 4, width=10)
+    p = dln.init_batch(spec, [0], scheme="balanced", scale=0.1, stats=stats)
+    for method, tx, lam in (("joint", None, 0.0), ("inforeg", inforeg(spec, epoch=10), 0.0),
+                            ("ogm", ogm_ge(spec, noise=False), 0.0), ("joint", None, 0.5),
+                            ("inforeg", inforeg(spec, epoch=10), 0.5)):
+        chain = ([unimodal_losses(spec, lam)] if lam else []) + ([] if tx is None else [tx])
+        opt = (lambda lr, chain=chain: optax.chain(*chain, optax.sgd(lr))) if chain else None
+        m = measure_unimodal_phase(dln.train(spec, stats, p, lr=0.04, max_steps=4000,
+                                             stride=10, optimizer=opt))
+        r = th.balancing_deep(stats, 4, 0.04, 0.1, 4000, method=method, epoch=10, unimodal=lam)
+        assert r.valid
+        np.testing.assert_allclose(r.t_a, m.t_a[0], rtol=1e-8)
+        np.testing.assert_allclose(r.t_b, m.t_b[0], rtol=1e-8, equal_nan=True)
+    batch = th.balancing_deep(stats, 4, 0.04, np.array([[0.1, 0.1], [0.05, 0.1]]), 50)
+    assert len(batch) == 2 and batch[1].w[0, 0] == pytest.approx(0.05 ** 4)
+
+
+def test_deep_reduced_dynamics_bad_input_and_flags():
+    stats = dln.Stats.scalar_toy(2.0, 1.0, 0.5)
+    with pytest.raises(ValueError, match="method must be one of \\('joint', 'ogm', 'inforeg'\\)"):
+        th.balancing_deep(stats, 4, 0.04, 0.1, 10, method="ogm_ge")
+    with pytest.raises(ValueError, match="depth must be an integer >= 2"):
+        th.balancing_deep(stats, 1, 0.04, 0.1, 10)
+    with pytest.raises(ValueError, match="u0 must be positive"):
+        th.balancing_deep(stats, 4, 0.04, -0.1, 10)
+    with pytest.raises(ValueError, match="u0 must be positive"):
+        th.balancing_deep(stats, 4, 0.04, [0.1, 0.1, 0.1], 10)
+    with pytest.raises(ValueError, match="window must be one of"):
+        th.balancing_deep(stats, 4, 0.04, 0.1, 10, method="inforeg", window="sometimes")
+    with pytest.raises(ValueError, match="unimodal must be a non-negative number"):
+        th.balancing_deep(stats, 4, 0.04, 0.1, 10, unimodal=-1.0)
+    # ρ = −0.75: B's correlation with y is −0.5 but its global weight is +1, a reversal
+    flipped = th.balancing_deep(dln.Stats.scalar_toy(2.0, 1.0, -0.75), 4, 0.04, 0.1, 10)
+    assert not flipped.valid and "sign opposite to Sigma_yx" in flipped.caveats[-1]

@@ -205,12 +205,109 @@ def check_slowdown():
     return True
 
 
+def derive_deep_chain():
+    """A deep branch (L = 3) of exactly balanced, aligned rank-one layers W_l = a r_l r_{l−1}ᵀ
+    (unit vectors; scalar input and output): the gradient of every layer of
+    c·(½E(y − ŷ)²) + (α/2)Σ_l‖W_l − W_l^p‖² (aligned W_l^p = a_p r_l r_{l−1}ᵀ) is a multiple of
+    its own direction r_l r_{l−1}ᵀ, the same multiple −(c d a^{L−1} − α(a − a_p)) for every
+    layer, so a step keeps balance and alignment and moves a by η(c d a^{L−1} − α(a − a_p))
+    (balancing_deep, with d the drive of the branch's map w = a^L); and the per-sample
+    gradients' squared norms sum to e² x² L a^{2(L−1)}, so Tr F = E[e² x²] L a^{2(L−1)} with
+    E[e² x²] = E[e²]Σ_mm + 2g² for jointly Gaussian (e, x) (Isserlis). Checked against the
+    library by check_deep_chain."""
+    a, ap, alpha, x, y = sp.symbols("a a_p alpha x y", real=True)
+    r0 = sp.Matrix([1])
+    r1 = sp.Matrix([sp.Rational(3, 5), sp.Rational(4, 5)])
+    r2 = sp.Matrix([sp.Rational(5, 13), sp.Rational(12, 13)])
+    r3 = sp.Matrix([1])
+    dirs = [r1 * r0.T, r2 * r1.T, r3 * r2.T]
+    syms = [sp.Matrix(D.shape[0], D.shape[1], lambda i, j, l=l: sp.Symbol(f"W{l}_{i}{j}"))
+            for l, D in enumerate(dirs)]
+    yhat = (syms[2] * syms[1] * syms[0] * sp.Matrix([x]))[0]
+    loss = sp.Rational(1, 2) * (y - yhat) ** 2
+    at = {sym: a * D[i, j] for W, D in zip(syms, dirs) for (i, j), sym in np.ndenumerate(
+        np.array(W.tolist(), dtype=object))}
+    L = 3
+    total = 0
+    for W, D in zip(syms, dirs):
+        grad = sp.Matrix(W.shape[0], W.shape[1], lambda i, j: sp.diff(loss, W[i, j])).subs(at)
+        # e = y − ŷ at the aligned weights; the per-sample gradient is −e x a^{L−1} D
+        err = y - a ** L * x
+        assert sp.simplify(grad + err * x * a ** (L - 1) * D) == sp.zeros(*D.shape)
+        total += sum(g ** 2 for g in grad)
+        # the proximal term's gradient α(W_l − W_l^p) = α(a − a_p) D points along D too, and
+        # ‖D‖ = 1, so the step of the layer's scale is η(c E[e x] a^{L−1} − α(a − a_p))
+        W_p = ap * D
+        prox = alpha * (a * D - W_p)
+        assert sp.simplify(prox - alpha * (a - ap) * D) == sp.zeros(*D.shape)
+        assert sp.simplify(sum(v ** 2 for v in D) - 1) == 0
+    assert sp.simplify(total - (y - a ** L * x) ** 2 * x ** 2 * L * a ** (2 * (L - 1))) == 0
+    # Isserlis for a zero-mean Gaussian pair: E[e²x²] = E[e²]E[x²] + 2E[ex]²
+    se, sx, rho = sp.symbols("sigma_e sigma_x rho", positive=True)
+    z1, z2 = sp.symbols("z1 z2", real=True)
+    pdf = sp.exp(-(z1 ** 2 + z2 ** 2) / 2) / (2 * sp.pi)
+    ee = se * z1
+    xx = sx * (rho * z1 + sp.sqrt(1 - rho ** 2) * z2)
+    m4 = sp.integrate(sp.integrate(sp.expand(ee ** 2 * xx ** 2) * pdf, (z1, -sp.oo, sp.oo)),
+                      (z2, -sp.oo, sp.oo))
+    assert sp.simplify(m4 - (se ** 2 * sx ** 2 + 2 * (rho * se * sx) ** 2)) == 0
+    return True
+
+
+def check_deep_chain():
+    """theory.balancing_deep against the full weight matrices of a width-3, three-layer late
+    fusion network iterated in numpy (joint, OGM and InfoReg, with and without unimodal
+    losses), and its recorded Tr F against dlnfusion.theory.fisher_trace of those weights."""
+    import dlnfusion as dln
+    from dlnfusion import theory as th
+
+    stats = dln.Stats.scalar_toy(2.0, 1.0, 0.4)
+    S = np.asarray(stats.sigma)
+    s = np.asarray(stats.sigma_yx).reshape(-1)
+    spec = dln.NetworkSpec.fusion(3, 3, width=3)
+    p = dln.init_batch(spec, [1], scheme="balanced", scale=0.4, stats=stats)
+    eta, steps = 0.05, 7
+    for method, lam in (("joint", 0.0), ("ogm", 0.0), ("inforeg", 0.0), ("inforeg", 0.5)):
+        kw = dict(epoch=3, window="always") if method == "inforeg" else {}
+        res = th.balancing_deep(stats, 3, eta, 0.4, steps, method=method, unimodal=lam, **kw)
+        Ws = [[np.asarray(W)[0].copy() for W in br] for br in p.branches]
+        prev = [[W.copy() for W in br] for br in Ws]
+        for n in range(steps):
+            maps = [br[2] @ br[1] @ br[0] for br in Ws]
+            w = np.array([float(m[0, 0]) for m in maps])
+            close_each(res.w[n], w, 1e-10, f"{method} w at step {n}")
+            params = dln.Params(tuple(tuple(np.asarray(W)[None] for W in br) for br in Ws), ())
+            tr = np.asarray(th.fisher_trace(spec, params, stats)).reshape(-1)
+            close_each(res.trace[n], tr, 1e-9, f"{method} trace at step {n}")
+            g = s - S @ w
+            d = g + lam * (s - np.diag(S) * w)
+            sc = s * w - 0.5 * np.diag(S) * w ** 2
+            c, a = np.ones(2), np.zeros(2)
+            if method == "ogm":
+                lead = int(np.argmax(sc))
+                if sc[lead] > 0 and sc[1 - lead] > 0:
+                    c[lead] = 1 - np.tanh(0.8 * sc[lead] / sc[1 - lead])
+            if method == "inforeg":
+                if n % 3 == 0:
+                    prev = [[W.copy() for W in br] for br in Ws]
+                gaps = np.asarray(th.score_gaps(sc))
+                a = np.where(gaps > 0, np.exp(0.9 * np.tanh(gaps)), 0.0)
+            new = []
+            for m, br in enumerate(Ws):
+                W1, W2, W3 = br
+                grads = [(W3 @ W2).T * d[m], W3.T @ W1.T * d[m], (W2 @ W1).T * d[m]]
+                new.append([W + eta * (c[m] * G - a[m] * (W - P))
+                            for W, G, P in zip(br, grads, prev[m])])
+            Ws = new
+    return True
+
+
 def derive_all():
-    return all([derive_gram_map(), derive_ge_noise(), derive_slowdown()])
+    return all([derive_gram_map(), derive_ge_noise(), derive_slowdown(), derive_deep_chain()])
 
 
 def check_all():
-    return all([check_gram_map(), check_ge_noise(), check_slowdown()])
+    return all([check_gram_map(), check_ge_noise(), check_slowdown(), check_deep_chain()])
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Theory of modality-balancing methods in a two-layer late-fusion network (scalar
-modalities, scalar output): joint training, OGM (gradient modulation without noise), OGM-GE
+modalities, scalar output; :func:`balancing_deep` for deep late fusion from balanced aligned
+weights): joint training, OGM (gradient modulation without noise), OGM-GE
 (its noise in mean field) and InfoReg, each optionally with added unimodal losses, trained by
 gradient descent at population level (dlnfusion.transforms).
 
@@ -56,7 +57,7 @@ from ..precision import float64
 from .common import Prediction
 from .fisher import WINDOW_RULES, _toy_moments
 
-__all__ = ["BalancedRun", "balancing_two_layer", "initial_gram", "inforeg_slowdown",
+__all__ = ["BalancedRun", "balancing_two_layer", "balancing_deep", "initial_gram", "inforeg_slowdown",
            "score_gaps", "window_test", "ogm_coefficients", "METHODS"]
 
 METHODS = ("joint", "ogm", "ogm_ge", "inforeg")
@@ -150,103 +151,72 @@ class BalancedRun(NamedTuple):
 OGM_FROZEN = 5e-3
 
 
-def balancing_two_layer(stats, lr: float, gram0, steps: int, method: str = "joint", *,
-                        epoch: int = 10, beta: float = 0.9, K: float = 0.04,
-                        window: str = "paper", average: int = 10, prefactors=None,
-                        alpha: float = 0.8, continuous: bool = False,
-                        unimodal: float = 0.0) -> BalancedRun:
-    """Iterate the exact reduced dynamics (module docstring) from ``gram0`` (M, 4, 4) for one
-    run, or (runs, M, 4, 4) for a batch (:func:`initial_gram`; a list of runs returned), for
-    ``steps`` steps of gradient descent at ``lr``.
-
-    ``method``: "joint", "ogm" (``alpha``, ``continuous``: transforms.ogm_ge without noise),
-    "ogm_ge" (the same with the noise, in mean field: ``valid`` is False, with the reason in
-    ``caveats``, where the noise's fluctuations decide the escape) or "inforeg" (``epoch``,
-    ``beta``, ``K``, ``window``, ``average``, ``prefactors`` (a sequence, one per modality):
-    transforms.inforeg). ``unimodal`` = λ ≥ 0 adds λ times every branch's unimodal loss
-    ½E(y − ŷ_m)² to the objective (transforms.unimodal_losses; InfoReg* with "inforeg").
-    Records every step.
-    """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+def _check_options(method, window, unimodal, methods=METHODS):
+    if method not in methods:
+        raise ValueError(f"method must be one of {methods}, got {method!r}")
     windows = WINDOW_RULES + ("always", "outside", "never")
     if window not in windows:
         raise ValueError(f"window must be one of {windows}, got {window!r}")
-    S, s, syy = _toy_moments(stats)
-    M = s.size
-    G0 = np.asarray(gram0, float)
-    if G0.shape[-3:] != (M, 4, 4) or G0.ndim not in (3, 4):
-        raise ValueError(f"gram0 must have shape ({M}, 4, 4) or (runs, {M}, 4, 4), got "
-                         f"{G0.shape}")
-    batched = G0.ndim == 4
     lam = float(unimodal)
     if not np.isfinite(lam) or lam < 0:
         raise ValueError(f"unimodal must be a non-negative number, got {unimodal!r}")
-    w_star = np.linalg.pinv(S) @ s
-    noise = max(syy - s @ w_star, 0.0)
-    pref = np.ones(M) if prefactors is None else np.asarray(prefactors, float)
-    hist_len = average + 1 if window == "moving_average" else 2
+    return lam
 
-    def observe(G):
-        w = G[:, 0, 1]
-        dev = w - w_star
-        g = -S @ dev
-        ee = noise + dev @ S @ dev
-        trace = (ee * jnp.diag(S) + 2.0 * g ** 2) * (G[:, 0, 0] + G[:, 1, 1])
-        scores = s * w - 0.5 * jnp.diag(S) * w ** 2
-        return w, g, trace, scores
 
-    def refresh(G):
-        """u_p ← u, v_p ← v (the epoch start of InfoReg)."""
-        P = jnp.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [1.0, 0, 0, 0], [0, 1.0, 0, 0]])
-        return jnp.einsum("ij,mjk,lk->mil", P, G, P)
+def _method_coefficients(method, n, scores, trace, history, epochs, *, epoch, beta, K, window,
+                         average, pref, alpha, continuous):
+    """One step's method state (traceable): the OGM scale c, InfoReg's proximal coefficient a
+    and flags, whether θ_prev is refreshed at this step, and the updated trace history."""
+    M = scores.shape[-1]
+    c = jnp.ones(M)
+    a = jnp.zeros(M)
+    regulated = jnp.zeros(M, bool)
+    start = jnp.asarray(False)
+    if method in ("ogm", "ogm_ge"):
+        c = ogm_coefficients(scores, alpha, continuous)
+    if method == "inforeg":
+        start = n % epoch == 0
+        history = jnp.where(start, jnp.concatenate([history[1:], trace[None]]), history)
+        epochs = epochs + start.astype(jnp.int32)
+        gaps = score_gaps(scores)
+        # the history holds the initial trace too: epoch t starts with t + 1 traces
+        regulated = window_test(history, epochs - 1, window, K, average) & (gaps > 0)
+        a = jnp.where(regulated, jnp.asarray(pref) * jnp.exp(beta * jnp.tanh(gaps)), 0.0)
+    return c, a, regulated, start, history, epochs
+
+
+def _reduced_runs(stats, steps, method, observe, advance, refresh, state0, opts):
+    """Iterate a reduced model for ``steps`` steps from ``state0`` (runs, ...): ``observe``
+    gives (w, g, trace, scores), ``advance(state, c, d, a)`` the next state, ``refresh`` the
+    epoch start of InfoReg. Returns the BalancedRun of every run."""
+    S, s, _ = _toy_moments(stats)
+    M = s.size
+    lam = opts.pop("unimodal")
+    hist_len = opts["average"] + 1 if opts["window"] == "moving_average" else 2
 
     def step(carry, n):
-        G, history, epochs = carry
-        w, g, trace, scores = observe(G)
-        c = jnp.ones(M)
-        a = jnp.zeros(M)
-        regulated = jnp.zeros(M, bool)
+        X, history, epochs = carry
+        w, g, trace, scores = observe(X)
+        c, a, regulated, start, history, epochs = _method_coefficients(
+            method, n, scores, trace, history, epochs, **opts)
+        X = jnp.where(start, refresh(X), X) if method == "inforeg" else X
         # the drive of branch m's gradient: the fused loss's g_m plus λ times its unimodal
         # loss's s_m − Σ_mm w_m
         d = g + lam * (s - jnp.diag(S) * w)
-        if method in ("ogm", "ogm_ge"):
-            c = ogm_coefficients(scores, alpha, continuous)
-        if method == "inforeg":
-            start = n % epoch == 0
-            history = jnp.where(start, jnp.concatenate([history[1:], trace[None]]), history)
-            epochs = epochs + start.astype(jnp.int32)
-            G = jnp.where(start, refresh(G), G)
-            gaps = score_gaps(scores)
-            # the history holds the initial trace too: epoch t starts with t + 1 traces
-            regulated = window_test(history, epochs - 1, window, K, average) & (gaps > 0)
-            a = jnp.where(regulated, jnp.asarray(pref) * jnp.exp(beta * jnp.tanh(gaps)), 0.0)
-        e = lr * a
-        k = lr * c * d
-        z = jnp.zeros(M)
-        o = jnp.ones(M)
-        T = jnp.stack([jnp.stack([1 - e, k, e, z], -1), jnp.stack([k, 1 - e, z, e], -1),
-                       jnp.stack([z, z, o, z], -1), jnp.stack([z, z, z, o], -1)], -2)
-        G_new = jnp.einsum("mij,mjk,mlk->mil", T, G, T)
-        if method == "ogm_ge":
-            # GE's noise in mean field: u gains η²d²|v|² of energy, v η²d²|u|² (the entries'
-            # mean, a relative O(1/h), neglected); zero mean, so nothing else changes
-            on = jnp.any(c < 1.0)
-            add = jnp.where(on, lr ** 2 * d ** 2, 0.0)
-            G_new = G_new.at[:, 0, 0].add(add * G[:, 1, 1]).at[:, 1, 1].add(add * G[:, 0, 0])
-        return (G_new, history, epochs), (w, trace, c, regulated)
+        return (advance(X, c, d, a), history, epochs), (w, trace, c, regulated)
 
-    def one(G):
-        init = (G, jnp.zeros((hist_len, M)), jnp.zeros((), jnp.int32))
-        (G_end, _, _), (ws, traces, cs, regs) = jax.lax.scan(step, init, jnp.arange(steps))
-        w_end, _, tr_end, _ = observe(G_end)
+    def one(X):
+        init = (X, jnp.zeros((hist_len, M)), jnp.zeros((), jnp.int32))
+        (X_end, _, _), (ws, traces, cs, regs) = jax.lax.scan(step, init, jnp.arange(steps))
+        w_end, _, tr_end, _ = observe(X_end)
         return (jnp.concatenate([ws, w_end[None]]), jnp.concatenate([traces, tr_end[None]]),
                 cs, regs)
 
     with float64():
-        G = jnp.asarray(G0 if batched else G0[None])
-        ws, traces, cs, regs = (np.asarray(a) for a in jax.jit(jax.vmap(one))(G))
+        ws, traces, cs, regs = (np.asarray(v) for v in jax.jit(jax.vmap(one))(
+            jnp.asarray(state0)))
     time = np.arange(steps + 1, dtype=float)
+    w_star = np.linalg.pinv(S) @ s
     w_uni = s / np.diag(S)
     runs = []
     for b in range(ws.shape[0]):
@@ -281,6 +251,140 @@ def balancing_two_layer(stats, lr: float, gram0, steps: int, method: str = "join
                                    "not in mean field")
         runs.append(BalancedRun(time, ws[b], traces[b], cs[b], regs[b], glob, float(t_a),
                                 float(t_b), float(t_b / t_a), valid, tuple(caveats)))
+    return runs
+
+
+def balancing_two_layer(stats, lr: float, gram0, steps: int, method: str = "joint", *,
+                        epoch: int = 10, beta: float = 0.9, K: float = 0.04,
+                        window: str = "paper", average: int = 10, prefactors=None,
+                        alpha: float = 0.8, continuous: bool = False,
+                        unimodal: float = 0.0) -> BalancedRun:
+    """Iterate the exact reduced dynamics (module docstring) from ``gram0`` (M, 4, 4) for one
+    run, or (runs, M, 4, 4) for a batch (:func:`initial_gram`; a list of runs returned), for
+    ``steps`` steps of gradient descent at ``lr``.
+
+    ``method``: "joint", "ogm" (``alpha``, ``continuous``: transforms.ogm_ge without noise),
+    "ogm_ge" (the same with the noise, in mean field: ``valid`` is False, with the reason in
+    ``caveats``, where the noise's fluctuations decide the escape) or "inforeg" (``epoch``,
+    ``beta``, ``K``, ``window``, ``average``, ``prefactors`` (a sequence, one per modality):
+    transforms.inforeg). ``unimodal`` = λ ≥ 0 adds λ times every branch's unimodal loss
+    ½E(y − ŷ_m)² to the objective (transforms.unimodal_losses; InfoReg* with "inforeg").
+    Records every step.
+    """
+    lam = _check_options(method, window, unimodal)
+    S, s, syy = _toy_moments(stats)
+    M = s.size
+    G0 = np.asarray(gram0, float)
+    if G0.shape[-3:] != (M, 4, 4) or G0.ndim not in (3, 4):
+        raise ValueError(f"gram0 must have shape ({M}, 4, 4) or (runs, {M}, 4, 4), got "
+                         f"{G0.shape}")
+    batched = G0.ndim == 4
+    w_star = np.linalg.pinv(S) @ s
+    noise = max(syy - s @ w_star, 0.0)
+
+    def observe(G):
+        w = G[:, 0, 1]
+        dev = w - w_star
+        g = -S @ dev
+        ee = noise + dev @ S @ dev
+        trace = (ee * jnp.diag(S) + 2.0 * g ** 2) * (G[:, 0, 0] + G[:, 1, 1])
+        scores = s * w - 0.5 * jnp.diag(S) * w ** 2
+        return w, g, trace, scores
+
+    def refresh(G):
+        """u_p ← u, v_p ← v (the epoch start of InfoReg)."""
+        P = jnp.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [1.0, 0, 0, 0], [0, 1.0, 0, 0]])
+        return jnp.einsum("ij,mjk,lk->mil", P, G, P)
+
+    def advance(G, c, d, a):
+        e = lr * a
+        k = lr * c * d
+        z = jnp.zeros(M)
+        o = jnp.ones(M)
+        T = jnp.stack([jnp.stack([1 - e, k, e, z], -1), jnp.stack([k, 1 - e, z, e], -1),
+                       jnp.stack([z, z, o, z], -1), jnp.stack([z, z, z, o], -1)], -2)
+        G_new = jnp.einsum("mij,mjk,mlk->mil", T, G, T)
+        if method == "ogm_ge":
+            # GE's noise in mean field: u gains η²d²|v|² of energy, v η²d²|u|² (the entries'
+            # mean, a relative O(1/h), neglected); zero mean, so nothing else changes
+            on = jnp.any(c < 1.0)
+            add = jnp.where(on, lr ** 2 * d ** 2, 0.0)
+            G_new = G_new.at[:, 0, 0].add(add * G[:, 1, 1]).at[:, 1, 1].add(add * G[:, 0, 0])
+        return G_new
+
+    pref = np.ones(M) if prefactors is None else np.asarray(prefactors, float)
+    opts = dict(epoch=epoch, beta=beta, K=K, window=window, average=average, pref=pref,
+                alpha=alpha, continuous=continuous, unimodal=lam)
+    runs = _reduced_runs(stats, steps, method, observe, advance, refresh,
+                         G0 if batched else G0[None], opts)
+    return runs if batched else runs[0]
+
+
+def balancing_deep(stats, depth: int, lr: float, u0, steps: int, method: str = "joint", *,
+                   epoch: int = 10, beta: float = 0.9, K: float = 0.04, window: str = "paper",
+                   average: int = 10, prefactors=None, alpha: float = 0.8,
+                   continuous: bool = False, unimodal: float = 0.0) -> BalancedRun:
+    """The methods of :func:`balancing_two_layer` on a deep late-fusion network (every branch
+    ``depth`` = L layers, no shared layers, scalar modalities and output) from exactly
+    balanced, aligned weights (``init_params(scheme="balanced", scale=u0)``: every layer of
+    branch m of norm u0, or u0[m]; a sequence of such for a batch, a list returned).
+
+    Reduced dynamics, exact for gradient descent (theory/balancing.py): every layer of branch
+    m keeps one norm a_m, the map is w_m = sgn(Σ_yx,m) a_m^L, and a step is
+    a' = a + η(c sgn(Σ_yx,m) d a^{L−1} − α(a − a_p)) with the drive d, OGM's scale c and
+    InfoReg's α of the two-layer reduction: the methods scale or pull every layer of a branch
+    alike, so balance and alignment are kept. Tr F_m = (E[e²]Σ_mm + 2g_m²) L a_m^{2(L−1)}.
+    OGM-GE's noise breaks the alignment and is not reduced ("ogm_ge" is refused). A drive that
+    turns against Σ_yx,m cannot be followed by aligned weights (a_m stays at 0): flagged."""
+    lam = _check_options(method, window, unimodal,
+                         methods=tuple(m for m in METHODS if m != "ogm_ge"))
+    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 2:
+        raise ValueError(f"depth must be an integer >= 2, got {depth!r}")
+    S, s, syy = _toy_moments(stats)
+    M = s.size
+    L = int(depth)
+    A0 = np.asarray(u0, float)
+    batched = A0.ndim == 2
+    if A0.ndim > 2 or A0.shape[-1:] not in ((), (M,)) or np.any(~np.isfinite(A0)) \
+            or np.any(A0 <= 0):
+        raise ValueError(f"u0 must be positive: a number or one per branch ({M},) for one run, "
+                         f"(runs, {M}) for a batch; got {u0!r}")
+    A0 = np.broadcast_to(A0, (A0.shape[0] if batched else 1, M))
+    if np.any(s == 0):
+        raise ValueError("balancing_deep needs Sigma_yx,m != 0 for every modality (the aligned "
+                         "weights point along it)")
+    sign = np.sign(s)
+    w_star = np.linalg.pinv(S) @ s
+    noise = max(syy - s @ w_star, 0.0)
+
+    def observe(X):
+        w = sign * X[:, 0] ** L
+        dev = w - w_star
+        g = -S @ dev
+        ee = noise + dev @ S @ dev
+        trace = (ee * jnp.diag(S) + 2.0 * g ** 2) * L * X[:, 0] ** (2 * (L - 1))
+        scores = s * w - 0.5 * jnp.diag(S) * w ** 2
+        return w, g, trace, scores
+
+    def refresh(X):
+        return jnp.stack([X[:, 0], X[:, 0]], -1)
+
+    def advance(X, c, d, a):
+        av, ap = X[:, 0], X[:, 1]
+        new = av + lr * (c * sign * d * av ** (L - 1) - a * (av - ap))
+        return jnp.stack([new, ap], -1)
+
+    pref = np.ones(M) if prefactors is None else np.asarray(prefactors, float)
+    opts = dict(epoch=epoch, beta=beta, K=K, window=window, average=average, pref=pref,
+                alpha=alpha, continuous=continuous, unimodal=lam)
+    runs = _reduced_runs(stats, steps, method, observe, advance, refresh,
+                         np.stack([A0, A0], -1), opts)
+    wrong = [m for m in range(M) if sign[m] * w_star[m] < 0]
+    if wrong:
+        why = (f"the global solution gives {', '.join(str(stats.names[m]) for m in wrong)} the "
+               "sign opposite to Sigma_yx: aligned weights cannot reverse it (the branch "
+               "stalls at zero; random weights regrow it along the reversed mode)")
+        runs = [r._replace(valid=False, caveats=r.caveats + (why,)) for r in runs]
     return runs if batched else runs[0]
 
 
