@@ -34,7 +34,7 @@ from .timescales import _scale_tol, roles
 
 __all__ = ["reduced_rhs", "branch_relation", "fusion_integral", "unequal_integral",
            "time_ratio_leading_order", "time_ratio_unequal", "deep_times", "pathway_time",
-           "pathway_trajectory"]
+           "pathway_trajectory", "alignment_escape_time"]
 
 
 def _check_depths(depth, fusion_layer):
@@ -326,3 +326,63 @@ def pathway_trajectory(t, depth: int, s: float, sigma2: float, w0: float, tau: f
             continue
         out[i] = optimize.brentq(g, w0, hi, xtol=1e-15 * w_star, rtol=1e-13)
     return out
+
+
+def _aligning_chain_time(s, sigma2, m0, a2, b2, level, tau):
+    """τ∫ dm/((s − σ² g m²) g m) from m0 to g m² = level·s/σ², g = x1 x4 with the invariants
+    x1² − m² = a² − m0², x4² − m² = b² − m0²."""
+    c1, c4 = a2 - m0 * m0, b2 - m0 * m0
+    g = lambda m: np.sqrt((m * m + c1) * (m * m + c4))  # noqa: E731
+    target = level * s / sigma2
+    hi = optimize.brentq(lambda m: g(m) * m * m - target, 0.0, 1.0 + np.sqrt(target))
+    if not m0 < hi:
+        return 0.0
+    f = lambda lm: 1.0 / ((s - sigma2 * g(np.exp(lm)) * np.exp(2 * lm))  # noqa: E731
+                          * g(np.exp(lm)))
+    return float(tau * integrate.quad(f, np.log(m0), np.log(hi), limit=200, epsrel=1e-11)[0])
+
+
+def alignment_escape_time(s: float, sigma2: float, u0: float, width: int, tau: float,
+                          level: float = 0.5, *, weights=None, nodes: int = 6) -> float:
+    """First transition of a four-layer late-fusion branch from random weights (the
+    ``"frobenius"`` scheme of Figure 6: entries N(0, u0²/entries)): the time at which the
+    branch's map reaches ``level`` of its plateau s/σ² (s = Σ_yx,m > 0, σ² = Σ_mm; the other
+    branch still small), gradient flow, τ = 1/η.
+
+    Alignment model (theory/deep.py, derive_alignment_escape): with W1 = a â and W4 = b b̂ᵀ,
+    while the middle layers are small, p = W2 â and q = W3ᵀ b̂ obey τṗ = s a b q, τq̇ = s a b p,
+    so the mode (p + q)/2 grows as e^{s a b t/τ} from m0 = ‖p + q‖/2 ≈ u0/√(2·width) (the
+    random weights have no head start along it), while the outer layers keep the gradient-flow
+    invariants x1² − m² = a² − m0², x4² − m² = b² − m0². With the middle pair at norm m the
+    branch's map is x1 x4 m² and τṁ = (s − σ² x1 x4 m²) x1 x4 m, so
+
+        t = τ ∫_{m0}^{m*} dm / ((s − σ² g m²) g m),   g = x1 x4.
+
+    ``weights`` = (m0, a, b) of one run (from its initial weights) gives that run's time; by
+    default the time is averaged over the initialization's laws (a², b² ~ u0²χ²_n/n,
+    m0² ~ u0²χ²_n/(2n²), n = ``width``) by a ``nodes``-point quantile rule in each. The
+    balanced aligned network starts at w0 = u0⁴ instead (:func:`pathway_time`); the ratio of
+    the two times is the alignment delay (5.4 at width 100, Figure 6's setting); it grows as
+    ln(width) because the exponential phase climbs from m0 ∝ u0/√width to u0. Only the first
+    transition of four-layer late fusion is derived."""
+    for name, v in (("s", s), ("sigma2", sigma2), ("u0", u0), ("tau", tau)):
+        if isinstance(v, bool) or not np.isfinite(v) or v <= 0:
+            raise ValueError(f"{name} must be a positive number, got {v!r}")
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 2:
+        raise ValueError(f"width must be an integer >= 2, got {width!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    if weights is not None:
+        m0, a, b = (float(v) for v in weights)
+        if min(m0, a, b) <= 0 or m0 >= min(a, b):
+            raise ValueError(f"weights (m0, a, b) must be positive with m0 < a, b, got "
+                             f"{weights!r}")
+        return _aligning_chain_time(s, sigma2, m0, a * a, b * b, level, tau)
+    from scipy import stats as sps
+
+    n = int(width)
+    q = sps.chi2.ppf((np.arange(nodes) + 0.5) / nodes, n) / n        # χ²_n/n at mid-quantiles
+    out = [_aligning_chain_time(s, sigma2, u0 * np.sqrt(qm / (2 * n)), u0 * u0 * qa,
+                                u0 * u0 * qb, level, tau)
+           for qm in q for qa in q for qb in q]
+    return float(np.mean(out))
