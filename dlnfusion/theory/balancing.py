@@ -57,7 +57,8 @@ from ..precision import float64
 from .common import Prediction
 from .fisher import WINDOW_RULES, _toy_moments
 
-__all__ = ["BalancedRun", "balancing_two_layer", "balancing_deep", "initial_gram", "inforeg_slowdown",
+__all__ = ["BalancedRun", "balancing_two_layer", "balancing_deep", "initial_gram",
+           "inforeg_slowdown",
            "score_gaps", "window_test", "ogm_coefficients", "METHODS"]
 
 METHODS = ("joint", "ogm", "ogm_ge", "inforeg")
