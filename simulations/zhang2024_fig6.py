@@ -11,9 +11,11 @@ Frobenius norm ≈ u0, post-fusion ≈ √2·u0).
 (d) against u0 ∈ [0.03, 0.18], σ_A/σ_B = 2, ρ = 0.
 
 Lines: dlnfusion's prediction for the simulated training (signal-subspace reduction of each
-seed's initial weights, integrated with the same learning rate; solid) and the paper's
-leading-order formula, eqs. (9), (12), (57) corrected (dashed). Markers: simulations, mean ±
-s.d. over seeds.
+seed's initial weights, integrated with the same learning rate; solid), dlnfusion's closed
+form for random weights (`theory.random_init_times` from each seed's six initial norms, seed
+mean; dotted) and the paper's leading-order formula, eqs. (9), (12), (57) corrected (dashed).
+Markers: simulations, mean ± s.d. over seeds. The JSON also has the closed form averaged over
+the initialization's laws (`time_ratio_closed_form_expected`).
 """
 from __future__ import annotations
 
@@ -77,6 +79,21 @@ def _prediction_curve(spec, params_unit, panel, xs):
     return np.nanmean(meas.time_ratio.reshape(len(xs), n_seeds), axis=1)
 
 
+def _closed_form(spec, seeds_unit, grid):
+    """Per-seed closed-form t_A, t_B, ratio at each (sigma_ratio, rho, u0) of ``grid``, from
+    the seeds' initial norms at scale 1 (the frobenius scheme is linear in u0)."""
+    Lf = spec.fusion_layer
+    if Lf == 1:
+        return np.full((len(grid), 1, 3), np.nan)
+    out = np.full((len(grid), len(seeds_unit), 3), np.nan)
+    for c, (r, rho, u0) in enumerate(grid):
+        st = Stats.scalar_toy(r, 1.0, rho)
+        for s, w in enumerate(seeds_unit):
+            p = th.random_init_times(st, DEPTH, Lf, u0, WIDTH, LR, weights=u0 * w)
+            out[c, s] = p.t_a, p.t_b, p.ratio
+    return out
+
+
 def run(out: Path, quick: bool = False) -> dict:
     import jax
 
@@ -102,14 +119,26 @@ def run(out: Path, quick: bool = False) -> dict:
                 spec, [s for s in stats for _ in seeds], traj.initial_params, LR, **_train_kw())
             if unit is None:  # weights at scale 1 (the frobenius scheme is linear in u0)
                 unit = jax.tree_util.tree_map(lambda a: a[0] / grid[0][2], traj.initial_params)
+                seeds_unit = th.alignment_seeds(spec, unit) if Lf > 1 else None
+            cf = _closed_form(spec, seeds_unit, grid)
             for c, ((r, rho, u0), st) in enumerate(zip(grid, stats)):
                 lo = th.time_ratio_leading_order(st, DEPTH, Lf, u0)
+                ex = (th.random_init_times(st, DEPTH, Lf, u0, WIDTH, LR) if Lf > 1 else None)
                 points.append({
                     "panel": panel, "fusion_layer": Lf, "rho": rho, "sigma_ratio": r,
                     "init_scale": u0,
                     "time_ratio_leading_order": lo.value,
                     "time_ratio_theory": float(np.nanmean(pred.time_ratio[c])),
                     "time_ratio_theory_per_seed": [float(v) for v in pred.time_ratio[c]],
+                    "time_ratio_closed_form": (float(np.mean(cf[c, :, 2])) if Lf > 1
+                                               else 1.0),
+                    "time_ratio_closed_form_per_seed": [float(v) for v in cf[c, :, 2]],
+                    "t_A_closed_form": [float(v) for v in cf[c, :, 0]],
+                    "t_B_closed_form": [float(v) for v in cf[c, :, 1]],
+                    "time_ratio_closed_form_expected": ex.ratio if ex else 1.0,
+                    "closed_form_valid": ex.valid if ex else True,
+                    "closed_form_caveats": list(ex.caveats) if ex else
+                    ["early fusion: one transition"],
                     "time_ratio_sim": [float(v) for v in meas.time_ratio[c]],
                     "t_A_sim": [float(v) for v in meas.t_a[c]],
                     "t_B_sim": [float(v) for v in meas.t_b[c]],
@@ -121,6 +150,9 @@ def run(out: Path, quick: bool = False) -> dict:
             curves[(panel, Lf)] = {
                 "x": cfg["line"],
                 "theory": _prediction_curve(spec, unit, panel, cfg["line"]),
+                "closed_form": (np.mean(_closed_form(spec, seeds_unit, [
+                    _config(panel, x) for x in cfg["line"]])[:, :, 2], axis=1) if Lf > 1
+                    else np.ones(len(cfg["line"]))),
                 "leading_order": np.array([th.time_ratio_leading_order(
                     Stats.scalar_toy(r, 1.0, rho), DEPTH, Lf, u0).value
                     for r, rho, u0 in (_config(panel, x) for x in cfg["line"])]),
@@ -152,14 +184,22 @@ def _summary(points) -> dict:
         for Lf in FUSION_LAYERS:
             sel = [p for p in points if p["panel"] == panel and p["fusion_layer"] == Lf]
             e_th, e_lo = _errors(sel, "time_ratio_theory"), _errors(sel, "time_ratio_leading_order")
+            e_cf = _errors(sel, "time_ratio_closed_form")
+            e_ex = _errors(sel, "time_ratio_closed_form_expected")
             out[f"{panel}/Lf={Lf}"] = {
                 "theory_median": float(np.median(e_th)), "theory_max": float(np.max(e_th)),
+                "closed_form_median": float(np.median(e_cf)),
+                "closed_form_max": float(np.max(e_cf)),
+                "closed_form_expected_median": float(np.median(e_ex)),
+                "closed_form_expected_max": float(np.max(e_ex)),
                 "leading_order_median": float(np.median(e_lo)),
                 "leading_order_max": float(np.max(e_lo))}
         sel = [p for p in points if p["panel"] == panel]
-        e_th = _errors(sel, "time_ratio_theory")
+        e_th, e_cf = _errors(sel, "time_ratio_theory"), _errors(sel, "time_ratio_closed_form")
         out[f"{panel}/all"] = {"theory_median": float(np.median(e_th)),
-                               "theory_max": float(np.max(e_th))}
+                               "theory_max": float(np.max(e_th)),
+                               "closed_form_median": float(np.median(e_cf)),
+                               "closed_form_max": float(np.max(e_cf))}
     out["all_converged"] = all(s == "converged" for p in points for s in p["status"])
     return out
 
@@ -189,6 +229,8 @@ def _figure(points, curves, traj_a, stem):
             for Lf in FUSION_LAYERS:
                 cv = curves[(panel, Lf)]
                 lines.append({"y": cv["theory"], "color": colors[Lf]})
+                lines.append({"y": cv["closed_form"], "color": colors[Lf], "style": ":",
+                              "width": 1.0})
                 lines.append({"y": cv["leading_order"], "color": colors[Lf], "style": "--",
                               "width": 0.8})
                 sel = [p for p in points if p["panel"] == panel and p["fusion_layer"] == Lf]
@@ -202,24 +244,27 @@ def _figure(points, curves, traj_a, stem):
                           panel=panel)
         from matplotlib.lines import Line2D
         handles = [Line2D([], [], color="0.3", ls="-", label="theory (reduced dynamics, GD)"),
+                   Line2D([], [], color="0.3", ls=":", label="closed form, random weights"),
                    Line2D([], [], color="0.3", ls="--", label="leading order in $u_0$"),
                    Line2D([], [], color="0.3", ls="", marker="o", mfc="white",
                           label="simulation"),
                    Line2D([], [], color="black", ls=(0, (2, 2)), lw=0.6,
                           label="(a) predicted loss")]
-        fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=6.5)
+        fig.legend(handles=handles, loc="outside lower center", ncol=5, fontsize=6)
         return save(fig, stem)
 
 
 def _print_summary(summary):
     print(f"{'panel':>6} {'L_f':>4} | {'theory median':>13} {'max':>7} | "
-          f"{'leading order median':>20} {'max':>7}")
+          f"{'closed form median':>18} {'max':>7} | {'leading order median':>20} {'max':>7}")
     for key, v in summary.items():
         if not isinstance(v, dict) or "leading_order_median" not in v:
             continue
         panel, lf = key.split("/")
         print(f"{panel:>6} {lf[3:]:>4} | {v['theory_median']:13.2%} {v['theory_max']:7.2%} | "
+              f"{v['closed_form_median']:18.1%} {v['closed_form_max']:7.1%} | "
               f"{v['leading_order_median']:20.1%} {v['leading_order_max']:7.1%}")
     for panel in PANELS:
         v = summary[f"{panel}/all"]
-        print(f"panel {panel}: theory median {v['theory_median']:.2%}, max {v['theory_max']:.2%}")
+        print(f"panel {panel}: theory median {v['theory_median']:.2%}, max {v['theory_max']:.2%}; "
+              f"closed form median {v['closed_form_median']:.1%}, max {v['closed_form_max']:.1%}")

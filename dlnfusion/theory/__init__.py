@@ -12,10 +12,11 @@ from .saxe import (effective_init, effective_init_early, logistic_weight, mode_s
                    white_uncorrelated)
 from .landscape import (Curvature, Manifold, fixed_points, minimum_curvature,
                         preference_regions, reduced_flow, saddle_loss, superficial_preference)
-from .deep import (alignment_escape_time, branch_relation, deep_times, fusion_integral,
+from .deep import (RANDOM_INIT_SMALL_B, alignment_escape_time, alignment_seeds,
+                   branch_relation, deep_times, fusion_integral,
                    pathway_time,
                    pathway_trajectory, reduced_rhs, time_ratio_leading_order,
-                   time_ratio_unequal, unequal_integral)
+                   random_init_times, time_ratio_unequal, unequal_integral)
 from .invariants import balance_invariants, norm_invariants
 from .reduction import reduce_network
 from .relu import (RELU_RATE_FACTOR, RELU_WEIGHT_FACTOR, predict_times_early_relu,
@@ -36,7 +37,8 @@ __all__ = [
     "predict_times", "roles", "time_ratio_eq9", "time_ratio_from_drives",
     "time_ratio_gradient_descent", "time_ratio_crossover", "turned_mode_power", "SHARP_TURN_ALIGN",
     "time_ratio_gradient_flow",
-    "times_leading_order", "alignment_escape_time", "branch_relation", "deep_times", "fusion_integral", "pathway_time",
+    "times_leading_order", "alignment_escape_time", "alignment_seeds", "random_init_times",
+    "RANDOM_INIT_SMALL_B", "branch_relation", "deep_times", "fusion_integral", "pathway_time",
     "pathway_trajectory", "reduced_rhs", "time_ratio_leading_order", "time_ratio_unequal",
     "unequal_integral", "balance_invariants", "norm_invariants",
     "reduce_network", "effective_init_early", "predict_times_early", "predict_times_early_relu",

@@ -30,11 +30,12 @@ import numpy as np
 from scipy import integrate, optimize
 
 from .common import Prediction
-from .timescales import _scale_tol, roles
+from .timescales import TimePrediction, _scale_tol, roles
 
 __all__ = ["reduced_rhs", "branch_relation", "fusion_integral", "unequal_integral",
            "time_ratio_leading_order", "time_ratio_unequal", "deep_times", "pathway_time",
-           "pathway_trajectory", "alignment_escape_time"]
+           "pathway_trajectory", "alignment_escape_time", "alignment_seeds",
+           "random_init_times", "RANDOM_INIT_SMALL_B"]
 
 
 def _check_depths(depth, fusion_layer):
@@ -386,3 +387,204 @@ def alignment_escape_time(s: float, sigma2: float, u0: float, width: int, tau: f
                                 u0 * u0 * qb, level, tau)
            for qm in q for qa in q for qb in q]
     return float(np.mean(out))
+
+
+# ------------------------------------------- both transitions of Figure 6 from random weights
+def alignment_seeds(spec, params) -> np.ndarray:
+    """The three numbers per modality that the random-initialization closed form needs.
+
+    For a four-layer fusion network with scalar modalities and a scalar output, the pathway of
+    modality m is W4 W3 W2 W1 (its branch's layers, then the post-fusion ones). Returns, for
+    each run and modality, (m0, a, b): a = ‖W1‖, b = ‖W4‖ and m0 = ‖W2 â + W3ᵀ b̂‖/2 (â, b̂
+    the directions of W1 and W4ᵀ), the seed of the middle pair's growing mode. Shape
+    ``batch + (2, 3)`` for ``params`` with leading batch axes."""
+    if spec.depth != 4 or spec.n_modalities != 2 or spec.output_dim != 1 \
+            or any(d != 1 for d in spec.input_dims):
+        raise ValueError("alignment_seeds needs a four-layer network with two scalar "
+                         "modalities and a scalar output")
+    out = []
+    for m in range(2):
+        W1, W2, W3, W4 = (np.asarray(W, dtype=float) for W in
+                          tuple(params.branches[m]) + tuple(params.post))
+        a = np.linalg.norm(W1[..., 0], axis=-1)
+        b = np.linalg.norm(W4[..., 0, :], axis=-1)
+        ah, bh = W1[..., 0] / a[..., None], W4[..., 0, :] / b[..., None]
+        mode = np.einsum("...ij,...j->...i", W2, ah) + np.einsum("...ji,...j->...i", W3, bh)
+        out.append(np.stack([np.linalg.norm(mode, axis=-1) / 2, a, b], axis=-1))
+    return np.stack(out, axis=-2)
+
+
+def _chain_time(s, sig2, start, end, rate, tau, log=True):
+    """τ∫ dm/((s − σ² w) r(m)) from start to end, r(m) = w/m the growth factor of the chain's
+    map w (τṁ = (s − σ²w) w/m); in ln m when ``log`` (the middle pair's mode, m > 0)."""
+    if not end > start:
+        return 0.0
+    if log:
+        f = lambda lm: np.exp(lm) / ((s - sig2 * rate(np.exp(lm)) * np.exp(lm))  # noqa: E731
+                                     * rate(np.exp(lm)))
+        return float(tau * integrate.quad(f, np.log(start), np.log(end), limit=400,
+                                          epsrel=1e-11)[0])
+    f = lambda p: 1.0 / ((s - sig2 * rate(p) * p) * rate(p))  # noqa: E731
+    return float(tau * integrate.quad(f, start, end, limit=400, epsrel=1e-11)[0])
+
+
+def _level_point(w, target, lo, hi):
+    """The m in (lo, hi) at which the increasing map w(m) reaches target."""
+    while w(hi) < target:
+        hi *= 2
+    return float(optimize.brentq(lambda m: w(m) - target, lo, hi, xtol=1e-15, rtol=1e-13))
+
+
+def _two_phase_run(q, fusion_layer, seeds, level, tau):
+    """t_A, t_B and B's share of its target at t_A for one run (seeds per modality)."""
+    (m0, a, b), (m0b, ab, bb) = seeds
+    sA, s2A, sAB, sB, st, s2t = q
+    c1, c4 = a * a - m0 * m0, b * b - m0 * m0
+    x1 = lambda m: np.sqrt(m * m + c1)  # noqa: E731
+    x4 = lambda m: np.sqrt(m * m + c4)  # noqa: E731
+    rate_a = lambda m: x1(m) * x4(m) * m  # noqa: E731   w_A / m
+    wA = lambda m: rate_a(m) * m  # noqa: E731
+    w_star = sA / s2A
+    m_half = _level_point(wA, level * w_star, m0, 1.0)
+    m_star = _level_point(wA, w_star * (1 - 1e-12), m0, 1.0)
+    t_a = _chain_time(sA, s2A, m0, m_half, rate_a, tau)
+    # B's growth while A is learned: dE = s_B(t) g_B dt/τ, dt/τ = dm/((s_A − σ_A² w_A) w_A/m),
+    # and, after t_A, the part of A's approach in which B's drive still exceeds s̃_B.
+    gain = {4: lambda m: ab * bb, 3: lambda m: ab * x4(m), 2: lambda m: x4(m) * m}[fusion_layer]
+    dE = lambda m, ref: ((sB - sAB * wA(m)) - ref) * gain(m) / ((sA - s2A * wA(m)) * rate_a(m))
+    E = (integrate.quad(lambda lm: dE(np.exp(lm), 0.0) * np.exp(lm), np.log(m0),
+                        np.log(m_half), limit=400, epsrel=1e-10)[0]
+         + integrate.quad(lambda lm: dE(np.exp(lm), st) * np.exp(lm), np.log(m_half),
+                          np.log(m_star), limit=400, epsrel=1e-10)[0])
+    target = level * st / s2t
+    if fusion_layer == 2:          # B's pathway: a_B and W2_B along the shared mode, gain G
+        G, cc = x4(m_star) * m_star, ab * ab
+        p_s = ab * np.sinh(E)
+        rate_b = lambda p: G * np.sqrt(p * p + cc)  # noqa: E731
+        start, log = p_s, False
+    else:                          # B's middle pair from m0_B·e^E, with its own invariants
+        cb1 = ab * ab - m0b * m0b
+        if fusion_layer == 3:
+            G = x4(m_star)
+            rate_b = lambda m: G * np.sqrt(m * m + cb1) * m  # noqa: E731
+        else:
+            cb4 = bb * bb - m0b * m0b
+            rate_b = lambda m: np.sqrt((m * m + cb1) * (m * m + cb4)) * m  # noqa: E731
+        start, log = m0b * np.exp(E), True
+    wB = lambda m: rate_b(m) * m  # noqa: E731
+    end = _level_point(wB, target, start if log else min(start, 0.0), 1.0)
+    gap = _chain_time(st, s2t, start, end, rate_b, tau, log=log)
+    return t_a, t_a + gap, float(wB(start) / (st / s2t))
+
+
+RANDOM_INIT_SMALL_B = 0.1
+
+
+def random_init_times(stats, depth: int, fusion_layer: int, u0: float, width: int, lr: float,
+                      *, weights=None, nodes: int = 3, level: float = 0.5):
+    """t_A and t_B of a four-layer fusion network trained from random weights (the
+    ``"frobenius"`` initialization of the paper's Figure 6), in closed form: one-variable
+    quadratures, no integration of the network or of a reduced system.
+
+    Two scalar modalities, scalar output, depth 4, fusion layer 2, 3 or 4 (late), gradient
+    descent with step ``lr`` treated as gradient flow with τ = 1/lr. The model (theory/deep.py,
+    derive_random_init_times):
+
+    * **First transition.** A's pathway W4W3W2W1 aligns: its middle pair's mode grows from its
+      random seed m0 while the outer layers keep the invariants (:func:`alignment_escape_time`).
+    * **B during the first phase.** B's growing mode is driven by s_B(t) = Σ_yxB − Σ_AB w_A(t)
+      through the gain that A's growth opens: ln(m_B/m0_B) = ∫ s_B(t) g dt/τ with g = a_B b_B
+      (late fusion, B's own outer layers), a_B‖W4‖ (L_f = 3, the shared last layer) or, for
+      L_f = 2, asinh(p_B/a_B) = ∫ s_B ‖W4‖ m_A dt/τ for B's second layer along the shared
+      mode (its own seed, of order u0/width, neglected). The integral runs over A's escape in
+      A's own variable, and over A's approach to its plateau for the part of s_B(t) above
+      s̃_B. A mode of the sign opposite to s̃_B's enters as a negative exponent.
+    * **Second transition.** On A's plateau B sees the drive s̃_B − σ̃_B² w_B (σ̃_B² the
+      Schur complement) and escapes from that amplitude, with its invariants and the gain of
+      A's learned shared layers.
+
+    ``weights``: the (m0, a, b) of each modality's pathway in one run, from
+    :func:`alignment_seeds`; the prediction is then that run's. Without it the times are
+    averaged over the initialization's laws (χ² norms: a², b² ~ u0²χ²_n/n times 2 for
+    post-fusion layers, m0² the same over 4n), with ``nodes`` mid-quantile nodes per random
+    number. At L_f = 2, B's second layer also feeds the shared mode while A escapes, which
+    speeds A by O(k²) (k = s_B/s_A): up to 8 % on t_A at k = 0.5, less on the ratio, which
+    moves with it (theory/deep.py, check_random_init_times). ``valid`` is False when B's map
+    at t_A already exceeds
+    ``RANDOM_INIT_SMALL_B`` of its target (B is no longer linear when A is learned; the
+    prediction of t_B is then a few per cent late) or when B is never learned."""
+    _check_depths(depth, fusion_layer)
+    if int(depth) != 4:
+        raise ValueError(f"random_init_times covers depth 4 (a middle pair of hidden "
+                         f"matrices in every pathway), got depth {depth!r}")
+    if int(fusion_layer) == 1:
+        raise ValueError("fusion_layer must be 2, 3 or 4: early fusion (1) has no unimodal "
+                         "phase")
+    if stats.n_modalities != 2 or stats.output_dim != 1 or any(d != 1 for d in stats.dims):
+        raise ValueError("random_init_times needs two scalar modalities and a scalar output")
+    for name, v in (("u0", u0), ("lr", lr)):
+        if isinstance(v, bool) or not np.isfinite(v) or v <= 0:
+            raise ValueError(f"{name} must be a positive number, got {v!r}")
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 2:
+        raise ValueError(f"width must be an integer >= 2, got {width!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    if isinstance(nodes, bool) or not isinstance(nodes, (int, np.integer)) or nodes < 1:
+        raise ValueError(f"nodes must be a positive integer, got {nodes!r}")
+    r = roles(stats)
+    A, B, Lf, tau = r.first, r.second, int(fusion_layer), 1.0 / float(lr)
+    names = (stats.names[A], stats.names[B])
+    sA, sB, st = (float(np.ravel(v)[0]) for v in (r.s_a, r.s_b, r.s_b_tilde))
+    s2A, s2t = float(np.ravel(r.sigma_a)[0]), float(np.ravel(r.sigma_b_tilde)[0])
+    sAB = float(np.ravel(stats.block(A, B))[0])
+    if sA == 0:
+        raise ValueError("Sigma_yx vanishes: no modality is learned")
+    gA = np.sign(sA)                   # flip x_A (and Σ_AB) so that s_A > 0
+    sA, sAB = abs(sA), gA * sAB
+    if abs(st) <= _scale_tol(stats):
+        t_a = [_aligning_chain_time(sA, s2A, m0, a * a, b * b, level, tau)
+               for m0, a, b in _seed_nodes(weights, A, B, Lf, u0, width, nodes)[0]]
+        return TimePrediction(float(np.mean(t_a)), float("inf"), *names, True,
+                              ("collinear modalities: B is never learned",))
+    gB = np.sign(st)                   # flip x_B so that s̃_B > 0
+    q = (sA, s2A, gB * sAB, gB * sB, abs(st), s2t)
+    runs = [_two_phase_run(q, Lf, s, level, tau)
+            for s in _seed_nodes(weights, A, B, Lf, u0, width, nodes)[1]]
+    t_a, t_b, share = (np.array(v) for v in zip(*runs))
+    caveats = ()
+    if np.max(share) > RANDOM_INIT_SMALL_B:
+        caveats = (f"B's map is already {np.max(share):.0%} of its target when A is learned: "
+                   "its growth is no longer linear there and t_B comes out late",)
+    return TimePrediction(float(np.mean(t_a)), float(np.mean(t_b)), *names, not caveats,
+                          caveats)
+
+
+def _seed_nodes(weights, A, B, Lf, u0, width, nodes):
+    """(A's seeds, pairs of A's and B's seeds): one run's, or nodes of the initialization's
+    laws (B's unused numbers NaN)."""
+    if weights is not None:
+        w = np.asarray(weights, dtype=float)
+        if w.shape != (2, 3) or not np.all(np.isfinite(w)) or np.any(w <= 0):
+            raise ValueError("weights must be the positive (m0, a, b) of each modality's "
+                             f"pathway, shape (2, 3) (alignment_seeds), got {weights!r}")
+        if np.any(w[:, 0] >= w[:, 1:].min(axis=1)):
+            raise ValueError("weights: each m0 must be smaller than its pathway's a and b")
+        pair = (tuple(w[A]), tuple(w[B]))
+        return [pair[0]], [pair]
+    from scipy import stats as sps
+
+    n = int(width)
+    z = np.sqrt(sps.chi2.ppf((np.arange(nodes) + 0.5) / nodes, n) / n)  # √(χ²_n/n) nodes
+    post = np.sqrt(2.0)
+    fb = post if Lf < 4 else 1.0                      # A's last layer: post-fusion below 4
+    fm = np.sqrt((1 + (2.0 if Lf == 2 else 1.0)) / (4 * n))   # W3 post-fusion at L_f = 2
+    a_nodes = [(u0 * fm * zm, u0 * za, u0 * fb * zb) for zm in z for za in z for zb in z]
+    if Lf == 4:
+        b_nodes = [(u0 * np.sqrt(2 / (4 * n)) * zm, u0 * za, u0 * zb)
+                   for zm in z for za in z for zb in z]
+    elif Lf == 3:
+        b_nodes = [(u0 * np.sqrt(2 / (4 * n)) * zm, u0 * za, np.nan) for zm in z for za in z]
+    else:
+        b_nodes = [(np.nan, u0 * za, np.nan) for za in z]
+    pairs = [(sa, sb) for sa in a_nodes for sb in b_nodes]
+    return a_nodes, pairs
