@@ -444,8 +444,8 @@ def test_random_init_times_predicts_each_random_run(Lf, tol_a, tol_b):
     traj = simulate(spec, st, seeds=[0, 1, 2], scheme="frobenius", scale=0.1, lr=0.04,
                     max_steps={2: 1600, 3: 2600, 4: 8000}[Lf], stride=4)
     meas = measure_unimodal_phase(traj)
-    seeds = th.alignment_seeds(spec, traj.initial_params).reshape(-1, 2, 3)
-    assert seeds.shape == (3, 2, 3)
+    seeds = th.alignment_seeds(spec, traj.initial_params).reshape(-1, 2, 4)
+    assert seeds.shape == (3, 2, 4)
     for k in range(3):
         pred = th.random_init_times(st, 4, Lf, 0.1, 100, 0.04, weights=seeds[k])
         assert pred.first == "A" and pred.valid
@@ -463,9 +463,10 @@ def test_alignment_seeds_are_the_pathways_norms():
     for m in range(2):
         W1, W2 = (np.asarray(W) for W in params.branches[m])
         a, b = np.linalg.norm(W1), np.linalg.norm(W4)
-        m0 = np.linalg.norm(W2 @ (W1[:, 0] / a) + W3.T @ (W4[0] / b)) / 2
-        np.testing.assert_allclose(got[m], [m0, a, b], rtol=1e-6)  # float32 weights
-    with pytest.raises(ValueError, match="four-layer network with two scalar modalities"):
+        p, q = W2 @ (W1[:, 0] / a), W3.T @ (W4[0] / b)
+        np.testing.assert_allclose(got[m], [np.linalg.norm(p + q) / 2, np.linalg.norm(p - q) / 2,
+                                            a, b], rtol=1e-6)  # float32 weights
+    with pytest.raises(ValueError, match="four-layer network with scalar modalities"):
         th.alignment_seeds(NetworkSpec.fusion(3, 2, width=6), params)
 
 
@@ -505,7 +506,7 @@ def test_random_init_times_law_average_and_errors():
         th.random_init_times(st, 4, 3, u0, True, 0.04)
     with pytest.raises(ValueError, match="nodes must be a positive integer"):
         th.random_init_times(st, 4, 3, u0, n, 0.04, nodes=0)
-    with pytest.raises(ValueError, match="shape \\(2, 3\\)"):
-        th.random_init_times(st, 4, 3, u0, n, 0.04, weights=[0.01, 0.1, 0.1])
+    with pytest.raises(ValueError, match="shape \\(2, 4\\)"):
+        th.random_init_times(st, 4, 3, u0, n, 0.04, weights=[0.01, 0.01, 0.1, 0.1])
     with pytest.raises(ValueError, match="m0 must be smaller"):
-        th.random_init_times(st, 4, 3, u0, n, 0.04, weights=[[0.2, 0.1, 0.1]] * 2)
+        th.random_init_times(st, 4, 3, u0, n, 0.04, weights=[[0.2, 0.01, 0.1, 0.1]] * 2)

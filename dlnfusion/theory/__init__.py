@@ -12,7 +12,8 @@ from .saxe import (effective_init, effective_init_early, logistic_weight, mode_s
                    white_uncorrelated)
 from .landscape import (Curvature, Manifold, fixed_points, minimum_curvature,
                         preference_regions, reduced_flow, saddle_loss, superficial_preference)
-from .deep import (RANDOM_INIT_SMALL_B, alignment_escape_time, alignment_seeds,
+from .deep import (RANDOM_INIT_SMALL_B, alignment_escape_time, alignment_seeds, mode_after,
+                   mode_potential,
                    branch_relation, deep_times, fusion_integral,
                    pathway_time,
                    pathway_trajectory, reduced_rhs, time_ratio_leading_order,
@@ -38,6 +39,7 @@ __all__ = [
     "time_ratio_gradient_descent", "time_ratio_crossover", "turned_mode_power", "SHARP_TURN_ALIGN",
     "time_ratio_gradient_flow",
     "times_leading_order", "alignment_escape_time", "alignment_seeds", "random_init_times",
+    "mode_potential", "mode_after",
     "RANDOM_INIT_SMALL_B", "branch_relation", "deep_times", "fusion_integral", "pathway_time",
     "pathway_trajectory", "reduced_rhs", "time_ratio_leading_order", "time_ratio_unequal",
     "unequal_integral", "balance_invariants", "norm_invariants",

@@ -35,7 +35,7 @@ from .timescales import TimePrediction, _scale_tol, roles
 __all__ = ["reduced_rhs", "branch_relation", "fusion_integral", "unequal_integral",
            "time_ratio_leading_order", "time_ratio_unequal", "deep_times", "pathway_time",
            "pathway_trajectory", "alignment_escape_time", "alignment_seeds",
-           "random_init_times", "RANDOM_INIT_SMALL_B"]
+           "random_init_times", "RANDOM_INIT_SMALL_B", "mode_potential", "mode_after"]
 
 
 def _check_depths(depth, fusion_layer):
@@ -391,27 +391,58 @@ def alignment_escape_time(s: float, sigma2: float, u0: float, width: int, tau: f
 
 # ------------------------------------------- both transitions of Figure 6 from random weights
 def alignment_seeds(spec, params) -> np.ndarray:
-    """The three numbers per modality that the random-initialization closed form needs.
+    """The numbers per modality that the random-initialization closed forms need.
 
     For a four-layer fusion network with scalar modalities and a scalar output, the pathway of
     modality m is W4 W3 W2 W1 (its branch's layers, then the post-fusion ones). Returns, for
-    each run and modality, (m0, a, b): a = ‖W1‖, b = ‖W4‖ and m0 = ‖W2 â + W3ᵀ b̂‖/2 (â, b̂
-    the directions of W1 and W4ᵀ), the seed of the middle pair's growing mode. Shape
-    ``batch + (2, 3)`` for ``params`` with leading batch axes."""
-    if spec.depth != 4 or spec.n_modalities != 2 or spec.output_dim != 1 \
-            or any(d != 1 for d in spec.input_dims):
-        raise ValueError("alignment_seeds needs a four-layer network with two scalar "
-                         "modalities and a scalar output")
+    each run and modality, (m0₊, m0₋, a, b): a = ‖W1‖, b = ‖W4‖ and m0± = ‖W2 â ± W3ᵀ b̂‖/2
+    (â, b̂ the directions of W1 and W4ᵀ), the seeds of the middle pair's mode that grows under
+    a positive and under a negative drive. Shape ``batch + (M, 4)`` for ``params`` with
+    leading batch axes."""
+    if spec.depth != 4 or spec.output_dim != 1 or any(d != 1 for d in spec.input_dims):
+        raise ValueError("alignment_seeds needs a four-layer network with scalar modalities "
+                         "and a scalar output")
     out = []
-    for m in range(2):
+    for m in range(spec.n_modalities):
         W1, W2, W3, W4 = (np.asarray(W, dtype=float) for W in
                           tuple(params.branches[m]) + tuple(params.post))
         a = np.linalg.norm(W1[..., 0], axis=-1)
         b = np.linalg.norm(W4[..., 0, :], axis=-1)
         ah, bh = W1[..., 0] / a[..., None], W4[..., 0, :] / b[..., None]
-        mode = np.einsum("...ij,...j->...i", W2, ah) + np.einsum("...ji,...j->...i", W3, bh)
-        out.append(np.stack([np.linalg.norm(mode, axis=-1) / 2, a, b], axis=-1))
+        p = np.einsum("...ij,...j->...i", W2, ah)
+        q = np.einsum("...ji,...j->...i", W3, bh)
+        out.append(np.stack([np.linalg.norm(p + q, axis=-1) / 2,
+                             np.linalg.norm(p - q, axis=-1) / 2, a, b], axis=-1))
     return np.stack(out, axis=-2)
+
+
+def mode_potential(m, c1, c4=None):
+    """Φ(m) = ∫^m dm'/(m' x1 x4) with x_i = √(m'² + c_i) (one outer factor when c4 is None),
+    the potential in which a middle-pair mode grows linearly under any drive history:
+    τṁ = e(t) x1 x4 m gives dΦ = e(t) dt/τ (theory/deep.py, derive_random_init_times).
+    Φ < 0 and Φ → 0 as m → ∞: a mode whose potential reaches 0 has escaped."""
+    m = np.asarray(m, dtype=float)
+    if c4 is None:
+        r = np.sqrt(c1)
+        return -np.arcsinh(r / m) / r
+    c, b, u = c1 * c4, c1 + c4, m * m
+    r = np.sqrt(c)
+    inf = (np.sqrt(c1) + np.sqrt(c4)) ** 2          # the bracket's limit as m → ∞
+    return -np.log((2 * c + b * u + 2 * r * np.sqrt((u + c1) * (u + c4))) / (u * inf)) / (2 * r)
+
+
+def mode_after(m0, dphi, c1, c4=None):
+    """The mode reached from m0 after the potential has moved by ``dphi`` (the inverse of
+    :func:`mode_potential`); inf if the mode has escaped (Φ ≥ 0)."""
+    phi = float(mode_potential(m0, c1, c4)) + float(dphi)
+    if phi >= 0:
+        return float("inf")
+    if c4 is None:
+        r = np.sqrt(c1)
+        return float(r / np.sinh(-r * phi))
+    c, b = c1 * c4, c1 + c4
+    y = np.exp(-2 * np.sqrt(c) * phi) * (np.sqrt(c1) + np.sqrt(c4)) ** 2
+    return float(np.sqrt(4 * c * y / ((y - b) ** 2 - 4 * c)))
 
 
 def _chain_time(s, sig2, start, end, rate, tau, log=True):
@@ -448,9 +479,11 @@ def _two_phase_run(q, fusion_layer, seeds, level, tau):
     m_half = _level_point(wA, level * w_star, m0, 1.0)
     m_star = _level_point(wA, w_star * (1 - 1e-12), m0, 1.0)
     t_a = _chain_time(sA, s2A, m0, m_half, rate_a, tau)
-    # B's growth while A is learned: dE = s_B(t) g_B dt/τ, dt/τ = dm/((s_A − σ_A² w_A) w_A/m),
-    # and, after t_A, the part of A's approach in which B's drive still exceeds s̃_B.
-    gain = {4: lambda m: ab * bb, 3: lambda m: ab * x4(m), 2: lambda m: x4(m) * m}[fusion_layer]
+    # B's growth while A is learned: dΦ_B = s_B(t) g dt/τ with Φ_B B's mode potential and g
+    # the gain that does not depend on B (1, x4(t), x4(t) m_A(t)), dt/τ = dm/((s_A − σ_A² w_A)
+    # w_A/m) in A's variable; after t_A, the part of A's approach in which B's drive still
+    # exceeds s̃_B.
+    gain = {4: lambda m: 1.0, 3: lambda m: x4(m), 2: lambda m: x4(m) * m}[fusion_layer]
     dE = lambda m, ref: ((sB - sAB * wA(m)) - ref) * gain(m) / ((sA - s2A * wA(m)) * rate_a(m))
     E = (integrate.quad(lambda lm: dE(np.exp(lm), 0.0) * np.exp(lm), np.log(m0),
                         np.log(m_half), limit=400, epsrel=1e-10)[0]
@@ -462,15 +495,17 @@ def _two_phase_run(q, fusion_layer, seeds, level, tau):
         p_s = ab * np.sinh(E)
         rate_b = lambda p: G * np.sqrt(p * p + cc)  # noqa: E731
         start, log = p_s, False
-    else:                          # B's middle pair from m0_B·e^E, with its own invariants
+    else:                          # B's middle pair, with its own invariants
         cb1 = ab * ab - m0b * m0b
+        cb4 = bb * bb - m0b * m0b if fusion_layer == 4 else None
+        start, log = mode_after(m0b, E, cb1, cb4), True
         if fusion_layer == 3:
             G = x4(m_star)
             rate_b = lambda m: G * np.sqrt(m * m + cb1) * m  # noqa: E731
         else:
-            cb4 = bb * bb - m0b * m0b
             rate_b = lambda m: np.sqrt((m * m + cb1) * (m * m + cb4)) * m  # noqa: E731
-        start, log = m0b * np.exp(E), True
+        if not np.isfinite(start):
+            return t_a, t_a, np.inf
     wB = lambda m: rate_b(m) * m  # noqa: E731
     end = _level_point(wB, target, start if log else min(start, 0.0), 1.0)
     gap = _chain_time(st, s2t, start, end, rate_b, tau, log=log)
@@ -503,8 +538,9 @@ def random_init_times(stats, depth: int, fusion_layer: int, u0: float, width: in
       Schur complement) and escapes from that amplitude, with its invariants and the gain of
       A's learned shared layers.
 
-    ``weights``: the (m0, a, b) of each modality's pathway in one run, from
-    :func:`alignment_seeds`; the prediction is then that run's. Without it the times are
+    ``weights``: the (m0₊, m0₋, a, b) of each modality's pathway in one run, from
+    :func:`alignment_seeds`; the prediction is then that run's (each pathway escapes through
+    the mode of its drive's sign: A's s_A, B's s̃_B). Without it the times are
     averaged over the initialization's laws (χ² norms: a², b² ~ u0²χ²_n/n times 2 for
     post-fusion layers, m0² the same over 4n), with ``nodes`` mid-quantile nodes per random
     number. At L_f = 2, B's second layer also feeds the shared mode while A escapes, which
@@ -543,13 +579,13 @@ def random_init_times(stats, depth: int, fusion_layer: int, u0: float, width: in
     sA, sAB = abs(sA), gA * sAB
     if abs(st) <= _scale_tol(stats):
         t_a = [_aligning_chain_time(sA, s2A, m0, a * a, b * b, level, tau)
-               for m0, a, b in _seed_nodes(weights, A, B, Lf, u0, width, nodes)[0]]
+               for m0, a, b in _seed_nodes(weights, A, B, Lf, u0, width, nodes, gA, 1)[0]]
         return TimePrediction(float(np.mean(t_a)), float("inf"), *names, True,
                               ("collinear modalities: B is never learned",))
     gB = np.sign(st)                   # flip x_B so that s̃_B > 0
     q = (sA, s2A, gB * sAB, gB * sB, abs(st), s2t)
     runs = [_two_phase_run(q, Lf, s, level, tau)
-            for s in _seed_nodes(weights, A, B, Lf, u0, width, nodes)[1]]
+            for s in _seed_nodes(weights, A, B, Lf, u0, width, nodes, gA, gB)[1]]
     t_a, t_b, share = (np.array(v) for v in zip(*runs))
     caveats = ()
     if np.max(share) > RANDOM_INIT_SMALL_B:
@@ -559,17 +595,23 @@ def random_init_times(stats, depth: int, fusion_layer: int, u0: float, width: in
                           caveats)
 
 
-def _seed_nodes(weights, A, B, Lf, u0, width, nodes):
-    """(A's seeds, pairs of A's and B's seeds): one run's, or nodes of the initialization's
-    laws (B's unused numbers NaN)."""
+def _check_seeds(weights, M):
+    w = np.asarray(weights, dtype=float)
+    if w.shape != (M, 4) or not np.all(np.isfinite(w)) or np.any(w <= 0):
+        raise ValueError(f"weights must be the positive (m0+, m0-, a, b) of each modality's "
+                         f"pathway, shape ({M}, 4) (alignment_seeds), got {weights!r}")
+    if np.any(w[:, :2].max(axis=1) >= w[:, 2:].min(axis=1)):
+        raise ValueError("weights: each m0 must be smaller than its pathway's a and b")
+    return w
+
+
+def _seed_nodes(weights, A, B, Lf, u0, width, nodes, gA, gB):
+    """(A's seeds, pairs of A's and B's seeds) as (m0, a, b): one run's (the mode of sign gA,
+    gB), or nodes of the initialization's laws (B's unused numbers NaN)."""
     if weights is not None:
-        w = np.asarray(weights, dtype=float)
-        if w.shape != (2, 3) or not np.all(np.isfinite(w)) or np.any(w <= 0):
-            raise ValueError("weights must be the positive (m0, a, b) of each modality's "
-                             f"pathway, shape (2, 3) (alignment_seeds), got {weights!r}")
-        if np.any(w[:, 0] >= w[:, 1:].min(axis=1)):
-            raise ValueError("weights: each m0 must be smaller than its pathway's a and b")
-        pair = (tuple(w[A]), tuple(w[B]))
+        w = _check_seeds(weights, 2)
+        pick = lambda row, g: (row[0] if g > 0 else row[1], row[2], row[3])  # noqa: E731
+        pair = (pick(w[A], gA), pick(w[B], gB))
         return [pair[0]], [pair]
     from scipy import stats as sps
 

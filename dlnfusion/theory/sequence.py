@@ -48,7 +48,8 @@ from .saxe import typical_effective_init
 from .timescales import logistic_map_crossing
 
 __all__ = ["Plateau", "LearningSequence", "partial_solution", "plateau_loss",
-           "residual_drive", "learning_sequence", "sequence_init", "stage_one_integral"]
+           "residual_drive", "learning_sequence", "sequence_init", "stage_one_integral",
+           "SCHEMES"]
 
 #: A candidate that has grown to more than this fraction of its next plateau when another
 #: modality crosses half of its own counts as overlapping (the transitions are not
@@ -397,10 +398,13 @@ def _check_args(stats, depth, fusion_layer, scale, width, lr, method, u0):
                          "unique)")
 
 
+SCHEMES = ("balanced", "frobenius")
+
+
 def learning_sequence(stats, depth: int = 2, fusion_layer: int | None = None, *,
                       scale: float = 1e-9, width: int = 100, lr: float = 0.04,
-                      method: str = "gd", init=None, u0: float | None = None
-                      ) -> LearningSequence:
+                      method: str = "gd", init=None, u0: float | None = None,
+                      scheme: str = "balanced") -> LearningSequence:
     """Predict the order in which a fusion network learns its modalities, the time of every
     transition and the plateau after each (see the module docstring).
 
@@ -415,6 +419,16 @@ def learning_sequence(stats, depth: int = 2, fusion_layer: int | None = None, *,
     :func:`sequence_init`) predicts one run from its own weights; without it every mode starts
     at the typical value of an i.i.d. normal initialization (typical_effective_init).
 
+    ``scheme="frobenius"`` (deep networks): the random initialization of the paper's Figure 6
+    (entries N(0, u0²/entries)). For four-layer late fusion with scalar modalities ``times`` is
+    then its closed form (:func:`~.deep.random_init_times` extended to M modalities): on each
+    plateau every remaining pathway escapes, with its invariants, from the middle-pair mode it
+    has reached, the first to reach half of its block is learned, and while it escapes the
+    others' modes grow with their drives, which move linearly with its progress. ``init`` is
+    then one run's (m0₊, m0₋, a, b) per modality (:func:`~.deep.alignment_seeds`); without it
+    every pathway starts at the typical values (a = b = u0, m0 = u0/√(2·width)). Gradient flow
+    with τ = 1/``lr``.
+
     ``times`` is the finite-initialization prediction for scalar modalities and a scalar
     output; for vector modalities it is NaN (only the leading order is derived) with a caveat.
     Outside the assumptions — overlapping transitions (a near tie), a learned modality whose
@@ -422,6 +436,8 @@ def learning_sequence(stats, depth: int = 2, fusion_layer: int | None = None, *,
     with η|e| ≥ 1 — ``valid`` is False and ``caveats`` say why.
     """
     _check_args(stats, depth, fusion_layer, scale, width, lr, method, u0)
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
     depth = int(depth)
     fusion_layer = depth if fusion_layer is None else int(fusion_layer)
     M = stats.n_modalities
@@ -431,14 +447,32 @@ def learning_sequence(stats, depth: int = 2, fusion_layer: int | None = None, *,
     order_lo, thetas, caveats = _leading_order(stats)
     times_lo = _leading_times(stats, order_lo, thetas, depth, fusion_layer, float(lr), w0, u0)
     scalar = all(d == 1 for d in stats.dims) and stats.output_dim == 1
-    if depth > 2 and init is not None:
-        raise ValueError("init (two-layer mode amplitudes) applies to depth 2 only; a deep "
-                         "network's prediction is leading order in u0")
+    random_deep = (scheme == "frobenius" and depth == 4 and fusion_layer == 4 and scalar)
+    if depth > 2 and init is not None and not random_deep:
+        raise ValueError("init (two-layer mode amplitudes) applies to depth 2, or to four-layer "
+                         "late fusion with scheme='frobenius' (alignment_seeds); otherwise a "
+                         "deep network's prediction is leading order in u0")
+    if random_deep:
+        from .deep import _check_seeds
+
+        M = stats.n_modalities
+        if init is None:
+            m0 = u0 / np.sqrt(2 * int(width))
+            seeds = np.tile([m0, m0, u0, u0], (M, 1))
+        else:
+            seeds = _check_seeds(init, M)
+        order, times, more = _random_deep(stats, seeds, 1.0 / float(lr))
+        caveats = caveats + more   # random weights carry both modes of every pathway
+        valid = not caveats and len(order) == M
+        return LearningSequence(tuple(order), tuple(times), _plateaus(stats, order), order_lo,
+                                times_lo, by_norm, valid, tuple(caveats), stats.names)
     if depth > 2:
         caveats = caveats + _deep_caveats(stats, order_lo) + _carried_caveats(
             stats, order_lo, depth, fusion_layer, u0) + [
             "deep network: only the leading order in u0 is derived (balanced, aligned "
-            "weights, gradient flow with tau = 1/lr), times are NaN"]
+            "weights, gradient flow with tau = 1/lr), times are NaN" + (
+                "; the random-initialization closed form covers four-layer late fusion with "
+                "scalar modalities" if scheme == "frobenius" else "")]
     elif not scalar:
         caveats = caveats + ["vector modalities: only the leading order is derived, times are "
                              "NaN"]
@@ -538,6 +572,86 @@ def _finite(stats, ln_amp, eta, method):
         _check_signs(stats, S, j, caveats)
         n += dt
         times.append(n)
+        order.append(j)
+        S = S_next
+    return order, times, caveats
+
+
+def _random_deep(stats, seeds, tau, level=0.5):
+    """The staircase of four-layer late fusion from random weights (learning_sequence,
+    scheme="frobenius"): the bookkeeping of the module docstring with each pathway's middle-pair
+    modes ln m± instead of two-layer amplitudes, and the aligning chain's escape
+    (deep._chain_time) instead of the logistic."""
+    from scipy import integrate
+
+    from .deep import _chain_time, _level_point, mode_after
+
+    M = stats.n_modalities
+    scale = _scale(stats)
+    ln_m = np.log(seeds[:, :2]).copy()
+    a2, b2 = seeds[:, 2] ** 2, seeds[:, 3] ** 2
+    S, t, order, times, caveats = [], 0.0, [], [], []
+    while len(S) < M:
+        rest = [j for j in range(M) if j not in S]
+        e = _scalar_drives(stats, S, rest)
+        cand = []
+        for j, ej in zip(rest, e):
+            if abs(ej) <= _ZERO_RTOL * scale:
+                continue
+            P = abs(float(partial_solution(stats, S + [j])[0, j]))
+            k = 0 if ej > 0 else 1
+            m_s = float(np.exp(ln_m[j, k]))
+            c1, c4 = a2[j] - seeds[j, k] ** 2, b2[j] - seeds[j, k] ** 2
+            rate = (lambda c1, c4: lambda m: np.sqrt((m * m + c1) * (m * m + c4)) * m)(c1, c4)
+            w = (lambda r: lambda m: r(m) * m)(rate)
+            sig2 = abs(ej) / P
+            if w(m_s) >= level * P:
+                caveats.append(f"transitions overlap: {stats.names[j]} is beyond half of its "
+                               "share when the previous modality is learned")
+                cand.append((0.0, j, m_s, m_s, m_s, rate, abs(ej), sig2, P))
+                continue
+            m_half = _level_point(w, level * P, m_s, 1.0)
+            dt = _chain_time(abs(ej), sig2, m_s, m_half, rate, tau)
+            m_star = _level_point(w, P * (1 - 1e-12), m_half, 1.0)
+            cand.append((dt, j, m_s, m_half, m_star, rate, abs(ej), sig2, P))
+        if not cand:
+            caveats.append("never learned: no drive left on " + ", ".join(
+                str(stats.names[j]) for j in rest))
+            break
+        dt, j, m_s, m_half, m_star, rate, ej, sig2, P = min(cand, key=lambda c: c[0])
+        S_next = S + [j]
+        others = [o for o in rest if o != j]
+        if others:
+            # ∫ x dt up to the half time and ∫ (1 − x) dt after it, x = w_j/P_j (j's progress)
+            f_in = lambda lm: (rate(np.exp(lm)) * np.exp(lm) / P * np.exp(lm)  # noqa: E731
+                               / ((ej - sig2 * rate(np.exp(lm)) * np.exp(lm))
+                                  * rate(np.exp(lm))))
+            f_out = lambda lm: np.exp(lm) / (sig2 * P * rate(np.exp(lm)))  # noqa: E731
+            I_in = tau * integrate.quad(f_in, np.log(m_s), np.log(m_half), limit=400,
+                                        epsrel=1e-10)[0] if m_half > m_s else 0.0
+            I_out = tau * integrate.quad(f_out, np.log(m_half), np.log(m_star), limit=400,
+                                         epsrel=1e-10)[0]
+            e0 = _scalar_drives(stats, S, others)
+            e1 = _scalar_drives(stats, S_next, others)
+            D = e0 * dt + (e1 - e0) * I_in + (e0 - e1) * I_out
+            for k, o in enumerate(others):
+                for sgn, col in ((1, 0), (-1, 1)):   # the mode of each sign, in its potential
+                    c1, c4 = a2[o] - seeds[o, col] ** 2, b2[o] - seeds[o, col] ** 2
+                    m_new = mode_after(np.exp(ln_m[o, col]), sgn * D[k] / tau, c1, c4)
+                    ln_m[o, col] = np.log(m_new) if np.isfinite(m_new) else np.log(1.0)
+                if abs(e1[k]) <= _ZERO_RTOL * scale:
+                    continue
+                tgt = abs(float(partial_solution(stats, S_next + [o])[0, o]))
+                col = 0 if e1[k] > 0 else 1
+                mo = float(np.exp(ln_m[o, col]))
+                c1, c4 = a2[o] - seeds[o, col] ** 2, b2[o] - seeds[o, col] ** 2
+                share = np.sqrt((mo * mo + c1) * (mo * mo + c4)) * mo * mo / tgt
+                if share > SEPARATION:
+                    caveats.append(f"transitions overlap: {stats.names[o]} is at {share:.2g} of "
+                                   f"its share when {stats.names[j]} is learned (near tie)")
+        _check_signs(stats, S, j, caveats)
+        t += dt
+        times.append(t)
         order.append(j)
         S = S_next
     return order, times, caveats
