@@ -20,6 +20,14 @@ the loss staircase and each branch's total weight, simulation (lines, every seed
 (plateaus between the predicted transition times, dashed; predicted times as ticks).
 (e) Predicted against simulated transition times, every transition of every covariance.
 (f) Relative errors of the two predictions over the covariances inside the assumptions.
+
+Deep networks from random weights (JSON ``deep_cases``, panels g–h): four-layer late fusion,
+width 100, the paper's Figure 6 initialization (``"frobenius"``, u0 = 0.1), η = 0.04, three
+and four modalities on 8 covariances (:func:`deep_covariance`: random correlations, variances
+in [0.5, 4], teacher in [0.5, 1.5], for transitions within 10⁴–10⁵ steps). Theory:
+``learning_sequence(..., scheme="frobenius")`` from each seed's initial norms
+(:func:`dlnfusion.theory.alignment_seeds`; per seed) and from the typical ones, with the
+aligned leading order beside. (g) predicted against simulated times, per seed; (h) errors.
 """
 from __future__ import annotations
 
@@ -42,6 +50,21 @@ SEEDS, QUICK_SEEDS = (0, 1, 2, 3, 4), (0, 1)
 #: The last predicted transition must come before this fraction of the step budget.
 BUDGET_FRACTION = 0.9
 EXAMPLES = ((3, 5), (4, 16))       # (M, covariance seed) drawn in panels a-d
+DEEP_CASES = tuple((M, c) for M in (3, 4) for c in range(4))
+DEEP_U0, DEEP_MAX_STEPS = 0.1, 100_000
+DEEP_SEEDS, DEEP_QUICK_SEEDS, DEEP_QUICK_CASES = (0, 1, 2, 3), (0, 1), 4
+
+
+def deep_covariance(M: int, seed: int) -> Stats:
+    """Random correlations (a Wishart draw normalized, plus 0.3·I before normalizing),
+    variances uniform in [0.5, 4], teacher uniform in [0.5, 1.5]."""
+    rng = np.random.default_rng(1000 + 10 * M + seed)
+    A = rng.normal(size=(M, M))
+    S = A @ A.T / M + 0.3 * np.eye(M)
+    sd = np.sqrt(rng.uniform(0.5, 4.0, size=M))
+    S = S / np.sqrt(np.outer(np.diag(S), np.diag(S))) * np.outer(sd, sd)
+    w = rng.uniform(0.5, 1.5, size=M)
+    return Stats(S, (S @ w)[None, :], float(w @ S @ w), (1,) * M)
 
 
 def covariance(M: int, seed: int) -> Stats:
@@ -127,15 +150,21 @@ def run(out: Path, quick: bool = False) -> dict:
             })
             if (M, c) in EXAMPLES:
                 examples[f"{M}"] = _example(traj[c], st, seq)
+    deep = _deep_cases(quick)
     summary = _summary(cases)
+    summary["deep"] = _deep_summary(deep)
     payload = {"figure": ID, "title": TITLE,
                "parameters": {"n_modalities": list(N_MODALITIES), "covariances_per_M": N_COV,
                               "width": WIDTH, "init_std": INIT_STD, "lr": LR,
                               "max_steps": MAX_STEPS, "stop_loss": STOP_LOSS, "stride": STRIDE,
                               "seeds": list(seeds)},
-               "cases": cases, "summary": summary}
+               "deep_parameters": {"depth": 4, "fusion_layer": 4, "width": WIDTH,
+                                   "init": "frobenius", "u0": DEEP_U0, "lr": LR,
+                                   "max_steps": DEEP_MAX_STEPS,
+                                   "seeds": list(DEEP_QUICK_SEEDS if quick else DEEP_SEEDS)},
+               "cases": cases, "deep_cases": deep, "summary": summary}
     result = write_outputs(out, ID, payload,
-                           lambda stem: _figure(cases, examples, stem), summary)
+                           lambda stem: _figure(cases, examples, deep, stem), summary)
     s = summary
     print(f"{s['inside']} of {len(cases)} covariances inside the assumptions (decided before "
           f"simulating); flagged: {s['flag_counts']}")
@@ -146,7 +175,81 @@ def run(out: Path, quick: bool = False) -> dict:
         v = s[key]
         print(f"  times, {key:13s}: median relative error {v['median']:.2%}, max {v['max']:.2%} "
               f"over {v['n']} transitions")
+    d = summary["deep"]
+    print(f"  deep (four layers, random weights): order = every seed in {d['order_match']} of "
+          f"{d['inside']} inside; times per seed: median {d['per_seed']['median']:.2%}, max "
+          f"{d['per_seed']['max']:.2%}; typical init: median {d['typical']['median']:.1%}; "
+          f"leading order: median {d['leading_order']['median']:.0%}")
     return result
+
+
+def _deep_cases(quick):
+    """Four-layer late fusion from random weights: simulated and predicted staircases."""
+    seeds = list(DEEP_QUICK_SEEDS if quick else DEEP_SEEDS)
+    chosen = DEEP_CASES[:DEEP_QUICK_CASES] if quick else DEEP_CASES
+    out = []
+    for M in sorted({M for M, _ in chosen}):
+        keys = [c for m, c in chosen if m == M]
+        stats = [deep_covariance(M, c) for c in keys]
+        typ = [th.learning_sequence(st, 4, 4, u0=DEEP_U0, width=WIDTH, lr=LR,
+                                    scheme="frobenius") for st in stats]
+        spec = NetworkSpec.fusion(4, 4, width=WIDTH, input_dims=(1,) * M)
+        horizon = max((s.times[-1] for s in typ if np.all(np.isfinite(s.times))), default=0)
+        steps = int(min(DEEP_MAX_STEPS, max(2000, 1.5 * horizon)))
+        traj = simulate(spec, stats, seeds=seeds, scheme="frobenius", scale=DEEP_U0, lr=LR,
+                        max_steps=steps, stride=STRIDE)
+        init = th.alignment_seeds(spec, traj.initial_params)
+        for i, (c, st, seq) in enumerate(zip(keys, stats, typ)):
+            meas = measure_learning_sequence(traj[i], st)
+            per = [th.learning_sequence(st, 4, 4, u0=DEEP_U0, width=WIDTH, lr=LR,
+                                        scheme="frobenius", init=init[i, k])
+                   for k in range(len(seeds))]
+            notes = []
+            if not np.all(np.isfinite(meas.times)):
+                notes.append("a seed did not reach every transition")
+            out.append({
+                "n_modalities": M, "covariance_seed": c,
+                "order_sim": [[int(v) for v in o] for o in meas.order],
+                "order_theory": list(seq.order),
+                "order_theory_per_seed": [list(p.order) for p in per],
+                "times_sim": [[float(v) for v in t] for t in meas.times],
+                "times_theory": [float(t) for t in seq.times],
+                "times_theory_per_seed": [[float(t) for t in p.times] for p in per],
+                "times_leading_order": [float(t) for t in seq.times_leading_order],
+                "valid": bool(seq.valid and all(p.valid for p in per)),
+                "caveats": sorted(set(seq.caveats).union(*[p.caveats for p in per])),
+                "simulation_notes": notes,
+            })
+    return out
+
+
+def _deep_errors(deep, key):
+    e = []
+    for c in deep:
+        if not c["valid"] or c["simulation_notes"]:
+            continue
+        sim = np.asarray(c["times_sim"], float)
+        if key == "times_theory_per_seed":
+            e += list(np.abs(np.asarray(c[key], float) / sim - 1).ravel())
+        else:
+            e += list(np.abs(np.asarray(c[key], float) / np.mean(sim, axis=0) - 1))
+    return np.asarray(e)
+
+
+def _deep_summary(deep) -> dict:
+    inside = [c for c in deep if c["valid"] and not c["simulation_notes"]]
+    out = {"cases": len(deep), "inside": len(inside),
+           "order_match": sum(all(o == p for o, p in zip(c["order_sim"],
+                                                         c["order_theory_per_seed"]))
+                              for c in inside),
+           "typical_order_match": sum(all(o == c["order_theory"] for o in c["order_sim"])
+                                      for c in inside)}
+    for key, name in (("times_theory_per_seed", "per_seed"), ("times_theory", "typical"),
+                      ("times_leading_order", "leading_order")):
+        e = _deep_errors(deep, key)
+        out[name] = ({"median": float(np.median(e)), "max": float(np.max(e)), "n": int(e.size)}
+                     if e.size else {"median": float("nan"), "max": float("nan"), "n": 0})
+    return out
 
 
 def _example(traj, st, seq) -> dict:
@@ -213,9 +316,9 @@ def _summary(cases) -> dict:
     return out
 
 
-def _figure(cases, examples, stem):
+def _figure(cases, examples, deep, stem):
     with paper_style():
-        fig, axes = new_figure(ncols=2, nrows=3, width=6.9, height=7.6)
+        fig, axes = new_figure(ncols=2, nrows=4, width=6.9, height=10.0)
         for row, (M, _) in enumerate(EXAMPLES):
             ex = examples[f"{M}"]
             sequence_portrait(ex["stats"], ex["seq"], ex["traj"], axes=(axes[row, 0], axes[row, 1]),
@@ -263,4 +366,45 @@ def _figure(cases, examples, stem):
         ax.axvline(np.median(e_lo), color="0.5", lw=0.6, ls=":")
         ax.legend(fontsize=6, loc="upper left")
         ax.text(-0.2, 1.02, "f", transform=ax.transAxes, fontweight="bold", fontsize=9)
+        _deep_panels(axes[3, 0], axes[3, 1], deep)
         return save(fig, stem)
+
+
+def _deep_panels(ax, ax2, deep):
+    """(g) per-seed predicted against simulated times of the deep random-weight cases, the
+    leading order beside; (h) their relative errors."""
+    markers = {3: "o", 4: "s"}
+    for c in deep:
+        sim = np.asarray(c["times_sim"], float)
+        ok = c["valid"] and not c["simulation_notes"]
+        M = c["n_modalities"]
+        ax.scatter(np.asarray(c["times_theory_per_seed"], float).ravel(), sim.ravel(),
+                   marker=markers.get(M, "^") if ok else "x", s=9, linewidths=0.6,
+                   facecolors="none" if ok else None,
+                   edgecolors=PALETTE[M - 2] if ok else None,
+                   color=None if ok else PALETTE[M - 2])
+        ax.scatter(c["times_leading_order"], np.mean(sim, axis=0), marker=markers.get(M, "^"),
+                   color="0.75", s=9, zorder=0)
+    for M in markers:
+        ax.scatter([], [], marker=markers[M], facecolors="none", edgecolors=PALETTE[M - 2], s=9,
+                   label=f"M = {M}, closed form per seed")
+    ax.scatter([], [], marker="o", color="0.75", s=9, label="leading order (aligned)")
+    lo, hi = 100, 2e5
+    ax.plot([lo, hi], [lo, hi], color="0.5", lw=0.7)
+    ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi),
+           xlabel="predicted transition time (steps)", ylabel="simulated")
+    ax.set_title("four layers, random weights (u0 = 0.1)", fontsize=7)
+    ax.legend(fontsize=6, loc="upper left")
+    ax.text(-0.2, 1.02, "g", transform=ax.transAxes, fontweight="bold", fontsize=9)
+    bins = np.logspace(-5, 0, 31)
+    for key, kw in (("times_leading_order", dict(color="0.75", label="leading order")),
+                    ("times_theory", dict(histtype="step", color=PALETTE[3], lw=1.0,
+                                          label="closed form, typical init.")),
+                    ("times_theory_per_seed", dict(histtype="step", color=PALETTE[0], lw=1.2,
+                                                   label="closed form per seed"))):
+        e = _deep_errors(deep, key)
+        if e.size:
+            ax2.hist(np.clip(e, 1e-5, 1), bins=bins, **kw)
+    ax2.set(xscale="log", xlabel="relative error of a transition time", ylabel="transitions")
+    ax2.legend(fontsize=6, loc="upper left")
+    ax2.text(-0.2, 1.02, "h", transform=ax2.transAxes, fontweight="bold", fontsize=9)

@@ -12,7 +12,7 @@ Frobenius norm ≈ u0, post-fusion ≈ √2·u0).
 
 Lines: dlnfusion's prediction for the simulated training (signal-subspace reduction of each
 seed's initial weights, integrated with the same learning rate; solid), dlnfusion's closed
-form for random weights (`theory.random_init_times` from each seed's six initial norms, seed
+form for random weights (`theory.random_init_times` from each seed's initial norms, seed
 mean; dotted) and the paper's leading-order formula, eqs. (9), (12), (57) corrected (dashed).
 Markers: simulations, mean ± s.d. over seeds. The JSON also has the closed form averaged over
 the initialization's laws (`time_ratio_closed_form_expected`).

@@ -434,7 +434,7 @@ def test_alignment_escape_time_predicts_each_random_run():
 @pytest.mark.parametrize("Lf, tol_a, tol_b", [(2, 0.035, 0.035), (3, 5e-3, 0.01), (4, 5e-3, 0.01)])
 def test_random_init_times_predicts_each_random_run(Lf, tol_a, tol_b):
     """Both transitions of Figure 6's four-layer networks from random weights (u0 = 0.1, width
-    100, η = 0.04, ρ = 0, σ_A/σ_B = 2): each run's t_A and t_B from its six initial norms
+    100, η = 0.04, ρ = 0, σ_A/σ_B = 2): each run's t_A and t_B from its initial norms
     against the network. Measured: L_f = 3, 4: t_A within 0.2 %, t_B within 0.4 % (the
     recording stride is 0.2 %); L_f = 2: t_A 1.3–2.1 % and t_B 1.7–2.5 % late, because the
     closed form leaves out B's feed into the shared mode during A's escape (an O(k²) speed-up

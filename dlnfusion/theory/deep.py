@@ -528,10 +528,11 @@ def random_init_times(stats, depth: int, fusion_layer: int, u0: float, width: in
     * **First transition.** A's pathway W4W3W2W1 aligns: its middle pair's mode grows from its
       random seed m0 while the outer layers keep the invariants (:func:`alignment_escape_time`).
     * **B during the first phase.** B's growing mode is driven by s_B(t) = Σ_yxB − Σ_AB w_A(t)
-      through the gain that A's growth opens: ln(m_B/m0_B) = ∫ s_B(t) g dt/τ with g = a_B b_B
-      (late fusion, B's own outer layers), a_B‖W4‖ (L_f = 3, the shared last layer) or, for
-      L_f = 2, asinh(p_B/a_B) = ∫ s_B ‖W4‖ m_A dt/τ for B's second layer along the shared
-      mode (its own seed, of order u0/width, neglected). The integral runs over A's escape in
+      through the gain that A's growth opens. Its mode potential (:func:`mode_potential`, with
+      B's own outer layers and invariants) moves by ∫ s_B(t) g dt/τ, with g = 1 in late
+      fusion and g = ‖W4‖(t) at L_f = 3 (the shared last layer). At L_f = 2,
+      asinh(p_B/a_B) = ∫ s_B ‖W4‖ m_A dt/τ for B's second layer along the shared mode (its
+      own seed, of order u0/width, neglected). The integral runs over A's escape in
       A's own variable, and over A's approach to its plateau for the part of s_B(t) above
       s̃_B. A mode of the sign opposite to s̃_B's enters as a negative exponent.
     * **Second transition.** On A's plateau B sees the drive s̃_B − σ̃_B² w_B (σ̃_B² the
