@@ -190,7 +190,7 @@ def test_bad_input():
         th.learning_sequence(st, 3, 4, u0=0.1)
     with pytest.raises(ValueError, match="depth must be"):
         th.learning_sequence(st, 1)
-    with pytest.raises(ValueError, match="applies to depth 2, or to four-layer late fusion"):
+    with pytest.raises(ValueError, match="applies to depth 2, or to four-layer fusion at L_f = 3, 4"):
         th.learning_sequence(st, 3, u0=0.1, init=np.ones((3, 2)))
     with pytest.raises(ValueError, match="ks must be"):
         th.stage_one_integral(4, 3, [1.2])
@@ -249,9 +249,9 @@ def test_deep_random_init_sequence_predicts_each_run():
     pair = th.random_init_times(two, 4, 4, 0.1, 100, 0.04, weights=w2)
     seq = th.learning_sequence(two, 4, 4, u0=0.1, scheme="frobenius", init=w2)
     np.testing.assert_allclose(seq.times, [pair.t_a, pair.t_b], rtol=1e-12)
-    # only four-layer late fusion is covered; the rest keeps the leading order, said so
-    other = th.learning_sequence(st, 4, 3, u0=0.1, scheme="frobenius")
-    assert np.all(np.isnan(other.times)) and any("covers four-layer late fusion" in c
+    # L_f = 2 is not covered; it keeps the leading order, and says so
+    other = th.learning_sequence(st, 4, 2, u0=0.1, scheme="frobenius")
+    assert np.all(np.isnan(other.times)) and any("covers four-layer fusion at L_f = 3, 4" in c
                                                  for c in other.caveats)
     with pytest.raises(ValueError, match="scheme must be one of"):
         th.learning_sequence(st, 4, 4, u0=0.1, scheme="normal")

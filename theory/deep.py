@@ -796,6 +796,11 @@ def check_random_init_times():
             if Lf == 2:
                 _close([got.ratio], [want_b / want_a], 4e-2,
                        f"random_init_times ratio (L_f=2, rho={rho})")
+            if Lf == 3:   # the staircase form, the shared norm growing with B (measured ≤ 3.5e-3)
+                seq = th.learning_sequence(st, 4, 3, u0=u0, lr=1 / tau, scheme="frobenius",
+                                           init=[[v[0], v[0], v[1], v[2]] for v in sd])
+                _close(seq.times, [want_a, want_b], 5e-3,
+                       f"learning_sequence (frobenius, L_f=3, rho={rho})")
     # the mode potentials against quadrature, and their inverse
     from scipy.integrate import quad
     for c1, c4, m in ((0.01, 0.02, 1e-3), (0.01, 0.02, 0.3), (0.2, 0.05, 0.04)):

@@ -420,7 +420,8 @@ def learning_sequence(stats, depth: int = 2, fusion_layer: int | None = None, *,
     at the typical value of an i.i.d. normal initialization (typical_effective_init).
 
     ``scheme="frobenius"`` (deep networks): the random initialization of the paper's Figure 6
-    (entries N(0, u0²/entries)). For four-layer late fusion with scalar modalities ``times`` is
+    (entries N(0, u0²/entries)). For four-layer fusion at L_f = 4 (late) or 3 (a shared last
+    layer, whose norm grows with every escaping pathway) with scalar modalities ``times`` is
     then its closed form (:func:`~.deep.random_init_times` extended to M modalities): on each
     plateau every remaining pathway escapes, with its invariants, from the middle-pair mode it
     has reached, the first to reach half of its block is learned, and while it escapes the
@@ -447,21 +448,22 @@ def learning_sequence(stats, depth: int = 2, fusion_layer: int | None = None, *,
     order_lo, thetas, caveats = _leading_order(stats)
     times_lo = _leading_times(stats, order_lo, thetas, depth, fusion_layer, float(lr), w0, u0)
     scalar = all(d == 1 for d in stats.dims) and stats.output_dim == 1
-    random_deep = (scheme == "frobenius" and depth == 4 and fusion_layer == 4 and scalar)
+    random_deep = (scheme == "frobenius" and depth == 4 and fusion_layer in (3, 4) and scalar)
     if depth > 2 and init is not None and not random_deep:
         raise ValueError("init (two-layer mode amplitudes) applies to depth 2, or to four-layer "
-                         "late fusion with scheme='frobenius' (alignment_seeds); otherwise a "
-                         "deep network's prediction is leading order in u0")
+                         "fusion at L_f = 3, 4 with scheme='frobenius' (alignment_seeds); "
+                         "otherwise a deep network's prediction is leading order in u0")
     if random_deep:
         from .deep import _check_seeds
 
         M = stats.n_modalities
-        if init is None:
+        if init is None:            # typical norms; a shared last layer has √M·u0
             m0 = u0 / np.sqrt(2 * int(width))
-            seeds = np.tile([m0, m0, u0, u0], (M, 1))
+            b = u0 * (np.sqrt(M) if fusion_layer == 3 else 1.0)
+            seeds = np.tile([m0, m0, u0, b], (M, 1))
         else:
             seeds = _check_seeds(init, M)
-        order, times, more = _random_deep(stats, seeds, 1.0 / float(lr))
+        order, times, more = _random_deep(stats, seeds, 1.0 / float(lr), fusion_layer)
         caveats = caveats + more   # random weights carry both modes of every pathway
         valid = not caveats and len(order) == M
         return LearningSequence(tuple(order), tuple(times), _plateaus(stats, order), order_lo,
@@ -471,8 +473,8 @@ def learning_sequence(stats, depth: int = 2, fusion_layer: int | None = None, *,
             stats, order_lo, depth, fusion_layer, u0) + [
             "deep network: only the leading order in u0 is derived (balanced, aligned "
             "weights, gradient flow with tau = 1/lr), times are NaN" + (
-                "; the random-initialization closed form covers four-layer late fusion with "
-                "scalar modalities" if scheme == "frobenius" else "")]
+                "; the random-initialization closed form covers four-layer fusion at L_f = 3, 4 "
+                "with scalar modalities" if scheme == "frobenius" else "")]
     elif not scalar:
         caveats = caveats + ["vector modalities: only the leading order is derived, times are "
                              "NaN"]
@@ -577,20 +579,32 @@ def _finite(stats, ln_amp, eta, method):
     return order, times, caveats
 
 
-def _random_deep(stats, seeds, tau, level=0.5):
-    """The staircase of four-layer late fusion from random weights (learning_sequence,
-    scheme="frobenius"): the bookkeeping of the module docstring with each pathway's middle-pair
-    modes ln m± instead of two-layer amplitudes, and the aligning chain's escape
-    (deep._chain_time) instead of the logistic."""
-    from scipy import integrate
+def _random_deep(stats, seeds, tau, fusion_layer=4, level=0.5):
+    """The staircase of four-layer late (L_f = 4) or intermediate (L_f = 3) fusion from random
+    weights (learning_sequence, scheme="frobenius"): the bookkeeping of the module docstring
+    with each pathway's middle-pair modes m± instead of two-layer amplitudes and the aligning
+    chain's escape (deep._chain_time) instead of the logistic. At L_f = 3 the last layer is
+    shared: its norm X grows with every escaping pathway (X² − Σ m² is conserved), it is the
+    gain of every other pathway's mode, and on each plateau it is set by the learned pathways'
+    blocks (one root)."""
+    from scipy import integrate, optimize
 
     from .deep import _chain_time, _level_point, mode_after
 
     M = stats.n_modalities
     scale = _scale(stats)
+    shared = fusion_layer == 3
     ln_m = np.log(seeds[:, :2]).copy()
     a2, b2 = seeds[:, 2] ** 2, seeds[:, 3] ** 2
-    S, t, order, times, caveats = [], 0.0, [], [], []
+    X = float(seeds[0, 3])                      # the shared last layer's norm (L_f = 3)
+    S, t, order, times, caveats, cols = [], 0.0, [], [], [], {}
+
+    def quad_log(f, lo, hi):
+        if not hi > lo:
+            return 0.0
+        return integrate.quad(lambda lm: f(np.exp(lm)) * np.exp(lm), np.log(lo), np.log(hi),
+                              limit=400, epsrel=1e-10)[0]
+
     while len(S) < M:
         rest = [j for j in range(M) if j not in S]
         e = _scalar_drives(stats, S, rest)
@@ -601,42 +615,54 @@ def _random_deep(stats, seeds, tau, level=0.5):
             P = abs(float(partial_solution(stats, S + [j])[0, j]))
             k = 0 if ej > 0 else 1
             m_s = float(np.exp(ln_m[j, k]))
-            c1, c4 = a2[j] - seeds[j, k] ** 2, b2[j] - seeds[j, k] ** 2
-            rate = (lambda c1, c4: lambda m: np.sqrt((m * m + c1) * (m * m + c4)) * m)(c1, c4)
+            c1 = a2[j] - seeds[j, k] ** 2
+            c4 = X * X - m_s * m_s if shared else b2[j] - seeds[j, k] ** 2
+            x4 = (lambda c4: lambda m: np.sqrt(m * m + c4))(c4)
+            rate = (lambda c1, x4: lambda m: np.sqrt(m * m + c1) * x4(m) * m)(c1, x4)
             w = (lambda r: lambda m: r(m) * m)(rate)
             sig2 = abs(ej) / P
             if w(m_s) >= level * P:
                 caveats.append(f"transitions overlap: {stats.names[j]} is beyond half of its "
                                "share when the previous modality is learned")
-                cand.append((0.0, j, m_s, m_s, m_s, rate, abs(ej), sig2, P))
+                cand.append((0.0, j, k, m_s, m_s, m_s, rate, x4, abs(ej), sig2, P))
                 continue
             m_half = _level_point(w, level * P, m_s, 1.0)
             dt = _chain_time(abs(ej), sig2, m_s, m_half, rate, tau)
             m_star = _level_point(w, P * (1 - 1e-12), m_half, 1.0)
-            cand.append((dt, j, m_s, m_half, m_star, rate, abs(ej), sig2, P))
+            cand.append((dt, j, k, m_s, m_half, m_star, rate, x4, abs(ej), sig2, P))
         if not cand:
             caveats.append("never learned: no drive left on " + ", ".join(
                 str(stats.names[j]) for j in rest))
             break
-        dt, j, m_s, m_half, m_star, rate, ej, sig2, P = min(cand, key=lambda c: c[0])
+        dt, j, kj, m_s, m_half, m_star, rate, x4, ej, sig2, P = min(cand, key=lambda c: c[0])
         S_next = S + [j]
+        cols[j] = kj
         others = [o for o in rest if o != j]
+        if shared:                 # the plateau's shared norm: X² = b² + Σ_learned (m² − m0²)
+            b0 = float(seeds[0, 3])
+
+            def excess(Xv):
+                tot = b0 * b0 - Xv * Xv
+                for i in S_next:
+                    Pi = abs(float(partial_solution(stats, S_next)[0, i]))
+                    ci = a2[i] - seeds[i, cols[i]] ** 2
+                    mi = _level_point(lambda m: Xv * np.sqrt(m * m + ci) * m * m, Pi, 0.0, 1.0)
+                    tot += mi * mi - seeds[i, cols[i]] ** 2
+                return tot
+            X_next = float(optimize.brentq(excess, b0, 1e3))
         if others:
-            # ∫ x dt up to the half time and ∫ (1 − x) dt after it, x = w_j/P_j (j's progress)
-            f_in = lambda lm: (rate(np.exp(lm)) * np.exp(lm) / P * np.exp(lm)  # noqa: E731
-                               / ((ej - sig2 * rate(np.exp(lm)) * np.exp(lm))
-                                  * rate(np.exp(lm))))
-            f_out = lambda lm: np.exp(lm) / (sig2 * P * rate(np.exp(lm)))  # noqa: E731
-            I_in = tau * integrate.quad(f_in, np.log(m_s), np.log(m_half), limit=400,
-                                        epsrel=1e-10)[0] if m_half > m_s else 0.0
-            I_out = tau * integrate.quad(f_out, np.log(m_half), np.log(m_star), limit=400,
-                                         epsrel=1e-10)[0]
+            g = x4 if shared else (lambda m: 1.0)
+            den = lambda m: (ej - sig2 * rate(m) * m) * rate(m)  # noqa: E731
+            I0 = tau * quad_log(lambda m: g(m) / den(m), m_s, m_half)
+            I1 = tau * quad_log(lambda m: rate(m) * m / P * g(m) / den(m), m_s, m_half)
+            I_out = tau * quad_log(lambda m: g(m) / (sig2 * P * rate(m)), m_half, m_star)
             e0 = _scalar_drives(stats, S, others)
             e1 = _scalar_drives(stats, S_next, others)
-            D = e0 * dt + (e1 - e0) * I_in + (e0 - e1) * I_out
+            D = e0 * I0 + (e1 - e0) * I1 + (e0 - e1) * I_out
             for k, o in enumerate(others):
                 for sgn, col in ((1, 0), (-1, 1)):   # the mode of each sign, in its potential
-                    c1, c4 = a2[o] - seeds[o, col] ** 2, b2[o] - seeds[o, col] ** 2
+                    c1 = a2[o] - seeds[o, col] ** 2
+                    c4 = None if shared else b2[o] - seeds[o, col] ** 2
                     m_new = mode_after(np.exp(ln_m[o, col]), sgn * D[k] / tau, c1, c4)
                     ln_m[o, col] = np.log(m_new) if np.isfinite(m_new) else np.log(1.0)
                 if abs(e1[k]) <= _ZERO_RTOL * scale:
@@ -644,11 +670,14 @@ def _random_deep(stats, seeds, tau, level=0.5):
                 tgt = abs(float(partial_solution(stats, S_next + [o])[0, o]))
                 col = 0 if e1[k] > 0 else 1
                 mo = float(np.exp(ln_m[o, col]))
-                c1, c4 = a2[o] - seeds[o, col] ** 2, b2[o] - seeds[o, col] ** 2
-                share = np.sqrt((mo * mo + c1) * (mo * mo + c4)) * mo * mo / tgt
+                c1 = a2[o] - seeds[o, col] ** 2
+                outer = X_next if shared else np.sqrt(mo * mo + b2[o] - seeds[o, col] ** 2)
+                share = np.sqrt(mo * mo + c1) * outer * mo * mo / tgt
                 if share > SEPARATION:
                     caveats.append(f"transitions overlap: {stats.names[o]} is at {share:.2g} of "
                                    f"its share when {stats.names[j]} is learned (near tie)")
+        if shared:
+            X = X_next
         _check_signs(stats, S, j, caveats)
         t += dt
         times.append(t)
