@@ -329,6 +329,17 @@ def pathway_trajectory(t, depth: int, s: float, sigma2: float, w0: float, tau: f
     return out
 
 
+def _check_random_args(width, level, **positive):
+    """The arguments shared by the random-initialization closed forms."""
+    for name, v in positive.items():
+        if isinstance(v, bool) or not np.isfinite(v) or v <= 0:
+            raise ValueError(f"{name} must be a positive number, got {v!r}")
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 2:
+        raise ValueError(f"width must be an integer >= 2, got {width!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+
+
 def _aligning_chain_time(s, sigma2, m0, a2, b2, level, tau):
     """τ∫ dm/((s − σ² g m²) g m) from m0 to g m² = level·s/σ², g = x1 x4 with the invariants
     x1² − m² = a² − m0², x4² − m² = b² − m0²."""
@@ -366,13 +377,7 @@ def alignment_escape_time(s: float, sigma2: float, u0: float, width: int, tau: f
     the two times is the alignment delay (5.4 at width 100, Figure 6's setting); it grows as
     ln(width) because the exponential phase climbs from m0 ∝ u0/√width to u0. Only the first
     transition of four-layer late fusion is derived."""
-    for name, v in (("s", s), ("sigma2", sigma2), ("u0", u0), ("tau", tau)):
-        if isinstance(v, bool) or not np.isfinite(v) or v <= 0:
-            raise ValueError(f"{name} must be a positive number, got {v!r}")
-    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 2:
-        raise ValueError(f"width must be an integer >= 2, got {width!r}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    _check_random_args(width, level, s=s, sigma2=sigma2, u0=u0, tau=tau)
     if weights is not None:
         m0, a, b = (float(v) for v in weights)
         if min(m0, a, b) <= 0 or m0 >= min(a, b):
@@ -559,13 +564,7 @@ def random_init_times(stats, depth: int, fusion_layer: int, u0: float, width: in
                          "phase")
     if stats.n_modalities != 2 or stats.output_dim != 1 or any(d != 1 for d in stats.dims):
         raise ValueError("random_init_times needs two scalar modalities and a scalar output")
-    for name, v in (("u0", u0), ("lr", lr)):
-        if isinstance(v, bool) or not np.isfinite(v) or v <= 0:
-            raise ValueError(f"{name} must be a positive number, got {v!r}")
-    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 2:
-        raise ValueError(f"width must be an integer >= 2, got {width!r}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    _check_random_args(width, level, u0=u0, lr=lr)
     if isinstance(nodes, bool) or not isinstance(nodes, (int, np.integer)) or nodes < 1:
         raise ValueError(f"nodes must be a positive integer, got {nodes!r}")
     r = roles(stats)
