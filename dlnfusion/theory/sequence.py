@@ -640,11 +640,12 @@ def _random_deep(stats, seeds, tau, fusion_layer=4, level=0.5):
         others = [o for o in rest if o != j]
         if shared:                 # the plateau's shared norm: X² = b² + Σ_learned (m² − m0²)
             b0 = float(seeds[0, 3])
+            blocks = np.abs(partial_solution(stats, S_next)[0])
 
             def excess(Xv):
                 tot = b0 * b0 - Xv * Xv
                 for i in S_next:
-                    Pi = abs(float(partial_solution(stats, S_next)[0, i]))
+                    Pi = float(blocks[i])
                     ci = a2[i] - seeds[i, cols[i]] ** 2
                     mi = _level_point(lambda m: Xv * np.sqrt(m * m + ci) * m * m, Pi, 0.0, 1.0)
                     tot += mi * mi - seeds[i, cols[i]] ** 2
