@@ -15,9 +15,12 @@ dlnfusion.transforms).
 
 Theory (dlnfusion.theory.balancing_two_layer): the exact reduced dynamics of each run (the
 Gram matrix of each branch's two weight vectors and, for InfoReg, their values at the epoch
-start), from its initial weights; for OGM-GE the same with its noise in mean field, flagged
-(``valid`` false, the reason in ``caveats``) where the leader's coefficient becomes so small
-that the noise's fluctuations decide the escape (every ρ < 0 here).
+start), from its initial weights. OGM-GE: the exact law of its noisy training
+(dlnfusion.theory.ogm_ge_two_layer: the Gram entries of each branch's weights and the all-ones
+direction as a Markov chain, drawn exactly, PATHS noise realizations per seed, independent of
+the network's own noise), which also predicts the fraction of runs the noise makes diverge; its
+mean-field approximation (balancing_two_layer, "ogm_ge") beside, flagged where the leader's
+coefficient collapses (every ρ < 0 here).
 Leading order beside: InfoReg slows A's escape by κ = theory.inforeg_slowdown(s_A, η, α = 1,
 EPOCH) (α = e^{β tanh Δ} with Δ ≈ 0 while the scores are tiny), i.e. t_A / κ.
 
@@ -49,6 +52,7 @@ STEPS, STRIDE = 8000, 10
 EPOCH = 10
 BETA, K_WINDOW, OGM_ALPHA = 0.9, 0.04, 0.8
 SEEDS, QUICK_SEEDS = 5, 2
+PATHS, QUICK_PATHS = 256, 64   # noise realizations per seed of OGM-GE's law
 UNIMODAL = 1.0          # λ of the added unimodal losses
 METHODS = ("joint", "unimodal", "ogm_ge", "ogm", "inforeg")
 LABELS = {"joint": "joint training", "unimodal": "+ unimodal losses", "ogm_ge": "OGM-GE",
@@ -88,6 +92,7 @@ def run(out: Path, quick: bool = False) -> dict:
     spec = NetworkSpec.fusion(2, 2, width=WIDTH)
     params = init_batch(spec, seeds, scale=SCALE)
     gram = th.initial_gram(spec, params)
+    noisy0 = th.noise_gram(spec, params)
     points, curves = [], {}
     for rho in RHOS:
         stats = Stats.scalar_toy(SIGMA_A, SIGMA_B, rho)
@@ -96,7 +101,24 @@ def run(out: Path, quick: bool = False) -> dict:
                          optimizer=_optimizer(method, spec))
             m = measure_unimodal_phase(traj)
             theory = th.balancing_two_layer(stats, LR, gram, STEPS, **_theory_kwargs(method))
-            ratio_th = np.array([r.ratio for r in theory])
+            extra = {}
+            if method == "ogm_ge":
+                mean_field = theory
+                theory = th.ogm_ge_two_layer(stats, LR, noisy0, WIDTH, STEPS, alpha=OGM_ALPHA,
+                                             paths=QUICK_PATHS if quick else PATHS,
+                                             seed=int(1000 * rho) % 997, stride=1)
+                ratio_th = np.array([r.ratio_mean for r in theory])
+                extra = {
+                    "time_ratio_theory_sem": float(np.sqrt(np.sum(
+                        np.square([r.ratio_sem for r in theory]))) / len(theory)),
+                    "time_ratio_mean_field": _list([r.ratio for r in mean_field]),
+                    "mean_field_valid": all(r.valid for r in mean_field),
+                    "mean_field_caveats": sorted({c for r in mean_field for c in r.caveats}),
+                    "diverged_theory": float(np.mean([r.diverged for r in theory])),
+                    "diverged_sim": int(np.sum(np.asarray(traj.status_names()) == "diverged")),
+                    "paths": QUICK_PATHS if quick else PATHS}
+            else:
+                ratio_th = np.array([r.ratio for r in theory])
             caveats = sorted({c for r in theory for c in r.caveats})
             if method == "unimodal":
                 # the fixed point of the fused loss plus λ × the unimodal ones:
@@ -118,14 +140,19 @@ def run(out: Path, quick: bool = False) -> dict:
                     np.isfinite(ratio_th)) else None,
                 "time_ratio_theory_per_seed": _list(ratio_th),
                 "t_A_sim": _list(m.t_a), "t_B_sim": _list(m.t_b),
-                "t_A_theory": _list([r.t_a for r in theory]),
-                "t_B_theory": _list([r.t_b for r in theory]),
+                # OGM-GE: the means over the paths of the law
+                "t_A_theory": _list([np.nanmean(r.t_a) if method == "ogm_ge" else r.t_a
+                                     for r in theory]),
+                "t_B_theory": _list([np.nanmean(r.t_b) if method == "ogm_ge" else r.t_b
+                                     for r in theory]),
                 "final_w_sim": [[float(np.asarray(fm)[s].reshape(())) for fm in
                                  traj.final_maps] for s in range(len(seeds))],
-                "final_w_theory": [r.w[-1].tolist() for r in theory],
+                "final_w_theory": [(r.w_mean if method == "ogm_ge" else r.w)[-1].tolist()
+                                   for r in theory],
                 "status": [str(v) for v in traj.status_names()],
                 "valid": all(r.valid for r in theory) and bool(np.all(np.isfinite(ratio_th))),
                 "caveats": caveats,
+                **extra,
             }
             if method == "inforeg":
                 s_a = float(stats.sigma_yx[0, 0])
@@ -137,7 +164,8 @@ def run(out: Path, quick: bool = False) -> dict:
                     "valid": kappa.valid, "caveats": list(kappa.caveats)}
             points.append(point)
             if rho == 0.5:
-                curves[method] = dict(t=theory[0].time, w=theory[0].w,
+                curves[method] = dict(t=theory[0].time,
+                                      w=theory[0].w_mean if method == "ogm_ge" else theory[0].w,
                                       t_sim=traj.time, w_sim=np.stack(
                                           [np.asarray(mp)[0].reshape(-1) for mp in
                                            traj.maps], 1))
@@ -168,6 +196,10 @@ def _summary(points):
     out = {m: {"median_rel_error": float(np.median(e)), "max_rel_error": float(np.max(e)),
                "n": len(e)} for m, e in errs.items()}
     out["flagged"] = [[p["method"], p["rho"]] for p in points if not p["valid"]]
+    # flagged because the theory has no transition, and no simulated run has one either
+    out["no_transition_agreed"] = [
+        [p["method"], p["rho"]] for p in points
+        if p["time_ratio_theory"] is None and all(v is None for v in p["time_ratio_sim"])]
     stalled = [(p["method"], p["rho"]) for p in points
                if not any(s == "converged" for s in p["status"])]
     out["never_converged"] = [list(x) for x in stalled]
@@ -190,6 +222,8 @@ def _print(points, summary):
             print(f"  {LABELS[m]}: theory vs seed mean, median {100 * v['median_rel_error']:.2g} "
                   f"%, max {100 * v['max_rel_error']:.2g} % over {v['n']} values of ρ")
     print(f"  never converged (method, ρ): {summary['never_converged']}")
+    print(f"  no transition in theory and in every run (method, ρ): "
+          f"{summary['no_transition_agreed']}")
 
 
 def _figure(points, curves, stem):

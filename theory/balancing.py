@@ -1,6 +1,6 @@
 """Balancing methods in a two-layer late-fusion branch: the exact Gram-matrix map of joint
-training, OGM and InfoReg (with added unimodal losses), OGM-GE's noise in mean field, and
-InfoReg's leading-order slowdown.
+training, OGM and InfoReg (with added unimodal losses), OGM-GE's noise in mean field and its
+exact law on the Gram entries, and InfoReg's leading-order slowdown.
 
 1. ``derive_gram_map``: with u' = u + η(c g v − a(u − u_p)), v' = v + η(c g u − a(v − v_p))
    and u_p, v_p fixed, the Gram matrix G of [u, v, u_p, v_p] maps to T G Tᵀ with
@@ -14,13 +14,24 @@ InfoReg's leading-order slowdown.
    E ξξᵀ = σ² I, σ² = g²(|v|²/h − v̄²) (the tensor's own variance), and independent noise ζ to
    v's: the expected Gram matrix after the step is T G Tᵀ plus η²hσ² = η²g²(|v|² − h v̄²) in
    G_uu, the same with u and v swapped in G_vv, and nothing else.
+3b. ``derive_ge_law``: the exact law of that noisy step on the Gram entries x = (|u|², u·v,
+   |v|², e·u, e·v), e = 1/√h the all-ones direction (theory.ogm_ge_two_layer). With
+   p = u + kv, q = v + ku, the Gram-Schmidt coordinates e = (1, 0, 0), p = (e·p, l22, 0),
+   q = (e·q, l32, l33), l22 = √(|p|² − (e·p)²), l32 = (p·q − (e·p)(e·q))/l22,
+   l33 = √(|q|² − (e·q)² − l32²), reproduce their Gram entries; the noise vectors σ_u z, σ_v y
+   (z, y standard normal in R^h, rotated with that basis: still standard normal) then give
+   the new entries from their first three coordinates and the 2 × 2 matrix R of the squared
+   norms and inner product of the rest, R ~ Wishart_2(h − 3, I) (Bartlett: R = AᵀA with
+   A = [[a, b], [0, c]], a² ~ χ²_{h−3}, c² ~ χ²_{h−4}, b ~ N(0, 1)). The one-step moments
+   E|u'|² = |p|² + hσ_u², Var|u'|² = 4σ_u²|p|² + 2hσ_u⁴, E u'·v' = p·q,
+   Var u'·v' = σ_v²|p|² + σ_u²|q|² + hσ_u²σ_v², E e·u' = e·p follow by Isserlis.
 4. ``derive_slowdown``: the linear recursion a_{k+1} = (1 + η(s − α)) a_k + ηα a_p from a_0 =
    a_p gives a_E = a_p (s r^E − α)/(s − α), r = 1 + η(s − α); α → 0 gives (1 + ηs)^E.
 """
 import numpy as np
 import sympy as sp
 
-from _checks import close_each
+from _checks import close_each, close_max
 
 RTOL_FLOAT = 1e-12
 
@@ -91,6 +102,77 @@ def derive_ge_noise():
     assert sp.expand(expect((v1.T * v1)[0]) - (mean_v.T * mean_v)[0]
                      - eta ** 2 * g ** 2 * ((u.T * u)[0] - h * (sum(u) / h) ** 2)) == 0
     assert sp.expand(expect((u1.T * v1)[0]) - (mean_u.T * mean_v)[0]) == 0
+    return True
+
+
+def _gauss_expect(expr, normals):
+    """E of a polynomial in independent standard normals (E z^{2j} = (2j − 1)!!, odd powers
+    0)."""
+    poly = sp.Poly(sp.expand(expr), *normals)
+    out = 0
+    for monom, coef in poly.terms():
+        m = 1
+        for power in monom:
+            m *= 0 if power % 2 else sp.factorial2(power - 1)
+        out += coef * m
+    return sp.expand(out)
+
+
+def derive_ge_law():
+    """The reduced draw of OGM-GE's noisy step and its one-step moments (module docstring,
+    3b). Checked against the library by check_ge_law."""
+    # Gram-Schmidt coordinates of e, p, q reproduce their Gram entries
+    ep, eq, pp, qq, pq = sp.symbols("ep eq pp qq pq", real=True)
+    l22 = sp.sqrt(pp - ep ** 2)
+    l32 = (pq - ep * eq) / l22
+    l33 = sp.sqrt(qq - eq ** 2 - l32 ** 2)
+    E3 = sp.Matrix([[1, 0, 0], [ep, l22, 0], [eq, l32, l33]])
+    gram = sp.simplify(E3 * E3.T)
+    assert sp.simplify(gram - sp.Matrix([[1, ep, eq], [ep, pp, pq], [eq, pq, qq]])) \
+        == sp.zeros(3, 3)
+    # the new entries from the first three noise coordinates and the rest's Gram R (the
+    # rest written with two coordinates here; the identity is linear in R)
+    su, sv = sp.symbols("sigma_u sigma_v", positive=True)
+    z = sp.symbols("z1:6", real=True)
+    y = sp.symbols("y1:6", real=True)
+    a, b, c = sp.symbols("a b c", real=True)
+    e = sp.Matrix([1, 0, 0, 0, 0])
+    pv = sp.Matrix([ep, l22, 0, 0, 0])
+    qv = sp.Matrix([eq, l32, l33, 0, 0])
+    u1 = pv + su * sp.Matrix(z)
+    v1 = qv + sv * sp.Matrix(y)
+    r11 = z[3] ** 2 + z[4] ** 2
+    r12 = z[3] * y[3] + z[4] * y[4]
+    r22 = y[3] ** 2 + y[4] ** 2
+    pz, qz = ep * z[0] + l22 * z[1], eq * z[0] + l32 * z[1] + l33 * z[2]
+    py, qy = ep * y[0] + l22 * y[1], eq * y[0] + l32 * y[1] + l33 * y[2]
+    lib = [pp + 2 * su * pz + su ** 2 * (z[0] ** 2 + z[1] ** 2 + z[2] ** 2 + r11),
+           pq + sv * py + su * qz + su * sv * (z[0] * y[0] + z[1] * y[1] + z[2] * y[2] + r12),
+           qq + 2 * sv * qy + sv ** 2 * (y[0] ** 2 + y[1] ** 2 + y[2] ** 2 + r22),
+           ep + su * z[0], eq + sv * y[0]]
+    direct = [(u1.T * u1)[0], (u1.T * v1)[0], (v1.T * v1)[0], (e.T * u1)[0], (e.T * v1)[0]]
+    for got, want in zip(lib, direct):
+        assert sp.simplify(got - want) == 0
+    # Bartlett: AᵀA with A = [[a, b], [0, c]] has entries (a², ab, b² + c²)
+    A = sp.Matrix([[a, b], [0, c]])
+    assert sp.expand(A.T * A - sp.Matrix([[a ** 2, a * b], [a * b, b ** 2 + c ** 2]])) \
+        == sp.zeros(2, 2)
+    # one-step moments by Isserlis, in R^h with h = 4 (p, q general vectors)
+    h = 4
+    P = sp.Matrix(sp.symbols("P0:4", real=True))
+    Q = sp.Matrix(sp.symbols("Q0:4", real=True))
+    Z = sp.Matrix(sp.symbols("Z0:4", real=True))
+    Y = sp.Matrix(sp.symbols("Y0:4", real=True))
+    normals = list(Z) + list(Y)
+    U, V = P + su * Z, Q + sv * Y
+    PP, QQ, PQ = (P.T * P)[0], (Q.T * Q)[0], (P.T * Q)[0]
+    uu, uv = (U.T * U)[0], (U.T * V)[0]
+    assert sp.expand(_gauss_expect(uu, normals) - (PP + h * su ** 2)) == 0
+    assert sp.expand(_gauss_expect(uu ** 2, normals) - (PP + h * su ** 2) ** 2
+                     - (4 * su ** 2 * PP + 2 * h * su ** 4)) == 0
+    assert sp.expand(_gauss_expect(uv, normals) - PQ) == 0
+    assert sp.expand(_gauss_expect(uv ** 2, normals) - PQ ** 2
+                     - (sv ** 2 * PP + su ** 2 * QQ + h * su ** 2 * sv ** 2)) == 0
     return True
 
 
@@ -188,6 +270,83 @@ def check_ge_noise():
                 if method == "ogm_ge" and np.any(c < 1):
                     new[m] += eta ** 2 * d[m] ** 2 * np.diag([G[m, 1, 1], G[m, 0, 0]])
             G = new
+    return True
+
+
+def check_ge_law():
+    """theory.noise_gram and the reduced draw of theory.ogm_ge_two_layer against the
+    h-dimensional noisy step drawn in numpy (2·10⁵ draws each: means, standard deviations and
+    the correlations of the five entries within five standard errors) and against the
+    one-step moments of derive_ge_law. Then theory.ogm_ge_two_layer where the modulation is
+    off: two identical branches on symmetric statistics keep equal scores, OGM's coefficient
+    stays 1 and GE adds nothing, so every path must follow joint training's Gram map
+    (theory.balancing_two_layer) to round-off. (Against the noisy network itself:
+    tests/test_transforms.py.)"""
+    import jax
+    import jax.numpy as jnp
+
+    import dlnfusion as dln
+    from dlnfusion import theory as th
+    from dlnfusion.theory.balancing import _ge_gram_step
+
+    spec = dln.NetworkSpec.fusion(2, 2, width=7)
+    params = dln.init_batch(spec, [3], scale=0.4)
+    x0 = th.noise_gram(spec, params)[0]                       # (2, 5)
+    u = np.asarray(params.branches[0][0])[0, :, 0]
+    v = np.asarray(params.branches[0][1])[0, 0, :]
+    h = u.size
+    e = np.ones(h) / np.sqrt(h)
+    close_each(x0[0], [u @ u, u @ v, v @ v, e @ u, e @ v], RTOL_FLOAT, "noise_gram")
+    k, su, sv, N = 0.3, 0.2, 0.35, 200_000
+    rng = np.random.default_rng(0)
+    p_, q_ = u + k * v, v + k * u
+    U = p_ + su * rng.normal(size=(N, h))
+    V = q_ + sv * rng.normal(size=(N, h))
+    direct = np.stack([np.sum(U * U, 1), np.sum(U * V, 1), np.sum(V * V, 1), U @ e, V @ e], 1)
+    with dln.float64():
+        X = jnp.broadcast_to(jnp.asarray(x0[0]), (N, 5))
+        reduced = np.asarray(_ge_gram_step(X, k, su, sv, jax.random.PRNGKey(1), h))
+    for i in range(5):
+        for name, fn in (("mean", np.mean), ("sd", np.std)):
+            a, b = fn(reduced[:, i]), fn(direct[:, i])
+            sd = direct[:, i].std()
+            # standard errors: sd/√N for a mean, ≈ sd·√((κ − 1)/4N) for an sd (κ the kurtosis)
+            kurt = np.mean((direct[:, i] - direct[:, i].mean()) ** 4) / sd ** 4
+            se = sd / np.sqrt(N) if name == "mean" else sd * np.sqrt((kurt - 1) / (4 * N))
+            assert abs(a - b) < 5 * np.sqrt(2) * se, f"entry {i} {name}: {a} vs {b} (se {se})"
+    cr, cd = np.corrcoef(reduced.T), np.corrcoef(direct.T)
+    assert np.max(np.abs(cr - cd)) < 5 * np.sqrt(2) / np.sqrt(N) * 2, (cr, cd)
+    pp, qq, pq = p_ @ p_, q_ @ q_, p_ @ q_
+    for i, (mean, var) in enumerate([(pp + h * su ** 2, 4 * su ** 2 * pp + 2 * h * su ** 4),
+                                     (pq, sv ** 2 * pp + su ** 2 * qq + h * su ** 2 * sv ** 2)]):
+        sd = np.sqrt(var)
+        assert abs(reduced[:, i].mean() - mean) < 5 * sd / np.sqrt(N), (i, mean)
+        assert abs(reduced[:, i].std() / sd - 1) < 5 * 2 / np.sqrt(N), (i, var)
+    # one step of the chain: OGM's coefficient from the scores, the drive, GE's scales
+    stats = dln.Stats.scalar_toy(2.0, 1.0, 0.3)
+    S, s = np.asarray(stats.sigma), np.asarray(stats.sigma_yx).reshape(-1)
+    vecs = [(0.5 + 0.1 * rng.normal(size=h), 0.6 + 0.1 * rng.normal(size=h)),
+            (0.2 + 0.1 * rng.normal(size=h), 0.25 + 0.1 * rng.normal(size=h))]
+    x = np.array([[a @ a, a @ b, b @ b, e @ a, e @ b] for a, b in vecs])
+    eta, P = 0.05, 40_000
+    law = th.ogm_ge_two_layer(stats, eta, x, h, 1, paths=P, stride=1, stop_loss=None)
+    w = x[:, 1]
+    sc = s * w - 0.5 * np.diag(S) * w ** 2
+    lead = int(np.argmax(sc))
+    assert np.all(sc > 0) and sc[lead] > sc[1 - lead]
+    c = np.ones(2)
+    c[lead] = 1 - np.tanh(0.8 * sc[lead] / sc[1 - lead])
+    d = s - S @ w
+    for m, (a, b) in enumerate(vecs):
+        k = eta * c[m] * d[m]
+        su = eta * abs(d[m]) * np.std(b)                     # GE: the gradient's own sd
+        sv = eta * abs(d[m]) * np.std(a)
+        p_, q_ = a + k * b, b + k * a
+        mean, var = p_ @ q_, sv ** 2 * (p_ @ p_) + su ** 2 * (q_ @ q_) + h * su ** 2 * sv ** 2
+        close_each(law.w_mean[0, m], w[m], RTOL_FLOAT, "ogm_ge_two_layer w at step 0")
+        assert abs(law.w_mean[1, m] - mean) < 5 * np.sqrt(var / P), (m, law.w_mean[1], mean)
+        # the sd of a sample sd: ≈ sd·√((κ − 1)/4P), κ ≤ 5 here
+        assert abs(law.w_sd[1, m] / np.sqrt(var) - 1) < 5 * np.sqrt(4 / (4 * P)), m
     return True
 
 
@@ -303,11 +462,13 @@ def check_deep_chain():
 
 
 def derive_all():
-    return all([derive_gram_map(), derive_ge_noise(), derive_slowdown(), derive_deep_chain()])
+    return all([derive_gram_map(), derive_ge_noise(), derive_ge_law(), derive_slowdown(),
+                derive_deep_chain()])
 
 
 def check_all():
-    return all([check_gram_map(), check_ge_noise(), check_slowdown(), check_deep_chain()])
+    return all([check_gram_map(), check_ge_noise(), check_ge_law(), check_slowdown(),
+                check_deep_chain()])
 
 
 if __name__ == "__main__":

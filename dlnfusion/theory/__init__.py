@@ -71,12 +71,13 @@ from .fisher import (FISHER_GROUPS, WINDOW_RULES, FisherTheory, balanced_chain_p
 __all__ += ["FISHER_GROUPS", "WINDOW_RULES", "FisherTheory", "balanced_chain_params",
             "fisher_late_fusion",
             "fisher_terms", "fisher_trace", "noise_covariance", "prime_window"]
-from .balancing import (METHODS as BALANCING_METHODS, BalancedRun, balancing_deep,
-                        balancing_two_layer, initial_gram, inforeg_slowdown, ogm_coefficients, score_gaps,
-                        window_test)
+from .balancing import (METHODS as BALANCING_METHODS, BalancedRun, NoisyRun, balancing_deep,
+                        balancing_two_layer, initial_gram, inforeg_slowdown, noise_gram,
+                        ogm_coefficients, ogm_ge_two_layer, score_gaps, window_test)
 
-__all__ += ["BALANCING_METHODS", "BalancedRun", "balancing_two_layer", "balancing_deep",
-            "initial_gram", "inforeg_slowdown", "ogm_coefficients", "score_gaps", "window_test"]
+__all__ += ["BALANCING_METHODS", "BalancedRun", "NoisyRun", "balancing_two_layer",
+            "balancing_deep", "initial_gram", "inforeg_slowdown", "noise_gram",
+            "ogm_coefficients", "ogm_ge_two_layer", "score_gaps", "window_test"]
 from .sequence import (LearningSequence, Plateau, learning_sequence, partial_solution,
                        plateau_loss, residual_drive, sequence_init, stage_one_integral)
 

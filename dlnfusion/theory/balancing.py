@@ -34,6 +34,13 @@ the noise's fluctuations of the scores, which the mean field drops, and
 :func:`balancing_two_layer` flags the run (``valid`` False, the reason in ``caveats``; the edge
 :data:`OGM_FROZEN` is measured, not derived).
 
+OGM-GE exactly (:func:`ogm_ge_two_layer`). The noise is isotropic apart from the all-ones
+direction e (the tensor's standard deviation subtracts its mean), so the law of the weights is
+invariant under the rotations that fix e, and the Gram entries of u, v and e form a Markov
+chain; its step is drawn exactly (Gram-Schmidt coordinates and a Wishart remainder), which
+gives the law of t_A, t_B and of divergence at a cost independent of the width, ρ < 0
+included.
+
 Leading order for InfoReg (:func:`inforeg_slowdown`). In the exponential phase of the
 regulated mode (g ≈ s constant, balanced aligned weights of amplitude a, w = a²) a step is
 a' = (1 + η(s − α)) a + ηα a_p within an epoch of E steps started at a_p, so an epoch multiplies
@@ -46,6 +53,7 @@ against (1 + ηs)^E without the proximal term: the escape of the regulated modal
 """
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -57,8 +65,8 @@ from ..precision import float64
 from .common import Prediction
 from .fisher import WINDOW_RULES, _toy_moments
 
-__all__ = ["BalancedRun", "balancing_two_layer", "balancing_deep", "initial_gram",
-           "inforeg_slowdown",
+__all__ = ["BalancedRun", "NoisyRun", "balancing_two_layer", "balancing_deep", "initial_gram",
+           "noise_gram", "ogm_ge_two_layer", "inforeg_slowdown",
            "score_gaps", "window_test", "ogm_coefficients", "METHODS"]
 
 METHODS = ("joint", "ogm", "ogm_ge", "inforeg")
@@ -420,3 +428,275 @@ def inforeg_slowdown(s: float, lr: float, alpha: float, epoch: int) -> Predictio
         caveats.append("the regulated mode does not grow over an epoch")
     kappa = np.log(F) / (epoch * np.log1p(lr * s)) if F > 0 else float("nan")
     return Prediction(float(kappa), not caveats, tuple(caveats))
+
+
+def noise_gram(spec: NetworkSpec, params: Params) -> np.ndarray:
+    """(runs, M, 5): per branch of a two-layer late-fusion network with scalar modalities and
+    output (batched params) the Gram entries (|u|², u·v, |v|², e·u, e·v) of its weight vectors
+    u = W^1, v = W^2 and the unit all-ones direction e = 1/√h: the state of
+    :func:`ogm_ge_two_layer`."""
+    G = initial_gram(spec, params)
+    out = []
+    for layers in params.branches:
+        u = np.asarray(layers[0])[..., :, 0]
+        v = np.asarray(layers[1])[..., 0, :]
+        h = u.shape[-1]
+        out.append(np.stack([u.sum(-1), v.sum(-1)], -1) / np.sqrt(h))
+    ev = np.stack(out, axis=-2)
+    return np.concatenate([G[..., 0, 0, None], G[..., 0, 1, None], G[..., 1, 1, None], ev], -1)
+
+
+class NoisyRun(NamedTuple):
+    """The law of OGM-GE's training (:func:`ogm_ge_two_layer`) from one initialization,
+    sampled over ``paths`` noise realizations: ``t_a``, ``t_b``, ``ratio`` (paths,) as
+    :func:`dlnfusion.compare.measure_unimodal_phase` defines them (NaN where the transition is
+    not reached within the steps); ``ratio_mean`` and ``ratio_sem`` their mean and its standard
+    error over the paths that reach both transitions; ``time`` (T,), ``w_mean`` and ``w_sd``
+    (T, M) the mean and standard deviation of the total weights over the paths every
+    ``stride`` steps (over the paths that have not diverged); ``reached`` the fraction of paths
+    with both transitions, ``diverged`` the fraction that diverged within the steps."""
+
+    t_a: np.ndarray
+    t_b: np.ndarray
+    ratio: np.ndarray
+    ratio_mean: float
+    ratio_sem: float
+    time: np.ndarray
+    w_mean: np.ndarray
+    w_sd: np.ndarray
+    reached: float
+    diverged: float
+    valid: bool = True
+    caveats: tuple = ()
+
+
+def _first_crossing(prev, now, n, found, level=0.5):
+    """Update the first crossing of ``level`` by a sequence (``prev`` at step n − 1, ``now`` at
+    step n, linear interpolation between them, step 0 exactly; NaN until found)."""
+    hit = jnp.isnan(found) & (now >= level)
+    dz = now - prev
+    frac = jnp.where((n > 0) & (dz != 0), (level - prev) / jnp.where(dz != 0, dz, 1.0), 1.0)
+    t = jnp.where(n > 0, n - 1 + frac, 0.0)
+    return jnp.where(hit, t, found)
+
+
+def ogm_ge_two_layer(stats, lr: float, state0, width: int, steps: int, *, alpha: float = 0.8,
+                     continuous: bool = False, unimodal: float = 0.0, paths: int = 256,
+                     seed: int = 0, stride: int = 10, stop_loss: float | None = 1e-4,
+                     diverge_loss: float = 1e12):
+    """OGM-GE on a two-layer late-fusion network (width h, scalar modalities and output) at
+    population level: the exact law of its noisy training, sampled on a reduced state.
+
+    A step of branch m is u' = u + k v + ξ_u, v' = v + k u + ξ_v with k = η c d (c the OGM
+    scale, d the drive) and ξ_u ~ N(0, σ_u² I_h), σ_u² = η² d² std(v)² = η² d²(|v|² − (e·v)²)/h
+    (GE's noise: the gradient tensor's own standard deviation over its h entries; e = 1/√h the
+    all-ones direction), ξ_v alike. The law of the weights is invariant under the rotations
+    of R^h that fix e, so the Gram entries x = (|u|², u·v, |v|², e·u, e·v) of every branch form
+    a Markov chain, and one step of it is drawn exactly from 13 numbers: in an orthonormal basis
+    of span(e, p, q) (p = u + kv, q = v + ku; Gram-Schmidt from their Gram matrix) the first
+    three coordinates of each noise vector are standard normals, and the squared norms and the
+    inner product of their remaining h − 3 coordinates are a 2 × 2 Wishart matrix with h − 3
+    degrees of freedom (Bartlett: χ²_{h−3}, χ²_{h−4} and a normal). Every quantity the method
+    uses — w = u·v, the scores, the coefficients, the noise scales — is a function of x, so
+    nothing is approximated; the cost is independent of h. (theory/balancing.py checks the
+    step's moments against the h-dimensional step.)
+
+    ``state0``: (M, 5) or (runs, M, 5) from :func:`noise_gram`; ``paths`` noise realizations
+    per run (independent of the network's own noise: a prediction of the law, not of a
+    realization). A path stops, as :func:`dlnfusion.train` stops a run, once its loss is below
+    ``stop_loss`` (None: never), and is marked diverged (and frozen) once its loss exceeds
+    ``diverge_loss`` or is not finite: GE's noise pumps energy into the directions orthogonal to
+    the learned mode until the step is unstable, and the fraction of paths it takes is
+    ``diverged``. Returns a :class:`NoisyRun` per run (a list for a batch)."""
+    lam = _check_options("ogm_ge", "never", unimodal)
+    for name, v in (("width", width), ("paths", paths), ("steps", steps), ("stride", stride)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if width < 5:
+        raise ValueError(f"width must be >= 5 (the Wishart step needs h − 4 > 0), got {width}")
+    for name, v in (("lr", lr), ("diverge_loss", diverge_loss)):
+        if not np.isfinite(v) or v <= 0:
+            raise ValueError(f"{name} must be a positive number, got {v!r}")
+    if stop_loss is not None and not stop_loss >= 0:
+        raise ValueError(f"stop_loss must be a non-negative number or None, got {stop_loss!r}")
+    if not np.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"alpha must be a non-negative number, got {alpha!r}")
+    S, s, syy = _toy_moments(stats)
+    M = s.size
+    if M != 2:
+        raise ValueError(f"OGM-GE modulates two modalities; the statistics have {M}")
+    X0 = np.asarray(state0, float)
+    if X0.shape[-2:] != (M, 5) or X0.ndim not in (2, 3) or not np.all(np.isfinite(X0)):
+        raise ValueError(f"state0 must be finite, of shape ({M}, 5) or (runs, {M}, 5) "
+                         f"(noise_gram), got {X0.shape}")
+    batched = X0.ndim == 3
+    X0 = X0 if batched else X0[None]
+    w_star = np.linalg.pinv(S) @ s
+    diagS = np.diag(S)
+    w_uni = np.where(diagS > 0, s / np.where(diagS > 0, diagS, 1.0), 0.0)
+    ref = np.stack([w_uni, w_star])                            # (2 levels, M)
+    consts = dict(S=S, s=s, w_star=w_star, ref=ref, noise=max(syy - s @ w_star, 0.0),
+                  lr=float(lr), lam=lam, alpha=float(alpha),
+                  stop=-np.inf if stop_loss is None else float(stop_loss),
+                  diverge=float(diverge_loss))
+    kernel = _ogm_ge_kernel(int(width), int(paths), int(steps), int(stride), bool(continuous))
+    keys = jax.random.split(jax.random.PRNGKey(int(seed)), X0.shape[0])
+    with float64():
+        c = {k: jnp.asarray(v, jnp.float64) for k, v in consts.items()}
+        found, wm, w2, bad = (np.asarray(v) for v in kernel(c, jnp.asarray(X0), keys))
+    n_rec = int(steps) // int(stride) + 1
+    time = np.arange(n_rec, dtype=float) * stride
+    wm, w2 = wm[:, :n_rec], w2[:, :n_rec]
+    runs = []
+    for r in range(X0.shape[0]):
+        uni, glob = found[r, :, 0], found[r, :, 1]                # (P, M)
+        none = np.all(np.isnan(uni), axis=-1)
+        first = np.argmin(np.where(np.isnan(uni), np.inf, uni), axis=-1)
+        idx = np.arange(paths)
+        t_a = np.where(none, np.nan, uni[idx, first])
+        t_b = np.where(none, np.nan, glob[idx, 1 - first])
+        ratio = t_b / t_a
+        ok = np.isfinite(ratio)
+        reached = float(np.mean(ok))
+        caveats, valid = [], True
+        if reached < 1:
+            caveats.append(f"{100 * (1 - reached):.3g} % of the paths do not reach both "
+                           f"transitions within {steps} steps")
+            valid = reached > 0.5
+        mean = float(np.mean(ratio[ok])) if ok.any() else float("nan")
+        sem = float(np.std(ratio[ok], ddof=1) / np.sqrt(ok.sum())) if ok.sum() > 1 \
+            else float("nan")
+        diverged = float(np.mean(bad[r]))
+        if diverged > 0:
+            caveats.append(f"{100 * diverged:.3g} % of the paths diverge within {steps} steps "
+                           "(GE's noise inflates the weights' norms until the step is unstable)")
+        sd = np.sqrt(np.maximum(w2[r] - wm[r] ** 2, 0.0))
+        runs.append(NoisyRun(t_a, t_b, ratio, mean, sem, time, wm[r], sd, reached, diverged,
+                             valid, tuple(caveats)))
+    return runs if batched else runs[0]
+
+
+def _ge_gram_step(X, k, su, sv, key, h):
+    """One exact draw of the Gram entries x = (|u|², u·v, |v|², e·u, e·v) (last axis of ``X``)
+    after u' = u + k v + su z, v' = v + k u + sv y with z, y independent standard normal vectors
+    of R^h (traceable; k, su, sv broadcast against X[..., 0]). In an orthonormal basis of
+    span(e, p, q), p = u + kv, q = v + ku, built by Gram-Schmidt from their Gram entries, the
+    first three coordinates of z and y are standard normals, and the squared norms and inner
+    product of the other h − 3 coordinates are a Wishart_2(h − 3, I) matrix, drawn by Bartlett
+    (χ²_{h−3}, χ²_{h−4} and a normal)."""
+    uu, uv, vv, eu, ev = (X[..., i] for i in range(5))
+    pp = uu + 2 * k * uv + k ** 2 * vv
+    qq = vv + 2 * k * uv + k ** 2 * uu
+    pq = uv * (1 + k ** 2) + k * (uu + vv)
+    ep, eq = eu + k * ev, ev + k * eu
+    l22 = jnp.sqrt(jnp.maximum(pp - ep ** 2, 0.0))
+    pos = l22 > 1e-300
+    l32 = jnp.where(pos, (pq - ep * eq) / jnp.where(pos, l22, 1.0), 0.0)
+    l33 = jnp.sqrt(jnp.maximum(qq - eq ** 2 - l32 ** 2, 0.0))
+    k1, k2, k3 = jax.random.split(key, 3)
+    zs = jax.random.normal(k1, X.shape[:-1] + (7,), X.dtype)
+    a2 = jax.random.chisquare(k2, h - 3, X.shape[:-1], X.dtype)
+    c2 = jax.random.chisquare(k3, h - 4, X.shape[:-1], X.dtype)
+    z1, z2, z3, y1, y2, y3, b = (zs[..., i] for i in range(7))
+    r11, r12, r22 = a2, jnp.sqrt(a2) * b, b ** 2 + c2
+    pz, qz = ep * z1 + l22 * z2, eq * z1 + l32 * z2 + l33 * z3
+    py, qy = ep * y1 + l22 * y2, eq * y1 + l32 * y2 + l33 * y3
+    return jnp.stack([
+        pp + 2 * su * pz + su ** 2 * (z1 ** 2 + z2 ** 2 + z3 ** 2 + r11),
+        pq + sv * py + su * qz + su * sv * (z1 * y1 + z2 * y2 + z3 * y3 + r12),
+        qq + 2 * sv * qy + sv ** 2 * (y1 ** 2 + y2 ** 2 + y3 ** 2 + r22),
+        ep + su * z1, eq + sv * y1], -1)
+
+
+_SEGMENT = 256
+
+
+@functools.lru_cache(maxsize=16)
+def _ogm_ge_kernel(h, paths, steps, stride, continuous):
+    """The jitted sampler of :func:`ogm_ge_two_layer` for one shape: segments of up to
+    _SEGMENT steps (each a scan) until every path has stopped or the budget is spent; the
+    statistics enter as arrays, so one compilation serves every ρ of a sweep."""
+    size = min(_SEGMENT, steps)
+    n_seg = -(-steps // size)
+    n_rec = n_seg * size // stride + 1
+
+    def one(c, x0, key):
+        S, s, w_star, ref = c["S"], c["s"], c["w_star"], c["ref"]
+        diagS = jnp.diag(S)
+        M = s.shape[0]
+        has_ref = ref != 0
+        safe_ref = jnp.where(has_ref, ref, 1.0)
+
+        def loss_of(w):
+            dev = w - w_star
+            return 0.5 * (c["noise"] + jnp.einsum("pm,mn,pn->p", dev, S, dev))
+
+        def level(w):
+            return jnp.where(has_ref, w[:, None, :] / safe_ref, -jnp.inf)   # (P, 2, M)
+
+        def step(carry, n):
+            X, key, prev, found, bad, done = carry                    # X (P, M, 5)
+            uu, uv, vv, eu, ev = (X[..., i] for i in range(5))
+            w = uv
+            z = level(w)
+            live = n <= steps
+            found = jnp.where(live, _first_crossing(prev, z, n, found), found)
+            loss = loss_of(w)
+            bad = bad | (live & (~jnp.isfinite(loss) | (loss > c["diverge"])))
+            done = done | bad | (loss < c["stop"]) | (n >= steps)
+            scores = s * w - 0.5 * diagS * w ** 2
+            coef = jax.vmap(lambda sc: ogm_coefficients(sc, c["alpha"], continuous))(scores)
+            d = -(w - w_star) @ S + c["lam"] * (s - diagS * w)
+            on = jnp.any(coef < 1.0, axis=-1, keepdims=True)
+            lr = c["lr"]
+            k = lr * coef * d
+            su = jnp.where(on, lr * jnp.abs(d) * jnp.sqrt(jnp.maximum(vv - ev ** 2, 0.0) / h),
+                           0.0)
+            sv = jnp.where(on, lr * jnp.abs(d) * jnp.sqrt(jnp.maximum(uu - eu ** 2, 0.0) / h),
+                           0.0)
+            key, sub = jax.random.split(key)
+            new = _ge_gram_step(X, k, su, sv, sub, h)
+            new = jnp.where(done[:, None, None], X, new)
+            keep = ~bad[:, None]
+            cnt = jnp.maximum(jnp.sum(keep), 1)
+            moments = (jnp.sum(jnp.where(keep, w, 0.0), 0) / cnt,
+                       jnp.sum(jnp.where(keep, w ** 2, 0.0), 0) / cnt)
+            return (new, key, z, found, bad, done), moments
+
+        def segment(state):
+            i, carry, wm, w2 = state
+            ns = i * size + jnp.arange(size)
+            carry, (m1, m2) = jax.lax.scan(step, carry, ns)
+            wm = jax.lax.dynamic_update_slice(wm, m1, (i * size, 0))
+            w2 = jax.lax.dynamic_update_slice(w2, m2, (i * size, 0))
+            return i + 1, carry, wm, w2
+
+        def going(state):
+            i, carry = state[0], state[1]
+            return (i < n_seg) & ~jnp.all(carry[5])
+
+        X = jnp.broadcast_to(x0, (paths,) + x0.shape)
+        nan = jnp.full((paths, 2, M), jnp.nan)
+        no = jnp.zeros((paths,), bool)
+        buf = jnp.full((n_seg * size + 1, M), jnp.nan)
+        i, carry, wm, w2 = jax.lax.while_loop(
+            going, segment, (0, (X, key, nan, nan, no, no), buf, buf))
+        X_end, _, prev, found, bad, done = carry
+        # the last step (every path stopped or the budget reached): its crossing and state
+        w = X_end[..., 1]
+        n_end = jnp.minimum(i * size, steps)
+        found = jnp.where(done[:, None, None] & (n_end < steps), found,
+                          _first_crossing(prev, level(w), n_end, found))
+        loss = loss_of(w)
+        bad = bad | ~jnp.isfinite(loss) | (loss > c["diverge"])
+        keep = ~bad[:, None]
+        cnt = jnp.maximum(jnp.sum(keep), 1)
+        m_end = (jnp.sum(jnp.where(keep, w, 0.0), 0) / cnt)
+        s_end = (jnp.sum(jnp.where(keep, w ** 2, 0.0), 0) / cnt)
+        # records after every path stopped hold the frozen state
+        rows = jnp.arange(n_seg * size + 1)[:, None]
+        wm = jnp.where(rows >= n_end, m_end, wm)
+        w2 = jnp.where(rows >= n_end, s_end, w2)
+        return found, wm[::stride][:n_rec], w2[::stride][:n_rec], bad
+
+    return jax.jit(jax.vmap(one, in_axes=(None, 0, 0)))
