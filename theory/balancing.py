@@ -27,6 +27,11 @@ exact law on the Gram entries, and InfoReg's leading-order slowdown.
    Var u'·v' = σ_v²|p|² + σ_u²|q|² + hσ_u²σ_v², E e·u' = e·p follow by Isserlis.
 4. ``derive_slowdown``: the linear recursion a_{k+1} = (1 + η(s − α)) a_k + ηα a_p from a_0 =
    a_p gives a_E = a_p (s r^E − α)/(s − α), r = 1 + η(s − α); α → 0 gives (1 + ηs)^E.
+5. ``derive_deep_chain``: a deep branch of balanced aligned rank-one layers keeps its
+   structure under every method, with one norm per branch (theory.balancing_deep).
+6. ``derive_shared_chain``: with shared layers fed along one fusion direction, the shared
+   layer's gradient is the sum of the branches' drives along its own direction, so one more
+   norm, for the shared chain, closes the reduction (intermediate fusion).
 """
 import numpy as np
 import sympy as sp
@@ -413,10 +418,46 @@ def derive_deep_chain():
     return True
 
 
+def derive_shared_chain():
+    """Intermediate fusion (two scalar branches of L_f = 2 layers, P = 1 shared layer, all
+    balanced and aligned: W_m^1 = a_m r_m, W_m^2 = a_m f r_mᵀ, W^3 = X fᵀ with a common
+    fusion direction f): with the loss Σ_m c_m-scaled on the branches' gradients, every branch
+    layer's gradient is −d_m a_m^{L_f−1} X^P times its own direction and the shared layer's is
+    −Σ_m d_m a_m^{L_f} X^{P−1} times its own (d_m = E[x_m e], the drive; w_m = a_m^{L_f} X^P),
+    so a step keeps the structure and moves (a_A, a_B, X) as balancing_deep states. Checked
+    against the library by check_deep_chain."""
+    aA, aB, X, xA, xB, y = sp.symbols("a_A a_B X x_A x_B y", real=True)
+    rA = sp.Matrix([sp.Rational(3, 5), sp.Rational(4, 5)])
+    rB = sp.Matrix([sp.Rational(-4, 5), sp.Rational(3, 5)])
+    f = sp.Matrix([sp.Rational(5, 13), sp.Rational(12, 13)])
+    dirs = {"A1": rA, "A2": f * rA.T, "B1": rB, "B2": f * rB.T, "S": f.T}
+    W = {k: sp.Matrix(D.shape[0], D.shape[1], lambda i, j, k=k: sp.Symbol(f"W{k}_{i}{j}"))
+         for k, D in dirs.items()}
+    hidden = W["A2"] * W["A1"] * xA + W["B2"] * W["B1"] * xB
+    yhat = (W["S"] * hidden)[0]
+    loss = sp.Rational(1, 2) * (y - yhat) ** 2
+    scale = {"A1": aA, "A2": aA, "B1": aB, "B2": aB, "S": X}
+    at = {}
+    for k, D in dirs.items():
+        for i in range(D.shape[0]):
+            for j in range(D.shape[1]):
+                at[W[k][i, j]] = scale[k] * D[i, j]
+    e = y - (aA ** 2 * X * xA + aB ** 2 * X * xB)
+    assert sp.simplify(yhat.subs(at) - (y - e)) == 0
+    want = {"A1": e * xA * aA * X, "A2": e * xA * aA * X, "B1": e * xB * aB * X,
+            "B2": e * xB * aB * X, "S": e * (xA * aA ** 2 + xB * aB ** 2)}
+    for k, D in dirs.items():
+        grad = sp.Matrix(D.shape[0], D.shape[1], lambda i, j: sp.diff(loss, W[k][i, j])).subs(at)
+        assert sp.simplify(grad + want[k] * D) == sp.zeros(*D.shape), k
+        assert sp.simplify(sum(v ** 2 for v in D) - 1) == 0
+    return True
+
+
 def check_deep_chain():
-    """theory.balancing_deep against the full weight matrices of a width-3, three-layer late
-    fusion network iterated in numpy (joint, OGM and InfoReg, with and without unimodal
-    losses), and its recorded Tr F against dlnfusion.theory.fisher_trace of those weights."""
+    """theory.balancing_deep against the full weight matrices of width-3, three-layer late and
+    intermediate (L_f = 2) fusion networks iterated in numpy (joint, OGM and InfoReg, with and
+    without unimodal losses), and its recorded Tr F against dlnfusion.theory.fisher_trace of
+    those weights."""
     import dlnfusion as dln
     from dlnfusion import theory as th
 
@@ -458,12 +499,49 @@ def check_deep_chain():
                 new.append([W + eta * (c[m] * G - a[m] * (W - P))
                             for W, G, P in zip(br, grads, prev[m])])
             Ws = new
+    # intermediate fusion: two-layer branches and one shared layer (depth 3, L_f = 2); the
+    # methods act on the branches, the shared layer follows the (unmodulated) drives
+    spec = dln.NetworkSpec.fusion(3, 2, width=3)
+    p = dln.init_batch(spec, [2], scheme="balanced", scale=0.4, stats=stats)
+    for method, lam in (("joint", 0.0), ("ogm", 0.0), ("inforeg", 0.5)):
+        kw = dict(epoch=3, window="always") if method == "inforeg" else {}
+        res = th.balancing_deep(stats, 3, eta, 0.4, steps, method=method, unimodal=lam,
+                                fusion_layer=2, **kw)
+        Ws = [[np.asarray(W)[0].copy() for W in br] for br in p.branches]
+        V = np.asarray(p.post[0])[0].copy()
+        prev = [[W.copy() for W in br] for br in Ws]
+        for n in range(steps):
+            w = np.array([float((V @ br[1] @ br[0])[0, 0]) for br in Ws])
+            close_each(res.w[n], w, 1e-10, f"intermediate {method} w at step {n}")
+            params = dln.Params(tuple(tuple(np.asarray(W)[None] for W in br) for br in Ws),
+                                (V[None],))
+            tr = np.asarray(th.fisher_trace(spec, params, stats)).reshape(-1)
+            close_each(res.trace[n], tr, 1e-9, f"intermediate {method} trace at step {n}")
+            d = s - S @ w + lam * (s - np.diag(S) * w)
+            sc = s * w - 0.5 * np.diag(S) * w ** 2
+            c, a = np.ones(2), np.zeros(2)
+            if method == "ogm":
+                lead = int(np.argmax(sc))
+                if sc[lead] > 0 and sc[1 - lead] > 0:
+                    c[lead] = 1 - np.tanh(0.8 * sc[lead] / sc[1 - lead])
+            if method == "inforeg":
+                if n % 3 == 0:
+                    prev = [[W.copy() for W in br] for br in Ws]
+                gaps = np.asarray(th.score_gaps(sc))
+                a = np.where(gaps > 0, np.exp(0.9 * np.tanh(gaps)), 0.0)
+            gV = sum(d[m] * (br[1] @ br[0]).T for m, br in enumerate(Ws))
+            new = []
+            for m, (W1, W2) in enumerate(Ws):
+                grads = [(V @ W2).T * d[m], V.T @ W1.T * d[m]]
+                new.append([W + eta * (c[m] * G - a[m] * (W - P))
+                            for W, G, P in zip((W1, W2), grads, prev[m])])
+            Ws, V = new, V + eta * gV
     return True
 
 
 def derive_all():
     return all([derive_gram_map(), derive_ge_noise(), derive_ge_law(), derive_slowdown(),
-                derive_deep_chain()])
+                derive_deep_chain(), derive_shared_chain()])
 
 
 def check_all():

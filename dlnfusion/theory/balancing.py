@@ -1,6 +1,6 @@
 """Theory of modality-balancing methods in a two-layer late-fusion network (scalar
-modalities, scalar output; :func:`balancing_deep` for deep late fusion from balanced aligned
-weights): joint training, OGM (gradient modulation without noise), OGM-GE
+modalities, scalar output; :func:`balancing_deep` for deep late and intermediate fusion from
+balanced aligned weights): joint training, OGM (gradient modulation without noise), OGM-GE
 (its noise in mean field) and InfoReg, each optionally with added unimodal losses, trained by
 gradient descent at population level (dlnfusion.transforms).
 
@@ -330,28 +330,43 @@ def balancing_two_layer(stats, lr: float, gram0, steps: int, method: str = "join
 
 
 def balancing_deep(stats, depth: int, lr: float, u0, steps: int, method: str = "joint", *,
-                   epoch: int = 10, beta: float = 0.9, K: float = 0.04, window: str = "paper",
-                   average: int = 10, prefactors=None, alpha: float = 0.8,
-                   continuous: bool = False, unimodal: float = 0.0) -> BalancedRun:
-    """The methods of :func:`balancing_two_layer` on a deep late-fusion network (every branch
-    ``depth`` = L layers, no shared layers, scalar modalities and output) from exactly
-    balanced, aligned weights (``init_params(scheme="balanced", scale=u0)``: every layer of
-    branch m of norm u0, or u0[m]; a sequence of such for a batch, a list returned).
+                   fusion_layer: int | None = None, epoch: int = 10, beta: float = 0.9,
+                   K: float = 0.04, window: str = "paper", average: int = 10, prefactors=None,
+                   alpha: float = 0.8, continuous: bool = False,
+                   unimodal: float = 0.0) -> BalancedRun:
+    """The methods of :func:`balancing_two_layer` on a deep fusion network (``depth`` = L
+    layers, fusion at ``fusion_layer`` = L_f, default L: late fusion; every branch L_f layers,
+    P = L − L_f shared layers; scalar modalities and output) from exactly balanced, aligned
+    weights (``init_params(scheme="balanced", scale=u0)``: every layer of branch m of norm u0,
+    or u0[m], every shared layer of norm X0 = √(Σ_m u0_m²); a sequence of such for a batch, a
+    list returned).
 
     Reduced dynamics, exact for gradient descent (theory/balancing.py): every layer of branch
-    m keeps one norm a_m, the map is w_m = sgn(Σ_yx,m) a_m^L, and a step is
-    a' = a + η(c sgn(Σ_yx,m) d a^{L−1} − α(a − a_p)) with the drive d, OGM's scale c and
-    InfoReg's α of the two-layer reduction: the methods scale or pull every layer of a branch
-    alike, so balance and alignment are kept. Tr F_m = (E[e²]Σ_mm + 2g_m²) L a_m^{2(L−1)}.
+    m keeps one norm a_m, every shared layer one norm X (all branches feed the shared chain
+    along one direction, so every gradient stays rank one along the layers' own directions),
+    the map is w_m = sgn(Σ_yx,m) a_m^{L_f} X^P, and a step is
+
+        a_m' = a_m + η(c_m sgn_m d_m a_m^{L_f−1} X^P − α_m(a_m − a_p,m)),
+        X'   = X + η Σ_m sgn_m d_m a_m^{L_f} X^{P−1},
+
+    with the drive d, OGM's scale c and InfoReg's α of the two-layer reduction: the methods
+    act on the branches' parameters only (the shared layers follow the fused loss and any
+    added unimodal losses, unmodulated), and scale or pull every layer of a branch alike, so
+    balance and alignment are kept. Tr F_m = (E[e²]Σ_mm + 2g_m²) L_f a_m^{2(L_f−1)} X^{2P}.
     OGM-GE's noise breaks the alignment and is not reduced ("ogm_ge" is refused). A drive that
     turns against Σ_yx,m cannot be followed by aligned weights (a_m stays at 0): flagged."""
     lam = _check_options(method, window, unimodal,
                          methods=tuple(m for m in METHODS if m != "ogm_ge"))
     if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 2:
         raise ValueError(f"depth must be an integer >= 2, got {depth!r}")
+    Lf = depth if fusion_layer is None else fusion_layer
+    if isinstance(Lf, bool) or not isinstance(Lf, (int, np.integer)) or not 2 <= Lf <= depth:
+        raise ValueError(f"fusion_layer must be an integer with 2 <= fusion_layer <= depth = "
+                         f"{depth} (a branch needs two layers to be regulated apart from its "
+                         f"scale), got {fusion_layer!r}")
     S, s, syy = _toy_moments(stats)
     M = s.size
-    L = int(depth)
+    L, P = int(Lf), int(depth) - int(Lf)
     A0 = np.asarray(u0, float)
     batched = A0.ndim == 2
     if A0.ndim > 2 or A0.shape[-1:] not in ((), (M,)) or np.any(~np.isfinite(A0)) \
@@ -359,6 +374,8 @@ def balancing_deep(stats, depth: int, lr: float, u0, steps: int, method: str = "
         raise ValueError(f"u0 must be positive: a number or one per branch ({M},) for one run, "
                          f"(runs, {M}) for a batch; got {u0!r}")
     A0 = np.broadcast_to(A0, (A0.shape[0] if batched else 1, M))
+    # the shared chain's norm: √(Σ_m u0_m²) (balanced), one more row of the state
+    A0 = np.concatenate([A0, np.sqrt(np.sum(A0 ** 2, axis=-1, keepdims=True))], axis=-1)
     if np.any(s == 0):
         raise ValueError("balancing_deep needs Sigma_yx,m != 0 for every modality (the aligned "
                          "weights point along it)")
@@ -367,11 +384,12 @@ def balancing_deep(stats, depth: int, lr: float, u0, steps: int, method: str = "
     noise = max(syy - s @ w_star, 0.0)
 
     def observe(X):
-        w = sign * X[:, 0] ** L
+        av, Xs = X[:M, 0], X[M, 0]
+        w = sign * av ** L * Xs ** P
         dev = w - w_star
         g = -S @ dev
         ee = noise + dev @ S @ dev
-        trace = (ee * jnp.diag(S) + 2.0 * g ** 2) * L * X[:, 0] ** (2 * (L - 1))
+        trace = (ee * jnp.diag(S) + 2.0 * g ** 2) * L * av ** (2 * (L - 1)) * Xs ** (2 * P)
         scores = s * w - 0.5 * jnp.diag(S) * w ** 2
         return w, g, trace, scores
 
@@ -379,9 +397,11 @@ def balancing_deep(stats, depth: int, lr: float, u0, steps: int, method: str = "
         return jnp.stack([X[:, 0], X[:, 0]], -1)
 
     def advance(X, c, d, a):
-        av, ap = X[:, 0], X[:, 1]
-        new = av + lr * (c * sign * d * av ** (L - 1) - a * (av - ap))
-        return jnp.stack([new, ap], -1)
+        av, ap, Xs = X[:M, 0], X[:M, 1], X[M, 0]
+        new = av + lr * (c * sign * d * av ** (L - 1) * Xs ** P - a * (av - ap))
+        if P:
+            Xs = Xs + lr * jnp.sum(sign * d * av ** L) * Xs ** (P - 1)
+        return jnp.stack([jnp.append(new, Xs), jnp.append(ap, X[M, 1])], -1)
 
     pref = np.ones(M) if prefactors is None else np.asarray(prefactors, float)
     opts = dict(epoch=epoch, beta=beta, K=K, window=window, average=average, pref=pref,
