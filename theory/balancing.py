@@ -424,8 +424,9 @@ def derive_shared_chain():
     fusion direction f): with the loss Σ_m c_m-scaled on the branches' gradients, every branch
     layer's gradient is −d_m a_m^{L_f−1} X^P times its own direction and the shared layer's is
     −Σ_m d_m a_m^{L_f} X^{P−1} times its own (d_m = E[x_m e], the drive; w_m = a_m^{L_f} X^P),
-    so a step keeps the structure and moves (a_A, a_B, X) as balancing_deep states. Checked
-    against the library by check_deep_chain."""
+    so a step keeps the structure and moves (a_A, a_B, X) as balancing_deep states. Its
+    library counterpart, balancing_deep with fusion_layer < depth, is checked by
+    check_deep_chain."""
     aA, aB, X, xA, xB, y = sp.symbols("a_A a_B X x_A x_B y", real=True)
     rA = sp.Matrix([sp.Rational(3, 5), sp.Rational(4, 5)])
     rB = sp.Matrix([sp.Rational(-4, 5), sp.Rational(3, 5)])
