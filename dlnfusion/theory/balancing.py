@@ -249,7 +249,8 @@ def _reduced_runs(stats, steps, method, observe, advance, refresh, state0, opts)
             if not np.isfinite(t_b):
                 valid = False
                 caveats.append(f"no transition within {steps} steps in mean field: the "
-                               "noise's fluctuations decide the escape")
+                               "noise's fluctuations decide the escape (ogm_ge_two_layer "
+                               "gives the exact law)")
             else:
                 lo, hi = int(np.floor(min(t_a, t_b))), int(np.ceil(max(t_a, t_b)))
                 c_min = float(np.min(cs[b, lo:hi + 1]))
@@ -257,7 +258,7 @@ def _reduced_runs(stats, steps, method, observe, advance, refresh, state0, opts)
                     valid = False
                     caveats.append(f"the leader's coefficient falls to {c_min:.1e} between t_A "
                                    "and t_B: the escape is set by the noise's fluctuations, "
-                                   "not in mean field")
+                                   "not in mean field (ogm_ge_two_layer gives the exact law)")
         runs.append(BalancedRun(time, ws[b], traces[b], cs[b], regs[b], glob, float(t_a),
                                 float(t_b), float(t_b / t_a), valid, tuple(caveats)))
     return runs
