@@ -25,8 +25,12 @@ Leading order beside: InfoReg slows A's escape by κ = theory.inforeg_slowdown(s
 EPOCH) (α = e^{β tanh Δ} with Δ ≈ 0 while the scores are tiny), i.e. t_A / κ.
 
 Measured: t_A, t_B as compare.measure_unimodal_phase defines them, their ratio, the final total
-weights (the split between the branches) and whether a run converged (loss < 1e-4) within the
-budget.
+weights (the split between the branches, where a run stops: loss < 1e-4) and whether a run
+converged within the budget.
+
+Width sweep (last panel, JSON ``width_sweep``): OGM-GE at ρ ∈ WIDTH_RHOS, its law at every
+width of WIDTHS_LAW (PATHS/4 paths per seed), its mean field, and the networks at WIDTHS_SIM:
+where the mean field becomes right as the width grows.
 """
 from __future__ import annotations
 
@@ -53,6 +57,11 @@ EPOCH = 10
 BETA, K_WINDOW, OGM_ALPHA = 0.9, 0.04, 0.8
 SEEDS, QUICK_SEEDS = 5, 2
 PATHS, QUICK_PATHS = 256, 64   # noise realizations per seed of OGM-GE's law
+# OGM-GE against the width where its noise decides the escape: the law at every width (its
+# cost does not depend on it), the network at the smaller ones
+WIDTH_RHOS = (-0.1, -0.25)
+WIDTHS_LAW, QUICK_WIDTHS_LAW = (25, 100, 400, 1600, 6400, 25600, 102400), (25, 400, 6400)
+WIDTHS_SIM, QUICK_WIDTHS_SIM = (25, 100, 400, 1600), (25, 400)
 UNIMODAL = 1.0          # λ of the added unimodal losses
 METHODS = ("joint", "unimodal", "ogm_ge", "ogm", "inforeg")
 LABELS = {"joint": "joint training", "unimodal": "+ unimodal losses", "ogm_ge": "OGM-GE",
@@ -186,7 +195,9 @@ def run(out: Path, quick: bool = False) -> dict:
                                       t_sim=traj.time, w_sim=np.stack(
                                           [np.asarray(mp)[0].reshape(-1) for mp in
                                            traj.maps], 1))
+    sweep = _width_sweep(quick)
     summary = _summary(points)
+    summary["width_sweep"] = _width_summary(sweep)
     payload = {"figure": ID, "paper": "Huang et al., CVPR 2025 (InfoReg); Peng et al., CVPR "
                                       "2022 (OGM-GE); the toy of Zhang et al., ICML 2024",
                "quick": quick,
@@ -195,11 +206,67 @@ def run(out: Path, quick: bool = False) -> dict:
                               "epoch_steps": EPOCH, "beta": BETA, "K": K_WINDOW,
                               "ogm_alpha": OGM_ALPHA, "unimodal_weight": UNIMODAL,
                               "seeds": seeds},
-               "points": points, "summary": summary}
-    result = write_outputs(out, ID, payload, lambda stem: _figure(points, curves, stem),
+               "points": points, "width_sweep": sweep, "summary": summary}
+    result = write_outputs(out, ID, payload, lambda stem: _figure(points, curves, sweep, stem),
                            summary)
     _print(points, summary)
     return result
+
+
+def _width_sweep(quick):
+    """OGM-GE's t_B/t_A against the width at WIDTH_RHOS: its law, its mean field and the
+    networks (same initial weights as the law starts from, each run its own noise)."""
+    seeds = list(range(QUICK_SEEDS if quick else SEEDS))
+    paths = QUICK_PATHS if quick else PATHS // 4
+    sims = QUICK_WIDTHS_SIM if quick else WIDTHS_SIM
+    rows = []
+    for rho in WIDTH_RHOS:
+        stats = Stats.scalar_toy(SIGMA_A, SIGMA_B, rho)
+        for width in (QUICK_WIDTHS_LAW if quick else WIDTHS_LAW):
+            spec = NetworkSpec.fusion(2, 2, width=width)
+            params = init_batch(spec, seeds, scale=SCALE)
+            law = th.ogm_ge_two_layer(stats, LR, th.noise_gram(spec, params), width, STEPS,
+                                      alpha=OGM_ALPHA, paths=paths, seed=width % 997)
+            mf = th.balancing_two_layer(stats, LR, th.initial_gram(spec, params), STEPS,
+                                        method="ogm_ge", alpha=OGM_ALPHA)
+            row = {"rho": rho, "width": width,
+                   "time_ratio_theory": _list([np.mean([r.ratio_mean for r in law])])[0],
+                   "time_ratio_theory_sem": _list([np.sqrt(np.sum(np.square(
+                       [r.ratio_sem for r in law]))) / len(law)])[0],
+                   "diverged_theory": float(np.mean([r.diverged for r in law])),
+                   "time_ratio_mean_field": _list([r.ratio for r in mf]),
+                   "time_ratio_sim": None, "diverged_sim": None}
+            if width in sims:
+                traj = train(spec, stats, params, lr=LR, max_steps=STEPS, stride=STRIDE,
+                             optimizer=_optimizer("ogm_ge", spec))
+                row["time_ratio_sim"] = _list(measure_unimodal_phase(traj).time_ratio)
+                row["diverged_sim"] = int(np.sum(np.asarray(traj.status_names())
+                                                 == "diverged"))
+            rows.append(row)
+    return rows
+
+
+def _width_summary(rows):
+    """Per ρ of the width sweep: the law against the seed mean at every simulated width, and
+    the law's ratio to its mean field at the smallest and the largest width."""
+    out = {}
+    for rho in sorted({r["rho"] for r in rows}):
+        sel = [r for r in rows if r["rho"] == rho]
+        errs = []
+        law = [np.nan if r["time_ratio_theory"] is None else r["time_ratio_theory"]
+               for r in sel]
+        for r, th_ in zip(sel, law):
+            sim = [v for v in (r["time_ratio_sim"] or []) if v is not None]
+            if sim and np.isfinite(th_):
+                errs.append(abs(th_ / np.mean(sim) - 1))
+        mf = [np.mean([v for v in r["time_ratio_mean_field"] if v is not None])
+              if any(v is not None for v in r["time_ratio_mean_field"]) else np.nan
+              for r in sel]
+        out[str(rho)] = {
+            "max_rel_error_vs_sim": float(np.max(errs)) if errs else None,
+            "law_over_mean_field": _list([law[0] / mf[0], law[-1] / mf[-1]]),
+            "widths": [sel[0]["width"], sel[-1]["width"]]}
+    return out
 
 
 def _summary(points):
@@ -250,13 +317,20 @@ def _print(points, summary):
     print(f"  never converged (method, ρ): {summary['never_converged']}")
     print("  final split (w_A, w_B where the run stops), theory vs seed mean, max abs error: "
           + ", ".join(f"{LABELS[m]} {e:.1e}" for m, e in summary["final_w_max_abs_error"].items()))
+    for rho, v in summary.get("width_sweep", {}).items():
+        err = v["max_rel_error_vs_sim"]
+        print(f"  OGM-GE at ρ = {rho} against the width: law vs networks max "
+              + (f"{100 * err:.2g} %" if err is not None else "—")
+              + "; law / mean field " + " and ".join(
+                  f"{x:.3f} at width {w}" if x is not None else f"— at width {w}"
+                  for x, w in zip(v["law_over_mean_field"], v["widths"])))
     print(f"  no transition in theory and in every run (method, ρ): "
           f"{summary['no_transition_agreed']}")
 
 
-def _figure(points, curves, stem):
+def _figure(points, curves, sweep, stem):
     with paper_style():
-        fig, axes = new_figure(ncols=3, width=6.9, height=2.4)
+        fig, axes = new_figure(ncols=4, width=9.0, height=2.4)
         ax = axes[0, 0]
         for method in METHODS:
             sel = [p for p in points if p["method"] == method]
@@ -312,5 +386,27 @@ def _figure(points, curves, stem):
         ax.set_title(r"dashed: $W_A^{tot}$, solid: $W_B^{tot}$", fontsize=7)
         # the methods' legend for all panels, in this panel's empty lower right
         ax.legend(handles, labels, frameon=False, fontsize=5.5, loc="lower right")
+        ax = axes[0, 3]
+        for rho, color in zip(WIDTH_RHOS, (PALETTE[4], PALETTE[2])):
+            sel = [r for r in sweep if r["rho"] == rho]
+            w = np.array([r["width"] for r in sel], float)
+            ax.plot(w, [np.nan if r["time_ratio_theory"] is None else r["time_ratio_theory"]
+                        for r in sel], color=color, lw=1.2,
+                    label=rf"$\rho$ = {rho}: law")
+            mf = [np.mean([v for v in r["time_ratio_mean_field"] if v is not None])
+                  if any(v is not None for v in r["time_ratio_mean_field"]) else np.nan
+                  for r in sel]
+            ax.plot(w, mf, color=color, lw=0.8, ls=":", label="mean field")
+            sims = [(r["width"], [v for v in r["time_ratio_sim"] if v is not None])
+                    for r in sel if r["time_ratio_sim"]]
+            if sims:
+                ax.errorbar([x for x, _ in sims], [np.mean(v) for _, v in sims],
+                            yerr=[np.std(v) for _, v in sims], fmt="o", ms=3, mfc="none",
+                            color=color, capsize=1.5, elinewidth=0.6)
+        ax.set_xscale("log")
+        ax.set_xlabel("width $h$")
+        ax.set_ylabel(r"OGM-GE $t_B/t_A$")
+        ax.set_title("OGM-GE: noise against width", fontsize=7)
+        ax.legend(frameon=False, fontsize=5.5, loc="center left", ncol=2)
         paths = save(fig, stem)
     return [str(p) for p in paths]

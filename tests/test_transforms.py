@@ -413,6 +413,9 @@ def test_toy_figure_small(tmp_path, monkeypatch):
 
     monkeypatch.setattr(fig, "RHOS", (0.0, 0.5))
     monkeypatch.setattr(fig, "STEPS", 1500)
+    monkeypatch.setattr(fig, "WIDTH_RHOS", (-0.1,))
+    monkeypatch.setattr(fig, "QUICK_WIDTHS_LAW", (25, 400))
+    monkeypatch.setattr(fig, "QUICK_WIDTHS_SIM", (25,))
     res = fig.run(tmp_path, quick=True)
     data = json.loads(open(res["json"]).read())
     pts = {(p["method"], p["rho"]): p for p in data["points"]}
@@ -423,6 +426,10 @@ def test_toy_figure_small(tmp_path, monkeypatch):
         assert data["summary"][m]["max_rel_error"] < 1e-8
     assert pts[("ogm_ge", 0.0)]["valid"] and data["summary"]["ogm_ge"]["max_rel_error"] < 0.1
     assert data["summary"]["no_transition_agreed"] == []
+    # OGM-GE against the width: the law meets the networks where they were run (ρ = −0.1,
+    # width 25, 2 seeds: measured 1.2 %)
+    sweep = data["summary"]["width_sweep"]["-0.1"]
+    assert sweep["widths"] == [25, 400] and sweep["max_rel_error_vs_sim"] < 0.05
     # the final split where the runs stop: exact methods to round-off (measured 1e-12 over
     # 8000 steps), OGM-GE within its noise (measured 3.6e-3 with 5 seeds)
     split = data["summary"]["final_w_max_abs_error"]
