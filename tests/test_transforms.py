@@ -688,19 +688,19 @@ def test_deep_reduced_dynamics_bad_input_and_flags():
     # ρ = −0.75: B's correlation with y is −0.5 but its global weight is +1, a reversal
     flipped = th.balancing_deep(dln.Stats.scalar_toy(2.0, 1.0, -0.75), 4, 0.04, 0.1, 10)
     assert not flipped.valid and "sign opposite to Sigma_yx" in flipped.caveats[-1]
-    for bad in (1, 5, 2.5):
-        with pytest.raises(ValueError, match="fusion_layer must be an integer with 2 <="):
+    for bad in (0, 5, 2.5):
+        with pytest.raises(ValueError, match="fusion_layer must be an integer with 1 <="):
             th.balancing_deep(stats, 4, 0.04, 0.1, 10, fusion_layer=bad)
 
 
-@pytest.mark.parametrize("fusion_layer", [2, 3])
+@pytest.mark.parametrize("fusion_layer", [1, 2, 3])
 def test_deep_reduced_dynamics_of_intermediate_fusion(fusion_layer):
-    """theory.balancing_deep with shared layers (depth 4, L_f = 2 or 3; the methods act on the
+    """theory.balancing_deep with shared layers (depth 4, L_f = 1, 2 or 3; the methods act on the
     branches, the shared layers follow the drives) against the network from balanced aligned
     weights: t_A and t_B to float64 round-off (measured ≤ 1.4e-14) for joint training,
     InfoReg, OGM without noise and InfoReg with unimodal losses; InfoReg shortens the unimodal
-    phase less the earlier the branches fuse (ρ = 0.5: −6.8 % at L_f = 2, −14 % at L_f = 3,
-    −19 % in late fusion)."""
+    phase less the earlier the branches fuse (ρ = 0.5: −0.5 % at L_f = 1, −6.8 % at L_f = 2,
+    −14 % at L_f = 3, −19 % in late fusion)."""
     stats = dln.Stats.scalar_toy(2.0, 1.0, 0.5)
     spec = dln.NetworkSpec.fusion(4, fusion_layer, width=10)
     p = dln.init_batch(spec, [0], scheme="balanced", scale=0.1, stats=stats)

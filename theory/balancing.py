@@ -31,7 +31,8 @@ exact law on the Gram entries, and InfoReg's leading-order slowdown.
    structure under every method, with one norm per branch (theory.balancing_deep).
 6. ``derive_shared_chain``: with shared layers fed along one fusion direction, the shared
    layer's gradient is the sum of the branches' drives along its own direction, so one more
-   norm, for the shared chain, closes the reduction (intermediate fusion).
+   norm, for the shared chain, closes the reduction (intermediate fusion; with one-layer
+   branches, L_f = 1, early fusion: the branch chain's length does not enter).
 """
 import numpy as np
 import sympy as sp

@@ -1,6 +1,6 @@
 """Theory of modality-balancing methods in a two-layer late-fusion network (scalar
-modalities, scalar output; :func:`balancing_deep` for deep late and intermediate fusion from
-balanced aligned weights): joint training, OGM (gradient modulation without noise), OGM-GE
+modalities, scalar output; :func:`balancing_deep` for deep late, intermediate and early
+fusion from balanced aligned weights): joint training, OGM (gradient modulation without noise), OGM-GE
 (its noise in mean field) and InfoReg, each optionally with added unimodal losses, trained by
 gradient descent at population level (dlnfusion.transforms).
 
@@ -336,8 +336,9 @@ def balancing_deep(stats, depth: int, lr: float, u0, steps: int, method: str = "
                    alpha: float = 0.8, continuous: bool = False,
                    unimodal: float = 0.0) -> BalancedRun:
     """The methods of :func:`balancing_two_layer` on a deep fusion network (``depth`` = L
-    layers, fusion at ``fusion_layer`` = L_f, default L: late fusion; every branch L_f layers,
-    P = L − L_f shared layers; scalar modalities and output) from exactly balanced, aligned
+    layers, fusion at ``fusion_layer`` = L_f, default L: late fusion, 1: early fusion; every
+    branch L_f layers, P = L − L_f shared layers; scalar modalities and output) from exactly
+    balanced, aligned
     weights (``init_params(scheme="balanced", scale=u0)``: every layer of branch m of norm u0,
     or u0[m], every shared layer of norm X0 = √(Σ_m u0_m²); a sequence of such for a batch, a
     list returned).
@@ -361,10 +362,9 @@ def balancing_deep(stats, depth: int, lr: float, u0, steps: int, method: str = "
     if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 2:
         raise ValueError(f"depth must be an integer >= 2, got {depth!r}")
     Lf = depth if fusion_layer is None else fusion_layer
-    if isinstance(Lf, bool) or not isinstance(Lf, (int, np.integer)) or not 2 <= Lf <= depth:
-        raise ValueError(f"fusion_layer must be an integer with 2 <= fusion_layer <= depth = "
-                         f"{depth} (a branch needs two layers to be regulated apart from its "
-                         f"scale), got {fusion_layer!r}")
+    if isinstance(Lf, bool) or not isinstance(Lf, (int, np.integer)) or not 1 <= Lf <= depth:
+        raise ValueError(f"fusion_layer must be an integer with 1 <= fusion_layer <= depth = "
+                         f"{depth}, got {fusion_layer!r}")
     S, s, syy = _toy_moments(stats)
     M = s.size
     L, P = int(Lf), int(depth) - int(Lf)
