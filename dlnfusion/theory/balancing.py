@@ -166,6 +166,10 @@ def _check_options(method, window, unimodal, methods=METHODS):
     windows = WINDOW_RULES + ("always", "outside", "never")
     if window not in windows:
         raise ValueError(f"window must be one of {windows}, got {window!r}")
+    return _check_unimodal(unimodal)
+
+
+def _check_unimodal(unimodal):
     lam = float(unimodal)
     if not np.isfinite(lam) or lam < 0:
         raise ValueError(f"unimodal must be a non-negative number, got {unimodal!r}")
@@ -529,7 +533,7 @@ def ogm_ge_two_layer(stats, lr: float, state0, width: int, steps: int, *, alpha:
     ``diverge_loss`` or is not finite: GE's noise pumps energy into the directions orthogonal to
     the learned mode until the step is unstable, and the fraction of paths it takes is
     ``diverged``. Returns a :class:`NoisyRun` per run (a list for a batch)."""
-    lam = _check_options("ogm_ge", "never", unimodal)
+    lam = _check_unimodal(unimodal)
     for name, v in (("width", width), ("paths", paths), ("steps", steps), ("stride", stride)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
@@ -565,9 +569,7 @@ def ogm_ge_two_layer(stats, lr: float, state0, width: int, steps: int, *, alpha:
     with float64():
         c = {k: jnp.asarray(v, jnp.float64) for k, v in consts.items()}
         found, wm, w2, bad = (np.asarray(v) for v in kernel(c, jnp.asarray(X0), keys))
-    n_rec = int(steps) // int(stride) + 1
-    time = np.arange(n_rec, dtype=float) * stride
-    wm, w2 = wm[:, :n_rec], w2[:, :n_rec]
+    time = np.arange(wm.shape[1], dtype=float) * stride
     runs = []
     for r in range(X0.shape[0]):
         uni, glob = found[r, :, 0], found[r, :, 1]                # (P, M)
@@ -637,9 +639,9 @@ def _ogm_ge_kernel(h, paths, steps, stride, continuous):
     """The jitted sampler of :func:`ogm_ge_two_layer` for one shape: segments of up to
     _SEGMENT steps (each a scan) until every path has stopped or the budget is spent; the
     statistics enter as arrays, so one compilation serves every ρ of a sweep."""
-    size = min(_SEGMENT, steps)
-    n_seg = -(-steps // size)
-    n_rec = n_seg * size // stride + 1
+    size = min(_SEGMENT, steps + 1)
+    n_seg = -(-(steps + 1) // size)          # steps 0..steps: the last one only records
+    n_rec = steps // stride + 1
 
     def one(c, x0, key):
         S, s, w_star, ref = c["S"], c["s"], c["w_star"], c["ref"]
@@ -660,7 +662,7 @@ def _ogm_ge_kernel(h, paths, steps, stride, continuous):
             uu, uv, vv, eu, ev = (X[..., i] for i in range(5))
             w = uv
             z = level(w)
-            live = n <= steps
+            live = n <= steps                       # the last segment may run past the budget
             found = jnp.where(live, _first_crossing(prev, z, n, found), found)
             loss = loss_of(w)
             bad = bad | (live & (~jnp.isfinite(loss) | (loss > c["diverge"])))
@@ -699,25 +701,16 @@ def _ogm_ge_kernel(h, paths, steps, stride, continuous):
         X = jnp.broadcast_to(x0, (paths,) + x0.shape)
         nan = jnp.full((paths, 2, M), jnp.nan)
         no = jnp.zeros((paths,), bool)
-        buf = jnp.full((n_seg * size + 1, M), jnp.nan)
+        buf = jnp.full((n_seg * size, M), jnp.nan)
         i, carry, wm, w2 = jax.lax.while_loop(
             going, segment, (0, (X, key, nan, nan, no, no), buf, buf))
-        X_end, _, prev, found, bad, done = carry
-        # the last step (every path stopped or the budget reached): its crossing and state
-        w = X_end[..., 1]
-        n_end = jnp.minimum(i * size, steps)
-        found = jnp.where(done[:, None, None] & (n_end < steps), found,
-                          _first_crossing(prev, level(w), n_end, found))
-        loss = loss_of(w)
-        bad = bad | ~jnp.isfinite(loss) | (loss > c["diverge"])
-        keep = ~bad[:, None]
-        cnt = jnp.maximum(jnp.sum(keep), 1)
-        m_end = (jnp.sum(jnp.where(keep, w, 0.0), 0) / cnt)
-        s_end = (jnp.sum(jnp.where(keep, w ** 2, 0.0), 0) / cnt)
-        # records after every path stopped hold the frozen state
-        rows = jnp.arange(n_seg * size + 1)[:, None]
-        wm = jnp.where(rows >= n_end, m_end, wm)
-        w2 = jnp.where(rows >= n_end, s_end, w2)
+        _, _, _, found, bad, _ = carry
+        # every path stopped before the last segment: the records after it hold the frozen
+        # state, that of the last step run
+        n_end = i * size
+        rows = jnp.arange(n_seg * size)[:, None]
+        wm = jnp.where(rows >= n_end, wm[n_end - 1], wm)
+        w2 = jnp.where(rows >= n_end, w2[n_end - 1], w2)
         return found, wm[::stride][:n_rec], w2[::stride][:n_rec], bad
 
     return jax.jit(jax.vmap(one, in_axes=(None, 0, 0)))
