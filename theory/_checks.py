@@ -43,3 +43,16 @@ def toy_loss(WA, WB, m):
     sa2, sb2, sab, ya, yb, yy = m
     return sp.Rational(1, 2) * (yy - 2 * WA * ya - 2 * WB * yb + WA ** 2 * sa2
                                 + 2 * WA * WB * sab + WB ** 2 * sb2)
+
+
+def gauss_expect(expr, variables):
+    """E[expr] for independent standard normals ``variables`` (expr a polynomial in them):
+    E z^{2j} = (2j − 1)!!, odd powers 0."""
+    poly = sp.Poly(sp.expand(expr), *variables)
+    total = 0
+    for powers, coeff in poly.terms():
+        m = 1
+        for k in powers:
+            m *= 0 if k % 2 else sp.factorial2(k - 1)
+        total += coeff * m
+    return sp.expand(total)

@@ -37,7 +37,7 @@ exact law on the Gram entries, and InfoReg's leading-order slowdown.
 import numpy as np
 import sympy as sp
 
-from _checks import close_each, close_max
+from _checks import close_each, close_max, gauss_expect
 
 RTOL_FLOAT = 1e-12
 
@@ -111,19 +111,6 @@ def derive_ge_noise():
     return True
 
 
-def _gauss_expect(expr, normals):
-    """E of a polynomial in independent standard normals (E z^{2j} = (2j − 1)!!, odd powers
-    0)."""
-    poly = sp.Poly(sp.expand(expr), *normals)
-    out = 0
-    for monom, coef in poly.terms():
-        m = 1
-        for power in monom:
-            m *= 0 if power % 2 else sp.factorial2(power - 1)
-        out += coef * m
-    return sp.expand(out)
-
-
 def derive_ge_law():
     """The reduced draw of OGM-GE's noisy step and its one-step moments (module docstring,
     3b). Checked against the library by check_ge_law."""
@@ -173,11 +160,11 @@ def derive_ge_law():
     U, V = P + su * Z, Q + sv * Y
     PP, QQ, PQ = (P.T * P)[0], (Q.T * Q)[0], (P.T * Q)[0]
     uu, uv = (U.T * U)[0], (U.T * V)[0]
-    assert sp.expand(_gauss_expect(uu, normals) - (PP + h * su ** 2)) == 0
-    assert sp.expand(_gauss_expect(uu ** 2, normals) - (PP + h * su ** 2) ** 2
+    assert sp.expand(gauss_expect(uu, normals) - (PP + h * su ** 2)) == 0
+    assert sp.expand(gauss_expect(uu ** 2, normals) - (PP + h * su ** 2) ** 2
                      - (4 * su ** 2 * PP + 2 * h * su ** 4)) == 0
-    assert sp.expand(_gauss_expect(uv, normals) - PQ) == 0
-    assert sp.expand(_gauss_expect(uv ** 2, normals) - PQ ** 2
+    assert sp.expand(gauss_expect(uv, normals) - PQ) == 0
+    assert sp.expand(gauss_expect(uv ** 2, normals) - PQ ** 2
                      - (sv ** 2 * PP + su ** 2 * QQ + h * su ** 2 * sv ** 2)) == 0
     return True
 
@@ -455,6 +442,25 @@ def derive_shared_chain():
     return True
 
 
+def _reference_coefficients(method, n, sc, Ws, prev):
+    """OGM's scale and InfoReg's proximal coefficient (epoch 3, always inside the window) of
+    the numpy references in check_deep_chain, from the scores ``sc``; InfoReg refreshes the
+    epoch-start weights ``prev`` every third step. Returns (c, a, prev)."""
+    from dlnfusion import theory as th
+
+    c, a = np.ones(2), np.zeros(2)
+    if method == "ogm":
+        lead = int(np.argmax(sc))
+        if sc[lead] > 0 and sc[1 - lead] > 0:
+            c[lead] = 1 - np.tanh(0.8 * sc[lead] / sc[1 - lead])
+    if method == "inforeg":
+        if n % 3 == 0:
+            prev = [[W.copy() for W in br] for br in Ws]
+        gaps = np.asarray(th.score_gaps(sc))
+        a = np.where(gaps > 0, np.exp(0.9 * np.tanh(gaps)), 0.0)
+    return c, a, prev
+
+
 def check_deep_chain():
     """theory.balancing_deep against the full weight matrices of width-3, three-layer late and
     intermediate (L_f = 2) fusion networks iterated in numpy (joint, OGM and InfoReg, with and
@@ -484,16 +490,7 @@ def check_deep_chain():
             g = s - S @ w
             d = g + lam * (s - np.diag(S) * w)
             sc = s * w - 0.5 * np.diag(S) * w ** 2
-            c, a = np.ones(2), np.zeros(2)
-            if method == "ogm":
-                lead = int(np.argmax(sc))
-                if sc[lead] > 0 and sc[1 - lead] > 0:
-                    c[lead] = 1 - np.tanh(0.8 * sc[lead] / sc[1 - lead])
-            if method == "inforeg":
-                if n % 3 == 0:
-                    prev = [[W.copy() for W in br] for br in Ws]
-                gaps = np.asarray(th.score_gaps(sc))
-                a = np.where(gaps > 0, np.exp(0.9 * np.tanh(gaps)), 0.0)
+            c, a, prev = _reference_coefficients(method, n, sc, Ws, prev)
             new = []
             for m, br in enumerate(Ws):
                 W1, W2, W3 = br
@@ -521,16 +518,7 @@ def check_deep_chain():
             close_each(res.trace[n], tr, 1e-9, f"intermediate {method} trace at step {n}")
             d = s - S @ w + lam * (s - np.diag(S) * w)
             sc = s * w - 0.5 * np.diag(S) * w ** 2
-            c, a = np.ones(2), np.zeros(2)
-            if method == "ogm":
-                lead = int(np.argmax(sc))
-                if sc[lead] > 0 and sc[1 - lead] > 0:
-                    c[lead] = 1 - np.tanh(0.8 * sc[lead] / sc[1 - lead])
-            if method == "inforeg":
-                if n % 3 == 0:
-                    prev = [[W.copy() for W in br] for br in Ws]
-                gaps = np.asarray(th.score_gaps(sc))
-                a = np.where(gaps > 0, np.exp(0.9 * np.tanh(gaps)), 0.0)
+            c, a, prev = _reference_coefficients(method, n, sc, Ws, prev)
             gV = sum(d[m] * (br[1] @ br[0]).T for m, br in enumerate(Ws))
             new = []
             for m, (W1, W2) in enumerate(Ws):

@@ -24,22 +24,10 @@ import itertools
 import numpy as np
 import sympy as sp
 
-from _checks import close_each, close_max, random_params
+from _checks import close_each, close_max, gauss_expect, random_params
 
 # float64 evaluation of the same closed form on both sides.
 RTOL_FLOAT = 1e-11
-
-
-def _gauss_expect(expr, variables):
-    """E[expr] for independent standard normals ``variables`` (expr a polynomial in them)."""
-    poly = sp.Poly(sp.expand(expr), *variables)
-    total = 0
-    for powers, coeff in poly.terms():
-        m = 1
-        for k in powers:
-            m *= 0 if k % 2 else sp.factorial2(k - 1)
-        total += coeff * m
-    return sp.expand(total)
 
 
 def _network(dims, widths_branch, post_dims, name):
@@ -144,7 +132,7 @@ def derive_fisher_gaussian():
         sq, _, _ = _per_sample(branches, post, dims, C, T, N, z, eps)
         closed, _ = _closed_form(branches, post, Sigma, Syx, Syy, dims)
         for l, (a, b) in enumerate(zip(sq, closed)):
-            brute = _gauss_expect(a, list(z) + list(eps))
+            brute = gauss_expect(a, list(z) + list(eps))
             assert sp.expand(brute - b) == 0, f"{kind} network, layer {l}: closed form differs"
     return True
 
@@ -166,9 +154,9 @@ def derive_batch_mean():
     allvars = list(z1) + list(e1) + list(z2) + list(e2)
     for l in range(len(mats)):
         mean_sq = sum(((a + b) / 2) ** 2 for a, b in zip(grads[0][l], grads[1][l]))
-        brute = _gauss_expect(mean_sq, allvars)
-        full = _gauss_expect(sum(a ** 2 for a in grads[0][l]), list(z1) + list(e1))
-        mean = sum(_gauss_expect(a, list(z1) + list(e1)) ** 2 for a in grads[0][l])
+        brute = gauss_expect(mean_sq, allvars)
+        full = gauss_expect(sum(a ** 2 for a in grads[0][l]), list(z1) + list(e1))
+        mean = sum(gauss_expect(a, list(z1) + list(e1)) ** 2 for a in grads[0][l])
         assert sp.expand(brute - (mean + (full - mean) / 2)) == 0, f"layer {l}"
     return True
 
@@ -196,8 +184,8 @@ def derive_two_layer_map():
     sig, al, be = sp.symbols("sigma alpha beta", positive=True)
     z1, z2 = sp.symbols("z1 z2", real=True)
     xx, ee = sig * z1, al * z1 + be * z2
-    lhs = _gauss_expect(ee ** 2 * xx ** 2, [z1, z2])
-    rhs = _gauss_expect(ee ** 2, [z1, z2]) * sig ** 2 + 2 * _gauss_expect(xx * ee, [z1, z2]) ** 2
+    lhs = gauss_expect(ee ** 2 * xx ** 2, [z1, z2])
+    rhs = gauss_expect(ee ** 2, [z1, z2]) * sig ** 2 + 2 * gauss_expect(xx * ee, [z1, z2]) ** 2
     assert sp.expand(lhs - rhs) == 0
     return True
 
@@ -292,7 +280,7 @@ def check_fisher_gaussian():
             for (i, j), v in np.ndenumerate(Mnum):
                 if Msym[i, j] != 0:
                     subs[Msym[i, j]] = float(v)
-        want = [float(_gauss_expect(a.subs(subs), list(z) + list(eps))) for a in sq]
+        want = [float(gauss_expect(a.subs(subs), list(z) + list(eps))) for a in sq]
         got = th.fisher_trace(spec, params, stats, by="layer")[0]
         close_each(got, want, RTOL_FLOAT, f"fisher_trace by layer ({kind})")
         depths = spec.branch_depths
