@@ -7,7 +7,8 @@ from .precision import enable_float64, float64
 from .stats import Dataset, Stats
 from .networks import (CrossReconstruction, FusionCNN, FusionMLP, NetworkSpec, Params, forward,
                        init_batch, init_params, init_pathways, layer_norms, total_maps)
-from .training import STATUS, History, Trajectory, fit, param_labels, simulate, train
+from .results import Run, Status, first_crossing
+from .training import History, Trajectory, fit, param_labels, simulate, train
 from .data import FusionTask
 from .interventions import Deficit, Gate, Lesion
 from . import data, interventions, theory
@@ -16,7 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Stats", "Dataset", "NetworkSpec", "Params", "init_params", "forward", "total_maps",
-    "layer_norms", "Trajectory", "STATUS", "train", "simulate", "init_batch", "param_labels",
+    "layer_norms", "Trajectory", "Run", "Status", "first_crossing", "train", "simulate", "init_batch", "param_labels",
     "float64", "enable_float64", "FusionMLP", "FusionCNN", "FusionTask", "fit", "History",
     "init_pathways", "CrossReconstruction", "Deficit", "Gate", "Lesion", "interventions",
 ]

@@ -114,6 +114,9 @@ class Run:
             raise TypeError("a single run has no length; index a batch of runs")
         return self.batch_shape[0]
 
+    def __bool__(self) -> bool:     # a result is never "empty", even a single run
+        return True
+
     def __iter__(self):
         for i in range(len(self)):
             yield self[i]

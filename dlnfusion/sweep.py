@@ -53,7 +53,8 @@ import numpy as np
 from .compare import measure_unimodal_phase, predict_unimodal_phase, theory_columns
 from .networks import NetworkSpec, init_batch
 from .stats import Dataset, Stats
-from .training import STATUS, train
+from .results import Status
+from .training import train
 
 __all__ = ["Sweep", "init_distributed", "TRAIN_KEYS"]
 
@@ -383,8 +384,7 @@ class Sweep:
         names = specs[0].names
         for k, arr in per_run.items():
             if k == "status":
-                data_vars[k] = (dims, np.vectorize(lambda s: STATUS.get(int(s), "missing"),
-                                                   otypes=[str])(arr))
+                data_vars[k] = (dims, Status.names(arr).astype(str))
             elif k == "first":
                 data_vars[k] = (dims, np.vectorize(
                     lambda s: names[int(s)] if 0 <= s < len(names) else "none",

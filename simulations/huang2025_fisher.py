@@ -35,6 +35,7 @@ from dlnfusion import NetworkSpec, Params, Stats, init_batch, train
 from dlnfusion import theory as th
 from dlnfusion.compare import fisher_observable, fisher_sampled
 from dlnfusion.networks import total_maps
+from dlnfusion.results import first_crossing
 from dlnfusion.plot import PALETTE, new_figure, paper_style, save
 
 from ._output import write_outputs
@@ -98,18 +99,6 @@ def _gaussian_samples(stats, n, seed):
     return (x[:, :1], x[:, 1:]), y
 
 
-def _crossing(t, w, level=0.5, target=1.0):
-    """First time w(t)/target reaches ``level`` (linear interpolation), NaN if never."""
-    z = w / target
-    idx = np.argmax(z >= level)
-    if z[idx] < level:
-        return np.nan
-    if idx == 0:
-        return float(t[0])
-    f = (level - z[idx - 1]) / (z[idx] - z[idx - 1])
-    return float(t[idx - 1] + f * (t[idx] - t[idx - 1]))
-
-
 def _windows(trace):
     """Window epochs under both rules, per modality: list of [first, last] epoch runs."""
     out = {}
@@ -144,7 +133,7 @@ def _one(name, cfg, stats, seeds, mc_samples, mc_stride):
         kw = dict(p0=p0[s]) if cfg["depth"] == 2 else {}
         res = th.fisher_late_fusion(stats, cfg["depth"], LR, w0[s], steps, **kw)
         theory.append(res)
-        t_theory.append([_crossing(res.time, res.w[:, m]) for m in range(2)])
+        t_theory.append([float(first_crossing(res.w[:, m], res.time, 0.5)) for m in range(2)])
     fine = theory[0].time
     th_trace = np.stack([r.trace[::EPOCH] for r in theory])       # (S, T, M) at the records
     big = F > 1e-12 * F.max(axis=1, keepdims=True)                # above float64 round-off

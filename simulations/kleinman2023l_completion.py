@@ -225,7 +225,7 @@ def run(out: Path, quick: bool = False, config: Config | None = None) -> dict:
                  "test_error_mean": float(np.mean(errs)),
                  "test_error_sd": float(np.std(errs, ddof=1)) if len(idx) > 1 else None,
                  "train_loss_final": res.train_loss_final[idx].tolist(),
-                 "status": [str(s) for s in res.status[idx]],
+                 "status": [str(s) for s in res.status_names()[idx]],
                  "singular_values_final_top10": res.singular_values[
                      idx, (rows[idx[0]]["switch"] + cfg.steps_after) // cfg.record_every,
                      :10].tolist()}

@@ -126,7 +126,7 @@ def run(out: Path, quick: bool = False, mnist=None) -> dict:
                 "time_ratio": [float(r) for r in times.ratio], "mean": mean, "std": std,
                 "first_modality": times.first_names(),
                 "t_50_epochs": times.times.tolist(), "epochs_run": n_ep,
-                "epoch_budget": budget, "status": [str(s) for s in hist.status],
+                "epoch_budget": budget, "status": [str(s) for s in hist.status_names()],
                 "final_test_acc": [float(a) for a in hist.test_acc[:, -1]],
                 "seconds": secs, "curves": _mean_curves(hist),
                 "paper_mean": PAPER_TABLE[kind][Lf - 1][0],

@@ -137,7 +137,7 @@ def test_against_reference(task, depth, share):
                  mask_after=[2, 2, 2])
     r = train_completion(targets, masks, depth=depth, lr=lr, init_std=std, record_every=1,
                          share_prefix=share, **sched)
-    assert r.time.tolist() == list(range(10)) and list(r.status) == ["ok"] * 3
+    assert r.time.tolist() == list(range(10)) and list(r.status_names()) == ["max_steps"] * 3
     for b in range(3):
         args = [sched[k][b] for k in ("seeds", "switch_step", "end_step", "target_before",
                                       "mask_before", "target_after", "mask_after")]
@@ -248,7 +248,7 @@ def test_no_recompilation_for_new_values(task):
     # New seeds and new switch steps, the same grouping (2 groups × 2 switch steps): no trace.
     r = train_completion(targets, masks, seeds=[5, 5, 7, 7], switch_step=[4, 10, 0, 2], **kw)
     assert tc._simulate_shared._cache_size() == before
-    assert list(r.status) == ["ok"] * 4
+    assert list(r.status_names()) == ["max_steps"] * 4
     # A new learning rate is a value too.
     train_completion(targets, masks, seeds=[1, 1, 2, 2], switch_step=[0, 8, 2, 4], lr=0.3, **kw)
     assert tc._simulate_shared._cache_size() == before
@@ -267,7 +267,7 @@ def test_divergence_is_a_status(task):
                  target_after=[1, 3, 1])
     r = train_completion(big, masks, depth=2, lr=0.5, init_std=0.3, record_every=10,
                          end_step=200, mask_before=0, **sched)
-    assert list(r.status) == ["ok", "diverged", "ok"] and list(r.diverged) == [False, True, False]
+    assert list(r.status_names()) == ["max_steps", "diverged", "max_steps"] and list(r.diverged) == [False, True, False]
     assert 0 < r.diverged_step[1] < 200 and r.diverged_step[0] == r.diverged_step[2] == -1
     assert np.isnan(r.test_error_final[1]) and np.all(np.isfinite(r.test_error_final[[0, 2]]))
     # Detected at the first record whose state is non-finite: NaN from there, finite before.
@@ -372,7 +372,7 @@ def test_figure_module_tiny(tmp_path, monkeypatch):
     assert len(exp1) == 3 * 3 and len(exp2) == 2 * 3
     for r in runs:
         assert len(r["test_error_final"]) == 2 and r["depth"] == 2
-        assert all(np.isfinite(r["test_error_final"])) and r["status"] == ["ok", "ok"]
+        assert all(np.isfinite(r["test_error_final"])) and r["status"] == ["max_steps", "max_steps"]
     assert {r["n_observed"] for r in exp2} == {50, 60}
     assert all(r["n_observed_deficit"] == 40 for r in exp2)
     curves = d["curves"]

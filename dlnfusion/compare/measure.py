@@ -23,7 +23,7 @@ import numpy as np
 from ..precision import float64
 from ..training import Trajectory
 from ..training.epochs import History
-from ..training.observables import series_crossings
+from ..results import first_crossing
 
 __all__ = ["PhaseMeasurement", "measure_unimodal_phase", "AccuracyTimes",
            "measure_accuracy_times"]
@@ -140,11 +140,7 @@ def measure_accuracy_times(history: History, level: float = 0.5) -> AccuracyTime
     if not 0.0 < float(level) < 1.0:
         raise ValueError(f"level must be an accuracy strictly between 0 and 1, got {level!r}")
     uni = np.asarray(history.unimodal_acc, dtype=np.float64)  # (S, M, T)
-    S, M, T = uni.shape
-    series = np.nan_to_num(uni.reshape(S * M, T).T, nan=-np.inf)
-    with float64():
-        times = np.asarray(series_crossings(series, np.asarray(history.epoch, np.float64),
-                                            np.asarray([float(level)])))[:, 0].reshape(S, M)
+    times = first_crossing(uni, np.asarray(history.epoch, np.float64), float(level))  # (S, M)
     reached = np.isfinite(times)
     first = np.where(reached.any(1), np.argmin(np.where(reached, times, np.inf), 1), -1)
     both = reached.all(1)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..results import first_crossing
 from ..theory.sequence import partial_solution
 from ..training import Trajectory
 
@@ -40,19 +41,6 @@ class SequenceMeasurement:
     misattribution: np.ndarray
     status: np.ndarray
     names: tuple = field(default=())
-
-
-def _first_crossing(time, series, level):
-    """First time ``series`` (T,) reaches ``level``, linearly interpolated (NaN: never)."""
-    ok = np.isfinite(series)
-    idx = np.nonzero(ok & (series >= level))[0]
-    if idx.size == 0:
-        return np.nan
-    i = int(idx[0])
-    if i == 0 or not ok[i - 1]:
-        return float(time[i])
-    v0, v1 = series[i - 1], series[i]
-    return float(time[i - 1] + (level - v0) / (v1 - v0) * (time[i] - time[i - 1]))
 
 
 def _progress(W, P):
@@ -93,7 +81,7 @@ def measure_learning_sequence(traj: Trajectory, stats, level: float = 0.5) -> Se
             for j in range(M):
                 if j in S:
                     continue
-                t = _first_crossing(time, _progress(maps[j][b], block(S, j)), level)
+                t = float(first_crossing(_progress(maps[j][b], block(S, j)), time, level))
                 if np.isfinite(t) and t < best[0]:
                     best = (t, j)
             if best[1] < 0:

@@ -12,14 +12,13 @@ from .epochs import FIT_LOSSES, History, fit, sgd
 from .labels import param_labels
 from .objectives import LOSSES, Moments, Samples
 from .observables import Crossing, Record, Snapshot, default_observables, mode_strengths
-from .state import STATUS
 from .trajectory import Trajectory
 
-__all__ = ["train", "simulate", "init_batch", "Trajectory", "STATUS", "METHODS", "LOSSES",
+__all__ = ["train", "simulate", "init_batch", "Trajectory", "METHODS", "LOSSES",
            "Moments", "Samples", "Snapshot", "Record", "Crossing", "default_observables",
            "param_labels", "fit", "sgd", "History", "FIT_LOSSES", "mode_strengths"]
-from .completion import COMPLETION_STATUS, CompletionRuns, train_completion  # noqa: E402
-__all__ += ["train_completion", "CompletionRuns", "COMPLETION_STATUS"]
+from .completion import CompletionRuns, train_completion  # noqa: E402
+__all__ += ["train_completion", "CompletionRuns"]
 from .reconstruction import (ReconstructionRun, reconstruction_loss,  # noqa: E402
                              train_reconstruction)
 __all__ += ["train_reconstruction", "ReconstructionRun", "reconstruction_loss"]

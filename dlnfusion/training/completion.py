@@ -65,6 +65,7 @@ Precision: float64 by default, float32 on request (``dtype``).
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
 
@@ -73,12 +74,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..precision import float64, resolve_dtype
+from ..results import Run, Status
 
-__all__ = ["train_completion", "CompletionRuns", "default_init_std", "initial_weights",
-           "COMPLETION_STATUS"]
+__all__ = ["train_completion", "CompletionRuns", "default_init_std", "initial_weights"]
 
-#: Status strings of :attr:`CompletionRuns.status`.
-COMPLETION_STATUS = ("ok", "diverged")
 
 
 def default_init_std(depth: int) -> float:
@@ -86,13 +85,15 @@ def default_init_std(depth: int) -> float:
     return float((1e-3) ** (1.0 / depth) / 10.0)
 
 
-class CompletionRuns(NamedTuple):
+@dataclass(frozen=True, eq=False)
+class CompletionRuns(Run):
     """What :func:`train_completion` returns, runs first (B = number of runs asked for).
 
     ``time`` (R,) recorded steps; ``test_error``, ``train_loss`` (B, R) and
     ``singular_values`` (B, R, k) (descending), NaN after a run's end step or its divergence;
     ``test_error_final``, ``train_loss_final`` (B,) at the end step (phase 2); ``product``
-    (B, n, n) the final learned product; ``status`` (B,) "ok" or "diverged" and
+    (B, n, n) the final learned product; ``status`` (B,) :class:`~dlnfusion.results.Status` codes (``MAX_STEPS``: the run reached
+    its end step, ``DIVERGED``) and
     ``diverged_step`` (B,) the first record step at which the run was non-finite (−1 if
     none). The remaining fields echo the
     schedule and settings; ``n_prefix_groups``/``n_unique_runs`` say how much was shared,
@@ -129,9 +130,8 @@ class CompletionRuns(NamedTuple):
     simulated_steps: int
     requested_steps: int
 
-    @property
-    def diverged(self) -> np.ndarray:
-        return self.status == "diverged"
+    _static = ("depth", "lr", "init_std", "dtype", "record_every", "shared_prefix",
+               "n_prefix_groups", "n_unique_runs", "simulated_steps", "requested_steps")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -584,7 +584,7 @@ def train_completion(targets, masks, *, depth: int, seeds, switch_step, end_step
             P, loss_f, err_f, dead, dead_at = (a[:B] for a in fin)
             pick = np.arange(B)
 
-    status = np.where(dead[pick], "diverged", "ok")
+    status = np.where(dead[pick], Status.DIVERGED, Status.MAX_STEPS).astype(np.int8)
     return CompletionRuns(
         time=np.arange(n_records, dtype=np.int64) * rec, test_error=err[pick].astype(float),
         train_loss=loss[pick].astype(float), singular_values=sv[pick].astype(float),

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import functools
 from functools import partial
-from typing import Callable, NamedTuple, Sequence
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +31,7 @@ import numpy as np
 import optax
 
 from ..data.tasks import FusionTask
+from ..results import Run, Status
 from ..interventions.schedule import Deficit, _times
 from ..networks.classifiers import _check_shapes
 
@@ -86,25 +88,29 @@ def _sgd(lr, momentum, weight_decay, lr_decay, steps_per_epoch):
     return optax.chain(*parts)
 
 
-class History(NamedTuple):
-    """What :func:`fit` records, seeds first. ``epoch`` (T,) are the recorded epochs;
-    ``train_loss``, ``test_acc`` (S, T); ``unimodal_acc`` (S, M, T), modality order as
-    ``names``; ``diverged`` (S,) marks seeds whose loss became non-finite (their parameters
-    froze at the last finite step and their later records are NaN); ``params`` the final
-    parameters (leaves with a leading seed axis)."""
+@dataclass(frozen=True, eq=False)
+class History(Run):
+    """What :func:`fit` records, seeds first (a :class:`~dlnfusion.results.Run`).
 
+    ``time`` (T,) the recorded times in SGD steps (``epoch`` × steps per epoch); ``epoch``
+    (T,) the same records in epochs; ``train_loss``, ``test_acc`` (S, T); ``unimodal_acc``
+    (S, M, T), modality order as ``names``; ``status`` (S,) :class:`~dlnfusion.results.Status`
+    codes: ``DIVERGED`` for seeds whose loss became non-finite (their parameters froze at the
+    last finite step and their later records are NaN), ``CONVERGED`` when ``fit``'s ``stop``
+    rule ended training early, ``MAX_STEPS`` otherwise; ``params`` the final parameters
+    (leaves with a leading seed axis); ``seeds`` (S,)."""
+
+    time: np.ndarray
     epoch: np.ndarray
     train_loss: np.ndarray
     test_acc: np.ndarray
     unimodal_acc: np.ndarray
-    diverged: np.ndarray
+    status: np.ndarray
     params: object
-    seeds: tuple
+    seeds: np.ndarray
     names: tuple
 
-    @property
-    def status(self) -> np.ndarray:
-        return np.where(self.diverged, "diverged", "ok")
+    _static = ("epoch", "names")
 
 
 def _sliced_sum(fn, arrays, batch):
@@ -258,18 +264,19 @@ def _start(keys, params, data, *, model, loss_fn, optimizer, corrupt, eval_batch
 
 def _merge(runs) -> History:
     """Histories of single seeds as one, padded with NaN to the longest."""
-    longest = max(runs, key=lambda h: h.epoch.size).epoch
+    longest_run = max(runs, key=lambda h: h.epoch.size)
+    longest, longest_time = longest_run.epoch, longest_run.time
 
     def pad(a):
         width = [(0, 0)] * (a.ndim - 1) + [(0, longest.size - a.shape[-1])]
         return np.pad(a.astype(float), width, constant_values=np.nan)
 
-    return History(longest, np.concatenate([pad(h.train_loss) for h in runs]),
+    return History(longest_time, longest, np.concatenate([pad(h.train_loss) for h in runs]),
                    np.concatenate([pad(h.test_acc) for h in runs]),
                    np.concatenate([pad(h.unimodal_acc) for h in runs]),
-                   np.concatenate([h.diverged for h in runs]),
+                   np.concatenate([h.status for h in runs]),
                    jax.tree_util.tree_map(lambda *a: np.concatenate(a), *[h.params for h in runs]),
-                   tuple(s for h in runs for s in h.seeds), runs[0].names)
+                   np.concatenate([h.seeds for h in runs]), runs[0].names)
 
 
 def _positive_int(name, value) -> int:
@@ -430,11 +437,15 @@ def fit(model, task: FusionTask, seeds: Sequence[int] = (0,), *, epochs: int,
     done = 0
     names = task.names
 
-    def history(carry_now, upto):
+    def history(carry_now, upto, stopped=False):
         t = np.arange(0, upto + 1, record_every)
-        return History(t, np.concatenate(losses, 1), np.concatenate(accs, 1),
-                       np.concatenate(unis, 2), np.asarray(carry_now[0][2]),
-                       jax.tree_util.tree_map(np.asarray, carry_now[0][0]), seeds, names)
+        dead = np.asarray(carry_now[0][2])
+        status = np.where(dead, Status.DIVERGED,
+                          Status.CONVERGED if stopped else Status.MAX_STEPS).astype(np.int8)
+        return History(t * steps, t, np.concatenate(losses, 1), np.concatenate(accs, 1),
+                       np.concatenate(unis, 2), status,
+                       jax.tree_util.tree_map(np.asarray, carry_now[0][0]), np.asarray(seeds),
+                       names)
 
     while done < epochs:
         n_ep = min(chunk, epochs - done)
@@ -450,5 +461,5 @@ def fit(model, task: FusionTask, seeds: Sequence[int] = (0,), *, epochs: int,
             if progress is not None:
                 progress(done, so_far)
             if stop is not None and done < epochs and stop(so_far):
-                return so_far
+                return history(carry, done, stopped=True)
     return history(carry, epochs)

@@ -22,7 +22,8 @@ import jax.flatten_util
 import jax.numpy as jnp
 
 from ..interventions import schedule as sch
-from .observables import Crossing, Record, Snapshot, series_crossings
+from ..results import crossing_update
+from .observables import Crossing, Record, Snapshot
 from .state import CONVERGED, DIVERGED, MAX_STEPS
 
 __all__ = ["gf_kernel"]
@@ -109,7 +110,24 @@ def gf_kernel(params, data, moments, lr, sched, observables, ts, stop_loss, dive
             return jnp.where(after.reshape(after.shape + (1,) * (a.ndim - 1)), jnp.nan, a)
         recs = jax.tree_util.tree_map(mask, recs)
         progress = jax.tree_util.tree_map(mask, progress)
-        cross = {k: series_crossings(progress[k], ts, crossings[k].levels) for k in crossings}
+        cross = {k: _series_crossings(progress[k], ts, crossings[k].levels) for k in crossings}
         return recs, cross, pf, final_loss, t_end, status.astype(jnp.int8)
 
     return jax.vmap(one, in_axes=(0, 0, 0, 0, 0))(params, data, moments, lr, sched)
+
+
+def _series_crossings(series, ts, levels):
+    """First crossing times of every level in a saved series: ``series`` (T, P) recorded at
+    times ``ts`` (T,), ``levels`` (K,) -> (P, K), NaN where a level is never reached."""
+    P, K = series.shape[1], levels.shape[0]
+
+    def step(carry, x):
+        times, prev, t_prev = carry
+        value, t = x
+        times = crossing_update(times, prev, value, t_prev, t, levels, True)
+        return (times, value, t), None
+
+    init = (jnp.full((P, K), jnp.nan, series.dtype), jnp.full((P,), jnp.nan, series.dtype),
+            jnp.zeros((), series.dtype))
+    (times, _, _), _ = jax.lax.scan(step, init, (series, ts))
+    return times

@@ -24,7 +24,8 @@ import jax
 import jax.numpy as jnp
 
 from ..interventions import schedule as sch
-from .observables import Crossing, Record, Snapshot, first_crossing
+from ..results import crossing_update
+from .observables import Crossing, Record, Snapshot
 from .state import CONVERGED, DIVERGED, CrossingState, LoopState, RunState
 
 __all__ = ["gd_segment", "init_opt_state"]
@@ -121,7 +122,7 @@ def gd_segment(state: LoopState, data, moments, lr, sched, observables, stop_los
         for k, o in crossings.items():
             c = rs.crossings[k]
             value = o(snap)
-            times = first_crossing(c.times, c.prev, value, t - 1, t, o.levels, active)
+            times = crossing_update(c.times, c.prev, value, t - 1, t, o.levels, active)
             cross[k] = CrossingState(jnp.where(active, value, c.prev), times)
 
         finite = jnp.isfinite(loss)

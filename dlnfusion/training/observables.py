@@ -8,7 +8,8 @@ An observable is a small pure function of a :class:`Snapshot` of one run (as dif
   is a Record.
 * :class:`Crossing`: a progress vector evaluated at every step (gradient descent) or record
   time (gradient flow); what is stored is the first time each entry reaches each of ``levels``,
-  linearly interpolated between the two evaluations that straddle it (:func:`first_crossing`).
+  linearly interpolated between the two evaluations that straddle it
+  (:func:`dlnfusion.results.crossing_update`).
 
 An observable may carry arrays (``data``, shared by every run of a batch); its function then
 receives them: ``fn(snapshot, data)``. Observables are pytrees whose function is static: a new
@@ -35,7 +36,7 @@ from ..stats import split_modalities
 from .objectives import Moments
 
 __all__ = ["Snapshot", "Record", "Crossing", "as_observable", "default_observables",
-           "first_crossing", "series_crossings", "loss", "maps", "norms", "progress_unimodal",
+           "loss", "maps", "norms", "progress_unimodal",
            "progress_global", "eval_loss", "mode_strengths"]
 
 
@@ -171,37 +172,3 @@ def default_observables(levels=(0.5,), eval_stats=None) -> dict:
         out["eval_loss"] = eval_loss(eval_stats)
     return out
 
-
-# ---------------------------------------------------------------------- crossing times
-def first_crossing(times, prev, value, t_prev, t, levels, live):
-    """Update first-crossing times with one new evaluation.
-
-    ``times`` (P, K): first time entry p reached level k so far (NaN: not yet); ``prev`` (P,)
-    the previous evaluation at time ``t_prev`` (NaN before the first); ``value`` (P,) the new
-    one at time ``t``. A level reached now is stamped at the linear interpolation between the
-    two evaluations (at ``t`` itself for the first evaluation). ``live`` masks runs that have
-    stopped. Used online by gradient descent and over the saved series by gradient flow.
-    """
-    reached = (value[:, None] >= levels) & jnp.isnan(times) & live
-    denom = value - prev
-    frac = (levels - prev[:, None]) / jnp.where(denom == 0, 1.0, denom)[:, None]
-    frac = jnp.clip(jnp.where(jnp.isfinite(frac), frac, 1.0), 0.0, 1.0)
-    stamp = jnp.where(jnp.isnan(prev)[:, None], t, t_prev + frac * (t - t_prev))
-    return jnp.where(reached, stamp, times)
-
-
-def series_crossings(series, ts, levels):
-    """First crossing times of every level in a saved series: ``series`` (T, P) recorded at
-    times ``ts`` (T,), ``levels`` (K,) -> (P, K), NaN where a level is never reached."""
-    P, K = series.shape[1], levels.shape[0]
-
-    def step(carry, x):
-        times, prev, t_prev = carry
-        value, t = x
-        times = first_crossing(times, prev, value, t_prev, t, levels, True)
-        return (times, value, t), None
-
-    init = (jnp.full((P, K), jnp.nan, series.dtype), jnp.full((P,), jnp.nan, series.dtype),
-            jnp.zeros((), series.dtype))
-    (times, _, _), _ = jax.lax.scan(step, init, (series, ts))
-    return times

@@ -29,7 +29,8 @@ records.
 from __future__ import annotations
 
 from functools import partial
-from typing import NamedTuple, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -39,18 +40,21 @@ from .. import losses
 from ..interventions import schedule as sch
 from ..networks import NetworkSpec, Params, total_maps
 from ..precision import float64
+from ..results import Run, Status, first_crossing
 from ..stats import Stats
 from .objectives import Moments
 
 __all__ = ["train_reconstruction", "ReconstructionRun", "reconstruction_loss"]
 
 
-class ReconstructionRun(NamedTuple):
+@dataclass(frozen=True, eq=False)
+class ReconstructionRun(Run):
     """Records of :func:`train_reconstruction`, runs first: ``time`` (T,) steps; ``loss``
     (B, T) the task loss ½⟨‖y − ŷ‖²⟩ on the data in force; ``reconstruction`` (B, T) the
     unweighted reconstruction error Σ_{m≠k} (1/d_k)⟨‖D P_m x_m − x_k‖²⟩; ``progress`` (B, T, M)
     each modality's progress toward its block of the global solution of the run's own data;
-    ``params`` and ``decoders`` the final weights; ``diverged`` (B,)."""
+    ``params`` and ``decoders`` the final weights; ``status`` (B,)
+    :class:`~dlnfusion.results.Status` codes (``MAX_STEPS`` or ``DIVERGED``)."""
 
     time: np.ndarray
     loss: np.ndarray
@@ -58,26 +62,16 @@ class ReconstructionRun(NamedTuple):
     progress: np.ndarray
     params: Params
     decoders: tuple
-    diverged: np.ndarray
+    status: np.ndarray
     names: tuple
+
+    _static = ("names",)
 
     def crossing(self, modality, level: float = 0.5) -> np.ndarray:
         """(B,) the first time each run's progress of ``modality`` (name or index) reaches
         ``level``, linearly interpolated between records; NaN if it never does."""
         m = self.names.index(modality) if isinstance(modality, str) else int(modality)
-        p = self.progress[:, :, m]
-        out = np.full(p.shape[0], np.nan)
-        for i, row in enumerate(p):
-            hit = np.nonzero(row >= level)[0]
-            if hit.size == 0:
-                continue
-            j = hit[0]
-            if j == 0:
-                out[i] = self.time[0]
-                continue
-            a, b = row[j - 1], row[j]
-            out[i] = self.time[j - 1] + (level - a) / (b - a) * (self.time[j] - self.time[j - 1])
-        return out
+        return first_crossing(self.progress[..., m], self.time, level)
 
 
 def _pairs(M):
@@ -224,5 +218,7 @@ def train_reconstruction(spec: NetworkSpec, stats, params: Params, *, weight, lr
             prog[:, :, m] = np.einsum("btij,bij->bt", Wm, R) / np.where(nrm > 0, nrm, np.nan)[:, None]
         return ReconstructionRun(np.arange(0, steps, stride), np.asarray(task), np.asarray(rec),
                                  prog, jax.tree_util.tree_map(np.asarray, pf),
-                                 tuple(np.asarray(d) for d in df), np.asarray(dead),
+                                 tuple(np.asarray(d) for d in df),
+                                 np.where(np.asarray(dead), Status.DIVERGED,
+                                          Status.MAX_STEPS).astype(np.int8),
                                  tuple(spec.names))

@@ -12,14 +12,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..results import Status
 from .observables import Crossing, Record, Snapshot
 
-__all__ = ["STATUS", "MAX_STEPS", "CONVERGED", "DIVERGED", "CrossingState", "RunState",
+__all__ = ["MAX_STEPS", "CONVERGED", "DIVERGED", "CrossingState", "RunState",
            "LoopState", "init_state"]
 
-#: Status codes stored in :attr:`Trajectory.status`.
-STATUS = {0: "max_steps", 1: "converged", 2: "diverged"}
-MAX_STEPS, CONVERGED, DIVERGED = 0, 1, 2
+# Status codes stored in :attr:`Trajectory.status` (see :class:`dlnfusion.results.Status`).
+MAX_STEPS, CONVERGED, DIVERGED = (int(Status.MAX_STEPS), int(Status.CONVERGED),
+                                  int(Status.DIVERGED))
 
 
 class CrossingState(NamedTuple):

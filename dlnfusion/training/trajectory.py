@@ -1,13 +1,13 @@
 """The result of training a batch of runs: a pytree of numpy arrays with the batch in front."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 
 import jax
 import numpy as np
 
 from ..networks import NetworkSpec, Params
-from .state import STATUS
+from ..results import Run
 
 __all__ = ["Trajectory"]
 
@@ -15,7 +15,7 @@ _META = ("spec", "method", "levels")
 
 
 @dataclass(frozen=True, eq=False)
-class Trajectory:
+class Trajectory(Run):
     """Recorded training runs; every array but ``time`` has the batch shape in front.
 
     Attributes
@@ -34,7 +34,7 @@ class Trajectory:
     final_loss : (*batch,) loss when the run stopped.
     final_maps : tuple over modalities of (*batch, d_out, d_m).
     stop_time : (*batch,) time at which the run stopped.
-    status : (*batch,) int codes, see :data:`STATUS` and :meth:`status_names`.
+    status : (*batch,) :class:`~dlnfusion.results.Status` codes (int8), see :meth:`status_names`.
     lr : (*batch,) learning rates.
     levels : dict name -> levels of each crossing observable (static).
     """
@@ -52,6 +52,8 @@ class Trajectory:
     stop_time: np.ndarray
     status: np.ndarray
     lr: np.ndarray = field(default=None)
+
+    _static = _META
 
     # ------------------------------------------------------------------ default observables
     @property
@@ -81,14 +83,6 @@ class Trajectory:
     def names(self) -> tuple:
         return self.spec.names
 
-    @property
-    def batch_shape(self) -> tuple:
-        return tuple(self.status.shape)
-
-    def status_names(self) -> np.ndarray:
-        """Status of every run as strings: 'converged', 'max_steps' or 'diverged'."""
-        return np.vectorize(STATUS.get, otypes=[object])(self.status)
-
     def crossing(self, modality, reference: str = "unimodal", level: float = 0.5) -> np.ndarray:
         """First time modality's progress toward ``reference`` reaches ``level``, (*batch,).
 
@@ -101,27 +95,6 @@ class Trajectory:
         if level not in levels:
             raise ValueError(f"level {level} was not tracked; tracked levels: {levels}")
         return self.crossings[reference][..., m, levels.index(level)]
-
-    # ------------------------------------------------------------------ batch operations
-    def _map_batch(self, fn) -> "Trajectory":
-        batched = {f.name: getattr(self, f.name) for f in fields(self)
-                   if f.name not in _META + ("time",)}
-        return replace(self, **jax.tree_util.tree_map(fn, batched))
-
-    def reshape(self, *shape) -> "Trajectory":
-        """Give the runs a new batch shape (e.g. configurations × seeds)."""
-        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], tuple) else shape
-        nb = len(self.batch_shape)
-        if int(np.prod(shape)) != int(np.prod(self.batch_shape)):
-            raise ValueError(f"cannot reshape batch {self.batch_shape} into {shape}")
-        return self._map_batch(lambda a: np.reshape(a, shape + np.shape(a)[nb:]))
-
-    def __getitem__(self, index) -> "Trajectory":
-        """Index the batch, e.g. ``traj[2]`` or ``traj[:, 0]``."""
-        idx = index if isinstance(index, tuple) else (index,)
-        if len(idx) > len(self.batch_shape):
-            raise IndexError(f"too many indices for batch shape {self.batch_shape}")
-        return self._map_batch(lambda a: np.asarray(a)[idx])
 
 
 jax.tree_util.register_dataclass(
