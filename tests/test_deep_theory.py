@@ -423,7 +423,7 @@ def test_alignment_escape_time_predicts_each_random_run():
     assert abs(typical / np.mean(t_a) - 1) < 3 * np.std(t_a) / np.sqrt(t_a.size) / np.mean(t_a)
     with pytest.raises(ValueError, match="width must be an integer >= 2"):
         th.alignment_escape_time(4.0, 4.0, 0.1, 1.5, 25.0)
-    with pytest.raises(ValueError, match="u0 must be a positive number"):
+    with pytest.raises(ValueError, match="u0 must be a positive finite number"):
         th.alignment_escape_time(4.0, 4.0, -0.1, 100, 25.0)
     with pytest.raises(ValueError, match="level must lie in \\(0, 1\\)"):
         th.alignment_escape_time(4.0, 4.0, 0.1, 100, 25.0, level=1.0)
@@ -500,7 +500,7 @@ def test_random_init_times_law_average_and_errors():
         th.random_init_times(st, 4, 1, u0, n, 0.04)
     with pytest.raises(ValueError, match="two scalar modalities"):
         th.random_init_times(Stats(np.eye(3), np.ones((1, 3)), 3.0, (1, 2)), 4, 3, u0, n, 0.04)
-    with pytest.raises(ValueError, match="u0 must be a positive number"):
+    with pytest.raises(ValueError, match="u0 must be a positive finite number"):
         th.random_init_times(st, 4, 3, 0.0, n, 0.04)
     with pytest.raises(ValueError, match="width must be an integer >= 2"):
         th.random_init_times(st, 4, 3, u0, True, 0.04)

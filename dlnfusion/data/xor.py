@@ -13,6 +13,7 @@ import numbers
 
 import numpy as np
 
+from .. import checks
 from ..stats import Dataset
 
 __all__ = ["xor_task", "xor_of"]
@@ -27,12 +28,6 @@ def xor_of(x_b) -> np.ndarray:
     if x.ndim != 2 or x.shape[1] != 2:
         raise ValueError(f"x_b must have shape (P, 2), got {x.shape}")
     return -x[:, 0] * x[:, 1]
-
-
-def _check_int(name: str, value, low: int, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be {what}, got {value!r}")
-    return int(value)
 
 
 def xor_task(sigma_a: float, n_samples: int = 8192, seed: int = 0) -> Dataset:
@@ -61,11 +56,11 @@ def xor_task(sigma_a: float, n_samples: int = 8192, seed: int = 0) -> Dataset:
     if not (np.isfinite(var) and var > 0):
         raise ValueError(f"sigma_a (the variance of x_A) must be a positive finite number, "
                          f"got {sigma_a!r}")
-    n = _check_int("n_samples", n_samples, 1, "a positive multiple of 4")
+    n = checks.integer("n_samples", n_samples, 1, "a positive multiple of 4")
     if n % 4:
         raise ValueError(f"n_samples must be a positive multiple of 4 (a balanced design over "
                          f"the four XOR points), got {n_samples!r}")
-    seed = _check_int("seed", seed, 0, "a non-negative integer")
+    seed = checks.nonnegative_int("seed", seed)
     x_b = np.repeat(XOR_POINTS, n // 4, axis=0)
     x_a = np.sqrt(var) * np.random.default_rng(seed).standard_normal((n, 1))
     y = x_a + xor_of(x_b)[:, None]

@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import integrate, optimize
 
+from .. import checks
 from .common import Prediction
 from .timescales import TimePrediction, _scale_tol, roles
 
@@ -332,12 +333,9 @@ def pathway_trajectory(t, depth: int, s: float, sigma2: float, w0: float, tau: f
 def _check_random_args(width, level, **positive):
     """The arguments shared by the random-initialization closed forms."""
     for name, v in positive.items():
-        if isinstance(v, bool) or not np.isfinite(v) or v <= 0:
-            raise ValueError(f"{name} must be a positive number, got {v!r}")
-    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 2:
-        raise ValueError(f"width must be an integer >= 2, got {width!r}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+        checks.positive(name, v)
+    checks.integer("width", width, 2)
+    checks.level(level)
 
 
 def _aligning_chain_time(s, sigma2, m0, a2, b2, level, tau):

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import checks
 from ..interventions import compile_schedule
 from ..networks import NetworkSpec, Params, init_batch, total_maps
 from ..precision import float64, resolve_dtype
@@ -68,11 +69,7 @@ def _check_params(spec: NetworkSpec, params) -> int:
 
 def _check_budget(method, max_steps, stride):
     if method == "gd":
-        for name, v, lo in (("max_steps", max_steps, 0), ("stride", stride, 1)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-                raise ValueError(f"{name} must be a {'non-negative' if lo == 0 else 'positive'} "
-                                 f"integer, got {v!r}")
-        return int(max_steps), int(stride)
+        return checks.nonnegative_int("max_steps", max_steps), checks.positive_int("stride", stride)
     if not (np.isfinite(max_steps) and max_steps > 0):
         raise ValueError(f"max_steps (the final time) must be positive, got {max_steps!r}")
     if not (np.isfinite(stride) and stride > 0):

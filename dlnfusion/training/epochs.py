@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .. import checks
 from ..data.tasks import FusionTask
 from ..results import Run, Status
 from ..interventions.schedule import Deficit, _times
@@ -279,12 +280,6 @@ def _merge(runs) -> History:
                    np.concatenate([h.seeds for h in runs]), runs[0].names)
 
 
-def _positive_int(name, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def _fit_windows(interventions, task, S):
     """The batch transforms of the Deficit windows and their (S, K) start and end epochs."""
     if interventions is None:
@@ -374,22 +369,23 @@ def fit(model, task: FusionTask, seeds: Sequence[int] = (0,), *, epochs: int,
     if not classify and task.n_classes:
         raise ValueError(f"loss {loss!r} needs real-valued targets; the task has class labels "
                          "(use loss='cross_entropy')")
-    seeds = tuple(int(s) for s in seeds)
-    if not seeds:
-        raise ValueError("seeds must name at least one seed")
-    epochs = _positive_int("epochs", epochs)
-    batch_size = _positive_int("batch_size", batch_size)
+    seeds = checks.seeds(seeds)
+    if stop is not None and not callable(stop):
+        raise ValueError(f"stop must be a function of the History so far returning a bool, "
+                         f"got {stop!r}")
+    epochs = checks.positive_int("epochs", epochs)
+    batch_size = checks.positive_int("batch_size", batch_size)
     if batch_size > task.n_train:
         raise ValueError(f"batch_size must be at most the number of training samples "
                          f"({task.n_train}), got {batch_size}")
-    record_every = _positive_int("record_every", record_every)
+    record_every = checks.positive_int("record_every", record_every)
     if epochs % record_every:
         raise ValueError(f"epochs ({epochs}) must be a multiple of record_every ({record_every})")
-    chunk = epochs if chunk_epochs is None else _positive_int("chunk_epochs", chunk_epochs)
+    chunk = epochs if chunk_epochs is None else checks.positive_int("chunk_epochs", chunk_epochs)
     if chunk % record_every:
         raise ValueError(f"chunk_epochs ({chunk}) must be a multiple of record_every "
                          f"({record_every})")
-    eval_batch = _positive_int("eval_batch", eval_batch)
+    eval_batch = checks.positive_int("eval_batch", eval_batch)
     _check_shapes(model, task.input_shapes)
     steps = -(-task.n_train // batch_size)
     if optimizer is None:
