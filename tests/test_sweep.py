@@ -130,6 +130,11 @@ def test_in_process_sweep_with_predictions_and_divergence(tmp_path):
     assert "loss" not in ds and "time_ratio_predicted" in ds
     assert ds.time_ratio_predicted.sel(lr=0.04).item() == pytest.approx(
         ds.time_ratio.sel(lr=0.04).item(), rel=0.02)
+    # Intermediate fusion from random weights: the aligned leading order is kept but flagged.
+    assert np.all(np.isfinite(ds.time_ratio_leading_order.values))
+    assert not ds.time_ratio_leading_order_valid.any()
+    assert all("theory.random_init_times" in c
+               for c in ds.time_ratio_leading_order_caveats.values)
     # The same directory with another definition is refused.
     other = Sweep(grid={"lr": [0.04]}, stats=lambda: dln.Stats.scalar_toy(1.5, 1.0, 0.3),
                   network=lambda: dln.NetworkSpec.fusion(3, 2, width=10), seeds=[0])
