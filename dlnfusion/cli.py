@@ -48,6 +48,21 @@ def _load(fig_id: str):
         raise SystemExit(f"unknown figure {fig_id!r}; choose one of: {', '.join(FIGURES)}")
 
 
+def _interrupted(fig_id: str, err: KeyboardInterrupt, finished: list, out: Path) -> str:
+    """What an interrupted ``reproduce`` tells the user: what is kept and how to go on."""
+    from .sweep import SweepInterrupted
+
+    if isinstance(err, SweepInterrupted):
+        kept = (f"{err.saved} of {err.total} chunks of its sweep are saved in {err.folder}; "
+                "re-run the same command to resume (the saved chunks are skipped)")
+    else:
+        kept = (f"its partial results are not kept; re-run `dlnfusion reproduce {fig_id} "
+                f"--out {out}` to make it")
+    done = (f" The figures finished before it are written in {out}: {', '.join(finished)}."
+            if finished else "")
+    return f"dlnfusion: interrupted while reproducing {fig_id}: {kept}.{done}"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="dlnfusion", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -88,6 +103,10 @@ def main(argv=None) -> int:
             if not extra:
                 raise
             raise SystemExit(f"--mnist: {err}")
+        except KeyboardInterrupt as err:
+            # Ctrl-C: one paragraph instead of a traceback through the training internals.
+            print(_interrupted(fig_id, err, list(timings), args.out), file=sys.stderr)
+            return 130
         timings[fig_id] = time.perf_counter() - start
         print(f"wrote {result['json']}")
         for f in result["figures"]:

@@ -117,20 +117,36 @@ def trajectory_panel(ax, time, loss=None, maps=None, labels=(), colors=None, pan
     return handles
 
 
-def phase_portrait(stats, depth: int = 2, fusion_layer: int = 2, trajectories=(), ax=None,
-                   xlim=None, ylim=None, density: float = 1.0, panel=None, legend=True):
+def phase_portrait(stats, depth: int | None = None, fusion_layer: int | None = None,
+                   trajectories=(), ax=None, xlim=None, ylim=None, density: float = 1.0,
+                   panel=None, legend=True):
     """Flow of the total weights (W_A^tot, W_B^tot) with the fixed points and the loss.
 
     Streamlines of the balanced, aligned reduced dynamics
     (:func:`dlnfusion.theory.reduced_flow`; exact for two-layer networks with balanced
-    weights), loss contours, the fixed points M_0 (unstable, open circle), M_* (stable, filled
-    circle) and, when L_f ≥ 2, the saddles M_A, M_B (crosses, paper eqs. 6–7), and simulated
-    trajectories on top (``trajectories``: sequence of (W_A(t), W_B(t)) arrays or of dicts
-    with keys ``wa``, ``wb`` and optional ``color``, ``label``). Two scalar modalities.
-    Returns the matplotlib Figure (a new one unless ``ax`` is given).
+    weights) of a network of ``depth`` L and ``fusion_layer`` L_f, loss contours, the fixed
+    points M_0 (unstable, open circle), M_* (stable, filled circle) and, when L_f ≥ 2, the
+    saddles M_A, M_B (crosses, paper eqs. 6–7), and simulated trajectories on top.
+    ``trajectories``: a :class:`~dlnfusion.Trajectory` (every run of its batch drawn, in one
+    color per Trajectory; its total maps must be recorded, the default), or a sequence of
+    Trajectories, of (W_A(t), W_B(t)) arrays or of dicts with keys ``wa``, ``wb`` and optional
+    ``color``, ``label``. ``depth`` and ``fusion_layer`` default to the network of the
+    Trajectories given, else to two-layer late fusion (2, 2). Two scalar modalities and a
+    scalar output. Returns the matplotlib Figure (a new one unless ``ax`` is given).
     """
     from .theory import fixed_points, reduced_flow
 
+    paths, net = _portrait_paths(trajectories)
+    if net is not None:
+        for name, given, own in (("depth", depth, net[0]), ("fusion_layer", fusion_layer,
+                                                             net[1])):
+            if given is not None and given != own:
+                raise ValueError(f"{name}={given} but the Trajectory's network has {name} "
+                                 f"{own}: the portrait's flow would be another network's; "
+                                 f"leave {name} out or pass {own}")
+        depth, fusion_layer = net
+    depth = 2 if depth is None else depth
+    fusion_layer = 2 if fusion_layer is None else fusion_layer
     fps = fixed_points(stats, fusion_layer)
     pts = np.array([m.total_map[0] for m in fps.values()])
     if xlim is None or ylim is None:
@@ -150,8 +166,7 @@ def phase_portrait(stats, depth: int = 2, fusion_layer: int = 2, trajectories=()
     speed = np.hypot(dA, dB)
     ax.streamplot(xs, ys, dA, dB, color=np.log10(speed + 1e-12), cmap="Greys", density=density,
                   linewidth=0.5, arrowsize=0.6, zorder=2)
-    for i, t in enumerate(trajectories):
-        t = t if isinstance(t, dict) else {"wa": t[0], "wb": t[1]}
+    for i, t in paths:
         ax.plot(t["wa"], t["wb"], color=t.get("color", PALETTE[(i % 7) + 1]), lw=1.4,
                 label=t.get("label"), zorder=4)
     style = {"M_0": dict(marker="o", mfc="white", mec="black"),
@@ -172,6 +187,46 @@ def phase_portrait(stats, depth: int = 2, fusion_layer: int = 2, trajectories=()
         ax.text(-0.25, 1.02, panel, transform=ax.transAxes, fontweight="bold", fontsize=9,
                 va="bottom")
     return fig
+
+
+def _is_trajectory(obj) -> bool:
+    """A recorded training run (dlnfusion.Trajectory or any result with total ``maps``)."""
+    return hasattr(type(obj), "maps") and hasattr(obj, "spec")
+
+
+def _portrait_paths(trajectories):
+    """The curves of :func:`phase_portrait`: [(color index, dict with wa, wb, label)] and the
+    (depth, fusion_layer) of the Trajectories among them (None if there are none)."""
+    items = [trajectories] if _is_trajectory(trajectories) else list(trajectories)
+    paths, nets, labeled = [], set(), False
+    for i, t in enumerate(items):
+        if not _is_trajectory(t):
+            paths.append((i, t if isinstance(t, dict) else {"wa": t[0], "wb": t[1]}))
+            continue
+        try:
+            maps = t.maps
+        except KeyError:
+            raise ValueError(f"trajectories[{i}]: the Trajectory has no recorded total maps "
+                             "(observe dropped 'maps'); record them to draw its path") from None
+        if len(maps) != 2 or any(np.shape(m)[-2:] != (1, 1) for m in maps):
+            raise ValueError(f"trajectories[{i}]: the portrait is drawn for two scalar "
+                             "modalities and a scalar output; the Trajectory's maps have "
+                             f"shapes {[tuple(np.shape(m)[-2:]) for m in maps]}")
+        try:
+            nets.add((t.spec.depth, t.spec.fusion_layer))
+        except ValueError as err:
+            raise ValueError(f"trajectories[{i}]: {err}") from None
+        wa = np.asarray(maps[0], float)[..., 0, 0]
+        wb = np.asarray(maps[1], float)[..., 0, 0]
+        wa, wb = wa.reshape(-1, wa.shape[-1]), wb.reshape(-1, wb.shape[-1])
+        for r in range(wa.shape[0]):      # NaN after a run stopped: matplotlib leaves it out
+            paths.append((i, {"wa": wa[r], "wb": wb[r],
+                              "label": None if labeled else "simulation"}))
+            labeled = True                # one legend entry for all simulated runs
+    if len(nets) > 1:
+        raise ValueError("trajectories: the Trajectories are of different networks "
+                         f"(depth, fusion_layer) {sorted(nets)}; draw one network per portrait")
+    return paths, (nets.pop() if nets else None)
 
 
 def _branch_weights(stats, W):

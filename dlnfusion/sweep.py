@@ -19,7 +19,11 @@ and record stride); each group compiles once. A group is cut into chunks that fi
 budget; each chunk is one batched call of :func:`~dlnfusion.train`, spread over the
 local devices with ``jax.sharding`` when there are several. Every finished chunk is written to
 ``out/chunks/`` at once (atomically), so an interrupted sweep resumes where it stopped: a
-re-run skips the finished chunks and assembles the same Dataset. Under JAX's multi-process
+re-run skips the finished chunks and assembles the same Dataset. Every chunk file records
+which runs (grid point and seed) it holds, so the re-run may use another ``chunk_size`` (or
+another number of devices): it computes only the runs that no saved chunk holds. Stopped by
+Ctrl-C, :meth:`Sweep.run` raises :class:`SweepInterrupted` (a ``KeyboardInterrupt``) whose
+message says how many chunks are saved and how to resume. Under JAX's multi-process
 runtime (``jax.distributed``; :func:`init_distributed`) each process takes every
 ``process_count``-th chunk, and process 0 assembles the result after a barrier.
 
@@ -56,7 +60,7 @@ from .stats import Dataset, Stats
 from .results import Status
 from .training import train
 
-__all__ = ["Sweep", "init_distributed", "TRAIN_KEYS"]
+__all__ = ["Sweep", "load", "SweepInterrupted", "init_distributed", "TRAIN_KEYS"]
 
 #: Training parameters a sweep can set or vary, with their defaults.
 TRAIN_KEYS = {"lr": 0.04, "scale": 1e-9, "scheme": "normal", "method": "gd",
@@ -67,6 +71,23 @@ _THEORY_NAMES = {"time_ratio_gradient_flow": "time_ratio_gradient_flow",
                  "time_ratio_leading_order": "time_ratio_leading_order"}
 #: The ones that change compiled code or shapes (runs are grouped by them).
 _STATIC_TRAIN = ("scheme", "method", "loss", "max_steps", "stride")
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """A sweep stopped by Ctrl-C (a ``KeyboardInterrupt`` while :meth:`Sweep.run` ran).
+
+    The chunks finished before the interruption stay saved in ``folder``/chunks; running the
+    same sweep on the same folder again resumes (any ``chunk_size``). The message says so;
+    ``saved`` and ``total`` count the chunks of the interrupted run's plan that are complete
+    and ``folder`` is the run folder.
+    """
+
+    def __init__(self, message: str, saved: int, total: int, folder):
+        super().__init__(message)
+        self.saved, self.total, self.folder = saved, total, Path(folder)
+
+    def __str__(self) -> str:
+        return self.args[0]
 
 
 def init_distributed(coordinator: str | None = None, num_processes: int | None = None,
@@ -222,8 +243,11 @@ class Sweep:
             size = chunk_size or _auto_chunk(specs[idx[0]], points[idx[0]], len(runs))
             size = max(n_dev, (size // n_dev) * n_dev)
             for c in range(0, len(runs), size):
-                chunks.append({"id": f"{g:03d}-{c // size:04d}", "group": g,
-                               "runs": runs[c:c + size]})
+                # The id names the runs (positions c to c + size in the group): a chunk file
+                # with this id holds these runs whatever chunk size made it.
+                stop = min(c + size, len(runs))
+                chunks.append({"id": f"{g:03d}-{c:05d}-{stop:05d}", "group": g,
+                               "runs": runs[c:stop]})
         return points, specs, data, chunks
 
     # ------------------------------------------------------------------ running
@@ -234,6 +258,12 @@ class Sweep:
         records); ``devices`` the local devices to shard each chunk over (default: all local
         devices). Under ``jax.distributed`` every process must call ``run`` with the same
         arguments; the chunks are split between the processes.
+
+        ``out`` may hold an earlier, unfinished run of the same sweep: only the runs that its
+        saved chunks do not hold are computed, whatever ``chunk_size`` and ``devices`` were
+        then. A folder holding a different sweep is refused (ValueError naming what differs).
+        Interrupted (Ctrl-C), it raises :class:`SweepInterrupted` after the chunks finished so
+        far have been saved; call ``run`` again the same way to resume.
         """
         out = Path(out)
         devices = list(jax.local_devices() if devices is None else devices)
@@ -244,17 +274,18 @@ class Sweep:
             mesh = Mesh(np.array(devices), ("runs",))
         points, specs, data, chunks = self._plan(chunk_size, n_dev)
         (out / "chunks").mkdir(parents=True, exist_ok=True)
-        definition = {**self.definition(), "chunks": [c["id"] for c in chunks],
-                      "chunk_runs": [len(c["runs"]) for c in chunks]}
+        # The chunking is not part of the sweep's identity: a resumed run may cut it otherwise.
+        definition = json.loads(json.dumps(self.definition()))
         fp = _fingerprint(definition)
         pid, nproc = jax.process_index(), jax.process_count()
         manifest = out / "manifest.json"
         if pid == 0:
             if manifest.exists():
                 old = json.loads(manifest.read_text())
-                if old.get("fingerprint") != fp:
-                    raise ValueError(f"{out} holds a different sweep (or the same sweep cut into "
-                                     "different chunks); use another directory")
+                differ = sorted(k for k in definition if old.get(k) != definition[k])
+                if differ:
+                    raise ValueError(f"{out} holds a different sweep (it differs in "
+                                     f"{', '.join(differ)}); use another directory")
             else:
                 _atomic_write_text(manifest, json.dumps({"fingerprint": fp, **definition},
                                                         indent=1))
@@ -265,27 +296,44 @@ class Sweep:
             # barrier after an unevenly split computation would exceed.
             from jax.experimental import multihost_utils
             multihost_utils.sync_global_devices(f"dlnfusion-sweep-{fp}-start")
+        # Every process reads what is saved before any chunk of this run is written (the
+        # barrier above), so all of them plan the same remaining work.
+        saved = _saved_runs(out / "chunks")
         mine = [c for k, c in enumerate(chunks) if k % nproc == pid]
-        todo = [c for c in mine if not (out / "chunks" / f"{c['id']}.npz").exists()]
+        todo = []
         for c in mine:
-            if c not in todo:
+            rest = [r for r in c["runs"] if r not in saved]
+            if rest:
+                todo.append({**c, "runs": rest})
+            else:
                 log(f"chunk {c['id']} already finished: skipped")
-        for done_n, c in enumerate(todo, 1):
-            t0 = _time.perf_counter()
-            res = self._run_chunk(c, points, specs, data, mesh, n_dev)
-            _atomic_save(out / "chunks" / f"{c['id']}.npz", res)
-            bar = "#" * round(20 * done_n / len(todo))
-            log(f"[{bar:<20}] chunk {c['id']} ({len(c['runs'])} runs) done in "
-                f"{_time.perf_counter() - t0:.1f} s [{done_n}/{len(todo)}"
-                + (f", process {pid}/{nproc}" if nproc > 1 else "") + "]")
-        if nproc > 1:
-            multihost_utils.sync_global_devices(f"dlnfusion-sweep-{fp}-computed")
-        if pid == 0:
-            ds = self._assemble(points, specs, chunks, out)
-            tmp = out / "sweep.nc.tmp"
-            ds.to_netcdf(tmp, engine="h5netcdf")
-            os.replace(tmp, out / "sweep.nc")
-            log(f"wrote {out / 'sweep.nc'}")
+        try:
+            for done_n, c in enumerate(todo, 1):
+                t0 = _time.perf_counter()
+                res = self._run_chunk(c, points, specs, data, mesh, n_dev)
+                _atomic_save(out / "chunks" / f"{c['id']}.npz", res)
+                bar = "#" * round(20 * done_n / len(todo))
+                log(f"[{bar:<20}] chunk {c['id']} ({len(c['runs'])} runs) done in "
+                    f"{_time.perf_counter() - t0:.1f} s [{done_n}/{len(todo)}"
+                    + (f", process {pid}/{nproc}" if nproc > 1 else "") + "]")
+            if nproc > 1:
+                multihost_utils.sync_global_devices(f"dlnfusion-sweep-{fp}-computed")
+            if pid == 0:
+                ds = self._assemble(points, specs, out)
+                tmp = out / "sweep.nc.tmp"
+                ds.to_netcdf(tmp, engine="h5netcdf")
+                os.replace(tmp, out / "sweep.nc")
+                log(f"wrote {out / 'sweep.nc'}")
+        except KeyboardInterrupt:
+            saved = _saved_runs(out / "chunks")
+            n_saved = sum(all(r in saved for r in c["runs"]) for c in chunks)
+            n_runs = sum(len(c["runs"]) for c in chunks)
+            raise SweepInterrupted(
+                f"sweep interrupted: {n_saved} of {len(chunks)} chunks ({len(saved)} of "
+                f"{n_runs} runs) are saved in {out / 'chunks'}. To resume, run the same sweep "
+                f"on the same folder again (Sweep.run({str(out)!r}, ...)): the saved runs are "
+                "skipped and only the rest is computed, with any chunk_size.",
+                n_saved, len(chunks), out) from None
         if nproc > 1:
             multihost_utils.sync_global_devices(f"dlnfusion-sweep-{fp}-written")
         return load(out / "sweep.nc")
@@ -354,14 +402,19 @@ class Sweep:
             out[name + "_caveats"] = "; ".join(p.caveats)
         return out
 
-    def _assemble(self, points, specs, chunks, out):
+    def _assemble(self, points, specs, out):
         import xarray as xr
 
         shape = self.shape + (len(self.seeds),)
         dims = tuple(self.grid) + ("seed",)
+        missing = len(points) * len(self.seeds) - len(_saved_runs(out / "chunks"))
+        if missing:
+            raise RuntimeError(f"{missing} runs of the sweep have no saved chunk in "
+                               f"{out / 'chunks'}; run the sweep again to compute them")
         per_run, traj_vars, times = {}, {}, None
-        for c in chunks:
-            with np.load(out / "chunks" / f"{c['id']}.npz", allow_pickle=False) as z:
+        # Read every saved chunk, whatever chunking wrote it: each names its runs.
+        for path in _chunk_files(out / "chunks"):
+            with np.load(path, allow_pickle=False) as z:
                 flat_idx = z["index"]
                 seeds = z["seed"]
                 pos = [np.unravel_index(i, self.shape) + (s,) for i, s in zip(flat_idx, seeds)]
@@ -429,11 +482,44 @@ def _coord(values):
 
 
 def load(path):
-    """Open a sweep result written by :meth:`Sweep.run` (fully loaded into memory)."""
+    """Open a sweep result written by :meth:`Sweep.run` (fully loaded into memory).
+
+    ``path`` is the run folder given to :meth:`Sweep.run` or the ``sweep.nc`` file in it.
+    A folder whose sweep has not finished is refused with how far it got and how to finish.
+    """
     import xarray as xr
 
+    path = Path(path)
+    if path.is_dir():
+        folder, path = path, path / "sweep.nc"
+        if not path.exists():
+            if (folder / "manifest.json").exists():
+                n = len(_saved_runs(folder / "chunks"))
+                raise FileNotFoundError(
+                    f"{folder} holds an unfinished sweep ({n} runs saved, no sweep.nc yet); "
+                    f"run the same sweep on it again (Sweep.run({str(folder)!r}, ...)) to "
+                    "finish it")
+            raise FileNotFoundError(f"{folder} holds no sweep result: load takes the folder "
+                                    "given to Sweep.run or the sweep.nc file in it")
+    elif not path.exists():
+        raise FileNotFoundError(f"no sweep result at {path}: load takes the folder given to "
+                                "Sweep.run or the sweep.nc file in it")
     with xr.open_dataset(path, engine="h5netcdf") as ds:
         return ds.load()
+
+
+def _chunk_files(folder: Path) -> list:
+    """The finished chunk files of a run folder (not the temporary files of a write)."""
+    return sorted(p for p in folder.glob("*.npz") if not p.name.endswith(".tmp.npz"))
+
+
+def _saved_runs(folder: Path) -> set:
+    """(grid point index, seed index) of every run that a finished chunk file holds."""
+    done = set()
+    for path in _chunk_files(folder):
+        with np.load(path, allow_pickle=False) as z:
+            done.update(zip(z["index"].tolist(), z["seed"].tolist()))
+    return done
 
 
 def _auto_chunk(spec, point, n_runs, budget=1 << 30):

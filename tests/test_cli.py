@@ -40,3 +40,38 @@ def test_main_in_process(capsys):
         cli.main(["reproduce", "nope", "--out", "x"])
     with pytest.raises(SystemExit, match="2"):
         cli.main(["reproduce", "zhang2024-fig3c"])  # --out is required: argparse exits with 2
+
+
+class _Figure:
+    """A figure module whose run writes nothing and ends as ``outcome`` says."""
+    TITLE = "test figure"
+
+    def __init__(self, outcome):
+        self.outcome = outcome
+
+    def run(self, out, quick=False):
+        if self.outcome is not None:
+            raise self.outcome
+        return {"json": str(out / "done.json"), "figures": []}
+
+
+def test_interrupted_reproduce_says_what_is_kept(monkeypatch, capsys, tmp_path):
+    """Ctrl-C during a figure ends the command with status 130 and one paragraph (no
+    traceback): a sweep's saved chunks and how to resume, the figures already written."""
+    from dlnfusion.sweep import SweepInterrupted
+
+    stop = SweepInterrupted("sweep interrupted", 3, 8, tmp_path / "sweep")
+    figures = {"first": _Figure(None), "second": _Figure(stop)}
+    monkeypatch.setattr(cli, "FIGURES", dict.fromkeys(figures, "unused"))
+    monkeypatch.setattr(cli, "_load", figures.__getitem__)
+    assert cli.main(["reproduce", "all", "--out", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "interrupted while reproducing second: 3 of 8 chunks of its sweep are saved in " \
+           f"{tmp_path / 'sweep'}; re-run the same command to resume" in err
+    assert f"finished before it are written in {tmp_path}: first." in err
+    figures["second"] = _Figure(KeyboardInterrupt())
+    assert cli.main(["reproduce", "second", "--out", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert "second: its partial results are not kept; re-run `dlnfusion reproduce second " \
+           f"--out {tmp_path}` to make it." in err and "finished before" not in err

@@ -130,3 +130,32 @@ def test_theory_columns_follow_the_network():
     assert all(np.isnan(p.value) and "unequal depth" in p.caveats[0] for p in uneq.values())
     assert theory_columns(dln.Stats.scalar_toy(2.0, 1.0, 0.3)) .keys() == {
         "time_ratio_gradient_flow", "misattribution", "plateau_loss"}
+
+
+@pytest.mark.parametrize("Lf", [2, 3, 4])
+def test_leading_order_column_is_flagged_for_random_weights_in_intermediate_fusion(Lf):
+    """From random weights a four-layer network aligns before it escapes. The closed form of
+    theory.random_init_times (checked against simulations in tests/test_deep_theory.py)
+    moves the ratio far from the aligned leading order at L_f = 2, 3 (here 26 % and 23 % at
+    ρ = −0.6; Figure 6: tens of percent), so the column is kept but flagged there, naming
+    random_init_times; in late fusion the two agree (to 1e-4) and the column stays valid.
+    Balanced weights are the leading order's own assumption: never flagged."""
+    from dlnfusion.compare import theory_columns
+
+    st = dln.Stats.scalar_toy(2.0, 1.0, -0.6)
+    spec = dln.NetworkSpec.fusion(4, Lf, width=100)
+    col = theory_columns(st, spec, 0.1, "frobenius")["time_ratio_leading_order"]
+    rand = dln.theory.random_init_times(st, 4, Lf, 0.1, 100, 0.04)
+    off = abs(col.value / (rand.t_b / rand.t_a) - 1)
+    if Lf < 4:
+        assert off > 0.2
+        assert not col.valid
+        assert "leading order for balanced, aligned weights" in col.caveats[-1]
+        assert "theory.random_init_times" in col.caveats[-1]
+        normal = theory_columns(st, spec, 0.01, "normal")["time_ratio_leading_order"]
+        assert not normal.valid and "'normal'" in normal.caveats[-1]
+    else:
+        assert off < 1e-3 and col.valid
+    assert theory_columns(st, spec, 0.1, "balanced")["time_ratio_leading_order"].valid
+    with pytest.raises(ValueError, match="scheme must be one of"):
+        theory_columns(st, spec, 0.1, "orthogonal")

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
@@ -146,3 +148,42 @@ def test_phase_portrait_marks_fixed_points_and_draws_the_data(tmp_path):
         paths = plot.save(fig, tmp_path / "pp")
     assert sorted(p.rsplit(".", 1)[1] for p in paths) == ["pdf", "png"]
     assert all((tmp_path / f"pp.{ext}").stat().st_size > 0 for ext in ("pdf", "png"))
+
+
+def test_phase_portrait_draws_a_trajectory():
+    """A Trajectory is drawn run by run: each line is that run's recorded (W_A^tot, W_B^tot),
+    one color and one legend entry for all of them, on the flow of the Trajectory's own
+    network (depth and fusion layer taken from it; a conflicting one is refused)."""
+    st = dln.Stats.scalar_toy(1.5, 1.0, 0.4)
+    spec = dln.NetworkSpec.fusion(3, 2, width=6)
+    traj = dln.simulate(spec, [st], seeds=[0, 1, 2], scale=0.05, max_steps=400, stride=20)
+    assert traj.batch_shape == (1, 3)
+    expected_a = np.asarray(traj.maps[0])[0, :, :, 0, 0]         # (runs, T)
+    expected_b = np.asarray(traj.maps[1])[0, :, :, 0, 0]
+    for given in (traj, [traj]):
+        fig = plot.phase_portrait(st, trajectories=given)
+        ax = fig.axes[0]
+        drawn = [line for line in ax.lines if line.get_linestyle() != "None"]
+        assert len(drawn) == 3
+        for r, line in enumerate(drawn):
+            np.testing.assert_array_equal(line.get_xdata(), expected_a[r])
+            np.testing.assert_array_equal(line.get_ydata(), expected_b[r])
+        assert len({line.get_color() for line in drawn}) == 1
+        assert [t.get_text() for t in ax.get_legend().get_texts()].count("simulation") == 1
+        plt.close(fig)
+    # The flow drawn is the (3, 2) network's: the same streamlines as asked for explicitly.
+    segments = []
+    for kw in ({"trajectories": traj}, {"depth": 3, "fusion_layer": 2}):
+        fig = plot.phase_portrait(st, legend=False, **kw)
+        segments.append(np.concatenate([c.get_segments() for c in fig.axes[0].collections
+                                        if hasattr(c, "get_segments") and c.get_segments()
+                                        and type(c).__name__ == "LineCollection"]))
+        plt.close(fig)
+    np.testing.assert_array_equal(segments[0], segments[1])
+    with pytest.raises(ValueError, match="depth=2 but the Trajectory's network has depth 3"):
+        plot.phase_portrait(st, 2, 2, trajectories=traj)
+    # As simulate(..., observe={"maps": None}) returns it.
+    unrecorded = replace(traj, records={k: v for k, v in traj.records.items() if k != "maps"})
+    with pytest.raises(ValueError, match=r"trajectories\[0\]: the Trajectory has no recorded "
+                                         "total maps"):
+        plot.phase_portrait(st, trajectories=unrecorded)

@@ -130,6 +130,11 @@ def test_in_process_sweep_with_predictions_and_divergence(tmp_path):
     assert "loss" not in ds and "time_ratio_predicted" in ds
     assert ds.time_ratio_predicted.sel(lr=0.04).item() == pytest.approx(
         ds.time_ratio.sel(lr=0.04).item(), rel=0.02)
+    # Intermediate fusion from random weights: the aligned leading order is kept but flagged.
+    assert np.all(np.isfinite(ds.time_ratio_leading_order.values))
+    assert not ds.time_ratio_leading_order_valid.any()
+    assert all("theory.random_init_times" in c
+               for c in ds.time_ratio_leading_order_caveats.values)
     # The same directory with another definition is refused.
     other = Sweep(grid={"lr": [0.04]}, stats=lambda: dln.Stats.scalar_toy(1.5, 1.0, 0.3),
                   network=lambda: dln.NetworkSpec.fusion(3, 2, width=10), seeds=[0])
@@ -158,3 +163,104 @@ def test_sweep_errors(tmp_path):
     assert not (tmp_path / "x").exists()
     with pytest.raises(ValueError, match="DLNFUSION"):
         dln.sweep.init_distributed()
+
+
+# ---------------------------------------------------------------- interruption and resume
+def _small_sweep():
+    """Six runs (three grid points, two seeds) of a two-layer network: fast to compile."""
+    return Sweep(grid={"rho": [-0.5, 0.0, 0.5]},
+                 stats=lambda rho: dln.Stats.scalar_toy(2.0, 1.0, rho),
+                 network=lambda: dln.NetworkSpec.fusion(2, 2, width=4),
+                 fixed={"scale": 1e-3, "max_steps": 600, "stride": 20}, seeds=[0, 1])
+
+
+class _Training:
+    """Stands in for the sweep's batched training call: counts the chunks trained (and their
+    sizes) and raises KeyboardInterrupt, as Ctrl-C inside the jitted loop would, on call
+    ``interrupt_at``."""
+
+    def __init__(self, train, interrupt_at=None):
+        self.train, self.interrupt_at, self.sizes = train, interrupt_at, []
+
+    def __call__(self, spec, data, params, **kw):
+        if len(self.sizes) + 1 == self.interrupt_at:
+            raise KeyboardInterrupt
+        self.sizes.append(len(data))
+        return self.train(spec, data, params, **kw)
+
+
+@pytest.fixture(scope="module")
+def small_reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("small")
+    return _small_sweep().run(out, chunk_size=6, progress=False), out
+
+
+def _interrupted(monkeypatch, out, chunk_size, interrupt_at):
+    """Run the small sweep in chunks of ``chunk_size`` and interrupt it at that chunk."""
+    import dlnfusion.sweep as sweep_module
+
+    training = _Training(sweep_module.train, interrupt_at)
+    monkeypatch.setattr(sweep_module, "train", training)
+    with pytest.raises(sweep_module.SweepInterrupted) as info:
+        _small_sweep().run(out, chunk_size=chunk_size, progress=False)
+    return training, info.value
+
+
+def test_load_takes_the_run_folder(small_reference, tmp_path):
+    ds, out = small_reference
+    _assert_same(ds, load(out))                  # the folder given to Sweep.run
+    _assert_same(ds, load(out / "sweep.nc"))     # and, as before, the file in it
+    _assert_same(ds, load(str(out)))
+    with pytest.raises(FileNotFoundError, match="holds no sweep result: load takes the folder"):
+        load(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no sweep result at"):
+        load(tmp_path / "nowhere")
+
+
+def test_interrupted_sweep_keeps_its_chunks_and_resumes(small_reference, tmp_path, monkeypatch):
+    """Ctrl-C during the third of three chunks: the two finished chunks stay saved, a short
+    SweepInterrupted (a KeyboardInterrupt, no traceback chained through the training) says
+    how many and how to resume, and the same call then computes only the missing chunk."""
+    import dlnfusion.sweep as sweep_module
+
+    ref, _ = small_reference
+    out = tmp_path / "cut"
+    training, err = _interrupted(monkeypatch, out, chunk_size=2, interrupt_at=3)
+    assert isinstance(err, KeyboardInterrupt) and err.__suppress_context__
+    assert training.sizes == [2, 2]
+    assert (err.saved, err.total, err.folder) == (2, 3, out)
+    msg = str(err)
+    assert "2 of 3 chunks (4 of 6 runs) are saved" in msg
+    assert f"run the same sweep on the same folder again (Sweep.run({str(out)!r}" in msg
+    assert len(list((out / "chunks").glob("*.npz"))) == 2
+    assert not (out / "sweep.nc").exists()
+    with pytest.raises(FileNotFoundError, match="unfinished sweep .4 runs saved"):
+        load(out)
+    resumed = _Training(training.train)
+    monkeypatch.setattr(sweep_module, "train", resumed)
+    ds = _small_sweep().run(out, chunk_size=2, progress=False)
+    assert resumed.sizes == [2]                  # only the interrupted chunk
+    _assert_same(ref, ds)
+
+
+def test_resume_with_another_chunk_size(small_reference, tmp_path, monkeypatch, capsys):
+    """Chunks saved with chunk_size=2 are matched run by run when the sweep resumes with 4,
+    then with 3: only the runs no saved chunk holds are trained, and the Dataset is the one
+    of an uninterrupted sweep."""
+    import dlnfusion.sweep as sweep_module
+
+    ref, _ = small_reference
+    out = tmp_path / "rechunked"
+    training, err = _interrupted(monkeypatch, out, chunk_size=2, interrupt_at=2)
+    assert "1 of 3 chunks (2 of 6 runs)" in str(err)
+    resumed = _Training(training.train)
+    monkeypatch.setattr(sweep_module, "train", resumed)
+    ds = _small_sweep().run(out, chunk_size=4, progress=False)
+    assert resumed.sizes == [2, 2]   # runs 2–3 of the first chunk of 4, then runs 4–5
+    _assert_same(ref, ds)
+    again = _Training(training.train)
+    monkeypatch.setattr(sweep_module, "train", again)
+    capsys.readouterr()
+    _assert_same(ref, _small_sweep().run(out, chunk_size=3))
+    assert again.sizes == []
+    assert capsys.readouterr().err.count("already finished: skipped") == 2

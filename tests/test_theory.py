@@ -354,6 +354,46 @@ def test_predict_times_caveats():
     assert d["first"] == "A" and d["ratio"] > 1
 
 
+
+@pytest.mark.parametrize("method", ["gd", "gf"])
+def test_predict_times_takes_a_batch_of_initial_values(method):
+    """A (runs, 2) batch from effective_init gives one TimePrediction whose times and
+    validity are arrays, entry i equal to the prediction for w0[i] alone; a run whose mode
+    starts beyond half its plateau is NaN and invalid in its own entry only, with a caveat
+    that counts it."""
+    st = Stats.scalar_toy(2.0, 1.0, -0.6)
+    spec = NetworkSpec.fusion(2, 2, width=20)
+    params = dln.init_batch(spec, range(5), scale=1e-4)
+    w0 = th.effective_init(spec, params, th.phase_directions(st))         # (5, 2)
+    w0 = np.concatenate([w0, [[0.9, 1e-8]]])                              # run 5: not small
+    batch = th.predict_times(st, 0.04, w0, method=method)
+    each = [th.predict_times(st, 0.04, w, method=method) for w in w0]
+    assert batch.t_a.shape == batch.t_b.shape == batch.valid.shape == (6,)
+    np.testing.assert_array_equal(batch.t_a, [p.t_a for p in each])
+    np.testing.assert_array_equal(batch.t_b, [p.t_b for p in each])
+    np.testing.assert_array_equal(batch.ratio, [p.ratio for p in each])
+    assert batch.valid.tolist() == [p.valid for p in each] == [True] * 5 + [False]
+    assert batch.caveats == ("initialization is not small: a mode starts beyond half its "
+                             "plateau (1 of 6 runs)",)
+    assert (batch.first, batch.second) == (each[0].first, each[0].second)
+    d = batch.to_dict()
+    assert d["valid"] == [True] * 5 + [False] and d["t_A"][5] == "nan"
+    # Any batch shape; one run stays scalar.
+    grid = th.predict_times(st, 0.04, w0[:4].reshape(2, 2, 2), method=method)
+    assert grid.t_b.shape == (2, 2)
+    np.testing.assert_array_equal(grid.t_b.ravel(), batch.t_b[:4])
+    one = th.predict_times(st, 0.04, w0[0], method=method)
+    assert isinstance(one.t_a, float) and isinstance(one.valid, bool)
+
+
+def test_predict_times_batch_errors_name_w0():
+    st = Stats.scalar_toy(2.0, 1.0, 0.5)
+    with pytest.raises(ValueError, match=r"w0 must hold .* last axis.*shape \(3, 3\)"):
+        th.predict_times(st, 0.04, np.full((3, 3), 1e-6))
+    with pytest.raises(ValueError, match="w0 must hold positive, finite"):
+        th.predict_times(st, 0.04, [[1e-6, 1e-6], [np.nan, 1e-6]])
+    with pytest.raises(ValueError, match="w0 must hold positive, finite"):
+        th.predict_times(st, 0.04, [[1e-6, -1e-6]])
 def test_predict_times_gradient_flow_limit_of_gradient_descent():
     # As η -> 0 the gradient-descent prediction (in units of τ) tends to the flow prediction.
     st = Stats.scalar_toy(2.0, 1.0, -0.6)

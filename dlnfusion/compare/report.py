@@ -82,6 +82,14 @@ _EARLY_RATIO = ("early fusion: both modalities are learned in one transition; th
                 "ratio")
 
 
+#: Intermediate fusion from random weights: the leading order assumes balanced, aligned ones.
+_RANDOM_INTERMEDIATE = (
+    "leading order for balanced, aligned weights; from random weights (scheme {scheme!r}) the "
+    "pathways must align first, which moves intermediate-fusion ratios by tens of percent "
+    "(Figure 6, L = 4, L_f = 2 and 3: median 16-23 %, up to 93 %; docs/deep_networks.md); "
+    "theory.random_init_times gives t_A, t_B and their ratio from random weights (depth 4)")
+
+
 def _nan(reason):
     return th.Prediction(float("nan"), False, (reason,))
 
@@ -104,13 +112,22 @@ def theory_columns(stats, spec=None, scale=None, scheme: str = "normal") -> dict
       for L_f ≥ 2, where the saddle M_A exists; NaN for early fusion (no unimodal plateau).
     * ``time_ratio_leading_order`` (eqs. 9, 12, 57 corrected) at u0 = the Frobenius norm of a
       first-layer matrix (``scale``·√entries for i.i.d. "normal" entries); NaN without
-      ``scale`` or outside 0 < u0 < 1.
+      ``scale`` or outside 0 < u0 < 1. It is the ratio of balanced, aligned weights: for
+      intermediate fusion (2 ≤ L_f < L) from random weights (``scheme`` "normal" or
+      "frobenius") it is kept but flagged (valid False; tens of percent off, see
+      :func:`~dlnfusion.theory.random_init_times` for random weights). Late and early fusion
+      are not flagged: the alignment delays both transitions alike there.
 
     Branches of unequal depth or a vector output leave the depth-dependent columns NaN; for a
     nonlinear network the linear network's values are kept and flagged (valid False). Without
     ``spec``: the first three columns for two-layer late fusion. A formula that raises for
     these statistics gives NaN with its message. No columns for other than two modalities.
     """
+    from ..networks import INIT_SCHEMES
+
+    if scheme not in INIT_SCHEMES:
+        raise ValueError(f"scheme must be one of {tuple(INIT_SCHEMES)} (the initialization of "
+                         f"the runs), got {scheme!r}")
     if stats.n_modalities != 2:
         return {}
     out = {}
@@ -154,6 +171,8 @@ def theory_columns(stats, spec=None, scale=None, scheme: str = "normal") -> dict
                 pred = th.time_ratio_leading_order(stats, L, Lf, u0)
                 if Lf == 1:
                     pred = th.Prediction(pred.value, pred.valid, (_EARLY_RATIO,))
+                elif Lf < L and scheme != "balanced":
+                    pred = _flag(pred, _RANDOM_INTERMEDIATE.format(scheme=scheme))
                 out["time_ratio_leading_order"] = pred
             except ValueError as err:
                 out["time_ratio_leading_order"] = _nan(str(err))
@@ -187,10 +206,10 @@ def unimodal_report(traj: Trajectory, stats, lr: float | None = None) -> dict:
             and not roles.tie:
         w0 = th.effective_init(traj.spec, traj.initial_params, th.phase_directions(stats))
         method = "gf" if traj.method == "gf" else "gd"
-        preds = [th.predict_times(stats, lr, w, method=method) for w in w0]
-        comps.append(compare("t_A", np.mean([p.t_a for p in preds]), meas.t_a))
-        comps.append(compare("t_B", np.mean([p.t_b for p in preds]), meas.t_b))
-        comps.append(compare("time_ratio", np.mean([p.ratio for p in preds]), meas.time_ratio,
+        pred = th.predict_times(stats, lr, w0, method=method)       # one entry per run
+        comps.append(compare("t_A", np.mean(pred.t_a), meas.t_a))
+        comps.append(compare("t_B", np.mean(pred.t_b), meas.t_b))
+        comps.append(compare("time_ratio", np.mean(pred.ratio), meas.time_ratio,
                              f"finite-init, finite-lr prediction ({method})"))
     cols = theory_columns(stats, traj.spec)
     cols.pop("time_ratio_leading_order", None)

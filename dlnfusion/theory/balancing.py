@@ -433,10 +433,42 @@ def _cross(t, z, level=0.5):
 
 
 def inforeg_slowdown(s: float, lr: float, alpha: float, epoch: int) -> Prediction:
-    """κ = ln F/(E ln(1 + ηs)), F = (s r^E − α)/(s − α), r = 1 + η(s − α): the factor by which a
-    proximal term α(θ − θ_prev) refreshed every E = ``epoch`` steps slows the exponential
-    escape of a mode of drive s (module docstring). Leading order: g ≈ s (the mode far below
-    its target) and balanced aligned weights; requires s, lr, alpha > 0 and α ≠ s."""
+    """How much InfoReg's proximal term slows the escape of the regulated modality.
+
+        κ = ln F / (E ln(1 + ηs)),   F = (s r^E − α)/(s − α),   r = 1 + η(s − α)   (α ≠ s)
+
+    (derived in the module docstring, "Leading order for InfoReg", and in the repository's
+    theory/balancing.py). Without the proximal term the regulated mode's amplitude grows by
+    (1 + ηs) per step; with it, by F per epoch of E steps. κ < 1: the escape, and the
+    modality's t_m that it dominates, take about 1/κ times longer (t_m ≈ t_m^joint/κ).
+
+    Arguments (symbol: argument, units):
+
+    * s: ``s``, the drive of the regulated modality's growing mode, g = s_m − Σ_n Σ_mn w_n,
+      taken at its value far below the target, g ≈ s_m = Σ_yx,m (the scalar modality's
+      input-output correlation). Units of Σ_yx: with τ = 1/η the mode grows at rate s per
+      unit of τ.
+    * η: ``lr``, the gradient-descent step (population level). Times are in steps.
+    * α: ``alpha``, the coefficient of InfoReg's proximal term: the regulated branch's
+      gradient gets α(θ_m − θ_m^prev) added, the gradient of (α/2)‖θ_m − θ_m^prev‖² (Huang,
+      Wei, Yang & Hu, CVPR 2025, Algorithm 1), with α = c_m exp(β tanh Δ_m) (their eq. 16;
+      β the ``beta`` and c_m the ``prefactors`` of :func:`dlnfusion.transforms.inforeg`,
+      c_m = 1 in the paper; Δ_m the score gap of eq. 10). Same units as ``s`` (both multiply
+      weights in a gradient): a step pulls the weights back by the fraction ηα of their
+      change since θ_m^prev. During the escape the scores are still near zero, so Δ_m ≈ 0
+      and α ≈ c_m (= 1 with the paper's prefactor: pass ``alpha=1`` to predict
+      ``inforeg(spec, epoch=E)``).
+    * E: ``epoch``, the steps between refreshes of θ_m^prev (the ``epoch`` of
+      :func:`dlnfusion.transforms.inforeg`; at population level an epoch is that many
+      steps), a positive integer.
+
+    Returns a :class:`~.common.Prediction` of κ (dimensionless). Assumptions (leading order):
+    the regulated mode far below its target (g ≈ s), balanced aligned weights, α constant
+    during the escape and the modality regulated throughout it (inside InfoReg's window).
+    ``valid`` is False (with the reason in ``caveats``) when 1 + η(s − α) ≤ 0 (the proximal
+    step overshoots) or F ≤ 1 (the mode does not grow over an epoch); at α = s (where
+    F = 1 + Eηs) it returns NaN, not valid. Raises ValueError unless ``s``, ``lr`` and
+    ``alpha`` are positive and finite and ``epoch`` a positive integer."""
     for name, v in (("s", s), ("lr", lr), ("alpha", alpha)):
         if not np.isfinite(v) or v <= 0:
             raise ValueError(f"{name} must be a positive number, got {v!r}")

@@ -121,8 +121,20 @@ class LearningSequence:
     ``times[k]`` is when ``order[k]`` reaches half of its block of ``plateaus[k].map`` (steps);
     ``plateaus[k]`` is the plateau after k + 1 modalities (the last one is the global
     minimum). ``order_leading_order`` and ``times_leading_order`` are the u0 → 0 gradient-flow
-    values; ``order_by_norm`` sorts the modalities by ‖Σ_yx,m‖. ``valid`` is False when an
-    assumption fails; ``caveats`` say which."""
+    values; ``order_by_norm`` sorts the modalities by ‖Σ_yx,m‖.
+
+    Two predictions, each with its own validity:
+
+    * the finite-initialization ``order`` and ``times``: ``valid`` is False when an
+      assumption fails or when the times are not derived for this network
+      (``times_derived`` False: deep networks from balanced weights, vector modalities; the
+      times are then NaN and ``order`` is the leading order's);
+    * the leading order, ``order_leading_order`` and ``times_leading_order``:
+      ``valid_leading_order`` is False only when one of its own assumptions fails, with the
+      reasons in ``caveats_leading_order``.
+
+    ``caveats`` are those of ``order`` and ``times`` (where the times are not derived,
+    ``order`` is the leading order's and its caveats are listed there too)."""
 
     order: tuple
     times: tuple
@@ -133,6 +145,9 @@ class LearningSequence:
     valid: bool = True
     caveats: tuple = field(default=())
     names: tuple = field(default=())
+    valid_leading_order: bool = True
+    caveats_leading_order: tuple = field(default=())
+    times_derived: bool = True
 
     @property
     def follows_norm(self) -> bool:
@@ -147,7 +162,10 @@ class LearningSequence:
                 "times_leading_order": [f(t) for t in self.times_leading_order],
                 "order_by_norm": list(self.order_by_norm),
                 "plateaus": [p.to_dict(self.names) for p in self.plateaus],
-                "valid": bool(self.valid), "caveats": list(self.caveats)}
+                "valid": bool(self.valid), "caveats": list(self.caveats),
+                "times_derived": bool(self.times_derived),
+                "valid_leading_order": bool(self.valid_leading_order),
+                "caveats_leading_order": list(self.caveats_leading_order)}
 
 
 def _plateaus(stats, order):
@@ -431,10 +449,16 @@ def learning_sequence(stats, depth: int = 2, fusion_layer: int | None = None, *,
     with τ = 1/``lr``.
 
     ``times`` is the finite-initialization prediction for scalar modalities and a scalar
-    output; for vector modalities it is NaN (only the leading order is derived) with a caveat.
-    Outside the assumptions — overlapping transitions (a near tie), a learned modality whose
-    weight changes sign at a later plateau (it is unlearned and relearned), a learning rate
-    with η|e| ≥ 1 — ``valid`` is False and ``caveats`` say why.
+    output; for vector modalities, and deep networks outside the random-weight closed form, it
+    is NaN (only the leading order is derived): ``times_derived`` is False, ``valid`` (the
+    validity of ``times``) False and a caveat says so, while the leading order keeps its own
+    ``valid_leading_order``. Outside the assumptions — overlapping transitions (a near tie), a
+    learned modality whose weight changes sign at a later plateau (it is unlearned and
+    relearned), a learning rate with η|e| ≥ 1 — ``valid`` is False and ``caveats`` say why;
+    a failed assumption of the leading order (a tie, a modality never learned, for deep
+    networks a reversed drive, a branch carried past its share by the post-fusion layers, or
+    random weights, ``scheme="frobenius"``, which the aligned leading order does not describe)
+    sets ``valid_leading_order`` False with the reason in ``caveats_leading_order``.
     """
     _check_args(stats, depth, fusion_layer, scale, width, lr, method, u0)
     if scheme not in SCHEMES:
@@ -445,8 +469,20 @@ def learning_sequence(stats, depth: int = 2, fusion_layer: int | None = None, *,
     w0 = typical_effective_init(scale, int(width))
     norms = [float(np.linalg.norm(stats.sigma_yx_m(m))) for m in range(M)]
     by_norm = tuple(int(i) for i in np.argsort(-np.asarray(norms), kind="stable"))
-    order_lo, thetas, caveats = _leading_order(stats)
+    order_lo, thetas, caveats = _leading_order(stats)     # a tie, a modality never learned
     times_lo = _leading_times(stats, order_lo, thetas, depth, fusion_layer, float(lr), w0, u0)
+    lead = list(caveats)                               # the leading order's own caveats
+    if depth > 2:
+        lead += _deep_caveats(stats, order_lo) + _carried_caveats(
+            stats, order_lo, depth, fusion_layer, u0)
+        if scheme == "frobenius":
+            lead.append(
+                "random weights: times_leading_order is the leading order for balanced, "
+                "aligned weights; random ones must align first, which delays the transitions "
+                "(by a factor of about 5 in four-layer fusion at width 100, u0 = 0.1) and moves "
+                "intermediate-fusion ratios by tens of percent (docs/deep_networks.md)")
+    valid_lo = not lead and len(order_lo) == M
+    lead = tuple(lead)
     scalar = all(d == 1 for d in stats.dims) and stats.output_dim == 1
     random_deep = (scheme == "frobenius" and depth == 4 and fusion_layer in (3, 4) and scalar)
     if depth > 2 and init is not None and not random_deep:
@@ -464,24 +500,27 @@ def learning_sequence(stats, depth: int = 2, fusion_layer: int | None = None, *,
         else:
             seeds = _check_seeds(init, M)
         order, times, more = _random_deep(stats, seeds, 1.0 / float(lr), fusion_layer)
-        caveats = caveats + more   # random weights carry both modes of every pathway
+        # Judged by its own bookkeeping: random weights carry both modes of every pathway, so
+        # the aligned leading order's reversed drives and carried branches do not apply.
+        caveats = caveats + more
         valid = not caveats and len(order) == M
         return LearningSequence(tuple(order), tuple(times), _plateaus(stats, order), order_lo,
-                                times_lo, by_norm, valid, tuple(caveats), stats.names)
+                                times_lo, by_norm, valid, tuple(caveats), stats.names,
+                                valid_lo, lead, True)
     if depth > 2:
-        caveats = caveats + _deep_caveats(stats, order_lo) + _carried_caveats(
-            stats, order_lo, depth, fusion_layer, u0) + [
-            "deep network: only the leading order in u0 is derived (balanced, aligned "
-            "weights, gradient flow with tau = 1/lr), times are NaN" + (
-                "; the random-initialization closed form covers four-layer fusion at L_f = 3, 4 "
-                "with scalar modalities" if scheme == "frobenius" else "")]
-    elif not scalar:
-        caveats = caveats + ["vector modalities: only the leading order is derived, times are "
-                             "NaN"]
+        missing = ("deep network: finite-initialization times are not derived (times are NaN); "
+                   "times_leading_order holds the leading order in u0 (balanced, aligned "
+                   "weights, gradient flow with tau = 1/lr)" + (
+                       "; the random-initialization closed form covers four-layer fusion at "
+                       "L_f = 3, 4 with scalar modalities" if scheme == "frobenius" else ""))
+    else:
+        missing = ("vector modalities: finite-initialization times are not derived (times "
+                   "are NaN); times_leading_order holds the leading order")
     if depth > 2 or not scalar:
         order = order_lo
         return LearningSequence(order, tuple(np.nan for _ in order), _plateaus(stats, order),
-                                order_lo, times_lo, by_norm, False, tuple(caveats), stats.names)
+                                order_lo, times_lo, by_norm, False, lead + (missing,),
+                                stats.names, valid_lo, lead, False)
     if init is None:
         amp = np.full((M, 2), w0)
     else:
@@ -494,7 +533,7 @@ def learning_sequence(stats, depth: int = 2, fusion_layer: int | None = None, *,
     plateaus = _plateaus(stats, order)
     valid = not caveats and len(order) == M
     return LearningSequence(tuple(order), tuple(times), plateaus, order_lo, times_lo, by_norm,
-                            valid, tuple(caveats), stats.names)
+                            valid, tuple(caveats), stats.names, valid_lo, lead, True)
 
 
 def _growth(e, eta, method):

@@ -471,7 +471,13 @@ def logistic_map_crossing(x0: float, g: float, level: float = 0.5, max_iter: int
 
 @dataclass(frozen=True)
 class TimePrediction:
-    """t_A, t_B (in steps) and their ratio, with the first modality and caveats."""
+    """t_A, t_B (in steps) and their ratio, with the first modality and caveats.
+
+    For one run the times are floats and ``valid`` a bool. For a batch (``w0`` of shape
+    (*batch, 2) in :func:`predict_times`) ``t_a``, ``t_b``, ``ratio`` and ``valid`` are arrays
+    of the batch shape (one entry per run), and ``caveats`` lists every distinct caveat once,
+    with the number of runs it concerns.
+    """
 
     t_a: float
     t_b: float
@@ -481,14 +487,43 @@ class TimePrediction:
     caveats: tuple = field(default=())
 
     @property
-    def ratio(self) -> float:
+    def ratio(self):
         return self.t_b / self.t_a
 
     def to_dict(self) -> dict:
-        f = lambda v: float(v) if np.isfinite(v) else str(v)  # noqa: E731
+        def f(v):
+            if np.ndim(v):
+                return [f(x) for x in np.asarray(v)]
+            return float(v) if np.isfinite(v) else str(float(v))
+
+        valid = np.asarray(self.valid).tolist()
         return {"t_A": f(self.t_a), "t_B": f(self.t_b), "ratio": f(self.ratio),
-                "first": self.first, "second": self.second, "valid": self.valid,
+                "first": self.first, "second": self.second, "valid": valid,
                 "caveats": list(self.caveats)}
+
+
+def _logistic_crossings(x0: np.ndarray, g: float, level: float = 0.5,
+                        max_iter: int = 10 ** 7) -> np.ndarray:
+    """:func:`logistic_map_crossing` of every entry of the 1-d array ``x0`` (0 < x0 < level),
+    the map iterated on all of them at once, each with the same arithmetic as the scalar
+    function."""
+    x = np.array(x0, dtype=float)
+    n = np.zeros_like(x)
+    out = np.full_like(x, np.nan)
+    active = np.flatnonzero(x < level)
+    it = 0
+    while active.size:
+        xa = x[active]
+        xn = xa * (1 + g * (1 - xa)) ** 2
+        hit = xn >= level
+        out[active[hit]] = n[active[hit]] + (level - xa[hit]) / (xn[hit] - xa[hit])
+        x[active] = xn
+        n[active] += 1
+        active = active[~hit]
+        it += 1
+        if it > max_iter:
+            raise RuntimeError("logistic map did not reach the level")
+    return out
 
 
 def predict_times(stats, lr: float, w0, method: str = "gd") -> TimePrediction:
@@ -497,9 +532,15 @@ def predict_times(stats, lr: float, w0, method: str = "gd") -> TimePrediction:
     Two-layer late fusion, two scalar modalities, scalar output. ``w0`` gives the initial value
     of each modality's growing mode, in modality order, as returned by
     :func:`~.saxe.effective_init` with :func:`phase_directions` (or
-    :func:`~.saxe.typical_effective_init` for a theory curve). ``method`` "gd" predicts
-    gradient descent with step η = ``lr``; "gf" gradient flow with τ = 1/η. Times are in steps
-    (t = n).
+    :func:`~.saxe.typical_effective_init` for a theory curve): shape (2,) for one run, or
+    (*batch, 2) for a batch of runs (``effective_init`` of batched weights gives (runs, 2)),
+    the modalities on the last axis. ``method`` "gd" predicts gradient descent with step
+    η = ``lr``; "gf" gradient flow with τ = 1/η. Times are in steps (t = n).
+
+    Returns one :class:`TimePrediction`: floats for one run; for a batch, ``t_a``, ``t_b``,
+    ``ratio`` and ``valid`` are arrays of the batch shape, entry i the prediction for
+    ``w0[i]`` (a run outside the assumptions is NaN there and not valid), and ``caveats``
+    names each distinct caveat once with the number of runs it concerns.
 
     Model (derived in theory/timescales.py):
 
@@ -514,8 +555,8 @@ def predict_times(stats, lr: float, w0, method: str = "gd") -> TimePrediction:
        e_B = s̃_B − Σ̃_B W_B^tot and follows the logistic map with g̃ = η|s̃_B| toward its final
        value; t_B is the crossing of ½.
 
-    Caveats are returned for ties, collinear modalities and learning rates for which the maps
-    do not converge monotonically (η|s| ≥ 1).
+    Caveats are returned for ties, collinear modalities, an initialization that is not small
+    and learning rates for which the maps do not converge monotonically (η|s| ≥ 1).
     """
     if method not in ("gd", "gf"):
         raise ValueError(f"method must be 'gd' or 'gf', got {method!r}")
@@ -525,62 +566,96 @@ def predict_times(stats, lr: float, w0, method: str = "gd") -> TimePrediction:
     if stats.dims != (1, 1) or stats.output_dim != 1:
         raise ValueError("predict_times is derived for two scalar modalities and a scalar "
                          "output; use time_ratio_gradient_flow for vector modalities")
-    w0 = np.asarray(w0, dtype=float).reshape(-1)
-    if w0.shape != (2,) or np.any(~np.isfinite(w0)) or np.any(w0 <= 0):
-        raise ValueError(f"w0 must hold two positive initial mode values, got {w0!r}")
+    w0 = np.asarray(w0, dtype=float)
+    if w0.ndim == 0 or w0.shape[-1] != 2:
+        raise ValueError("w0 must hold the two modalities' initial mode values on its last "
+                         "axis: shape (2,) for one run or (*batch, 2) for a batch (as "
+                         f"effective_init returns); got shape {w0.shape}")
+    bad = ~np.isfinite(w0) | (w0 <= 0)
+    if np.any(bad):
+        raise ValueError("w0 must hold positive, finite initial mode values; got "
+                         f"{w0[bad].ravel()[:4].tolist()} among them")
+    batch = w0.shape[:-1]
+    flat = w0.reshape(-1, 2)
+    nrun = flat.shape[0]
     r = roles(stats)
     na, nb = stats.names[r.first], stats.names[r.second]
+
+    def result(t_a, t_b, valid, reasons):
+        """Assemble the prediction: ``reasons`` maps each caveat to its runs (bool mask)."""
+        t_a = np.broadcast_to(np.asarray(t_a, float), (nrun,)).reshape(batch)
+        t_b = np.broadcast_to(np.asarray(t_b, float), (nrun,)).reshape(batch)
+        valid = np.broadcast_to(np.asarray(valid, bool), (nrun,)).reshape(batch)
+        caveats = []
+        for text, mask in reasons:
+            k = int(np.count_nonzero(np.broadcast_to(mask, (nrun,))))
+            if k:
+                caveats.append(text if not batch else f"{text} ({k} of {nrun} runs)")
+        if not batch:
+            return TimePrediction(float(t_a), float(t_b), na, nb, bool(valid), tuple(caveats))
+        return TimePrediction(t_a.copy(), t_b.copy(), na, nb, valid.copy(), tuple(caveats))
+
+    nan = np.full(nrun, np.nan)
     if r.tie:
-        return TimePrediction(float("nan"), float("nan"), na, nb, False,
-                              ("tie: both modalities are learned together, no unimodal phase",))
+        return result(nan, nan, False,
+                      [("tie: both modalities are learned together, no unimodal phase", True)])
     s_a = float(r.s_a.ravel()[0])
     s_b = float(r.s_b.ravel()[0])
     s_bt = float(r.s_b_tilde.ravel()[0])
     sig_a = float(r.sigma_a.ravel()[0])
     sig_bt = float(r.sigma_b_tilde.ravel()[0])
     if abs(s_bt) <= _scale_tol(stats):
-        return TimePrediction(float("nan"), float("inf"), na, nb, True,
-                              ("collinear modalities: B is never learned",))
+        return result(nan, np.inf, True, [("collinear modalities: B is never learned", True)])
     plateau_a = abs(s_a) / sig_a           # |U_A|
     final_b = abs(s_bt) / sig_bt           # |W*_B|
     xi = np.sign(s_bt)
     cross_ab = float(stats.block(r.second, r.first).ravel()[0])  # Σ_BA
     eta = float(lr)
-    x0 = w0[r.first] / plateau_a
-    lnb0 = np.log(w0[r.second])
-    caveats = []
-    if x0 >= 0.5 or w0[r.second] / final_b >= 0.5:
-        return TimePrediction(float("nan"), float("nan"), na, nb, False,
-                              ("initialization is not small: a mode starts beyond half its "
-                               "plateau",))
+    x0 = flat[:, r.first] / plateau_a
+    lnb0 = np.log(flat[:, r.second])
+    # A run whose mode starts beyond half its plateau has no unimodal phase to predict.
+    big = (x0 >= 0.5) | (flat[:, r.second] / final_b >= 0.5)
+    ok = ~big
+    not_small = ("initialization is not small: a mode starts beyond half its plateau", big)
+    t_a, t_b = nan.copy(), nan.copy()
 
     if method == "gf":
         g_a = eta * abs(s_a)
-        t_a = np.log(1.0 / x0 - 1.0) / (2 * g_a)
+        t_a[ok] = np.log(1.0 / x0[ok] - 1.0) / (2 * g_a)
         # ln w_B,lin(t) = ln w0_B + 2η[ξ s_B t_A + |s̃_B| (t − t_A)]; t_B where it equals ln|W*_B|.
-        t_b = t_a + (np.log(final_b) - lnb0 - 2 * eta * xi * s_b * t_a) / (2 * eta * abs(s_bt))
-        return TimePrediction(float(t_a), float(t_b), na, nb, True, ())
+        t_b[ok] = t_a[ok] + (np.log(final_b) - lnb0[ok] - 2 * eta * xi * s_b * t_a[ok]) / (
+            2 * eta * abs(s_bt))
+        return result(t_a, t_b, ok, [not_small])
 
     g_a, g_bt = eta * abs(s_a), eta * abs(s_bt)
     for label, g in (("lr*|Sigma_yxA|", g_a), ("lr*|Sigma~_yxB|", g_bt)):
         if g >= 1:
-            return TimePrediction(float("nan"), float("nan"), na, nb, False,
-                                  (f"{label} = {g:.3g} >= 1: gradient descent does not approach "
-                                   "the plateau monotonically",))
-    if eta * abs(s_b) >= 1:
-        caveats.append("lr*|Sigma_yxB| >= 1: B oscillates in the first phase")
-    t_a = logistic_map_crossing(x0, g_a)
-    # Accumulate B's log-growth along A's logistic-map trajectory until A has saturated.
-    x, lnb, n = x0, lnb0, 0
-    while x < 1 - 1e-13 and n < 10 ** 7:
-        e_b = s_b - cross_ab * np.sign(s_a) * plateau_a * x     # Σ_BA W_A^tot
-        lnb += 2 * np.log(abs(1 + eta * xi * e_b))
-        x = x * (1 + g_a * (1 - x)) ** 2
-        n += 1
+            return result(nan, nan, False,
+                          [not_small, (f"{label} = {g:.3g} >= 1: gradient descent does not "
+                                       "approach the plateau monotonically", ok)])
+    oscillates = eta * abs(s_b) >= 1
+    t_a[ok] = _logistic_crossings(x0[ok], g_a)
+    # Accumulate B's log-growth along A's logistic-map trajectory until A has saturated (every
+    # run of the batch iterated at once, each until its own A has saturated).
+    x, lnb = x0[ok].copy(), lnb0[ok].copy()
+    n = np.zeros(x.shape, dtype=np.int64)
+    active = np.flatnonzero(x < 1 - 1e-13)
+    while active.size:
+        xa = x[active]
+        e_b = s_b - cross_ab * np.sign(s_a) * plateau_a * xa     # Σ_BA W_A^tot
+        lnb[active] += 2 * np.log(np.abs(1 + eta * xi * e_b))
+        x[active] = xa * (1 + g_a * (1 - xa)) ** 2
+        n[active] += 1
+        active = active[(x[active] < 1 - 1e-13) & (n[active] < 10 ** 7)]
     y = np.exp(lnb) / final_b
-    if y >= 0.5:
-        caveats.append("B reaches half its final value before A saturates; the two phases "
-                       "overlap")
-        return TimePrediction(float(t_a), float("nan"), na, nb, False, tuple(caveats))
-    t_b = n + logistic_map_crossing(y, g_bt)
-    return TimePrediction(float(t_a), float(t_b), na, nb, not caveats, tuple(caveats))
+    overlap = np.zeros(nrun, bool)
+    overlap[ok] = y >= 0.5
+    sep = y < 0.5
+    tb_ok = np.full(y.shape, np.nan)
+    tb_ok[sep] = n[sep] + _logistic_crossings(y[sep], g_bt)
+    t_b[ok] = tb_ok
+    valid = ok & ~overlap & ~oscillates
+    return result(t_a, t_b, valid, [
+        ("lr*|Sigma_yxB| >= 1: B oscillates in the first phase", oscillates & ok),
+        ("B reaches half its final value before A saturates; the two phases overlap", overlap),
+        not_small])
