@@ -24,7 +24,7 @@ GRID = [(r, rho) for r in (1.0, 1.5, 2.0, 3.0) for rho in np.linspace(-0.9, 0.9,
 def gradient_flow_ratio():
     grid = [(r, rho) for r in (2.0, 3.0) for rho in (-0.9, 0.0, 0.9)]
     stats = [Stats.scalar_toy(r, 1.0, rho) for r, rho in grid]
-    traj = simulate(LATE, stats, seeds=range(5), method="gf", stride=1, max_steps=8000,
+    traj = simulate(LATE, stats, seeds=range(5), method="gf", record_every=1, steps=8000,
                     stop_loss=1e-6)
     m = measure_unimodal_phase(traj)
     print("1. gradient flow: t_B/t_A simulated (mean of 5 seeds) vs formula")
@@ -41,14 +41,14 @@ def gradient_flow_ratio():
 def saxe():
     st = Stats.scalar_toy(2.0, 1.0, 0.0)
     p0 = dln.init_batch(LATE, [0], "balanced", 1e-3, stats=st)
-    traj = train(LATE, st, p0, method="gf", max_steps=600, stride=1, stop_loss=None,
+    traj = train(LATE, st, p0, method="gf", steps=600, record_every=1, stop_loss=None,
                  rtol=1e-11, atol=1e-30)
     w0 = [float(m[0, 0, 0, 0]) for m in traj.maps]
     exact = th.saxe_late_fusion(st, traj.time, w0, tau=25.0)
     rel = max(np.max(np.abs(traj.maps[m][0, :, 0, 0] / exact[m][:, 0, 0] - 1)) for m in range(2))
     print(f"2. Saxe solution vs gradient flow, balanced aligned weights: max relative "
           f"deviation {rel:.1e} (target 1e-6)")
-    traj = simulate(LATE, st, seeds=range(5), method="gf", max_steps=1500, stride=1,
+    traj = simulate(LATE, st, seeds=range(5), method="gf", steps=1500, record_every=1,
                     stop_loss=None)
     w0 = th.effective_init(LATE, traj.initial_params, [[1.0], [1.0]])
     dev = 0.0
@@ -91,14 +91,14 @@ def early_vs_late():
 def gd_to_gf():
     st = Stats.scalar_toy(1.5, 1.0, 0.4)
     p0 = dln.init_batch(LATE, [0], "normal", 1e-3)
-    ref = train(LATE, st, p0, lr=1.0, method="gf", max_steps=4, stride=1, stop_loss=None,
+    ref = train(LATE, st, p0, lr=1.0, method="gf", steps=4, record_every=1, stop_loss=None,
                 rtol=1e-12, atol=1e-30)
     target = ref.final_maps[0][0, 0, 0]
     etas = np.array([0.04, 0.02, 0.01, 0.005, 0.0025])
     errs = []
     for eta in etas:
         n = int(round(4 / eta))
-        gd = train(LATE, st, p0, lr=eta, max_steps=n, stride=n, stop_loss=None)
+        gd = train(LATE, st, p0, lr=eta, steps=n, record_every=n, stop_loss=None)
         errs.append(abs(gd.final_maps[0][0, 0, 0] - target))
     slope = np.polyfit(np.log(etas), np.log(errs), 1)[0]
     print(f"4. gradient descent vs gradient flow at t = 4τ: error ∝ η^{slope:.3f} "

@@ -19,7 +19,7 @@ import dlnfusion as dln
 RATIOS = (1.0, 1.5, 2.0, 3.0)
 RHOS = np.linspace(-0.9, 0.9, 9)
 SEEDS = range(5)
-KW = dict(scale=1e-9, lr=0.04, max_steps=40_000, stop_loss=1e-4, stride=10)
+KW = dict(scale=1e-9, lr=0.04, steps=40_000, stop_loss=1e-4, record_every=10)
 
 
 def _run(spec, stats):

@@ -40,8 +40,8 @@ def build_sweep():
 
     return Sweep(grid={"fusion_layer": [1, 2, 3, 4], "rho": np.linspace(-0.9, 0.9, 9)},
                  stats=stats, network=network,
-                 fixed={"lr": 0.04, "scale": 0.1, "scheme": "frobenius", "max_steps": 100_000,
-                        "stop_loss": 1e-4, "stride": 100},
+                 fixed={"lr": 0.04, "scale": 0.1, "scheme": "frobenius", "steps": 100_000,
+                        "stop_loss": 1e-4, "record_every": 100},
                  seeds=range(5))
 
 

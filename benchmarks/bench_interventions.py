@@ -26,7 +26,7 @@ def main():
         times = []
         for shift in (0.0, 7.0):
             t0 = time.perf_counter()
-            tr = dln.train(spec, task, params, lr=0.01, max_steps=1000, stride=10,
+            tr = dln.train(spec, task, params, lr=0.01, steps=1000, record_every=10,
                            stop_loss=None, observe={"K": mode_strengths(task)},
                            interventions=[dln.Gate("b", start=starts + shift,
                                                    end=starts + shift + lengths)])

@@ -2,20 +2,20 @@
 
 A :class:`Sweep` names the swept parameters and two factories, one for the data and one for
 the network, whose keyword arguments are drawn from the grid (and from ``fixed``). Training
-parameters (``lr``, ``scale``, ``scheme``, ``method``, ``loss``, ``max_steps``,
-``stop_loss``, ``stride``) can be swept or fixed the same way::
+parameters (``lr``, ``scale``, ``scheme``, ``method``, ``loss``, ``steps``,
+``stop_loss``, ``record_every``) can be swept or fixed the same way::
 
     sweep = Sweep(
         grid={"fusion_layer": [1, 2, 3, 4], "rho": np.linspace(-0.9, 0.9, 9)},
         stats=lambda rho: Stats.scalar_toy(2.0, 1.0, rho),
         network=lambda fusion_layer: NetworkSpec.fusion(4, fusion_layer, width=100),
-        fixed={"lr": 0.04, "scale": 0.1, "scheme": "frobenius", "max_steps": 100_000},
+        fixed={"lr": 0.04, "scale": 0.1, "scheme": "frobenius", "steps": 100_000},
         seeds=range(5))
     ds = sweep.run("out/fig6b")          # an xarray.Dataset, also written to out/fig6b/sweep.nc
 
 How it runs. The runs (grid point × seed) are grouped by everything that changes array
 shapes or compiled code (the network, the initialization scheme, method, loss, step budget
-and record stride); each group compiles once. A group is cut into chunks that fit the memory
+and recording interval); each group compiles once. A group is cut into chunks that fit the memory
 budget; each chunk is one batched call of :func:`~dlnfusion.train`, spread over the
 local devices with ``jax.sharding`` when there are several. Every finished chunk is written to
 ``out/chunks/`` at once (atomically), so an interrupted sweep resumes where it stopped: a
@@ -64,13 +64,13 @@ __all__ = ["Sweep", "load", "SweepInterrupted", "init_distributed", "TRAIN_KEYS"
 
 #: Training parameters a sweep can set or vary, with their defaults.
 TRAIN_KEYS = {"lr": 0.04, "scale": 1e-9, "scheme": "normal", "method": "gd",
-              "loss": "squared", "max_steps": 40_000, "stop_loss": 1e-4, "stride": 100}
+              "loss": "squared", "steps": 40_000, "stop_loss": 1e-4, "record_every": 100}
 #: Dataset variable of each theory column.
 _THEORY_NAMES = {"time_ratio_gradient_flow": "time_ratio_gradient_flow",
                  "misattribution": "misattribution_theory", "plateau_loss": "plateau_loss_theory",
                  "time_ratio_leading_order": "time_ratio_leading_order"}
 #: The ones that change compiled code or shapes (runs are grouped by them).
-_STATIC_TRAIN = ("scheme", "method", "loss", "max_steps", "stride")
+_STATIC_TRAIN = ("scheme", "method", "loss", "steps", "record_every")
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -148,7 +148,7 @@ class Sweep:
     seeds : initialization seeds; every grid point is run once per seed.
     eval_stats : optional factory for the population statistics under which the loss is also
         recorded (generalization error), e.g. when ``stats`` returns a finite Dataset.
-    record : keep the loss and total-map trajectories (every ``stride`` steps).
+    record : keep the loss and total-map trajectories (every ``record_every`` steps).
     predict : also integrate the reduced-dynamics prediction of every run
         (:func:`dlnfusion.compare.predict_unimodal_phase`).
     """
@@ -182,8 +182,8 @@ class Sweep:
         overlap = set(grid) & set(self.fixed)
         if overlap:
             raise ValueError(f"parameters both swept and fixed: {sorted(overlap)}")
-        if "stride" in grid and self.record:
-            raise ValueError("stride cannot be swept when trajectories are recorded")
+        if "record_every" in grid and self.record:
+            raise ValueError("record_every cannot be swept when trajectories are recorded")
         known = set(TRAIN_KEYS) | set(_params_of(self.stats)) | set(_params_of(self.network))
         if self.eval_stats is not None:
             known |= set(_params_of(self.eval_stats))
@@ -357,8 +357,8 @@ class Sweep:
             if any(e is not ev for e in evs):
                 raise ValueError("eval_stats must not vary across a chunk; sweep the data instead")
         traj = train(spec, run_data, params, lr=[float(points[i]["lr"]) for i, _ in padded],
-                     method=p0["method"], max_steps=int(p0["max_steps"]),
-                     stride=p0["stride"], stop_loss=points[runs[0][0]]["stop_loss"],
+                     method=p0["method"], steps=int(p0["steps"]),
+                     record_every=p0["record_every"], stop_loss=points[runs[0][0]]["stop_loss"],
                      loss=p0["loss"], eval_stats=ev, sharding=mesh)
         traj = traj[:n_real]
         res = {"index": np.array([i for i, _ in runs]), "seed": np.array([s for _, s in runs]),
@@ -381,7 +381,7 @@ class Sweep:
                 pred, _ = predict_unimodal_phase(
                     spec, run_data[:n_real], traj.initial_params, [float(points[i]["lr"])
                                                                   for i, _ in runs],
-                    method=p0["method"], max_steps=int(p0["max_steps"]), stride=p0["stride"],
+                    method=p0["method"], steps=int(p0["steps"]), record_every=p0["record_every"],
                     stop_loss=points[runs[0][0]]["stop_loss"])
                 res.update({"t_A_predicted": pred.t_a, "t_B_predicted": pred.t_b,
                             "time_ratio_predicted": pred.time_ratio})
@@ -523,7 +523,7 @@ def _saved_runs(folder: Path) -> set:
 
 
 def _auto_chunk(spec, point, n_runs, budget=1 << 30):
-    R = int(point["max_steps"]) // int(point["stride"]) + 1
+    R = int(point["steps"]) // int(point["record_every"]) + 1
     per_record = 2 + sum(spec.input_dims) * spec.output_dim + spec.n_layers
     params = sum(a * b for a, b in spec.layer_shapes)
     per_run = 8 * (R * per_record + 6 * params)

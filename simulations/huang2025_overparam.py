@@ -58,7 +58,7 @@ def run(out: Path, quick: bool = False) -> dict:
         baseline = min(base.values())
         for method in METHODS:
             tr = simulate(spec, emp, seeds=[0], scale=fig5.INIT_STD, lr=fig5.LR,
-                          max_steps=max_steps, stop_loss=None, stride=STRIDE, eval_stats=true,
+                          steps=max_steps, stop_loss=None, record_every=STRIDE, eval_stats=true,
                           optimizer=_optimizer(method, spec))
             gen = tr.eval_loss[0] - floor
             ok = np.isfinite(gen)

@@ -138,7 +138,7 @@ def _simulate_network(depth, fusion_layer, seeds, lengths, theory_lengths):
     stats, alts, ends = batch(cfgs)
     # (runs never count as converged inside a deficit window: the stopping rule reads the
     # run's own data only)
-    kw = dict(max_steps=BUDGET[(depth, fusion_layer)], stop_loss=STOP_LOSS, stride=STRIDE)
+    kw = dict(steps=BUDGET[(depth, fusion_layer)], stop_loss=STOP_LOSS, record_every=STRIDE)
     traj = simulate(spec, stats, seeds=seeds, scheme=scheme, scale=scale, lr=LR,
                     interventions=[Deficit(alts, start=0, end=ends)], **kw)
     # (b) the reduced network of every seed's initial weights, with the same windows

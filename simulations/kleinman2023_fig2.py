@@ -149,11 +149,11 @@ def run(out: Path, quick: bool = False) -> dict:
     results, curves = {}, {}
     for network in NETWORKS:
         spec, params = _params(network, full, off)
-        gd = train(spec, [full, off], params, lr=LR, method="gd", max_steps=STEPS,
-                   stride=stride, stop_loss=None)
+        gd = train(spec, [full, off], params, lr=LR, method="gd", steps=STEPS,
+                   record_every=stride, stop_loss=None)
         gf = None if quick else train(spec, [full, off], params, lr=LR, method="gf",
-                                      rtol=GF_RTOL, max_steps=float(STEPS),
-                                      stride=float(stride), stop_loss=None)
+                                      rtol=GF_RTOL, steps=float(STEPS),
+                                      record_every=float(stride), stop_loss=None)
         # The JSON keeps the curves every τ/20 (301 points; the errors use every record).
         keep = slice(None, None, max(1, int(round(TAU / 20 / stride))))
         res = {"time": (gd.time[keep] / TAU).tolist()}

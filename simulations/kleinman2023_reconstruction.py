@@ -88,7 +88,7 @@ def linear_points(cfg) -> list:
         steps = lin.BUDGET[(depth, Lf)]
         for w in (0.0, WEIGHT):
             r = train_reconstruction(spec, stats, params, weight=w, lr=lin.LR, steps=steps,
-                                     stride=1, decoder_scale=DECODER_SCALE[depth],
+                                     record_every=1, decoder_scale=DECODER_SCALE[depth],
                                      interventions=[Deficit(alts, start=0, end=ends)])
             ta, tb = r.crossing("A"), r.crossing("B")
             for c in cfgs:

@@ -120,8 +120,8 @@ def run(out: Path, quick: bool = False) -> dict:
         seqs = [th.learning_sequence(st, scale=INIT_STD, width=WIDTH, lr=LR) for st in stats]
         flags = [assumptions(s) for s in seqs]                 # decided before simulating
         spec = NetworkSpec.fusion(2, 2, width=WIDTH, input_dims=(1,) * M)
-        traj = simulate(spec, stats, seeds=seeds, scale=INIT_STD, lr=LR, max_steps=MAX_STEPS,
-                        stop_loss=STOP_LOSS, stride=STRIDE, observe={"norms": None})
+        traj = simulate(spec, stats, seeds=seeds, scale=INIT_STD, lr=LR, steps=MAX_STEPS,
+                        stop_loss=STOP_LOSS, record_every=STRIDE, observe={"norms": None})
         for c, (st, seq) in enumerate(zip(stats, seqs)):
             meas = measure_learning_sequence(traj[c], st)
             notes = []
@@ -197,7 +197,7 @@ def _deep_cases(quick):
         horizon = max((s.times[-1] for s in typ if np.all(np.isfinite(s.times))), default=0)
         steps = int(min(DEEP_MAX_STEPS, max(2000, 1.5 * horizon)))
         traj = simulate(spec, stats, seeds=seeds, scheme="frobenius", scale=DEEP_U0, lr=LR,
-                        max_steps=steps, stride=STRIDE)
+                        steps=steps, record_every=STRIDE)
         init = th.alignment_seeds(spec, traj.initial_params)
         for i, (c, st, seq) in enumerate(zip(keys, stats, typ)):
             meas = measure_learning_sequence(traj[i], st)

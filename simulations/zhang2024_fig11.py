@@ -100,7 +100,7 @@ def _per_modality(a) -> dict:
 def run(out: Path, quick: bool = False) -> dict:
     stats = Stats.scalar_toy(SIGMA_A, SIGMA_B, RHO)
     seeds = list(range(QUICK_SEEDS if quick else SEEDS))
-    kw = dict(lr=LR, max_steps=MAX_STEPS, stop_loss=STOP_LOSS, stride=1, levels=(0.5, 1.0))
+    kw = dict(lr=LR, steps=MAX_STEPS, stop_loss=STOP_LOSS, record_every=1, levels=(0.5, 1.0))
     results, trajs = {}, {}
     for name, Lf in NETWORKS:
         spec_relu = NetworkSpec.fusion(2, Lf, width=WIDTH, activation="relu")

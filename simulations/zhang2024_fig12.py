@@ -141,7 +141,7 @@ def run(out: Path, quick: bool = False) -> dict:
         for fusion, Lf in FUSIONS:
             spec = spec_for(Lf)
             params = init_batch(spec, seeds, "normal", INIT_STD)
-            tr = train(spec, data, params, lr=LR, max_steps=MAX_STEPS, stride=STRIDE,
+            tr = train(spec, data, params, lr=LR, steps=MAX_STEPS, record_every=STRIDE,
                        stop_loss=STOP_LOSS, dtype=DTYPE)
             trajs[fusion, sa] = tr
             final = np.asarray(tr.final_loss, float)

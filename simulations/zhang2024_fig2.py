@@ -31,8 +31,8 @@ def run(out: Path, quick: bool = False) -> dict:
     results, trajs = {}, {}
     for name, Lf in (("early", 1), ("late", 2)):
         spec = NetworkSpec.fusion(2, Lf, width=WIDTH)
-        traj = simulate(spec, stats, seeds=[0], scale=INIT_STD, lr=LR, max_steps=MAX_STEPS,
-                        stop_loss=STOP_LOSS, stride=1)
+        traj = simulate(spec, stats, seeds=[0], scale=INIT_STD, lr=LR, steps=MAX_STEPS,
+                        stop_loss=STOP_LOSS, record_every=1)
         m = measure_unimodal_phase(traj)
         fps = th.fixed_points(stats, Lf)
         results[name] = {

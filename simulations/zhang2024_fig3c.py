@@ -66,8 +66,8 @@ def run(out: Path, quick: bool = False) -> dict:
     spec = NetworkSpec.fusion(depth=2, fusion_layer=2, width=WIDTH)
     grid = [(r, rho) for r in SIGMA_RATIOS for rho in RHOS]
     stats = [Stats.scalar_toy(r, 1.0, rho) for r, rho in grid]
-    traj = simulate(spec, stats, seeds=seeds, scale=INIT_STD, lr=LR, max_steps=MAX_STEPS,
-                    stop_loss=STOP_LOSS, stride=10)
+    traj = simulate(spec, stats, seeds=seeds, scale=INIT_STD, lr=LR, steps=MAX_STEPS,
+                    stop_loss=STOP_LOSS, record_every=10)
     meas = measure_unimodal_phase(traj)
     meas_paper = measure_unimodal_phase(traj, final_below=PAPER_STOP_LOSS)
     # The ReLU crosses: the same networks with ReLU hidden units, trained exactly at population
@@ -75,8 +75,8 @@ def run(out: Path, quick: bool = False) -> dict:
     # at twice the linear ones (theory.relu), so half-way is progress 1 toward the linear
     # references.
     relu = NetworkSpec.fusion(depth=2, fusion_layer=2, width=WIDTH, activation="relu")
-    traj_relu = simulate(relu, stats, seeds=seeds, scale=INIT_STD, lr=LR, max_steps=MAX_STEPS,
-                         stop_loss=STOP_LOSS, stride=10, levels=(0.5, 1.0))
+    traj_relu = simulate(relu, stats, seeds=seeds, scale=INIT_STD, lr=LR, steps=MAX_STEPS,
+                         stop_loss=STOP_LOSS, record_every=10, levels=(0.5, 1.0))
     meas_relu = measure_unimodal_phase(traj_relu, level=1.0)
 
     points = []

@@ -31,8 +31,8 @@ def run(out: Path, quick: bool = False) -> dict:
     results, trajs = {}, {}
     for panel, (var_a, teacher) in EXAMPLES.items():
         st = Stats.from_teacher(np.diag([var_a, 1.0]), teacher, dims=(1, 1))
-        traj = simulate(spec, st, seeds=[0], scale=INIT_STD, lr=LR, max_steps=MAX_STEPS,
-                        stop_loss=STOP_LOSS, stride=1)
+        traj = simulate(spec, st, seeds=[0], scale=INIT_STD, lr=LR, steps=MAX_STEPS,
+                        stop_loss=STOP_LOSS, record_every=1)
         m = measure_unimodal_phase(traj)
         pref = th.superficial_preference(st)
         results[panel] = {

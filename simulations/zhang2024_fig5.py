@@ -43,8 +43,8 @@ def _marginal(stats: Stats, m: int, allow_singular: bool) -> Stats:
                  (stats.names[m],), allow_singular)
 
 
-def unimodal_baseline(emp: Stats, true: Stats, max_steps: int = MAX_STEPS,
-                      stride: int = STRIDE) -> dict:
+def unimodal_baseline(emp: Stats, true: Stats, steps: int = MAX_STEPS,
+                      record_every: int = STRIDE) -> dict:
     """The lowest generalization error (above the noise floor) a two-layer network on one
     modality reaches at any recorded time, trained on ``emp`` and evaluated under ``true``,
     per modality."""
@@ -52,7 +52,7 @@ def unimodal_baseline(emp: Stats, true: Stats, max_steps: int = MAX_STEPS,
     for m, name in enumerate(true.names):
         spec = NetworkSpec.fusion(2, 2, width=WIDTH, input_dims=(true.dims[m],), names=(name,))
         tr = simulate(spec, _marginal(emp, m, True), seeds=[0], scale=INIT_STD, lr=LR,
-                      max_steps=max_steps, stop_loss=None, stride=stride,
+                      steps=steps, stop_loss=None, record_every=record_every,
                       eval_stats=_marginal(true, m, False))
         base[name] = float(np.nanmin(tr.eval_loss[0]) - true.min_loss())
     return base
@@ -68,8 +68,8 @@ def run(out: Path, quick: bool = False) -> dict:
         baseline = min(base.values())
         for arch, Lf in (("early", 1), ("late", 2)):
             spec = NetworkSpec.fusion(2, Lf, width=WIDTH, input_dims=(DIM, DIM))
-            tr = simulate(spec, emp, seeds=[0], scale=INIT_STD, lr=LR, max_steps=MAX_STEPS,
-                          stop_loss=None, stride=STRIDE, eval_stats=true)
+            tr = simulate(spec, emp, seeds=[0], scale=INIT_STD, lr=LR, steps=MAX_STEPS,
+                          stop_loss=None, record_every=STRIDE, eval_stats=true)
             gen = tr.eval_loss[0] - floor
             i_min = int(np.nanargmin(gen))
             results[f"{regime}/{arch}"] = {

@@ -60,7 +60,7 @@ def _config(panel: str, value: float):
 
 
 def _train_kw():
-    return dict(max_steps=MAX_STEPS, stop_loss=STOP_LOSS, stride=10)
+    return dict(steps=MAX_STEPS, stop_loss=STOP_LOSS, record_every=10)
 
 
 def _prediction_curve(spec, params_unit, panel, xs):

@@ -27,8 +27,8 @@ def run(out: Path, quick: bool = False) -> dict:
     st = Stats.from_teacher(SIGMA, [1.0, 1.0], dims=(1, 1), allow_singular=True)
     spec = NetworkSpec.fusion(2, 2, width=WIDTH)
     seeds = [0, 1] if quick else [0, 1, 2, 3, 4]
-    traj = simulate(spec, st, seeds=seeds, scale=INIT_STD, lr=LR, max_steps=MAX_STEPS,
-                    stop_loss=None, stride=1)
+    traj = simulate(spec, st, seeds=seeds, scale=INIT_STD, lr=LR, steps=MAX_STEPS,
+                    stop_loss=None, record_every=1)
     m = measure_unimodal_phase(traj)
     ratio = th.time_ratio_gradient_flow(st)
     res = {

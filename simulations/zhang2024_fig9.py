@@ -47,15 +47,15 @@ def run(out: Path, quick: bool = False) -> dict:
     for name, Lf in (("early", 1), ("late", 2)):
         spec = NetworkSpec.fusion(2, Lf, width=WIDTH)
         trajs[name] = simulate(spec, toy, seeds=[0], scale=INIT_STD, lr=LR, loss="logistic",
-                               max_steps=TRAJ_STEPS, stop_loss=None, stride=1)
+                               steps=TRAJ_STEPS, stop_loss=None, record_every=1)
     late = NetworkSpec.fusion(2, 2, width=WIDTH)
     grid = [(r, rho) for r in ratios for rho in RHOS]
     stats = [Stats.scalar_toy(r, 1.0, rho) for r, rho in grid]
     logi = measure_unimodal_phase(simulate(late, stats, seeds=seeds, scale=INIT_STD, lr=LR,
-                                           loss="logistic", max_steps=max_steps,
-                                           stop_loss=None, stride=100))
+                                           loss="logistic", steps=max_steps,
+                                           stop_loss=None, record_every=100))
     mse = measure_unimodal_phase(simulate(late, stats, seeds=seeds, scale=INIT_STD, lr=LR,
-                                          max_steps=max_steps, stop_loss=1e-8, stride=100))
+                                          steps=max_steps, stop_loss=1e-8, record_every=100))
     points = []
     for c, ((r, rho), st) in enumerate(zip(grid, stats)):
         points.append({

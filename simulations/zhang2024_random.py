@@ -46,7 +46,7 @@ SCAN_N_COV, SCAN_MAX_STEPS = 30, 400_000
 SEPARATION = 0.1
 
 
-def assumptions(st, init_std: float = INIT_STD, max_steps: int = MAX_STEPS) -> list:
+def assumptions(st, init_std: float = INIT_STD, steps: int = MAX_STEPS) -> list:
     """Reasons, from the theory alone (before any simulation), why a covariance lies outside
     the two-phase analysis at this initialization, learning rate and budget (empty: inside).
 
@@ -59,7 +59,7 @@ def assumptions(st, init_std: float = INIT_STD, max_steps: int = MAX_STEPS) -> l
       SEPARATION of its own, or the two transitions overlap (a near tie);
     * budget: the predicted t_B (leading order with gradient-descent rates) plus the final
       approach along the flattest direction of the minimum, down to the stopping loss, must fit
-      in ``max_steps``;
+      in ``steps``;
     * the caveats of the leading-order formula itself (collinear, near anti-parallel, ...).
     """
     reasons = []
@@ -82,9 +82,9 @@ def assumptions(st, init_std: float = INIT_STD, max_steps: int = MAX_STEPS) -> l
     if np.isfinite(ratio.value):
         excess = th.saddle_loss(st, r.first) - max(st.min_loss(), 0.0)
         t_end = t_a * ratio.value + curv.steps_to_shrink(LR, max(excess / STOP_LOSS, 1.0))
-        if t_end > max_steps:
+        if t_end > steps:
             reasons.append(f"predicted to need {t_end:.0f} steps, more than the budget "
-                           f"{max_steps}")
+                           f"{steps}")
     reasons += list(th.time_ratio_gradient_flow(st).caveats)
     return reasons
 
@@ -110,14 +110,14 @@ def run(out: Path, quick: bool = False) -> dict:
     stats = [Stats.random(dim=DIM, seed=i) for i in range(n_cov)]
     flags = [assumptions(st) for st in stats]      # decided before simulating
     spec = NetworkSpec.fusion(2, 2, width=WIDTH, input_dims=(DIM // 2, DIM - DIM // 2))
-    traj = simulate(spec, stats, seeds=seeds, scale=INIT_STD, lr=LR, max_steps=MAX_STEPS,
-                    stop_loss=STOP_LOSS, stride=100)
+    traj = simulate(spec, stats, seeds=seeds, scale=INIT_STD, lr=LR, steps=MAX_STEPS,
+                    stop_loss=STOP_LOSS, record_every=100)
     meas = measure_unimodal_phase(traj)
     points = []
     for i, st in enumerate(stats):
         pred, _ = predict_unimodal_phase(spec, st, traj[i].initial_params, LR,
-                                            basis="modes", max_steps=MAX_STEPS,
-                                            stop_loss=STOP_LOSS, stride=100)
+                                            basis="modes", steps=MAX_STEPS,
+                                            stop_loss=STOP_LOSS, record_every=100)
         xo = th.time_ratio_crossover(st, INIT_STD * np.sqrt(WIDTH), LR)
         notes = _simulation_notes(st, list(traj.status_names()[i]), list(meas.first[i]),
                                   meas.t_b[i])
@@ -200,8 +200,8 @@ def _scan() -> list:
     spec = NetworkSpec.fusion(2, 2, width=WIDTH, input_dims=(DIM // 2, DIM - DIM // 2))
     rows = []
     for std in SCAN_STDS:
-        traj = simulate(spec, stats, seeds=[0], scale=std, lr=LR, max_steps=SCAN_MAX_STEPS,
-                        stop_loss=STOP_LOSS, stride=1000)
+        traj = simulate(spec, stats, seeds=[0], scale=std, lr=LR, steps=SCAN_MAX_STEPS,
+                        stop_loss=STOP_LOSS, record_every=1000)
         meas = measure_unimodal_phase(traj)
         e_gd, e_gf, e_xo = [], [], []
         for i, st in enumerate(stats):

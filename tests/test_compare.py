@@ -13,7 +13,7 @@ from dlnfusion.compare import (Comparison, compare, measure_unimodal_phase, rela
 def run():
     spec = NetworkSpec.fusion(2, 2, width=100)
     st = Stats.scalar_toy(2.0, 1.0, 0.45)
-    return spec, st, simulate(spec, st, seeds=[0, 1, 2], stop_loss=1e-8, stride=1)
+    return spec, st, simulate(spec, st, seeds=[0, 1, 2], stop_loss=1e-8, record_every=1)
 
 
 def _half_time(series, target):
@@ -59,7 +59,7 @@ def test_measure_with_paper_stopping_rule(run):
 def test_measure_when_second_modality_is_never_learned():
     st = Stats.from_teacher([[4.0, 2.0], [2.0, 1.0]], [1.0, 1.0], (1, 1), allow_singular=True)
     spec = NetworkSpec.fusion(2, 2, width=100)
-    traj = simulate(spec, st, seeds=[0], max_steps=3000)
+    traj = simulate(spec, st, seeds=[0], steps=3000)
     m = measure_unimodal_phase(traj)
     assert m.first[0] == 0 and np.isfinite(m.t_a[0]) and np.isnan(m.t_b[0])
     # Loss reaches zero with modality A alone: the network converges, B stays near zero.
@@ -70,7 +70,7 @@ def test_measure_when_second_modality_is_never_learned():
 def test_measure_needs_two_modalities():
     spec = NetworkSpec.fusion(2, 2, width=4, input_dims=(1, 1, 1))
     st = Stats.random(dim=3, seed=0, dims=(1, 1, 1))
-    traj = simulate(spec, st, seeds=[0], max_steps=10)
+    traj = simulate(spec, st, seeds=[0], steps=10)
     with pytest.raises(ValueError, match="two modalities"):
         measure_unimodal_phase(traj)
 

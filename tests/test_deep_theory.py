@@ -159,8 +159,8 @@ def _balanced_runs(L, Lf, runs, max_time, stride):
             p = p._replace(branches=(p.branches[0], tuple(b)))
         parts.append(p)
     params = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *parts)
-    traj = dln.train(spec, stats, params, method="gf", lr=1.0, max_steps=max_time,
-                     stride=stride, stop_loss=1e-8, rtol=1e-10, atol=1e-30)
+    traj = dln.train(spec, stats, params, method="gf", lr=1.0, steps=max_time,
+                     record_every=stride, stop_loss=1e-8, rtol=1e-10, atol=1e-30)
     times = []
     for b, st in enumerate(stats):
         ua, wb = st.unimodal_solution(0).item(), st.global_solution()[0, 1]
@@ -325,7 +325,7 @@ def test_deep_times_leading_order_against_balanced_simulation(Lf):
     spec = NetworkSpec.fusion(4, Lf, width=20)
     u0 = 0.03
     traj = simulate(spec, st, seeds=[0], scheme="balanced", scale=u0, method="gf", lr=1.0,
-                    max_steps=1500, stride=0.05, stop_loss=1e-6)
+                    steps=1500, record_every=0.05, stop_loss=1e-6)
     m = measure_unimodal_phase(traj)
     pred = th.deep_times(st, 4, Lf, u0, tau=1.0)
     # Leading order in u0: the corrections are higher powers of u0 = 0.03 (measured: 0.1 % on
@@ -341,7 +341,7 @@ def test_unequal_depths_against_balanced_simulation():
     st = Stats.scalar_toy(2.0, 1.0, 0.3)
     for depths, post in (((3, 4), 1), ((4, 3), 1), ((3, 4), 0)):
         spec = NetworkSpec.unequal(depths, post_depth=post, width=20)
-        traj = simulate(spec, st, seeds=[0], scheme="balanced", scale=0.05, max_steps=100_000)
+        traj = simulate(spec, st, seeds=[0], scheme="balanced", scale=0.05, steps=100_000)
         m = measure_unimodal_phase(traj)
         pred = th.time_ratio_unequal(st, *depths, post, 0.05)
         assert m.time_ratio[0] == pytest.approx(pred.value, rel=0.1)
@@ -378,7 +378,7 @@ def test_pathway_trajectory_against_gradient_flow(L):
     st = Stats.scalar_toy(2.0, 1.0, 0.0)
     spec = NetworkSpec.fusion(L, L, width=6)
     traj = simulate(spec, st, seeds=[0], scheme="balanced", scale=0.2, method="gf", lr=1.0,
-                    max_steps=150, stride=1, stop_loss=None, rtol=1e-11, atol=1e-30)
+                    steps=150, record_every=1, stop_loss=None, rtol=1e-11, atol=1e-30)
     for m, (s, sigma2) in enumerate(((4.0, 4.0), (1.0, 1.0))):
         w0 = 0.2 ** L
         sim = traj.maps[m][0, :, 0, 0]
@@ -391,7 +391,7 @@ def test_exactly_aligned_weights_never_learn_a_flipped_modality():
     balanced, aligned weights have none, and for L_f >= 3 B stays on the saddle M_A."""
     st = Stats.scalar_toy(2.0, 1.0, -0.9)
     spec = NetworkSpec.fusion(4, 3, width=10)
-    traj = simulate(spec, st, seeds=[0], scheme="balanced", scale=0.1, max_steps=30_000)
+    traj = simulate(spec, st, seeds=[0], scheme="balanced", scale=0.1, steps=30_000)
     assert traj.status_names()[0] == "max_steps"
     assert abs(traj.final_maps[1][0].item()) < 1e-6
     assert traj.final_loss[0] == pytest.approx(th.saddle_loss(st, 0), rel=1e-4)
@@ -407,7 +407,7 @@ def test_alignment_escape_time_predicts_each_random_run():
     st = Stats.scalar_toy(2.0, 1.0, 0.0)
     spec = NetworkSpec.fusion(4, 4, width=100)
     traj = simulate(spec, st, seeds=list(range(6)), scheme="frobenius", scale=0.1, lr=0.04,
-                    max_steps=2600, stride=5)
+                    steps=2600, record_every=5)
     t_a = measure_unimodal_phase(traj).t_a.ravel()
     W1, W2, W3, W4 = (np.asarray(W) for W in traj.initial_params.branches[0])
     for k, t in enumerate(t_a):
@@ -442,7 +442,7 @@ def test_random_init_times_predicts_each_random_run(Lf, tol_a, tol_b):
     st = Stats.scalar_toy(2.0, 1.0, 0.0)
     spec = NetworkSpec.fusion(4, Lf, width=100)
     traj = simulate(spec, st, seeds=[0, 1, 2], scheme="frobenius", scale=0.1, lr=0.04,
-                    max_steps={2: 1600, 3: 2600, 4: 8000}[Lf], stride=4)
+                    steps={2: 1600, 3: 2600, 4: 8000}[Lf], record_every=4)
     meas = measure_unimodal_phase(traj)
     seeds = th.alignment_seeds(spec, traj.initial_params).reshape(-1, 2, 4)
     assert seeds.shape == (3, 2, 4)

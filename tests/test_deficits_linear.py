@@ -89,7 +89,7 @@ def test_formula_against_reduced_network_deep_and_early(toy):
         observe = {f"b{l}": (lambda snap, l=l: snap.params.branches[1][l])
                    for l in range(spec.branch_depths[1])}
         _, red = predict_unimodal_phase(spec, [toy] * len(alts), params, LR,
-                                        max_steps=budget, stop_loss=1e-6, stride=10,
+                                        steps=budget, stop_loss=1e-6, record_every=10,
                                         interventions=[Deficit(alts, start=0, end=ends)],
                                         observe=observe)
         # deletion: B's branch (every layer of late fusion; the pre-fusion column of early
@@ -135,7 +135,7 @@ def test_zero_length_deficit_is_no_deficit_and_deletion_freezes_b(toy, tiny_figu
     spec = NetworkSpec.fusion(2, 2, width=100)
     params = init_batch(spec, [0, 1] * 7, "normal", 1e-9)
     ends = np.array([0.0] * 7 + [2000.0] * 7)     # half without deficit, half deleted throughout
-    kw = dict(lr=LR, max_steps=2000, stop_loss=1e-6, stride=10)
+    kw = dict(lr=LR, steps=2000, stop_loss=1e-6, record_every=10)
     tr = train(spec, [toy] * 14, params, interventions=[
         Deficit([delete(toy, "B")] * 14, start=0, end=ends)], **kw)
     free = train(spec, [toy] * 14, params, **kw)

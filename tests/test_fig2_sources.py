@@ -90,7 +90,7 @@ def test_closed_form_matches_gradient_flow():
     spec, params = fig2._params("deep", full, off)
     tau = 1 / fig2.LR
     traj = dln.train(spec, [full, off], params, lr=fig2.LR, method="gf", rtol=1e-9,
-                     max_steps=15 * tau, stride=tau / 20, stop_loss=None)
+                     steps=15 * tau, record_every=tau / 20, stop_loss=None)
     for c, dis in enumerate((None, fig2.DISABLED)):
         _, _, m = fig2._compare(traj, full, "deep", c, dis)
         assert m["status"] == "max_steps"

@@ -185,7 +185,7 @@ def test_gradient_flow_formula_matches_gradient_flow():
     spec = NetworkSpec.fusion(2, 2, width=100)
     grid = [(r, rho) for r in (2.0, 3.0) for rho in (-0.9, 0.0, 0.9)]
     stats = [Stats.scalar_toy(r, 1.0, rho) for r, rho in grid]
-    traj = simulate(spec, stats, seeds=[0], method="gf", stride=1, max_steps=8000,
+    traj = simulate(spec, stats, seeds=[0], method="gf", record_every=1, steps=8000,
                     stop_loss=1e-6)
     meas = measure_unimodal_phase(traj)
     ell = np.log(1 / th.typical_effective_init(1e-9, 100) - 1)

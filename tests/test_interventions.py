@@ -117,7 +117,7 @@ def test_gate_and_deficit_match_reference_gd(vec_stats, late3):
     windows = [Gate("B", start=5, end=17), Gate("post", start=30, end=33),
                Deficit(alt, start=10, end=25)]
     steps, lr = 40, 0.05
-    tr = train(spec, vec_stats, params, lr=lr, max_steps=steps, stride=1, stop_loss=None,
+    tr = train(spec, vec_stats, params, lr=lr, steps=steps, record_every=1, stop_loss=None,
                interventions=windows)
     groups = {"B": (2, 3), "post": (4,)}
 
@@ -152,7 +152,7 @@ def test_lesions_match_reference_and_hold_at_zero(vec_stats, late3):
     Pmode = np.eye(3) - np.outer(V[:, 0], V[:, 0])
     windows = [Lesion("B", mode=0, start=0, end=None), Lesion("W_A^2", unit=1, start=8, end=20)]
     steps, lr = 30, 0.05
-    tr = train(spec, vec_stats, params, lr=lr, max_steps=steps, stride=1, stop_loss=None,
+    tr = train(spec, vec_stats, params, lr=lr, steps=steps, record_every=1, stop_loss=None,
                interventions=windows, observe={"row": _unit_row})
 
     def project_at(n, mats):
@@ -177,7 +177,7 @@ def test_deficit_on_samples_matches_reference(vec_stats, late3):
     ds = vec_stats.sample(64, seed=2)
     alt = dissociate(ds, seed=3)
     params = init_batch(spec, [0], "normal", 0.3)
-    tr = train(spec, ds, params, lr=0.05, max_steps=20, stride=1, stop_loss=None,
+    tr = train(spec, ds, params, lr=0.05, steps=20, record_every=1, stop_loss=None,
                interventions=[Deficit(alt, start=3, end=12)])
     # full-batch gradient descent on samples = population GD on their empirical moments
     ref = _reference_gd(spec, _one(params), 0.05, 20,
@@ -194,7 +194,7 @@ def test_gradient_flow_windows_match_piecewise_integration(vec_stats, late3):
     params = init_batch(spec, [2], "normal", 0.3)
     alt = delete(vec_stats, "A")
     lr, T = 0.05, 60.0
-    tr = train(spec, vec_stats, params, lr=lr, method="gf", max_steps=T, stride=T,
+    tr = train(spec, vec_stats, params, lr=lr, method="gf", steps=T, record_every=T,
                stop_loss=None, rtol=1e-10, atol=1e-14,
                interventions=[Gate("A", start=10.0, end=25.0), Deficit(alt, start=20.0, end=40.0)])
     mats0 = _one(params)
@@ -226,7 +226,7 @@ def test_gradient_flow_windows_match_piecewise_integration(vec_stats, late3):
 def test_gradient_flow_lesion_from_start(vec_stats, late3):
     spec = late3
     params = init_batch(spec, [2], "normal", 0.3)
-    tr = train(spec, vec_stats, params, lr=0.05, method="gf", max_steps=40.0, stride=10.0,
+    tr = train(spec, vec_stats, params, lr=0.05, method="gf", steps=40.0, record_every=10.0,
                stop_loss=None, interventions=[Lesion("A", mode=1, end=None)])
     _, _, V = vec_stats.modes(0)
     WA = np.asarray(tr.records["maps"][0][0])
@@ -241,16 +241,16 @@ def test_sweep_of_windows_is_one_compilation():
     starts, lengths = starts.ravel(), lengths.ravel()
     params = dln.init_pathways(spec, st, seeds=[0] * 100, strength=0.01)
     before = _gd_segment._cache_size()
-    tr = train(spec, st, params, lr=0.01, max_steps=200, stride=50, stop_loss=None,
+    tr = train(spec, st, params, lr=0.01, steps=200, record_every=50, stop_loss=None,
                interventions=[Gate("b", start=starts, end=starts + lengths)])
     assert _gd_segment._cache_size() - before <= 1
     mid = _gd_segment._cache_size()
-    train(spec, st, params, lr=0.01, max_steps=200, stride=50, stop_loss=None,
+    train(spec, st, params, lr=0.01, steps=200, record_every=50, stop_loss=None,
           interventions=[Gate("b", start=starts[::-1] + 1, end=starts[::-1] + 60)])
     assert _gd_segment._cache_size() == mid
     # a run gated for 0 steps equals the run without interventions
     free = train(spec, st, dln.init_pathways(spec, st, seeds=[0], strength=0.01), lr=0.01,
-                 max_steps=200, stride=50, stop_loss=None)
+                 steps=200, record_every=50, stop_loss=None)
     i = int(np.nonzero(lengths == 0)[0][0])
     # (batches of 100 and 1 round differently in the matrix products: 1e-16 per step)
     np.testing.assert_allclose(tr.final_maps[1][i], free.final_maps[1][0], rtol=RTOL_ROUNDING)
@@ -259,7 +259,7 @@ def test_sweep_of_windows_is_one_compilation():
 def test_simulate_takes_windows_per_configuration():
     spec = NetworkSpec.fusion(2, 2, width=5)
     configs = [Stats.scalar_toy(2.0, 1.0, 0.0), Stats.scalar_toy(3.0, 1.0, 0.0)]
-    tr = dln.simulate(spec, configs, seeds=[0, 1], max_steps=50, stride=50, stop_loss=None,
+    tr = dln.simulate(spec, configs, seeds=[0, 1], steps=50, record_every=50, stop_loss=None,
                       interventions=[Gate("B", start=0, end=np.array([50, 0]))])
     # configuration 0 keeps B frozen for the whole budget, configuration 1 not at all
     init = init_batch(spec, [0, 1, 0, 1], "normal", 1e-9)
@@ -267,7 +267,7 @@ def test_simulate_takes_windows_per_configuration():
     np.testing.assert_array_equal(tr.final_maps[1][0], WB0[:2])
     assert np.all(np.abs(tr.final_maps[1][1]) > np.abs(WB0[2:]))
     with pytest.raises(ValueError, match="batch shape"):
-        dln.simulate(spec, configs, seeds=[0, 1], max_steps=5,
+        dln.simulate(spec, configs, seeds=[0, 1], steps=5,
                      interventions=[Gate("B", start=0, end=np.array([5, 0, 1]))])
 
 
@@ -278,7 +278,7 @@ def test_mode_strengths_of_aligned_pathways():
     for D in (1, 3):
         spec = NetworkSpec.pathways((D, D), 8, 15, width=12)
         params = dln.init_pathways(spec, st, seeds=[0, 1], strength=[0.01, 0.02])
-        tr = train(spec, st, params, lr=0.01, max_steps=0, stride=1,
+        tr = train(spec, st, params, lr=0.01, steps=0, record_every=1,
                    observe={"K": mode_strengths(st)})
         K = tr.records["K"][:, 0]
         np.testing.assert_allclose(K[:, 0], 0.01, rtol=1e-12)
@@ -320,7 +320,7 @@ def test_overlapping_and_mismatched_data_windows(vec_stats, late3):
 def test_gradient_flow_refuses_late_lesion(vec_stats, late3):
     params = init_batch(late3, [0], "normal", 0.3)
     with pytest.raises(ValueError, match="must start at 0"):
-        train(late3, vec_stats, params, method="gf", max_steps=5.0, stride=1.0,
+        train(late3, vec_stats, params, method="gf", steps=5.0, record_every=1.0,
               interventions=[Lesion("A", mode=0, start=2.0)])
 
 
@@ -346,7 +346,7 @@ def test_no_convergence_on_a_deficits_data(method):
     trivial = Stats.from_teacher(st.sigma, np.zeros((1, 2)), dims=(1, 1))
     spec = NetworkSpec.fusion(2, 2, width=8)
     params = init_batch(spec, [0], "normal", 1e-6)
-    tr = train(spec, st, params, lr=0.04, method=method, max_steps=3000, stride=10,
+    tr = train(spec, st, params, lr=0.04, method=method, steps=3000, record_every=10,
                stop_loss=1e-4, interventions=[Deficit(trivial, start=0, end=50)])
     assert tr.status_names()[0] == "converged"
     assert tr.stop_time[0] > 50 and tr.final_loss[0] < 1e-4

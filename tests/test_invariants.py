@@ -16,7 +16,7 @@ def test_gradient_flow_conserves_invariants(L, Lf):
     st = Stats.scalar_toy(2.0, 1.0, 0.5)
     spec = NetworkSpec.fusion(L, Lf, width=5)
     p0 = init_batch(spec, [1], "normal", 0.1)
-    traj = train(spec, st, p0, method="gf", lr=1.0, max_steps=300, stride=300, stop_loss=None,
+    traj = train(spec, st, p0, method="gf", lr=1.0, steps=300, record_every=300, stop_loss=None,
                  rtol=1e-11, atol=1e-14)
     scale = max(float(np.max(np.abs(v))) for v in th.balance_invariants(spec, p0).values())
     # The weights grow by O(1) while the invariants stay at their initial values.
@@ -32,7 +32,7 @@ def test_gradient_descent_drift_is_first_order_in_lr():
     T, drifts, etas = 8.0, [], [0.02, 0.01, 0.005]
     for eta in etas:
         n = int(round(T / eta))
-        traj = train(spec, st, p0, lr=eta, max_steps=n, stride=n, stop_loss=None)
+        traj = train(spec, st, p0, lr=eta, steps=n, record_every=n, stop_loss=None)
         drifts.append(_spread(spec, [p0, traj.final_params]))
     slope = np.polyfit(np.log(etas), np.log(drifts), 1)[0]
     assert slope == pytest.approx(1.0, abs=0.15)

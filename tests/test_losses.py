@@ -54,10 +54,10 @@ def test_population_logistic_training_matches_samples():
     st = dln.Stats.scalar_toy(2.0, 1.0, 0.3)
     spec = dln.NetworkSpec.fusion(2, 2, width=20)
     ds = st.sample(100_000, seed=2)
-    pop = dln.simulate(spec, st, seeds=[0], scale=1e-3, loss="logistic", max_steps=600,
-                       stop_loss=None, stride=100)
-    smp = dln.simulate(spec, ds, seeds=[0], scale=1e-3, loss="logistic", max_steps=600,
-                       stop_loss=None, stride=100, eval_stats=st)
+    pop = dln.simulate(spec, st, seeds=[0], scale=1e-3, loss="logistic", steps=600,
+                       stop_loss=None, record_every=100)
+    smp = dln.simulate(spec, ds, seeds=[0], scale=1e-3, loss="logistic", steps=600,
+                       stop_loss=None, record_every=100, eval_stats=st)
     # Same trajectory up to the sampling error of 1e5 samples.
     assert np.allclose(pop.loss[0], smp.loss[0], rtol=0.02)
     for a, b in zip(pop.final_maps, smp.final_maps):

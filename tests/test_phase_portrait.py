@@ -19,7 +19,7 @@ def test_reduced_flow_follows_balanced_gradient_flow(L, Lf):
     spec = dln.NetworkSpec.fusion(L, Lf, width=6)
     scale = 0.3
     traj = dln.simulate(spec, st, seeds=[0], scheme="balanced", scale=scale, method="gf",
-                        lr=1.0, max_steps=40, stride=1, stop_loss=None, rtol=1e-10, atol=1e-14)
+                        lr=1.0, steps=40, record_every=1, stop_loss=None, rtol=1e-10, atol=1e-14)
     w0 = [traj.maps[0][0, 0, 0, 0], traj.maps[1][0, 0, 0, 0]]
     sol = solve_ivp(lambda t, w: np.array(th.reduced_flow(st, L, Lf, w[0], w[1])), (0, 40), w0,
                     t_eval=traj.time, rtol=1e-10, atol=1e-12)
@@ -156,7 +156,7 @@ def test_phase_portrait_draws_a_trajectory():
     network (depth and fusion layer taken from it; a conflicting one is refused)."""
     st = dln.Stats.scalar_toy(1.5, 1.0, 0.4)
     spec = dln.NetworkSpec.fusion(3, 2, width=6)
-    traj = dln.simulate(spec, [st], seeds=[0, 1, 2], scale=0.05, max_steps=400, stride=20)
+    traj = dln.simulate(spec, [st], seeds=[0, 1, 2], scale=0.05, steps=400, record_every=20)
     assert traj.batch_shape == (1, 3)
     expected_a = np.asarray(traj.maps[0])[0, :, :, 0, 0]         # (runs, T)
     expected_b = np.asarray(traj.maps[1])[0, :, :, 0, 0]

@@ -35,7 +35,7 @@ def test_sequence_portrait_draws_the_predicted_staircase_and_the_runs(tmp_path):
     st = Stats.random(dim=3, dims=(1, 1, 1), seed=0)
     seq = th.learning_sequence(st, scale=1e-6, width=8, lr=0.1)
     spec = NetworkSpec.fusion(2, 2, width=8, input_dims=(1, 1, 1))
-    traj = simulate(spec, st, seeds=[0, 1], scale=1e-6, lr=0.1, max_steps=400, stride=4)
+    traj = simulate(spec, st, seeds=[0, 1], scale=1e-6, lr=0.1, steps=400, record_every=4)
     with plot.paper_style():
         fig = plot.sequence_portrait(st, seq, traj, panels="ab")
         ax_l, ax_w = fig.axes[:2]

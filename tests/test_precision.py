@@ -23,7 +23,7 @@ def test_import_leaves_the_flag_and_training_still_runs_in_float64():
         import dlnfusion as dln
         assert jax.config.jax_enable_x64 is False
         spec = dln.NetworkSpec.fusion(2, 2, width=10)
-        traj = dln.simulate(spec, dln.Stats.scalar_toy(2.0, 1.0, 0.3), seeds=[0], max_steps=2000)
+        traj = dln.simulate(spec, dln.Stats.scalar_toy(2.0, 1.0, 0.3), seeds=[0], steps=2000)
         assert traj.loss.dtype.name == "float64" and traj.final_params.branches[0][0].dtype.name == "float64"
         assert jax.config.jax_enable_x64 is False and jnp.ones(2).dtype.name == "float32"
         print(repr(float(traj.crossing("A")[0])))
@@ -31,7 +31,7 @@ def test_import_leaves_the_flag_and_training_still_runs_in_float64():
     # The same run in this (float64) process gives the same number to the last bit.
     import dlnfusion as dln
     traj = dln.simulate(dln.NetworkSpec.fusion(2, 2, width=10), dln.Stats.scalar_toy(2.0, 1.0, 0.3),
-                        seeds=[0], max_steps=2000)
+                        seeds=[0], steps=2000)
     assert float(out.strip()) == float(traj.crossing("A")[0])
 
 
@@ -58,7 +58,7 @@ def test_float32_training_on_request(x64):
         import dlnfusion as dln
         spec = dln.NetworkSpec.fusion(2, 2, width=10, activation="relu")
         ds = dln.Stats.scalar_toy(2.0, 1.0, 0.3).sample(64, seed=0)
-        traj = dln.simulate(spec, ds, seeds=[0], scale=0.3, max_steps=300, dtype="float32")
+        traj = dln.simulate(spec, ds, seeds=[0], scale=0.3, steps=300, dtype="float32")
         assert traj.loss.dtype.name == "float32" and traj.final_loss.dtype.name == "float32"
         assert traj.final_params.branches[0][0].dtype.name == "float32"
         assert np.isfinite(traj.final_loss).all() and traj.final_loss[0] < traj.loss[0, 0]

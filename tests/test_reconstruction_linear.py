@@ -19,10 +19,10 @@ def test_weight_zero_is_the_toolkits_gradient_descent():
     seeds = [0, 1]
     p = init_batch(spec, seeds, "normal", 1e-6)
     win = [Deficit(delete(st, "B"), start=0, end=[0.0, 300.0])]
-    r = train_reconstruction(spec, st, p, weight=0.0, lr=0.04, steps=1200, stride=1,
+    r = train_reconstruction(spec, st, p, weight=0.0, lr=0.04, steps=1200, record_every=1,
                              interventions=win)
-    tr = simulate(spec, st, seeds=seeds, scheme="normal", scale=1e-6, lr=0.04, max_steps=1200,
-                  stride=1, interventions=win)
+    tr = simulate(spec, st, seeds=seeds, scheme="normal", scale=1e-6, lr=0.04, steps=1200,
+                  record_every=1, interventions=win)
     # the same gradient descent in float64: the crossings agree to rounding, interpolated
     # between the same records (the toolkit interpolates within the step as well)
     np.testing.assert_allclose(r.crossing("B"), tr.crossing("B", "global"), rtol=1e-9)
@@ -78,7 +78,7 @@ def test_train_reconstruction_errors():
             (dict(spec=early, params=init_batch(early, [0], "normal", 1e-3)), "fusion_layer >= 2"),
             (dict(weight=-1.0), "weight must be finite and >= 0"),
             (dict(lr=0.0), "lr must be positive"),
-            (dict(steps=10, stride=3), "stride must be a positive integer dividing"),
+            (dict(steps=10, record_every=3), "record_every must be a positive integer dividing"),
             (dict(interventions=[Gate("A", 0, 1)]), "Deficit windows only"),
             (dict(stats=[st, st]), "one Stats or one per run"),
             (dict(decoder_scale=0.0), "decoder_scale"),

@@ -65,11 +65,11 @@ def test_relu_learns_about_twice_slower(relu_runs):
 def test_population_relu_needs_two_layers_and_the_squared_loss():
     st = Stats.scalar_toy(2.0, 1.0, 0.0)
     with pytest.raises(ValueError, match="two-layer ReLU"):
-        simulate(NetworkSpec.fusion(3, 2, width=4, activation="relu"), st, max_steps=2)
+        simulate(NetworkSpec.fusion(3, 2, width=4, activation="relu"), st, steps=2)
     with pytest.raises(ValueError, match="two-layer ReLU"):
-        simulate(NetworkSpec.fusion(2, 2, width=4, activation="tanh"), st, max_steps=2)
+        simulate(NetworkSpec.fusion(2, 2, width=4, activation="tanh"), st, steps=2)
     with pytest.raises(ValueError, match="two-layer ReLU"):
-        simulate(NetworkSpec.fusion(2, 2, width=4, activation="relu"), st, max_steps=2,
+        simulate(NetworkSpec.fusion(2, 2, width=4, activation="relu"), st, steps=2,
                  loss="logistic")
 
 
@@ -80,7 +80,7 @@ def test_early_fusion_relu_population_matches_samples():
     st = Stats.from_teacher(np.diag([1.0, 2.0, 0.5]), [1.0, -0.5, 2.0], dims=(2, 1))
     spec = NetworkSpec.fusion(2, 1, width=8, input_dims=(2, 1), activation="relu")
     p0 = dln.init_batch(spec, [0], "normal", 0.3)
-    kw = dict(lr=0.05, max_steps=300, stride=30, stop_loss=None)
+    kw = dict(lr=0.05, steps=300, record_every=30, stop_loss=None)
     pop = dln.train(spec, st, p0, **kw)
     smp = dln.train(spec, st.sample(200_000, seed=2), p0, **kw)
     assert pop.loss[0, -1] < 0.2 * pop.loss[0, 0]

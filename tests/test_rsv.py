@@ -195,7 +195,7 @@ def test_observable_during_training(stats, net):
     spec, params = net
     small = jax.tree_util.tree_map(lambda a: 0.3 * np.asarray(a)[None], params)
     obs = cmp.rsv_observable(stats, layer=3, spec=spec)
-    traj = dln.train(spec, stats, small, lr=0.01, max_steps=40, stride=20, stop_loss=None,
+    traj = dln.train(spec, stats, small, lr=0.01, steps=40, record_every=20, stop_loss=None,
                      observe={"rsv": obs})
     rec = traj.records["rsv"]
     assert rec.shape == (1, 3, 5)

@@ -10,10 +10,10 @@ from dlnfusion.compare import measure_learning_sequence, measure_unimodal_phase
 SEEDS = (0, 1, 2)
 
 
-def _run(st, max_steps=6000):
+def _run(st, steps=6000):
     M = st.n_modalities
     spec = NetworkSpec.fusion(2, 2, width=100, input_dims=(1,) * M)
-    traj = simulate(spec, st, seeds=SEEDS, scale=1e-9, lr=0.04, max_steps=max_steps, stride=1,
+    traj = simulate(spec, st, seeds=SEEDS, scale=1e-9, lr=0.04, steps=steps, record_every=1,
                     stop_loss=1e-8)
     return spec, traj
 
@@ -92,7 +92,7 @@ def test_two_modalities_reproduce_the_unimodal_phase():
     # With M = 2 the sequence is (t_A, t_B): the recorded maps interpolated between steps give
     # the crossings measured inside the loop (same linear interpolation: float rounding).
     st = Stats.scalar_toy(2.0, 1.0, -0.5)
-    _, traj = _run(st, max_steps=3000)
+    _, traj = _run(st, steps=3000)
     seq_m = measure_learning_sequence(traj, st)
     uni = measure_unimodal_phase(traj)
     np.testing.assert_allclose(seq_m.times[:, 0], uni.t_a, rtol=1e-9)
@@ -140,7 +140,7 @@ def test_deep_leading_order_against_balanced_gradient_flow(L, Lf, u0, tol):
     parts = [dln.init_batch(spec, [0], "balanced", [[u0] * 3], stats=st) for st in stats]
     params = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *parts)
     t_end = 1.3 * max(p.times_leading_order[-1] for p in preds)
-    traj = dln.train(spec, stats, params, method="gf", lr=1.0, max_steps=t_end, stride=0.1,
+    traj = dln.train(spec, stats, params, method="gf", lr=1.0, steps=t_end, record_every=0.1,
                      stop_loss=1e-10, rtol=1e-10, atol=1e-30)
     for b, (st, p) in enumerate(zip(stats, preds)):
         m = measure_learning_sequence(traj[b:b + 1], st)
@@ -247,7 +247,7 @@ def test_bad_input():
         th.sequence_init(NetworkSpec.fusion(2, 2, width=4, input_dims=(2, 1)), None)
     with pytest.raises(ValueError, match="two-layer"):
         th.sequence_init(NetworkSpec.fusion(3, 3, width=4, input_dims=(1, 1)), None)
-    _, traj = _run(Stats.scalar_toy(2.0, 1.0, 0.0), max_steps=50)
+    _, traj = _run(Stats.scalar_toy(2.0, 1.0, 0.0), steps=50)
     with pytest.raises(ValueError, match="modalities"):
         measure_learning_sequence(traj, st)
     with pytest.raises(ValueError, match="level"):
@@ -271,7 +271,7 @@ def test_deep_random_init_sequence_predicts_each_run():
     typical = th.learning_sequence(st, 4, 4, u0=0.1, scheme="frobenius")
     assert typical.valid and np.all(np.isfinite(typical.times))
     traj = simulate(spec, st, seeds=[0, 1], scheme="frobenius", scale=0.1, lr=0.04,
-                    max_steps=int(1.3 * typical.times[-1]), stride=5)
+                    steps=int(1.3 * typical.times[-1]), record_every=5)
     meas = measure_learning_sequence(traj, st)
     seeds = th.alignment_seeds(spec, traj.initial_params).reshape(-1, 3, 4)
     for k in range(2):

@@ -49,7 +49,7 @@ def test_labels_and_values_match_a_direct_simulation(reference):
     # One grid point, recomputed directly.
     spec = dln.NetworkSpec.fusion(2, 2, width=20)
     st = dln.Stats.scalar_toy(2.0, 1.0, 0.6)
-    traj = dln.simulate(spec, st, seeds=[0, 1], scale=1e-6, max_steps=4000, stride=20)
+    traj = dln.simulate(spec, st, seeds=[0, 1], scale=1e-6, steps=4000, record_every=20)
     m = measure_unimodal_phase(traj)
     np.testing.assert_allclose(ds.time_ratio.sel(fusion_layer=2, rho=0.6).values, m.time_ratio,
                                rtol=1e-10)
@@ -123,7 +123,7 @@ def test_killed_sweep_resumes(reference, tmp_path):
 def test_in_process_sweep_with_predictions_and_divergence(tmp_path):
     sw = Sweep(grid={"lr": [0.04, 5.0]}, stats=lambda: dln.Stats.scalar_toy(1.5, 1.0, 0.3),
                network=lambda: dln.NetworkSpec.fusion(3, 2, width=10),
-               fixed={"scale": 0.1, "scheme": "frobenius", "max_steps": 3000, "stride": 50},
+               fixed={"scale": 0.1, "scheme": "frobenius", "steps": 3000, "record_every": 50},
                seeds=[0], predict=True, record=False)
     ds = sw.run(tmp_path, progress=False)
     assert ds.status.values.ravel().tolist() == ["converged", "diverged"]
@@ -149,8 +149,8 @@ def test_sweep_errors(tmp_path):
         Sweep(grid={"rho": [0.1], "colour": [1]}, stats=stats, network=net)
     with pytest.raises(ValueError, match="both swept and fixed"):
         Sweep(grid={"rho": [0.1]}, stats=stats, network=net, fixed={"rho": 0.2})
-    with pytest.raises(ValueError, match="stride"):
-        Sweep(grid={"rho": [0.1], "stride": [10, 20]}, stats=stats, network=net)
+    with pytest.raises(ValueError, match="record_every"):
+        Sweep(grid={"rho": [0.1], "record_every": [10, 20]}, stats=stats, network=net)
     with pytest.raises(ValueError, match="repeated"):
         Sweep(grid={"rho": [0.1, 0.1]}, stats=stats, network=net)
     with pytest.raises(ValueError, match="at least one"):
@@ -171,7 +171,7 @@ def _small_sweep():
     return Sweep(grid={"rho": [-0.5, 0.0, 0.5]},
                  stats=lambda rho: dln.Stats.scalar_toy(2.0, 1.0, rho),
                  network=lambda: dln.NetworkSpec.fusion(2, 2, width=4),
-                 fixed={"scale": 1e-3, "max_steps": 600, "stride": 20}, seeds=[0, 1])
+                 fixed={"scale": 1e-3, "steps": 600, "record_every": 20}, seeds=[0, 1])
 
 
 class _Training:

@@ -64,7 +64,7 @@ def test_effective_init_is_the_seed_of_the_growing_mode():
     dirs = [s_a / np.linalg.norm(s_a), [-1.0]]
     w0 = th.effective_init(spec, p, dirs)[0]
     eta, n = 0.1, 100
-    traj = dln.train(spec, st, p, lr=eta, max_steps=n, stride=n, stop_loss=None)
+    traj = dln.train(spec, st, p, lr=eta, steps=n, record_every=n, stop_loss=None)
     for m, rate in ((0, np.linalg.norm(s_a)), (1, 1.0)):
         along = float(traj.final_maps[m][0, 0] @ np.asarray(dirs[m]))
         # Corrections: the decaying mode, ((1 − ηs)/(1 + ηs))^{2n} < 1e-17, and the error's
@@ -190,8 +190,8 @@ _VEC_STATS = Stats.random(dim=6, seed=4)
 
 def _vector_times(method):
     """Simulated t_A, t_B at every std in _VEC_STDS."""
-    kw = (dict(max_steps=20000, stride=1000) if method == "gd" else
-          dict(max_steps=20000.0, stride=2.0, atol=1e-300, rtol=1e-10))
+    kw = (dict(steps=20000, record_every=1000) if method == "gd" else
+          dict(steps=20000.0, record_every=2.0, atol=1e-300, rtol=1e-10))
     spec = NetworkSpec.fusion(2, 2, width=20, input_dims=(3, 3))
     traj = simulate(spec, [_VEC_STATS] * len(_VEC_STDS), seeds=[0], scale=_VEC_STDS,
                     lr=_VEC_LR, method=method, stop_loss=1e-6, **kw)
@@ -329,7 +329,7 @@ def test_logistic_map_crossing_is_gradient_descent_on_a_balanced_pathway():
     r = np.array([0.6, 0.0, 0.8])
     W1, W2 = c * r[None, :, None], c * r[None, None, :]
     p = dln.Params(((W1, W2), (W1, W2)), ())
-    traj = dln.train(spec, stats, p, lr=lrs, max_steps=2000, stride=2000, stop_loss=1e-8)
+    traj = dln.train(spec, stats, p, lr=lrs, steps=2000, record_every=2000, stop_loss=1e-8)
     crossing = traj.crossing(0, "unimodal", 0.5)
     for i, st in enumerate(stats):
         x0 = float(traj.maps[0][i, 0, 0, 0]) / st.unimodal_solution(0).item()
@@ -422,8 +422,8 @@ _SENS_LR = 0.04
 @pytest.fixture(scope="module", params=["gd", "gf"])
 def sensitivity_runs(request):
     method = request.param
-    kw = (dict(max_steps=6000, stride=1000) if method == "gd" else
-          dict(max_steps=6000.0, stride=1.0, atol=1e-300, rtol=1e-10))
+    kw = (dict(steps=6000, record_every=1000) if method == "gd" else
+          dict(steps=6000.0, record_every=1.0, atol=1e-300, rtol=1e-10))
     spec = NetworkSpec.fusion(2, 2, width=4)
     runs = [st for st in _SENS_STATS for _ in _SENS_STDS]
     traj = simulate(spec, runs, seeds=[0], scale=np.tile(_SENS_STDS, len(_SENS_STATS)),
@@ -540,7 +540,7 @@ def test_gradient_descent_is_stable_at_the_minimum_iff_lr_below_2_over_lambda_ma
     p = jax.tree_util.tree_map(lambda a: np.asarray(a)[None], _balanced_minimum(st))
     rng = np.random.default_rng(0)
     p = jax.tree_util.tree_map(lambda a: a + 1e-8 * rng.standard_normal(a.shape), p)
-    traj = dln.train(spec, st, p, lr=lr, max_steps=600, stride=600, stop_loss=None)
+    traj = dln.train(spec, st, p, lr=lr, steps=600, record_every=600, stop_loss=None)
     excess = traj.loss[0] - st.min_loss()
     assert (excess[-1] < 1e-3 * excess[0]) == stable
 
@@ -559,7 +559,7 @@ def test_final_approach_runs_at_the_slowest_curvature():
     p = jax.tree_util.tree_map(lambda a: a + 1e-6 * rng.standard_normal(a.shape), p)
     k = c.steps_to_shrink(lr, np.e ** 10)
     n = int(np.ceil(k)) + 20
-    traj = dln.train(spec, st, p, lr=lr, max_steps=n, stride=1, stop_loss=None)
+    traj = dln.train(spec, st, p, lr=lr, steps=n, record_every=1, stop_loss=None)
     log_excess = np.log(traj.loss[0] - max(st.min_loss(), 0.0))
     decay_per_step = (log_excess[20] - log_excess[n]) / (n - 20)
     assert 10 / decay_per_step == pytest.approx(k, rel=1e-4)
@@ -603,8 +603,8 @@ def test_time_ratio_crossover_against_simulation_near_antiparallel():
     (5 %), the order of the neglected terms (measured 1.4–3.2 %)."""
     stats = [Stats.random(dim=4, dims=(2, 2), seed=s) for s in (40, 102, 105)]
     spec = NetworkSpec.fusion(2, 2, width=100, input_dims=(2, 2))
-    traj = simulate(spec, stats, seeds=[0, 1], scale=1e-9, lr=0.04, max_steps=60_000,
-                    stop_loss=1e-6, stride=20)
+    traj = simulate(spec, stats, seeds=[0, 1], scale=1e-9, lr=0.04, steps=60_000,
+                    stop_loss=1e-6, record_every=20)
     sim = np.mean(measure_unimodal_phase(traj).time_ratio, axis=1)
     u0 = 1e-9 * np.sqrt(100)
     ell = np.log(1 / u0)

@@ -50,7 +50,7 @@ def test_gd_matches_the_papers_update_rule(L, Lf):
     st = Stats.scalar_toy(1.7, 1.0, 0.3)
     spec = NetworkSpec.fusion(L, Lf, width=4)
     p0 = init_batch(spec, [0], "normal", 0.4)
-    traj = train(spec, st, p0, lr=0.05, max_steps=3, stop_loss=None, stride=1)
+    traj = train(spec, st, p0, lr=0.05, steps=3, stop_loss=None, record_every=1)
     p = jax.tree_util.tree_map(lambda a: a[0], p0)
     for _ in range(3):
         a, b, c = _paper_update_numpy(p, st, 0.05, Lf, L)
@@ -67,8 +67,8 @@ def test_population_equals_full_batch_on_samples():
     ds = st.sample(64, seed=1, exact=True)
     spec = NetworkSpec.fusion(3, 2, width=5, input_dims=(2, 2))
     p0 = init_batch(spec, [7], "normal", 0.3)
-    a = train(spec, st, p0, lr=0.05, max_steps=200, stop_loss=None, stride=5)
-    b = train(spec, ds, p0, lr=0.05, max_steps=200, stop_loss=None, stride=5)
+    a = train(spec, st, p0, lr=0.05, steps=200, stop_loss=None, record_every=5)
+    b = train(spec, ds, p0, lr=0.05, steps=200, stop_loss=None, record_every=5)
     assert a.status_names()[0] == "max_steps" and a.loss[0, -1] < 0.5 * a.loss[0, 0]
     assert rel(b.loss, a.loss) < 1e-9
     for x, y in zip(a.maps, b.maps):
@@ -78,8 +78,8 @@ def test_population_equals_full_batch_on_samples():
 def test_runs_do_not_depend_on_their_batch(late2):
     configs = [Stats.scalar_toy(3.0, 1.0, -0.9), Stats.scalar_toy(1.5, 1.0, 0.0),
                Stats.scalar_toy(2.0, 1.0, 0.675)]
-    together = simulate(late2, configs, seeds=[0, 1], max_steps=6000)
-    alone = simulate(late2, configs[1], seeds=[1], max_steps=6000)
+    together = simulate(late2, configs, seeds=[0, 1], steps=6000)
+    alone = simulate(late2, configs[1], seeds=[1], steps=6000)
     # Equal up to float64 rounding: XLA may order a reduction differently for another batch
     # size (the benchmark measures 1e-11 at most; often the results are bitwise identical).
     for ref in ("unimodal", "global"):
@@ -95,24 +95,24 @@ def test_runs_do_not_depend_on_their_batch(late2):
 
 def test_divergence_is_reported_not_raised(late2, toy):
     p0 = init_batch(late2, [0, 1], "normal", 0.1)
-    traj = train(late2, toy, p0, lr=np.array([0.04, 3.0]), max_steps=3000)
+    traj = train(late2, toy, p0, lr=np.array([0.04, 3.0]), steps=3000)
     assert list(traj.status_names()) == ["converged", "diverged"]
     assert np.isfinite(traj.final_loss[0])
 
 
 def test_status_max_steps_and_no_stop(late2, toy):
     p0 = init_batch(late2, [0], "normal", 1e-9)
-    traj = train(late2, toy, p0, max_steps=50, stride=10)
+    traj = train(late2, toy, p0, steps=50, record_every=10)
     assert traj.status_names()[0] == "max_steps" and traj.stop_time[0] == 50
     assert np.all(np.isfinite(traj.loss[0]))
-    full = train(late2, toy, init_batch(late2, [0], "normal", 0.3), max_steps=400,
+    full = train(late2, toy, init_batch(late2, [0], "normal", 0.3), steps=400,
                  stop_loss=None)
     assert full.stop_time[0] == 400 and full.status_names()[0] == "max_steps"
 
 
 def test_crossings_match_a_stride_one_record(late2):
     st = Stats.scalar_toy(2.0, 1.0, 0.45)
-    traj = simulate(late2, st, seeds=[3], stride=1, max_steps=2000)
+    traj = simulate(late2, st, seeds=[3], record_every=1, steps=2000)
     W = traj.maps[0][0, :, 0, 0]
     U = st.unimodal_solution(0).item()
     x = W / U
@@ -124,10 +124,10 @@ def test_crossings_match_a_stride_one_record(late2):
 
 def test_no_recompilation_for_new_values(late2):
     stats = [Stats.scalar_toy(2.0, 1.0, 0.3), Stats.scalar_toy(1.3, 1.0, -0.2)]
-    simulate(late2, stats, seeds=[0], max_steps=300)
+    simulate(late2, stats, seeds=[0], steps=300)
     before = _gd_segment._cache_size()
     simulate(late2, [Stats.scalar_toy(2.5, 1.0, 0.1), Stats.scalar_toy(1.1, 1.0, 0.6)],
-             seeds=[5], max_steps=300, lr=0.02, stop_loss=1e-3, scale=1e-6)
+             seeds=[5], steps=300, lr=0.02, stop_loss=1e-3, scale=1e-6)
     assert _gd_segment._cache_size() == before
 
 
@@ -135,7 +135,7 @@ def test_eval_loss_is_generalization_error():
     st = Stats.random(dim=4, seed=0, noise_var=0.25)
     ds = st.sample(30, seed=0)
     spec = NetworkSpec.fusion(2, 2, width=8, input_dims=(2, 2))
-    traj = simulate(spec, ds, seeds=[0], scale=0.01, eval_stats=st, max_steps=300,
+    traj = simulate(spec, ds, seeds=[0], scale=0.01, eval_stats=st, steps=300,
                     stop_loss=None)
     W = np.concatenate([m[0, -1, 0] for m in traj.maps])
     assert traj.eval_loss[0, -1] == pytest.approx(st.loss(W), rel=1e-10)
@@ -145,12 +145,12 @@ def test_logistic_loss_and_relu_run_on_samples():
     st = Stats.scalar_toy(2.0, 1.0, 0.0)
     ds = st.sample(256, seed=0)
     lin = NetworkSpec.fusion(2, 2, width=16)
-    t1 = simulate(lin, ds, seeds=[0], scale=1e-3, loss="logistic", max_steps=500,
+    t1 = simulate(lin, ds, seeds=[0], scale=1e-3, loss="logistic", steps=500,
                   stop_loss=None)
     assert np.all(np.diff(t1.loss[0]) <= 1e-12)  # full-batch GD on a smooth loss, small step
     assert t1.loss[0, 0] == pytest.approx(np.log(2), rel=1e-5)
     relu = NetworkSpec.fusion(2, 2, width=16, activation="relu")
-    t2 = simulate(relu, ds, seeds=[0], scale=0.1, max_steps=3000)
+    t2 = simulate(relu, ds, seeds=[0], scale=0.1, steps=3000)
     assert t2.final_loss[0] < 0.05 * t2.loss[0, 0]
 
 
@@ -158,7 +158,7 @@ def test_gradient_flow_matches_saxe_for_balanced_aligned_weights(late2):
     """Uncorrelated white modalities: the exact logistic of eq. (21), to 1e-6 relative."""
     st = Stats.scalar_toy(2.0, 1.0, 0.0)
     p0 = init_batch(late2, [0], "balanced", 1e-3, stats=st)
-    traj = train(late2, st, p0, method="gf", max_steps=600, stride=2, stop_loss=None,
+    traj = train(late2, st, p0, method="gf", steps=600, record_every=2, stop_loss=None,
                  rtol=1e-11, atol=1e-30)
     w0 = [float(np.asarray(m[0, 0, 0, 0])) for m in traj.maps]
     exact = dln.theory.saxe_late_fusion(st, traj.time, w0, tau=25.0)
@@ -169,7 +169,7 @@ def test_gradient_flow_matches_saxe_for_balanced_aligned_weights(late2):
 
 def test_gradient_flow_matches_saxe_from_small_random_weights(late2):
     st = Stats.scalar_toy(2.0, 1.0, 0.0)
-    traj = simulate(late2, st, seeds=[0, 1], method="gf", max_steps=1500, stride=2,
+    traj = simulate(late2, st, seeds=[0, 1], method="gf", steps=1500, record_every=2,
                     stop_loss=None)
     w0 = dln.theory.effective_init(late2, traj.initial_params, [[1.0], [1.0]])
     for b in range(2):
@@ -185,13 +185,13 @@ def test_gradient_descent_converges_to_gradient_flow_at_first_order(late2):
     st = Stats.scalar_toy(1.5, 1.0, 0.4)
     p0 = init_batch(late2, [0], "normal", 1e-3)
     T = 4.0  # in units of τ: fixed physical time
-    ref = train(late2, st, p0, lr=1.0, method="gf", max_steps=int(T), stride=1,
+    ref = train(late2, st, p0, lr=1.0, method="gf", steps=int(T), record_every=1,
                 stop_loss=None, rtol=1e-12, atol=1e-30)
     target = ref.final_maps[0][0, 0, 0]
     errs, etas = [], [0.02, 0.01, 0.005]
     for eta in etas:
         n = int(round(T / eta))
-        gd = train(late2, st, p0, lr=eta, max_steps=n, stride=n, stop_loss=None)
+        gd = train(late2, st, p0, lr=eta, steps=n, record_every=n, stop_loss=None)
         errs.append(abs(gd.final_maps[0][0, 0, 0] - target))
     slope = np.polyfit(np.log(etas), np.log(errs), 1)[0]
     assert slope == pytest.approx(1.0, abs=0.1)
@@ -205,10 +205,10 @@ def test_train_errors(late2, toy):
         train(late2, toy, p0, loss="hinge")
     with pytest.raises(ValueError, match="lr"):
         train(late2, toy, p0, lr=-0.1)
-    with pytest.raises(ValueError, match="max_steps"):
-        train(late2, toy, p0, max_steps=-1)
-    with pytest.raises(ValueError, match="stride"):
-        train(late2, toy, p0, stride=0)
+    with pytest.raises(ValueError, match="steps must be a non-negative integer"):
+        train(late2, toy, p0, steps=-1)
+    with pytest.raises(ValueError, match="record_every must be a positive integer"):
+        train(late2, toy, p0, record_every=0)
     with pytest.raises(ValueError, match="scalar output"):
         two_out = NetworkSpec.fusion(2, 2, width=100, output_dim=2)
         train(two_out, Stats.from_teacher(np.eye(2), np.eye(2), (1, 1)),
@@ -241,7 +241,7 @@ def test_train_errors(late2, toy):
 
 def test_trajectory_helpers(late2):
     stats = [Stats.scalar_toy(2.0, 1.0, r) for r in (0.0, 0.5, -0.5)]
-    traj = simulate(late2, stats, seeds=[0, 1], max_steps=2000)
+    traj = simulate(late2, stats, seeds=[0, 1], steps=2000)
     assert traj.batch_shape == (3, 2)
     flat = traj.reshape(6)
     assert flat.batch_shape == (6,)
@@ -273,13 +273,13 @@ def test_optax_sgd_equals_the_hand_written_update_bit_for_bit(late2):
     optax = pytest.importorskip("optax")
     stats = [Stats.scalar_toy(2.0, 1.0, 0.3), Stats.scalar_toy(1.5, 1.0, -0.6)]
     p0 = init_batch(late2, [0, 1], "normal", 1e-6)
-    kw = dict(lr=[0.04, 0.03], max_steps=3000, stride=7)
+    kw = dict(lr=[0.04, 0.03], steps=3000, record_every=7)
     _equal_trajectories(train(late2, stats, p0, **kw),
                         train(late2, stats, p0, optimizer=optax.sgd, **kw))
     relu = NetworkSpec.fusion(3, 2, width=8, activation="relu")
     ds = Stats.scalar_toy(2.0, 1.0, 0.3).sample(64, seed=0)
     p1 = init_batch(relu, [0], "normal", 0.3)
-    kw = dict(lr=0.05, max_steps=400, stride=10, stop_loss=None)
+    kw = dict(lr=0.05, steps=400, record_every=10, stop_loss=None)
     _equal_trajectories(train(relu, ds, p1, **kw), train(relu, ds, p1, optimizer=optax.sgd, **kw))
 
 
@@ -293,7 +293,7 @@ def test_param_labels_gate_a_branch_through_optax(late2):
         return optax.multi_transform({"A": optax.sgd(lr), "B": optax.set_to_zero()}, labels)
     st = Stats.scalar_toy(2.0, 1.0, 0.0)
     p0 = init_batch(late2, [0], "normal", 1e-3)
-    traj = train(late2, st, p0, optimizer=frozen_b, max_steps=2000, stop_loss=None)
+    traj = train(late2, st, p0, optimizer=frozen_b, steps=2000, stop_loss=None)
     for W0, W1 in zip(p0.branches[1], traj.final_params.branches[1]):
         assert np.array_equal(W0, W1)
     # A alone reaches its unimodal solution (B frozen at its tiny initial weights).
@@ -314,7 +314,7 @@ def test_user_observable_is_recorded_without_editing_the_library():
     st = Stats.random(dim=4, seed=1)
     spec = NetworkSpec.fusion(2, 2, width=6, input_dims=(2, 2))
     p0 = init_batch(spec, [0, 1], "normal", 0.1)
-    traj = train(spec, st, p0, max_steps=300, stride=30, stop_loss=None,
+    traj = train(spec, st, p0, steps=300, record_every=30, stop_loss=None,
                  observe={"align": _first_layer_alignment, "norms": None})
     assert "norms" not in traj.records and traj.records["align"].shape == (2, 11)
     # Independent evaluation in numpy on the final weights (the last record is at step 300,
@@ -338,7 +338,7 @@ def test_crossing_observable_with_data_does_not_recompile(late2):
     from dlnfusion.training import Crossing, Record
     st = Stats.scalar_toy(2.0, 1.0, 0.0)
     p0 = init_batch(late2, [0], "normal", 1e-6)
-    kw = dict(max_steps=1500, stride=10, stop_loss=None)
+    kw = dict(steps=1500, record_every=10, stop_loss=None)
     a = train(late2, st, p0, observe={"hit": Crossing(_loss_below, (0.0,), jnp.array([1.0]))},
               **kw)
     before = _gd_segment._cache_size()
@@ -356,7 +356,7 @@ def test_crossing_observable_with_data_does_not_recompile(late2):
 
 
 def test_trajectory_is_a_pytree(late2, toy):
-    traj = simulate(late2, toy, seeds=[0, 1], max_steps=300)
+    traj = simulate(late2, toy, seeds=[0, 1], steps=300)
     leaves, tree = jax.tree_util.tree_flatten(traj)
     back = jax.tree_util.tree_unflatten(tree, leaves)
     assert back.spec == traj.spec and np.array_equal(back.loss, traj.loss, equal_nan=True)
@@ -370,7 +370,7 @@ def test_compaction_gives_the_uncompacted_numbers():
     spec = NetworkSpec.fusion(2, 2, width=10)
     stats = [Stats.scalar_toy(r, 1.0, rho) for r in (1.5, 3.0) for rho in np.linspace(-0.8, 0.8, 8)]
     p0 = init_batch(spec, list(range(16)), "normal", 1e-4)
-    kw = dict(lr=0.04, max_steps=6000, stride=5, stop_loss=1e-6)
+    kw = dict(lr=0.04, steps=6000, record_every=5, stop_loss=1e-6)
     short = train(spec, stats, p0, segment=64, **kw)
     whole = train(spec, stats, p0, segment=10_000, **kw)
     assert len(set(short.stop_time)) > 8          # the runs stop at many different times

@@ -101,12 +101,12 @@ def _one_step(system, names, spec, params_list, st, via_simulate=False):
 
     mats, L, rhs = system
     if via_simulate:
-        traj = dln.simulate(spec, st, seeds=[7], scale=0.8, lr=1.0, max_steps=1, stride=1,
+        traj = dln.simulate(spec, st, seeds=[7], scale=0.8, lr=1.0, steps=1, record_every=1,
                             stop_loss=None)
         p0 = traj.initial_params
     else:
         p0 = params_list
-        traj = dln.train(spec, st, p0, lr=1.0, max_steps=1, stride=1, stop_loss=None)
+        traj = dln.train(spec, st, p0, lr=1.0, steps=1, record_every=1, stop_loss=None)
     flat0 = [np.asarray(W)[0] for layers in p0.branches for W in layers] + \
         [np.asarray(W)[0] for W in p0.post]
     flat1 = [np.asarray(W)[0] for layers in traj.final_params.branches for W in layers] + \

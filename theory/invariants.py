@@ -78,7 +78,7 @@ def check_gd_drift():
     st = Stats.scalar_toy(1.3, 0.8, 0.4, w_a=1.0, w_b=-0.5)
     params = _random_params(spec, 3, 0.8)
     eta = 0.3
-    traj = dln.train(spec, st, params, lr=eta, max_steps=1, stride=1, stop_loss=None)
+    traj = dln.train(spec, st, params, lr=eta, steps=1, record_every=1, stop_loss=None)
     before = th.balance_invariants(spec, params)
     after = th.balance_invariants(spec, traj.final_params)
     A = [np.asarray(W)[0] for W in params.branches[0]]
@@ -133,7 +133,7 @@ def check_fusion_invariant():
     for st in (Stats.scalar_toy(1.3, 0.8, 0.4, w_a=1.0, w_b=-0.5),
                Stats.scalar_toy(2.0, 1.0, -0.7)):
         params = _random_params(spec, 5, 0.8)
-        traj = dln.train(spec, st, params, lr=eta, max_steps=1, stride=1, stop_loss=None)
+        traj = dln.train(spec, st, params, lr=eta, steps=1, record_every=1, stop_loss=None)
         before = np.asarray(th.balance_invariants(spec, params)["fusion"])[0]
         after = np.asarray(th.balance_invariants(spec, traj.final_params)["fusion"])[0]
         a, b = (np.asarray(layers[0])[0] for layers in params.branches)

@@ -322,7 +322,7 @@ def check_early_fusion_reduction():
         W1r, W2r = np.outer(q, a0)[None], (np.sqrt(w0) * q)[None, None, :]
         p0 = dln.Params(tuple((W1r[:, :, cols[m]:cols[m + 1]],) for m in range(2)), (W2r,))
         _close(th.effective_init_early(spec, p0, st), [w0], RTOL_FLOAT, "seed on the mode")
-        traj = dln.train(spec, st, p0, lr=lr, max_steps=5000, stop_loss=1e-6)
+        traj = dln.train(spec, st, p0, lr=lr, steps=5000, stop_loss=1e-6)
         pred = th.predict_times_early(st, lr, w0)
         sim = {st.names[m]: float(traj.crossing(m, "global", 0.5)[0]) for m in range(2)}
         _close([pred.t_a, pred.t_b], [sim[pred.first], sim[pred.second]], RTOL_FLOAT,

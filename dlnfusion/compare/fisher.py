@@ -209,7 +209,7 @@ class _SampleRecord:
 def fisher_sample_observable(spec: NetworkSpec, xs, y, by: str = "branch",
                              batch_size: int | None = None, chunk: int = 4096) -> Record:
     """A Record of :func:`fisher_sampled` on the fixed samples (``xs``, ``y``), evaluated from
-    a Snapshot's weights every ``stride`` steps, for any NetworkSpec (linear or not)."""
+    a Snapshot's weights every ``record_every`` steps, for any NetworkSpec (linear or not)."""
     _check_by(by)
     b = _check_batch(batch_size)
     chunk = _check_chunk(chunk)

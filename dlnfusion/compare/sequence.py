@@ -11,7 +11,7 @@ Definitions (the two-modality conventions of docs/conventions.md, extended):
   loss there and each learned modality's mis-attribution (W_m(t) − W_m(end))·W_m(end)/
   ‖W_m(end)‖².
 
-Crossing times are interpolated linearly between records: record every step (``stride=1``)
+Crossing times are interpolated linearly between records: record every step (``record_every=1``)
 for the precision of the two-modality crossings measured inside the loop.
 """
 from __future__ import annotations

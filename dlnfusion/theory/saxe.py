@@ -196,7 +196,7 @@ def effective_init_early(spec: NetworkSpec, params: Params, stats) -> np.ndarray
 
 
 def predict_times_early(stats, lr: float, w0: float, level: float = 0.5,
-                        max_steps: int = 10 ** 7):
+                        steps: int = 10 ** 7):
     """Half-way times (steps) of each modality in two-layer early fusion, gradient descent.
 
     t_m is the first (linearly interpolated) step at which the progress
@@ -246,9 +246,9 @@ def predict_times_early(stats, lr: float, w0: float, level: float = 0.5,
     times = [np.nan, np.nan]
     n = 0
     while np.isnan(times).any():
-        if n >= max_steps:
+        if n >= steps:
             raise RuntimeError("predict_times_early: a modality did not reach its level within "
-                               f"{max_steps} steps")
+                               f"{steps} steps")
         err = s - v * (a @ S)
         a, v = a + lr * v * err, v + lr * float(err @ a)
         n += 1

@@ -67,14 +67,14 @@ def _check_params(spec: NetworkSpec, params) -> int:
     return int(np.shape(mats[0])[0])
 
 
-def _check_budget(method, max_steps, stride):
+def _check_budget(method, steps, record_every):
     if method == "gd":
-        return checks.nonnegative_int("max_steps", max_steps), checks.positive_int("stride", stride)
-    if not (np.isfinite(max_steps) and max_steps > 0):
-        raise ValueError(f"max_steps (the final time) must be positive, got {max_steps!r}")
-    if not (np.isfinite(stride) and stride > 0):
-        raise ValueError(f"stride must be a positive number of time units, got {stride!r}")
-    return float(max_steps), float(stride)
+        return checks.nonnegative_int("steps", steps), checks.positive_int("record_every", record_every)
+    if not (np.isfinite(steps) and steps > 0):
+        raise ValueError(f"steps (the final time) must be positive, got {steps!r}")
+    if not (np.isfinite(record_every) and record_every > 0):
+        raise ValueError(f"record_every must be a positive number of time units, got {record_every!r}")
+    return float(steps), float(record_every)
 
 
 def _check_data(spec, runs):
@@ -107,14 +107,14 @@ def _observables(observe, levels, eval_stats) -> dict:
     return obs
 
 
-def _record_times(max_steps, stride):
-    """Times of the records: 0, stride, 2·stride, ... up to max_steps."""
-    n = int(np.floor(max_steps / stride + 1e-9)) + 1
-    return np.arange(n) * float(stride)
+def _record_times(steps, record_every):
+    """Times of the records: 0, record_every, 2·record_every, ... up to steps."""
+    n = int(np.floor(steps / record_every + 1e-9)) + 1
+    return np.arange(n) * float(record_every)
 
 
 def train(spec: NetworkSpec, data, params: Params, *, lr=0.04, method: str = "gd",
-          max_steps: int = 40_000, stride: int = 10, stop_loss: float | None = 1e-4,
+          steps: int = 40_000, record_every: int = 10, stop_loss: float | None = 1e-4,
           diverge_loss: float = 1e12, loss: str = "squared", eval_stats: Stats | None = None,
           levels: Sequence[float] = (0.5,), observe: Mapping | None = None,
           optimizer: Callable | None = None, dtype="float64", rtol: float = 1e-8,
@@ -131,8 +131,8 @@ def train(spec: NetworkSpec, data, params: Params, *, lr=0.04, method: str = "gd
     lr : learning rate η, scalar or one per run. Gradient flow uses τ = 1/η.
     method : "gd" (gradient descent) or "gf" (gradient flow, adaptive Tsit5 solver with
         relative/absolute tolerances ``rtol``/``atol``).
-    max_steps : step budget (gradient flow: final time, in the same units; may be a float).
-    stride : record every ``stride`` steps (gradient flow: every ``stride`` time units).
+    steps : step budget (gradient flow: final time, in the same units; may be a float).
+    record_every : record every ``record_every`` steps (gradient flow: every ``record_every`` time units).
     stop_loss : a run stops once its loss is below this (None: never); not while a
         :class:`~dlnfusion.interventions.Deficit` window is in force (the loss there is that of
         the deficit's data, which a run may fit before it has learned its own task).
@@ -144,7 +144,7 @@ def train(spec: NetworkSpec, data, params: Params, *, lr=0.04, method: str = "gd
         (``eval_loss``); for sample-based runs also the reference of the default crossings.
     levels : progress levels whose first crossing times the default crossings record.
     observe : extra observables by name (see :mod:`dlnfusion.training.observables`): a function
-        of a :class:`Snapshot` (recorded every ``stride`` steps), a ``Record`` or a
+        of a :class:`Snapshot` (recorded every ``record_every`` steps), a ``Record`` or a
         ``Crossing``; ``None`` drops a default one.
     optimizer : None for plain gradient descent (hand-written), or a function of the learning
         rate returning an optax gradient transformation, e.g. ``optax.sgd`` or
@@ -168,7 +168,7 @@ def train(spec: NetworkSpec, data, params: Params, *, lr=0.04, method: str = "gd
     if optimizer is not None and (not callable(optimizer) or method != "gd"):
         raise ValueError("optimizer must be a function of the learning rate returning an optax "
                          "GradientTransformation (e.g. optax.sgd), and needs method='gd'")
-    max_steps, stride = _check_budget(method, max_steps, stride)
+    steps, record_every = _check_budget(method, steps, record_every)
     dt = resolve_dtype(dtype)
     B = _check_params(spec, params)
     runs = _as_list(data, B)
@@ -189,14 +189,14 @@ def train(spec: NetworkSpec, data, params: Params, *, lr=0.04, method: str = "gd
             raise ValueError("interventions: with method='gf' a Lesion must start at 0 (a "
                              "later start is a jump of the weights; use method='gd')")
     initial = jax.tree_util.tree_map(np.asarray, params)
-    time = _record_times(max_steps, stride)
+    time = _record_times(steps, record_every)
     with float64() if dt is np.float64 else nullcontext():
         obs = _cast(_observables(observe, levels, eval_stats), dt)
         batch = _cast((_stack([kind.of(d) for d in runs]), _stack([Moments.of(s) for s in ref]),
                        lr_arr), dt)
         p0 = _cast(params, dt)
         sc = None if sched is None else _cast(sched, dt)
-        static = dict(spec=spec, objective=fn, max_steps=max_steps, stride=stride, plan=plan)
+        static = dict(spec=spec, objective=fn, steps=steps, record_every=record_every, plan=plan)
         if method == "gd":
             out = _train_gd(p0, batch, obs, stop, float(diverge_loss), len(time), dt, static,
                             optimizer, int(segment), sharding, sc)

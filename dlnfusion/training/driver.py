@@ -64,7 +64,7 @@ def run_gd(state: LoopState, data, moments, lr, observables, stop_loss, diverge_
            segment: int, sharding, sched=None, **static) -> RunState:
     """Run every run of ``state`` to its stop; returns the final RunState on the host."""
     B = int(lr.shape[0])
-    max_steps = static["max_steps"]
+    steps = static["steps"]
     batch = (data, moments, lr, sched)
     if sharding is not None:
         state = place(state, sharding)
@@ -82,7 +82,7 @@ def run_gd(state: LoopState, data, moments, lr, observables, stop_loss, diverge_
         state = gd_segment(state, *batch, observables, stop_loss, diverge_loss, n_next, **static)
         active = np.asarray(jax.device_get(state.runs.active))
         n_now = int(jax.device_get(state.n))
-        if not active.any() or n_now > max_steps:
+        if not active.any() or n_now > steps:
             break
         n_next = n_now + segment
         live = np.nonzero(active)[0]

@@ -2,9 +2,9 @@
 
 The adaptive Tsit5 solver (relative/absolute tolerances ``rtol``/``atol``) stops at the first
 time the loss falls below ``stop_loss`` (an event) or at the final time. The observables are
-evaluated at the record times 0, stride, 2·stride, ... (diffrax ``SaveAt(fn=...)``); crossing
+evaluated at the record times 0, record_every, 2·record_every, ... (diffrax ``SaveAt(fn=...)``); crossing
 times are interpolated between consecutive records with the same function gradient descent
-uses between steps, so pick ``stride`` small against the transitions. Records after the stop
+uses between steps, so pick ``record_every`` small against the transitions. Records after the stop
 time are NaN.
 
 With interventions (:mod:`dlnfusion.interventions`) the vector field reads the windows at time
@@ -29,17 +29,17 @@ from .state import CONVERGED, DIVERGED, MAX_STEPS
 __all__ = ["gf_kernel"]
 
 
-@partial(jax.jit, static_argnames=("spec", "objective", "max_steps", "stride",
+@partial(jax.jit, static_argnames=("spec", "objective", "steps", "record_every",
                                    "max_solver_steps", "plan"))
 def gf_kernel(params, data, moments, lr, sched, observables, ts, stop_loss, diverge_loss, rtol,
-              atol, *, spec, objective, max_steps, stride, max_solver_steps, plan=None):
+              atol, *, spec, objective, steps, record_every, max_solver_steps, plan=None):
     """Integrate every run; returns (records, crossings, final params, final loss, stop time,
     status), each with the run axis first."""
     import diffrax
 
     records = {k: o for k, o in observables.items() if isinstance(o, Record)}
     crossings = {k: o for k, o in observables.items() if isinstance(o, Crossing)}
-    t1 = float(max_steps)
+    t1 = float(steps)
 
     def one(p0, d0, mo, eta, sc):
         if plan is not None and plan.has("lesion"):        # lesions that start at t = 0

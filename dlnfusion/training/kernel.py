@@ -3,10 +3,10 @@
 Inside one step of one run, in this order: the interventions in force at step n (when the run
 carries a schedule, :mod:`dlnfusion.interventions`: the active deficit's data, the active
 lesions' projections of the weights, the gates' frozen matrices); the loss, total maps and
-gradient at the current weights; the snapshot observables see (records every ``stride`` steps, crossings every step);
+gradient at the current weights; the snapshot observables see (records every ``record_every`` steps, crossings every step);
 the stopping checks (converged: loss < ``stop_loss``, never while a deficit window is in
 force; diverged: non-finite loss or loss >
-``diverge_loss``; budget: ``max_steps``); the update, for the runs still stepping. A stopped run
+``diverge_loss``; budget: ``steps``); the update, for the runs still stepping. A stopped run
 is frozen, so the other runs' results do not depend on it. Nothing is synchronized with the
 host inside the loop.
 
@@ -91,11 +91,11 @@ def _per_matrix(frozen, fn, *trees):
     return jax.tree_util.tree_unflatten(tree, [fn(f, *ls) for f, *ls in zip(frozen, *leaves)])
 
 
-@partial(jax.jit, static_argnames=("spec", "objective", "optimizer", "max_steps", "stride",
+@partial(jax.jit, static_argnames=("spec", "objective", "optimizer", "steps", "record_every",
                                    "plan"),
          donate_argnums=(0,))
 def gd_segment(state: LoopState, data, moments, lr, sched, observables, stop_loss,
-               diverge_loss, n_stop, *, spec, objective, optimizer, max_steps, stride,
+               diverge_loss, n_stop, *, spec, objective, optimizer, steps, record_every,
                plan=None) -> LoopState:
     """Advance every active run by gradient descent until step ``n_stop`` (or all stopped).
 
@@ -104,7 +104,7 @@ def gd_segment(state: LoopState, data, moments, lr, sched, observables, stop_los
     value_and_grad = jax.value_and_grad(partial(objective, spec), has_aux=True)
     records = {k: o for k, o in observables.items() if isinstance(o, Record)}
     crossings = {k: o for k, o in observables.items() if isinstance(o, Crossing)}
-    last = jnp.minimum(n_stop, max_steps)
+    last = jnp.minimum(n_stop, steps)
 
     def run_step(n, rs: RunState, d, mo, eta, sc) -> RunState:
         params, d, frozen, in_deficit = _intervene(plan, sc, n, rs.params, d)
@@ -116,8 +116,8 @@ def gd_segment(state: LoopState, data, moments, lr, sched, observables, stop_los
         active = rs.active
 
         def write(bufs):
-            return {k: _write(bufs[k], o(snap), n // stride, active) for k, o in records.items()}
-        recs = jax.lax.cond(n % stride == 0, write, lambda bufs: bufs, rs.records)
+            return {k: _write(bufs[k], o(snap), n // record_every, active) for k, o in records.items()}
+        recs = jax.lax.cond(n % record_every == 0, write, lambda bufs: bufs, rs.records)
         cross = {}
         for k, o in crossings.items():
             c = rs.crossings[k]
@@ -130,7 +130,7 @@ def gd_segment(state: LoopState, data, moments, lr, sched, observables, stop_los
         # that of other data, which a run may fit long before it has learned its task
         conv = active & finite & (loss < stop_loss) & ~in_deficit
         div = active & (~finite | (loss > diverge_loss))
-        budget = active & ~conv & ~div & (n >= max_steps)
+        budget = active & ~conv & ~div & (n >= steps)
         status = jnp.where(conv, CONVERGED, jnp.where(div, DIVERGED, rs.status))
         stepping = active & ~conv & ~div & ~budget
         new_params, new_opt = _update(optimizer, params, grads, rs.opt_state, eta,

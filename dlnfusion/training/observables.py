@@ -3,7 +3,7 @@
 An observable is a small pure function of a :class:`Snapshot` of one run (as diffrax's
 ``SaveAt(fn=...)``). Two kinds:
 
-* :class:`Record`: evaluated every ``stride`` steps; its value (any pytree of arrays) is
+* :class:`Record`: evaluated every ``record_every`` steps; its value (any pytree of arrays) is
   stored at every record time. A plain function ``fn(snapshot)`` passed to ``train(observe=...)``
   is a Record.
 * :class:`Crossing`: a progress vector evaluated at every step (gradient descent) or record
@@ -58,7 +58,7 @@ class Snapshot(NamedTuple):
 
 @dataclass(frozen=True)
 class Record:
-    """Record ``fn(snapshot)`` (or ``fn(snapshot, data)``) every ``stride`` steps."""
+    """Record ``fn(snapshot)`` (or ``fn(snapshot, data)``) every ``record_every`` steps."""
 
     fn: Callable
     data: Any = None

@@ -20,7 +20,7 @@ a deleted source reconstructs nothing and is reconstructed from nothing useful, 
 dissociation Σ_mk = 0 leaves the reconstruction no cross-source signal.
 
 :func:`train_reconstruction` runs every run of a batch in one compiled ``lax.scan`` over
-records, each a ``lax.scan`` over ``stride`` steps (no host synchronization per step), in
+records, each a ``lax.scan`` over ``record_every`` steps (no host synchronization per step), in
 float64. It records the task loss, the reconstruction error and each modality's progress toward
 its block of the global solution, ⟨W_m, W*_m⟩/‖W*_m‖² (the toolkit's "global" progress, whose
 half-way crossing is t_B); :meth:`ReconstructionRun.crossing` interpolates a crossing between
@@ -104,8 +104,8 @@ def _task_loss(spec, params, data: Moments):
     return losses.squared_moments(W, data.sigma, data.w_star, data.l_star), maps
 
 
-@partial(jax.jit, static_argnames=("spec", "plan", "n_records", "stride"))
-def _run(params, decoders, base, lr, weight, sched, *, spec, plan, n_records, stride):
+@partial(jax.jit, static_argnames=("spec", "plan", "n_records", "record_every"))
+def _run(params, decoders, base, lr, weight, sched, *, spec, plan, n_records, record_every):
     def one_run(p, dec, own, eta, lam, sc):
         def objective(pd, n):
             data = own
@@ -126,7 +126,7 @@ def _run(params, decoders, base, lr, weight, sched, *, spec, plan, n_records, st
             return (keep, bad), (task, rec, maps)
 
         def record(carry, r):
-            carry, out = jax.lax.scan(step, carry, r * stride + jnp.arange(stride))
+            carry, out = jax.lax.scan(step, carry, r * record_every + jnp.arange(record_every))
             return carry, jax.tree_util.tree_map(lambda a: a[0], out)
 
         (pd, dead), (task, rec, maps) = jax.lax.scan(record, ((p, dec), jnp.asarray(False)),
@@ -137,7 +137,7 @@ def _run(params, decoders, base, lr, weight, sched, *, spec, plan, n_records, st
 
 
 def train_reconstruction(spec: NetworkSpec, stats, params: Params, *, weight, lr,
-                         steps: int, stride: int = 1, decoder_scale: float = 1e-9,
+                         steps: int, record_every: int = 1, decoder_scale: float = 1e-9,
                          seed: int = 0, interventions: Sequence | None = None
                          ) -> ReconstructionRun:
     """Population-level gradient descent on the task loss plus λ times the cross-source
@@ -145,7 +145,8 @@ def train_reconstruction(spec: NetworkSpec, stats, params: Params, *, weight, lr
 
     ``stats``: one :class:`~dlnfusion.stats.Stats` or one per run; ``params``: batched initial
     weights (:func:`dlnfusion.init_batch`); ``weight`` (λ ≥ 0) and ``lr``: a number or one per
-    run; ``steps`` a multiple of ``stride`` (records at 0, stride, ..., steps − stride: the
+    run; ``steps`` a multiple of ``record_every`` (records at 0, record_every, ...,
+    steps − record_every: the
     state before each of those steps); decoders start i.i.d. normal with standard deviation
     ``decoder_scale`` from ``seed`` (run b uses fold_in(seed, b)); ``interventions``:
     :class:`~dlnfusion.interventions.Deficit` windows (start and end in steps, scalar or per
@@ -171,10 +172,10 @@ def train_reconstruction(spec: NetworkSpec, stats, params: Params, *, weight, lr
                              f"{spec.output_dim}")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1 \
-            or steps % stride:
-        raise ValueError(f"stride must be a positive integer dividing steps ({steps}), got "
-                         f"{stride!r}")
+    if isinstance(record_every, bool) or not isinstance(record_every, (int, np.integer)) or record_every < 1 \
+            or steps % record_every:
+        raise ValueError(f"record_every must be a positive integer dividing steps ({steps}), got "
+                         f"{record_every!r}")
     lam = np.broadcast_to(np.asarray(weight, float), (B,)).copy()
     if np.any(~np.isfinite(lam)) or np.any(lam < 0):
         raise ValueError(f"weight must be finite and >= 0, got {weight!r}")
@@ -207,7 +208,7 @@ def train_reconstruction(spec: NetworkSpec, stats, params: Params, *, weight, lr
             jax.tree_util.tree_map(jnp.asarray, sched)
         (pf, df), dead, task, rec, maps = _run(
             p, decoders, base, jnp.asarray(eta), jnp.asarray(lam), sc, spec=spec, plan=plan,
-            n_records=steps // stride, stride=int(stride))
+            n_records=steps // record_every, record_every=int(record_every))
         ref = [s.global_solution() for s in runs]
         offsets = np.concatenate([[0], np.cumsum(spec.input_dims)])
         prog = np.zeros(np.shape(task) + (M,))
@@ -216,7 +217,7 @@ def train_reconstruction(spec: NetworkSpec, stats, params: Params, *, weight, lr
             R = np.stack([r[:, offsets[m]:offsets[m + 1]] for r in ref])  # (B, d_out, d_m)
             nrm = np.sum(R * R, axis=(1, 2))
             prog[:, :, m] = np.einsum("btij,bij->bt", Wm, R) / np.where(nrm > 0, nrm, np.nan)[:, None]
-        return ReconstructionRun(np.arange(0, steps, stride), np.asarray(task), np.asarray(rec),
+        return ReconstructionRun(np.arange(0, steps, record_every), np.asarray(task), np.asarray(rec),
                                  prog, jax.tree_util.tree_map(np.asarray, pf),
                                  tuple(np.asarray(d) for d in df),
                                  np.where(np.asarray(dead), Status.DIVERGED,

@@ -24,8 +24,8 @@ def network(fusion_layer):
 
 
 sweep = Sweep(grid={"fusion_layer": [1, 2], "rho": np.linspace(-0.6, 0.6, 3)}, stats=stats,
-              network=network, fixed={"lr": 0.04, "scale": 1e-6, "max_steps": 4000,
-                                      "stride": 20}, seeds=[0, 1])
+              network=network, fixed={"lr": 0.04, "scale": 1e-6, "steps": 4000,
+                                      "record_every": 20}, seeds=[0, 1])
 if mode == "killed":
     # The process is killed (SIGKILL: no clean-up, no exception handling) right after its
     # second chunk has been written, as an interrupted sweep would be.
