@@ -44,7 +44,7 @@ def saxe():
     traj = train(LATE, st, p0, method="gf", steps=600, record_every=1, stop_loss=None,
                  rtol=1e-11, atol=1e-30)
     w0 = [float(m[0, 0, 0, 0]) for m in traj.maps]
-    exact = th.saxe_late_fusion(st, traj.time, w0, tau=25.0)
+    exact = th.saxe_late_fusion(st, traj.time, w0, lr=0.04)
     rel = max(np.max(np.abs(traj.maps[m][0, :, 0, 0] / exact[m][:, 0, 0] - 1)) for m in range(2))
     print(f"2. Saxe solution vs gradient flow, balanced aligned weights: max relative "
           f"deviation {rel:.1e} (target 1e-6)")
@@ -53,7 +53,7 @@ def saxe():
     w0 = th.effective_init(LATE, traj.initial_params, [[1.0], [1.0]])
     dev = 0.0
     for b in range(5):
-        ex = th.saxe_late_fusion(st, traj.time, w0[b], tau=25.0)
+        ex = th.saxe_late_fusion(st, traj.time, w0[b], lr=0.04)
         for m in range(2):
             plateau = st.unimodal_solution(m).item()
             dev = max(dev, np.max(np.abs(traj.maps[m][b, :, 0, 0] - ex[m][:, 0, 0])) / plateau)

@@ -121,7 +121,7 @@ def _compare(traj, full, network, c, dis):
     """Closed form at the record times against run ``c`` of ``traj``."""
     t = traj.time
     W = np.concatenate(traj.maps, axis=-1)[c]                    # (T, d_out, D)
-    dyn = th.source_dynamics(full, t, A0, TAU, network, dis)
+    dyn = th.source_dynamics(full, t, A0, lr=LR, network=network, disabled=dis)
     sim_src = th.source_strengths(W, full)
     sim_mode = th.mode_projections(W, full)
     mask = np.array([n == dis for n in NAMES])
@@ -160,7 +160,7 @@ def run(out: Path, quick: bool = False) -> dict:
         for c, case in enumerate(CASES):
             dis = None if case == "all" else DISABLED
             dyn, sim_src, cmp_gd = _compare(gd, full, network, c, dis)
-            line = th.source_dynamics(full, fine, A0, TAU, network, dis)
+            line = th.source_dynamics(full, fine, A0, lr=LR, network=network, disabled=dis)
             res[case] = {
                 "singular_values": th.task_modes(full if dis is None else off)[1].tolist(),
                 "half_time_theory": _list(dyn.half_time),

@@ -105,10 +105,10 @@ def test_limits_and_initial_values():
     off = delete(full, "E")
     t = np.array([0.0, 1e7])
     for task in (full, off):
-        W = th.deep_total_map(task, t, 1e-4, 20.0)
+        W = th.deep_total_map(task, t, 1e-4, lr=0.05)
         np.testing.assert_allclose(W[0], th.aligned_initial_map(task, 1e-4), atol=1e-18)
         np.testing.assert_allclose(W[1], task.sigma_yx, atol=1e-12)     # W → Σ^{yx} of task
-        S = th.shallow_total_map(task, t, 0.3, 20.0)
+        S = th.shallow_total_map(task, t, 0.3, lr=0.05)
         assert np.all(S[0] == 0.3)
         W_inf = np.where(np.diag(task.sigma)[None, :] > 0, task.sigma_yx, 0.3)
         np.testing.assert_allclose(S[1], W_inf, atol=1e-12)
@@ -121,12 +121,12 @@ def test_shallow_entries_are_independent():
     off = delete(full, "E")
     t = np.linspace(0, 200, 41)
     W0 = th.aligned_initial_map(full, 1e-4)
-    a = th.shallow_total_map(full, t, W0, 20.0)
-    b = th.shallow_total_map(off, t, W0, 20.0)
+    a = th.shallow_total_map(full, t, W0, lr=0.05)
+    b = th.shallow_total_map(off, t, W0, lr=0.05)
     np.testing.assert_array_equal(a[..., :4], b[..., :4])
     np.testing.assert_array_equal(b[..., 4], np.broadcast_to(W0[:, 4], b[..., 4].shape))
-    da = th.deep_total_map(full, t, 1e-4, 20.0)
-    db = th.deep_total_map(off, t, 1e-4, 20.0)
+    da = th.deep_total_map(full, t, 1e-4, lr=0.05)
+    db = th.deep_total_map(off, t, 1e-4, lr=0.05)
     # A and B's modes do not involve E: their columns agree to the SVD's rounding (the other
     # modes' components on A, B are ~1e-17 instead of 0).
     np.testing.assert_allclose(da[..., :2], db[..., :2], rtol=0, atol=1e-12)
@@ -138,11 +138,11 @@ def test_source_dynamics_half_times():
     f0 = a₀ on the mode); a disabled source has none."""
     st = dln.Stats.from_teacher(np.eye(3), [[2.0, 0.0, 0.0], [0.0, 0.5, 0.0]], dims=(1, 1, 1))
     tau, a0 = 7.0, 1e-3
-    deep = th.source_dynamics(st, [0.0, 10.0], a0, tau, "deep")
+    deep = th.source_dynamics(st, [0.0, 10.0], a0, lr=1 / tau, network="deep")
     want = [tau * np.log(s / a0 - 1) / (2 * s) for s in (2.0, 0.5)]
     np.testing.assert_allclose(deep.half_time[:2], want, rtol=1e-12)
     assert np.isnan(deep.half_time[2])           # Σ^{yx} column of C is zero: nothing to learn
-    shallow = th.source_dynamics(st, [0.0], a0, tau, "shallow", disabled="B")
+    shallow = th.source_dynamics(st, [0.0], a0, lr=1 / tau, network="shallow", disabled="B")
     np.testing.assert_allclose(shallow.half_time[0], tau * np.log(2 * (1 - a0 / 2.0)),
                                rtol=1e-12)
     assert np.isnan(shallow.half_time[1]) and shallow.disabled == ("B",)
@@ -168,18 +168,18 @@ def test_bad_inputs():
     full = fig2.task()
     colored = dln.Stats.from_teacher(np.diag([1.0, 2.0]), [[1.0, 1.0]], dims=(1, 1))
     with pytest.raises(ValueError, match="whitened"):
-        th.deep_total_map(colored, [0.0], 1e-3, 1.0)
+        th.deep_total_map(colored, [0.0], 1e-3, lr=1.0)
     assert not th.whitened_sources(colored).valid and th.whitened_sources(colored, "shallow").valid
     corr = dln.Stats.scalar_toy(1.0, 1.0, 0.5)
     with pytest.raises(ValueError, match="diagonal"):
-        th.shallow_total_map(corr, [0.0], 0.0, 1.0)
+        th.shallow_total_map(corr, [0.0], 0.0, lr=1.0)
     with pytest.raises(ValueError, match="a0"):
-        th.deep_total_map(full, [0.0], 0.0, 1.0)
-    with pytest.raises(ValueError, match="tau"):
-        th.deep_total_map(full, [0.0], 1e-3, -1.0)
+        th.deep_total_map(full, [0.0], 0.0, lr=1.0)
+    with pytest.raises(ValueError, match="lr must be positive"):
+        th.deep_total_map(full, [0.0], 1e-3, lr=-1.0)
     with pytest.raises(ValueError, match="t must"):
-        th.deep_total_map(full, [-1.0], 1e-3, 1.0)
+        th.deep_total_map(full, [-1.0], 1e-3, lr=1.0)
     with pytest.raises(ValueError, match="network"):
-        th.source_dynamics(full, [0.0], 1e-3, 1.0, network="wide")
+        th.source_dynamics(full, [0.0], 1e-3, lr=1.0, network="wide")
     with pytest.raises(ValueError, match="modality"):
-        th.source_dynamics(full, [0.0], 1e-3, 1.0, disabled="F")
+        th.source_dynamics(full, [0.0], 1e-3, lr=1.0, disabled="F")

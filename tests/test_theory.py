@@ -16,34 +16,34 @@ def test_logistic_weight_solves_its_ode():
                     rtol=1e-12, atol=1e-16, dense_output=True)
     t = np.linspace(0, 200, 101)
     # solve_ivp at rtol 1e-12: its global error over the sigmoid stays well below 1e-8.
-    assert np.allclose(th.logistic_weight(t, s, sigma2, w0, tau), sol.sol(t)[0], rtol=1e-8)
-    assert th.logistic_weight(0.0, s, sigma2, w0, tau) == pytest.approx(w0)
-    assert th.logistic_weight(1e5, s, sigma2, w0, tau) == pytest.approx(s / sigma2)
+    assert np.allclose(th.logistic_weight(t, s, sigma2, w0, lr=1 / tau), sol.sol(t)[0], rtol=1e-8)
+    assert th.logistic_weight(0.0, s, sigma2, w0, lr=1 / tau) == pytest.approx(w0)
+    assert th.logistic_weight(1e5, s, sigma2, w0, lr=1 / tau) == pytest.approx(s / sigma2)
 
 
 def test_mode_strength_is_the_white_input_logistic():
     t = np.linspace(0, 80, 41)
-    assert np.allclose(th.mode_strength(t, 1.7, 1e-6, 10.0),
-                       th.logistic_weight(t, 1.7, 1.0, 1e-6, 10.0), rtol=1e-12)
-    assert th.mode_strength(0.0, 1.7, 1e-6, 10.0) == pytest.approx(1e-6)
+    assert np.allclose(th.mode_strength(t, 1.7, 1e-6, lr=0.1),
+                       th.logistic_weight(t, 1.7, 1.0, 1e-6, lr=0.1), rtol=1e-12)
+    assert th.mode_strength(0.0, 1.7, 1e-6, lr=0.1) == pytest.approx(1e-6)
 
 
 def test_saxe_errors():
     with pytest.raises(ValueError):
-        th.logistic_weight(1.0, -1.0, 1.0, 1e-3, 1.0)
+        th.logistic_weight(1.0, -1.0, 1.0, 1e-3, lr=1.0)
     with pytest.raises(ValueError):
-        th.mode_strength(1.0, 1.0, 0.0, 1.0)
+        th.mode_strength(1.0, 1.0, 0.0, lr=1.0)
     with pytest.raises(ValueError, match="correlated"):
-        th.saxe_late_fusion(Stats.scalar_toy(1.0, 1.0, 0.3), [0.0], [1e-3, 1e-3], 1.0)
+        th.saxe_late_fusion(Stats.scalar_toy(1.0, 1.0, 0.3), [0.0], [1e-3, 1e-3], lr=1.0)
     st = Stats.from_teacher(np.diag([1.0, 2.0, 1.0]), [1.0, 1.0, 1.0], dims=(2, 1))
     with pytest.raises(ValueError, match="white"):
-        th.saxe_late_fusion(st, [0.0], [1e-3, 1e-3], 1.0)
+        th.saxe_late_fusion(st, [0.0], [1e-3, 1e-3], lr=1.0)
     assert not th.white_uncorrelated(st).valid
 
 
 def test_saxe_late_fusion_vector_modalities_direction():
     st = Stats.from_teacher(np.diag([4.0, 4.0, 1.0]), [1.0, -2.0, 1.0], dims=(2, 1))
-    Wa, Wb = th.saxe_late_fusion(st, [0.0, 1e4], [1e-3, 1e-3], 25.0)
+    Wa, Wb = th.saxe_late_fusion(st, [0.0, 1e4], [1e-3, 1e-3], lr=0.04)
     assert np.allclose(Wa[-1], st.unimodal_solution(0))
     assert np.allclose(Wb[-1], st.unimodal_solution(1))
 
@@ -265,7 +265,7 @@ def test_times_leading_order_against_simulation(vector_gf):
     # t_sim / t_formula → 1 as u0 → 0).
     st = _VEC_STATS
     u0 = _VEC_STDS * np.sqrt(20 * 3)
-    lo = [th.times_leading_order(st, u, tau=1 / _VEC_LR) for u in u0]
+    lo = [th.times_leading_order(st, u, lr=_VEC_LR) for u in u0]
     t_a, t_b = vector_gf
     for key, sim in (("t_A", t_a), ("t_B", t_b)):
         slope_sim, _, resid = _affine_in_ell(_VEC_STDS, sim)
@@ -275,9 +275,9 @@ def test_times_leading_order_against_simulation(vector_gf):
     out = lo[0]
     assert out["first"] == st.names[th.roles(st).first]
     with pytest.raises(ValueError):
-        th.times_leading_order(st, u0=2.0, tau=25.0)
+        th.times_leading_order(st, scale=2.0, lr=0.04)
     with pytest.raises(ValueError):
-        th.times_leading_order(st, u0=0.1, tau=0.0)
+        th.times_leading_order(st, scale=0.1, lr=0.0)
 
 
 @pytest.mark.parametrize("ratio", [2.0, 3.0])

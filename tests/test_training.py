@@ -161,7 +161,7 @@ def test_gradient_flow_matches_saxe_for_balanced_aligned_weights(late2):
     traj = train(late2, st, p0, method="gf", steps=600, record_every=2, stop_loss=None,
                  rtol=1e-11, atol=1e-30)
     w0 = [float(np.asarray(m[0, 0, 0, 0])) for m in traj.maps]
-    exact = dln.theory.saxe_late_fusion(st, traj.time, w0, tau=25.0)
+    exact = dln.theory.saxe_late_fusion(st, traj.time, w0, lr=0.04)
     for m in range(2):
         sim = traj.maps[m][0, :, 0, 0]
         assert rel(sim, exact[m][:, 0, 0]) < 1e-6
@@ -173,7 +173,7 @@ def test_gradient_flow_matches_saxe_from_small_random_weights(late2):
                     stop_loss=None)
     w0 = dln.theory.effective_init(late2, traj.initial_params, [[1.0], [1.0]])
     for b in range(2):
-        exact = dln.theory.saxe_late_fusion(st, traj.time, w0[b], tau=25.0)
+        exact = dln.theory.saxe_late_fusion(st, traj.time, w0[b], lr=0.04)
         for m in range(2):
             plateau = st.unimodal_solution(m).item()
             dev = np.max(np.abs(traj.maps[m][b, :, 0, 0] - exact[m][:, 0, 0])) / plateau

@@ -299,7 +299,7 @@ def check_reduced_flow():
                          s[1] - W[0] * S[0, 1] - W[1] * S[1, 1])
                     want = fdw(u_a, u_b, *e, *sgn)
                     tau = 0.5
-                    got = th.reduced_flow(st, L, Lf, W[0], W[1], tau=tau)
+                    got = th.reduced_flow(st, L, Lf, W[0], W[1], lr=1 / tau)
                     # Relative to the size of the velocity (a component may nearly cancel);
                     # the library recovers u_A, u_B from W through powers 1/L_f, 1/L: a few
                     # more roundings (measured ≤ 2e-15).

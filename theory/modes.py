@@ -197,8 +197,8 @@ def check_logistic_solution():
         with mp.workdps(30):
             want = [float(fw(mp.mpf(t), tau, s, sig2, w0)) for t in ts]
             want_k = [float(fk(mp.mpf(t), tau, s, w0)) for t in ts]
-        _close(th.logistic_weight(ts, s, sig2, w0, tau), want, RTOL_FLOAT, "logistic_weight")
-        _close(th.mode_strength(ts, s, w0, tau), want_k, RTOL_FLOAT, "mode_strength")
+        _close(th.logistic_weight(ts, s, sig2, w0, lr=1 / tau), want, RTOL_FLOAT, "logistic_weight")
+        _close(th.mode_strength(ts, s, w0, lr=1 / tau), want_k, RTOL_FLOAT, "mode_strength")
     return True
 
 
@@ -234,7 +234,7 @@ def check_balanced_two_layer_reduction():
     assert th.white_uncorrelated(st).valid
     tau, w0 = 25.0, (1e-6, 3e-4)
     ts = np.array([0.0, 10.0, 60.0, 300.0, 3000.0])
-    got = th.saxe_late_fusion(st, ts, w0, tau)
+    got = th.saxe_late_fusion(st, ts, w0, lr=1 / tau)
     for m, sigma2 in ((0, 4.0), (1, 1.0)):
         s_vec = st.sigma_yx_m(m)[0]
         s = float(np.linalg.norm(s_vec))

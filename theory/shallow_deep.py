@@ -165,7 +165,7 @@ def check_deep_solution():
             at = np.array([[float(fa(mp.mpf(t), tau, s[k], a0[k])) for k in range(r)]
                            for t in ts])
         want = np.einsum("tk,ik,jk->tij", at, U[:, :r], Vt[:r].T)
-        _close_max(th.deep_total_map(task, ts, a0, tau), want, RTOL_FLOAT, "deep_total_map")
+        _close_max(th.deep_total_map(task, ts, a0, lr=1 / tau), want, RTOL_FLOAT, "deep_total_map")
         spec = dln.NetworkSpec.fusion(2, 1, width=6, input_dims=task.dims, output_dim=4)
         p = th.aligned_params(spec, task, a0, seeds=[3])
         W1 = np.concatenate([b[0][0] for b in p.branches], axis=1)
@@ -176,13 +176,13 @@ def check_deep_solution():
     diag = dln.Stats.from_teacher(np.eye(2), [[2.5, 0.0], [0.0, 0.7]], dims=(1, 1))
     s_a, a0 = 2.5, 1e-4
     t_half = tau * np.log(s_a / a0 - 1) / (2 * s_a)
-    got = th.half_times(lambda x: th.source_strengths(th.deep_total_map(diag, [x], a0, tau)[0],
+    got = th.half_times(lambda x: th.source_strengths(th.deep_total_map(diag, [x], a0, lr=1 / tau)[0],
                                                       diag), [2.5, 0.7], 1e4)
     _close(got, [t_half, tau * np.log(0.7 / a0 - 1) / 1.4], RTOL_ROOT, "half_times (one mode)")
     # source_dynamics: the half-way time of every source by bisection on the derived a_α(t).
     for off in (None, "E"):
         task = full if off is None else delete(full, off)
-        dyn = th.source_dynamics(full, ts, 1e-4, tau, "deep", off)
+        dyn = th.source_dynamics(full, ts, 1e-4, lr=1 / tau, network="deep", disabled=off)
         U, s, Vt = np.linalg.svd(task.sigma_yx)
         r = int(np.sum(s > 1e-10 * s[0]))
         R = S / np.linalg.norm(S, axis=0)
@@ -252,7 +252,7 @@ def check_shallow_solution():
     tau = 12.5
     ts = np.array([0.0, 1.0, 10.0, 100.0])
     W0 = np.array([[0.1, -0.2, 0.3], [0.0, 0.05, -0.4]])
-    got = th.shallow_total_map(st, ts, W0, tau)
+    got = th.shallow_total_map(st, ts, W0, lr=1 / tau)
     d = np.diag(st.sigma)
     want = np.empty_like(got)
     for n, t in enumerate(ts):
@@ -270,7 +270,7 @@ def check_shallow_solution():
     finf = np.linalg.norm(St, axis=0)
     want = tau * np.log(2 * (finf - f0) / finf)
     for off in (None, "C"):
-        dyn = th.source_dynamics(full, ts, a0, tau, "shallow", off)
+        dyn = th.source_dynamics(full, ts, a0, lr=1 / tau, network="shallow", disabled=off)
         n = 3 if off is None else 2
         _close(dyn.half_time[:n], want[:n], RTOL_ROOT, f"shallow half-way times ({off})")
     assert delete(full, "C").sigma[2, 2] == 0

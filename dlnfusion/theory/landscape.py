@@ -116,7 +116,7 @@ def preference_regions(sigma_b_over_a, wa_over_wb):
     return np.where(a_first, np.where(a_more, 1, 3), np.where(a_more, 2, 4))
 
 
-def reduced_flow(stats, depth: int, fusion_layer: int, w_a, w_b, tau: float = 1.0):
+def reduced_flow(stats, depth: int, fusion_layer: int, w_a, w_b, *, lr: float = 1.0):
     """Velocity (dW_A/dt, dW_B/dt) of the total weights of a balanced, aligned network.
 
     Two scalar modalities and a scalar output; weights balanced and rank-one (the ansatz of
@@ -131,8 +131,13 @@ def reduced_flow(stats, depth: int, fusion_layer: int, w_a, w_b, tau: float = 1.
       (late fusion, L_c = 0: τ Ẇ_m = L |W_m|^{2−2/L} e_m).
 
     e_m = Σ_yx_m − Σ_n W_n Σ_nm is the error correlation of modality m. ``w_a``, ``w_b``
-    are arrays of equal shape; the result has their shape. Used for phase portraits.
+    are arrays of equal shape; the result has their shape. Velocities are per step at
+    learning rate ``lr`` (τ = 1/lr; the default 1 gives the flow in units of τ). Used for
+    phase portraits.
     """
+    if not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be positive and finite, got {lr!r}")
+    tau = 1.0 / lr
     if stats.n_modalities != 2 or stats.dims != (1, 1) or stats.output_dim != 1:
         raise ValueError("reduced_flow needs two scalar modalities and a scalar output")
     if not isinstance(depth, (int, np.integer)) or depth < 2:

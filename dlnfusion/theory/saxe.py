@@ -37,30 +37,36 @@ __all__ = ["logistic_weight", "mode_strength", "saxe_late_fusion", "effective_in
            "predict_times_early"]
 
 
-def logistic_weight(t, s: float, sigma2: float, w0: float, tau: float):
+def logistic_weight(t, s: float, sigma2: float, init: float, *, lr: float):
     """w(t) = w*/(1 + (w*/w₀ − 1) e^{−2st/τ}) with w* = s/σ² (Zhang et al. eq. 21).
 
-    Parameters: ``t`` time (same units as τ; with τ = 1/η, t counts steps), ``s`` the singular
-    value ‖Σ_yx_m‖ of the mode, ``sigma2`` the input variance σ² along it, ``w0`` the initial
-    value of the mode, ``tau`` the time constant. Requires s > 0, σ² > 0, w₀ > 0.
+    Parameters: ``t`` time in steps at learning rate ``lr`` = η (the flow's time constant is
+    τ = 1/η), ``s`` the singular value ‖Σ_yx_m‖ of the mode, ``sigma2`` the input variance σ²
+    along it, ``init`` = w₀ the initial value of the mode. Requires s > 0, σ² > 0, w₀ > 0.
     """
-    if s <= 0 or sigma2 <= 0 or w0 <= 0 or tau <= 0:
-        raise ValueError("logistic_weight needs s > 0, sigma2 > 0, w0 > 0 and tau > 0, got "
-                         f"s={s}, sigma2={sigma2}, w0={w0}, tau={tau}")
+    w0 = init
+    if s <= 0 or sigma2 <= 0 or w0 <= 0 or not lr > 0:
+        raise ValueError("logistic_weight needs s > 0, sigma2 > 0, init > 0 and lr > 0, got "
+                         f"s={s}, sigma2={sigma2}, init={w0}, lr={lr}")
+    tau = 1.0 / lr
     t = np.asarray(t, dtype=float)
     w_star = s / sigma2
     # Written with log1p/expm1-free algebra but stable for huge w*/w0 (w0 ~ 1e-17).
     return w_star / (1.0 + (w_star / w0 - 1.0) * np.exp(-2.0 * s * t / tau))
 
 
-def mode_strength(t, s: float, a0: float, tau: float):
+def mode_strength(t, s: float, init: float, *, lr: float):
     """a(t) = s e^{2st/τ} / (e^{2st/τ} − 1 + s/a₀) (Kleinman et al. 2023, eq. 3; whitened input).
 
+    ``t`` in steps at learning rate ``lr`` (τ = 1/η), ``init`` = a₀ the initial mode strength.
     Identical to :func:`logistic_weight` with σ² = 1; written in the paper's form and evaluated
     stably for large t.
     """
-    if s <= 0 or a0 <= 0 or tau <= 0:
-        raise ValueError(f"mode_strength needs s > 0, a0 > 0, tau > 0, got s={s}, a0={a0}, tau={tau}")
+    a0 = init
+    if s <= 0 or a0 <= 0 or not lr > 0:
+        raise ValueError(f"mode_strength needs s > 0, init > 0, lr > 0, got s={s}, init={a0}, "
+                         f"lr={lr}")
+    tau = 1.0 / lr
     t = np.asarray(t, dtype=float)
     em = np.exp(-2.0 * s * t / tau)  # divide numerator and denominator by e^{2st/τ}
     return s / (1.0 - em + (s / a0) * em)
@@ -84,7 +90,7 @@ def white_uncorrelated(stats, rtol: float = 1e-9) -> Prediction:
     return Prediction(float(not caveats), not caveats, tuple(caveats))
 
 
-def saxe_late_fusion(stats, t, w0, tau: float):
+def saxe_late_fusion(stats, t, init, *, lr: float):
     """Exact total maps of a two-layer late-fusion network with balanced, aligned weights.
 
     For uncorrelated white modalities (Σ_AB = 0, Σ_m = σ_m² I, paper Appendix D.2) the branches
@@ -92,9 +98,10 @@ def saxe_late_fusion(stats, t, w0, tau: float):
 
         W_m^tot(t) = w_m(t) Σ_yx_m / ‖Σ_yx_m‖.
 
-    ``w0`` holds the initial total weight of each branch along Σ_yx_m (one value per modality;
-    with :func:`effective_init` for random initializations). Returns a tuple of arrays of shape
-    (len(t), 1, d_m). Raises ValueError when the modalities are correlated or not white.
+    ``init`` holds the initial total weight of each branch along Σ_yx_m (one value per
+    modality; with :func:`effective_init` for random initializations); ``t`` in steps at
+    learning rate ``lr``. Returns a tuple of arrays of shape (len(t), 1, d_m). Raises ValueError
+    when the modalities are correlated or not white.
     """
     check = white_uncorrelated(stats)
     if not check.valid:
@@ -102,14 +109,14 @@ def saxe_late_fusion(stats, t, w0, tau: float):
                          + "; ".join(check.caveats))
     if stats.output_dim != 1:
         raise ValueError("saxe_late_fusion is written for a scalar output")
-    w0 = np.broadcast_to(np.asarray(w0, dtype=float), (stats.n_modalities,))
+    w0 = np.broadcast_to(np.asarray(init, dtype=float), (stats.n_modalities,))
     t = np.atleast_1d(np.asarray(t, dtype=float))
     out = []
     for m in range(stats.n_modalities):
         s_vec = stats.sigma_yx_m(m)
         s = float(np.linalg.norm(s_vec))
         sigma2 = float(np.trace(stats.sigma_m(m)) / stats.dims[m])
-        w = logistic_weight(t, s, sigma2, w0[m], tau) if s > 0 else np.zeros_like(t)
+        w = logistic_weight(t, s, sigma2, w0[m], lr=lr) if s > 0 else np.zeros_like(t)
         direction = s_vec / s if s > 0 else np.zeros_like(s_vec)
         out.append(w[:, None, None] * direction[None])
     return tuple(out)

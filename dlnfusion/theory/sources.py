@@ -124,27 +124,30 @@ def _times(t):
     return t
 
 
-def _tau(tau):
-    if not (np.isfinite(tau) and tau > 0):
-        raise ValueError(f"tau must be positive and finite, got {tau!r}")
-    return float(tau)
+def _tau(lr):
+    """τ = 1/η from the learning rate (times are in steps at that rate)."""
+    if not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be positive and finite, got {lr!r}")
+    return 1.0 / float(lr)
 
 
-def deep_total_map(stats, t, a0, tau: float) -> np.ndarray:
+def deep_total_map(stats, t, init, *, lr: float) -> np.ndarray:
     """W(t) = Σ_α a_α(t) u_α v_αᵀ of the aligned, balanced one-hidden-layer network.
 
     ``stats``: the task the network trains on (whitened sources, disabled ones deleted);
-    ``t``: times (same unit as τ; τ = 1/η makes t count gradient-descent steps); ``a0``: initial
-    mode strength a_α(0), scalar or one per mode of :func:`task_modes`; ``tau``: τ.
+    ``t``: times in steps at learning rate ``lr`` (the flow's τ = 1/η); ``init``: initial
+    mode strength a_α(0), scalar or one per mode of :func:`task_modes`.
     Returns (len(t), d_out, D). Raises ValueError when Σ is not diag(0/1).
     """
     _require(stats, "deep")
-    t, tau = _times(t), _tau(tau)
+    a0 = init
+    t = _times(t)
+    _tau(lr)
     U, s, V = task_modes(stats)
     a0 = _a0_per_mode(a0, s.size)
     W = np.zeros((t.size, stats.output_dim, stats.input_dim))
     for k in range(s.size):
-        W += mode_strength(t, float(s[k]), float(a0[k]), tau)[:, None, None] \
+        W += mode_strength(t, float(s[k]), float(a0[k]), lr=lr)[:, None, None] \
             * np.outer(U[:, k], V[:, k])[None]
     return W
 
@@ -155,20 +158,21 @@ def aligned_initial_map(stats, a0) -> np.ndarray:
     return (U * _a0_per_mode(a0, s.size)) @ V.T
 
 
-def shallow_total_map(stats, t, w0, tau: float) -> np.ndarray:
+def shallow_total_map(stats, t, init, *, lr: float) -> np.ndarray:
     """W(t) = W* + (W(0) − W*) e^{−d_k t/τ} per column k of the one-layer network.
 
     ``stats``: the trained task (Σ = diag(d), d_k ≥ 0; W*_jk = Σ^{yx}_jk/d_k, a column with
-    d_k = 0 keeps W(0)); ``w0``: the initial map (d_out, D) or a scalar for every entry;
-    ``t``, ``tau`` as in :func:`deep_total_map`. Returns (len(t), d_out, D).
+    d_k = 0 keeps W(0)); ``init``: the initial map (d_out, D) or a scalar for every entry;
+    ``t``, ``lr`` as in :func:`deep_total_map`. Returns (len(t), d_out, D).
     """
     _require(stats, "shallow")
-    t, tau = _times(t), _tau(tau)
+    w0 = init
+    t, tau = _times(t), _tau(lr)
     d, _ = _diag(stats)
     shape = (stats.output_dim, stats.input_dim)
     w0 = np.broadcast_to(np.asarray(w0, dtype=float), shape)
     if np.any(~np.isfinite(w0)):
-        raise ValueError("w0 must be finite")
+        raise ValueError("init must be finite")
     if np.any(d < 0):
         raise ValueError("Sigma has a negative diagonal entry")
     w_star = _shallow_target(stats, d, w0)
@@ -241,7 +245,7 @@ class SourceDynamics:
     task, module docstring); ``source_limit`` (M,) their t → ∞ values; ``mode_strength``
     (T, r) u_αᵀ W v_α on the full task's modes with ``mode_limit`` (r,); ``half_time`` (M,)
     of each source (NaN for a disabled one); ``network`` "deep"/"shallow"; ``disabled`` the
-    names of the disabled sources; ``tau``.
+    names of the disabled sources; ``lr`` the learning rate of the time unit (τ = 1/lr).
     """
 
     time: np.ndarray
@@ -253,7 +257,7 @@ class SourceDynamics:
     half_time: np.ndarray
     network: str
     disabled: tuple
-    tau: float
+    lr: float
     names: tuple = field(default=())
 
 
@@ -269,31 +273,33 @@ def _disabled_task(stats, disabled):
     return task, tuple(stats.names[stats.index(m)] for m in names)
 
 
-def source_dynamics(stats, t, a0: float, tau: float, network: str = "deep",
-                    disabled=None, w0=None) -> SourceDynamics:
+def source_dynamics(stats, t, init: float, *, lr: float, network: str = "deep",
+                    disabled=None, init_map=None) -> SourceDynamics:
     """Learning of every source of the whitened task ``stats`` by the ``network``
     ("deep": W²W¹ with aligned balanced initialization; "shallow": W), with the sources in
     ``disabled`` (a name, an index or a sequence of them; None: all on) deleted
     (:func:`dlnfusion.interventions.delete`) for the whole run.
 
     The deep network starts aligned and balanced on the modes of the task it trains on,
-    W(0) = Σ_α a₀ ũ_α ṽ_αᵀ (the only initialization on which the closed form is exact, so with
+    W(0) = Σ_α a₀ ũ_α ṽ_αᵀ with a₀ = ``init`` (the only initialization on which the closed form is exact, so with
     and without the source the initial weights differ by O(a₀)). The shallow network starts
     from the same weights with and without the source, W(0) = Σ_α a₀ u_α v_αᵀ on the full
-    task's modes (``w0`` overrides it): its counterfactual is exact, and the disabled
+    task's modes (``init_map`` overrides it): its counterfactual is exact, and the disabled
     source's columns keep their initial value. Strengths are measured on the full task
-    ``stats`` (module docstring). ``t``: record times; ``tau`` = 1/η. Half-learning times are exact roots of the closed form
+    ``stats`` (module docstring). ``t``: record times in steps at learning rate ``lr``. Half-learning times are exact roots of
+    the closed form
     (:func:`half_times`), not interpolated on ``t``.
     """
     if network not in NETWORKS:
         raise ValueError(f"network must be one of {NETWORKS}, got {network!r}")
     _require(stats, "deep")        # the full task itself: whitened sources, every d_k ∈ {0, 1}
     task, off = _disabled_task(stats, disabled)
-    t, tau = _times(t), _tau(tau)
+    a0, w0 = init, init_map
+    t, tau = _times(t), _tau(lr)
     if network == "deep":
         U, s, _ = task_modes(task)
         a0v = _a0_per_mode(a0, s.size)
-        fn = lambda x: deep_total_map(task, x, a0v, tau)  # noqa: E731
+        fn = lambda x: deep_total_map(task, x, a0v, lr=lr)  # noqa: E731
         W_inf = np.asarray(task.sigma_yx, dtype=float)    # every mode with a₀ > 0 reaches s_α
         # The slowest mode passes s_α/2 at τ ln(s_α/a₀ − 1)/(2 s_α) (theory/shallow_deep.py).
         t_max = max(float(np.max(tau * np.log(np.maximum(s / a0v - 1, 2.0)) / (2 * s))) * 4,
@@ -301,7 +307,7 @@ def source_dynamics(stats, t, a0: float, tau: float, network: str = "deep",
     else:
         # The same initial weights with and without the source: the full task's aligned map.
         W0 = aligned_initial_map(stats, a0) if w0 is None else w0
-        fn = lambda x: shallow_total_map(task, x, W0, tau)  # noqa: E731
+        fn = lambda x: shallow_total_map(task, x, W0, lr=lr)  # noqa: E731
         d, _ = _diag(task)
         W_inf = _shallow_target(task, d, np.broadcast_to(np.asarray(W0, dtype=float),
                                                           (task.output_dim, task.input_dim)))
@@ -316,7 +322,7 @@ def source_dynamics(stats, t, a0: float, tau: float, network: str = "deep",
                           source_limit=lim, mode_strength=mode_projections(W, stats),
                           mode_limit=mode_projections(W_inf, stats),
                           half_time=half,
-                          network=network, disabled=off, tau=tau, names=tuple(stats.names))
+                          network=network, disabled=off, lr=float(lr), names=tuple(stats.names))
 
 
 def aligned_params(spec: NetworkSpec, stats, a0, seeds: Sequence[int] = (0,)) -> Params:

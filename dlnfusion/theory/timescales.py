@@ -162,17 +162,21 @@ def time_ratio_gradient_flow(stats) -> Prediction:
     return Prediction(float(val), not caveats, tuple(caveats))
 
 
-def times_leading_order(stats, u0: float, tau: float) -> dict:
-    """t_A and t_B at leading order in u0 (eqs. 8a, 8b corrected), in the units of τ.
+def times_leading_order(stats, scale: float, *, lr: float) -> dict:
+    """t_A and t_B at leading order in the initial scale u0 (eqs. 8a, 8b corrected), in steps
+    at learning rate ``lr`` (gradient flow with τ = 1/η).
 
-    ``u0`` is the norm of the first-layer weights at initialization (‖W_m¹‖_F ≈ std·√(h d_m)
-    for i.i.d. N(0, std²) entries). Returns a dict with ``t_A``, ``t_B`` (Predictions) and the
-    names of the first and second modality.
+    ``scale`` = u0 is the norm of the first-layer weights at initialization (‖W_m¹‖_F ≈
+    std·√(h d_m) for i.i.d. N(0, std²) entries). Returns a dict with ``t_A``, ``t_B``
+    (Predictions) and the names of the first and second modality.
     """
+    u0 = scale
     if not (0 < u0 < 1):
-        raise ValueError(f"u0 must lie in (0, 1) for the small-initialization expansion, got {u0!r}")
-    if not tau > 0:
-        raise ValueError(f"tau must be positive, got {tau!r}")
+        raise ValueError(f"scale must lie in (0, 1) for the small-initialization expansion, got "
+                         f"{u0!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr!r}")
+    tau = 1.0 / lr
     r = roles(stats)
     lnu = np.log(1.0 / u0)
     t_a = tau * lnu / np.linalg.norm(r.s_a)
