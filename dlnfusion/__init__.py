@@ -10,7 +10,7 @@ from .networks import (CrossReconstruction, FusionCNN, FusionMLP, NetworkSpec, P
 from .training import STATUS, History, Trajectory, fit, param_labels, simulate, train
 from .data import FusionTask
 from .interventions import Deficit, Gate, Lesion
-from . import data, interventions, theory
+from . import data, interventions, reduced, rules, theory
 
 __version__ = "0.1.0"
 
