@@ -1,8 +1,9 @@
 """Closed-form theory of multimodal linear networks.
 
 Pure functions of statistics, network specifications and weights: nothing here trains a
-network or runs a time loop. What integrates or iterates dynamics, even reduced ones, is a
-runner and lives in :mod:`dlnfusion.reduced`; the rules the balancing methods apply (OGM's
+network or steps its dynamics through time (solutions are closed forms or quadratures). What
+integrates or iterates dynamics, even reduced ones, is a runner and lives in
+:mod:`dlnfusion.reduced`; the rules the balancing methods apply (OGM's
 coefficient, InfoReg's window, the Fisher trace) live once in :mod:`dlnfusion.rules`.
 Every function states its assumptions and returns a :class:`Prediction` (or a richer value)
 that says whether they hold. Derivations of every formula live in the repository's theory/
