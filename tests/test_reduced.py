@@ -23,15 +23,14 @@ def test_balanced_run_is_one_batched_object():
     batch = rd.balancing_two_layer(stats, 0.04, gram, 1500, method="inforeg", epoch=10)
     assert isinstance(batch, Run) and batch.batch_shape == (4,) and len(batch) == 4
     assert batch.time.shape == (1501,) and batch.w.shape == (4, 1501, 2)
-    assert batch.coefficient.shape == batch.regulated.shape == batch.proximal.shape \
-        == (4, 1500, 2)
+    assert batch.coefficient.shape == batch.regulated.shape == (4, 1500, 2)
     assert batch.status.dtype == np.int8 and np.all(batch.status == Status.MAX_STEPS)
     assert batch.valid.shape == (4,) and batch.caveats.shape == (4,)
     # a run of the batch is the run alone
     one = rd.balancing_two_layer(stats, 0.04, gram[2], 1500, method="inforeg", epoch=10)
     assert one.batch_shape == () and isinstance(one.caveats, tuple)
-    for name in ("w", "trace", "coefficient", "regulated", "proximal", "crossing", "t_a",
-                 "t_b", "ratio", "valid", "status"):
+    for name in ("w", "trace", "coefficient", "regulated", "crossing", "t_a", "t_b", "ratio",
+                 "valid", "status"):
         np.testing.assert_array_equal(getattr(batch[2], name), getattr(one, name), name)
     # labels: configurations × seeds
     grid = batch.reshape(2, 2)
