@@ -18,7 +18,7 @@ seed 0 (acceptance: within 1 %; records where the weights are within 1e-12 of th
 are beyond what per-sample residuals resolve in float64, see RESOLVABLE). t_m: the step at which W_m^tot reaches half of its global
 value.
 
-Theory (dlnfusion.theory.fisher_late_fusion, derived in theory/fisher.py): the mode solution
+Theory (dlnfusion.reduced.fisher_late_fusion, derived in theory/fisher.py): the mode solution
 of each branch iterated as gradient descent: exact for the two-layer branch from its initial
 (u·v, ‖u‖² + ‖v‖²), and exact for the balanced chains. It uses the initial weights only.
 
@@ -32,7 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from dlnfusion import NetworkSpec, Params, Stats, init_batch, train
+from dlnfusion import reduced as rd
 from dlnfusion import theory as th
+from dlnfusion.rules import prime_window
 from dlnfusion.compare import fisher_observable, fisher_sampled
 from dlnfusion.networks import total_maps
 from dlnfusion.results import first_crossing
@@ -103,7 +105,7 @@ def _windows(trace):
     """Window epochs under both rules, per modality: list of [first, last] epoch runs."""
     out = {}
     for rule, K in (("paper", K_PAPER), ("moving_average", K_AVERAGE)):
-        on = th.prime_window(trace.T, K=K, rule=rule, average=AVERAGE)    # (M, epochs)
+        on = prime_window(trace.T, K=K, rule=rule, average=AVERAGE)    # (M, epochs)
         out[rule] = [_runs(v) for v in on]
     return out
 
@@ -131,7 +133,7 @@ def _one(name, cfg, stats, seeds, mc_samples, mc_stride):
     theory, t_theory = [], []
     for s in range(len(seeds)):
         kw = dict(p0=p0[s]) if cfg["depth"] == 2 else {}
-        res = th.fisher_late_fusion(stats, cfg["depth"], LR, w0[s], steps, **kw)
+        res = rd.fisher_late_fusion(stats, cfg["depth"], LR, w0[s], steps, **kw)
         theory.append(res)
         t_theory.append([float(first_crossing(res.w[:, m], res.time, 0.5)) for m in range(2)])
     fine = theory[0].time

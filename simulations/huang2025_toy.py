@@ -13,10 +13,10 @@ deviation), "ogm" (the same without the noise), "inforeg" (β = 0.9, K = 0.04, t
 window, an epoch = EPOCH steps). Scores: the loss reduction of each branch alone (see
 dlnfusion.transforms).
 
-Theory (dlnfusion.theory.balancing_two_layer): the exact reduced dynamics of each run (the
+Theory (dlnfusion.reduced.balancing_two_layer): the exact reduced dynamics of each run (the
 Gram matrix of each branch's two weight vectors and, for InfoReg, their values at the epoch
 start), from its initial weights. OGM-GE: the exact law of its noisy training
-(dlnfusion.theory.ogm_ge_two_layer: the Gram entries of each branch's weights and the all-ones
+(dlnfusion.reduced.ogm_ge_two_layer: the Gram entries of each branch's weights and the all-ones
 direction as a Markov chain, drawn exactly, PATHS noise realizations per seed, independent of
 the network's own noise), which also predicts the fraction of runs the noise makes diverge; its
 mean-field approximation (balancing_two_layer, "ogm_ge") beside, flagged where the leader's
@@ -40,6 +40,7 @@ import numpy as np
 import optax
 
 from dlnfusion import NetworkSpec, Stats, init_batch, train
+from dlnfusion import reduced as rd
 from dlnfusion import theory as th
 from dlnfusion.compare import measure_unimodal_phase
 from dlnfusion.plot import PALETTE, new_figure, paper_style, save
@@ -124,26 +125,26 @@ def run(out: Path, quick: bool = False) -> dict:
             traj = train(spec, stats, params, lr=LR, max_steps=STEPS, stride=STRIDE,
                          optimizer=_optimizer(method, spec))
             m = measure_unimodal_phase(traj)
-            theory = th.balancing_two_layer(stats, LR, gram, STEPS, **_theory_kwargs(method))
+            theory = rd.balancing_two_layer(stats, LR, gram, STEPS, **_theory_kwargs(method))
             extra = {}
             if method == "ogm_ge":
                 mean_field = theory
-                theory = th.ogm_ge_two_layer(stats, LR, noisy0, WIDTH, STEPS, alpha=OGM_ALPHA,
+                theory = rd.ogm_ge_two_layer(stats, LR, noisy0, WIDTH, STEPS, alpha=OGM_ALPHA,
                                              paths=QUICK_PATHS if quick else PATHS,
                                              seed=int(1000 * rho) % 997, stride=1)
-                ratio_th = np.array([r.ratio_mean for r in theory])
+                ratio_th = np.asarray(theory.ratio_mean)
                 extra = {
                     "time_ratio_theory_sem": float(np.sqrt(np.sum(
-                        np.square([r.ratio_sem for r in theory]))) / len(theory)),
-                    "time_ratio_mean_field": _list([r.ratio for r in mean_field]),
-                    "mean_field_valid": all(r.valid for r in mean_field),
-                    "mean_field_caveats": sorted({c for r in mean_field for c in r.caveats}),
-                    "diverged_theory": float(np.mean([r.diverged for r in theory])),
+                        np.square(theory.ratio_sem))) / len(theory)),
+                    "time_ratio_mean_field": _list(mean_field.ratio),
+                    "mean_field_valid": bool(np.all(mean_field.valid)),
+                    "mean_field_caveats": sorted({c for cs in mean_field.caveats for c in cs}),
+                    "diverged_theory": float(np.mean(theory.diverged_fraction)),
                     "diverged_sim": int(np.sum(np.asarray(traj.status_names()) == "diverged")),
                     "paths": QUICK_PATHS if quick else PATHS}
             else:
-                ratio_th = np.array([r.ratio for r in theory])
-            caveats = sorted({c for r in theory for c in r.caveats})
+                ratio_th = np.asarray(theory.ratio)
+            caveats = sorted({c for cs in theory.caveats for c in cs})
             if method == "unimodal":
                 # the fixed point of the fused loss plus λ × the unimodal ones:
                 # (Σ + λ diag Σ) w = (1 + λ) s
@@ -176,7 +177,7 @@ def run(out: Path, quick: bool = False) -> dict:
                 "final_w_theory": [(r.w_mean[-1] if method == "ogm_ge" else
                                     _stopped(r.w, stats)).tolist() for r in theory],
                 "status": [str(v) for v in traj.status_names()],
-                "valid": all(r.valid for r in theory) and bool(np.all(np.isfinite(ratio_th))),
+                "valid": bool(np.all(theory.valid)) and bool(np.all(np.isfinite(ratio_th))),
                 "caveats": caveats,
                 **extra,
             }
@@ -190,8 +191,8 @@ def run(out: Path, quick: bool = False) -> dict:
                     "valid": kappa.valid, "caveats": list(kappa.caveats)}
             points.append(point)
             if rho == 0.5:
-                curves[method] = dict(t=theory[0].time,
-                                      w=theory[0].w_mean if method == "ogm_ge" else theory[0].w,
+                curves[method] = dict(t=theory.time,
+                                      w=theory.w_mean[0] if method == "ogm_ge" else theory.w[0],
                                       t_sim=traj.time, w_sim=np.stack(
                                           [np.asarray(mp)[0].reshape(-1) for mp in
                                            traj.maps], 1))
@@ -225,16 +226,16 @@ def _width_sweep(quick):
         for width in (QUICK_WIDTHS_LAW if quick else WIDTHS_LAW):
             spec = NetworkSpec.fusion(2, 2, width=width)
             params = init_batch(spec, seeds, scale=SCALE)
-            law = th.ogm_ge_two_layer(stats, LR, th.noise_gram(spec, params), width, STEPS,
+            law = rd.ogm_ge_two_layer(stats, LR, th.noise_gram(spec, params), width, STEPS,
                                       alpha=OGM_ALPHA, paths=paths, seed=width % 997)
-            mf = th.balancing_two_layer(stats, LR, th.initial_gram(spec, params), STEPS,
+            mf = rd.balancing_two_layer(stats, LR, th.initial_gram(spec, params), STEPS,
                                         method="ogm_ge", alpha=OGM_ALPHA)
             row = {"rho": rho, "width": width,
-                   "time_ratio_theory": _list([np.mean([r.ratio_mean for r in law])])[0],
+                   "time_ratio_theory": _list([np.mean(law.ratio_mean)])[0],
                    "time_ratio_theory_sem": _list([np.sqrt(np.sum(np.square(
-                       [r.ratio_sem for r in law]))) / len(law)])[0],
-                   "diverged_theory": float(np.mean([r.diverged for r in law])),
-                   "time_ratio_mean_field": _list([r.ratio for r in mf]),
+                       law.ratio_sem))) / len(law)])[0],
+                   "diverged_theory": float(np.mean(law.diverged_fraction)),
+                   "time_ratio_mean_field": _list(mf.ratio),
                    "time_ratio_sim": None, "diverged_sim": None}
             if width in sims:
                 traj = train(spec, stats, params, lr=LR, max_steps=STEPS, stride=STRIDE,

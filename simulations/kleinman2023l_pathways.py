@@ -10,7 +10,7 @@ during [0, 200) and mode 1 (the largest, index 0) of pathway a lesioned for good
 
 Measured against predicted: the mode strengths K_{p,α} = (Uᵀ Ω_p V)_{αα} of the simulated
 network (width 100, every matrix trained) against the exact per-mode gradient-descent map of
-dlnfusion.theory.reduced_pathways, run from the initial per-layer values alone (theory), and
+dlnfusion.reduced.reduced_pathways, run from the initial per-layer values alone (theory), and
 the closed-form gradient-flow split dlnfusion.theory.predicted_split. A second batch starts
 from a jittered initialization (every entry perturbed, jitter 0.01 of the aligned scale; the
 spec states a jitter but no value) and reports how far it moves from the aligned theory.
@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from dlnfusion import Gate, Lesion, NetworkSpec, init_pathways, train
+from dlnfusion import reduced as rd
 from dlnfusion import theory as th
 from dlnfusion.data import hierarchy
 from dlnfusion.plot import PALETTE, new_figure, paper_style, save
@@ -73,7 +74,7 @@ def theory_gates(depth, start, length, lesion=None):
     s = hierarchy().modes(0)[1]
     gates = [(GATED, float(start), float(start + length))] if length > 0 else []
     lesions = [(0, lesion, 0.0, np.inf)] if lesion is not None else []
-    return th.reduced_pathways(tuple(s), STRENGTH ** (1 / depth), (depth, depth), LR, STEPS,
+    return rd.reduced_pathways(tuple(s), STRENGTH ** (1 / depth), (depth, depth), LR, STEPS,
                                gates=tuple(gates), lesions=tuple(lesions), method="gd",
                                record_every=STRIDE)
 
@@ -138,7 +139,7 @@ def run(out: Path, quick: bool = False) -> dict:
                "settings": {"width": WIDTH, "strength": STRENGTH, "lr": LR, "steps": STEPS,
                             "gate_length": GATE_LENGTH, "jitter": JITTER,
                             "loss": "0.5 * sum over items of squared error",
-                            "theory": "dlnfusion.theory.reduced_pathways (exact GD map per "
+                            "theory": "dlnfusion.reduced.reduced_pathways (exact GD map per "
                                       "mode); closed form: dlnfusion.theory.predicted_split "
                                       "(gradient flow)"},
                "runs": runs,

@@ -5,7 +5,7 @@ value p0 = 0.005 (K0 = p0^D), learning rate 0.01, time in steps. The plane is (K
 solution line K_a + K_b = s is the set of fixed points; the streamlines are the ungated field
 dK_q/dt = η D K_q^{2−2/D}(s − K_a − K_b) (dlnfusion.theory.pathway_flow). Two deficits gate
 pathway b: an early one, [0, t½), and a late one, [2t½, 3t½), with t½ the ungated time to reach
-K_a + K_b = s/2 (dlnfusion.theory.pathway_portrait). Theory: the gradient-flow trajectories
+K_a + K_b = s/2 (dlnfusion.reduced.pathway_portrait). Theory: the gradient-flow trajectories
 (lines). Simulation: the full network (two pathways 1 → 10 → … → 1 of D matrices, aligned and
 balanced, every matrix trained) integrated as gradient flow with the same windows (markers).
 Gradient flow, not gradient descent: at ηs = 0.1 gradient descent is a few steps late on a
@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from dlnfusion import Gate, NetworkSpec, Stats, init_pathways, train
+from dlnfusion import reduced as rd
 from dlnfusion import theory as th
 from dlnfusion.plot import PALETTE, new_figure, paper_style, save
 from dlnfusion.training import mode_strengths
@@ -83,12 +84,12 @@ def windows_for(t_half: float, quick: bool = False) -> list:
 def run(out: Path, quick: bool = False) -> dict:
     panels, rows, traj = [], [], []
     for D in DEPTHS:
-        th_half = th.pathway_portrait(D, s=S, p0=P0, lr=LR, n_points=10).t_half
+        th_half = rd.pathway_portrait(D, s=S, p0=P0, lr=LR, n_points=10).t_half
         wins = windows_for(th_half, quick)
         steps = int(np.ceil(BUDGET * th_half))
         every = max(1, steps // N_RECORDS)
         # the theory's line at every step: the transitions last ~10 steps
-        theory = [th.reduced_pathways((S,), P0, (D, D), LR, steps, gates=((1, w[1], w[2]),),
+        theory = [rd.reduced_pathways((S,), P0, (D, D), LR, steps, gates=((1, w[1], w[2]),),
                                       method="gf", record_every=1) for w in wins]
         if quick and D in QUICK_THEORY_ONLY:
             K = None

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 import dlnfusion as dln
+from dlnfusion import reduced as rd
 from dlnfusion import theory as th
+from dlnfusion.rules import fisher_trace, prime_window
 from dlnfusion.compare import fisher_observable, fisher_sample_observable, fisher_sampled
 from dlnfusion.networks import FusionMLP
 
@@ -29,12 +31,12 @@ def test_closed_form_against_per_sample_gradients(depth, fusion_layer):
     stats = dln.Stats.scalar_toy(2.0, 1.0, 0.5)
     spec = dln.NetworkSpec.fusion(depth, fusion_layer, width=6)
     params = _one(spec)
-    want = th.fisher_trace(spec, params, stats, by="layer")
+    want = fisher_trace(spec, params, stats, by="layer")
     xs, y = _teacher_samples(stats, 200_000, seed=depth + fusion_layer)
     got, se = fisher_sampled(spec, params, xs, y, by="layer", stderr=True)
     assert np.all(np.abs(got - want) <= 5 * se), (got, want, se)
     # by branch: the sum of each branch's matrices
-    br = th.fisher_trace(spec, params, stats)
+    br = fisher_trace(spec, params, stats)
     d = spec.branch_depths
     np.testing.assert_allclose(br, [want[:d[0]].sum(), want[d[0]:d[0] + d[1]].sum()], rtol=1e-12)
 
@@ -44,12 +46,12 @@ def test_batch_variant_against_sampled_batches():
     stats = dln.Stats.scalar_toy(2.0, 1.0, -0.3)
     spec = dln.NetworkSpec.fusion(2, 2, width=4)
     params = _one(spec, seed=3)
-    want = th.fisher_trace(spec, params, stats, batch_size=8)
+    want = fisher_trace(spec, params, stats, batch_size=8)
     xs, y = _teacher_samples(stats, 320_000, seed=5)
     got, se = fisher_sampled(spec, params, xs, y, batch_size=8, stderr=True)
     assert np.all(np.abs(got - want) <= 5 * se), (got, want, se)
     # a batch's mean gradient has a smaller squared norm than a single sample's
-    assert np.all(want < th.fisher_trace(spec, params, stats))
+    assert np.all(want < fisher_trace(spec, params, stats))
 
 
 def test_vector_modalities_and_noise():
@@ -60,7 +62,7 @@ def test_vector_modalities_and_noise():
     params = _one(spec, seed=1, scale=0.3)
     ds = stats.sample(200_000, seed=7)
     got, se = fisher_sampled(spec, params, ds.xs, ds.y, stderr=True)
-    want = th.fisher_trace(spec, params, stats)
+    want = fisher_trace(spec, params, stats)
     assert np.all(np.abs(got - want) <= 5 * se), (got, want, se)
 
 
@@ -72,9 +74,9 @@ def test_recorded_in_the_loop_equals_closed_form_on_the_weights():
                      observe={"fisher": fisher_observable(spec=spec)})
     F = traj.records["fisher"]
     assert F.shape == (2, traj.time.size, 2)
-    np.testing.assert_allclose(F[:, -1], th.fisher_trace(spec, traj.final_params, stats),
+    np.testing.assert_allclose(F[:, -1], fisher_trace(spec, traj.final_params, stats),
                                rtol=1e-10)
-    np.testing.assert_allclose(F[:, 0], th.fisher_trace(spec, traj.initial_params, stats),
+    np.testing.assert_allclose(F[:, 0], fisher_trace(spec, traj.initial_params, stats),
                                rtol=1e-10)
 
 
@@ -129,10 +131,10 @@ def test_mode_solution_against_training(rho):
             w0 = np.array([(mats[1] @ mats[0]).item(), (mats[3] @ mats[2]).item()])
             p0 = np.array([np.sum(mats[0] ** 2) + np.sum(mats[1] ** 2),
                            np.sum(mats[2] ** 2) + np.sum(mats[3] ** 2)])
-            theory = th.fisher_late_fusion(stats, 2, 0.04, w0, steps, p0=p0, stride=10)
+            theory = rd.fisher_late_fusion(stats, 2, 0.04, w0, steps, p0=p0, stride=10)
         else:
             p = th.balanced_chain_params(spec, [1e-4, 1e-4], seeds=[0])
-            theory = th.fisher_late_fusion(stats, 4, 0.04, [1e-4, 1e-4], steps, stride=10)
+            theory = rd.fisher_late_fusion(stats, 4, 0.04, [1e-4, 1e-4], steps, stride=10)
         traj = dln.train(spec, stats, p, lr=0.04, max_steps=steps, stride=10, stop_loss=None,
                          observe={"fisher": fisher_observable()})
         F = traj.records["fisher"][0]
@@ -146,11 +148,11 @@ def test_information_rises_then_falls_and_peaks_near_t_m():
     """The paper's 'rises then falls in an early window', in the two-layer network: Tr F_A
     peaks within an epoch of t_A, and the window of eq. (11) ends there."""
     stats = dln.Stats.scalar_toy(2.0, 1.0, 0.0)
-    res = th.fisher_late_fusion(stats, 2, 0.04, [1e-17, 1e-17], 800)
+    res = rd.fisher_late_fusion(stats, 2, 0.04, [1e-17, 1e-17], 800)
     t_A = res.time[np.argmax(res.w[:, 0] >= 0.5)]
     peak = res.time[np.argmax(res.trace[:, 0])]
     assert abs(peak - t_A) <= 10
-    win = th.prime_window(res.trace[::10, 0], K=0.04)
+    win = prime_window(res.trace[::10, 0], K=0.04)
     last = np.flatnonzero(win)[-1] * 10
     assert abs(last - t_A) <= 20 and not win[-1]
 
@@ -158,12 +160,12 @@ def test_information_rises_then_falls_and_peaks_near_t_m():
 def test_prime_window_rules():
     F = np.array([1.0, 2.0, 4.0, 4.1, 4.1, 3.0, 2.0])
     # paper: epoch t tests (F[t-1] − F[t-2]) / F[t-1] > K
-    np.testing.assert_array_equal(th.prime_window(F, K=0.04),
+    np.testing.assert_array_equal(prime_window(F, K=0.04),
                                   [False, False, True, True, False, False, False])
-    ma = th.prime_window(np.arange(1.0, 30.0), K=0.05, rule="moving_average", average=3)
+    ma = prime_window(np.arange(1.0, 30.0), K=0.05, rule="moving_average", average=3)
     assert not ma[:4].any() and ma[4] and not ma[-1]
     # a batch of series: the last axis is time
-    assert th.prime_window(np.stack([F, F]), K=0.04).shape == (2, F.size)
+    assert prime_window(np.stack([F, F]), K=0.04).shape == (2, F.size)
 
 
 def test_bad_input_errors():
@@ -171,19 +173,19 @@ def test_bad_input_errors():
     spec = dln.NetworkSpec.fusion(2, 2, width=3)
     params = _one(spec)
     with pytest.raises(ValueError, match="K .*must lie in \\(0, 1\\)"):
-        th.prime_window([1.0, 2.0, 3.0], K=1.5)
+        prime_window([1.0, 2.0, 3.0], K=1.5)
     with pytest.raises(ValueError, match="K .*must lie in \\(0, 1\\)"):
-        th.prime_window([1.0, 2.0, 3.0], K=0.0)
+        prime_window([1.0, 2.0, 3.0], K=0.0)
     with pytest.raises(ValueError, match="rule must be one of"):
-        th.prime_window([1.0, 2.0, 3.0], rule="ema")
+        prime_window([1.0, 2.0, 3.0], rule="ema")
     with pytest.raises(ValueError, match="by must be one of"):
-        th.fisher_trace(spec, params, stats, by="modality")
+        fisher_trace(spec, params, stats, by="modality")
     with pytest.raises(ValueError, match="batch_size must be None"):
-        th.fisher_trace(spec, params, stats, batch_size=0)
+        fisher_trace(spec, params, stats, batch_size=0)
     with pytest.raises(ValueError, match="linear network"):
-        th.fisher_trace(dln.NetworkSpec.fusion(2, 2, width=3, activation="relu"), params, stats)
+        fisher_trace(dln.NetworkSpec.fusion(2, 2, width=3, activation="relu"), params, stats)
     with pytest.raises(ValueError, match="stats have input dims"):
-        th.fisher_trace(spec, params, dln.Stats.random(dim=4, seed=0))
+        fisher_trace(spec, params, dln.Stats.random(dim=4, seed=0))
     with pytest.raises(ValueError, match="batch_size .* larger than"):
         fisher_sampled(spec, params, (np.ones((4, 1)), np.ones((4, 1))), np.ones((4, 1)),
                        batch_size=8)
@@ -194,13 +196,13 @@ def test_bad_input_errors():
     with pytest.raises(ValueError, match="linear networks only"):
         fisher_observable(spec=dln.NetworkSpec.fusion(2, 2, width=3, activation="relu"))
     with pytest.raises(ValueError, match="depth must be an integer >= 2"):
-        th.fisher_late_fusion(stats, 1, 0.04, [1e-3, 1e-3], 10)
+        rd.fisher_late_fusion(stats, 1, 0.04, [1e-3, 1e-3], 10)
     with pytest.raises(ValueError, match="w0 must be finite"):
-        th.fisher_late_fusion(stats, 3, 0.04, [-1e-3, 1e-3], 10)
+        rd.fisher_late_fusion(stats, 3, 0.04, [-1e-3, 1e-3], 10)
     with pytest.raises(ValueError, match="p0 must be at least"):
-        th.fisher_late_fusion(stats, 2, 0.04, [1e-3, 1e-3], 10, p0=[1e-4, 1e-4])
+        rd.fisher_late_fusion(stats, 2, 0.04, [1e-3, 1e-3], 10, p0=[1e-4, 1e-4])
     with pytest.raises(ValueError, match="scalar modalities"):
-        th.fisher_late_fusion(dln.Stats.random(dim=4, seed=0), 2, 0.04, [1e-3, 1e-3], 10)
+        rd.fisher_late_fusion(dln.Stats.random(dim=4, seed=0), 2, 0.04, [1e-3, 1e-3], 10)
     with pytest.raises(ValueError, match="late fusion"):
         th.balanced_chain_params(dln.NetworkSpec.fusion(3, 2, width=3), [1e-2, 1e-2])
     with pytest.raises(ValueError, match="w0 must be positive"):

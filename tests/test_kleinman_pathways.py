@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from dlnfusion import reduced as rd
 from dlnfusion import theory as th
 from dlnfusion.data import hierarchy
 from dlnfusion.simulations import kleinman2023l_pathways as pw
@@ -54,7 +55,7 @@ def test_papers_claims_on_the_gated_pathway(depth3):
         mid[D] = pw.theory_gates(D, 400.0, 150.0).K[-1, 1, -1] / s[-1]
     assert mid[2] > mid[3] > mid[4]
     # permanent: 3000 more steps of the reduced map leave the early split where it is
-    long = th.reduced_pathways(tuple(s), pw.STRENGTH ** (1 / 3), (3, 3), pw.LR, 4000,
+    long = rd.reduced_pathways(tuple(s), pw.STRENGTH ** (1 / 3), (3, 3), pw.LR, 4000,
                                gates=((1, 0.0, 150.0),), record_every=1000)
     np.testing.assert_allclose(long.K[-1, 1], long.K[1, 1], atol=1e-3)
 

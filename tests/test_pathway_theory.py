@@ -1,4 +1,5 @@
-"""Multi-pathway deep linear networks (dlnfusion.theory.pathways, Kleinman et al. 2023).
+"""Multi-pathway deep linear networks (dlnfusion.theory.pathways and
+dlnfusion.reduced.pathways, Kleinman et al. 2023).
 
 (a) the reduced gradient-descent map against full-matrix gradient descent (jax.grad) on the
 8-item hierarchical task; (b) the piecewise gradient-flow closed forms against the numerical
@@ -13,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dlnfusion import reduced as rd
 from dlnfusion import theory as th
 
 S_HIER = np.sqrt([15.0, 7.0, 3.0, 3.0, 1.0, 1.0, 1.0, 1.0])
@@ -119,7 +121,7 @@ def test_gd_map_matches_full_matrix_gradient_descent(full_network, D):
     for gate, lesion in cases:
         K, off = full_network(D, p0, lr, steps, gate, lesion)
         lesions = [(lesion[0], lesion[1], 0, np.inf)] if lesion else []
-        red = th.reduced_pathways(S_HIER, p0, (D, D), lr, steps, gates=[gate] if gate else [],
+        red = rd.reduced_pathways(S_HIER, p0, (D, D), lr, steps, gates=[gate] if gate else [],
                                   lesions=lesions).K[-1]
         live = red != 0
         # float64 rounding over 1000 steps in two orders of operations: measured ≤ 5e-14
@@ -134,11 +136,11 @@ def test_gd_map_matches_full_matrix_gradient_descent(full_network, D):
 
 def test_gd_map_is_fast_after_compilation():
     p0 = 0.01 ** 0.5
-    th.reduced_pathways(S_HIER, p0, (2, 2), 0.01, 1000, gates=[(1, 0, 150)])  # compile
+    rd.reduced_pathways(S_HIER, p0, (2, 2), 0.01, 1000, gates=[(1, 0, 150)])  # compile
     ts = []
     for _ in range(5):
         t = time.perf_counter()
-        th.reduced_pathways(S_HIER, p0, (2, 2), 0.01, 1000, gates=[(1, 0, 150)])
+        rd.reduced_pathways(S_HIER, p0, (2, 2), 0.01, 1000, gates=[(1, 0, 150)])
         ts.append(time.perf_counter() - t)
     # Measured ≈ 1.5 ms per call; 50 ms leaves room for a loaded 2-core CI machine while still
     # failing for an uncompiled step-by-step loop (≈ 0.1-1 s).
@@ -146,11 +148,11 @@ def test_gd_map_is_fast_after_compilation():
 
 
 def test_gd_records_and_lesion_windows():
-    r = th.reduced_pathways([2.0, 1.0], 0.3, (2, 1), 0.05, 25, record_every=10,
+    r = rd.reduced_pathways([2.0, 1.0], 0.3, (2, 1), 0.05, 25, record_every=10,
                             lesions=[(0, 1, 5, 12), (1, 0, 3, 7)])
     np.testing.assert_array_equal(r.time, [0, 10, 20, 25])
     assert r.K.shape == r.p.shape == (4, 2, 2)
-    full = th.reduced_pathways([2.0, 1.0], 0.3, (2, 1), 0.05, 25,
+    full = rd.reduced_pathways([2.0, 1.0], 0.3, (2, 1), 0.05, 25,
                                lesions=[(0, 1, 5, 12), (1, 0, 3, 7)])
     np.testing.assert_array_equal(full.K[[0, 10, 20, 25]], r.K)
     # D = 2: p = 0 is a fixed point, the lesioned mode stays at zero after the window;
@@ -172,7 +174,7 @@ def test_closed_forms_match_numerical_flow_through_windows(D):
         p0 = p0 - 0.2        # K = p can be negative for D = 1
     times = np.arange(0, 801, 50.0)
     cf = th.pathways_closed_form(S4, p0, D, lr, times, gates=GATES)
-    gf = th.reduced_pathways(S4, p0, (D, D), lr, 800, gates=GATES, method="gf",
+    gf = rd.reduced_pathways(S4, p0, (D, D), lr, 800, gates=GATES, method="gf",
                              record_every=50)
     np.testing.assert_array_equal(gf.time, times)
     # LSODA at rtol 1e-12 against the closed forms (D = 3: quadratures at 1e-13): measured
@@ -213,8 +215,8 @@ def test_gradient_descent_converges_to_flow_at_first_order(D):
         n = int(round(6.0 / lr))
         gates = [(1, round(1.0 / lr), round(2.5 / lr)), (0, round(3.0 / lr), round(3.5 / lr))]
         every = int(round(0.5 / lr))
-        gd = th.reduced_pathways(S_HIER, p0, (D, D), lr, n, gates=gates, record_every=every)
-        gf = th.reduced_pathways(S_HIER, p0, (D, D), lr, n, gates=gates, method="gf",
+        gd = rd.reduced_pathways(S_HIER, p0, (D, D), lr, n, gates=gates, record_every=every)
+        gf = rd.reduced_pathways(S_HIER, p0, (D, D), lr, n, gates=gates, method="gf",
                                  record_every=every)
         errs.append(np.max(np.abs(gd.K - gf.K) / np.abs(gf.K)))
     ratios = [errs[0] / errs[1], errs[1] / errs[2]]
@@ -230,7 +232,7 @@ def _gf_limit(s, p0, D, lr, t0, T, t_esc_slowest):
     """The reduced flow (method "gf") run until every mode has escaped and settled: 2 t_esc of
     the slowest mode after the gate (doubling it changes K by < 2e-10 of s, measured)."""
     steps = int(np.ceil(t0 + T + 2 * t_esc_slowest))
-    return th.reduced_pathways(s, p0, (D, D), lr, steps, gates=[(1, t0, t0 + T)], method="gf",
+    return rd.reduced_pathways(s, p0, (D, D), lr, steps, gates=[(1, t0, t0 + T)], method="gf",
                                record_every=steps).K[-1]
 
 
@@ -292,7 +294,7 @@ def test_predicted_split_against_gradient_descent_at_spec_settings(D, bound):
     worst = 0.0
     for t0 in (0, 400, 750):
         pr = th.predicted_split(S_HIER, p0, D, lr, t0, 150, steps)
-        gd = th.reduced_pathways(S_HIER, p0, (D, D), lr, steps, gates=[(1, t0, t0 + 150)]).K[-1]
+        gd = rd.reduced_pathways(S_HIER, p0, (D, D), lr, steps, gates=[(1, t0, t0 + 150)]).K[-1]
         worst = max(worst, float(np.max(np.abs(np.array([pr.K_a, pr.K_b]) - gd) / np.abs(gd))))
     assert worst <= bound, worst
 
@@ -301,9 +303,9 @@ def test_predicted_split_against_gradient_descent_at_spec_settings(D, bound):
 def test_early_gate_is_permanent_late_gate_is_not(D):
     lr = 0.01
     p0 = 0.01 ** (1.0 / D)
-    early = th.reduced_pathways(S_HIER, p0, (D, D), lr, 5000, gates=[(1, 0, 150)],
+    early = rd.reduced_pathways(S_HIER, p0, (D, D), lr, 5000, gates=[(1, 0, 150)],
                                 record_every=1000).K
-    late = th.reduced_pathways(S_HIER, p0, (D, D), lr, 5000, gates=[(1, 750, 900)],
+    late = rd.reduced_pathways(S_HIER, p0, (D, D), lr, 5000, gates=[(1, 750, 900)],
                                record_every=1000).K
     # early: the gated pathway holds ≤ 7% of every mode (measured ≤ 6.6%; 0.26% of the top
     # mode), and 4000 more steps change it by < 1e-3 relative (measured ≤ 1e-4): permanent.
@@ -322,7 +324,7 @@ def test_conservation_laws_of_the_flow(D):
     lr = 0.01
     p0 = np.array([[0.3, 0.5, 0.2, 0.6], [0.45, 0.25, 0.4, 0.3]])
     gates = [(1, 100, 180)]
-    r = th.reduced_pathways(S4, p0, (D, D), lr, 400, gates=gates, method="gf", record_every=20)
+    r = rd.reduced_pathways(S4, p0, (D, D), lr, 400, gates=gates, method="gf", record_every=20)
     if D == 1:
         q = r.K[:, 0] - r.K[:, 1]
     elif D == 2:
@@ -353,7 +355,7 @@ def test_pathway_flow_and_portrait():
     fa, fb = th.pathway_flow(1.0, 2.0, 10.0, (2, 3))
     assert fa == pytest.approx(2 * 1.0 * 7.0) and fb == pytest.approx(3 * 2.0 ** (4 / 3) * 7.0)
     for D in (2, 3, 4):
-        pt = th.pathway_portrait(D)
+        pt = rd.pathway_portrait(D)
         np.testing.assert_allclose(pt.line.sum(axis=1), 10.0)
         # early deficit: winner-take-all; late: the diagonal (measured K_b < 1e-4 of s and
         # |K_a − K_b| < 1e-4 of s)
@@ -367,25 +369,25 @@ def test_pathway_flow_and_portrait():
 def test_errors():
     s = S4
     with pytest.raises(ValueError, match=r"depths\[1\] must be a positive integer"):
-        th.reduced_pathways(s, 0.1, (2, 0), 0.01, 10)
+        rd.reduced_pathways(s, 0.1, (2, 0), 0.01, 10)
     with pytest.raises(ValueError, match=r"depths\[0\] must be a positive integer"):
-        th.reduced_pathways(s, 0.1, (1.5, 2), 0.01, 10)
+        rd.reduced_pathways(s, 0.1, (1.5, 2), 0.01, 10)
     with pytest.raises(ValueError, match="depth must be a positive integer"):
         th.pathways_closed_form(s, 0.1, 0, 0.01, [1.0])
     with pytest.raises(ValueError, match="lr must be a non-negative"):
-        th.reduced_pathways(s, 0.1, (2, 2), -0.01, 10)
+        rd.reduced_pathways(s, 0.1, (2, 2), -0.01, 10)
     with pytest.raises(ValueError, match="lr must be a non-negative"):
         th.predicted_split(s, 0.1, 2, -1.0, 0, 10, 100)
     with pytest.raises(ValueError, match=r"gates\[0\]: window start 10.0 > end 5.0"):
-        th.reduced_pathways(s, 0.1, (2, 2), 0.01, 10, gates=[(0, 10, 5)])
+        rd.reduced_pathways(s, 0.1, (2, 2), 0.01, 10, gates=[(0, 10, 5)])
     with pytest.raises(ValueError, match=r"lesions\[1\]: window start 8.0 > end 3.0"):
-        th.reduced_pathways(s, 0.1, (2, 2), 0.01, 10, lesions=[(0, 0, 0, 1), (1, 1, 8, 3)])
+        rd.reduced_pathways(s, 0.1, (2, 2), 0.01, 10, lesions=[(0, 0, 0, 1), (1, 1, 8, 3)])
     with pytest.raises(ValueError, match=r"lesions\[0\]: lesion mode index 4 beyond the 4 modes"):
-        th.reduced_pathways(s, 0.1, (2, 2), 0.01, 10, lesions=[(0, 4, 0, np.inf)])
+        rd.reduced_pathways(s, 0.1, (2, 2), 0.01, 10, lesions=[(0, 4, 0, np.inf)])
     with pytest.raises(ValueError, match=r"gates\[0\]: pathway index 2 out of range for 2"):
-        th.reduced_pathways(s, 0.1, (2, 2), 0.01, 10, gates=[(2, 0, 5)])
+        rd.reduced_pathways(s, 0.1, (2, 2), 0.01, 10, gates=[(2, 0, 5)])
     with pytest.raises(ValueError, match=r"lesions\[0\]: pathway index -1 out of range"):
-        th.reduced_pathways(s, 0.1, (2, 2), 0.01, 10, lesions=[(-1, 0, 0, 5)])
+        rd.reduced_pathways(s, 0.1, (2, 2), 0.01, 10, lesions=[(-1, 0, 0, 5)])
     with pytest.raises(ValueError, match=r"gates\[0\]: pathway index 3 out of range"):
         th.pathways_closed_form(s, 0.1, 2, 0.01, [5.0], gates=[(3, 0, 5)])
     with pytest.raises(ValueError, match="gated: pathway index 2 out of range"):
@@ -397,19 +399,19 @@ def test_errors():
     with pytest.raises(ValueError, match="gate_start must be finite and >= 0"):
         th.small_init_split(s, 0.1, 3, 0.01, -1, 5)
     with pytest.raises(ValueError, match=r"gates\[0\]: window start must be finite and >= 0"):
-        th.reduced_pathways(s, 0.1, (2, 2), 0.01, 10, gates=[(0, -1, 5)])
+        rd.reduced_pathways(s, 0.1, (2, 2), 0.01, 10, gates=[(0, -1, 5)])
     with pytest.raises(ValueError, match="method must be 'gd' or 'gf'"):
-        th.reduced_pathways(s, 0.1, (2, 2), 0.01, 10, method="rk4")
+        rd.reduced_pathways(s, 0.1, (2, 2), 0.01, 10, method="rk4")
     with pytest.raises(ValueError, match="steps must be a non-negative integer"):
-        th.reduced_pathways(s, 0.1, (2, 2), 0.01, -3)
+        rd.reduced_pathways(s, 0.1, (2, 2), 0.01, -3)
     with pytest.raises(ValueError, match="record_every must be a positive integer"):
-        th.reduced_pathways(s, 0.1, (2, 2), 0.01, 10, record_every=0)
+        rd.reduced_pathways(s, 0.1, (2, 2), 0.01, 10, record_every=0)
     with pytest.raises(ValueError, match=r"p0 must be a scalar, a \(2,\) array"):
-        th.reduced_pathways(s, np.ones(3), (2, 2), 0.01, 10)
+        rd.reduced_pathways(s, np.ones(3), (2, 2), 0.01, 10)
     with pytest.raises(ValueError, match="p0 must be positive for this closed form"):
         th.pathways_closed_form(s, -0.1, 3, 0.01, [1.0])
     with pytest.raises(ValueError, match="s must hold finite non-negative"):
-        th.reduced_pathways([1.0, -2.0], 0.1, (2, 2), 0.01, 10)
+        rd.reduced_pathways([1.0, -2.0], 0.1, (2, 2), 0.01, 10)
     with pytest.raises(ValueError, match="times must be finite and >= 0"):
         th.pathways_closed_form(s, 0.1, 2, 0.01, [-1.0])
     with pytest.raises(ValueError, match="K_a must be >= 0 for depth >= 2"):
@@ -423,4 +425,4 @@ def test_errors():
     with pytest.raises(ValueError, match="depth must be an integer or a pair"):
         th.pathway_flow(1.0, 1.0, 2.0, (2, 3, 4))
     with pytest.raises(ValueError, match="p0 is too large"):
-        th.pathway_portrait(2, s=1.0, p0=0.9)
+        rd.pathway_portrait(2, s=1.0, p0=0.9)

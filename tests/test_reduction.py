@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import dlnfusion as dln
-from dlnfusion import NetworkSpec, Stats, init_batch, simulate, theory as th, train
+from dlnfusion import NetworkSpec, Stats, init_batch, reduced as rd, simulate, train
 from dlnfusion.compare import measure_unimodal_phase, predict_unimodal_phase
 
 
@@ -21,7 +21,7 @@ def test_reduction_keeps_total_maps_and_initial_gradient(L, Lf, dims):
     spec = NetworkSpec.fusion(L, Lf, width=30, input_dims=dims)
     st = Stats.random(dim=sum(dims), seed=0, dims=dims)
     p = dln.init_params(spec, jax.random.PRNGKey(3), "frobenius", 0.5)
-    rspec, rp = th.reduce_network(spec, p)
+    rspec, rp = rd.reduce_network(spec, p)
     assert all(w <= sum(dims) + 1 for c in rspec.branch_dims for w in c[1:])
     for a, b in zip(dln.total_maps(spec, p), dln.total_maps(rspec, rp)):
         assert np.allclose(a, b, rtol=1e-10, atol=1e-16)
@@ -40,7 +40,7 @@ def test_reduction_keeps_total_maps_and_initial_gradient(L, Lf, dims):
     # float64 round-off of the maps (~1e-18).
     lrs = np.array([0.32, 0.16, 0.08])  # one run per learning rate, same weights
     pb = jax.tree_util.tree_map(lambda a: np.repeat(np.asarray(a)[None], lrs.size, 0), p)
-    rspec_b, rpb = th.reduce_network(spec, pb)
+    rspec_b, rpb = rd.reduce_network(spec, pb)
     full = train(spec, st, pb, lr=lrs, max_steps=1, stride=1, stop_loss=None)
     red = train(rspec_b, st, rpb, lr=lrs, max_steps=1, stride=1, stop_loss=None)
     maps0 = dln.total_maps(spec, p)
@@ -83,7 +83,7 @@ def test_zero_padding_units_stay_zero():
     spec = NetworkSpec.fusion(4, 4, width=20)
     st = Stats.scalar_toy(2.0, 1.0, 0.0)
     p = init_batch(spec, [0], "frobenius", 0.1)
-    rspec, rp = th.reduce_network(spec, p)
+    rspec, rp = rd.reduce_network(spec, p)
     # Late-fusion branches span 2 directions per hidden space; the third unit is padding.
     W2 = np.asarray(rp.branches[0][1][0])
     assert np.allclose(W2[2], 0) and np.allclose(W2[:, 2], 0)

@@ -6,11 +6,41 @@ import optax
 import pytest
 
 import dlnfusion as dln
+from dlnfusion import reduced as rd
 from dlnfusion import theory as th
 from dlnfusion.compare import measure_unimodal_phase
+from dlnfusion.results import Status
+from dlnfusion.rules import fisher_trace, prime_window
 from dlnfusion.training.objectives import Moments
 from dlnfusion.transforms import (branch_scores, inforeg, ogm_ge, unimodal_losses,
                                   unimodal_losses_batches)
+from helpers import rules_reference as ref
+
+
+def _follows_the_rules(run, stats, method, replays, **options):
+    """The rules a reduced run applied are the papers' (tests/helpers/rules_reference.py,
+    which shares no code with dlnfusion.rules): its recorded OGM coefficients and InfoReg flags
+    at every step equal those the reference rules give from its recorded weights and traces,
+    and its weights equal ``replays``, the same reduced map iterated in numpy with the
+    reference rules (one per run). The transforms apply the same dlnfusion.rules as the reduced
+    simulators, so their agreement alone could not reveal a wrong rule; these checks can."""
+    s = np.asarray(stats.sigma_yx).reshape(-1)
+    diag = np.diag(np.asarray(stats.sigma))
+    runs = [run] if run.batch_shape == () else list(run)
+    assert len(runs) == len(replays)
+    for r, want in zip(runs, replays):
+        coef, regulated, _ = ref.expected_method_state(r.w, r.trace, s, diag, method,
+                                                       **options)
+        # coefficients in [0, 1] from the same division and one tanh: a few ulp of 1
+        np.testing.assert_allclose(r.coefficient, coef, rtol=0, atol=8 * np.finfo(float).eps)
+        np.testing.assert_array_equal(r.regulated, regulated)
+        # float64 round-off of two implementations of the map, accumulated over the run: the
+        # tolerance of the network comparisons (1e-8), relative to the largest weight
+        np.testing.assert_allclose(r.w, want, rtol=1e-8, atol=1e-8 * np.max(np.abs(want)))
+        if method in ("ogm", "ogm_ge"):
+            assert np.any(coef < 1)
+        if method == "inforeg":
+            assert np.any(regulated)
 
 
 def _setup(rho=0.0, width=8, scale=0.05, seed=0):
@@ -94,17 +124,17 @@ def test_inforeg_adds_the_proximal_gradient_in_the_window():
 
 
 def test_inforeg_window_is_eq11_on_the_epoch_traces():
-    """The window InfoReg applies equals theory.prime_window on Tr F recorded at the epoch
+    """The window InfoReg applies equals rules.prime_window on Tr F recorded at the epoch
     starts, for the branch with a positive gap."""
     stats, spec, params = _setup(scale=1e-4, width=6)
     epoch, K = 5, 0.04
     seen, mo = _manual_run(spec, stats, params, inforeg(spec, epoch=epoch, K=K), 400)
     starts = [params for params, _ in seen[::epoch]]
-    traces = np.stack([th.fisher_trace(spec, jax.tree_util.tree_map(lambda a: a[None], p),
+    traces = np.stack([fisher_trace(spec, jax.tree_util.tree_map(lambda a: a[None], p),
                                        stats)[0] for p in starts])       # (epochs, M)
     # traces[k] is taken at the start of epoch k, the end of epoch k − 1: Tr F^{k−1}.
     # prime_window works on Tr F^0, Tr F^1, ... (index t = epoch t).
-    window = th.prime_window(traces[1:].T, K=K)                          # (M, epochs − 1)
+    window = prime_window(traces[1:].T, K=K)                          # (M, epochs − 1)
     for e in range(1, len(starts) - 1):
         # the flags of the last step of epoch e − 1 ... the first step of epoch e is e·epoch
         params_e, _ = seen[e * epoch]
@@ -213,7 +243,7 @@ def test_bad_input_errors():
 
 @pytest.mark.parametrize("rho", [-0.5, 0.5])
 def test_reduced_dynamics_predict_the_training(rho):
-    """theory.balancing_two_layer from the initial weights against the width-40 network for
+    """reduced.balancing_two_layer from the initial weights against the width-40 network for
     joint training, OGM (no noise) and InfoReg: t_A and t_B to float64 round-off
     (crossings interpolated between steps in both)."""
     stats = dln.Stats.scalar_toy(2.0, 1.0, rho)
@@ -225,11 +255,13 @@ def test_reduced_dynamics_predict_the_training(rho):
         opt = None if tx is None else (lambda lr, tx=tx: optax.chain(tx, optax.sgd(lr)))
         m = measure_unimodal_phase(dln.train(spec, stats, p, lr=0.04, max_steps=3000,
                                              stride=10, optimizer=opt))
-        res = th.balancing_two_layer(stats, 0.04, gram, 3000, method=method, epoch=10)
-        t_a = np.array([r.t_a for r in res])
-        t_b = np.array([r.t_b for r in res])
-        np.testing.assert_allclose(t_a, m.t_a, rtol=1e-8, equal_nan=True)
-        np.testing.assert_allclose(t_b, m.t_b, rtol=1e-8, equal_nan=True)
+        res = rd.balancing_two_layer(stats, 0.04, gram, 3000, method=method, epoch=10)
+        assert res.batch_shape == (2,) and res.time.shape == (3001,)
+        assert np.all(res.status == Status.MAX_STEPS)
+        np.testing.assert_allclose(res.t_a, m.t_a, rtol=1e-8, equal_nan=True)
+        np.testing.assert_allclose(res.t_b, m.t_b, rtol=1e-8, equal_nan=True)
+        _follows_the_rules(res, stats, method, [ref.replay_two_layer(
+            stats, 0.04, G, 3000, method, epoch=10) for G in gram], epoch=10)
 
 
 def test_unimodal_losses_in_theory_and_training():
@@ -247,14 +279,16 @@ def test_unimodal_losses_in_theory_and_training():
         m = measure_unimodal_phase(dln.train(
             spec, stats, p, lr=0.04, max_steps=3000, stride=10,
             optimizer=lambda lr, chain=chain: optax.chain(*chain, optax.sgd(lr))))
-        res = th.balancing_two_layer(stats, 0.04, gram, 3000, method=method, epoch=10,
+        res = rd.balancing_two_layer(stats, 0.04, gram, 3000, method=method, epoch=10,
                                      unimodal=0.5)
-        np.testing.assert_allclose([r.t_a for r in res], m.t_a, rtol=1e-8)
-        np.testing.assert_allclose([r.t_b for r in res], m.t_b, rtol=1e-8)
+        np.testing.assert_allclose(res.t_a, m.t_a, rtol=1e-8)
+        np.testing.assert_allclose(res.t_b, m.t_b, rtol=1e-8)
+        _follows_the_rules(res, stats, method, [ref.replay_two_layer(
+            stats, 0.04, G, 3000, method, unimodal=0.5, epoch=10) for G in gram], epoch=10)
         if method == "joint":
             # at ρ = 0.5 B's own correlation helps: the unimodal phase shortens
-            plain = th.balancing_two_layer(stats, 0.04, gram, 3000, method="joint")
-            assert max(r.ratio for r in res) < 0.8 * min(r.ratio for r in plain)
+            plain = rd.balancing_two_layer(stats, 0.04, gram, 3000, method="joint")
+            assert np.max(res.ratio) < 0.8 * np.min(plain.ratio)
     # a dict weight keyed by branch: B's alone is λ(s_B − Σ_BB w_B) on B only
     with dln.float64():
         mo = Moments(*[jnp.asarray(a) for a in Moments.of(stats)])
@@ -277,7 +311,7 @@ def test_unimodal_losses_in_theory_and_training():
     with pytest.raises(ValueError, match="needs params and the run's data"):
         tx.update(zero, tx.init(params), params)
     with pytest.raises(ValueError, match="unimodal must be a non-negative number"):
-        th.balancing_two_layer(stats, 0.04, gram[0], 10, unimodal=-0.1)
+        rd.balancing_two_layer(stats, 0.04, gram[0], 10, unimodal=-0.1)
 
 
 def test_ogm_ge_mean_field_noise():
@@ -295,12 +329,14 @@ def test_ogm_ge_mean_field_noise():
     sim = np.asarray(m.time_ratio)
     assert np.all(np.isfinite(sim)) and sim.std() > 0      # every run has its own noise
     se = sim.std(ddof=1) / np.sqrt(sim.size)
-    mf = th.balancing_two_layer(stats, 0.04, gram, 3000, method="ogm_ge")
-    assert all(r.valid for r in mf)
-    assert abs(np.mean([r.ratio for r in mf]) - sim.mean()) < 3 * se
-    quiet = th.balancing_two_layer(stats, 0.04, gram, 3000, method="ogm")
-    assert abs(np.mean([r.ratio for r in quiet]) - sim.mean()) > 3 * se
-    neg = th.balancing_two_layer(dln.Stats.scalar_toy(2.0, 1.0, -0.25), 0.04, gram[0], 4000,
+    mf = rd.balancing_two_layer(stats, 0.04, gram, 3000, method="ogm_ge")
+    assert np.all(mf.valid)
+    _follows_the_rules(mf, stats, "ogm_ge", [ref.replay_two_layer(stats, 0.04, G, 3000, "ogm_ge")
+                                            for G in gram])
+    assert abs(np.mean(mf.ratio) - sim.mean()) < 3 * se
+    quiet = rd.balancing_two_layer(stats, 0.04, gram, 3000, method="ogm")
+    assert abs(np.mean(quiet.ratio) - sim.mean()) > 3 * se
+    neg = rd.balancing_two_layer(dln.Stats.scalar_toy(2.0, 1.0, -0.25), 0.04, gram[0], 4000,
                                  method="ogm_ge")
     assert not neg.valid and any("fluctuations" in c for c in neg.caveats)
 
@@ -308,7 +344,7 @@ def test_ogm_ge_mean_field_noise():
 def test_ogm_ge_law_predicts_the_noisy_network_where_mean_field_fails():
     """At ρ = −0.25 A's OGM coefficient collapses and GE's noise decides the escape: the mean
     field is off by a factor 2.2, while the exact law of the Gram chain
-    (theory.ogm_ge_two_layer, its own noise draws) gives the seed-mean t_B/t_A of 16 noisy
+    (reduced.ogm_ge_two_layer, its own noise draws) gives the seed-mean t_B/t_A of 16 noisy
     width-40 networks within three combined standard errors (measured: 0.2 standard errors,
     1.212 against 1.210 ± 0.010), and its divergence fraction (3.9 %) the network's (1 of 16)
     within three binomial standard deviations."""
@@ -320,16 +356,16 @@ def test_ogm_ge_law_predicts_the_noisy_network_where_mean_field_fails():
                      optimizer=lambda lr: optax.chain(tx, optax.sgd(lr)))
     sim = np.asarray(measure_unimodal_phase(traj).time_ratio)
     assert np.all(np.isfinite(sim))
-    law = th.ogm_ge_two_layer(stats, 0.04, th.noise_gram(spec, p), 40, 3000, paths=32)
-    assert all(r.valid and r.reached == 1.0 for r in law)
-    pred = np.mean([r.ratio_mean for r in law])
+    law = rd.ogm_ge_two_layer(stats, 0.04, th.noise_gram(spec, p), 40, 3000, paths=32)
+    assert np.all(law.valid) and np.all(law.reached == 1.0)
+    pred = np.mean(law.ratio_mean)
     se = np.hypot(sim.std(ddof=1) / np.sqrt(sim.size),
-                  np.sqrt(np.sum(np.square([r.ratio_sem for r in law]))) / len(law))
+                  np.sqrt(np.sum(np.square(law.ratio_sem))) / len(law))
     assert abs(pred - sim.mean()) < 3 * se
-    mean_field = np.mean([r.ratio for r in th.balancing_two_layer(
-        stats, 0.04, th.initial_gram(spec, p), 3000, method="ogm_ge")])
+    mean_field = np.mean(rd.balancing_two_layer(
+        stats, 0.04, th.initial_gram(spec, p), 3000, method="ogm_ge").ratio)
     assert abs(mean_field - sim.mean()) > 30 * se
-    f = np.mean([r.diverged for r in law])
+    f = np.mean(law.diverged_fraction)
     k = int(np.sum(np.asarray(traj.status_names()) == "diverged"))
     assert abs(k - sim.size * f) <= 3 * np.sqrt(sim.size * f * (1 - f)) + 1
     r = law[0]
@@ -351,22 +387,22 @@ def test_ogm_ge_law_with_unimodal_losses_and_the_continuous_coefficient():
                      optimizer=lambda lr: optax.chain(tx, optax.sgd(lr)))
     sim = np.asarray(measure_unimodal_phase(traj).time_ratio)
     x0 = th.noise_gram(spec, p)
-    law = th.ogm_ge_two_layer(stats, 0.04, x0, 20, 3000, paths=32, continuous=True,
+    law = rd.ogm_ge_two_layer(stats, 0.04, x0, 20, 3000, paths=32, continuous=True,
                               unimodal=0.5)
-    pred = np.mean([r.ratio_mean for r in law])
+    pred = np.mean(law.ratio_mean)
     se = np.hypot(sim.std(ddof=1) / np.sqrt(sim.size),
-                  np.sqrt(np.sum(np.square([r.ratio_sem for r in law]))) / len(law))
+                  np.sqrt(np.sum(np.square(law.ratio_sem))) / len(law))
     assert abs(pred - sim.mean()) < 3 * se
-    jump = th.ogm_ge_two_layer(stats, 0.04, x0, 20, 3000, paths=32, unimodal=0.5)
-    assert abs(np.mean([r.ratio_mean for r in jump]) - sim.mean()) > 10 * se
+    jump = rd.ogm_ge_two_layer(stats, 0.04, x0, 20, 3000, paths=32, unimodal=0.5)
+    assert abs(np.mean(jump.ratio_mean) - sim.mean()) > 10 * se
 
 
 def test_ogm_ge_law_bad_input():
     stats = dln.Stats.scalar_toy(2.0, 1.0, 0.0)
     spec = dln.NetworkSpec.fusion(2, 2, width=8)
     x = th.noise_gram(spec, dln.init_batch(spec, [0], scale=0.1))[0]
-    run = th.ogm_ge_two_layer(stats, 0.04, x, 8, 20, paths=2)
-    assert isinstance(run, th.NoisyRun) and run.w_mean.shape == (3, 2)
+    run = rd.ogm_ge_two_layer(stats, 0.04, x, 8, 20, paths=2)
+    assert isinstance(run, rd.NoisyRun) and run.w_mean.shape == (3, 2)
     for kw, match in ((dict(width=4), "width must be >= 5"), (dict(paths=0), "paths must be"),
                       (dict(steps=0), "steps must be"), (dict(lr=-1.0), "lr must be"),
                       (dict(alpha=-0.1), "alpha must be"), (dict(unimodal=-1), "unimodal"),
@@ -374,11 +410,11 @@ def test_ogm_ge_law_bad_input():
         args = dict(stats=stats, lr=0.04, state0=x, width=8, steps=20)
         args.update(kw)
         with pytest.raises(ValueError, match=match):
-            th.ogm_ge_two_layer(**args)
+            rd.ogm_ge_two_layer(**args)
     three = dln.Stats(sigma=np.eye(3), sigma_yx=np.ones((1, 3)), sigma_yy=np.array([[4.0]]),
                       dims=(1, 1, 1))
     with pytest.raises(ValueError, match="two modalities"):
-        th.ogm_ge_two_layer(three, 0.04, np.zeros((3, 5)), 8, 20)
+        rd.ogm_ge_two_layer(three, 0.04, np.zeros((3, 5)), 8, 20)
     with pytest.raises(ValueError, match="two-layer late fusion"):
         th.noise_gram(dln.NetworkSpec.fusion(3, 2, width=8),
                       dln.init_batch(dln.NetworkSpec.fusion(3, 2, width=8), [0], scale=0.1))
@@ -391,8 +427,8 @@ def test_inforeg_leading_order_slowdown():
     stats = dln.Stats.scalar_toy(2.0, 1.0, 0.0)
     spec = dln.NetworkSpec.fusion(2, 2, width=40)
     gram = th.initial_gram(spec, dln.init_batch(spec, [0], scale=1e-9))
-    joint = th.balancing_two_layer(stats, 0.04, gram[0], 1000, method="joint")
-    reg = th.balancing_two_layer(stats, 0.04, gram[0], 1000, method="inforeg", epoch=10)
+    joint = rd.balancing_two_layer(stats, 0.04, gram[0], 1000, method="joint")
+    reg = rd.balancing_two_layer(stats, 0.04, gram[0], 1000, method="inforeg", epoch=10)
     kappa = th.inforeg_slowdown(float(stats.sigma_yx[0, 0]), 0.04, 1.0, 10)
     assert kappa.valid and 0.85 < kappa.value < 0.95
     assert abs(joint.t_a / kappa.value / reg.t_a - 1) < 0.02
@@ -401,9 +437,9 @@ def test_inforeg_leading_order_slowdown():
     with pytest.raises(ValueError, match="alpha must be a positive number"):
         th.inforeg_slowdown(4.0, 0.04, -1.0, 10)
     with pytest.raises(ValueError, match="method must be one of"):
-        th.balancing_two_layer(stats, 0.04, gram[0], 10, method="greedy")
+        rd.balancing_two_layer(stats, 0.04, gram[0], 10, method="greedy")
     with pytest.raises(ValueError, match="gram0 must have shape"):
-        th.balancing_two_layer(stats, 0.04, gram[0, 0], 10)
+        rd.balancing_two_layer(stats, 0.04, gram[0, 0], 10)
 
 
 def test_toy_figure_small(tmp_path, monkeypatch):
@@ -650,7 +686,7 @@ def test_inforeg_batches_per_sample_trace_against_a_loop_over_samples():
 
 @pytest.mark.parametrize("rho", [0.5, -0.3])
 def test_deep_reduced_dynamics_predict_the_training(rho):
-    """theory.balancing_deep against a four-layer late-fusion network (width 10) from balanced
+    """reduced.balancing_deep against a four-layer late-fusion network (width 10) from balanced
     aligned weights (u0 = 0.1) for joint training, InfoReg, OGM without noise and unimodal
     losses (alone and with InfoReg): t_A and t_B to float64 round-off."""
     stats = dln.Stats.scalar_toy(2.0, 1.0, rho)
@@ -663,39 +699,41 @@ def test_deep_reduced_dynamics_predict_the_training(rho):
         opt = (lambda lr, chain=chain: optax.chain(*chain, optax.sgd(lr))) if chain else None
         m = measure_unimodal_phase(dln.train(spec, stats, p, lr=0.04, max_steps=4000,
                                              stride=10, optimizer=opt))
-        r = th.balancing_deep(stats, 4, 0.04, 0.1, 4000, method=method, epoch=10, unimodal=lam)
+        r = rd.balancing_deep(stats, 4, 0.04, 0.1, 4000, method=method, epoch=10, unimodal=lam)
         assert r.valid
         np.testing.assert_allclose(r.t_a, m.t_a[0], rtol=1e-8)
         np.testing.assert_allclose(r.t_b, m.t_b[0], rtol=1e-8, equal_nan=True)
-    batch = th.balancing_deep(stats, 4, 0.04, np.array([[0.1, 0.1], [0.05, 0.1]]), 50)
+        _follows_the_rules(r, stats, method, [ref.replay_deep(
+            stats, 4, 0.04, 0.1, 4000, method, unimodal=lam, epoch=10)], epoch=10)
+    batch = rd.balancing_deep(stats, 4, 0.04, np.array([[0.1, 0.1], [0.05, 0.1]]), 50)
     assert len(batch) == 2 and batch[1].w[0, 0] == pytest.approx(0.05 ** 4)
 
 
 def test_deep_reduced_dynamics_bad_input_and_flags():
     stats = dln.Stats.scalar_toy(2.0, 1.0, 0.5)
     with pytest.raises(ValueError, match="method must be one of \\('joint', 'ogm', 'inforeg'\\)"):
-        th.balancing_deep(stats, 4, 0.04, 0.1, 10, method="ogm_ge")
+        rd.balancing_deep(stats, 4, 0.04, 0.1, 10, method="ogm_ge")
     with pytest.raises(ValueError, match="depth must be an integer >= 2"):
-        th.balancing_deep(stats, 1, 0.04, 0.1, 10)
+        rd.balancing_deep(stats, 1, 0.04, 0.1, 10)
     with pytest.raises(ValueError, match="u0 must be positive"):
-        th.balancing_deep(stats, 4, 0.04, -0.1, 10)
+        rd.balancing_deep(stats, 4, 0.04, -0.1, 10)
     with pytest.raises(ValueError, match="u0 must be positive"):
-        th.balancing_deep(stats, 4, 0.04, [0.1, 0.1, 0.1], 10)
+        rd.balancing_deep(stats, 4, 0.04, [0.1, 0.1, 0.1], 10)
     with pytest.raises(ValueError, match="window must be one of"):
-        th.balancing_deep(stats, 4, 0.04, 0.1, 10, method="inforeg", window="sometimes")
+        rd.balancing_deep(stats, 4, 0.04, 0.1, 10, method="inforeg", window="sometimes")
     with pytest.raises(ValueError, match="unimodal must be a non-negative number"):
-        th.balancing_deep(stats, 4, 0.04, 0.1, 10, unimodal=-1.0)
+        rd.balancing_deep(stats, 4, 0.04, 0.1, 10, unimodal=-1.0)
     # ρ = −0.75: B's correlation with y is −0.5 but its global weight is +1, a reversal
-    flipped = th.balancing_deep(dln.Stats.scalar_toy(2.0, 1.0, -0.75), 4, 0.04, 0.1, 10)
+    flipped = rd.balancing_deep(dln.Stats.scalar_toy(2.0, 1.0, -0.75), 4, 0.04, 0.1, 10)
     assert not flipped.valid and "sign opposite to Sigma_yx" in flipped.caveats[-1]
     for bad in (0, 5, 2.5):
         with pytest.raises(ValueError, match="fusion_layer must be an integer with 1 <="):
-            th.balancing_deep(stats, 4, 0.04, 0.1, 10, fusion_layer=bad)
+            rd.balancing_deep(stats, 4, 0.04, 0.1, 10, fusion_layer=bad)
 
 
 @pytest.mark.parametrize("fusion_layer", [1, 2, 3])
 def test_deep_reduced_dynamics_of_intermediate_fusion(fusion_layer):
-    """theory.balancing_deep with shared layers (depth 4, L_f = 1, 2 or 3; the methods act on the
+    """reduced.balancing_deep with shared layers (depth 4, L_f = 1, 2 or 3; the methods act on the
     branches, the shared layers follow the drives) against the network from balanced aligned
     weights: t_A and t_B to float64 round-off (measured ≤ 1.4e-14) for joint training,
     InfoReg, OGM without noise and InfoReg with unimodal losses; InfoReg shortens the unimodal
@@ -712,12 +750,15 @@ def test_deep_reduced_dynamics_of_intermediate_fusion(fusion_layer):
         opt = (lambda lr, chain=chain: optax.chain(*chain, optax.sgd(lr))) if chain else None
         m = measure_unimodal_phase(dln.train(spec, stats, p, lr=0.04, max_steps=3000,
                                              stride=10, optimizer=opt))
-        r = th.balancing_deep(stats, 4, 0.04, 0.1, 3000, method=method, epoch=10,
+        r = rd.balancing_deep(stats, 4, 0.04, 0.1, 3000, method=method, epoch=10,
                               unimodal=lam, fusion_layer=fusion_layer)
         assert r.valid
         np.testing.assert_allclose(r.t_a, m.t_a[0], rtol=1e-12)
         np.testing.assert_allclose(r.t_b, m.t_b[0], rtol=1e-12)
+        _follows_the_rules(r, stats, method, [ref.replay_deep(
+            stats, 4, 0.04, 0.1, 3000, method, fusion_layer=fusion_layer, unimodal=lam,
+            epoch=10)], epoch=10)
         ratios[(method, lam)] = r.ratio
-    late = th.balancing_deep(stats, 4, 0.04, 0.1, 3000, method="joint")
+    late = rd.balancing_deep(stats, 4, 0.04, 0.1, 3000, method="joint")
     assert late.ratio > ratios[("joint", 0.0)] > 1
     assert ratios[("inforeg", 0.0)] < ratios[("joint", 0.0)]

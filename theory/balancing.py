@@ -15,7 +15,7 @@ exact law on the Gram entries, and InfoReg's leading-order slowdown.
    v's: the expected Gram matrix after the step is T G Tᵀ plus η²hσ² = η²g²(|v|² − h v̄²) in
    G_uu, the same with u and v swapped in G_vv, and nothing else.
 3b. ``derive_ge_law``: the exact law of that noisy step on the Gram entries x = (|u|², u·v,
-   |v|², e·u, e·v), e = 1/√h the all-ones direction (theory.ogm_ge_two_layer). With
+   |v|², e·u, e·v), e = 1/√h the all-ones direction (reduced.ogm_ge_two_layer). With
    p = u + kv, q = v + ku, the Gram-Schmidt coordinates e = (1, 0, 0), p = (e·p, l22, 0),
    q = (e·q, l32, l33), l22 = √(|p|² − (e·p)²), l32 = (p·q − (e·p)(e·q))/l22,
    l33 = √(|q|² − (e·q)² − l32²), reproduce their Gram entries; the noise vectors σ_u z, σ_v y
@@ -28,7 +28,7 @@ exact law on the Gram entries, and InfoReg's leading-order slowdown.
 4. ``derive_slowdown``: the linear recursion a_{k+1} = (1 + η(s − α)) a_k + ηα a_p from a_0 =
    a_p gives a_E = a_p (s r^E − α)/(s − α), r = 1 + η(s − α); α → 0 gives (1 + ηs)^E.
 5. ``derive_deep_chain``: a deep branch of balanced aligned rank-one layers keeps its
-   structure under every method, with one norm per branch (theory.balancing_deep).
+   structure under every method, with one norm per branch (reduced.balancing_deep).
 6. ``derive_shared_chain``: with shared layers fed along one fusion direction, the shared
    layer's gradient is the sum of the branches' drives along its own direction, so one more
    norm, for the shared chain, closes the reduction (intermediate fusion; with one-layer
@@ -183,12 +183,24 @@ def derive_slowdown():
     return True
 
 
+def _gaps(sc):
+    """Δ_m of InfoReg (Huang et al. 2025, eqs. 9-10) in numpy, written here from the paper so
+    that the checks do not use the library's rule: the mean of s_m − s_n over the modalities
+    n with s_n < s_m, 0 when there is none."""
+    sc = np.asarray(sc, float)
+    out = np.zeros(sc.size)
+    for m in range(sc.size):
+        below = [sc[m] - sc[n] for n in range(sc.size) if sc[n] < sc[m]]
+        out[m] = np.mean(below) if below else 0.0
+    return out
+
+
 def check_gram_map():
-    """theory.initial_gram and theory.balancing_two_layer against the vector updates iterated
-    in numpy (OGM coefficient and InfoReg's proximal term from the transforms' formulas, with
-    theory.score_gaps), for a few steps of every method."""
+    """theory.initial_gram and reduced.balancing_two_layer against the vector updates iterated
+    in numpy (OGM's coefficient and InfoReg's proximal term written here from the papers, with
+    the numpy gaps of _gaps), for a few steps of every method."""
     import dlnfusion as dln
-    from dlnfusion import theory as th
+    from dlnfusion import reduced as rd, theory as th
 
     stats = dln.Stats.scalar_toy(2.0, 1.0, 0.4)
     S = np.asarray(stats.sigma)
@@ -202,7 +214,7 @@ def check_gram_map():
     eta, steps = 0.05, 7
     for method in ("joint", "ogm", "inforeg"):
         kw = dict(epoch=3, window="always") if method == "inforeg" else {}
-        res = th.balancing_two_layer(stats, eta, G, steps, method=method, **kw)
+        res = rd.balancing_two_layer(stats, eta, G, steps, method=method, **kw)
         u, v = [x.copy() for x in us], [x.copy() for x in vs]
         up, vp = [x.copy() for x in u], [x.copy() for x in v]
         for n in range(steps):
@@ -220,7 +232,7 @@ def check_gram_map():
             if method == "inforeg":
                 if n % 3 == 0:
                     up, vp = [x.copy() for x in u], [x.copy() for x in v]
-                gaps = np.asarray(th.score_gaps(sc))
+                gaps = _gaps(sc)
                 a = np.where(gaps > 0, np.exp(0.9 * np.tanh(gaps)), 0.0)
             u, v = ([u[m] + eta * (c[m] * g[m] * v[m] - a[m] * (u[m] - up[m])) for m in range(2)],
                     [v[m] + eta * (c[m] * g[m] * u[m] - a[m] * (v[m] - vp[m])) for m in range(2)])
@@ -228,12 +240,12 @@ def check_gram_map():
 
 
 def check_ge_noise():
-    """theory.balancing_two_layer with method "ogm_ge" and with ``unimodal`` against the Gram
+    """reduced.balancing_two_layer with method "ogm_ge" and with ``unimodal`` against the Gram
     map iterated in numpy: T G Tᵀ with the drive g + λ(s − diag(Σ) w) and OGM's coefficient,
     plus η²d²(G_vv, G_uu) on the diagonal while the modulation is on (entry means neglected,
     as the library states)."""
     import dlnfusion as dln
-    from dlnfusion import theory as th
+    from dlnfusion import reduced as rd, theory as th
 
     stats = dln.Stats.scalar_toy(2.0, 1.0, 0.4)
     S = np.asarray(stats.sigma)
@@ -242,7 +254,7 @@ def check_ge_noise():
     G0 = th.initial_gram(spec, dln.init_batch(spec, [4], scale=0.3))[0]
     eta, steps = 0.05, 9
     for method, lam in (("ogm_ge", 0.0), ("ogm_ge", 0.7), ("joint", 0.7)):
-        res = th.balancing_two_layer(stats, eta, G0, steps, method=method, unimodal=lam)
+        res = rd.balancing_two_layer(stats, eta, G0, steps, method=method, unimodal=lam)
         G = np.array(G0[:, :2, :2])
         for n in range(steps):
             w = G[:, 0, 1]
@@ -267,20 +279,20 @@ def check_ge_noise():
 
 
 def check_ge_law():
-    """theory.noise_gram and the reduced draw of theory.ogm_ge_two_layer against the
+    """theory.noise_gram and the reduced draw of reduced.ogm_ge_two_layer against the
     h-dimensional noisy step drawn in numpy (2·10⁵ draws each: means, standard deviations and
     the correlations of the five entries within five standard errors) and against the
-    one-step moments of derive_ge_law. Then theory.ogm_ge_two_layer where the modulation is
+    one-step moments of derive_ge_law. Then reduced.ogm_ge_two_layer where the modulation is
     off: two identical branches on symmetric statistics keep equal scores, OGM's coefficient
     stays 1 and GE adds nothing, so every path must follow joint training's Gram map
-    (theory.balancing_two_layer) to round-off. (Against the noisy network itself:
+    (reduced.balancing_two_layer) to round-off. (Against the noisy network itself:
     tests/test_transforms.py.)"""
     import jax
     import jax.numpy as jnp
 
     import dlnfusion as dln
-    from dlnfusion import theory as th
-    from dlnfusion.theory.balancing import _ge_gram_step
+    from dlnfusion import reduced as rd, theory as th
+    from dlnfusion.reduced.balancing import _ge_gram_step
 
     spec = dln.NetworkSpec.fusion(2, 2, width=7)
     params = dln.init_batch(spec, [3], scale=0.4)
@@ -322,7 +334,7 @@ def check_ge_law():
             (0.2 + 0.1 * rng.normal(size=h), 0.25 + 0.1 * rng.normal(size=h))]
     x = np.array([[a @ a, a @ b, b @ b, e @ a, e @ b] for a, b in vecs])
     eta, P = 0.05, 40_000
-    law = th.ogm_ge_two_layer(stats, eta, x, h, 1, paths=P, stride=1, stop_loss=None)
+    law = rd.ogm_ge_two_layer(stats, eta, x, h, 1, paths=P, stride=1, stop_loss=None)
     w = x[:, 1]
     sc = s * w - 0.5 * np.diag(S) * w ** 2
     lead = int(np.argmax(sc))
@@ -446,8 +458,6 @@ def _reference_coefficients(method, n, sc, Ws, prev):
     """OGM's scale and InfoReg's proximal coefficient (epoch 3, always inside the window) of
     the numpy references in check_deep_chain, from the scores ``sc``; InfoReg refreshes the
     epoch-start weights ``prev`` every third step. Returns (c, a, prev)."""
-    from dlnfusion import theory as th
-
     c, a = np.ones(2), np.zeros(2)
     if method == "ogm":
         lead = int(np.argmax(sc))
@@ -456,18 +466,18 @@ def _reference_coefficients(method, n, sc, Ws, prev):
     if method == "inforeg":
         if n % 3 == 0:
             prev = [[W.copy() for W in br] for br in Ws]
-        gaps = np.asarray(th.score_gaps(sc))
+        gaps = _gaps(sc)
         a = np.where(gaps > 0, np.exp(0.9 * np.tanh(gaps)), 0.0)
     return c, a, prev
 
 
 def check_deep_chain():
-    """theory.balancing_deep against the full weight matrices of width-3, three-layer late and
+    """reduced.balancing_deep against the full weight matrices of width-3, three-layer late and
     intermediate (L_f = 2) fusion networks iterated in numpy (joint, OGM and InfoReg, with and
-    without unimodal losses), and its recorded Tr F against dlnfusion.theory.fisher_trace of
+    without unimodal losses), and its recorded Tr F against dlnfusion.rules.fisher_trace of
     those weights."""
     import dlnfusion as dln
-    from dlnfusion import theory as th
+    from dlnfusion import reduced as rd, rules
 
     stats = dln.Stats.scalar_toy(2.0, 1.0, 0.4)
     S = np.asarray(stats.sigma)
@@ -477,7 +487,7 @@ def check_deep_chain():
     eta, steps = 0.05, 7
     for method, lam in (("joint", 0.0), ("ogm", 0.0), ("inforeg", 0.0), ("inforeg", 0.5)):
         kw = dict(epoch=3, window="always") if method == "inforeg" else {}
-        res = th.balancing_deep(stats, 3, eta, 0.4, steps, method=method, unimodal=lam, **kw)
+        res = rd.balancing_deep(stats, 3, eta, 0.4, steps, method=method, unimodal=lam, **kw)
         Ws = [[np.asarray(W)[0].copy() for W in br] for br in p.branches]
         prev = [[W.copy() for W in br] for br in Ws]
         for n in range(steps):
@@ -485,7 +495,7 @@ def check_deep_chain():
             w = np.array([float(m[0, 0]) for m in maps])
             close_each(res.w[n], w, 1e-10, f"{method} w at step {n}")
             params = dln.Params(tuple(tuple(np.asarray(W)[None] for W in br) for br in Ws), ())
-            tr = np.asarray(th.fisher_trace(spec, params, stats)).reshape(-1)
+            tr = np.asarray(rules.fisher_trace(spec, params, stats)).reshape(-1)
             close_each(res.trace[n], tr, 1e-9, f"{method} trace at step {n}")
             g = s - S @ w
             d = g + lam * (s - np.diag(S) * w)
@@ -504,7 +514,7 @@ def check_deep_chain():
     p = dln.init_batch(spec, [2], scheme="balanced", scale=0.4, stats=stats)
     for method, lam in (("joint", 0.0), ("ogm", 0.0), ("inforeg", 0.5)):
         kw = dict(epoch=3, window="always") if method == "inforeg" else {}
-        res = th.balancing_deep(stats, 3, eta, 0.4, steps, method=method, unimodal=lam,
+        res = rd.balancing_deep(stats, 3, eta, 0.4, steps, method=method, unimodal=lam,
                                 fusion_layer=2, **kw)
         Ws = [[np.asarray(W)[0].copy() for W in br] for br in p.branches]
         V = np.asarray(p.post[0])[0].copy()
@@ -514,7 +524,7 @@ def check_deep_chain():
             close_each(res.w[n], w, 1e-10, f"intermediate {method} w at step {n}")
             params = dln.Params(tuple(tuple(np.asarray(W)[None] for W in br) for br in Ws),
                                 (V[None],))
-            tr = np.asarray(th.fisher_trace(spec, params, stats)).reshape(-1)
+            tr = np.asarray(rules.fisher_trace(spec, params, stats)).reshape(-1)
             close_each(res.trace[n], tr, 1e-9, f"intermediate {method} trace at step {n}")
             d = s - S @ w + lam * (s - np.diag(S) * w)
             sc = s * w - 0.5 * np.diag(S) * w ** 2

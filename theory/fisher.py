@@ -246,25 +246,26 @@ def _numeric_case(kind, seed):
     return spec, stats, params, (C, T, N)
 
 
-def _terms(th, params, stats):
-    """theory.fisher_terms of the first run of ``params``, in float64."""
+def _terms(params, stats):
+    """rules.fisher_terms of the first run of ``params``, in float64."""
     import dlnfusion as dln
     import jax.numpy as jnp
+    from dlnfusion import rules
 
     with dln.float64():
         one = dln.Params(tuple(tuple(jnp.asarray(np.asarray(W)[0]) for W in b)
                                for b in params.branches),
                          tuple(jnp.asarray(np.asarray(W)[0]) for W in params.post))
-        full, mean = th.fisher_terms(one, jnp.asarray(stats.sigma),
-                                     jnp.asarray(th.noise_covariance(stats)),
+        full, mean = rules.fisher_terms(one, jnp.asarray(stats.sigma),
+                                        jnp.asarray(rules.noise_covariance(stats)),
                                      jnp.asarray(stats.global_solution()))
         return np.asarray(full), np.asarray(mean)
 
 
 def check_fisher_gaussian():
-    """theory.fisher_trace (by layer and by branch) against the brute-force expectation of
+    """rules.fisher_trace (by layer and by branch) against the brute-force expectation of
     derive_fisher_gaussian, lambdified, at random weights and moments."""
-    from dlnfusion import theory as th
+    from dlnfusion import rules
 
     for kind, seed in itertools.product(("late", "post"), (0, 1)):
         spec, stats, params, (C, T, N) = _numeric_case(kind, seed)
@@ -281,48 +282,48 @@ def check_fisher_gaussian():
                 if Msym[i, j] != 0:
                     subs[Msym[i, j]] = float(v)
         want = [float(gauss_expect(a.subs(subs), list(z) + list(eps))) for a in sq]
-        got = th.fisher_trace(spec, params, stats, by="layer")[0]
+        got = rules.fisher_trace(spec, params, stats, by="layer")[0]
         close_each(got, want, RTOL_FLOAT, f"fisher_trace by layer ({kind})")
         depths = spec.branch_depths
         br = [sum(want[:depths[0]]), sum(want[depths[0]:depths[0] + depths[1]])]
-        close_each(th.fisher_trace(spec, params, stats)[0], br, RTOL_FLOAT,
+        close_each(rules.fisher_trace(spec, params, stats)[0], br, RTOL_FLOAT,
                    f"fisher_trace by branch ({kind})")
         # The noise covariance is N Nᵀ by construction.
         # (float64 rounding of Σ_yy − W*ΣW*ᵀ relative to its largest entry)
-        close_max(th.noise_covariance(stats), N @ N.T, 1e-9, "noise_covariance")
-        full, mean = _terms(th, params, stats)
+        close_max(rules.noise_covariance(stats), N @ N.T, 1e-9, "noise_covariance")
+        full, mean = _terms(params, stats)
         close_each(np.asarray(full), want, RTOL_FLOAT, f"fisher_terms ({kind})")
         assert np.all(np.asarray(mean) <= np.asarray(full) * (1 + 1e-12))
     return True
 
 
 def check_batch_mean():
-    """theory.fisher_trace with batch_size b against ‖Eg‖² + (E‖g‖² − ‖Eg‖²)/b built from the
+    """rules.fisher_trace with batch_size b against ‖Eg‖² + (E‖g‖² − ‖Eg‖²)/b built from the
     derivation's two terms (b = 2: the brute force of derive_batch_mean; b = 7 by the same
     formula) at random weights."""
-    from dlnfusion import theory as th
+    from dlnfusion import rules
 
     spec, stats, params, _ = _numeric_case("post", 3)
-    full = th.fisher_trace(spec, params, stats, by="layer")[0]
-    _, mean = _terms(th, params, stats)
+    full = rules.fisher_trace(spec, params, stats, by="layer")[0]
+    _, mean = _terms(params, stats)
     for b in (2, 7):
-        got = th.fisher_trace(spec, params, stats, by="layer", batch_size=b)[0]
+        got = rules.fisher_trace(spec, params, stats, by="layer", batch_size=b)[0]
         close_each(got, np.asarray(mean) + (full - np.asarray(mean)) / b, RTOL_FLOAT,
                    f"fisher_trace batch_size={b}")
     return True
 
 
 def check_two_layer_map():
-    """theory.fisher_late_fusion at depth 2: its first steps against the (w, p) map iterated
+    """reduced.fisher_late_fusion at depth 2: its first steps against the (w, p) map iterated
     in numpy, and Tr F against E[e²]Σ_mm + 2g² times p."""
     import dlnfusion as dln
-    from dlnfusion import theory as th
+    from dlnfusion import reduced as rd
 
     stats = dln.Stats.scalar_toy(2.0, 1.0, 0.5)
     S = np.asarray(stats.sigma)
     s = np.asarray(stats.sigma_yx).reshape(-1)
     eta, w, p = 0.04, np.array([1e-3, 2e-3]), np.array([5e-3, 4e-3])
-    res = th.fisher_late_fusion(stats, 2, eta, w, 5, p0=p)
+    res = rd.fisher_late_fusion(stats, 2, eta, w, 5, p0=p)
     for k in range(6):
         g = s - S @ w
         ee = float(stats.sigma_yy[0, 0]) - 2 * s @ w + w @ S @ w
@@ -335,11 +336,11 @@ def check_two_layer_map():
 
 def check_balanced_chain():
     """theory.balanced_chain_params builds the chain of derive_balanced_chain (product w0,
-    every layer of norm w0^{1/L}, balanced), and theory.fisher_late_fusion's first steps
-    follow a → a + η a^{L−1} g with Tr F = E[e²x²] L a^{2(L−1)}; theory.fisher_trace on the
+    every layer of norm w0^{1/L}, balanced), and reduced.fisher_late_fusion's first steps
+    follow a → a + η a^{L−1} g with Tr F = E[e²x²] L a^{2(L−1)}; rules.fisher_trace on the
     chain's weights gives the same Tr F at t = 0."""
     import dlnfusion as dln
-    from dlnfusion import theory as th
+    from dlnfusion import reduced as rd, rules, theory as th
 
     stats = dln.Stats.scalar_toy(2.0, 1.0, 0.3)
     S = np.asarray(stats.sigma)
@@ -355,7 +356,7 @@ def check_balanced_chain():
         for W, m in zip(params.matrices(), np.repeat([0, 1], L)):
             close_each(np.linalg.norm(np.asarray(W)[0]), w0[m] ** (1 / L), RTOL_FLOAT,
                        "layer norm")
-        res = th.fisher_late_fusion(stats, L, 0.05, w0, 3)
+        res = rd.fisher_late_fusion(stats, L, 0.05, w0, 3)
         a = w0 ** (1 / L)
         for k in range(4):
             w = a ** L
@@ -365,7 +366,7 @@ def check_balanced_chain():
             close_each(res.trace[k], (ee * np.diag(S) + 2 * g ** 2) * L * a ** (2 * (L - 1)),
                        1e-9, f"chain trace at step {k}")
             a = a + 0.05 * a ** (L - 1) * g
-        close_each(th.fisher_trace(spec, params, stats)[0], res.trace[0], 1e-9,
+        close_each(rules.fisher_trace(spec, params, stats)[0], res.trace[0], 1e-9,
                    "fisher_trace on the chain")
     return True
 

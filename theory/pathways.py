@@ -17,9 +17,9 @@ P pathways Ω_q = W^q_{D_q} ⋯ W^q_1 see the same whitened input (X = I, sum lo
   the implicit time integral, the small-initialization limit);
 * the vector field dK/dt = ηD K^{2−2/D}(s − K_a − K_b) of the phase portraits.
 
-The check_* functions compare dlnfusion.theory.reduced_pathways, pathways_closed_form,
-predicted_split, split_limit, small_init_split, pathway_flow and pathway_portrait with these
-expressions (lambdified, or integrated by mpmath).
+The check_* functions compare dlnfusion.reduced.reduced_pathways and pathway_portrait and
+dlnfusion.theory.pathways_closed_form, predicted_split, split_limit, small_init_split and
+pathway_flow with these expressions (lambdified, or integrated by mpmath).
 """
 import numpy as np
 import sympy as sp
@@ -85,7 +85,7 @@ def check_chain_gradient():
     (every layer its own number, lambdified gradient), 3 modes, depths (2, 3) and (1, 4), with a
     gate on each pathway and a permanent lesion (first scalar set to zero after every step);
     pathway_flow against the derived dK/dt."""
-    from dlnfusion import theory as th
+    from dlnfusion import reduced as rd, theory as th
 
     s_vals = np.array([2.0, 1.3, 0.6])
     lr, steps = 0.05, 300
@@ -110,7 +110,7 @@ def check_chain_gradient():
                 if m == lesion[1] and n + 1 >= lesion[2]:
                     w[lesion[0]][0] = 0.0
             want[:, m] = [np.prod(w[q]) for q in range(2)]
-        got = th.reduced_pathways(s_vals, p0, depths, lr, steps, gates=gates,
+        got = rd.reduced_pathways(s_vals, p0, depths, lr, steps, gates=gates,
                                   lesions=[lesion]).K[-1]
         # The lesioned entry is exactly zero on both sides.
         _close(got, want, RTOL_ITER, f"reduced_pathways gd, depths {depths}", scale=1e-300)
@@ -229,7 +229,7 @@ def check_matrix_reduction():
     derivation, G_i = −(W_D⋯W_{i+1})ᵀ E (W_{i−1}⋯W_1)ᵀ, E = Σ_yx − Σ_q Ω_q: 5 inputs, 4 modes,
     7 outputs, width 6, depths (3, 1), random orthonormal bases, a gate and a permanent lesion
     of mode 1 in pathway a (first layer projected after every step). K = diag(UᵀΩV)."""
-    from dlnfusion import theory as th
+    from dlnfusion import reduced as rd
 
     rng = np.random.default_rng(5)
     U = np.linalg.qr(rng.normal(size=(7, 4)))[0]
@@ -271,7 +271,7 @@ def check_matrix_reduction():
         layers = new
         layers[0][0] = layers[0][0] @ proj
     K = np.array([np.diag(U.T @ chain(ws, 0, len(ws)) @ V) for ws in layers])
-    got = th.reduced_pathways(s, p0, depths, lr, steps, gates=gates, lesions=[lesion]).K[-1]
+    got = rd.reduced_pathways(s, p0, depths, lr, steps, gates=gates, lesions=[lesion]).K[-1]
     # The lesioned entry: exactly 0 in the library, rounding (≤ 1e-15) in the matrices.
     _close(got, K, RTOL_ITER, "reduced_pathways vs matrix gradient descent", scale=1e-3)
     return True
@@ -445,7 +445,7 @@ def check_depth_ge3():
     split_limit solves the final-split equation; the library's method "gf" agrees (RTOL_ODE)."""
     import mpmath as mp
 
-    from dlnfusion import theory as th
+    from dlnfusion import reduced as rd, theory as th
 
     svals = np.array([3.0, 1.0])
     lr = 0.01
@@ -482,7 +482,7 @@ def check_depth_ge3():
                 _close(float(mp.mpf(la[0]) ** -beta - mp.mpf(lb[0]) ** -beta), C2, RTOL_QUAD,
                        "split equation", scale=1e-12)
             _close(la + lb, sv, RTOL_FLOAT, "split on the line K_a + K_b = s")
-        gf = th.reduced_pathways(svals, p0, (D, D), lr, int(T), gates=[(1, t0, t1)],
+        gf = rd.reduced_pathways(svals, p0, (D, D), lr, int(T), gates=[(1, t0, t1)],
                                  method="gf", record_every=int(T)).K[-1]
         _close(K[3], gf, RTOL_ODE, f"closed form vs method gf, D = {D}")
     return True
@@ -529,10 +529,10 @@ def check_portrait():
     """pathway_portrait's trajectories (method "gf") end where predicted_split (closed forms)
     puts the same windows (RTOL_ODE, relative to s); its solution line satisfies
     K_a + K_b = s."""
-    from dlnfusion import theory as th
+    from dlnfusion import reduced as rd, theory as th
 
     for D in (2, 3):
-        pt = th.pathway_portrait(D)
+        pt = rd.pathway_portrait(D)
         _close(pt.line.sum(axis=1), np.full(len(pt.line), pt.s), RTOL_FLOAT, "solution line")
         steps = int(pt.time_early[-1])
         for K, (a, b) in ((pt.K_early, pt.early_gate), (pt.K_late, pt.late_gate)):

@@ -16,7 +16,7 @@
    from a seed m0 is t* = ln(√(u0² + m0²)/m0)/(s u0²), i.e. ln(√width)/(s u0²) for random weights
    instead of 1/(2 s u0²) for balanced aligned ones — five times longer at u0 = 0.1, width 100.
 
-Item 1 is what dlnfusion.theory.reduce_network relies on; check_outer_product_updates compares
+Item 1 is what dlnfusion.reduced.reduce_network relies on; check_outer_product_updates compares
 it with the library. Items 2 and 3 explain the delay measured in the simulations and have no
 library counterpart (the reduction integrates the reduced network numerically instead).
 """
@@ -57,7 +57,8 @@ def check_outer_product_updates():
     networks the kept subspaces are invariant, so 50 steps of both networks give the same
     total maps."""
     import dlnfusion as dln
-    from dlnfusion import Stats, theory as th
+    from dlnfusion import Stats
+    from dlnfusion import reduced as rd
 
     # Float64 rounding of products of O(1) matrices (~1e-16); the QR bases add a few more.
     rtol = 1e-12
@@ -68,7 +69,7 @@ def check_outer_product_updates():
     grad_fns = [sp.lambdify(syms, g) for g in grads[0]]
     spec = dln.NetworkSpec.fusion(4, 4, width=h)
     params = _random_params(spec, 2, 0.4)
-    rspec, rparams = th.reduce_network(spec, params)
+    rspec, rparams = rd.reduce_network(spec, params)
     maps = [np.asarray(m)[0] for m in dln.total_maps(spec, params)]
     rmaps = [np.asarray(m)[0] for m in dln.total_maps(rspec, rparams)]
     for a, b in zip(maps, rmaps):
@@ -87,7 +88,7 @@ def check_outer_product_updates():
     st2 = Stats.random(dim=3, seed=2, dims=(2, 1))
     spec2 = dln.NetworkSpec.fusion(2, 2, width=6, input_dims=(2, 1))
     p2 = _random_params(spec2, 4, 0.3)
-    rs2, rp2 = th.reduce_network(spec2, p2)
+    rs2, rp2 = rd.reduce_network(spec2, p2)
     full = dln.train(spec2, st2, p2, lr=0.1, max_steps=50, stride=50, stop_loss=None)
     red = dln.train(rs2, st2, rp2, lr=0.1, max_steps=50, stride=50, stop_loss=None)
     for a, b in zip(full.final_maps, red.final_maps):

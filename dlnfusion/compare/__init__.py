@@ -1,5 +1,5 @@
 """The comparison layer: observables measured on trajectories, theory-versus-simulation
-reports, and predictions obtained by integrating reduced networks.
+reports, and predictions measured on the runs of reduced networks (dlnfusion.reduced).
 
 Definitions (paper Section 3.2 and the authors' implementation, see docs/conventions.md):
 

@@ -9,7 +9,7 @@ network), and recorded during training (Huang et al., CVPR 2025, eqs. 7 and 13).
   per-batch variant), averaged over the batches (their code sums over the batches of an
   epoch: multiply by the number of batches).
 * :func:`fisher_observable`: a Record of the closed form
-  (:func:`dlnfusion.theory.fisher_trace`) from a Snapshot's weights and moments, for
+  (:func:`dlnfusion.rules.fisher_trace`) from a Snapshot's weights and moments, for
   ``train(..., observe={"fisher": fisher_observable()})`` at population level.
 * :func:`fisher_sample_observable`: a Record of :func:`fisher_sampled` on fixed samples.
 
@@ -29,7 +29,7 @@ import numpy as np
 
 from ..networks import NetworkSpec, Params, branch_parameters, forward
 from ..precision import float64
-from ..theory.fisher import (_check_batch, _check_by, _check_spec_params, _trace_one)
+from ..rules import _check_batch, _check_by, _check_spec_params, _trace_one
 from ..training.observables import Record
 
 __all__ = ["fisher_sampled", "fisher_observable", "fisher_sample_observable"]
@@ -181,7 +181,7 @@ class _FisherRecord:
 
 def fisher_observable(by: str = "branch", batch_size: int | None = None,
                       spec: NetworkSpec | None = None) -> Record:
-    """A Record of the closed-form Tr F (:func:`dlnfusion.theory.fisher_trace`) of the current
+    """A Record of the closed-form Tr F (:func:`dlnfusion.rules.fisher_trace`) of the current
     weights under the run's moments, for ``train(..., observe={"fisher": ...})``; recorded as
     (*batch, T, M) (``by="branch"``) or (*batch, T, n_layers). Linear networks; exact for
     Gaussian data (at population level, the Gaussian with the run's moments; while a deficit

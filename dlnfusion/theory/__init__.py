@@ -1,7 +1,10 @@
 """Closed-form theory of multimodal linear networks.
 
 Pure functions of statistics, network specifications and weights: nothing here trains a
-network (predictions that integrate a reduced network live in :mod:`dlnfusion.compare`).
+network or steps its dynamics through time (solutions are closed forms or quadratures). What
+integrates or iterates dynamics, even reduced ones, is a runner and lives in
+:mod:`dlnfusion.reduced`; the rules the balancing methods apply (OGM's
+coefficient, InfoReg's window, the Fisher trace) live once in :mod:`dlnfusion.rules`.
 Every function states its assumptions and returns a :class:`Prediction` (or a richer value)
 that says whether they hold. Derivations of every formula live in the repository's theory/
 folder and run in the test suite.
@@ -19,7 +22,6 @@ from .deep import (RANDOM_INIT_SMALL_B, alignment_escape_time, alignment_seeds, 
                    pathway_trajectory, reduced_rhs, time_ratio_leading_order,
                    random_init_times, time_ratio_unequal, unequal_integral)
 from .invariants import balance_invariants, norm_invariants
-from .reduction import reduce_network
 from .relu import (RELU_RATE_FACTOR, RELU_WEIGHT_FACTOR, predict_times_early_relu,
                    predict_times_relu)
 from .timescales import (SHARP_TURN_ALIGN, Roles, TimePrediction, learning_order,
@@ -28,6 +30,17 @@ from .timescales import (SHARP_TURN_ALIGN, Roles, TimePrediction, learning_order
                          time_ratio_eq9, time_ratio_from_drives, time_ratio_gradient_descent,
                          time_ratio_crossover, time_ratio_gradient_flow,
                          times_leading_order, turned_mode_power)
+from .pathways import (SplitPrediction, pathway_flow, pathways_closed_form, predicted_split,
+                       small_init_split, split_limit)
+from .sources import (SourceDynamics, aligned_initial_map, aligned_params, deep_total_map,
+                      half_times, mode_projections, shallow_total_map, source_dynamics,
+                      source_strengths, task_modes, whitened_sources)
+from .deficits import (DeficitDrives, DeficitTimes, deficit_drives, deficit_times, growth_rate,
+                       initial_post_norm, projection_blur)
+from .fisher import balanced_chain_params
+from .balancing import inforeg_slowdown, initial_gram, noise_gram
+from .sequence import (LearningSequence, Plateau, learning_sequence, partial_solution,
+                       plateau_loss, residual_drive, sequence_init, stage_one_integral)
 
 __all__ = [
     "Prediction", "effective_init", "logistic_weight", "mode_strength", "saxe_late_fusion",
@@ -43,43 +56,15 @@ __all__ = [
     "RANDOM_INIT_SMALL_B", "branch_relation", "deep_times", "fusion_integral", "pathway_time",
     "pathway_trajectory", "reduced_rhs", "time_ratio_leading_order", "time_ratio_unequal",
     "unequal_integral", "balance_invariants", "norm_invariants",
-    "reduce_network", "effective_init_early", "predict_times_early", "predict_times_early_relu",
+    "effective_init_early", "predict_times_early", "predict_times_early_relu",
+    "pathways_closed_form", "SplitPrediction", "predicted_split", "split_limit",
+    "small_init_split", "pathway_flow",
+    "SourceDynamics", "aligned_initial_map", "aligned_params", "deep_total_map",
+    "half_times", "mode_projections", "shallow_total_map", "source_dynamics",
+    "source_strengths", "task_modes", "whitened_sources",
+    "DeficitDrives", "DeficitTimes", "deficit_drives", "deficit_times", "growth_rate",
+    "initial_post_norm", "projection_blur",
+    "balanced_chain_params", "initial_gram", "inforeg_slowdown", "noise_gram",
+    "LearningSequence", "Plateau", "learning_sequence", "partial_solution",
+    "plateau_loss", "residual_drive", "sequence_init", "stage_one_integral",
 ]
-from .pathways import (PathwayPortrait, PathwayRun, SplitPrediction, pathway_flow,
-                       pathway_portrait, pathways_closed_form, predicted_split, reduced_pathways,
-                       small_init_split, split_limit)
-
-__all__ += ["PathwayRun", "reduced_pathways", "pathways_closed_form", "SplitPrediction",
-            "predicted_split", "split_limit", "small_init_split", "pathway_flow",
-            "PathwayPortrait", "pathway_portrait"]
-from .sources import (SourceDynamics, aligned_initial_map, aligned_params, deep_total_map,
-                      half_times, mode_projections, shallow_total_map, source_dynamics,
-                      source_strengths, task_modes, whitened_sources)
-
-__all__ += ["SourceDynamics", "aligned_initial_map", "aligned_params", "deep_total_map",
-            "half_times", "mode_projections", "shallow_total_map", "source_dynamics",
-            "source_strengths", "task_modes", "whitened_sources"]
-from .deficits import (DeficitDrives, DeficitTimes, deficit_drives, deficit_times, growth_rate,
-                       initial_post_norm, projection_blur)
-
-__all__ += ["DeficitDrives", "DeficitTimes", "deficit_drives", "deficit_times", "growth_rate",
-            "initial_post_norm", "projection_blur"]
-from .fisher import (FISHER_GROUPS, WINDOW_RULES, FisherTheory, balanced_chain_params,
-                     fisher_late_fusion,
-                     fisher_terms, fisher_trace, noise_covariance, prime_window)
-
-__all__ += ["FISHER_GROUPS", "WINDOW_RULES", "FisherTheory", "balanced_chain_params",
-            "fisher_late_fusion",
-            "fisher_terms", "fisher_trace", "noise_covariance", "prime_window"]
-from .balancing import (METHODS as BALANCING_METHODS, BalancedRun, NoisyRun, balancing_deep,
-                        balancing_two_layer, initial_gram, inforeg_slowdown, noise_gram,
-                        ogm_coefficients, ogm_ge_two_layer, score_gaps, window_test)
-
-__all__ += ["BALANCING_METHODS", "BalancedRun", "NoisyRun", "balancing_two_layer",
-            "balancing_deep", "initial_gram", "inforeg_slowdown", "noise_gram",
-            "ogm_coefficients", "ogm_ge_two_layer", "score_gaps", "window_test"]
-from .sequence import (LearningSequence, Plateau, learning_sequence, partial_solution,
-                       plateau_loss, residual_drive, sequence_init, stage_one_integral)
-
-__all__ += ["LearningSequence", "Plateau", "learning_sequence", "partial_solution",
-            "plateau_loss", "residual_drive", "sequence_init", "stage_one_integral"]

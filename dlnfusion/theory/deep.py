@@ -22,7 +22,7 @@ formulas are listed in docs/corrections.md:
 
 These are the paper's leading-order predictions. They assume aligned, balanced weights; with
 the random initialization of the paper's Figure 6 (u0 = 0.1, width 100) the weights first
-have to align, which :mod:`dlnfusion.theory.reduction` accounts for.
+have to align, which :mod:`dlnfusion.reduced.network` accounts for.
 """
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Multi-pathway deep linear networks: the exact per-mode dynamics and its gradient-flow solutions.
+"""Multi-pathway deep linear networks: the exact per-mode dynamics and its gradient-flow solutions
+(closed forms; the map (GD) and the flow (GF) iterated or integrated step by step are
+:func:`dlnfusion.reduced.reduced_pathways`).
 
 Setting (Kleinman, Achille, Soatto & Kao 2023, "Critical learning periods emerge even in deep
 linear networks", arXiv 2308.12221, Figs. 2-3): P parallel linear pathways see the same input
@@ -49,17 +51,13 @@ K₀ = p0^D.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
 from scipy import integrate, optimize
 
-from ..precision import float64
-
-__all__ = ["PathwayRun", "reduced_pathways", "pathways_closed_form", "SplitPrediction",
-           "predicted_split", "split_limit", "small_init_split", "pathway_flow",
-           "PathwayPortrait", "pathway_portrait"]
+__all__ = ["pathways_closed_form", "SplitPrediction", "predicted_split", "split_limit",
+           "small_init_split", "pathway_flow"]
 
 
 # ------------------------------------------------------------------------------ validation
@@ -186,189 +184,6 @@ def _lesion_mask(lesions, P, M, t):
         if lo <= t < hi:
             m[int(q), int(a)] = True
     return m
-
-
-# -------------------------------------------------------------------------- reduced dynamics
-class PathwayRun(NamedTuple):
-    """Output of :func:`reduced_pathways`.
-
-    ``time`` (R,) in steps; ``K`` (R, P, M) end-to-end mode strengths K_{q,α} = p^{D_q};
-    ``p`` (R, P, M) the per-layer values.
-    """
-
-    time: np.ndarray
-    K: np.ndarray
-    p: np.ndarray
-
-
-@lru_cache(maxsize=128)
-def _gd_kernel(depths, n_chunks, every, rem):
-    """Jitted GD map for static depths and record layout (n_chunks records of ``every`` steps,
-    then ``rem`` more steps)."""
-    import jax
-    import jax.numpy as jnp
-
-    P = len(depths)
-
-    def pw(p, k):
-        return jnp.stack([jnp.ones_like(p[q]) if depths[q] + k == 0
-                          else jax.lax.integer_pow(p[q], depths[q] + k) for q in range(P)])
-
-    def run(p0, s, lr, gates, lesions):
-        qi = jnp.arange(P, dtype=p0.dtype)
-        mi = jnp.arange(s.shape[0], dtype=p0.dtype)
-
-        def gate_on(n):
-            hit = (gates[:, 0:1] == qi[None, :]) & (gates[:, 1:2] <= n) & (n < gates[:, 2:3])
-            return jnp.any(hit, axis=0)
-
-        def lesion_on(n):
-            hit = ((lesions[:, 0, None, None] == qi[None, :, None])
-                   & (lesions[:, 1, None, None] == mi[None, None, :])
-                   & (lesions[:, 2, None, None] <= n) & (n < lesions[:, 3, None, None]))
-            return jnp.any(hit, axis=0)
-
-        def step(n, p):
-            n = n.astype(p.dtype)
-            err = s - jnp.sum(pw(p, 0), axis=0)
-            new = p + lr * (pw(p, -1) * err[None, :])
-            new = jnp.where(gate_on(n)[:, None], p, new)
-            return jnp.where(lesion_on(n + 1), jnp.zeros_like(new), new)
-
-        p = jnp.where(lesion_on(jnp.asarray(0.0, p0.dtype)), jnp.zeros_like(p0), p0)
-
-        def chunk(carry, _):
-            p, n0 = carry
-            p = jax.lax.fori_loop(0, every, lambda j, x: step(n0 + j, x), p)
-            return (p, n0 + every), p
-
-        (p_end, n_end), rec = jax.lax.scan(chunk, (p, jnp.asarray(0, jnp.int64)), None,
-                                           length=n_chunks)
-        if rem:
-            p_last = jax.lax.fori_loop(0, rem, lambda j, x: step(n_end + j, x), p_end)
-            rec = jnp.concatenate([rec, p_last[None]], axis=0)
-        return jnp.concatenate([p[None], rec], axis=0)
-
-    return jax.jit(run)
-
-
-def _gf_numeric(s, p0, depths, lr, steps, times, gates, lesions, rtol=1e-12):
-    """Gradient flow of the reduced dynamics, piecewise between window boundaries (LSODA)."""
-    P, M = p0.shape
-    bounds = {0.0, float(steps)}
-    for w in list(gates[:, 1:]) + list(lesions[:, 2:]):
-        for b in w:
-            if 0 < b < steps:
-                bounds.add(float(b))
-    bounds = sorted(bounds)
-    nz = np.abs(p0[p0 != 0])
-    # Absolute tolerance far below the smallest initial value: every component is controlled
-    # in relative terms (rtol), down to ~1e-3·rtol of its initial size.
-    atol = 1e-3 * rtol * (float(nz.min()) if nz.size else 1.0)
-    out = np.empty((len(times), P, M))
-    dexp = np.array(depths, dtype=float)[:, None]
-    dm1 = dexp - 1.0
-    state = np.where(_lesion_mask(lesions, P, M, 0.0), 0.0, p0)
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        state = np.where(_lesion_mask(lesions, P, M, a), 0.0, state)
-        frozen = _gate_mask(gates, P, a)[:, None] | _lesion_mask(lesions, P, M, a)
-        sel = (times >= a) & (times < b)
-        if lr == 0 or frozen.all():
-            out[sel] = state
-            continue
-        rate = lr * (~frozen).astype(float)
-
-        def rhs(t, y, rate=rate):
-            p = y.reshape(P, M)
-            # integral float exponents: numpy's power is exact in sign for negative p
-            err = s - np.sum(p ** dexp, axis=0)
-            return (rate * p ** dm1 * err).ravel()
-
-        def jac(t, y, rate=rate):
-            # ∂ṗ_{qα}/∂p_{rα} = r_q[(D_q − 1)p_q^{D_q−2} e δ_qr − p_q^{D_q−1} D_r p_r^{D_r−1}];
-            # modes do not couple.
-            p = y.reshape(P, M)
-            err = s - np.sum(p ** dexp, axis=0)
-            own = np.where(dexp > 1, dm1 * p ** np.maximum(dexp - 2, 0.0), 0.0)
-            dk = dexp * p ** dm1                                       # dK_r/dp_r
-            J = np.zeros((P, M, P, M))
-            for q in range(P):
-                for r in range(P):
-                    blk = -rate[q] * p[q] ** dm1[q] * dk[r]
-                    if q == r:
-                        blk = blk + rate[q] * own[q] * err
-                    J[q, :, r, :] = np.diag(blk)
-            return J.reshape(P * M, P * M)
-
-        t_eval = np.concatenate([times[sel], [b]])
-        # LSODA: Adams while the modes move, BDF in the stiff converged tails (a mode at its
-        # fixed point relaxes at ~2ηD s^{2−2/D}, far faster than the slow escapes).
-        sol = integrate.solve_ivp(rhs, (a, b), state.ravel(), method="LSODA", rtol=rtol,
-                                  atol=atol, t_eval=t_eval, jac=jac)
-        if not sol.success:
-            raise RuntimeError(f"reduced_pathways(method='gf'): integration failed on "
-                               f"[{a}, {b}]: {sol.message}")
-        out[sel] = sol.y[:, :-1].T.reshape(-1, P, M)
-        state = sol.y[:, -1].reshape(P, M)
-    state = np.where(_lesion_mask(lesions, P, M, float(steps)), 0.0, state)
-    out[times == steps] = state
-    return out
-
-
-def reduced_pathways(s, p0, depths, lr, steps, *, gates=(), lesions=(), method="gd",
-                     record_every=1) -> PathwayRun:
-    """Per-mode dynamics of P parallel balanced, aligned deep linear pathways.
-
-    ``method="gd"`` iterates the exact gradient-descent map (Kleinman et al. 2023)
-
-        p_{q,α}(n+1) = p_{q,α}(n) + η p_{q,α}(n)^{D_q − 1} (s_α − Σ_r p_{r,α}(n)^{D_r}),
-
-    which is the full network's full-batch gradient descent on ½Σ‖y − ŷ‖² (sum convention,
-    X = I) written in its SVD basis (theory/pathways.py). ``method="gf"`` integrates the
-    gradient flow dp/dt = η p^{D−1}(s − Σ K) (t in steps, τ = 1/η) with LSODA (analytic
-    Jacobian) at rtol 1e-12, piecewise so that every window boundary is hit exactly; it agrees
-    with the closed forms to ~1e-10 relative.
-
-    Symbols → arguments: s_α → ``s`` (M,); p_{q,α}(0) → ``p0`` (scalar, (P,) or (P, M); any
-    sign); D_q → ``depths`` (P,) positive integers; η → ``lr``; number of steps → ``steps``.
-    ``gates``: sequence of (pathway, start, end): the pathway's p is not updated for
-    n ∈ [start, end) (GD: step n takes the state at n to n + 1; GF: t ∈ [start, end)).
-    ``lesions``: sequence of (pathway, mode, start, end), end may be inf: p (so K) of that mode
-    and pathway is zero at every time in [start, end); for D ≥ 2 it stays zero afterwards (p = 0
-    is a fixed point). Records every ``record_every`` steps from 0, plus the last step.
-
-    Returns :class:`PathwayRun` (time (R,), K (R, P, M), p (R, P, M)). Assumes whitened input
-    (Σ = I) and exactly aligned, balanced weights; a diverging GD run (η s ≳ 1) returns inf/nan.
-    """
-    depths = _as_depths(depths)
-    P = len(depths)
-    s = _as_s(s)
-    M = s.shape[0]
-    p0 = _as_p0(p0, P, M)
-    lr = _as_lr(lr)
-    steps = _as_steps(steps)
-    every = _as_steps(record_every, "record_every")
-    if every < 1:
-        raise ValueError(f"record_every must be a positive integer, got {record_every!r}")
-    gates = _as_gates(gates, P)
-    lesions = _as_lesions(lesions, P, M)
-    n_chunks, rem = divmod(steps, every)
-    time = np.arange(n_chunks + 1, dtype=float) * every
-    if rem:
-        time = np.append(time, float(steps))
-    if method == "gd":
-        import jax.numpy as jnp
-
-        with float64():
-            fn = _gd_kernel(depths, n_chunks, every, rem)
-            p = np.asarray(fn(jnp.asarray(p0), jnp.asarray(s), jnp.asarray(lr),
-                              jnp.asarray(gates), jnp.asarray(lesions)))
-    elif method == "gf":
-        p = _gf_numeric(s, p0, depths, lr, steps, time, gates, lesions)
-    else:
-        raise ValueError(f"method must be 'gd' or 'gf', got {method!r}")
-    K = np.stack([p[:, q] ** d for q, d in enumerate(depths)], axis=1)
-    return PathwayRun(time, K, p)
 
 
 # ------------------------------------------------------------- gradient-flow closed forms
@@ -570,7 +385,8 @@ def pathways_closed_form(s, p0, depth, lr, times, *, gates=()):
 
     Symbols → arguments: s_α → ``s`` (M,); p_{q,α}(0) → ``p0`` (scalar, (2,) or (2, M) per-layer
     values; positive for depth ≥ 3); D → ``depth``; η → ``lr``; t → ``times`` (steps, τ = 1/η);
-    ``gates`` as in :func:`reduced_pathways` (pathway 0 or 1, start, end), any number of windows.
+    ``gates`` as in :func:`dlnfusion.reduced.reduced_pathways` (pathway 0 or 1, start, end),
+    any number of windows.
     Pieces (module docstring; theory/pathways.py derives each):
 
     * D = 1: both train: K_a + K_b = s − (s − S₀)e^{−2ηt}, K_a − K_b constant; one trains:
@@ -580,7 +396,8 @@ def pathways_closed_form(s, p0, depth, lr, times, *, gates=()):
     * D ≥ 3: u = p^{2−D}; both train: u_a − u_b constant and t = ∫ du_a/u̇_a; one trains:
       t = ∫ du/(−(D − 2)η(s' − u^{−D/(D−2)})). Quadratures (rtol 1e-13) inverted by brentq.
 
-    Returns K of shape (len(times), 2, M). No lesions (use :func:`reduced_pathways`).
+    Returns K of shape (len(times), 2, M). No lesions (use
+    :func:`dlnfusion.reduced.reduced_pathways`).
     """
     D = _as_depth(depth)
     s = _as_s(s)
@@ -779,57 +596,3 @@ def _half_time(s, K0, D, lr):
     return integrate.quad(lambda u: 1.0 / ((D - 2) * lr * (s - 2 * u ** (-gam))),
                           (s / 4) ** (-beta), K0 ** (-beta), epsabs=0, epsrel=1e-12,
                           limit=400)[0]
-
-
-class PathwayPortrait(NamedTuple):
-    """Trajectories for :func:`pathway_portrait` in the (K_a, K_b) plane.
-
-    ``line`` (n, 2) the solution line K_a + K_b = s; ``time_early``/``K_early`` (R,), (R, 2) the
-    run with pathway b gated during ``early_gate`` = (start, end); likewise ``*_late``;
-    ``t_half`` the ungated half-learning time (steps) that sets the windows.
-    """
-
-    depth: int
-    s: float
-    line: np.ndarray
-    time_early: np.ndarray
-    K_early: np.ndarray
-    early_gate: tuple
-    time_late: np.ndarray
-    K_late: np.ndarray
-    late_gate: tuple
-    t_half: float
-
-
-def pathway_portrait(depth, s=10.0, p0=0.005, lr=0.01, *, n_points=400, n_line=101):
-    """Gradient-flow trajectories of an early and a late deficit for a phase portrait.
-
-    The spec's portrait setting: one mode s = 10, two pathways of depth D (2, 3, 4 in the
-    paper's figure), per-layer p0 = 0.005, η = 0.01 (time in steps). With t½ the time at which
-    the ungated pair reaches K_a + K_b = s/2 (theory, :func:`_half_time`), pathway b is gated
-    during [0, t½) (early) or [2t½, 3t½) (late); both runs last 4t½, solved by
-    :func:`reduced_pathways` with method "gf" (the theory's ODE, no simulation of a network).
-    The early run ends near the K_a axis (winner-take-all), the late one on the diagonal.
-    """
-    D = _as_depth(depth)
-    s = float(s)
-    if not np.isfinite(s) or s <= 0:
-        raise ValueError(f"s must be positive and finite, got {s!r}")
-    p0 = float(p0)
-    if not np.isfinite(p0) or p0 <= 0:
-        raise ValueError(f"p0 must be positive and finite, got {p0!r}")
-    lr = _as_lr(lr)
-    if lr == 0:
-        raise ValueError("lr must be positive for a portrait (nothing moves at lr = 0)")
-    if 2 * p0 ** D >= s / 2:
-        raise ValueError("p0 is too large: the pair starts beyond half the target")
-    th = _half_time(s, p0 ** D, D, lr)
-    steps = int(math.ceil(4 * th))
-    every = max(1, steps // int(n_points))
-    early, late = (0.0, th), (2 * th, 3 * th)
-    runs = [reduced_pathways([s], p0, (D, D), lr, steps, gates=[(1,) + w], method="gf",
-                             record_every=every) for w in (early, late)]
-    ka = np.linspace(0.0, s, int(n_line))
-    line = np.stack([ka, s - ka], axis=1)
-    return PathwayPortrait(D, s, line, runs[0].time, runs[0].K[:, :, 0], early, runs[1].time,
-                           runs[1].K[:, :, 0], late, th)

@@ -49,18 +49,12 @@ import optax
 
 from ..networks import (FusionCNN, FusionMLP, NetworkSpec, Params, branch_parameters,
                         total_maps)
-from ..theory.balancing import ogm_coefficients, score_gaps, window_test
-from ..theory.fisher import WINDOW_RULES, _trace_one
+from ..rules import (WINDOWS, _trace_one, inforeg_regulation, ogm_coefficients, push_trace,
+                     score_gaps)
 
 __all__ = ["inforeg", "ogm_ge", "branch_scores", "InfoRegState", "OGMState", "WINDOWS",
            "inforeg_batches", "ogm_ge_batches", "classifier_scores", "InfoRegBatchState",
            "unimodal_losses", "unimodal_losses_batches", "TRACES"]
-
-#: InfoReg's window choices: the paper's rule, the authors' moving average, regulating
-#: throughout ("always") or only outside the paper's window ("outside": the two ablations of the
-#: paper's Table 4) and never (joint training).
-WINDOWS = WINDOW_RULES + ("always", "outside", "never")
-
 
 def branch_scores(spec: NetworkSpec, params: Params, moments) -> jnp.ndarray:
     """s_m = tr(Σ_yx_m W_mᵀ) − ½ tr(W_m Σ_mm W_mᵀ) of every branch (module docstring): how much
@@ -175,18 +169,16 @@ def inforeg(spec: NetworkSpec, epoch: int = 10, beta: float = 0.9, K: float = 0.
         start = state.count % epoch == 0
         noise = mo.sigma_yy - mo.w_star @ mo.sigma @ mo.w_star.T
         trace = _trace_one(params, mo.sigma, noise, mo.w_star, "branch", batch_size)
-        history = jnp.where(start, jnp.concatenate([state.history[1:], trace[None]]),
-                            state.history)
-        epochs = state.epochs + start.astype(jnp.int32)
+        history, epochs = push_trace(state.history, state.epochs, trace, start)
         prev = jax.tree_util.tree_map(lambda p, q: jnp.where(start, p, q), params, state.prev)
         gaps = score_gaps(branch_scores(spec, params, mo))
-        alpha = jnp.asarray(pref, gaps.dtype) * jnp.exp(beta * jnp.tanh(gaps))
         # the history holds the initial trace too: epoch t starts with t + 1 traces
-        regulated = window_test(history, epochs - 1, window, K, average) & (gaps > 0)
+        regulated, coefs = inforeg_regulation(history, epochs - 1, gaps, window=window, K=K,
+                                              average=average, beta=beta, prefactors=pref)
         new_branches = []
         for m, (g_layers, p_layers, q_layers) in enumerate(zip(updates.branches,
                                                               params.branches, prev.branches)):
-            coef = jnp.where(regulated[m], alpha[m], 0.0)
+            coef = coefs[m]
             new_branches.append(tuple(g + coef * (p - q)
                                       for g, p, q in zip(g_layers, p_layers, q_layers)))
         out = Params(tuple(new_branches), updates.post)
@@ -406,9 +398,7 @@ def inforeg_batches(model, beta: float = 0.9, K: float = 0.04, window: str = "pa
         epoch = jnp.asarray(extra["epoch"], jnp.int32)
         start = epoch != state.epoch
         finished = start & (state.epoch >= 0)       # the previous epoch's trace is complete
-        history = jnp.where(finished, jnp.concatenate([state.history[1:],
-                                                       state.running[None]]), state.history)
-        epochs = state.epochs + finished.astype(jnp.int32)
+        history, epochs = push_trace(state.history, state.epochs, state.running, finished)
         running = jnp.where(start, 0.0, state.running)
         prev = jax.tree_util.tree_map(lambda p, q: jnp.where(start, p, q), params, state.prev)
         if trace == "batch":
@@ -417,13 +407,13 @@ def inforeg_batches(model, beta: float = 0.9, K: float = 0.04, window: str = "pa
             g2 = _per_sample_sqnorms(model, params, xs, y, mask)
         running = running + g2.astype(running.dtype)
         gaps = score_gaps(classifier_scores(model, params, xs, y, mask))
-        alpha = jnp.asarray(pref, gaps.dtype) * jnp.exp(beta * jnp.tanh(gaps))
-        regulated = window_test(history, epochs, window, K, average) & (gaps > 0)
+        regulated, coefs = inforeg_regulation(history, epochs, gaps, window=window, K=K,
+                                              average=average, beta=beta, prefactors=pref)
         p_groups = branch_parameters(model, params)
         q_groups = branch_parameters(model, prev)
 
         def reg(m, g):
-            coef = jnp.where(regulated[m], alpha[m], 0.0)
+            coef = coefs[m]
             return jax.tree_util.tree_map(lambda a, p, q: a + coef * (p - q), g,
                                           p_groups[m], q_groups[m])
         out = _map_branches(model, updates, reg)
