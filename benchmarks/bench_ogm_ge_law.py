@@ -30,7 +30,7 @@ def main():
         params = init_batch(spec, list(range(SEEDS)), scale=1e-9)
         tx = ogm_ge(spec, noise=True, seed=0)
         t0 = time.perf_counter()
-        traj = train(spec, stats, params, lr=0.04, max_steps=STEPS, stride=10,
+        traj = train(spec, stats, params, lr=0.04, steps=STEPS, record_every=10,
                      optimizer=lambda lr: optax.chain(tx, optax.sgd(lr)))
         sim = np.asarray(measure_unimodal_phase(traj).time_ratio)
         t_sim = time.perf_counter() - t0

@@ -125,7 +125,7 @@ def _one(name, cfg, stats, seeds, mc_samples, mc_stride):
     net = NetworkSpec.fusion(cfg["depth"], cfg["depth"], width=100)
     params = _params(net, cfg, seeds)
     steps = cfg["steps"]
-    traj = train(net, stats, params, lr=LR, max_steps=steps, stride=EPOCH, stop_loss=None,
+    traj = train(net, stats, params, lr=LR, steps=steps, record_every=EPOCH, stop_loss=None,
                  observe={"fisher": fisher_observable(spec=net), "params": _params_record})
     F = np.asarray(traj.records["fisher"])                        # (S, T, M)
     t = np.asarray(traj.time)

@@ -122,7 +122,7 @@ def run(out: Path, quick: bool = False) -> dict:
     for rho in RHOS:
         stats = Stats.scalar_toy(SIGMA_A, SIGMA_B, rho)
         for method in METHODS:
-            traj = train(spec, stats, params, lr=LR, max_steps=STEPS, stride=STRIDE,
+            traj = train(spec, stats, params, lr=LR, steps=STEPS, record_every=STRIDE,
                          optimizer=_optimizer(method, spec))
             m = measure_unimodal_phase(traj)
             theory = rd.balancing_two_layer(stats, LR, gram, STEPS, **_theory_kwargs(method))
@@ -131,7 +131,7 @@ def run(out: Path, quick: bool = False) -> dict:
                 mean_field = theory
                 theory = rd.ogm_ge_two_layer(stats, LR, noisy0, WIDTH, STEPS, alpha=OGM_ALPHA,
                                              paths=QUICK_PATHS if quick else PATHS,
-                                             seed=int(1000 * rho) % 997, stride=1)
+                                             seed=int(1000 * rho) % 997, record_every=1)
                 ratio_th = np.asarray(theory.ratio_mean)
                 extra = {
                     "time_ratio_theory_sem": float(np.sqrt(np.sum(
@@ -238,7 +238,7 @@ def _width_sweep(quick):
                    "time_ratio_mean_field": _list(mf.ratio),
                    "time_ratio_sim": None, "diverged_sim": None}
             if width in sims:
-                traj = train(spec, stats, params, lr=LR, max_steps=STEPS, stride=STRIDE,
+                traj = train(spec, stats, params, lr=LR, steps=STEPS, record_every=STRIDE,
                              optimizer=_optimizer("ogm_ge", spec))
                 row["time_ratio_sim"] = _list(measure_unimodal_phase(traj).time_ratio)
                 row["diverged_sim"] = int(np.sum(np.asarray(traj.status_names())

@@ -62,7 +62,7 @@ def simulate_gates(depth, starts, lengths, *, lesion=None, jitter=0.0, seed=0):
     windows = [Gate("b", start=starts, end=ends)]
     if lesion is not None:
         windows.append(Lesion("a", mode=lesion, start=0, end=None))
-    tr = train(spec, stats, params, lr=LR, max_steps=STEPS, stride=STRIDE, stop_loss=None,
+    tr = train(spec, stats, params, lr=LR, steps=STEPS, record_every=STRIDE, stop_loss=None,
                observe={"K": mode_strengths(stats)}, interventions=windows)
     if np.any(tr.diverged):
         raise RuntimeError("a pathway run diverged")

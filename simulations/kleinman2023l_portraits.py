@@ -57,7 +57,7 @@ def one_mode_task() -> Stats:
     return Stats(np.eye(1), np.array([[S]]), np.array([[S * S]]), (1,)).repeated(2, ("a", "b"))
 
 
-def simulate(depth: int, windows, steps: int, stride: int = 1):
+def simulate(depth: int, windows, steps: int, record_every: int = 1):
     """(time, K (runs, R, 2)) of the full network, integrated as gradient flow (time in steps,
     τ = 1/η), with b gated in each window (start, end); the solver steps onto every window
     boundary."""
@@ -66,7 +66,7 @@ def simulate(depth: int, windows, steps: int, stride: int = 1):
     starts = np.array([w[0] for w in windows])
     ends = np.array([w[1] for w in windows])
     params = init_pathways(spec, stats, seeds=[0] * len(windows), strength=P0 ** depth)
-    tr = train(spec, stats, params, lr=LR, max_steps=float(steps), stride=float(stride),
+    tr = train(spec, stats, params, lr=LR, steps=float(steps), record_every=float(record_every),
                stop_loss=None, method="gf", rtol=RTOL, atol=ATOL,
                observe={"K": mode_strengths(stats)},
                interventions=[Gate("b", start=starts, end=ends)])
@@ -94,7 +94,7 @@ def run(out: Path, quick: bool = False) -> dict:
         if quick and D in QUICK_THEORY_ONLY:
             K = None
         else:
-            _, K = simulate(D, [(w[1], w[2]) for w in wins], steps, stride=every)
+            _, K = simulate(D, [(w[1], w[2]) for w in wins], steps, record_every=every)
         for k, (w, tr) in enumerate(zip(wins, theory)):
             rows.append({"depth": D, "deficit": w[0], "gate": [w[1], w[2]],
                          "gate_over_t_half": [w[1] / th_half, w[2] / th_half],

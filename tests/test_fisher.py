@@ -70,7 +70,7 @@ def test_recorded_in_the_loop_equals_closed_form_on_the_weights():
     stats = dln.Stats.scalar_toy(2.0, 1.0, 0.5)
     spec = dln.NetworkSpec.fusion(2, 2, width=10)
     p = dln.init_batch(spec, [0, 1], scale=1e-3)
-    traj = dln.train(spec, stats, p, lr=0.04, max_steps=200, stride=50, stop_loss=None,
+    traj = dln.train(spec, stats, p, lr=0.04, steps=200, record_every=50, stop_loss=None,
                      observe={"fisher": fisher_observable(spec=spec)})
     F = traj.records["fisher"]
     assert F.shape == (2, traj.time.size, 2)
@@ -85,7 +85,7 @@ def test_sample_observable_records_the_sampled_trace():
     spec = dln.NetworkSpec.fusion(2, 2, width=4, activation="relu")
     ds = stats.sample(512, seed=0)
     p = dln.init_batch(spec, [0], scale=0.3)
-    traj = dln.train(spec, ds, p, lr=0.02, max_steps=20, stride=10, stop_loss=None,
+    traj = dln.train(spec, ds, p, lr=0.02, steps=20, record_every=10, stop_loss=None,
                      observe={"fisher": fisher_sample_observable(spec, ds.xs, ds.y)})
     final = dln.Params.from_matrices(spec, [W[0] for W in traj.final_params.matrices()])
     np.testing.assert_allclose(traj.records["fisher"][0, -1],
@@ -131,11 +131,11 @@ def test_mode_solution_against_training(rho):
             w0 = np.array([(mats[1] @ mats[0]).item(), (mats[3] @ mats[2]).item()])
             p0 = np.array([np.sum(mats[0] ** 2) + np.sum(mats[1] ** 2),
                            np.sum(mats[2] ** 2) + np.sum(mats[3] ** 2)])
-            theory = rd.fisher_late_fusion(stats, 2, 0.04, w0, steps, p0=p0, stride=10)
+            theory = rd.fisher_late_fusion(stats, 2, 0.04, w0, steps, p0=p0, record_every=10)
         else:
             p = th.balanced_chain_params(spec, [1e-4, 1e-4], seeds=[0])
-            theory = rd.fisher_late_fusion(stats, 4, 0.04, [1e-4, 1e-4], steps, stride=10)
-        traj = dln.train(spec, stats, p, lr=0.04, max_steps=steps, stride=10, stop_loss=None,
+            theory = rd.fisher_late_fusion(stats, 4, 0.04, [1e-4, 1e-4], steps, record_every=10)
+        traj = dln.train(spec, stats, p, lr=0.04, steps=steps, record_every=10, stop_loss=None,
                          observe={"fisher": fisher_observable()})
         F = traj.records["fisher"][0]
         big = F > 1e-12 * F.max(axis=0)

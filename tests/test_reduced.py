@@ -60,7 +60,7 @@ def test_noisy_run_has_a_status_per_path():
     stats = dln.Stats.scalar_toy(2.0, 1.0, 0.0)
     spec = dln.NetworkSpec.fusion(2, 2, width=8)
     x = th.noise_gram(spec, dln.init_batch(spec, [0, 1, 2], scale=0.1))
-    law = rd.ogm_ge_two_layer(stats, 0.04, x, 8, 3000, paths=6, stride=100)
+    law = rd.ogm_ge_two_layer(stats, 0.04, x, 8, 3000, paths=6, record_every=100)
     assert law.batch_shape == (3,) and law.paths == 6 and law.status.shape == (3, 6)
     assert law.t_a.shape == (3, 6) and law.w_mean.shape == (3, law.time.size, 2)
     assert law.diverged.shape == (3, 6) and law.diverged_fraction.shape == (3,)
@@ -86,7 +86,7 @@ def test_pathway_and_fisher_runs_report_divergence():
     bad = rd.reduced_pathways([2.0, 1.0], 0.3, (2, 2), 3.0, 40)
     assert bad.status == Status.DIVERGED and not np.all(np.isfinite(bad.K))
     stats = dln.Stats.scalar_toy(2.0, 1.0, 0.0)
-    fr = rd.fisher_late_fusion(stats, 2, 0.04, [1e-3, 1e-3], 100, stride=10)
+    fr = rd.fisher_late_fusion(stats, 2, 0.04, [1e-3, 1e-3], 100, record_every=10)
     assert isinstance(fr, rd.FisherRun) and fr.status == Status.MAX_STEPS
     assert fr.time.shape == (11,) and fr.trace.shape == (11, 2)
     assert rd.fisher_late_fusion(stats, 2, 4.0, [0.5, 0.5], 300).status == Status.DIVERGED
@@ -96,8 +96,8 @@ def test_predict_unimodal_phase_measures_the_reduced_run():
     stats = dln.Stats.scalar_toy(2.0, 1.0, 0.3)
     spec = dln.NetworkSpec.fusion(3, 2, width=20)
     p = dln.init_batch(spec, [0, 1], scale=0.1)
-    meas, traj = predict_unimodal_phase(spec, stats, p, 0.04, max_steps=3000)
-    again = rd.train_reduced(spec, stats, p, 0.04, max_steps=3000)
+    meas, traj = predict_unimodal_phase(spec, stats, p, 0.04, steps=3000)
+    again = rd.train_reduced(spec, stats, p, 0.04, steps=3000)
     np.testing.assert_array_equal(measure_unimodal_phase(again).t_b, meas.t_b)
     assert np.all(np.isfinite(meas.t_b))
     with pytest.raises(ValueError, match="needs a linear network"):

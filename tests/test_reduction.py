@@ -41,8 +41,8 @@ def test_reduction_keeps_total_maps_and_initial_gradient(L, Lf, dims):
     lrs = np.array([0.32, 0.16, 0.08])  # one run per learning rate, same weights
     pb = jax.tree_util.tree_map(lambda a: np.repeat(np.asarray(a)[None], lrs.size, 0), p)
     rspec_b, rpb = rd.reduce_network(spec, pb)
-    full = train(spec, st, pb, lr=lrs, max_steps=1, stride=1, stop_loss=None)
-    red = train(rspec_b, st, rpb, lr=lrs, max_steps=1, stride=1, stop_loss=None)
+    full = train(spec, st, pb, lr=lrs, steps=1, record_every=1, stop_loss=None)
+    red = train(rspec_b, st, rpb, lr=lrs, steps=1, record_every=1, stop_loss=None)
     maps0 = dln.total_maps(spec, p)
     D, scale = [], []
     for i in range(lrs.size):
@@ -87,7 +87,7 @@ def test_zero_padding_units_stay_zero():
     # Late-fusion branches span 2 directions per hidden space; the third unit is padding.
     W2 = np.asarray(rp.branches[0][1][0])
     assert np.allclose(W2[2], 0) and np.allclose(W2[:, 2], 0)
-    traj = train(rspec, st, rp, max_steps=500, stride=500, stop_loss=None)
+    traj = train(rspec, st, rp, steps=500, record_every=500, stop_loss=None)
     W2 = np.asarray(traj.final_params.branches[0][1][0])
     assert np.allclose(W2[2], 0) and np.allclose(W2[:, 2], 0)
 
@@ -98,9 +98,9 @@ def test_prediction_matches_width_100_simulation(Lf, rho):
     """Figure 6 settings: random init u0 = 0.1, width 100, η = 0.04 (sign flip at ρ < −0.5)."""
     st = Stats.scalar_toy(2.0, 1.0, rho)
     spec = NetworkSpec.fusion(4, Lf, width=100)
-    traj = simulate(spec, st, seeds=[0], scheme="frobenius", scale=0.1, max_steps=100_000)
+    traj = simulate(spec, st, seeds=[0], scheme="frobenius", scale=0.1, steps=100_000)
     m = measure_unimodal_phase(traj)
-    pred, _ = predict_unimodal_phase(spec, st, traj.initial_params, 0.04, max_steps=100_000)
+    pred, _ = predict_unimodal_phase(spec, st, traj.initial_params, 0.04, steps=100_000)
     assert pred.time_ratio[0] == pytest.approx(m.time_ratio[0], rel=0.01)
     assert pred.t_a[0] == pytest.approx(m.t_a[0], rel=0.01)
 

@@ -92,8 +92,8 @@ def test_branch_scores_are_the_loss_reduction_of_each_branch_alone():
 def test_inforeg_never_is_plain_gradient_descent():
     stats, spec, params = _setup()
     net = dln.init_batch(spec, [0, 1], scale=1e-3)
-    plain = dln.train(spec, stats, net, lr=0.04, max_steps=300, stride=10, stop_loss=None)
-    never = dln.train(spec, stats, net, lr=0.04, max_steps=300, stride=10, stop_loss=None,
+    plain = dln.train(spec, stats, net, lr=0.04, steps=300, record_every=10, stop_loss=None)
+    never = dln.train(spec, stats, net, lr=0.04, steps=300, record_every=10, stop_loss=None,
                       optimizer=lambda lr: optax.chain(inforeg(spec, window="never"),
                                                        optax.sgd(lr)))
     for a, b in zip(plain.final_params.matrices(), never.final_params.matrices()):
@@ -154,9 +154,9 @@ def test_inforeg_slows_the_sufficient_branch_only_when_they_decouple():
     stats = dln.Stats.scalar_toy(2.0, 1.0, 0.0)
     spec = dln.NetworkSpec.fusion(2, 2, width=50)
     p = dln.init_batch(spec, [0, 1], scale=1e-9)
-    joint = measure_unimodal_phase(dln.train(spec, stats, p, lr=0.04, max_steps=3000))
+    joint = measure_unimodal_phase(dln.train(spec, stats, p, lr=0.04, steps=3000))
     reg = measure_unimodal_phase(dln.train(
-        spec, stats, p, lr=0.04, max_steps=3000,
+        spec, stats, p, lr=0.04, steps=3000,
         optimizer=lambda lr: optax.chain(inforeg(spec, epoch=10), optax.sgd(lr))))
     np.testing.assert_allclose(reg.t_b, joint.t_b, rtol=1e-9)
     assert np.all(reg.t_a > 1.05 * joint.t_a)
@@ -208,9 +208,9 @@ def test_ogm_synchronizes_the_branches():
     stats = dln.Stats.scalar_toy(2.0, 1.0, 0.5)
     spec = dln.NetworkSpec.fusion(2, 2, width=50)
     p = dln.init_batch(spec, [0], scale=1e-9)
-    joint = measure_unimodal_phase(dln.train(spec, stats, p, lr=0.04, max_steps=6000))
+    joint = measure_unimodal_phase(dln.train(spec, stats, p, lr=0.04, steps=6000))
     ogm = measure_unimodal_phase(dln.train(
-        spec, stats, p, lr=0.04, max_steps=6000,
+        spec, stats, p, lr=0.04, steps=6000,
         optimizer=lambda lr: optax.chain(ogm_ge(spec, noise=False), optax.sgd(lr))))
     assert joint.time_ratio[0] > 4 and ogm.time_ratio[0] < 1.1
 
@@ -253,8 +253,8 @@ def test_reduced_dynamics_predict_the_training(rho):
     for method, tx in (("joint", None), ("inforeg", inforeg(spec, epoch=10)),
                        ("ogm", ogm_ge(spec, noise=False))):
         opt = None if tx is None else (lambda lr, tx=tx: optax.chain(tx, optax.sgd(lr)))
-        m = measure_unimodal_phase(dln.train(spec, stats, p, lr=0.04, max_steps=3000,
-                                             stride=10, optimizer=opt))
+        m = measure_unimodal_phase(dln.train(spec, stats, p, lr=0.04, steps=3000,
+                                             record_every=10, optimizer=opt))
         res = rd.balancing_two_layer(stats, 0.04, gram, 3000, method=method, epoch=10)
         assert res.batch_shape == (2,) and res.time.shape == (3001,)
         assert np.all(res.status == Status.MAX_STEPS)
@@ -277,7 +277,7 @@ def test_unimodal_losses_in_theory_and_training():
                        ("ogm", ogm_ge(spec, noise=False))):
         chain = [unimodal_losses(spec, 0.5)] + ([] if tx is None else [tx])
         m = measure_unimodal_phase(dln.train(
-            spec, stats, p, lr=0.04, max_steps=3000, stride=10,
+            spec, stats, p, lr=0.04, steps=3000, record_every=10,
             optimizer=lambda lr, chain=chain: optax.chain(*chain, optax.sgd(lr))))
         res = rd.balancing_two_layer(stats, 0.04, gram, 3000, method=method, epoch=10,
                                      unimodal=0.5)
@@ -324,7 +324,7 @@ def test_ogm_ge_mean_field_noise():
     p = dln.init_batch(spec, list(range(8)), scale=1e-9)
     gram = th.initial_gram(spec, p)
     tx = ogm_ge(spec, noise=True, seed=0)
-    m = measure_unimodal_phase(dln.train(spec, stats, p, lr=0.04, max_steps=3000, stride=1,
+    m = measure_unimodal_phase(dln.train(spec, stats, p, lr=0.04, steps=3000, record_every=1,
                                          optimizer=lambda lr: optax.chain(tx, optax.sgd(lr))))
     sim = np.asarray(m.time_ratio)
     assert np.all(np.isfinite(sim)) and sim.std() > 0      # every run has its own noise
@@ -352,7 +352,7 @@ def test_ogm_ge_law_predicts_the_noisy_network_where_mean_field_fails():
     spec = dln.NetworkSpec.fusion(2, 2, width=40)
     p = dln.init_batch(spec, list(range(16)), scale=1e-9)
     tx = ogm_ge(spec, noise=True, seed=0)
-    traj = dln.train(spec, stats, p, lr=0.04, max_steps=3000, stride=1,
+    traj = dln.train(spec, stats, p, lr=0.04, steps=3000, record_every=1,
                      optimizer=lambda lr: optax.chain(tx, optax.sgd(lr)))
     sim = np.asarray(measure_unimodal_phase(traj).time_ratio)
     assert np.all(np.isfinite(sim))
@@ -383,7 +383,7 @@ def test_ogm_ge_law_with_unimodal_losses_and_the_continuous_coefficient():
     spec = dln.NetworkSpec.fusion(2, 2, width=20)
     p = dln.init_batch(spec, list(range(16)), scale=1e-9)
     tx = optax.chain(unimodal_losses(spec, 0.5), ogm_ge(spec, noise=True, continuous=True))
-    traj = dln.train(spec, stats, p, lr=0.04, max_steps=3000, stride=1,
+    traj = dln.train(spec, stats, p, lr=0.04, steps=3000, record_every=1,
                      optimizer=lambda lr: optax.chain(tx, optax.sgd(lr)))
     sim = np.asarray(measure_unimodal_phase(traj).time_ratio)
     x0 = th.noise_gram(spec, p)
@@ -697,8 +697,8 @@ def test_deep_reduced_dynamics_predict_the_training(rho):
                             ("inforeg", inforeg(spec, epoch=10), 0.5)):
         chain = ([unimodal_losses(spec, lam)] if lam else []) + ([] if tx is None else [tx])
         opt = (lambda lr, chain=chain: optax.chain(*chain, optax.sgd(lr))) if chain else None
-        m = measure_unimodal_phase(dln.train(spec, stats, p, lr=0.04, max_steps=4000,
-                                             stride=10, optimizer=opt))
+        m = measure_unimodal_phase(dln.train(spec, stats, p, lr=0.04, steps=4000,
+                                             record_every=10, optimizer=opt))
         r = rd.balancing_deep(stats, 4, 0.04, 0.1, 4000, method=method, epoch=10, unimodal=lam)
         assert r.valid
         np.testing.assert_allclose(r.t_a, m.t_a[0], rtol=1e-8)
@@ -748,8 +748,8 @@ def test_deep_reduced_dynamics_of_intermediate_fusion(fusion_layer):
                             ("inforeg", inforeg(spec, epoch=10), 0.5)):
         chain = ([unimodal_losses(spec, lam)] if lam else []) + ([] if tx is None else [tx])
         opt = (lambda lr, chain=chain: optax.chain(*chain, optax.sgd(lr))) if chain else None
-        m = measure_unimodal_phase(dln.train(spec, stats, p, lr=0.04, max_steps=3000,
-                                             stride=10, optimizer=opt))
+        m = measure_unimodal_phase(dln.train(spec, stats, p, lr=0.04, steps=3000,
+                                             record_every=10, optimizer=opt))
         r = rd.balancing_deep(stats, 4, 0.04, 0.1, 3000, method=method, epoch=10,
                               unimodal=lam, fusion_layer=fusion_layer)
         assert r.valid

@@ -334,7 +334,7 @@ def check_ge_law():
             (0.2 + 0.1 * rng.normal(size=h), 0.25 + 0.1 * rng.normal(size=h))]
     x = np.array([[a @ a, a @ b, b @ b, e @ a, e @ b] for a, b in vecs])
     eta, P = 0.05, 40_000
-    law = rd.ogm_ge_two_layer(stats, eta, x, h, 1, paths=P, stride=1, stop_loss=None)
+    law = rd.ogm_ge_two_layer(stats, eta, x, h, 1, paths=P, record_every=1, stop_loss=None)
     w = x[:, 1]
     sc = s * w - 0.5 * np.diag(S) * w ** 2
     lead = int(np.argmax(sc))

@@ -76,7 +76,7 @@ def check_outer_product_updates():
         _close(b, a, rtol, "total maps of the reduced network")
     W = np.concatenate(maps, axis=1)
     g = (W @ st.sigma - st.sigma_yx)[0]                  # ∂L/∂W_m^tot
-    step = dln.train(rspec, st, rparams, lr=1.0, max_steps=1, stride=1, stop_loss=None)
+    step = dln.train(rspec, st, rparams, lr=1.0, steps=1, record_every=1, stop_loss=None)
     for m, (orig, red0, red1) in enumerate(zip(params.branches, rparams.branches,
                                                step.final_params.branches)):
         vals = [x for M in orig for x in np.asarray(M)[0].ravel()]
@@ -89,8 +89,8 @@ def check_outer_product_updates():
     spec2 = dln.NetworkSpec.fusion(2, 2, width=6, input_dims=(2, 1))
     p2 = _random_params(spec2, 4, 0.3)
     rs2, rp2 = rd.reduce_network(spec2, p2)
-    full = dln.train(spec2, st2, p2, lr=0.1, max_steps=50, stride=50, stop_loss=None)
-    red = dln.train(rs2, st2, rp2, lr=0.1, max_steps=50, stride=50, stop_loss=None)
+    full = dln.train(spec2, st2, p2, lr=0.1, steps=50, record_every=50, stop_loss=None)
+    red = dln.train(rs2, st2, rp2, lr=0.1, steps=50, record_every=50, stop_loss=None)
     for a, b in zip(full.final_maps, red.final_maps):
         # 50 steps of rounding on O(1) maps.
         _close(b, a, rtol, "total maps after 50 steps")

@@ -405,7 +405,7 @@ class NoisyRun(Run):
     defines them (NaN where the transition is not reached within the steps); ``ratio_mean`` and
     ``ratio_sem`` (*b,) their mean and its standard error over the paths that reach both
     transitions; ``time`` (T,), ``w_mean`` and ``w_sd`` (*b, T, M) the mean and standard
-    deviation of the total weights over the paths every ``stride`` steps (over the paths that
+    deviation of the total weights over the paths every ``record_every`` steps (over the paths that
     have not diverged); ``valid`` (*b,) and ``caveats`` (*b,) as in :class:`BalancedRun`;
     ``status`` (*b, paths) int8 :class:`~dlnfusion.results.Status` codes, one per path
     (CONVERGED: stopped at ``stop_loss``; DIVERGED: frozen at its last finite state;
@@ -446,7 +446,7 @@ class NoisyRun(Run):
 
 def ogm_ge_two_layer(stats, lr: float, state0, width: int, steps: int, *, alpha: float = 0.8,
                      continuous: bool = False, unimodal: float = 0.0, paths: int = 256,
-                     seed: int = 0, stride: int = 10, stop_loss: float | None = 1e-4,
+                     seed: int = 0, record_every: int = 10, stop_loss: float | None = 1e-4,
                      diverge_loss: float = 1e12):
     """OGM-GE on a two-layer late-fusion network (width h, scalar modalities and output) at
     population level: the exact law of its noisy training, sampled on a reduced state.
@@ -474,7 +474,7 @@ def ogm_ge_two_layer(stats, lr: float, state0, width: int, steps: int, *, alpha:
     unstable, and the fraction of paths it takes is ``diverged_fraction``. Returns one
     :class:`NoisyRun`, batched for a batch of initial states."""
     lam = _check_unimodal(unimodal)
-    for name, v in (("width", width), ("paths", paths), ("steps", steps), ("stride", stride)):
+    for name, v in (("width", width), ("paths", paths), ("steps", steps), ("record_every", record_every)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
     if width < 5:
@@ -504,13 +504,13 @@ def ogm_ge_two_layer(stats, lr: float, state0, width: int, steps: int, *, alpha:
                   lr=float(lr), lam=lam, alpha=float(alpha),
                   stop=-np.inf if stop_loss is None else float(stop_loss),
                   diverge=float(diverge_loss))
-    kernel = _ogm_ge_kernel(int(width), int(paths), int(steps), int(stride), bool(continuous))
+    kernel = _ogm_ge_kernel(int(width), int(paths), int(steps), int(record_every), bool(continuous))
     keys = jax.random.split(jax.random.PRNGKey(int(seed)), X0.shape[0])
     with float64():
         c = {k: jnp.asarray(v, jnp.float64) for k, v in consts.items()}
         found, wm, w2, bad, conv = (np.asarray(v)
                                     for v in kernel(c, jnp.asarray(X0), keys))
-    time = np.arange(wm.shape[1], dtype=float) * stride
+    time = np.arange(wm.shape[1], dtype=float) * record_every
     status = np.where(bad, Status.DIVERGED,
                       np.where(conv, Status.CONVERGED, Status.MAX_STEPS)).astype(np.int8)
     rows = {k: [] for k in ("t_a", "t_b", "ratio", "mean", "sem", "sd", "valid", "caveats")}
@@ -583,13 +583,13 @@ _SEGMENT = 256
 
 
 @functools.lru_cache(maxsize=16)
-def _ogm_ge_kernel(h, paths, steps, stride, continuous):
+def _ogm_ge_kernel(h, paths, steps, record_every, continuous):
     """The jitted sampler of :func:`ogm_ge_two_layer` for one shape: segments of up to
     _SEGMENT steps (each a scan) until every path has stopped or the budget is spent; the
     statistics enter as arrays, so one compilation serves every ρ of a sweep."""
     size = min(_SEGMENT, steps + 1)
     n_seg = -(-(steps + 1) // size)          # steps 0..steps: the last one only records
-    n_rec = steps // stride + 1
+    n_rec = steps // record_every + 1
 
     def one(c, x0, key):
         S, s, w_star, ref = c["S"], c["s"], c["w_star"], c["ref"]
@@ -664,6 +664,6 @@ def _ogm_ge_kernel(h, paths, steps, stride, continuous):
         rows = jnp.arange(n_seg * size)[:, None]
         wm = jnp.where(rows >= n_end, wm[n_end - 1], wm)
         w2 = jnp.where(rows >= n_end, w2[n_end - 1], w2)
-        return found, wm[::stride][:n_rec], w2[::stride][:n_rec], bad, converged
+        return found, wm[::record_every][:n_rec], w2[::record_every][:n_rec], bad, converged
 
     return jax.jit(jax.vmap(one, in_axes=(None, 0, 0)))

@@ -55,7 +55,7 @@ class FisherRun(Run):
 
 
 def fisher_late_fusion(stats, depth: int, lr: float, w0, steps: int, p0=None,
-                       stride: int = 1) -> FisherRun:
+                       record_every: int = 1) -> FisherRun:
     """Tr F_m(t) of a late-fusion linear network (every branch ``depth`` layers, scalar
     modalities, scalar output) trained by gradient descent at learning rate ``lr``, from the
     mode solution (module docstring): iterate the exact (depth 2) or balanced-aligned
@@ -65,13 +65,13 @@ def fisher_late_fusion(stats, depth: int, lr: float, w0, steps: int, p0=None,
     ``w0`` the initial total weight of each branch along its growing mode (one value per
     modality, e.g. :func:`dlnfusion.theory.effective_init`, or the product of aligned initial
     weights); for depth 2 ``p0`` the initial ‖W_m^1‖² + ‖W_m^2‖² of each branch (default
-    2|w0|: balanced and aligned). Records every ``stride`` steps up to ``steps``.
+    2|w0|: balanced and aligned). Records every ``record_every`` steps up to ``steps``.
     """
     if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 2:
         raise ValueError(f"depth must be an integer >= 2 (late fusion), got {depth!r}")
     if not np.isfinite(lr) or lr <= 0:
         raise ValueError(f"lr must be a positive number, got {lr!r}")
-    for name, v in (("steps", steps), ("stride", stride)):
+    for name, v in (("steps", steps), ("record_every", record_every)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
     S, s, syy = _toy_moments(stats)
@@ -88,7 +88,7 @@ def fisher_late_fusion(stats, depth: int, lr: float, w0, steps: int, p0=None,
     p0 = np.broadcast_to(np.asarray(p0, float), (M,)).copy()
     if np.any(p0 < 2 * np.abs(w0) * (1 - 1e-12)):
         raise ValueError("p0 must be at least 2|w0| (‖u‖² + ‖v‖² >= 2|u·v|)")
-    n_rec = steps // stride + 1
+    n_rec = steps // record_every + 1
 
     w_star = np.linalg.pinv(S) @ s
     noise = max(syy - s @ w_star, 0.0)
@@ -112,7 +112,7 @@ def fisher_late_fusion(stats, depth: int, lr: float, w0, steps: int, p0=None,
         return ((a + lr * a ** (L - 1) * g) ** L, p), None
 
     def block(state, _):
-        state, _ = jax.lax.scan(step, state, None, length=stride)
+        state, _ = jax.lax.scan(step, state, None, length=record_every)
         return state, state
 
     with float64():
@@ -127,4 +127,4 @@ def fisher_late_fusion(stats, depth: int, lr: float, w0, steps: int, p0=None,
                             0.5 * np.asarray(ee))
     finite = all(np.all(np.isfinite(a)) for a in (w, fac, tr, loss))
     status = np.asarray(np.int8(Status.MAX_STEPS if finite else Status.DIVERGED))
-    return FisherRun(np.arange(n_rec, dtype=float) * stride, w, fac, tr, loss, status)
+    return FisherRun(np.arange(n_rec, dtype=float) * record_every, w, fac, tr, loss, status)
