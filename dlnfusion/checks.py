@@ -2,8 +2,9 @@
 
 Each check takes the argument's public name and its value, returns the value in canonical form
 (a Python int or float, a tuple of ints), and otherwise raises a ``ValueError`` that names the
-argument and says what is accepted. Booleans are never accepted as numbers, and a float is an
-integer only if it says so (``2.0`` is the integer 2, ``2.5`` is refused).
+argument and says what is accepted. Booleans are never accepted as numbers, and an integer
+argument takes an integer type only (Python or numpy; ``2.0`` and ``2.5`` are refused), so that
+a fractional value is never silently truncated.
 """
 from __future__ import annotations
 
@@ -30,9 +31,7 @@ def _is_int(value) -> bool:
     v = _scalar(value)
     if v is None:
         return False
-    if isinstance(v, np.integer):
-        return True
-    return bool(np.isfinite(v)) and float(v).is_integer()
+    return isinstance(v, np.integer)
 
 
 def integer(name: str, value, low: int | None = None, what: str | None = None) -> int:
