@@ -80,8 +80,8 @@ def early_vs_late():
     for c, ((r, rho), st) in enumerate(zip(GRID, stats)):
         if r == 1.0:
             continue
-        errs_gd.append(abs(slope[c] / th.log_init_sensitivity(st, 0.04)["t_B - t_A"] - 1))
-        errs_gf.append(abs(slope[c] / th.log_init_sensitivity(st, 0.04, "gf")["t_B - t_A"] - 1))
+        errs_gd.append(abs(slope[c] / th.timescales.log_init_sensitivity(st, 0.04)["t_B - t_A"] - 1))
+        errs_gf.append(abs(slope[c] / th.timescales.log_init_sensitivity(st, 0.04, "gf")["t_B - t_A"] - 1))
     print(f"   late fusion: d(t_B − t_A)/d ln(1/u0) vs the discrete-time factor: max error "
           f"{max(errs_gd):.2%}; vs eq. (8b) (gradient flow, corrected): max error "
           f"{max(errs_gf):.1%}; ties (sA/sB = 1): max |slope| "

@@ -123,7 +123,7 @@ def phase_portrait(stats, depth: int | None = None, fusion_layer: int | None = N
     """Flow of the total weights (W_A^tot, W_B^tot) with the fixed points and the loss.
 
     Streamlines of the balanced, aligned reduced dynamics
-    (:func:`dlnfusion.theory.reduced_flow`; exact for two-layer networks with balanced
+    (:func:`dlnfusion.theory.landscape.reduced_flow`; exact for two-layer networks with balanced
     weights) of a network of ``depth`` L and ``fusion_layer`` L_f, loss contours, the fixed
     points M_0 (unstable, open circle), M_* (stable, filled circle) and, when L_f ≥ 2, the
     saddles M_A, M_B (crosses, paper eqs. 6–7), and simulated trajectories on top.
@@ -134,7 +134,8 @@ def phase_portrait(stats, depth: int | None = None, fusion_layer: int | None = N
     Trajectories given, else to two-layer late fusion (2, 2). Two scalar modalities and a
     scalar output. Returns the matplotlib Figure (a new one unless ``ax`` is given).
     """
-    from .theory import fixed_points, reduced_flow
+    from .theory import fixed_points
+    from .theory.landscape import reduced_flow
 
     paths, net = _portrait_paths(trajectories)
     if net is not None:
@@ -258,7 +259,8 @@ def sequence_portrait(stats, seq=None, trajectory=None, axes=None, t_end=None, p
     ``t_end``: the right end of the time axis (default: past the last predicted transition
     and the end of the runs).
     Returns the Figure."""
-    from .theory import learning_sequence, plateau_loss
+    from .theory import learning_sequence
+    from .theory.sequence import plateau_loss
 
     if seq is None:
         seq = learning_sequence(stats)

@@ -8,7 +8,7 @@ squared loss, gradient descent at population level at η = 0.04.
 Networks. Two-layer late fusion (width 100, the initialization of the unimodal-bias paper's
 Figure 3c: i.i.d. N(0, 1e-18) entries); four-layer late fusion (width 100, every branch a
 balanced aligned chain with layers of norm 0.1, the layer scale of its Figure 6:
-dlnfusion.theory.balanced_chain_params). Seeds: 5 (quick: 2).
+dlnfusion.theory.fisher.balanced_chain_params). Seeds: 5 (quick: 2).
 
 Measured. Tr F_m from the closed form inside the jitted loop (compare.fisher_observable,
 exact for Gaussian data) at every epoch, an epoch being EPOCH = 10 steps of population-level
@@ -75,7 +75,7 @@ def _params(net, cfg, seeds):
     if cfg["init"] == "normal":
         return init_batch(net, seeds, scale=cfg["scale"])
     w0 = cfg["layer_norm"] ** cfg["depth"]
-    return th.balanced_chain_params(net, [w0, w0], seeds=seeds)
+    return th.fisher.balanced_chain_params(net, [w0, w0], seeds=seeds)
 
 
 def _initial_state(net, params, depth):

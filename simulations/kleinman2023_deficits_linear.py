@@ -16,7 +16,7 @@ Deficits (the moments in force during the window, dlnfusion.interventions):
 * blur: x̃_B = c x_B + σ_n ξ. The paper blurs by 4× downsampling, a linear low-pass filter,
   i.e. a projection onto a band. For a projection the blurred feature is x̃ = f x_B + noise with
   noise variance f(1 − f)σ_B² (f the fraction of the feature's energy kept;
-  theory.projection_blur, derived in theory/deficits.py). We take f = 1/4 -- a 4× downsampling
+  theory.deficits.projection_blur, derived in theory/deficits.py). We take f = 1/4 -- a 4× downsampling
   keeps a quarter of the band along an axis -- so c = 0.25, σ_n = 0.433 σ_B. (The library's
   default 0.1/0.15 is the noisy-digit task's corruption, not a blur.) This blur keeps B's
   regression weight (ρ = 0): it slows B by c without moving its plateau much.
@@ -81,7 +81,7 @@ LENGTHS = (0, 250, 500, 1000, 2000)
 QUICK_LENGTHS = (0, 500, 2000)
 DEFICITS = ("delete", "blur", "dissociate")
 BLUR_FRACTION = 0.25
-BLUR_ATTENUATION, BLUR_NOISE_STD = th.projection_blur(BLUR_FRACTION, SIGMA_B)
+BLUR_ATTENUATION, BLUR_NOISE_STD = th.deficits.projection_blur(BLUR_FRACTION, SIGMA_B)
 NETWORKS = ((2, 1), (2, 2), (4, 1), (4, 2), (4, 3), (4, 4))
 WIDTH = 100
 LR = 0.04
@@ -232,7 +232,7 @@ def run(out: Path, quick: bool = False) -> dict:
             "sigma_a": SIGMA_A, "sigma_b": SIGMA_B, "rhos": list(RHOS), "teacher": [1.0, 1.0],
             "lengths": list(lengths), "deficits": list(DEFICITS), "modality": "B",
             "blur": {"fraction": BLUR_FRACTION, "attenuation": BLUR_ATTENUATION,
-                     "noise_std": BLUR_NOISE_STD, "model": "projection (theory.projection_blur)"},
+                     "noise_std": BLUR_NOISE_STD, "model": "projection (theory.deficits.projection_blur)"},
             "networks": [list(n) for n in NETWORKS], "width": WIDTH, "lr": LR,
             "init": {str(k): {"scheme": v[0], "scale": v[1]} for k, v in INIT.items()},
             "seeds": seeds, "stride": STRIDE, "stop_loss": STOP_LOSS,

@@ -15,8 +15,8 @@ its entry of Σ vanish) for the whole run, "green" in the paper; D plays its "gr
 
 Networks. Deep: y = W² W¹ x, hidden width 6 ≥ rank 4, NetworkSpec.fusion(2, 1) with one branch
 per source, initialized aligned and balanced on the modes of the task it trains on with every
-mode strength a₀ = 1e-4 (dlnfusion.theory.aligned_params), on which the closed form
-(paper eq. 3 per mode, dlnfusion.theory.deep_total_map) is exact for gradient flow. Shallow:
+mode strength a₀ = 1e-4 (dlnfusion.theory.sources.aligned_params), on which the closed form
+(paper eq. 3 per mode, dlnfusion.theory.sources.deep_total_map) is exact for gradient flow. Shallow:
 y = W x, NetworkSpec.fusion(1, 1), started from the full task's aligned map U diag(a₀) Vᵀ with
 and without the source (the same weights). Training on ½⟨‖y − ŷ‖²⟩ at population level:
 gradient descent at η = 5e-4 (τ = 1/η = 2000 steps; the simulation markers), and in full
@@ -105,7 +105,7 @@ def _params(network, full, off):
     """Both runs of one network in one batch: all sources, then E disabled."""
     spec = _spec(network)
     init = (full, off) if network == "deep" else (full, full)   # shallow: the same weights
-    ps = [th.aligned_params(spec, st, A0, seeds=[0]) for st in init]
+    ps = [th.sources.aligned_params(spec, st, A0, seeds=[0]) for st in init]
     mats = [np.concatenate([a.matrices()[i] for a in ps]) for i in range(spec.n_layers)]
     return spec, type(ps[0]).from_matrices(spec, mats)
 
@@ -122,8 +122,8 @@ def _compare(traj, full, network, c, dis):
     t = traj.time
     W = np.concatenate(traj.maps, axis=-1)[c]                    # (T, d_out, D)
     dyn = th.source_dynamics(full, t, A0, lr=LR, network=network, disabled=dis)
-    sim_src = th.source_strengths(W, full)
-    sim_mode = th.mode_projections(W, full)
+    sim_src = th.sources.source_strengths(W, full)
+    sim_mode = th.sources.mode_projections(W, full)
     mask = np.array([n == dis for n in NAMES])
     rel_s, abs_s = _rel_errors(sim_src, dyn.source_strength, dyn.source_limit, mask)
     rel_m, _ = _rel_errors(sim_mode, dyn.mode_strength, dyn.mode_limit,
@@ -162,7 +162,7 @@ def run(out: Path, quick: bool = False) -> dict:
             dyn, sim_src, cmp_gd = _compare(gd, full, network, c, dis)
             line = th.source_dynamics(full, fine, A0, lr=LR, network=network, disabled=dis)
             res[case] = {
-                "singular_values": th.task_modes(full if dis is None else off)[1].tolist(),
+                "singular_values": th.sources.task_modes(full if dis is None else off)[1].tolist(),
                 "half_time_theory": _list(dyn.half_time),
                 "source_limit": dyn.source_limit.tolist(),
                 "mode_limit": dyn.mode_limit.tolist(),

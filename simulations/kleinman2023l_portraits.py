@@ -3,7 +3,7 @@
 One mode of strength s = 10 learned by two pathways of depth D ∈ {2, 3, 4}, per-layer initial
 value p0 = 0.005 (K0 = p0^D), learning rate 0.01, time in steps. The plane is (K_a, K_b); the
 solution line K_a + K_b = s is the set of fixed points; the streamlines are the ungated field
-dK_q/dt = η D K_q^{2−2/D}(s − K_a − K_b) (dlnfusion.theory.pathway_flow). Two deficits gate
+dK_q/dt = η D K_q^{2−2/D}(s − K_a − K_b) (dlnfusion.theory.pathways.pathway_flow). Two deficits gate
 pathway b: an early one, [0, t½), and a late one, [2t½, 3t½), with t½ the ungated time to reach
 K_a + K_b = s/2 (dlnfusion.reduced.pathway_portrait). Theory: the gradient-flow trajectories
 (lines). Simulation: the full network (two pathways 1 → 10 → … → 1 of D matrices, aligned and
@@ -131,7 +131,7 @@ def _draw(stem, panels):
         grid = np.linspace(1e-3, 1.05 * S, 40)
         Ka, Kb = np.meshgrid(grid, grid)
         for ax, (D, th_half, wins, theory, K) in zip(axes[0], panels):
-            u, v = th.pathway_flow(Ka, Kb, S, D)
+            u, v = th.pathways.pathway_flow(Ka, Kb, S, D)
             ax.streamplot(Ka, Kb, u, v, color="0.8", linewidth=0.5, density=0.8,
                           arrowsize=0.6)
             ax.plot([0, S], [S, 0], color="k", lw=1.0)

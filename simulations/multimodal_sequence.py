@@ -96,8 +96,8 @@ def departure(st, seq) -> dict | None:
         rest = [m for m in range(st.n_modalities) if m not in S]
         i = max(rest, key=lambda m: norms[m])
         if i != j:
-            ei = float(th.residual_drive(st, S, i)[0, 0])
-            ej = float(th.residual_drive(st, S, j)[0, 0])
+            ei = float(th.sequence.residual_drive(st, S, i)[0, 0])
+            ej = float(th.sequence.residual_drive(st, S, j)[0, 0])
             si, sj = float(st.sigma_yx_m(i)[0, 0]), float(st.sigma_yx_m(j)[0, 0])
             if ei * si < 0:
                 mech = "sign flip"

@@ -14,7 +14,7 @@ Measured against predicted:
 * slow-down: the ReLU network's half-way time of each modality over the linear network's,
   with the half-way point at half of each network's own plateau (the linear one's U_A and W*_B,
   twice those for ReLU, as in Figure 3c's crosses). Theory: theory.predict_times_relu over
-  theory.predict_times (late fusion) and theory.predict_times_early_relu over
+  theory.predict_times (late fusion) and theory.relu.predict_times_early_relu over
   theory.predict_times_early (early fusion), from each run's initial growing modes
   (theory.effective_init, theory.effective_init_early): the ReLU network is the linear one at
   half the learning rate from half the initial mode (theory.relu).
@@ -81,7 +81,7 @@ def _times_theory(stats, spec, params, Lf):
                  for w in w0]
     else:
         w0 = th.effective_init_early(spec, params, stats)
-        preds = [(th.predict_times_early(stats, LR, w), th.predict_times_early_relu(stats, LR, w))
+        preds = [(th.predict_times_early(stats, LR, w), th.relu.predict_times_early_relu(stats, LR, w))
                  for w in w0]
     for p_lin, p_relu in preds:
         for p, out in ((p_lin, lin), (p_relu, relu)):

@@ -48,7 +48,7 @@ RHO_LINE = np.linspace(-0.92, 0.92, 93)
 
 def theory_lines(sigma_ratio: float) -> dict:
     """Theory curves over RHO_LINE for one σ_A/σ_B (typical initial mode value)."""
-    w0 = th.typical_effective_init(INIT_STD, WIDTH)
+    w0 = th.saxe.typical_effective_init(INIT_STD, WIDTH)
     out = {"finite_lr": [], "relu": [], "gradient_flow": [], "eq9": [], "misattribution": []}
     for rho in RHO_LINE:
         st = Stats.scalar_toy(sigma_ratio, 1.0, rho)

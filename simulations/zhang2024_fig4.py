@@ -42,7 +42,7 @@ def run(out: Path, quick: bool = False) -> dict:
             "superficial": pref["superficial"],
             "plateau_loss_theory": pref["plateau_loss"],
             "plateau_loss_sim": float(m.plateau_loss[0]),
-            "region_eq11": int(th.preference_regions(np.sqrt(1.0 / var_a),
+            "region_eq11": int(th.landscape.preference_regions(np.sqrt(1.0 / var_a),
                                                      teacher[0] / teacher[1])),
             "status": str(traj.status_names()[0]),
         }
@@ -83,7 +83,7 @@ def _figure(trajs, results, stem):
         r = np.linspace(0.02, 1.6, 400)          # σ_B/σ_A
         q = np.linspace(0.02, 2.0, 400)          # w_A*/w_B*
         R, Q = np.meshgrid(r, q)
-        regions = th.preference_regions(R, Q)
+        regions = th.landscape.preference_regions(R, Q)
         ax.contourf(R, Q, np.isin(regions, (2, 3)).astype(float), levels=[0.5, 1.5],
                     colors=[PALETTE[4]], alpha=0.25)
         ax.plot(r, r ** 2, color="black", lw=1.0, label=r"$w_A^*/w_B^*=(\sigma_B/\sigma_A)^2$")

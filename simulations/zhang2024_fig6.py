@@ -216,7 +216,7 @@ def _figure(points, curves, traj_a, stem):
             ax.plot(ta.time, ta.loss[0], color=colors[Lf], lw=1.2, label=fr"$L_f={Lf}$")
             ax.plot(pa.time, pa.loss[0], color="black", lw=0.6, ls=(0, (2, 2)))
         st = Stats.scalar_toy(2.0, 1.0, 0.0)
-        ax.axhline(th.saddle_loss(st, 0), color="0.6", lw=0.6, ls=":")
+        ax.axhline(th.landscape.saddle_loss(st, 0), color="0.6", lw=0.6, ls=":")
         ax.set_xscale("log")
         ax.set_xlim(100, None)
         ax.set_xlabel("Step")

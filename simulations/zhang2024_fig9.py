@@ -61,7 +61,7 @@ def run(out: Path, quick: bool = False) -> dict:
         points.append({
             "sigma_ratio": r, "rho": float(rho),
             "time_ratio_eq9": th.time_ratio_gradient_flow(st).value,
-            "time_ratio_logistic_drives": th.time_ratio_from_drives(st, "logistic", LR).value,
+            "time_ratio_logistic_drives": th.timescales.time_ratio_from_drives(st, "logistic", LR).value,
             "time_ratio_logistic_sim": [float(v) for v in logi.time_ratio[c]],
             "time_ratio_squared_sim": [float(v) for v in mse.time_ratio[c]],
             "t_A_logistic_sim": [float(v) for v in logi.t_a[c]],
@@ -118,7 +118,7 @@ def _figure(trajs, points, ratios, stem):
             lines.append({"y": [th.time_ratio_gradient_flow(Stats.scalar_toy(r, 1.0, x)).value
                                 for x in rho_line], "color": col,
                           "label": fr"eq. (9), $\sigma_A/\sigma_B={r:g}$"})
-            lines.append({"y": [th.time_ratio_from_drives(Stats.scalar_toy(r, 1.0, x), "logistic",
+            lines.append({"y": [th.timescales.time_ratio_from_drives(Stats.scalar_toy(r, 1.0, x), "logistic",
                                                           LR).value for x in rho_line[::4]],
                           "x": rho_line[::4], "color": col, "style": "--", "width": 0.9})
             sel = [p for p in points if p["sigma_ratio"] == r]

@@ -7,7 +7,7 @@ until the loss is below 1e-4 (at most 40,000 steps).
 
 (a) Simulated t_B/t_A (seed mean) against four predictions: eq. (9) corrected (gradient
 flow, leading order in u0), the same with gradient-descent rates, the same at finite u0 with
-the angle between s_B and s̃_B (:func:`dlnfusion.theory.time_ratio_crossover`, u0 = √width ×
+the angle between s_B and s̃_B (:func:`dlnfusion.theory.timescales.time_ratio_crossover`, u0 = √width ×
 the entry std; a closed form that assumes a sharp turn of B's drive), and dlnfusion's mode
 reduction of each run (:func:`dlnfusion.compare.predict_unimodal_phase` with
 ``basis="modes"``: the paper's rank-one ansatz, both signs, seeded by the actual weights,
@@ -54,7 +54,7 @@ def assumptions(st, init_std: float = INIT_STD, steps: int = MAX_STEPS) -> list:
       linearly stable only if η λ_max < 2 (theory.minimum_curvature); otherwise it diverges or
       leaves the balanced regime the theory describes;
     * separated phases: in the first phase each modality's growing mode starts at the typical
-      value w0 (theory.typical_effective_init) and is multiplied by (1 + η‖Σ_yx_m‖)² per step;
+      value w0 (theory.saxe.typical_effective_init) and is multiplied by (1 + η‖Σ_yx_m‖)² per step;
       at the time the first modality reaches half its plateau, the second must still be below
       SEPARATION of its own, or the two transitions overlap (a near tie);
     * budget: the predicted t_B (leading order with gradient-descent rates) plus the final
@@ -67,7 +67,7 @@ def assumptions(st, init_std: float = INIT_STD, steps: int = MAX_STEPS) -> list:
     curv = th.minimum_curvature(st)
     if not curv.stable(LR):
         reasons.append(f"unstable at the minimum: lr*lambda_max = {LR * curv.lambda_max:.3g} >= 2")
-    w0 = th.typical_effective_init(init_std, WIDTH)
+    w0 = th.saxe.typical_effective_init(init_std, WIDTH)
     half = []
     for m in (r.first, r.second):
         plateau = np.linalg.norm(st.unimodal_solution(m))
@@ -80,7 +80,7 @@ def assumptions(st, init_std: float = INIT_STD, steps: int = MAX_STEPS) -> list:
                        f"the first is learned (k = {r.k:.3f}, near tie)")
     ratio = th.time_ratio_gradient_descent(st, LR)
     if np.isfinite(ratio.value):
-        excess = th.saddle_loss(st, r.first) - max(st.min_loss(), 0.0)
+        excess = th.landscape.saddle_loss(st, r.first) - max(st.min_loss(), 0.0)
         t_end = t_a * ratio.value + curv.steps_to_shrink(LR, max(excess / STOP_LOSS, 1.0))
         if t_end > steps:
             reasons.append(f"predicted to need {t_end:.0f} steps, more than the budget "
@@ -118,7 +118,7 @@ def run(out: Path, quick: bool = False) -> dict:
         pred, _ = predict_unimodal_phase(spec, st, traj[i].initial_params, LR,
                                             basis="modes", steps=MAX_STEPS,
                                             stop_loss=STOP_LOSS, record_every=100)
-        xo = th.time_ratio_crossover(st, INIT_STD * np.sqrt(WIDTH), LR)
+        xo = th.timescales.time_ratio_crossover(st, INIT_STD * np.sqrt(WIDTH), LR)
         notes = _simulation_notes(st, list(traj.status_names()[i]), list(meas.first[i]),
                                   meas.t_b[i])
         points.append({
@@ -210,7 +210,7 @@ def _scan() -> list:
                 continue
             e_gd.append(abs(th.time_ratio_gradient_descent(st, LR).value / sim - 1))
             e_gf.append(abs(th.time_ratio_gradient_flow(st).value / sim - 1))
-            e_xo.append(abs(th.time_ratio_crossover(st, std * np.sqrt(WIDTH), LR).value / sim - 1))
+            e_xo.append(abs(th.timescales.time_ratio_crossover(st, std * np.sqrt(WIDTH), LR).value / sim - 1))
         rows.append({"init_std": std, "ln_1_over_u0": float(np.log(1 / (std * np.sqrt(WIDTH)))),
                      "n": len(e_gd), "gradient_descent_median": float(np.median(e_gd)),
                      "gradient_flow_median": float(np.median(e_gf)),

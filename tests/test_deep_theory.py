@@ -56,16 +56,16 @@ def test_fusion_integral_limits(L):
 
 def test_unequal_integral_reduces_and_matches_quadrature():
     for La, Lc in ((3, 1), (4, 2), (5, 0)):
-        assert th.unequal_integral(La, La, Lc, 0.35, 0.1) == pytest.approx(
+        assert th.deep.unequal_integral(La, La, Lc, 0.35, 0.1) == pytest.approx(
             th.fusion_integral(La + Lc, La, 0.35), rel=1e-10)
     La, Lb, Lc, k, u0 = 3, 4, 1, 0.4, 0.1
     c = (Lb - 2) / (La - 2) * k * u0 ** (Lb - La)
     f = lambda x: x ** (1 - La) * (x ** 2 + (c * (x ** (2 - La) - 1) + 1) ** (mp.mpf(2) / (2 - Lb))) \
         ** (-mp.mpf(Lc) / 2)  # noqa: E731
-    assert th.unequal_integral(La, Lb, Lc, k, u0) == pytest.approx(float(mp.quad(f, [1, mp.inf])),
+    assert th.deep.unequal_integral(La, Lb, Lc, k, u0) == pytest.approx(float(mp.quad(f, [1, mp.inf])),
                                                                    rel=1e-9)
     with pytest.raises(ValueError, match="escapes first"):
-        th.unequal_integral(4, 3, 1, 2.0, 0.1)
+        th.deep.unequal_integral(4, 3, 1, 2.0, 0.1)
 
 
 def test_integral_errors():
@@ -78,20 +78,20 @@ def test_integral_errors():
     with pytest.raises(ValueError, match="fusion_layer"):
         th.fusion_integral(4, 5, 0.5)
     with pytest.raises(ValueError, match="> 2"):
-        th.unequal_integral(2, 4, 1, 0.5, 0.1)
+        th.deep.unequal_integral(2, 4, 1, 0.5, 0.1)
     with pytest.raises(ValueError, match="u0"):
-        th.unequal_integral(3, 4, 1, 0.5, 1.5)
+        th.deep.unequal_integral(3, 4, 1, 0.5, 1.5)
 
 
 def test_reduced_dynamics_and_branch_relation_by_integration():
     s_a, s_b, u0 = 4.0, 1.0, 1e-2
     for L, Lf in ((4, 3), (5, 3), (4, 2), (4, 1)):
         def rhs(t, y):
-            return np.array(th.reduced_rhs(y[0], y[1], y[2], s_a, s_b, L, Lf))
+            return np.array(th.deep.reduced_rhs(y[0], y[1], y[2], s_a, s_b, L, Lf))
         sol = solve_ivp(rhs, (0, 1e9), [u0, u0, np.sqrt(2) * u0], rtol=1e-11, atol=1e-16,
                         events=lambda t, y: y[0] - 0.5, dense_output=True)
         ua, ub, u = sol.y[:, -1]
-        assert ub == pytest.approx(float(th.branch_relation(ua, s_b / s_a, u0, Lf)), rel=1e-6)
+        assert ub == pytest.approx(float(th.deep.branch_relation(ua, s_b / s_a, u0, Lf)), rel=1e-6)
         assert u ** 2 == pytest.approx(ua ** 2 + ub ** 2, rel=1e-6)  # eq. (41)
 
 
@@ -354,7 +354,7 @@ def test_pathway_time_against_series_and_logistic():
     s, sigma2, tau = 3.0, 1.5, 25.0
     w_star = s / sigma2
     # L = 2 is the logistic.
-    t = th.pathway_time(0.5, 2, s, sigma2, 1e-6, tau)
+    t = th.deep.pathway_time(0.5, 2, s, sigma2, 1e-6, tau)
     x = lambda w: np.log(w / (w_star - w))  # noqa: E731
     assert t == pytest.approx(tau / (2 * s) * (x(0.5) - x(1e-6)), rel=1e-12)
     # L >= 3: the power series of ∫ z^{2/L−2}/(1−z) dz (independent of the logit quadrature).
@@ -363,12 +363,12 @@ def test_pathway_time_against_series_and_logistic():
         F = lambda z: sum(z ** (n + a) / (n + a) for n in range(4000))  # noqa: E731
         z0, z1 = 1e-3, 0.6
         expected = tau / (L * s * w_star ** (1 - 2 / L)) * (F(z1) - F(z0))
-        got = th.pathway_time(z1 * w_star, L, s, sigma2, z0 * w_star, tau)
+        got = th.deep.pathway_time(z1 * w_star, L, s, sigma2, z0 * w_star, tau)
         assert got == pytest.approx(expected, rel=1e-9)
     with pytest.raises(ValueError, match=r"need 0 < w0 <= w < w\*"):
-        th.pathway_time(3.0, 3, s, sigma2, 1e-3, tau)
+        th.deep.pathway_time(3.0, 3, s, sigma2, 1e-3, tau)
     with pytest.raises(ValueError, match="depth must be an integer >= 2"):
-        th.pathway_time(0.5, 1, s, sigma2, 1e-3, tau)
+        th.deep.pathway_time(0.5, 1, s, sigma2, 1e-3, tau)
 
 
 @pytest.mark.parametrize("L", [3, 4])
@@ -382,7 +382,7 @@ def test_pathway_trajectory_against_gradient_flow(L):
     for m, (s, sigma2) in enumerate(((4.0, 4.0), (1.0, 1.0))):
         w0 = 0.2 ** L
         sim = traj.maps[m][0, :, 0, 0]
-        exact = th.pathway_trajectory(traj.time, L, s, sigma2, w0, tau=1.0)
+        exact = th.deep.pathway_trajectory(traj.time, L, s, sigma2, w0, tau=1.0)
         assert np.max(np.abs(sim - exact)) < 1e-6 * (s / sigma2)
 
 
@@ -394,7 +394,7 @@ def test_exactly_aligned_weights_never_learn_a_flipped_modality():
     traj = simulate(spec, st, seeds=[0], scheme="balanced", scale=0.1, steps=30_000)
     assert traj.status_names()[0] == "max_steps"
     assert abs(traj.final_maps[1][0].item()) < 1e-6
-    assert traj.final_loss[0] == pytest.approx(th.saddle_loss(st, 0), rel=1e-4)
+    assert traj.final_loss[0] == pytest.approx(th.landscape.saddle_loss(st, 0), rel=1e-4)
     assert "never learned" in th.time_ratio_leading_order(st, 4, 3, 0.1).caveats[0]
 
 
@@ -414,21 +414,21 @@ def test_alignment_escape_time_predicts_each_random_run():
         w1, w4 = W1[k][:, 0], W4[k][0]
         a_hat, b_hat = w1 / np.linalg.norm(w1), w4 / np.linalg.norm(w4)
         m0 = np.linalg.norm(W2[k] @ a_hat + W3[k].T @ b_hat) / 2
-        pred = th.alignment_escape_time(4.0, 4.0, 0.1, 100, 25.0,
+        pred = th.deep.alignment_escape_time(4.0, 4.0, 0.1, 100, 25.0,
                                         weights=(m0, np.linalg.norm(w1), np.linalg.norm(w4)))
         assert abs(pred / t - 1) < 0.01
-    aligned = th.pathway_time(0.5, 4, 4.0, 4.0, 0.1 ** 4, 25.0)
+    aligned = th.deep.pathway_time(0.5, 4, 4.0, 4.0, 0.1 ** 4, 25.0)
     assert np.mean(t_a) / aligned > 4.5
-    typical = th.alignment_escape_time(4.0, 4.0, 0.1, 100, 25.0)
+    typical = th.deep.alignment_escape_time(4.0, 4.0, 0.1, 100, 25.0)
     assert abs(typical / np.mean(t_a) - 1) < 3 * np.std(t_a) / np.sqrt(t_a.size) / np.mean(t_a)
     with pytest.raises(ValueError, match="width must be an integer >= 2"):
-        th.alignment_escape_time(4.0, 4.0, 0.1, 1.5, 25.0)
+        th.deep.alignment_escape_time(4.0, 4.0, 0.1, 1.5, 25.0)
     with pytest.raises(ValueError, match="u0 must be a positive finite number"):
-        th.alignment_escape_time(4.0, 4.0, -0.1, 100, 25.0)
+        th.deep.alignment_escape_time(4.0, 4.0, -0.1, 100, 25.0)
     with pytest.raises(ValueError, match="level must lie in \\(0, 1\\)"):
-        th.alignment_escape_time(4.0, 4.0, 0.1, 100, 25.0, level=1.0)
+        th.deep.alignment_escape_time(4.0, 4.0, 0.1, 100, 25.0, level=1.0)
     with pytest.raises(ValueError, match="m0 < a, b"):
-        th.alignment_escape_time(4.0, 4.0, 0.1, 100, 25.0, weights=(0.2, 0.1, 0.1))
+        th.deep.alignment_escape_time(4.0, 4.0, 0.1, 100, 25.0, weights=(0.2, 0.1, 0.1))
 
 
 @pytest.mark.parametrize("Lf, tol_a, tol_b", [(2, 0.035, 0.035), (3, 5e-3, 0.01), (4, 5e-3, 0.01)])

@@ -13,7 +13,7 @@ from dlnfusion.interventions import Deficit, blur, delete, dissociate
 from dlnfusion.simulations import kleinman2023_deficits_linear as fig
 
 LR = 0.04
-C_BLUR, SN_BLUR = th.projection_blur(0.25)
+C_BLUR, SN_BLUR = th.deficits.projection_blur(0.25)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,7 @@ def test_formula_against_reduced_network_deep_and_early(toy):
             tol = 1e-2 if Lf == L else 3e-2
             np.testing.assert_allclose(got.t_b, tb[c], rtol=tol, err_msg=f"L={L} {d} N={n}")
         if Lf == L:   # deletion before A's transition: Δ = N s_B/s̃_B (flow), 2.67 N here
-            d = th.deficit_drives(toy, wins["delete"])
+            d = th.deficits.deficit_drives(toy, wins["delete"])
             np.testing.assert_allclose(tb[1] - tb[0], 500 * d.s_b / d.s_b_tilde, rtol=1e-2)
 
 
@@ -157,15 +157,15 @@ def test_zero_length_deficit_is_no_deficit_and_deletion_freezes_b(toy, tiny_figu
 def test_deleted_modality_gets_no_drive_in_any_architecture(toy):
     """deficit_drives: deletion zeroes every B moment (the reason of the exact freeze above);
     blur scales B's drive by c in both phases; dissociation halves both drives."""
-    d = th.deficit_drives(toy, delete(toy, "B"))
+    d = th.deficits.deficit_drives(toy, delete(toy, "B"))
     assert d.deleted and d.w_s_b == d.w_cross == d.w_var_b == 0 and d.w_plateau_b == 0
-    b = th.deficit_drives(toy, blur(toy, "B", C_BLUR, SN_BLUR))
+    b = th.deficits.deficit_drives(toy, blur(toy, "B", C_BLUR, SN_BLUR))
     assert b.w_s_b == pytest.approx(C_BLUR * b.s_b, rel=1e-14)
     assert b.w_s_b_tilde == pytest.approx(C_BLUR * b.s_b_tilde, rel=1e-14)
-    s = th.deficit_drives(toy, dissociate(toy))
+    s = th.deficits.deficit_drives(toy, dissociate(toy))
     assert s.drive_ratio == pytest.approx(0.5, rel=1e-14)
     assert s.w_plateau_a == pytest.approx(s.plateau_a / 2, rel=1e-14)      # t_A's knife-edge
-    zero = th.deficit_drives(Stats.scalar_toy(2.0, 1.0, 0.0), dissociate(
+    zero = th.deficits.deficit_drives(Stats.scalar_toy(2.0, 1.0, 0.0), dissociate(
         Stats.scalar_toy(2.0, 1.0, 0.0)))
     assert zero.w_plateau_b == pytest.approx(zero.final_b / 2, rel=1e-14)   # t_B's knife-edge
 
@@ -215,21 +215,21 @@ def test_errors(toy):
         th.deficit_times(toy, w, 10, **{**ok, "depth": 4, "fusion_layer": 3,
                                         "post_norm0": 0.0})
     with pytest.raises(ValueError, match="changes the input variance of the first-learned"):
-        th.deficit_drives(toy, blur(toy, "A", 0.5, 0.1))
+        th.deficits.deficit_drives(toy, blur(toy, "A", 0.5, 0.1))
     with pytest.raises(ValueError, match="two scalar modalities"):
-        th.deficit_drives(Stats.random(dim=4, seed=0), w)
+        th.deficits.deficit_drives(Stats.random(dim=4, seed=0), w)
     with pytest.raises(ValueError, match="tie"):
         st = Stats.scalar_toy(1.0, 1.0, 0.0)
-        th.deficit_drives(st, delete(st, "B"))
+        th.deficits.deficit_drives(st, delete(st, "B"))
     with pytest.raises(ValueError, match="1 \\+ lr\\*eps must be positive"):
-        th.growth_rate(-30.0, LR, 2)
+        th.deficits.growth_rate(-30.0, LR, 2)
     with pytest.raises(ValueError, match="depth must be an integer >= 2"):
-        th.growth_rate(1.0, LR, 1)
+        th.deficits.growth_rate(1.0, LR, 1)
     with pytest.raises(ValueError, match="lr must be positive"):
-        th.growth_rate(1.0, -1.0, 2)
+        th.deficits.growth_rate(1.0, -1.0, 2)
     with pytest.raises(ValueError, match="fraction must lie in"):
-        th.projection_blur(0.0)
+        th.deficits.projection_blur(0.0)
     with pytest.raises(ValueError, match="sigma_b must be positive"):
-        th.projection_blur(0.5, -1.0)
+        th.deficits.projection_blur(0.5, -1.0)
     with pytest.raises(ValueError, match="deficit must be one of"):
         fig.window_stats(toy, "occlude")

@@ -105,10 +105,10 @@ def test_limits_and_initial_values():
     off = delete(full, "E")
     t = np.array([0.0, 1e7])
     for task in (full, off):
-        W = th.deep_total_map(task, t, 1e-4, lr=0.05)
-        np.testing.assert_allclose(W[0], th.aligned_initial_map(task, 1e-4), atol=1e-18)
+        W = th.sources.deep_total_map(task, t, 1e-4, lr=0.05)
+        np.testing.assert_allclose(W[0], th.sources.aligned_initial_map(task, 1e-4), atol=1e-18)
         np.testing.assert_allclose(W[1], task.sigma_yx, atol=1e-12)     # W → Σ^{yx} of task
-        S = th.shallow_total_map(task, t, 0.3, lr=0.05)
+        S = th.sources.shallow_total_map(task, t, 0.3, lr=0.05)
         assert np.all(S[0] == 0.3)
         W_inf = np.where(np.diag(task.sigma)[None, :] > 0, task.sigma_yx, 0.3)
         np.testing.assert_allclose(S[1], W_inf, atol=1e-12)
@@ -120,13 +120,13 @@ def test_shallow_entries_are_independent():
     full = fig2.task()
     off = delete(full, "E")
     t = np.linspace(0, 200, 41)
-    W0 = th.aligned_initial_map(full, 1e-4)
-    a = th.shallow_total_map(full, t, W0, lr=0.05)
-    b = th.shallow_total_map(off, t, W0, lr=0.05)
+    W0 = th.sources.aligned_initial_map(full, 1e-4)
+    a = th.sources.shallow_total_map(full, t, W0, lr=0.05)
+    b = th.sources.shallow_total_map(off, t, W0, lr=0.05)
     np.testing.assert_array_equal(a[..., :4], b[..., :4])
     np.testing.assert_array_equal(b[..., 4], np.broadcast_to(W0[:, 4], b[..., 4].shape))
-    da = th.deep_total_map(full, t, 1e-4, lr=0.05)
-    db = th.deep_total_map(off, t, 1e-4, lr=0.05)
+    da = th.sources.deep_total_map(full, t, 1e-4, lr=0.05)
+    db = th.sources.deep_total_map(off, t, 1e-4, lr=0.05)
     # A and B's modes do not involve E: their columns agree to the SVD's rounding (the other
     # modes' components on A, B are ~1e-17 instead of 0).
     np.testing.assert_allclose(da[..., :2], db[..., :2], rtol=0, atol=1e-12)
@@ -151,34 +151,34 @@ def test_source_dynamics_half_times():
 def test_aligned_params_are_what_the_closed_form_assumes():
     full = fig2.task()
     spec = fig2._spec("deep")
-    p = th.aligned_params(spec, full, 1e-4, seeds=[0, 1])
+    p = th.sources.aligned_params(spec, full, 1e-4, seeds=[0, 1])
     W1 = np.concatenate([b[0] for b in p.branches], axis=-1)            # (2, h, D)
     W2 = p.post[0]
     np.testing.assert_allclose(W1 @ np.swapaxes(W1, -1, -2), np.swapaxes(W2, -1, -2) @ W2,
                                atol=1e-18)
-    np.testing.assert_allclose(W2 @ W1, np.broadcast_to(th.aligned_initial_map(full, 1e-4),
+    np.testing.assert_allclose(W2 @ W1, np.broadcast_to(th.sources.aligned_initial_map(full, 1e-4),
                                                         (2, 4, 5)), atol=1e-18)
     assert not np.allclose(W1[0], W1[1])                  # the hidden basis differs per seed
     narrow = dln.NetworkSpec.fusion(2, 1, width=3, input_dims=(1,) * 5, output_dim=4)
     with pytest.raises(ValueError, match="rank"):
-        th.aligned_params(narrow, full, 1e-4)
+        th.sources.aligned_params(narrow, full, 1e-4)
 
 
 def test_bad_inputs():
     full = fig2.task()
     colored = dln.Stats.from_teacher(np.diag([1.0, 2.0]), [[1.0, 1.0]], dims=(1, 1))
     with pytest.raises(ValueError, match="whitened"):
-        th.deep_total_map(colored, [0.0], 1e-3, lr=1.0)
-    assert not th.whitened_sources(colored).valid and th.whitened_sources(colored, "shallow").valid
+        th.sources.deep_total_map(colored, [0.0], 1e-3, lr=1.0)
+    assert not th.sources.whitened_sources(colored).valid and th.sources.whitened_sources(colored, "shallow").valid
     corr = dln.Stats.scalar_toy(1.0, 1.0, 0.5)
     with pytest.raises(ValueError, match="diagonal"):
-        th.shallow_total_map(corr, [0.0], 0.0, lr=1.0)
+        th.sources.shallow_total_map(corr, [0.0], 0.0, lr=1.0)
     with pytest.raises(ValueError, match="a0"):
-        th.deep_total_map(full, [0.0], 0.0, lr=1.0)
+        th.sources.deep_total_map(full, [0.0], 0.0, lr=1.0)
     with pytest.raises(ValueError, match="lr must be positive"):
-        th.deep_total_map(full, [0.0], 1e-3, lr=-1.0)
+        th.sources.deep_total_map(full, [0.0], 1e-3, lr=-1.0)
     with pytest.raises(ValueError, match="t must"):
-        th.deep_total_map(full, [-1.0], 1e-3, lr=1.0)
+        th.sources.deep_total_map(full, [-1.0], 1e-3, lr=1.0)
     with pytest.raises(ValueError, match="network"):
         th.source_dynamics(full, [0.0], 1e-3, lr=1.0, network="wide")
     with pytest.raises(ValueError, match="modality"):

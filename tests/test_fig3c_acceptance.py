@@ -133,7 +133,7 @@ def test_leading_order_with_gradient_descent_rates(fig3c):
     leading order is within its own remainder, O(1/ℓ) with ℓ = ln(1/x0) ≈ 39 at init std 1e-9
     (measured max 2.2 %), while the gradient-flow formula is off by up to 29 %."""
     _, data, _ = fig3c
-    ell = np.log(1 / th.typical_effective_init(1e-9, 100) - 1)
+    ell = np.log(1 / th.saxe.typical_effective_init(1e-9, 100) - 1)
     gf_errs = []
     for p in _points(data, tie=False):
         sim = np.mean(p["time_ratio_sim"])
@@ -158,20 +158,20 @@ def test_misattribution_matches_theory(fig3c):
         assert p["misattribution_theory"] == pytest.approx(p["rho"] / p["sigma_ratio"], abs=1e-12)
         # The plateau loss: the loss on the saddle M_A (eq. 62), lowered by B's growth at t_mid.
         st = Stats.scalar_toy(p["sigma_ratio"], 1.0, p["rho"])
-        sl = th.saddle_loss(st, 0)
+        sl = th.landscape.saddle_loss(st, 0)
         assert np.all(np.asarray(p["plateau_loss_sim"]) <= sl * (1 + 1e-9))
         assert np.mean(p["plateau_loss_sim"]) == pytest.approx(sl, rel=1e-2)
 
 
 def test_tied_modalities_follow_one_logistic(fig3c):
     """σ_A = σ_B: no unimodal phase. Both total maps then grow together as one logistic from
-    the typical initial mode value x0 (theory.typical_effective_init); A reaches half of its
+    the typical initial mode value x0 (theory.saxe.typical_effective_init); A reaches half of its
     unimodal plateau 1 + ρ when the common weight is (1 + ρ)/2, B half of its final value 1 at
     1/2, so t_B/t_A = ℓ/(ℓ + logit((1 + ρ)/2)) with ℓ = ln(1/x0 − 1). The approximation ignores
     that each branch starts from its own random value and that the two are coupled through
     ρ; measured deviation 0.0003 (ρ = −0.9) to 0.017 (ρ = 0.9)."""
     _, data, _ = fig3c
-    ell = np.log(1 / th.typical_effective_init(1e-9, 100) - 1)
+    ell = np.log(1 / th.saxe.typical_effective_init(1e-9, 100) - 1)
     for p in _points(data, tie=True):
         half = (1 + p["rho"]) / 2
         pred = ell / (ell + np.log(half / (1 - half)))
@@ -188,7 +188,7 @@ def test_gradient_flow_formula_matches_gradient_flow():
     traj = simulate(spec, stats, seeds=[0], method="gf", record_every=1, steps=8000,
                     stop_loss=1e-6)
     meas = measure_unimodal_phase(traj)
-    ell = np.log(1 / th.typical_effective_init(1e-9, 100) - 1)
+    ell = np.log(1 / th.saxe.typical_effective_init(1e-9, 100) - 1)
     for c, st in enumerate(stats):
         sim = meas.time_ratio[c, 0]
         assert abs(th.time_ratio_gradient_flow(st).value / sim - 1) <= 1 / ell
@@ -226,5 +226,5 @@ def test_unimodal_phase_scales_with_log_init_only_for_late_fusion():
             assert abs(s1) < 0.01 and abs(s2) < 0.01
             continue
         assert s2 == pytest.approx(s1, rel=5e-4)  # linear in ln(1/u0)
-        factor = th.log_init_sensitivity(st, 0.04)["t_B - t_A"]
+        factor = th.timescales.log_init_sensitivity(st, 0.04)["t_B - t_A"]
         assert s2 == pytest.approx(factor, rel=5e-4)

@@ -81,7 +81,7 @@ def test_random_covariances(tmp_path, monkeypatch):
         flags = zhang2024_random.assumptions(Stats.random(dim=20, seed=p["seed"]))
         assert p["flags"] == flags and p["inside_assumptions"] == (not flags)
         # the closed form is the theory's own, from the covariance and the nominal scale
-        assert p["time_ratio_crossover"] == th.time_ratio_crossover(
+        assert p["time_ratio_crossover"] == th.timescales.time_ratio_crossover(
             Stats.random(dim=20, seed=p["seed"]), 1e-9 * np.sqrt(100), 0.04).value
         if p["inside_assumptions"]:
             # The theory predicted stability and a budget that suffices: the runs converge.

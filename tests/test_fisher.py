@@ -133,7 +133,7 @@ def test_mode_solution_against_training(rho):
                            np.sum(mats[2] ** 2) + np.sum(mats[3] ** 2)])
             theory = rd.fisher_late_fusion(stats, 2, 0.04, w0, steps, p0=p0, record_every=10)
         else:
-            p = th.balanced_chain_params(spec, [1e-4, 1e-4], seeds=[0])
+            p = th.fisher.balanced_chain_params(spec, [1e-4, 1e-4], seeds=[0])
             theory = rd.fisher_late_fusion(stats, 4, 0.04, [1e-4, 1e-4], steps, record_every=10)
         traj = dln.train(spec, stats, p, lr=0.04, steps=steps, record_every=10, stop_loss=None,
                          observe={"fisher": fisher_observable()})
@@ -204,9 +204,9 @@ def test_bad_input_errors():
     with pytest.raises(ValueError, match="scalar modalities"):
         rd.fisher_late_fusion(dln.Stats.random(dim=4, seed=0), 2, 0.04, [1e-3, 1e-3], 10)
     with pytest.raises(ValueError, match="late fusion"):
-        th.balanced_chain_params(dln.NetworkSpec.fusion(3, 2, width=3), [1e-2, 1e-2])
+        th.fisher.balanced_chain_params(dln.NetworkSpec.fusion(3, 2, width=3), [1e-2, 1e-2])
     with pytest.raises(ValueError, match="w0 must be positive"):
-        th.balanced_chain_params(dln.NetworkSpec.fusion(3, 3, width=3), [0.0, 1e-2])
+        th.fisher.balanced_chain_params(dln.NetworkSpec.fusion(3, 3, width=3), [0.0, 1e-2])
 
 
 def test_figure_quick(tmp_path, monkeypatch):

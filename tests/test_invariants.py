@@ -43,7 +43,7 @@ def test_invariant_names_and_norms():
     p = dln.init_params(spec, __import__("jax").random.PRNGKey(0), "normal", 1.0)
     inv = th.balance_invariants(spec, p)
     assert set(inv) == {"A:1-2", "B:1-2", "fusion", "post:3-4"}
-    norms = th.norm_invariants(spec, p)
+    norms = th.invariants.norm_invariants(spec, p)
     W = [np.asarray(x) for x in (p.branches[0][0], p.branches[0][1])]
     assert norms["A:1-2"] == pytest.approx(np.sum(W[0] ** 2) - np.sum(W[1] ** 2))
     fused = sum(np.sum(np.asarray(b[-1]) ** 2) for b in p.branches)
@@ -57,5 +57,5 @@ def test_frobenius_init_is_balanced_in_norm_on_average():
     # Eq. (41) at initialization: E‖W^{L_f+1}‖² = 2u0² = Σ_m E‖W_m^{L_f}‖².
     spec = NetworkSpec.fusion(4, 2, width=100)
     p = init_batch(spec, list(range(20)), "frobenius", 0.1)
-    fusion = th.norm_invariants(spec, p)["fusion"]
+    fusion = th.invariants.norm_invariants(spec, p)["fusion"]
     assert abs(np.mean(fusion)) < 0.1 * 0.02

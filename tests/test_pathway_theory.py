@@ -193,7 +193,7 @@ def test_predicted_split_fields_and_permanent_gate():
         np.testing.assert_allclose([pr.K_a, pr.K_b], cf, rtol=1e-13)
         # the limit lies on the solution line and equals split_limit of the state at 1000
         np.testing.assert_allclose(pr.K_a_inf + pr.K_b_inf, S4, rtol=1e-13)
-        lim = th.split_limit(pr.K_a, pr.K_b, S4, D)
+        lim = th.pathways.split_limit(pr.K_a, pr.K_b, S4, D)
         np.testing.assert_allclose(lim, [pr.K_a_inf, pr.K_b_inf], rtol=1e-9)
         # gating pathway a instead mirrors the result
         pa = th.predicted_split(S4, p0, D, lr, 0, 150, 1000, gated=0)
@@ -257,7 +257,7 @@ def test_small_init_split_against_reduced_flow(D):
         worst = 0.0
         for t0, T in ((0.0, 0.5 * t_esc[0]), (0.0, 1.5 * t_esc[0]),
                       (0.3 * t_esc[-1], 0.4 * t_esc[-1]), (1.5 * t_esc[-1], 0.5 * t_esc[-1])):
-            approx = np.array(th.small_init_split(S3, p0, D, lr, t0, T))
+            approx = np.array(th.pathways.small_init_split(S3, p0, D, lr, t0, T))
             ref = _gf_limit(S3, p0, D, lr, t0, T, t_esc[-1])
             worst = max(worst, float(np.max(np.abs(approx - ref) / S3)))
         errs.append(worst)
@@ -273,11 +273,11 @@ def test_small_init_split_outside_its_regime():
     for D, bad in ((3, 0.12), (4, 0.094)):
         p0 = 0.01 ** (1.0 / D)
         mid = th.predicted_split(S_HIER, p0, D, lr, 400, 150, 1000)
-        approx = np.array(th.small_init_split(S_HIER, p0, D, lr, 400, 150))
+        approx = np.array(th.pathways.small_init_split(S_HIER, p0, D, lr, 400, 150))
         err = np.max(np.abs(approx - [mid.K_a_inf, mid.K_b_inf]) / S_HIER)
         assert bad * 0.9 < err < bad * 1.1
         early = th.predicted_split(S_HIER, p0, D, lr, 0, 150, 1000)
-        approx = np.array(th.small_init_split(S_HIER, p0, D, lr, 0, 150))
+        approx = np.array(th.pathways.small_init_split(S_HIER, p0, D, lr, 0, 150))
         assert np.max(np.abs(approx - [early.K_a_inf, early.K_b_inf]) / S_HIER) < 5e-3
 
 
@@ -346,13 +346,13 @@ def test_conservation_laws_of_the_flow(D):
 def test_pathway_flow_and_portrait():
     Ka, Kb = np.meshgrid(np.linspace(0, 10, 11), np.linspace(0, 10, 11))
     for D in (1, 2, 3, 4):
-        fa, fb = th.pathway_flow(Ka, Kb, 10.0, D)
+        fa, fb = th.pathways.pathway_flow(Ka, Kb, 10.0, D)
         on_line = np.isclose(Ka + Kb, 10.0)
         assert np.all(fa[on_line] == 0) and np.all(fb[on_line] == 0)
         assert np.all(fa[~on_line] * (10.0 - Ka - Kb)[~on_line] >= 0)   # towards the line
-        ga, gb = th.pathway_flow(Ka, Kb, 10.0, D, gated=0)
+        ga, gb = th.pathways.pathway_flow(Ka, Kb, 10.0, D, gated=0)
         assert np.all(ga == 0) and np.array_equal(gb, fb)
-    fa, fb = th.pathway_flow(1.0, 2.0, 10.0, (2, 3))
+    fa, fb = th.pathways.pathway_flow(1.0, 2.0, 10.0, (2, 3))
     assert fa == pytest.approx(2 * 1.0 * 7.0) and fb == pytest.approx(3 * 2.0 ** (4 / 3) * 7.0)
     for D in (2, 3, 4):
         pt = rd.pathway_portrait(D)
@@ -393,11 +393,11 @@ def test_errors():
     with pytest.raises(ValueError, match="gated: pathway index 2 out of range"):
         th.predicted_split(s, 0.1, 2, 0.01, 0, 10, 100, gated=2)
     with pytest.raises(ValueError, match="gated: pathway index 5 out of range"):
-        th.pathway_flow(1.0, 1.0, 2.0, 2, gated=5)
+        th.pathways.pathway_flow(1.0, 1.0, 2.0, 2, gated=5)
     with pytest.raises(ValueError, match="gate_length must be >= 0"):
         th.predicted_split(s, 0.1, 2, 0.01, 10, -5, 100)
     with pytest.raises(ValueError, match="gate_start must be finite and >= 0"):
-        th.small_init_split(s, 0.1, 3, 0.01, -1, 5)
+        th.pathways.small_init_split(s, 0.1, 3, 0.01, -1, 5)
     with pytest.raises(ValueError, match=r"gates\[0\]: window start must be finite and >= 0"):
         rd.reduced_pathways(s, 0.1, (2, 2), 0.01, 10, gates=[(0, -1, 5)])
     with pytest.raises(ValueError, match="method must be 'gd' or 'gf'"):
@@ -415,14 +415,14 @@ def test_errors():
     with pytest.raises(ValueError, match="times must be finite and >= 0"):
         th.pathways_closed_form(s, 0.1, 2, 0.01, [-1.0])
     with pytest.raises(ValueError, match="K_a must be >= 0 for depth >= 2"):
-        th.pathway_flow(-1.0, 1.0, 2.0, 2)
+        th.pathways.pathway_flow(-1.0, 1.0, 2.0, 2)
     with pytest.raises(ValueError, match="K_a and K_b must be >= 0 for depth >= 2"):
-        th.split_limit(-1.0, 1.0, [2.0], 2)
+        th.pathways.split_limit(-1.0, 1.0, [2.0], 2)
     with pytest.raises(ValueError, match="K_a and K_b must be > 0 for depth >= 3"):
-        th.split_limit(0.0, 1.0, [2.0], 3)
+        th.pathways.split_limit(0.0, 1.0, [2.0], 3)
     with pytest.raises(ValueError, match="depth must be >= 3 for the small-initialization"):
-        th.small_init_split(s, 0.1, 2, 0.01, 0, 10)
+        th.pathways.small_init_split(s, 0.1, 2, 0.01, 0, 10)
     with pytest.raises(ValueError, match="depth must be an integer or a pair"):
-        th.pathway_flow(1.0, 1.0, 2.0, (2, 3, 4))
+        th.pathways.pathway_flow(1.0, 1.0, 2.0, (2, 3, 4))
     with pytest.raises(ValueError, match="p0 is too large"):
         rd.pathway_portrait(2, s=1.0, p0=0.9)

@@ -21,7 +21,7 @@ def test_reduced_flow_follows_balanced_gradient_flow(L, Lf):
     traj = dln.simulate(spec, st, seeds=[0], scheme="balanced", scale=scale, method="gf",
                         lr=1.0, steps=40, record_every=1, stop_loss=None, rtol=1e-10, atol=1e-14)
     w0 = [traj.maps[0][0, 0, 0, 0], traj.maps[1][0, 0, 0, 0]]
-    sol = solve_ivp(lambda t, w: np.array(th.reduced_flow(st, L, Lf, w[0], w[1])), (0, 40), w0,
+    sol = solve_ivp(lambda t, w: np.array(th.landscape.reduced_flow(st, L, Lf, w[0], w[1])), (0, 40), w0,
                     t_eval=traj.time, rtol=1e-10, atol=1e-12)
     for m in range(2):
         assert np.max(np.abs(traj.maps[m][0, :, 0, 0] - sol.y[m])) < 1e-6
@@ -75,7 +75,7 @@ def test_reduced_flow_is_the_gradient_flow_of_a_balanced_network(L, Lf):
         maps, rates = jax.jvp(lambda q: dln.total_maps(spec, q), (p,), (neg_grad,))
         w = np.array([float(m[0, 0]) for m in maps])
         expected = np.array([float(r[0, 0]) for r in rates])
-        got = np.array(th.reduced_flow(st, L, Lf, w[0], w[1]), dtype=float)
+        got = np.array(th.landscape.reduced_flow(st, L, Lf, w[0], w[1]), dtype=float)
         assert np.linalg.norm(expected) > 1e-2  # not a fixed point
         # float64: both are a few dozen operations on O(1) numbers (measured ≤ 1e-15).
         assert np.linalg.norm(got - expected) <= 1e-13 * np.linalg.norm(expected), (u, signs)
@@ -86,12 +86,12 @@ def test_reduced_flow_vanishes_at_fixed_points():
     for Lf in (1, 2):
         for name, m in th.fixed_points(st, Lf).items():
             w = m.total_map[0]
-            da, db = th.reduced_flow(st, 2, Lf, w[0], w[1])
+            da, db = th.landscape.reduced_flow(st, 2, Lf, w[0], w[1])
             assert abs(da) < 1e-12 and abs(db) < 1e-12, name
     with pytest.raises(ValueError, match="scalar"):
-        th.reduced_flow(dln.Stats.random(dim=4, seed=0), 2, 2, 0.0, 0.0)
+        th.landscape.reduced_flow(dln.Stats.random(dim=4, seed=0), 2, 2, 0.0, 0.0)
     with pytest.raises(ValueError, match="fusion_layer"):
-        th.reduced_flow(st, 2, 3, 0.0, 0.0)
+        th.landscape.reduced_flow(st, 2, 3, 0.0, 0.0)
 
 
 def _markers(ax):

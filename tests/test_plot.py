@@ -41,7 +41,7 @@ def test_sequence_portrait_draws_the_predicted_staircase_and_the_runs(tmp_path):
         ax_l, ax_w = fig.axes[:2]
         stairs = [p for p in ax_l.patches if hasattr(p, "get_data")]
         values, edges = stairs[0].get_data()[:2]
-        np.testing.assert_allclose(values, [th.plateau_loss(st, [])] + [p.loss for p in
+        np.testing.assert_allclose(values, [th.sequence.plateau_loss(st, [])] + [p.loss for p in
                                                                         seq.plateaus])
         np.testing.assert_allclose(edges[1:-1], seq.times)
         w_stairs = [p.get_data()[0] for p in ax_w.patches if hasattr(p, "get_data")]

@@ -108,7 +108,7 @@ def test_early_fusion_relu_times_predicted():
     for c, st in enumerate(grid):
         w0 = th.effective_init_early(lin, traj[c].initial_params, st)[0]
         cases = ((th.predict_times_early(st, 0.04, w0), traj_lin[c], 0.5, 1e-8),
-                 (th.predict_times_early_relu(st, 0.04, w0), traj[c, 0], 1.0, 5e-3))
+                 (th.relu.predict_times_early_relu(st, 0.04, w0), traj[c, 0], 1.0, 5e-3))
         for pred, tr, level, rtol in cases:
             assert pred.valid
             by_name = {pred.first: pred.t_a, pred.second: pred.t_b}

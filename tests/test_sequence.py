@@ -56,7 +56,7 @@ def test_the_order_need_not_follow_the_drives(three):
     # the reason: once the first modality is learned, the drive left on the second-largest
     # ‖Σ_yx‖ is smaller than on the third (explained away)
     first = seq.order[0]
-    e = {j: abs(float(th.residual_drive(st, [first], j)[0, 0])) for j in range(3) if j != first}
+    e = {j: abs(float(th.sequence.residual_drive(st, [first], j)[0, 0])) for j in range(3) if j != first}
     assert e[seq.order[1]] > e[seq.order_by_norm[1]]
 
 
@@ -64,7 +64,7 @@ def test_per_run_prediction_from_its_own_weights(three):
     # From each run's own mode amplitudes the first transition is exact up to the logistic
     # map's crossing interpolation (measured 2e-11); later ones keep the model's error.
     st, spec, traj, meas = three[0]
-    amp = th.sequence_init(spec, traj.initial_params)
+    amp = th.sequence.sequence_init(spec, traj.initial_params)
     for i in range(len(SEEDS)):
         seq = th.learning_sequence(st, init=amp[i])
         err = np.abs(np.asarray(seq.times) - meas.times[i]) / meas.times[i]
@@ -199,17 +199,17 @@ def test_deep_overlaps_and_reversals_are_flagged():
 def test_partial_solutions_and_drives():
     st = Stats.random(dim=4, dims=(1, 1, 1, 1), seed=2)
     # the empty plateau is zero with loss ½⟨y²⟩; the full one is the global solution
-    assert np.all(th.partial_solution(st, []) == 0)
-    assert th.plateau_loss(st, []) == pytest.approx(0.5 * float(st.sigma_yy[0, 0]), rel=1e-14)
-    np.testing.assert_allclose(th.partial_solution(st, range(4)), st.global_solution(),
+    assert np.all(th.sequence.partial_solution(st, []) == 0)
+    assert th.sequence.plateau_loss(st, []) == pytest.approx(0.5 * float(st.sigma_yy[0, 0]), rel=1e-14)
+    np.testing.assert_allclose(th.sequence.partial_solution(st, range(4)), st.global_solution(),
                                rtol=1e-10)
     # the drive at the plateau of S vanishes on S (it is S's optimum), by name or index
     for m in (0, 1):
-        assert abs(float(th.residual_drive(st, ["A", "B"], m)[0, 0])) < 1e-12
-    np.testing.assert_allclose(th.residual_drive(st, [], "C"), st.sigma_yx_m(2), rtol=1e-15)
+        assert abs(float(th.sequence.residual_drive(st, ["A", "B"], m)[0, 0])) < 1e-12
+    np.testing.assert_allclose(th.sequence.residual_drive(st, [], "C"), st.sigma_yx_m(2), rtol=1e-15)
     # losses fall along the predicted staircase
     seq = th.learning_sequence(st)
-    losses = [th.plateau_loss(st, [])] + [p.loss for p in seq.plateaus]
+    losses = [th.sequence.plateau_loss(st, [])] + [p.loss for p in seq.plateaus]
     assert np.all(np.diff(losses) < 0)
 
 
@@ -228,9 +228,9 @@ def test_bad_input():
     with pytest.raises(ValueError, match="applies to depth 2, or to four-layer fusion at L_f = 3, 4"):
         th.learning_sequence(st, 3, u0=0.1, init=np.ones((3, 2)))
     with pytest.raises(ValueError, match="ks must be"):
-        th.stage_one_integral(4, 3, [1.2])
+        th.sequence.stage_one_integral(4, 3, [1.2])
     with pytest.raises(ValueError, match="depth >= 3"):
-        th.stage_one_integral(2, 2, [0.5])
+        th.sequence.stage_one_integral(2, 2, [0.5])
     with pytest.raises(ValueError, match="lr"):
         th.learning_sequence(st, lr=-1)
     with pytest.raises(ValueError, match="scale"):
@@ -244,9 +244,9 @@ def test_bad_input():
     with pytest.raises(ValueError, match="at least two"):
         th.learning_sequence(Stats.random(dim=2, dims=(2,), seed=0))
     with pytest.raises(ValueError, match="scalar modalities"):
-        th.sequence_init(NetworkSpec.fusion(2, 2, width=4, input_dims=(2, 1)), None)
+        th.sequence.sequence_init(NetworkSpec.fusion(2, 2, width=4, input_dims=(2, 1)), None)
     with pytest.raises(ValueError, match="two-layer"):
-        th.sequence_init(NetworkSpec.fusion(3, 3, width=4, input_dims=(1, 1)), None)
+        th.sequence.sequence_init(NetworkSpec.fusion(3, 3, width=4, input_dims=(1, 1)), None)
     _, traj = _run(Stats.scalar_toy(2.0, 1.0, 0.0), steps=50)
     with pytest.raises(ValueError, match="modalities"):
         measure_learning_sequence(traj, st)

@@ -16,29 +16,29 @@ def test_logistic_weight_solves_its_ode():
                     rtol=1e-12, atol=1e-16, dense_output=True)
     t = np.linspace(0, 200, 101)
     # solve_ivp at rtol 1e-12: its global error over the sigmoid stays well below 1e-8.
-    assert np.allclose(th.logistic_weight(t, s, sigma2, w0, lr=1 / tau), sol.sol(t)[0], rtol=1e-8)
-    assert th.logistic_weight(0.0, s, sigma2, w0, lr=1 / tau) == pytest.approx(w0)
-    assert th.logistic_weight(1e5, s, sigma2, w0, lr=1 / tau) == pytest.approx(s / sigma2)
+    assert np.allclose(th.saxe.logistic_weight(t, s, sigma2, w0, lr=1 / tau), sol.sol(t)[0], rtol=1e-8)
+    assert th.saxe.logistic_weight(0.0, s, sigma2, w0, lr=1 / tau) == pytest.approx(w0)
+    assert th.saxe.logistic_weight(1e5, s, sigma2, w0, lr=1 / tau) == pytest.approx(s / sigma2)
 
 
 def test_mode_strength_is_the_white_input_logistic():
     t = np.linspace(0, 80, 41)
-    assert np.allclose(th.mode_strength(t, 1.7, 1e-6, lr=0.1),
-                       th.logistic_weight(t, 1.7, 1.0, 1e-6, lr=0.1), rtol=1e-12)
-    assert th.mode_strength(0.0, 1.7, 1e-6, lr=0.1) == pytest.approx(1e-6)
+    assert np.allclose(th.saxe.mode_strength(t, 1.7, 1e-6, lr=0.1),
+                       th.saxe.logistic_weight(t, 1.7, 1.0, 1e-6, lr=0.1), rtol=1e-12)
+    assert th.saxe.mode_strength(0.0, 1.7, 1e-6, lr=0.1) == pytest.approx(1e-6)
 
 
 def test_saxe_errors():
     with pytest.raises(ValueError):
-        th.logistic_weight(1.0, -1.0, 1.0, 1e-3, lr=1.0)
+        th.saxe.logistic_weight(1.0, -1.0, 1.0, 1e-3, lr=1.0)
     with pytest.raises(ValueError):
-        th.mode_strength(1.0, 1.0, 0.0, lr=1.0)
+        th.saxe.mode_strength(1.0, 1.0, 0.0, lr=1.0)
     with pytest.raises(ValueError, match="correlated"):
         th.saxe_late_fusion(Stats.scalar_toy(1.0, 1.0, 0.3), [0.0], [1e-3, 1e-3], lr=1.0)
     st = Stats.from_teacher(np.diag([1.0, 2.0, 1.0]), [1.0, 1.0, 1.0], dims=(2, 1))
     with pytest.raises(ValueError, match="white"):
         th.saxe_late_fusion(st, [0.0], [1e-3, 1e-3], lr=1.0)
-    assert not th.white_uncorrelated(st).valid
+    assert not th.saxe.white_uncorrelated(st).valid
 
 
 def test_saxe_late_fusion_vector_modalities_direction():
@@ -82,12 +82,12 @@ def test_typical_effective_init_against_monte_carlo():
     w0 = th.effective_init(spec, p, [[1.0], [1.0]])
     # ln w₀ = ln(std²/2) + ln χ²_100 has variance ψ′(50) ≈ 0.020: the mean of 400 samples has
     # a standard deviation of 0.007, so 2% is about 3σ.
-    assert np.exp(np.mean(np.log(w0))) == pytest.approx(th.typical_effective_init(1e-3, 100),
+    assert np.exp(np.mean(np.log(w0))) == pytest.approx(th.saxe.typical_effective_init(1e-3, 100),
                                                         rel=0.02)
     with pytest.raises(ValueError):
-        th.typical_effective_init(0.0, 100)
+        th.saxe.typical_effective_init(0.0, 100)
     with pytest.raises(ValueError):
-        th.typical_effective_init(1e-3, 2.5)
+        th.saxe.typical_effective_init(1e-3, 2.5)
 
 
 # ---------------------------------------------------------------- landscape
@@ -141,11 +141,11 @@ def test_preference_regions_agree_with_eq10():
         r, q = rng.uniform(0.1, 3), rng.uniform(0.1, 5)  # σ_B/σ_A, w_A/w_B
         st = Stats.from_teacher(np.diag([1.0, r * r]), [q, 1.0], (1, 1))
         pref = th.superficial_preference(st)
-        region = int(th.preference_regions(r, q))
+        region = int(th.landscape.preference_regions(r, q))
         assert (region in (2, 3)) == pref["superficial"]
         assert (region in (1, 3)) == (pref["first"] == "A")
     with pytest.raises(ValueError):
-        th.preference_regions(-1.0, 1.0)
+        th.landscape.preference_regions(-1.0, 1.0)
 
 
 # ---------------------------------------------------------------- time ratio
@@ -288,9 +288,9 @@ def test_time_ratio_from_drives_squared_is_appendix_j(ratio, rho):
     # found with BFGS at gtol 1e-12 (measured differences ≤ 3e-15; tolerance 1e-9).
     st = Stats.scalar_toy(ratio, 1.0, rho)
     expected = 1 + (ratio ** 2 - 1) / (1 - rho ** 2)
-    assert th.time_ratio_from_drives(st, "squared").value == pytest.approx(expected, rel=1e-9)
+    assert th.timescales.time_ratio_from_drives(st, "squared").value == pytest.approx(expected, rel=1e-9)
     for lr in (0.01, 0.04):
-        assert th.time_ratio_from_drives(st, "squared", lr=lr).value == pytest.approx(
+        assert th.timescales.time_ratio_from_drives(st, "squared", lr=lr).value == pytest.approx(
             th.time_ratio_gradient_descent(st, lr).value, rel=1e-9)
 
 
@@ -299,7 +299,7 @@ def test_time_ratio_from_drives_squared_against_simulation(vector_gd, vector_gf)
     for times, lr in ((vector_gf, None), (vector_gd, _VEC_LR)):
         limit, resid = _limit_ratio(_VEC_STDS, *times)
         assert resid <= _MAX_RESIDUAL
-        assert th.time_ratio_from_drives(st, "squared", lr=lr).value == pytest.approx(
+        assert th.timescales.time_ratio_from_drives(st, "squared", lr=lr).value == pytest.approx(
             limit, rel=RTOL_FIT)
 
 
@@ -307,12 +307,12 @@ def test_logistic_map_crossing():
     # g -> 0: the map becomes the logistic ODE with rate 2g per step, crossing at
     # ln(1/x0 - 1)/(2g) (an independent closed form); the map's O(g) correction is 1e-4 here.
     g, x0 = 1e-4, 1e-6
-    n = th.logistic_map_crossing(x0, g)
+    n = th.timescales.logistic_map_crossing(x0, g)
     assert n == pytest.approx(np.log(1 / x0 - 1) / (2 * g), rel=1e-3)
     with pytest.raises(ValueError):
-        th.logistic_map_crossing(0.7, 0.1)
+        th.timescales.logistic_map_crossing(0.7, 0.1)
     with pytest.raises(ValueError):
-        th.logistic_map_crossing(1e-3, 1.5)
+        th.timescales.logistic_map_crossing(1e-3, 1.5)
 
 
 def test_logistic_map_crossing_is_gradient_descent_on_a_balanced_pathway():
@@ -334,7 +334,7 @@ def test_logistic_map_crossing_is_gradient_descent_on_a_balanced_pathway():
     for i, st in enumerate(stats):
         x0 = float(traj.maps[0][i, 0, 0, 0]) / st.unimodal_solution(0).item()
         g = lrs[i] * st.sigma_yx_m(0).item()
-        assert th.logistic_map_crossing(x0, g) == pytest.approx(crossing[i], abs=1e-9)
+        assert th.timescales.logistic_map_crossing(x0, g) == pytest.approx(crossing[i], abs=1e-9)
 
 
 def test_predict_times_caveats():
@@ -448,17 +448,17 @@ def test_log_init_sensitivity_against_simulated_slopes(sensitivity_runs):
         slope_a, _, r_a = _affine_in_ell(_SENS_STDS, ta)
         slope_gap, _, r_gap = _affine_in_ell(_SENS_STDS, tb - ta)
         assert max(r_a, r_gap) <= 5e-3
-        pred = th.log_init_sensitivity(st, _SENS_LR, method)
+        pred = th.timescales.log_init_sensitivity(st, _SENS_LR, method)
         assert pred["t_A"] == pytest.approx(slope_a, rel=1e-4)
         assert pred["t_B - t_A"] == pytest.approx(slope_gap, rel=1e-4)
-        wrong = th.log_init_sensitivity(st, _SENS_LR, other)
+        wrong = th.timescales.log_init_sensitivity(st, _SENS_LR, other)
         assert abs(wrong["t_A"] / slope_a - 1) > 1e-2
         # The limit of t_B/t_A is 1 + slope_gap/slope_A: the two-phase ratios of the method.
         limit = 1 + slope_gap / slope_a
         ratio = (th.time_ratio_gradient_descent(st, _SENS_LR) if method == "gd"
                  else th.time_ratio_gradient_flow(st))
         assert ratio.value == pytest.approx(limit, rel=1e-4)
-        drives = th.time_ratio_from_drives(st, "squared", lr=_SENS_LR if method == "gd" else None)
+        drives = th.timescales.time_ratio_from_drives(st, "squared", lr=_SENS_LR if method == "gd" else None)
         assert drives.value == pytest.approx(limit, rel=1e-4)
     assert [th.roles(st).chi for st in _SENS_STATS] == [-1, 1]
 
@@ -467,9 +467,9 @@ def test_log_init_sensitivity_errors():
     st = _SENS_STATS[0]
     for bad in (dict(lr=0.0), dict(lr=0.04, method="x")):
         with pytest.raises(ValueError):
-            th.log_init_sensitivity(st, **bad)
+            th.timescales.log_init_sensitivity(st, **bad)
     with pytest.raises(ValueError, match="no unimodal phase"):
-        th.log_init_sensitivity(Stats.scalar_toy(1.0, 1.0, 0.2), 0.04)
+        th.timescales.log_init_sensitivity(Stats.scalar_toy(1.0, 1.0, 0.2), 0.04)
 
 
 def test_degenerate_targets():
@@ -571,28 +571,28 @@ def test_time_ratio_crossover_limits_and_errors():
     −(‖s_A‖/‖s̃_B‖) ln((1 + cos θ)/2)/ℓ, the remainder O(ℓ u0^{2(1−k)}) (1e-9 at u0 = 1e-30)."""
     for st in (Stats.scalar_toy(2.0, 1.0, 0.5), Stats.scalar_toy(2.0, 1.0, -0.7)):
         for u0 in (1e-3, 1e-9):
-            assert th.time_ratio_crossover(st, u0).value == pytest.approx(
+            assert th.timescales.time_ratio_crossover(st, u0).value == pytest.approx(
                 th.time_ratio_gradient_flow(st).value, rel=1e-12)
-            assert th.time_ratio_crossover(st, u0, 0.04).value == pytest.approx(
+            assert th.timescales.time_ratio_crossover(st, u0, 0.04).value == pytest.approx(
                 th.time_ratio_gradient_descent(st, 0.04).value, rel=1e-12)
     st = Stats.random(dim=6, seed=3)                     # cos θ = −0.92
     r = th.roles(st)
     u0 = 1e-30
     ell = np.log(1 / u0)
     delay = -(np.linalg.norm(r.s_a) / np.linalg.norm(r.s_b_tilde)) * np.log((1 + r.cos_theta) / 2)
-    got = (th.time_ratio_crossover(st, u0).value - th.time_ratio_gradient_flow(st).value) * ell
+    got = (th.timescales.time_ratio_crossover(st, u0).value - th.time_ratio_gradient_flow(st).value) * ell
     assert got == pytest.approx(delay, rel=1e-9)
-    assert th.turned_mode_power(0.0, 10.0) == pytest.approx(0.25 * 100 + 0.25 * 0.01 + 0.5)
+    assert th.timescales.turned_mode_power(0.0, 10.0) == pytest.approx(0.25 * 100 + 0.25 * 0.01 + 0.5)
     with pytest.raises(ValueError, match="u0 .* must lie in \\(0, 1\\)"):
-        th.time_ratio_crossover(st, 1.5)
+        th.timescales.time_ratio_crossover(st, 1.5)
     with pytest.raises(ValueError, match="lr must be a positive finite number or None"):
-        th.time_ratio_crossover(st, 1e-9, lr=-0.1)
+        th.timescales.time_ratio_crossover(st, 1e-9, lr=-0.1)
     with pytest.raises(ValueError, match="cos_theta must lie in \\[-1, 1\\]"):
-        th.turned_mode_power(1.5, 10.0)
+        th.timescales.turned_mode_power(1.5, 10.0)
     with pytest.raises(ValueError, match="grown must be a positive finite factor"):
-        th.turned_mode_power(0.5, 0.0)
-    assert th.time_ratio_crossover(Stats.scalar_toy(1.0, 1.0, 0.3), 1e-9).value == 1.0   # a tie
-    slow = th.time_ratio_crossover(Stats.random(dim=20, seed=0), 1e-8, 0.04)  # U_A far from s_A
+        th.timescales.turned_mode_power(0.5, 0.0)
+    assert th.timescales.time_ratio_crossover(Stats.scalar_toy(1.0, 1.0, 0.3), 1e-9).value == 1.0   # a tie
+    slow = th.timescales.time_ratio_crossover(Stats.random(dim=20, seed=0), 1e-8, 0.04)  # U_A far from s_A
     assert not slow.valid and "cosine 0.41 to its drive" in slow.caveats[0]
 
 
@@ -610,6 +610,6 @@ def test_time_ratio_crossover_against_simulation_near_antiparallel():
     ell = np.log(1 / u0)
     for st, s in zip(stats, sim):
         assert th.roles(st).cos_theta < -0.95
-        pred = th.time_ratio_crossover(st, u0, 0.04)
+        pred = th.timescales.time_ratio_crossover(st, u0, 0.04)
         assert pred.valid and abs(pred.value / s - 1) < 1 / ell
         assert th.time_ratio_gradient_descent(st, 0.04).value / s - 1 < -0.15

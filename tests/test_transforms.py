@@ -163,7 +163,7 @@ def test_inforeg_slows_the_sufficient_branch_only_when_they_decouple():
 
 
 def _chain(spec, w0):
-    p = th.balanced_chain_params(spec, w0, seeds=[0])
+    p = th.fisher.balanced_chain_params(spec, w0, seeds=[0])
     return dln.Params.from_matrices(spec, [jnp.asarray(W[0]) for W in p.matrices()])
 
 

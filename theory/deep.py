@@ -122,7 +122,7 @@ def check_reduced_dynamics():
         layers = _ansatz_layers(Lf)
         for vals in ((0.3, 0.2, 0.36, 1.7, 0.9), (1.2, 0.5, 1.3, 0.4, 2.2)):
             sub = dict(zip(_RD, vals))
-            got = th.reduced_rhs(*vals, depth=4, fusion_layer=Lf)
+            got = th.deep.reduced_rhs(*vals, depth=4, fusion_layer=Lf)
             want = {}
             for name, W, rhs, norm in layers:
                 d = np.array((W / norm).subs(sub), dtype=float)       # unit direction
@@ -172,7 +172,7 @@ def check_branch_relation():
     for Lf in (1, 2, 3, 4, 5):
         f = sp.lambdify(_BR, _branch_uB(Lf))
         for k in (0.0, 0.3, 0.8, 1.0):
-            _close(th.branch_relation(u_a, k, 0.1, Lf), f(u_a, 0.1, k), RTOL_FLOAT,
+            _close(th.deep.branch_relation(u_a, k, 0.1, Lf), f(u_a, 0.1, k), RTOL_FLOAT,
                    f"branch_relation (L_f = {Lf}, k = {k})")
     return True
 
@@ -408,7 +408,7 @@ def check_special_cases():
             _close(th.time_ratio_unequal(st, La, La, Lc, 0.1).value,
                    th.time_ratio_leading_order(st, La + Lc, La, 0.1).value, RTOL_QUAD,
                    f"eq. (59) at L_A = L_B = {La}, L_c = {Lc}")
-            _close(th.unequal_integral(La, La, Lc, k, 0.1), th.fusion_integral(La + Lc, La, k),
+            _close(th.deep.unequal_integral(La, La, Lc, k, 0.1), th.fusion_integral(La + Lc, La, k),
                    RTOL_QUAD, "eq. (60) at L_A = L_B")
     return True
 
@@ -476,7 +476,7 @@ def check_unequal_depths():
                             "mpmath")
             # t_A ‖s_A‖/τ = u0^{2−L_A−L_c} I(L_A, L_B, L_c)
             I = _mp_integral(f, u_0) / u_0 ** (2 - La - Lc)
-            _close(th.unequal_integral(La, Lb, Lc, k, u_0), I, RTOL_QUAD,
+            _close(th.deep.unequal_integral(La, Lb, Lc, k, u_0), I, RTOL_QUAD,
                    f"unequal_integral{(La, Lb, Lc)}")
             ratio = sp.lambdify(_SP, _unequal_ratio(La, Lb, Lc, q["chi"]))(
                 1.0, q["U_A"], q["n_Bt"], q["n_A"], q["n_B"], u_0, I)
@@ -529,12 +529,12 @@ def check_pathway():
             ws = np.array([1.5 * w0, 0.01 * w_star, 0.5 * w_star, 0.99 * w_star])
             with mp.workdps(20):
                 want = [float(mp.quad(lambda v: rhs(v, s, sig2, tau), [w0, w])) for w in ws]
-            got = [th.pathway_time(w, L, s, sig2, w0, tau) for w in ws]
+            got = [th.deep.pathway_time(w, L, s, sig2, w0, tau) for w in ws]
             _close(got, want, RTOL_QUAD, f"pathway_time (L = {L})")
             # Inverse: w(t) at the reference times. The relative error of w is that of t
             # (pathway_time's quadrature, 1e-12) times d ln w / d ln t (≤ 1e3 here), plus
             # brentq's rtol 1e-13 (measured ≤ 2e-11).
-            back = th.pathway_trajectory(want, L, s, sig2, w0, tau)
+            back = th.deep.pathway_trajectory(want, L, s, sig2, w0, tau)
             _close(back, ws, 1e-9, f"pathway_trajectory (L = {L})")
     return True
 
@@ -606,15 +606,15 @@ def check_alignment_escape():
         sol = solve_ivp(rhs, (0, 1e6), [a, m0, m0, b], events=ev, rtol=1e-11, atol=1e-14,
                         method="LSODA")
         want = float(sol.t_events[0][0])
-        got = th.alignment_escape_time(s, sig2, 0.1, 100, tau, weights=(m0, a, b))
+        got = th.deep.alignment_escape_time(s, sig2, 0.1, 100, tau, weights=(m0, a, b))
         _close([got], [want], 1e-6, "alignment_escape_time (one run)")
     rng = np.random.default_rng(0)
     n, u0 = 100, 0.1
-    draws = [th.alignment_escape_time(
+    draws = [th.deep.alignment_escape_time(
         s, sig2, u0, n, tau, weights=(u0 * np.sqrt(rng.chisquare(n) / (2 * n * n)),
                                       u0 * np.sqrt(rng.chisquare(n) / n),
                                       u0 * np.sqrt(rng.chisquare(n) / n))) for _ in range(4000)]
-    _close([th.alignment_escape_time(s, sig2, u0, n, tau)], [np.mean(draws)], 1e-2,
+    _close([th.deep.alignment_escape_time(s, sig2, u0, n, tau)], [np.mean(draws)], 1e-2,
            "alignment_escape_time (averaged)")
     return True
 
@@ -807,9 +807,9 @@ def check_random_init_times():
         want2 = -quad(lambda x: 1 / (x * np.sqrt((x * x + c1) * (x * x + c4))), m, np.inf,
                       epsrel=1e-13)[0]
         want1 = -quad(lambda x: 1 / (x * np.sqrt(x * x + c1)), m, np.inf, epsrel=1e-13)[0]
-        _close([th.mode_potential(m, c1, c4), th.mode_potential(m, c1)], [want2, want1], 1e-10,
+        _close([th.deep.mode_potential(m, c1, c4), th.deep.mode_potential(m, c1)], [want2, want1], 1e-10,
                "mode_potential")
-        _close([th.mode_after(1e-4, th.mode_potential(m, c1, c4) - th.mode_potential(1e-4, c1,
+        _close([th.deep.mode_after(1e-4, th.deep.mode_potential(m, c1, c4) - th.deep.mode_potential(1e-4, c1,
                                                                                   c4), c1, c4)],
                [m], 1e-10, "mode_after")
     # M = 3 late fusion: learning_sequence's random-weight staircase against the coupled
@@ -831,7 +831,7 @@ def check_random_init_times():
     learned, want = [], []
     for j in seq.order:
         learned.append(j)
-        P = th.partial_solution(st, learned)[0, j]
+        P = th.sequence.partial_solution(st, learned)[0, j]
         ev = (lambda j, P: lambda t, y: np.prod(y.reshape(3, 4)[j]) - 0.5 * P)(j, P)
         ev.terminal = True
         sol = solve_ivp(rhs, (0, 1e7), y0, events=ev, rtol=1e-10, atol=1e-14, method="LSODA")

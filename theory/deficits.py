@@ -134,7 +134,7 @@ def derive_deficit_drives():
 
 
 def check_deficit_drives():
-    """theory.deficit_drives on dlnfusion's deficit moments against _drive_expressions, for
+    """theory.deficits.deficit_drives on dlnfusion's deficit moments against _drive_expressions, for
     correlated, uncorrelated, anti-correlated toys and one where B is learned first."""
     from dlnfusion import theory as th
 
@@ -145,7 +145,7 @@ def check_deficit_drives():
         vals = {m[0]: mom[0], m[1]: mom[1], m[2]: mom[2], m[3]: mom[3], m[4]: mom[4],
                 c: cv, sn: snv}
         for name, ws in _windows(st, second, cv, snv).items():
-            d = th.deficit_drives(st, ws)
+            d = th.deficits.deficit_drives(st, ws)
             assert d.deleted == (name == "delete"), name
             for key, expr in out[name].items():
                 want = float(sp.sympify(expr).subs(vals))
@@ -184,11 +184,11 @@ def derive_projection_blur():
 
 
 def check_projection_blur():
-    """theory.projection_blur against (f, σ√(f(1 − f)))."""
+    """theory.deficits.projection_blur against (f, σ√(f(1 − f)))."""
     from dlnfusion import theory as th
 
     for f, s in ((0.25, 1.0), (0.1, 2.0), (1.0, 0.5), (0.5, 3.0)):
-        c, sn = th.projection_blur(f, s)
+        c, sn = th.deficits.projection_blur(f, s)
         _close([c, sn], [f, s * np.sqrt(f * (1 - f))], RTOL_FLOAT, "projection_blur",
                scale=1e-12)
     return True
@@ -265,8 +265,8 @@ def _late_case(st, name, ws, N, L, lr, ta0, tb0):
     from dlnfusion import theory as th
 
     (Ns, tAs, bs, bts, cs, ks, rhs), dele, blur, diss = _late_delays()
-    d = th.deficit_drives(st, ws)
-    r = lambda e: float(th.growth_rate(e, lr, L))  # noqa: E731
+    d = th.deficits.deficit_drives(st, ws)
+    r = lambda e: float(th.deficits.growth_rate(e, lr, L))  # noqa: E731
     b, bt = r(d.s_b), r(d.s_b_tilde)
     vals = {Ns: N, tAs: ta0, bs: b, bts: bt}
     when = "before" if N <= ta0 else "after"
@@ -297,10 +297,10 @@ def check_time_shift_delay():
         mom, second = _moments(st)
         for L, ta0, tb0 in ((4, 1300.0, 7600.0), (2, 110.0, 480.0)):
             for name, ws in _windows(st, second, 0.25, 0.43).items():
-                d = th.deficit_drives(st, ws)
+                d = th.deficits.deficit_drives(st, ws)
                 Ns = (0.4 * ta0, 0.9 * ta0, 1.5 * ta0, 3.0 * ta0)
                 if name == "dissociate":
-                    kappa = float(th.growth_rate(d.w_s_a, lr, L) / th.growth_rate(d.s_a, lr, L))
+                    kappa = float(th.deficits.growth_rate(d.w_s_a, lr, L) / th.deficits.growth_rate(d.s_a, lr, L))
                     Ns = tuple(n for n in Ns if kappa * n < ta0)
                 if name == "blur" and L == 2:
                     Ns = Ns[:3]    # B would cross inside a long blur window (window logistic)
@@ -330,16 +330,16 @@ def derive_growth_rate():
 
 
 def check_growth_rate():
-    """theory.growth_rate against ln(1 + ηε)/η (L = 2) and ε (L >= 3)."""
+    """theory.deficits.growth_rate against ln(1 + ηε)/η (L = 2) and ε (L >= 3)."""
     from dlnfusion import theory as th
 
     eta, e = sp.symbols("eta epsilon", positive=True)
     f = sp.lambdify((eta, e), sp.log(1 + eta * e) / eta)
     eps = np.array([0.1, 0.75, 2.0, 5.0])
     for lr in (0.04, 0.01):
-        _close(th.growth_rate(eps, lr, 2), f(lr, eps), RTOL_FLOAT, "growth_rate(L = 2)")
+        _close(th.deficits.growth_rate(eps, lr, 2), f(lr, eps), RTOL_FLOAT, "growth_rate(L = 2)")
         for L in (3, 4):
-            _close(th.growth_rate(eps, lr, L), eps, RTOL_FLOAT, f"growth_rate(L = {L})")
+            _close(th.deficits.growth_rate(eps, lr, L), eps, RTOL_FLOAT, f"growth_rate(L = {L})")
     return True
 
 
@@ -376,8 +376,8 @@ def check_window_logistic():
     for st in _toy_stats()[:2]:
         mom, second = _moments(st)
         ws = _windows(st, second, 0.25, 0.43)["blur"]
-        d = th.deficit_drives(st, ws)
-        r = lambda e: float(th.growth_rate(e, lr, 2))  # noqa: E731
+        d = th.deficits.deficit_drives(st, ws)
+        r = lambda e: float(th.deficits.growth_rate(e, lr, 2))  # noqa: E731
         Q0 = r(d.s_b) * ta0 + r(d.s_b_tilde) * (tb0 - ta0)
         pw, wstar = d.w_plateau_b, d.final_b
         yc = wstar / (2 * pw)
@@ -422,8 +422,8 @@ def check_relaxation_integral():
     st = _toy_stats()[0]
     mom, second = _moments(st)
     ws = _windows(st, second)["dissociate"]
-    d = th.deficit_drives(st, ws)
-    r = lambda e: float(th.growth_rate(e, lr, 2))  # noqa: E731
+    d = th.deficits.deficit_drives(st, ws)
+    r = lambda e: float(th.deficits.growth_rate(e, lr, 2))  # noqa: E731
     N = 250.0
     kappa = r(d.w_s_a) / r(d.s_a)
     assert kappa * N >= ta0                     # A escapes inside the window
@@ -474,15 +474,15 @@ def check_early_relaxation():
         mom, second = _moments(st)
         for L, ta0, tb0 in ((2, 120.0, 131.0), (4, 1080.0, 1090.0)):
             wins = _windows(st, second, 0.25, 0.43)
-            d = th.deficit_drives(st, wins["delete"])
+            d = th.deficits.deficit_drives(st, wins["delete"])
             q = d.plateau_a ** (2 * (L - 1) / L)
             T_half = np.log(2) / -np.log1p(-lr * q * d.var_b_tilde)
             N = 3.0 * ta0
             got = th.deficit_times(st, wins["delete"], np.array([N]), depth=L, fusion_layer=1,
                                    lr=lr, t_a0=ta0, t_b0=tb0)
             _close(got.t_b, [N + T_half], RTOL_FLOAT, f"early fusion deletion (L = {L})")
-            db = th.deficit_drives(st, wins["blur"])
-            rr = lambda e: float(th.growth_rate(e, lr, L))  # noqa: E731
+            db = th.deficits.deficit_drives(st, wins["blur"])
+            rr = lambda e: float(th.deficits.growth_rate(e, lr, L))  # noqa: E731
             kappa = rr(np.hypot(db.w_s_a, db.w_s_b)) / rr(np.hypot(db.s_a, db.s_b))
             tAd = ta0 / kappa
             aw = lr * db.w_plateau_a ** (2 * (L - 1) / L) * db.w_var_b_tilde
@@ -549,7 +549,7 @@ def check_intermediate_clock():
     for st in _toy_stats()[:3]:
         mom, second = _moments(st)
         ws = _windows(st, second)["delete"]
-        d = th.deficit_drives(st, ws)
+        d = th.deficits.deficit_drives(st, ws)
         pstar = d.plateau_a ** (1 / 4)
         g1, g2 = d.s_b * p0[0], d.s_b_tilde * pstar
         Q0 = g1 * ta0 + g2 * (tb0 - ta0)
@@ -589,7 +589,7 @@ def check_shared_clock():
     for st in _toy_stats()[:2]:
         mom, second = _moments(st)
         for name, ws in _windows(st, second).items():
-            d = th.deficit_drives(st, ws)
+            d = th.deficits.deficit_drives(st, ws)
             for Lf in (1, 2, 3, 4):
                 if Lf <= 2:
                     kappa = np.hypot(d.w_s_a, d.w_s_b) / np.hypot(d.s_a, d.s_b)

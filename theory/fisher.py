@@ -335,7 +335,7 @@ def check_two_layer_map():
 
 
 def check_balanced_chain():
-    """theory.balanced_chain_params builds the chain of derive_balanced_chain (product w0,
+    """theory.fisher.balanced_chain_params builds the chain of derive_balanced_chain (product w0,
     every layer of norm w0^{1/L}, balanced), and reduced.fisher_late_fusion's first steps
     follow a → a + η a^{L−1} g with Tr F = E[e²x²] L a^{2(L−1)}; rules.fisher_trace on the
     chain's weights gives the same Tr F at t = 0."""
@@ -348,7 +348,7 @@ def check_balanced_chain():
     for L in (3, 4):
         spec = dln.NetworkSpec.fusion(L, L, width=5)
         w0 = np.array([0.02, 0.01])
-        params = th.balanced_chain_params(spec, w0, seeds=[4])
+        params = th.fisher.balanced_chain_params(spec, w0, seeds=[4])
         maps = dln.networks.total_maps(spec, dln.Params.from_matrices(
             spec, [np.asarray(W)[0] for W in params.matrices()]))
         close_each([float(np.asarray(mp).reshape(())) for mp in maps], w0, RTOL_FLOAT,

@@ -88,7 +88,7 @@ def check_gd_drift():
     for key, w in zip(("A:1-2", "A:2-3"), want):
         _close(np.asarray(after[key])[0] - np.asarray(before[key])[0], eta ** 2 * w, RTOL_FLOAT,
                f"drift of {key}")
-    n0, n1 = th.norm_invariants(spec, params), th.norm_invariants(spec, traj.final_params)
+    n0, n1 = th.invariants.norm_invariants(spec, params), th.invariants.norm_invariants(spec, traj.final_params)
     _close([np.asarray(n1[k])[0] - np.asarray(n0[k])[0] for k in ("A:1-2", "A:2-3")],
            [eta ** 2 * np.trace(w) for w in want], RTOL_FLOAT, "drift of the norm invariants")
     return True

@@ -150,7 +150,7 @@ def check_saddle_loss():
     f = sp.lambdify(_toy(), list(_saddle_losses()[2:]))
     for st in _sample_stats():
         want = f(*_toy_values(st).values())
-        _close([th.saddle_loss(st, "A"), th.saddle_loss(st, 1)], want, RTOL_FLOAT, "saddle_loss")
+        _close([th.landscape.saddle_loss(st, "A"), th.landscape.saddle_loss(st, 1)], want, RTOL_FLOAT, "saddle_loss")
         plateau = th.superficial_preference(st)["plateau_loss"]
         _close([plateau["A"], plateau["B"]], want, RTOL_FLOAT, "plateau_loss")
     return True
@@ -192,7 +192,7 @@ def check_eq11():
             a_first, a_more = speed > 1, contrib > 1
             want = {(True, True): 1, (False, True): 2, (True, False): 3, (False, False): 4}[
                 (bool(a_first), bool(a_more))]
-            assert int(th.preference_regions(r, q)) == want, (r, q)
+            assert int(th.landscape.preference_regions(r, q)) == want, (r, q)
             pref = th.superficial_preference(Stats.from_teacher(np.diag([1.0, r * r]), [q, 1.0],
                                                                 (1, 1)))
             assert pref["first"] == ("A" if a_first else "B")
@@ -240,7 +240,7 @@ def _reduced_flow_velocity(L, Lf):
 
 
 def derive_reduced_flow():
-    """The velocity of the total weights used for phase portraits (theory.reduced_flow).
+    """The velocity of the total weights used for phase portraits (theory.landscape.reduced_flow).
 
     With the balanced rank-one ansatz the norms obey τu̇_m = σ_m e_m u_m^{L_f−1}u^{L_c} and
     τu̇ = Σ_n σ_n e_n u_n^{L_f}u^{L_c−1} (eq. 44 with the errors kept; σ_m the sign of W_m),
@@ -299,7 +299,7 @@ def check_reduced_flow():
                          s[1] - W[0] * S[0, 1] - W[1] * S[1, 1])
                     want = fdw(u_a, u_b, *e, *sgn)
                     tau = 0.5
-                    got = th.reduced_flow(st, L, Lf, W[0], W[1], lr=1 / tau)
+                    got = th.landscape.reduced_flow(st, L, Lf, W[0], W[1], lr=1 / tau)
                     # Relative to the size of the velocity (a component may nearly cancel);
                     # the library recovers u_A, u_B from W through powers 1/L_f, 1/L: a few
                     # more roundings (measured ≤ 2e-15).

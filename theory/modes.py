@@ -146,7 +146,7 @@ def check_logistic_map():
             w, n = wn, n + 1
         # The crossing step is a sum of n ~ 1e3 steps; the interpolated fraction carries the
         # rounding of the map (1e-16 per step, amplified by at most the number of steps).
-        _close(th.logistic_map_crossing(w0 / w_star, eta * s), want, RTOL_FLOAT,
+        _close(th.timescales.logistic_map_crossing(w0 / w_star, eta * s), want, RTOL_FLOAT,
                f"logistic_map_crossing (eta s = {eta * s:g})")
     return True
 
@@ -197,8 +197,8 @@ def check_logistic_solution():
         with mp.workdps(30):
             want = [float(fw(mp.mpf(t), tau, s, sig2, w0)) for t in ts]
             want_k = [float(fk(mp.mpf(t), tau, s, w0)) for t in ts]
-        _close(th.logistic_weight(ts, s, sig2, w0, lr=1 / tau), want, RTOL_FLOAT, "logistic_weight")
-        _close(th.mode_strength(ts, s, w0, lr=1 / tau), want_k, RTOL_FLOAT, "mode_strength")
+        _close(th.saxe.logistic_weight(ts, s, sig2, w0, lr=1 / tau), want, RTOL_FLOAT, "logistic_weight")
+        _close(th.saxe.mode_strength(ts, s, w0, lr=1 / tau), want_k, RTOL_FLOAT, "mode_strength")
     return True
 
 
@@ -231,7 +231,7 @@ def check_balanced_two_layer_reduction():
     w, _ = _logistic_solutions()
     fw = sp.lambdify(_LOGI, w, "mpmath")
     st = Stats.from_teacher(np.diag([4.0, 4.0, 1.0]), [1.0, -2.0, 1.0], dims=(2, 1))
-    assert th.white_uncorrelated(st).valid
+    assert th.saxe.white_uncorrelated(st).valid
     tau, w0 = 25.0, (1e-6, 3e-4)
     ts = np.array([0.0, 10.0, 60.0, 300.0, 3000.0])
     got = th.saxe_late_fusion(st, ts, w0, lr=1 / tau)
@@ -358,7 +358,7 @@ def check_typical_effective_init():
     f = sp.lambdify(args, sp.exp(e_log_w0), "mpmath")
     for std in (1e-9, 0.1):
         for h in (1, 2, 7, 100):
-            _close(th.typical_effective_init(std, h), float(f(std, h)), RTOL_FLOAT,
+            _close(th.saxe.typical_effective_init(std, h), float(f(std, h)), RTOL_FLOAT,
                    f"typical_effective_init(h = {h})")
     return True
 

@@ -118,11 +118,11 @@ def check_chain_gradient():
     for D in (1, 2, 3, 5):
         f = sp.lambdify((pp, e), sp.diff(pp ** D, pp) * pp ** (D - 1) * e)
         Ka, Kb = np.meshgrid(np.linspace(0.0, 7.0, 6), np.linspace(0.01, 4.0, 5))
-        fa, fb = th.pathway_flow(Ka, Kb, 5.0, D)
+        fa, fb = th.pathways.pathway_flow(Ka, Kb, 5.0, D)
         err = 5.0 - Ka - Kb
         _close(fa, f(Ka ** (1.0 / D), err), RTOL_FLOAT, f"pathway_flow a, D = {D}", scale=1e-12)
         _close(fb, f(Kb ** (1.0 / D), err), RTOL_FLOAT, f"pathway_flow b, D = {D}", scale=1e-12)
-        ga, gb = th.pathway_flow(Ka, Kb, 5.0, D, gated=1)
+        ga, gb = th.pathways.pathway_flow(Ka, Kb, 5.0, D, gated=1)
         assert np.all(gb == 0) and np.array_equal(ga, fa)
     return True
 
@@ -388,7 +388,7 @@ def _check_low_depth(D):
         lim[:, m] = f_both(1e6, lr, sv, a, b)   # t → ∞ of the derived both-train solution
     _close([pred.K_a, pred.K_b], at, RTOL_FLOAT, f"predicted_split D = {D}")
     _close([pred.K_a_inf, pred.K_b_inf], lim, RTOL_FLOAT, f"predicted_split limit D = {D}")
-    _close(th.split_limit(at[0], at[1], svals, D), lim, RTOL_FLOAT, f"split_limit D = {D}")
+    _close(th.pathways.split_limit(at[0], at[1], svals, D), lim, RTOL_FLOAT, f"split_limit D = {D}")
     return True
 
 
@@ -477,7 +477,7 @@ def check_depth_ge3():
             both2 = _both_rate(D, lr, sv, C2)
             _close(_implicit_time_mp(ua2, ua3, both2), t2 - t1, RTOL_QUAD,
                    f"post-gate time D={D}")
-            la, lb = th.split_limit(K[2, 0, m], K[2, 1, m], sv, D)
+            la, lb = th.pathways.split_limit(K[2, 0, m], K[2, 1, m], sv, D)
             with mp.workdps(30):
                 _close(float(mp.mpf(la[0]) ** -beta - mp.mpf(lb[0]) ** -beta), C2, RTOL_QUAD,
                        "split equation", scale=1e-12)
@@ -517,7 +517,7 @@ def check_small_init_limit():
             u0 = p0 ** (2 - D)
             t_esc = u0 / ((D - 2) * lr * svals.max())
             t0, T = 0.2 * t_esc, 1.5 * t_esc   # the top mode escapes during the gate
-            approx = np.array(th.small_init_split(svals, p0, D, lr, t0, T))
+            approx = np.array(th.pathways.small_init_split(svals, p0, D, lr, t0, T))
             exact = th.predicted_split(svals, p0, D, lr, t0, T, 0)
             ex = np.array([exact.K_a_inf, exact.K_b_inf])
             errs.append(float(np.max(np.abs(approx - ex) / svals)))

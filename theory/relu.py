@@ -18,7 +18,7 @@ dlnfusion.theory.predict_times_relu, predict_times_early_relu).
 6. Early fusion (vector input, one hidden layer): at small weights the residual is the
    linear target, and every gradient of the ReLU network is half the linear network's
    (item 2 for each unit): its first phase is linear early fusion at η/2
-   (theory.predict_times_early_relu).
+   (theory.relu.predict_times_early_relu).
 """
 import numpy as np
 import sympy as sp
@@ -227,7 +227,7 @@ def check_early_fusion_half_drive():
     for x, y in zip(jax.tree_util.tree_leaves(gr), jax.tree_util.tree_leaves(gl)):
         _close(x, 0.5 * np.asarray(y), 1e-9, "ReLU gradient vs half the linear gradient")
     toy = dln.Stats.scalar_toy(2.0, 1.0, 0.0)
-    a = th.predict_times_early_relu(toy, 0.04, 3e-17)
+    a = th.relu.predict_times_early_relu(toy, 0.04, 3e-17)
     b = th.predict_times_early(toy, 0.02, 1.5e-17)
     _close([a.t_a, a.t_b], [b.t_a, b.t_b], 1e-12, "predict_times_early_relu")
     return True

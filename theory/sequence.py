@@ -151,21 +151,21 @@ def check_partial_solutions():
     for st in _sample_stats():
         M = st.n_modalities
         for S in ([0], [1, 2], list(range(M - 1))):
-            W = th.partial_solution(st, S)
+            W = th.sequence.partial_solution(st, S)
             c = np.asarray(S)
             ref = np.linalg.solve(st.sigma[np.ix_(c, c)], st.sigma_yx[0, c])
             _close(W[0, c], ref, RTOL_FLOAT, "partial solution")
             assert np.all(W[0, [j for j in range(M) if j not in S]] == 0)
             yy = float(st.sigma_yy[0, 0])
-            _close(th.plateau_loss(st, S), 0.5 * (yy - ref @ st.sigma_yx[0, c]), RTOL_FLOAT,
+            _close(th.sequence.plateau_loss(st, S), 0.5 * (yy - ref @ st.sigma_yx[0, c]), RTOL_FLOAT,
                    "plateau loss")
             for j in range(M):
                 if j in S:
                     continue
-                e = float(th.residual_drive(st, S, j)[0, 0])
+                e = float(th.sequence.residual_drive(st, S, j)[0, 0])
                 schur = st.sigma[j, j] - st.sigma[j, c] @ np.linalg.solve(
                     st.sigma[np.ix_(c, c)], st.sigma[c, j])
-                nxt = th.partial_solution(st, S + [j])[0, j]
+                nxt = th.sequence.partial_solution(st, S + [j])[0, j]
                 _close(nxt, e / schur, RTOL_FLOAT, "next block = e/Schur")
     return True
 
@@ -176,7 +176,7 @@ def check_branch_modes():
 
     spec = NetworkSpec.fusion(2, 2, width=7, input_dims=(1, 1, 1))
     p = random_params(spec, 3, 0.3)
-    amp = th.sequence_init(spec, p)[0]
+    amp = th.sequence.sequence_init(spec, p)[0]
     maps = total_maps(spec, p)
     for m, (W1, W2) in enumerate(p.branches):
         a, b = np.asarray(W1)[0, :, 0], np.asarray(W2)[0, 0, :]
@@ -190,7 +190,7 @@ def check_two_modality_limit():
     with theory.predict_times."""
     from dlnfusion import Stats, theory as th
 
-    w0 = th.typical_effective_init(1e-9, 100)
+    w0 = th.saxe.typical_effective_init(1e-9, 100)
     for rho in (0.5, -0.7, 0.0):
         st = Stats.scalar_toy(2.0, 1.0, rho)
         seq = th.learning_sequence(st)
@@ -255,7 +255,7 @@ def derive_post_norm():
 def derive_stage_one_integral():
     """t_1 = τ ∫_{u0}^∞ du_1/(‖s_1‖ u_1^{L_f−1} u^{L−L_f}) with u² = u_1² + Σ_j u_j(u_1)² is,
     after y = u0/u_1, τ u0^{2−L} I_M/‖s_1‖ with the integrand of
-    dlnfusion.theory.stage_one_integral (verified at sample points in 30 digits: a symbolic
+    dlnfusion.theory.sequence.stage_one_integral (verified at sample points in 30 digits: a symbolic
     simplification of the nested powers is not reliable)."""
     import mpmath as mp
 
@@ -292,7 +292,7 @@ def check_stage_one_integral():
 
     mp.mp.dps = 30
     for L, Lf, k in ((4, 3, 0.4), (5, 3, 0.9), (4, 2, 0.3), (6, 4, 0.2), (5, 5, 0.6)):
-        _close(th.stage_one_integral(L, Lf, [k]), th.fusion_integral(L, Lf, k), 1e-9,
+        _close(th.sequence.stage_one_integral(L, Lf, [k]), th.fusion_integral(L, Lf, k), 1e-9,
                f"I_2({L}, {Lf})")
     for L, Lf, ks in ((4, 3, (0.3, 0.7)), (4, 2, (0.5, 0.8))):
         u0 = mp.mpf(1)   # the integral in y is u0-free; in u_1 with u0 = 1 it is I_M itself
@@ -307,7 +307,7 @@ def check_stage_one_integral():
 
         ref = float(mp.quad(f, [u0, 2, 10, 100, mp.inf]))
         # quad at epsrel 1e-12 against 30 digits
-        _close(th.stage_one_integral(L, Lf, ks), ref, 1e-9, f"I_3({L}, {Lf})")
+        _close(th.sequence.stage_one_integral(L, Lf, ks), ref, 1e-9, f"I_3({L}, {Lf})")
     return True
 
 
@@ -338,7 +338,7 @@ def check_post_norm():
     st = Stats.random(dim=3, dims=(1, 1, 1), seed=0)
     for L, Lf in ((4, 3), (5, 2)):
         u = _post_norm(st, [0, 2], L, Lf)
-        W = th.partial_solution(st, [0, 2])[0]
+        W = th.sequence.partial_solution(st, [0, 2])[0]
         um = [(abs(W[m]) / u ** (L - Lf)) ** (1 / Lf) for m in (0, 2)]
         _close(u ** 2, sum(v ** 2 for v in um), RTOL_FLOAT, "balance u² = Σ u_m²")
     return True

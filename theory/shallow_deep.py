@@ -165,9 +165,9 @@ def check_deep_solution():
             at = np.array([[float(fa(mp.mpf(t), tau, s[k], a0[k])) for k in range(r)]
                            for t in ts])
         want = np.einsum("tk,ik,jk->tij", at, U[:, :r], Vt[:r].T)
-        _close_max(th.deep_total_map(task, ts, a0, lr=1 / tau), want, RTOL_FLOAT, "deep_total_map")
+        _close_max(th.sources.deep_total_map(task, ts, a0, lr=1 / tau), want, RTOL_FLOAT, "deep_total_map")
         spec = dln.NetworkSpec.fusion(2, 1, width=6, input_dims=task.dims, output_dim=4)
-        p = th.aligned_params(spec, task, a0, seeds=[3])
+        p = th.sources.aligned_params(spec, task, a0, seeds=[3])
         W1 = np.concatenate([b[0][0] for b in p.branches], axis=1)
         W2 = p.post[0][0]
         _close_max(W1 @ W1.T, W2.T @ W2, RTOL_FLOAT, "aligned_params balanced")
@@ -176,7 +176,7 @@ def check_deep_solution():
     diag = dln.Stats.from_teacher(np.eye(2), [[2.5, 0.0], [0.0, 0.7]], dims=(1, 1))
     s_a, a0 = 2.5, 1e-4
     t_half = tau * np.log(s_a / a0 - 1) / (2 * s_a)
-    got = th.half_times(lambda x: th.source_strengths(th.deep_total_map(diag, [x], a0, lr=1 / tau)[0],
+    got = th.sources.half_times(lambda x: th.sources.source_strengths(th.sources.deep_total_map(diag, [x], a0, lr=1 / tau)[0],
                                                       diag), [2.5, 0.7], 1e4)
     _close(got, [t_half, tau * np.log(0.7 / a0 - 1) / 1.4], RTOL_ROOT, "half_times (one mode)")
     # source_dynamics: the half-way time of every source by bisection on the derived a_α(t).
@@ -252,7 +252,7 @@ def check_shallow_solution():
     tau = 12.5
     ts = np.array([0.0, 1.0, 10.0, 100.0])
     W0 = np.array([[0.1, -0.2, 0.3], [0.0, 0.05, -0.4]])
-    got = th.shallow_total_map(st, ts, W0, lr=1 / tau)
+    got = th.sources.shallow_total_map(st, ts, W0, lr=1 / tau)
     d = np.diag(st.sigma)
     want = np.empty_like(got)
     for n, t in enumerate(ts):
@@ -265,8 +265,8 @@ def check_shallow_solution():
     St = np.array([[2.0, 0.5, -1.0], [0.0, 1.5, 0.7]])
     full = dln.Stats.from_teacher(np.eye(3), St, dims=(1, 1, 1))
     a0 = 1e-3
-    W0 = th.aligned_initial_map(full, a0)
-    f0 = th.source_strengths(W0, full)
+    W0 = th.sources.aligned_initial_map(full, a0)
+    f0 = th.sources.source_strengths(W0, full)
     finf = np.linalg.norm(St, axis=0)
     want = tau * np.log(2 * (finf - f0) / finf)
     for off in (None, "C"):
@@ -306,9 +306,9 @@ def check_source_strength():
     W = U @ np.diag(a_vals) @ V.T
     want = [sum(a_vals[i] * s_vals[i] * V[k, i] ** 2 for i in range(2))
             / np.linalg.norm(Syx[:, k]) for k in range(3)]
-    _close(th.source_strengths(W[None], st)[0], want, RTOL_FLOAT, "source_strengths")
+    _close(th.sources.source_strengths(W[None], st)[0], want, RTOL_FLOAT, "source_strengths")
     # u_αᵀ W v_α does not depend on the SVD's sign choice (u and v flip together).
-    _close(th.mode_projections(W, st), a_vals, RTOL_FLOAT, "mode_projections")
+    _close(th.sources.mode_projections(W, st), a_vals, RTOL_FLOAT, "mode_projections")
     return True
 
 

@@ -19,7 +19,7 @@ Hence t_B − t_A = τℓ(1 − χk)/‖s̃_B‖ with χ = +1, or χ = −1 for 
 This module checks the algebra, the reduction to Appendix J for the scalar toy (for every ρ,
 although eq. 9 as printed fails when Σ_yxB < 0), the mis-attribution ρσ_B/σ_A, the exactness
 of the sharp switch at t_A in gradient flow, the adiabatic second phase, and the
-finite-learning-rate sensitivities used by dlnfusion.theory.log_init_sensitivity.
+finite-learning-rate sensitivities used by dlnfusion.theory.timescales.log_init_sensitivity.
 
 Each check_* function evaluates the derived expressions (lambdified) at sample statistics and
 compares them with the dlnfusion function that implements them.
@@ -108,7 +108,7 @@ def check_leading_order_ratio():
         _close([lo["t_A"].value, lo["t_B"].value], [t_a, t_b], RTOL_FLOAT, "times_leading_order")
         printed = f[1][1](*args) / f[1][0](*args)
         _close(th.time_ratio_eq9(st).value, printed, RTOL_FLOAT, "time_ratio_eq9")
-        _close(th.time_ratio_from_drives(st, "squared").value, t_b / t_a, RTOL_BFGS,
+        _close(th.timescales.time_ratio_from_drives(st, "squared").value, t_b / t_a, RTOL_BFGS,
                "time_ratio_from_drives(squared)")
     return True
 
@@ -175,7 +175,7 @@ def check_scalar_toy_reduction():
             st = Stats.scalar_toy(sa, sb, rho)
             want = appendix_j(sa, sb, rho)
             _close(th.time_ratio_gradient_flow(st).value, want, RTOL_FLOAT, "gradient flow")
-            _close(th.time_ratio_from_drives(st, "squared").value, want, RTOL_BFGS,
+            _close(th.timescales.time_ratio_from_drives(st, "squared").value, want, RTOL_BFGS,
                    "time_ratio_from_drives(squared)")
             # W*_A = 1: the relative overshoot is U_A − 1; an absolute tolerance because it
             # vanishes at ρ = 0.
@@ -337,16 +337,16 @@ def check_finite_lr_sensitivity():
         for lr in (0.01, 0.04, 0.1):
             vals = [g(0.0, lr, q["n_A"], q["n_B"], q["n_Bt"]) for g in f[q["chi"]]]
             d_a, d_gap, lim_a, lim_gap = vals
-            gd = th.log_init_sensitivity(st, lr, "gd")
+            gd = th.timescales.log_init_sensitivity(st, lr, "gd")
             _close([gd["t_A"], gd["t_B - t_A"]], [d_a, d_gap], RTOL_FLOAT,
                    "log_init_sensitivity(gd)")
-            gf = th.log_init_sensitivity(st, lr, "gf")
+            gf = th.timescales.log_init_sensitivity(st, lr, "gf")
             # The limits are in units of τ = 1/η; the library returns steps.
             _close([gf["t_A"], gf["t_B - t_A"]], [lim_a / lr, lim_gap / lr], RTOL_FLOAT,
                    "log_init_sensitivity(gf)")
             _close(th.time_ratio_gradient_descent(st, lr).value, 1 + d_gap / d_a, RTOL_FLOAT,
                    "time_ratio_gradient_descent")
-            _close(th.time_ratio_from_drives(st, "squared", lr=lr).value, 1 + d_gap / d_a,
+            _close(th.timescales.time_ratio_from_drives(st, "squared", lr=lr).value, 1 + d_gap / d_a,
                    RTOL_BFGS, "time_ratio_from_drives(squared, lr)")
     return True
 
@@ -413,7 +413,7 @@ def check_turned_mode_power():
     rng = np.random.default_rng(0)
     for cos, g, d in ((0.3, 1e4, 1e-4), (-0.999, 1e3, 1e-3), (-1.0, 50.0, 0.02),
                       (1.0, 7.0, 0.1), (-0.2, 2.0, 0.6)):
-        _close([th.turned_mode_power(cos, g, d)], [f(cos, g, d, 1.0)], RTOL_FLOAT,
+        _close([th.timescales.turned_mode_power(cos, g, d)], [f(cos, g, d, 1.0)], RTOL_FLOAT,
                "turned_mode_power")
     eta, steps, d = 0.04, 120, 4
     for _ in range(3):
@@ -426,7 +426,7 @@ def check_turned_mode_power():
         exact = float(np.sum((Mt.T @ q) ** 2))            # E (qᵀ M^t z)², z ~ N(0, I)
         ns = np.linalg.norm(s)
         cos = float(s @ s2 / (ns * np.linalg.norm(s2)))
-        pred = th.turned_mode_power(cos, (1 + eta * ns) ** steps, (1 - eta * ns) ** steps)
+        pred = th.timescales.turned_mode_power(cos, (1 + eta * ns) ** steps, (1 - eta * ns) ** steps)
         _close([pred], [exact], 1e-10, "turned_mode_power against the linear map")
     return True
 
@@ -485,7 +485,7 @@ def check_time_ratio_crossover():
         c = float(np.clip(r.cos_theta, -1, 1))
         for u0 in (1e-3, 1e-9):
             ell = np.log(1 / u0)
-            _close([th.time_ratio_crossover(st, u0).value], [f(ell, na, nbt, nb, c)],
+            _close([th.timescales.time_ratio_crossover(st, u0).value], [f(ell, na, nbt, nb, c)],
                    RTOL_FLOAT, "time_ratio_crossover (gradient flow)")
             lr = 0.04
             ga, gbt = np.log1p(lr * na), np.log1p(lr * nbt)
@@ -493,7 +493,7 @@ def check_time_ratio_crossover():
             P = ((1 + c) / 2) ** 2 * (1 + lr * nb) ** (2 * t_a) \
                 + ((1 - c) / 2) ** 2 * abs(1 - lr * nb) ** (2 * t_a) + (1 - c * c) / 2
             want = 1 + (ell - np.log(P) / 2) / gbt / t_a
-            _close([th.time_ratio_crossover(st, u0, lr).value], [want], RTOL_FLOAT,
+            _close([th.timescales.time_ratio_crossover(st, u0, lr).value], [want], RTOL_FLOAT,
                    "time_ratio_crossover (gradient descent)")
     return True
 

@@ -134,7 +134,7 @@ def theory_columns(stats, spec=None, scale=None, scheme: str = "normal") -> dict
     for name, fn in (("time_ratio_gradient_flow", lambda: th.time_ratio_gradient_flow(stats)),
                      ("misattribution", lambda: th.misattribution(stats)),
                      ("plateau_loss", lambda: th.Prediction(
-                         th.saddle_loss(stats, th.roles(stats).first)))):
+                         th.landscape.saddle_loss(stats, th.roles(stats).first)))):
         try:
             out[name] = fn()
         except (ValueError, np.linalg.LinAlgError) as err:

@@ -4,7 +4,7 @@ Definitions (the two-modality conventions of docs/conventions.md, extended):
 
 * with the modalities S learned so far, a candidate j's progress is its projection onto its
   block P_j of the next plateau, ⟨W_j, P_j⟩/‖P_j‖² with P_j = j's block of Σ_yx,S∪j Σ_S∪j⁻¹
-  (:func:`dlnfusion.theory.partial_solution`);
+  (:func:`dlnfusion.theory.sequence.partial_solution`);
 * the next modality learned is the candidate whose progress first reaches ½; that time is its
   transition time (for two modalities these are t_A and t_B);
 * plateau k is sampled halfway between transitions k and k + 1 (t_mid of two modalities): the
