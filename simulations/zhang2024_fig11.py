@@ -127,7 +127,7 @@ def run(out: Path, quick: bool = False) -> dict:
             "final_total_map_relu": W_relu.tolist(),
             "final_total_map_linear": W_lin.tolist(),
             "weight_factor_sim": {n: wf[:, k].tolist() for k, n in enumerate(MODALITIES)},
-            "weight_factor_theory": th.RELU_WEIGHT_FACTOR,
+            "weight_factor_theory": th.relu.RELU_WEIGHT_FACTOR,
             "final_loss": {"relu": relu.final_loss.tolist(), "linear": lin.final_loss.tolist()},
             "status": {"relu": [str(s) for s in relu.status_names()],
                        "linear": [str(s) for s in lin.status_names()]},

@@ -26,7 +26,7 @@ def test_total_weight_ends_at_twice_the_linear_solution(relu_runs):
     assert set(traj.status_names().ravel()) == {"converged"}
     for c, st in enumerate(stats):
         W = np.concatenate([m[c, 0] for m in traj.final_maps], axis=1)
-        np.testing.assert_allclose(W, th.RELU_WEIGHT_FACTOR * st.global_solution(), rtol=1e-3)
+        np.testing.assert_allclose(W, th.relu.RELU_WEIGHT_FACTOR * st.global_solution(), rtol=1e-3)
 
 
 def test_relu_time_ratio_prediction(relu_runs):
@@ -115,6 +115,6 @@ def test_early_fusion_relu_times_predicted():
             for m, n in enumerate(st.names):
                 assert by_name[n] == pytest.approx(float(tr.crossing(m, "global", level)), rel=rtol)
         W = np.concatenate([m[c, 0] for m in traj.final_maps], axis=1)
-        np.testing.assert_allclose(W, th.RELU_WEIGHT_FACTOR * st.global_solution(), rtol=1e-3)
+        np.testing.assert_allclose(W, th.relu.RELU_WEIGHT_FACTOR * st.global_solution(), rtol=1e-3)
     # B is learned first where σ_B > σ_A.
     assert th.predict_times_early(grid[1], 0.04, 5e-17).first == "B"

@@ -158,7 +158,7 @@ def check_paired_units():
     import dlnfusion as dln
     from dlnfusion import theory as th
 
-    assert th.RELU_WEIGHT_FACTOR == 2 and th.RELU_RATE_FACTOR == 0.5
+    assert th.relu.RELU_WEIGHT_FACTOR == 2 and th.relu.RELU_RATE_FACTOR == 0.5
     st = dln.Stats.scalar_toy(2.0, 1.0, 0.3)
     a = th.predict_times_relu(st, 0.04, [1e-16, 3e-16])
     b = th.predict_times(st, 0.02, [0.5e-16, 1.5e-16])
