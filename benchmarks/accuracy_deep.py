@@ -26,7 +26,7 @@ def leading_order():
             traj = simulate(spec, st, seeds=[0], scheme="balanced", scale=u0, method="gf",
                             lr=1.0, steps=2000, record_every=0.02, stop_loss=1e-6)
             m = measure_unimodal_phase(traj)
-            t = th.deep_times(st, 4, Lf, u0, 1.0)
+            t = th.deep_times(st, 4, Lf, u0, lr=1.0)
             r = th.time_ratio_leading_order(st, 4, Lf, u0).value
             print(f"   L_f={Lf} u0={u0:<5}: t_A {m.t_a[0]:9.3f} vs {t['t_A']:9.3f} "
                   f"({t['t_A'] / m.t_a[0] - 1:+.1%}), ratio {m.time_ratio[0]:6.3f} vs {r:6.3f} "

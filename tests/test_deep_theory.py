@@ -112,7 +112,7 @@ def test_leading_order_caveats_and_errors():
     flip = Stats.scalar_toy(2.0, 1.0, -0.8)
     p = th.time_ratio_leading_order(flip, 4, 3, 0.1)
     assert "anti-parallel" in p.caveats[0]
-    with pytest.raises(ValueError, match="u0 must lie in"):
+    with pytest.raises(ValueError, match="scale must lie in"):
         th.time_ratio_leading_order(st, 4, 3, 1.2)
     with pytest.raises(ValueError, match="fusion_layer must be an integer"):
         th.time_ratio_leading_order(st, 4, 0, 0.1)
@@ -187,7 +187,7 @@ def test_lf2_times_and_ratio_against_balanced_gradient_flow():
     traj, t = _balanced_runs(L, 2, [(rho, u0, False) for u0 in U0S], 1900.0, 0.1)
     assert list(measure_unimodal_phase(traj).first) == [0, 0, 0]
     assert list(traj.status_names()) == ["converged"] * 3
-    pred = [th.deep_times(st, L, 2, u0, tau=1.0) for u0 in U0S]
+    pred = [th.deep_times(st, L, 2, u0, lr=1.0) for u0 in U0S]
     t_a, gap = t[:, 0], t[:, 1] - t[:, 0]
     for u0, ta, p in zip(U0S, t_a, pred):
         # The neglected term is O(1) against u0^{2−L}: relative O(u0) (measured 0.96 u0).
@@ -243,7 +243,7 @@ def test_lf2_sign_flip_against_balanced_gradient_flow():
     traj, t = _balanced_runs(L, 2, runs, 3500.0, 0.1)
     assert list(measure_unimodal_phase(traj).first) == [0] * 6
     assert list(traj.status_names()) == ["converged"] * 6
-    pred = [th.deep_times(st, L, 2, u0, tau=1.0) for u0 in U0S]
+    pred = [th.deep_times(st, L, 2, u0, lr=1.0) for u0 in U0S]
     lg = np.log(1 / np.array(U0S))
     c1 = (pred[0]["t_B"] - pred[0]["t_A"]) / lg[0]
     assert c1 == pytest.approx((1 + k) / R, rel=1e-12)  # the corrected (1 + k) numerator
@@ -284,7 +284,7 @@ def test_late_fusion_ratio_against_balanced_gradient_flow():
     assert list(traj.status_names()) == ["converged"] * 4
     for (rho, u0, _), (ta, tb) in zip(runs, t):
         st = Stats.scalar_toy(2.0, 1.0, rho)
-        pred = th.deep_times(st, L, L, u0, tau=1.0)
+        pred = th.deep_times(st, L, L, u0, lr=1.0)
         assert ta == pytest.approx(pred["t_A"], rel=2 * u0)
         assert tb == pytest.approx(pred["t_B"], rel=2 * u0)
         assert tb / ta == pytest.approx(th.time_ratio_leading_order(st, L, L, u0).value,
@@ -327,7 +327,7 @@ def test_deep_times_leading_order_against_balanced_simulation(Lf):
     traj = simulate(spec, st, seeds=[0], scheme="balanced", scale=u0, method="gf", lr=1.0,
                     steps=1500, record_every=0.05, stop_loss=1e-6)
     m = measure_unimodal_phase(traj)
-    pred = th.deep_times(st, 4, Lf, u0, tau=1.0)
+    pred = th.deep_times(st, 4, Lf, u0, lr=1.0)
     # Leading order in u0: the corrections are higher powers of u0 = 0.03 (measured: 0.1 % on
     # t_A, < 1 % on the ratio; 0.6 % and 6 % at u0 = 0.1, benchmarks/accuracy_deep.py).
     assert m.t_a[0] == pytest.approx(pred["t_A"], rel=0.01)
@@ -500,7 +500,7 @@ def test_random_init_times_law_average_and_errors():
         th.random_init_times(st, 4, 1, u0, n, 0.04)
     with pytest.raises(ValueError, match="two scalar modalities"):
         th.random_init_times(Stats(np.eye(3), np.ones((1, 3)), 3.0, (1, 2)), 4, 3, u0, n, 0.04)
-    with pytest.raises(ValueError, match="u0 must be a positive finite number"):
+    with pytest.raises(ValueError, match="scale must be a positive finite number"):
         th.random_init_times(st, 4, 3, 0.0, n, 0.04)
     with pytest.raises(ValueError, match="width must be an integer >= 2"):
         th.random_init_times(st, 4, 3, u0, True, 0.04)

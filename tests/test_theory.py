@@ -386,13 +386,13 @@ def test_predict_times_takes_a_batch_of_initial_values(method):
     assert isinstance(one.t_a, float) and isinstance(one.valid, bool)
 
 
-def test_predict_times_batch_errors_name_w0():
+def test_predict_times_batch_errors_name_init():
     st = Stats.scalar_toy(2.0, 1.0, 0.5)
-    with pytest.raises(ValueError, match=r"w0 must hold .* last axis.*shape \(3, 3\)"):
+    with pytest.raises(ValueError, match=r"init must hold .* last axis.*shape \(3, 3\)"):
         th.predict_times(st, 0.04, np.full((3, 3), 1e-6))
-    with pytest.raises(ValueError, match="w0 must hold positive, finite"):
+    with pytest.raises(ValueError, match="init must hold positive, finite"):
         th.predict_times(st, 0.04, [[1e-6, 1e-6], [np.nan, 1e-6]])
-    with pytest.raises(ValueError, match="w0 must hold positive, finite"):
+    with pytest.raises(ValueError, match="init must hold positive, finite"):
         th.predict_times(st, 0.04, [[1e-6, -1e-6]])
 def test_predict_times_gradient_flow_limit_of_gradient_descent():
     # As η -> 0 the gradient-descent prediction (in units of τ) tends to the flow prediction.

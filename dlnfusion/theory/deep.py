@@ -162,7 +162,7 @@ def _flip_caveat(r):
                                   "round-off",)
 
 
-def time_ratio_leading_order(stats, depth: int, fusion_layer: int, u0: float) -> Prediction:
+def time_ratio_leading_order(stats, depth: int, fusion_layer: int, scale: float) -> Prediction:
     """Leading-order t_B/t_A of a deep fusion network (eqs. 9, 12, 57; corrected).
 
     * L_f = 1 (early fusion): both modalities are learned in one transition, ratio 1.
@@ -173,9 +173,10 @@ def time_ratio_leading_order(stats, depth: int, fusion_layer: int, u0: float) ->
     χ = −1 when Σ_yxB and s̃_B are anti-parallel (see module docstring), U_A = Σ_yxAΣ_A^{-1},
     u0 the Frobenius norm of the pre-fusion matrices at initialization.
     """
+    u0 = scale
     _check_depths(depth, fusion_layer)
     if not 0 < u0 < 1:
-        raise ValueError(f"u0 must lie in (0, 1) for the small-initialization expansion, got {u0!r}")
+        raise ValueError(f"scale must lie in (0, 1) for the small-initialization expansion, got {u0!r}")
     from .timescales import time_ratio_gradient_flow
 
     L, Lf = int(depth), int(fusion_layer)
@@ -198,7 +199,7 @@ def time_ratio_leading_order(stats, depth: int, fusion_layer: int, u0: float) ->
     return Prediction(float(val), True, _flip_caveat(r))
 
 
-def time_ratio_unequal(stats, depth_a: int, depth_b: int, post_depth: int, u0: float) -> Prediction:
+def time_ratio_unequal(stats, depth_a: int, depth_b: int, post_depth: int, scale: float) -> Prediction:
     """Leading-order t_B/t_A with branch depths L_A ≠ L_B (eq. 59, sign-corrected).
 
     Depths are given in the modality order of ``stats``. The modality that escapes first is
@@ -211,8 +212,9 @@ def time_ratio_unequal(stats, depth_a: int, depth_b: int, post_depth: int, u0: f
 
     Requires L_A, L_B > 2 and balanced, aligned small initial weights (scale u0).
     """
+    u0 = scale
     if not 0 < u0 < 1:
-        raise ValueError(f"u0 must lie in (0, 1), got {u0!r}")
+        raise ValueError(f"scale must lie in (0, 1), got {u0!r}")
     depths = (int(depth_a), int(depth_b))
     norms = [float(np.linalg.norm(stats.sigma_yx_m(m))) for m in range(2)]
     first = None
@@ -237,7 +239,7 @@ def time_ratio_unequal(stats, depth_a: int, depth_b: int, post_depth: int, u0: f
     return Prediction(float(val), True, caveats)
 
 
-def deep_times(stats, depth: int, fusion_layer: int, u0: float, tau: float) -> dict:
+def deep_times(stats, depth: int, fusion_layer: int, scale: float, *, lr: float) -> dict:
     """t_A (eq. 48; eq. 56a for L_f = 2) and t_B (eq. 54; eq. 56b), leading order in u0.
 
     For 2 < L_f ≤ L: t_A = τ u0^{2−L} I(L, L_f)/‖s_A‖ and
@@ -249,13 +251,17 @@ def deep_times(stats, depth: int, fusion_layer: int, u0: float, tau: float) -> d
     aligned initialization; a B that starts purely along −Σ_yxB slows A's escape differently
     (I(L, 2) with k replaced by −k: 2.6 % at ρ = −0.7, L = 3; tests/test_deep_theory.py).
     """
+    u0 = scale
+    if not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be positive and finite, got {lr!r}")
+    tau = 1.0 / lr
     _check_depths(depth, fusion_layer)
     L, Lf = int(depth), int(fusion_layer)
     if L < 3 or Lf < 2:
         raise ValueError("deep_times covers L >= 3 and L_f >= 2 (use times_leading_order for "
                          "two layers)")
     if not 0 < u0 < 1 or not tau > 0:
-        raise ValueError("deep_times needs 0 < u0 < 1 and tau > 0")
+        raise ValueError(f"deep_times needs 0 < scale < 1, got {u0!r}")
     r = roles(stats)
     na, nb, nbt = (float(np.linalg.norm(v)) for v in (r.s_a, r.s_b, r.s_b_tilde))
     ua = float(np.linalg.norm(r.plateau))
@@ -518,7 +524,7 @@ def _two_phase_run(q, fusion_layer, seeds, level, tau):
 RANDOM_INIT_SMALL_B = 0.1
 
 
-def random_init_times(stats, depth: int, fusion_layer: int, u0: float, width: int, lr: float,
+def random_init_times(stats, depth: int, fusion_layer: int, scale: float, width: int, lr: float,
                       *, weights=None, nodes: int = 3, level: float = 0.5):
     """t_A and t_B of a four-layer fusion network trained from random weights (the
     ``"frobenius"`` initialization of the paper's Figure 6), in closed form: one-variable
@@ -553,6 +559,7 @@ def random_init_times(stats, depth: int, fusion_layer: int, u0: float, width: in
     at t_A already exceeds
     ``RANDOM_INIT_SMALL_B`` of its target (B is no longer linear when A is learned; the
     prediction of t_B is then a few per cent late) or when B is never learned."""
+    u0 = scale
     _check_depths(depth, fusion_layer)
     if int(depth) != 4:
         raise ValueError(f"random_init_times covers depth 4 (a middle pair of hidden "
@@ -562,7 +569,7 @@ def random_init_times(stats, depth: int, fusion_layer: int, u0: float, width: in
                          "phase")
     if stats.n_modalities != 2 or stats.output_dim != 1 or any(d != 1 for d in stats.dims):
         raise ValueError("random_init_times needs two scalar modalities and a scalar output")
-    _check_random_args(width, level, u0=u0, lr=lr)
+    _check_random_args(width, level, scale=u0, lr=lr)
     if isinstance(nodes, bool) or not isinstance(nodes, (int, np.integer)) or nodes < 1:
         raise ValueError(f"nodes must be a positive integer, got {nodes!r}")
     r = roles(stats)

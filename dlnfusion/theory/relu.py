@@ -69,21 +69,21 @@ RELU_WEIGHT_FACTOR = 2.0
 RELU_RATE_FACTOR = 0.5
 
 
-def predict_times_relu(stats, lr: float, w0, method: str = "gd") -> TimePrediction:
+def predict_times_relu(stats, lr: float, init, method: str = "gd") -> TimePrediction:
     """t_A, t_B (steps) of a two-layer late-fusion ReLU network on a linear task.
 
-    ``w0`` is the initial growing-mode value of each modality computed from the ReLU run's
+    ``init`` is the initial growing-mode value of each modality computed from the ReLU run's
     weights exactly as for a linear network (:func:`~.saxe.effective_init`), or
     :func:`~.saxe.typical_effective_init` for a theory curve. t_A is the first time modality
     A's total weight reaches half of its ReLU plateau 2U_A, t_B the time B reaches half of its
-    final 2W*_B. Equals :func:`predict_times` at learning rate ``lr``/2 from ``w0``/2 (module
+    final 2W*_B. Equals :func:`predict_times` at learning rate ``lr``/2 from ``init``/2 (module
     docstring); the same caveats apply, plus the neglected nonlinearity of A's function while
     B grows.
     """
     import numpy as np
 
-    w0 = np.asarray(w0, dtype=float)
-    p = predict_times(stats, RELU_RATE_FACTOR * float(lr), w0 / RELU_WEIGHT_FACTOR,
+    init = np.asarray(init, dtype=float)
+    p = predict_times(stats, RELU_RATE_FACTOR * float(lr), init / RELU_WEIGHT_FACTOR,
                       method=method)
     caveats = p.caveats + ("two-layer ReLU network: assumes the first modality's function is "
                            "linear (its units paired) while the second grows",)

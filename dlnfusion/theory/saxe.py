@@ -202,14 +202,14 @@ def effective_init_early(spec: NetworkSpec, params: Params, stats) -> np.ndarray
     return 0.25 * np.sum(growing ** 2, axis=-1)
 
 
-def predict_times_early(stats, lr: float, w0: float, level: float = 0.5,
+def predict_times_early(stats, lr: float, init: float, level: float = 0.5,
                         steps: int = 10 ** 7):
     """Half-way times (steps) of each modality in two-layer early fusion, gradient descent.
 
     t_m is the first (linearly interpolated) step at which the progress
     ⟨W_m, W*_m⟩/‖W*_m‖² of modality m's total map toward its block of the global solution
     W* = Σ_yx Σ⁻¹ reaches ``level``. Model: the balanced rank-one network on the stacked
-    input, started on its growing mode, a₀ = √w₀ ê, v₀ = √w₀ (ê = Σ_yx/‖Σ_yx‖, ``w0`` from
+    input, started on its growing mode, a₀ = √w₀ ê, v₀ = √w₀ (ê = Σ_yx/‖Σ_yx‖, ``init`` from
     :func:`effective_init_early` or :func:`typical_effective_init`), iterated with step
     η = ``lr`` (module docstring; exact on that invariant set). What it neglects of a random
     initialization are the decaying and frozen parts of the weights, O(w₀) in the total map.
@@ -224,9 +224,9 @@ def predict_times_early(stats, lr: float, w0: float, level: float = 0.5,
         raise ValueError(f"predict_times_early compares two modalities, got {stats.n_modalities}")
     if not (np.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be positive and finite, got {lr!r}")
-    w0 = float(w0)
-    if not (np.isfinite(w0) and w0 > 0):
-        raise ValueError(f"w0 must be a positive initial mode value, got {w0!r}")
+    init = float(init)
+    if not (np.isfinite(init) and init > 0):
+        raise ValueError(f"init must be a positive initial mode value, got {init!r}")
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level!r}")
     e = _early_drive(stats)
@@ -244,7 +244,7 @@ def predict_times_early(stats, lr: float, w0: float, level: float = 0.5,
     caveats = []
     if lr * float(np.linalg.norm(s)) >= 1:
         caveats.append("lr*||Sigma_yx|| >= 1: the growth factor per step is not small")
-    a, v = np.sqrt(w0) * e, np.sqrt(w0)
+    a, v = np.sqrt(init) * e, np.sqrt(init)
     prev = np.array([np.dot(v * a, r) / n for r, n in zip(refs, norms)])
     if np.any(prev >= level):
         return TimePrediction(float("nan"), float("nan"), names[0], names[1], False,

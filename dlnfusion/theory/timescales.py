@@ -530,10 +530,10 @@ def _logistic_crossings(x0: np.ndarray, g: float, level: float = 0.5,
     return out
 
 
-def predict_times(stats, lr: float, w0, method: str = "gd") -> TimePrediction:
+def predict_times(stats, lr: float, init, method: str = "gd") -> TimePrediction:
     """t_A, t_B for the training actually run: finite initialization, finite learning rate.
 
-    Two-layer late fusion, two scalar modalities, scalar output. ``w0`` gives the initial value
+    Two-layer late fusion, two scalar modalities, scalar output. ``init`` gives the initial value
     of each modality's growing mode, in modality order, as returned by
     :func:`~.saxe.effective_init` with :func:`phase_directions` (or
     :func:`~.saxe.typical_effective_init` for a theory curve): shape (2,) for one run, or
@@ -543,7 +543,7 @@ def predict_times(stats, lr: float, w0, method: str = "gd") -> TimePrediction:
 
     Returns one :class:`TimePrediction`: floats for one run; for a batch, ``t_a``, ``t_b``,
     ``ratio`` and ``valid`` are arrays of the batch shape, entry i the prediction for
-    ``w0[i]`` (a run outside the assumptions is NaN there and not valid), and ``caveats``
+    ``init[i]`` (a run outside the assumptions is NaN there and not valid), and ``caveats``
     names each distinct caveat once with the number of runs it concerns.
 
     Model (derived in theory/timescales.py):
@@ -570,17 +570,17 @@ def predict_times(stats, lr: float, w0, method: str = "gd") -> TimePrediction:
     if stats.dims != (1, 1) or stats.output_dim != 1:
         raise ValueError("predict_times is derived for two scalar modalities and a scalar "
                          "output; use time_ratio_gradient_flow for vector modalities")
-    w0 = np.asarray(w0, dtype=float)
-    if w0.ndim == 0 or w0.shape[-1] != 2:
-        raise ValueError("w0 must hold the two modalities' initial mode values on its last "
+    init = np.asarray(init, dtype=float)
+    if init.ndim == 0 or init.shape[-1] != 2:
+        raise ValueError("init must hold the two modalities' initial mode values on its last "
                          "axis: shape (2,) for one run or (*batch, 2) for a batch (as "
-                         f"effective_init returns); got shape {w0.shape}")
-    bad = ~np.isfinite(w0) | (w0 <= 0)
+                         f"effective_init returns); got shape {init.shape}")
+    bad = ~np.isfinite(init) | (init <= 0)
     if np.any(bad):
-        raise ValueError("w0 must hold positive, finite initial mode values; got "
-                         f"{w0[bad].ravel()[:4].tolist()} among them")
-    batch = w0.shape[:-1]
-    flat = w0.reshape(-1, 2)
+        raise ValueError("init must hold positive, finite initial mode values; got "
+                         f"{init[bad].ravel()[:4].tolist()} among them")
+    batch = init.shape[:-1]
+    flat = init.reshape(-1, 2)
     nrun = flat.shape[0]
     r = roles(stats)
     na, nb = stats.names[r.first], stats.names[r.second]
