@@ -191,7 +191,7 @@ def _deep_cases(quick):
     for M in sorted({M for M, _ in chosen}):
         keys = [c for m, c in chosen if m == M]
         stats = [deep_covariance(M, c) for c in keys]
-        typ = [th.learning_sequence(st, 4, 4, u0=DEEP_U0, width=WIDTH, lr=LR,
+        typ = [th.learning_sequence(st, 4, 4, scale=DEEP_U0, width=WIDTH, lr=LR,
                                     scheme="frobenius") for st in stats]
         spec = NetworkSpec.fusion(4, 4, width=WIDTH, input_dims=(1,) * M)
         horizon = max((s.times[-1] for s in typ if np.all(np.isfinite(s.times))), default=0)
@@ -201,7 +201,7 @@ def _deep_cases(quick):
         init = th.alignment_seeds(spec, traj.initial_params)
         for i, (c, st, seq) in enumerate(zip(keys, stats, typ)):
             meas = measure_learning_sequence(traj[i], st)
-            per = [th.learning_sequence(st, 4, 4, u0=DEEP_U0, width=WIDTH, lr=LR,
+            per = [th.learning_sequence(st, 4, 4, scale=DEEP_U0, width=WIDTH, lr=LR,
                                         scheme="frobenius", init=init[i, k])
                    for k in range(len(seeds))]
             notes = []

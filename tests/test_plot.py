@@ -62,7 +62,7 @@ def test_sequence_portrait_draws_the_predicted_staircase_and_the_runs(tmp_path):
                                                      for p in vseq.plateaus])
         plt.close(fig)
 
-        deep = th.learning_sequence(st, 3, 3, u0=1e-3)
+        deep = th.learning_sequence(st, 3, 3, scale=1e-3)
         fig = plot.sequence_portrait(st, deep)
         edges = [p for p in fig.axes[0].patches if hasattr(p, "get_data")][0].get_data()[1]
         np.testing.assert_allclose(edges[1:-1], deep.times_leading_order)

@@ -132,7 +132,7 @@ def test_deep_leading_order_against_balanced_gradient_flow(L, Lf, u0, tol):
     import dlnfusion as dln
 
     stats = [Stats.random(dim=3, dims=(1, 1, 1), seed=i) for i in (0, 7, 13)]
-    preds = [th.learning_sequence(st, L, Lf, u0=u0, lr=1.0) for st in stats]
+    preds = [th.learning_sequence(st, L, Lf, scale=u0, lr=1.0) for st in stats]
     for p in preds:       # inside the assumptions: only the leading-order caveat
         assert [c for c in p.caveats if not c.startswith("deep network")] == []
         assert np.all(np.isnan(p.times)) and not p.valid
@@ -156,7 +156,7 @@ def test_leading_order_keeps_its_own_validity_when_finite_times_are_missing():
     order stays valid: covariance seed 0 at L = 3 = L_f, u0 = 1e-3 is one of DEEP_CASES, whose
     leading-order times the balanced gradient flow confirms within 1 % (test above)."""
     st = Stats.random(dim=3, dims=(1, 1, 1), seed=0)
-    deep = th.learning_sequence(st, 3, 3, u0=1e-3, lr=1.0)
+    deep = th.learning_sequence(st, 3, 3, scale=1e-3, lr=1.0)
     assert not deep.times_derived and np.all(np.isnan(deep.times)) and not deep.valid
     assert len(deep.caveats) == 1 and deep.caveats[0].startswith(
         "deep network: finite-initialization times are not derived")
@@ -173,13 +173,13 @@ def test_leading_order_keeps_its_own_validity_when_finite_times_are_missing():
         False, True, [])
     # A failed assumption of the leading order itself still makes it invalid: a branch
     # carried past its share (seed 8, flagged in the test below) ...
-    carried = th.learning_sequence(Stats.random(dim=3, dims=(1, 1, 1), seed=8), 4, 3, u0=0.03)
+    carried = th.learning_sequence(Stats.random(dim=3, dims=(1, 1, 1), seed=8), 4, 3, scale=0.03)
     assert not carried.valid_leading_order
     assert any("carried" in c for c in carried.caveats_leading_order)
     # ... and random weights, which the aligned leading order does not describe (it is ~80 %
     # early there: test_deep_random_init_sequence_predicts_each_run), while the random-weight
     # closed form of the times is valid.
-    rand = th.learning_sequence(st, 4, 4, u0=0.1, scheme="frobenius")
+    rand = th.learning_sequence(st, 4, 4, scale=0.1, scheme="frobenius")
     assert rand.times_derived and rand.valid and not rand.valid_leading_order
     assert rand.caveats_leading_order[0].startswith("random weights: times_leading_order is "
                                                     "the leading order for balanced, aligned")
@@ -189,11 +189,11 @@ def test_deep_overlaps_and_reversals_are_flagged():
     # seed 8 at L = 4, L_f = 3, u0 = 0.03: the second modality is carried past its share by
     # the post-fusion layers while the first escapes (the simulation learns both at once)
     st = Stats.random(dim=3, dims=(1, 1, 1), seed=8)
-    seq = th.learning_sequence(st, 4, 3, u0=0.03)
+    seq = th.learning_sequence(st, 4, 3, scale=0.03)
     assert any("carried" in c for c in seq.caveats)
-    assert not any("carried" in c for c in th.learning_sequence(st, 4, 4, u0=0.03).caveats)
+    assert not any("carried" in c for c in th.learning_sequence(st, 4, 4, scale=0.03).caveats)
     st = Stats.random(dim=4, dims=(1, 1, 1, 1), seed=4)     # drives that change sign
-    assert any("reversed drive" in c for c in th.learning_sequence(st, 4, 3, u0=0.05).caveats)
+    assert any("reversed drive" in c for c in th.learning_sequence(st, 4, 3, scale=0.05).caveats)
 
 
 def test_partial_solutions_and_drives():
@@ -215,18 +215,16 @@ def test_partial_solutions_and_drives():
 
 def test_bad_input():
     st = Stats.random(dim=3, dims=(1, 1, 1), seed=0)
-    with pytest.raises(ValueError, match="needs u0 in"):
-        th.learning_sequence(st, depth=3)
-    with pytest.raises(ValueError, match="needs u0 in"):
-        th.learning_sequence(st, 4, 3, u0=1.5)
+    with pytest.raises(ValueError, match="needs scale in"):
+        th.learning_sequence(st, 4, 3, scale=1.5)
     with pytest.raises(ValueError, match="Early fusion"):
         th.learning_sequence(st, 2, 1)
     with pytest.raises(ValueError, match="fusion_layer must be"):
-        th.learning_sequence(st, 3, 4, u0=0.1)
+        th.learning_sequence(st, 3, 4, scale=0.1)
     with pytest.raises(ValueError, match="depth must be"):
         th.learning_sequence(st, 1)
     with pytest.raises(ValueError, match="applies to depth 2, or to four-layer fusion at L_f = 3, 4"):
-        th.learning_sequence(st, 3, u0=0.1, init=np.ones((3, 2)))
+        th.learning_sequence(st, 3, scale=0.1, init=np.ones((3, 2)))
     with pytest.raises(ValueError, match="ks must be"):
         th.sequence.stage_one_integral(4, 3, [1.2])
     with pytest.raises(ValueError, match="depth >= 3"):
@@ -268,27 +266,27 @@ def test_deep_random_init_sequence_predicts_each_run():
     w = rng.uniform(0.5, 1.5, size=3)
     st = Stats(S, (S @ w)[None, :], float(w @ S @ w), (1, 1, 1))
     spec = NetworkSpec.fusion(4, 4, width=100, input_dims=(1, 1, 1))
-    typical = th.learning_sequence(st, 4, 4, u0=0.1, scheme="frobenius")
+    typical = th.learning_sequence(st, 4, 4, scale=0.1, scheme="frobenius")
     assert typical.valid and np.all(np.isfinite(typical.times))
     traj = simulate(spec, st, seeds=[0, 1], scheme="frobenius", scale=0.1, lr=0.04,
                     steps=int(1.3 * typical.times[-1]), record_every=5)
     meas = measure_learning_sequence(traj, st)
     seeds = th.alignment_seeds(spec, traj.initial_params).reshape(-1, 3, 4)
     for k in range(2):
-        run = th.learning_sequence(st, 4, 4, u0=0.1, scheme="frobenius", init=seeds[k])
+        run = th.learning_sequence(st, 4, 4, scale=0.1, scheme="frobenius", init=seeds[k])
         assert run.order == tuple(int(v) for v in meas.order[k])
         np.testing.assert_allclose(run.times, meas.times[k], rtol=0.01)
         assert np.all(np.asarray(run.times_leading_order) < 0.3 * meas.times[k])
     two = Stats.scalar_toy(2.0, 1.0, -0.6)
     w2 = np.array([[0.007, 0.008, 0.1, 0.11], [0.006, 0.0075, 0.095, 0.1]])
     pair = th.random_init_times(two, 4, 4, 0.1, 100, 0.04, weights=w2)
-    seq = th.learning_sequence(two, 4, 4, u0=0.1, scheme="frobenius", init=w2)
+    seq = th.learning_sequence(two, 4, 4, scale=0.1, scheme="frobenius", init=w2)
     np.testing.assert_allclose(seq.times, [pair.t_a, pair.t_b], rtol=1e-12)
     # L_f = 2 is not covered; it keeps the leading order, and says so
-    other = th.learning_sequence(st, 4, 2, u0=0.1, scheme="frobenius")
+    other = th.learning_sequence(st, 4, 2, scale=0.1, scheme="frobenius")
     assert np.all(np.isnan(other.times)) and any("covers four-layer fusion at L_f = 3, 4" in c
                                                  for c in other.caveats)
     with pytest.raises(ValueError, match="scheme must be one of"):
-        th.learning_sequence(st, 4, 4, u0=0.1, scheme="normal")
+        th.learning_sequence(st, 4, 4, scale=0.1, scheme="normal")
     with pytest.raises(ValueError, match="shape \\(3, 4\\)"):
-        th.learning_sequence(st, 4, 4, u0=0.1, scheme="frobenius", init=np.ones((3, 2)))
+        th.learning_sequence(st, 4, 4, scale=0.1, scheme="frobenius", init=np.ones((3, 2)))

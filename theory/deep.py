@@ -797,7 +797,7 @@ def check_random_init_times():
                 _close([got.ratio], [want_b / want_a], 4e-2,
                        f"random_init_times ratio (L_f=2, rho={rho})")
             if Lf == 3:   # the staircase form, the shared norm growing with B (measured ≤ 3.5e-3)
-                seq = th.learning_sequence(st, 4, 3, u0=u0, lr=1 / tau, scheme="frobenius",
+                seq = th.learning_sequence(st, 4, 3, scale=u0, lr=1 / tau, scheme="frobenius",
                                            init=[[v[0], v[0], v[1], v[2]] for v in sd])
                 _close(seq.times, [want_a, want_b], 5e-3,
                        f"learning_sequence (frobenius, L_f=3, rho={rho})")
@@ -827,7 +827,7 @@ def check_random_init_times():
         e = syx - S @ w
         return (e[:, None] * w[:, None] / z / tau).ravel()
     y0 = np.array([[a, m, m, b] for m, _, a, b in seeds]).ravel()
-    seq = th.learning_sequence(st, 4, 4, u0=0.1, lr=1 / tau, scheme="frobenius", init=seeds)
+    seq = th.learning_sequence(st, 4, 4, scale=0.1, lr=1 / tau, scheme="frobenius", init=seeds)
     learned, want = [], []
     for j in seq.order:
         learned.append(j)

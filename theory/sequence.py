@@ -320,7 +320,7 @@ def check_deep_two_modality_limit():
     for rho in (0.3, -0.7, 0.0):
         st = Stats.scalar_toy(2.0, 1.0, rho)
         for L, Lf in ((3, 2), (4, 2), (4, 3), (4, 4), (5, 3)):
-            seq = th.learning_sequence(st, L, Lf, u0=0.05, lr=1.0)
+            seq = th.learning_sequence(st, L, Lf, scale=0.05, lr=1.0)
             ref = th.deep_times(st, L, Lf, 0.05, lr=1.0)
             _close(seq.times_leading_order, [ref["t_A"], ref["t_B"]], 1e-9,
                    f"deep times L={L}, L_f={Lf}, rho={rho}")

@@ -401,8 +401,8 @@ def _check_args(stats, depth, fusion_layer, scale, width, lr, method, u0):
                          "(fusion_layer = 1) learns all modalities in one transition: there "
                          "is no sequence")
     if depth > 2 and (u0 is None or not (np.isfinite(u0) and 0 < u0 < 1)):
-        raise ValueError("a deep network (depth > 2) needs u0 in (0, 1), the Frobenius norm "
-                         f"of its pre-fusion matrices at initialization; got u0={u0!r}")
+        raise ValueError("a deep network (depth > 2) needs scale in (0, 1), the Frobenius norm "
+                         f"u0 of its pre-fusion matrices at initialization; got {u0!r}")
     if method not in ("gd", "gf"):
         raise ValueError(f"method must be 'gd' or 'gf', got {method!r}")
     if not (np.isfinite(lr) and lr > 0):
@@ -421,14 +421,15 @@ SCHEMES = ("balanced", "frobenius")
 
 def learning_sequence(stats, depth: int = 2, fusion_layer: int | None = None, *,
                       scale: float = 1e-9, width: int = 100, lr: float = 0.04,
-                      method: str = "gd", init=None, u0: float | None = None,
+                      method: str = "gd", init=None,
                       scheme: str = "balanced") -> LearningSequence:
     """Predict the order in which a fusion network learns its modalities, the time of every
     transition and the plateau after each (see the module docstring).
 
     ``depth`` L and ``fusion_layer`` L_f (None: late fusion, L_f = L; 2 ≤ L_f ≤ L). For a deep
-    network (L ≥ 3) ``u0`` (the Frobenius norm of the pre-fusion matrices at initialization,
-    as in :func:`~.deep.time_ratio_leading_order`) is required and only the leading order in
+    network (L ≥ 3) ``scale`` is u0, the Frobenius norm of the pre-fusion matrices at
+    initialization (as ``scale`` of :func:`dlnfusion.simulate` with scheme "balanced" or
+    "frobenius", and of :func:`~.deep.time_ratio_leading_order`), and only the leading order in
     u0 is derived: ``times_leading_order`` holds it (τ = 1/``lr``), ``times`` is NaN. The
     leading-order order is the same at every depth and fusion layer.
 
@@ -460,6 +461,7 @@ def learning_sequence(stats, depth: int = 2, fusion_layer: int | None = None, *,
     random weights, ``scheme="frobenius"``, which the aligned leading order does not describe)
     sets ``valid_leading_order`` False with the reason in ``caveats_leading_order``.
     """
+    u0 = scale if depth > 2 else None
     _check_args(stats, depth, fusion_layer, scale, width, lr, method, u0)
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
