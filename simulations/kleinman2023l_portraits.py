@@ -84,7 +84,7 @@ def windows_for(t_half: float, quick: bool = False) -> list:
 def run(out: Path, quick: bool = False) -> dict:
     panels, rows, traj = [], [], []
     for D in DEPTHS:
-        th_half = rd.pathway_portrait(D, s=S, p0=P0, lr=LR, n_points=10).t_half
+        th_half = rd.pathway_portrait(D, s=S, init=P0, lr=LR, n_points=10).t_half
         wins = windows_for(th_half, quick)
         steps = int(np.ceil(BUDGET * th_half))
         every = max(1, steps // N_RECORDS)

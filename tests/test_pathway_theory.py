@@ -406,9 +406,9 @@ def test_errors():
         rd.reduced_pathways(s, 0.1, (2, 2), 0.01, -3)
     with pytest.raises(ValueError, match="record_every must be a positive integer"):
         rd.reduced_pathways(s, 0.1, (2, 2), 0.01, 10, record_every=0)
-    with pytest.raises(ValueError, match=r"p0 must be a scalar, a \(2,\) array"):
+    with pytest.raises(ValueError, match=r"init \(p0\) must be a scalar, a \(2,\) array"):
         rd.reduced_pathways(s, np.ones(3), (2, 2), 0.01, 10)
-    with pytest.raises(ValueError, match="p0 must be positive for this closed form"):
+    with pytest.raises(ValueError, match=r"init \(p0\) must be positive for this closed form"):
         th.pathways_closed_form(s, -0.1, 3, 0.01, [1.0])
     with pytest.raises(ValueError, match="s must hold finite non-negative"):
         rd.reduced_pathways([1.0, -2.0], 0.1, (2, 2), 0.01, 10)
@@ -425,4 +425,4 @@ def test_errors():
     with pytest.raises(ValueError, match="depth must be an integer or a pair"):
         th.pathways.pathway_flow(1.0, 1.0, 2.0, (2, 3, 4))
     with pytest.raises(ValueError, match="p0 is too large"):
-        rd.pathway_portrait(2, s=1.0, p0=0.9)
+        rd.pathway_portrait(2, s=1.0, init=0.9)

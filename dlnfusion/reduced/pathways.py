@@ -158,7 +158,7 @@ def _gf_numeric(s, p0, depths, lr, steps, times, gates, lesions, rtol=1e-12):
     return out
 
 
-def reduced_pathways(s, p0, depths, lr, steps, *, gates=(), lesions=(), method="gd",
+def reduced_pathways(s, init, depths, lr, steps, *, gates=(), lesions=(), method="gd",
                      record_every=1) -> PathwayRun:
     """Per-mode dynamics of P parallel balanced, aligned deep linear pathways.
 
@@ -172,7 +172,7 @@ def reduced_pathways(s, p0, depths, lr, steps, *, gates=(), lesions=(), method="
     Jacobian) at rtol 1e-12, piecewise so that every window boundary is hit exactly; it agrees
     with the closed forms to ~1e-10 relative.
 
-    Symbols → arguments: s_α → ``s`` (M,); p_{q,α}(0) → ``p0`` (scalar, (P,) or (P, M); any
+    Symbols → arguments: s_α → ``s`` (M,); p_{q,α}(0) → ``init`` (scalar, (P,) or (P, M); any
     sign); D_q → ``depths`` (P,) positive integers; η → ``lr``; number of steps → ``steps``.
     ``gates``: sequence of (pathway, start, end): the pathway's p is not updated for
     n ∈ [start, end) (GD: step n takes the state at n to n + 1; GF: t ∈ [start, end)).
@@ -184,6 +184,7 @@ def reduced_pathways(s, p0, depths, lr, steps, *, gates=(), lesions=(), method="
     input (Σ = I) and exactly aligned, balanced weights; a diverging GD run (η s ≳ 1) records
     inf/nan and has status DIVERGED.
     """
+    p0 = init
     depths = _as_depths(depths)
     P = len(depths)
     s = _as_s(s)
@@ -238,7 +239,7 @@ class PathwayPortrait(NamedTuple):
     t_half: float
 
 
-def pathway_portrait(depth, s=10.0, p0=0.005, lr=0.01, *, n_points=400, n_line=101):
+def pathway_portrait(depth, s=10.0, init=0.005, lr=0.01, *, n_points=400, n_line=101):
     """Gradient-flow trajectories of an early and a late deficit for a phase portrait.
 
     The spec's portrait setting: one mode s = 10, two pathways of depth D (2, 3, 4 in the
@@ -249,13 +250,14 @@ def pathway_portrait(depth, s=10.0, p0=0.005, lr=0.01, *, n_points=400, n_line=1
     network).
     The early run ends near the K_a axis (winner-take-all), the late one on the diagonal.
     """
+    p0 = init
     D = _as_depth(depth)
     s = float(s)
     if not np.isfinite(s) or s <= 0:
         raise ValueError(f"s must be positive and finite, got {s!r}")
     p0 = float(p0)
     if not np.isfinite(p0) or p0 <= 0:
-        raise ValueError(f"p0 must be positive and finite, got {p0!r}")
+        raise ValueError(f"init (p0) must be positive and finite, got {p0!r}")
     lr = _as_lr(lr)
     if lr == 0:
         raise ValueError("lr must be positive for a portrait (nothing moves at lr = 0)")

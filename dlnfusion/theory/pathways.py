@@ -103,12 +103,12 @@ def _as_p0(p0, P, M, positive=False):
     elif a.ndim == 1 and a.shape[0] == P:
         a = np.repeat(a[:, None], M, axis=1)
     elif a.shape != (P, M):
-        raise ValueError(f"p0 must be a scalar, a ({P},) array (one value per pathway) or a "
+        raise ValueError(f"init (p0) must be a scalar, a ({P},) array (one value per pathway) or a "
                          f"({P}, {M}) array (per pathway and mode), got shape {a.shape}")
     if not np.all(np.isfinite(a)):
-        raise ValueError(f"p0 must be finite, got {a}")
+        raise ValueError(f"init (p0) must be finite, got {a}")
     if positive and np.any(a <= 0):
-        raise ValueError("p0 must be positive for this closed form (depth >= 3: it is written "
+        raise ValueError("init (p0) must be positive for this closed form (depth >= 3: it is written "
                          f"in p^(2-D)), got {a}")
     return np.array(a, dtype=float)
 
@@ -380,10 +380,10 @@ def _piecewise(s, K0a, K0b, D, lr, times, gates):
     return out
 
 
-def pathways_closed_form(s, p0, depth, lr, times, *, gates=()):
+def pathways_closed_form(s, init, depth, lr, times, *, gates=()):
     """Gradient-flow mode strengths K_{q,α}(t) of two pathways of equal depth, piecewise exact.
 
-    Symbols → arguments: s_α → ``s`` (M,); p_{q,α}(0) → ``p0`` (scalar, (2,) or (2, M) per-layer
+    Symbols → arguments: s_α → ``s`` (M,); p_{q,α}(0) → ``init`` (scalar, (2,) or (2, M) per-layer
     values; positive for depth ≥ 3); D → ``depth``; η → ``lr``; t → ``times`` (steps, τ = 1/η);
     ``gates`` as in :func:`dlnfusion.reduced.reduced_pathways` (pathway 0 or 1, start, end),
     any number of windows.
@@ -399,6 +399,7 @@ def pathways_closed_form(s, p0, depth, lr, times, *, gates=()):
     Returns K of shape (len(times), 2, M). No lesions (use
     :func:`dlnfusion.reduced.reduced_pathways`).
     """
+    p0 = init
     D = _as_depth(depth)
     s = _as_s(s)
     M = s.shape[0]
@@ -464,10 +465,10 @@ def _check_gate(gate_start, gate_length, gated):
     return gate_start, gate_length, int(gated)
 
 
-def predicted_split(s, p0, depth, lr, gate_start, gate_length, steps, gated=1) -> SplitPrediction:
+def predicted_split(s, init, depth, lr, gate_start, gate_length, steps, gated=1) -> SplitPrediction:
     """Closed-form (piecewise) gradient-flow prediction of one gating window on one pathway.
 
-    Two pathways of equal depth D = ``depth`` start from per-layer values ``p0`` (scalar,
+    Two pathways of equal depth D = ``depth`` start from per-layer values ``init`` (scalar,
     (2,) or (2, M)); pathway ``gated`` (0 = a, 1 = b) receives no update during
     [gate_start, gate_start + gate_length) (steps; gate_length may be inf). Returns
     :class:`SplitPrediction`: K_a, K_b at t = ``steps`` (:func:`pathways_closed_form`) and the
@@ -475,6 +476,7 @@ def predicted_split(s, p0, depth, lr, gate_start, gate_length, steps, gated=1) -
     the trained pathway's limit s − K_gated). Gradient flow with t in steps (τ = 1/η):
     gradient descent with step η deviates from it at O(ηs) (Kleinman et al. 2023).
     """
+    p0 = init
     D = _as_depth(depth)
     s = _as_s(s)
     M = s.shape[0]
@@ -503,7 +505,7 @@ def predicted_split(s, p0, depth, lr, gate_start, gate_length, steps, gated=1) -
     return SplitPrediction(at[0], at[1], lim[0], lim[1])
 
 
-def small_init_split(s, p0, depth, lr, gate_start, gate_length, gated=1):
+def small_init_split(s, init, depth, lr, gate_start, gate_length, gated=1):
     """Small-initialization approximation of the final split after one gate, depth D ≥ 3.
 
     Both pathways start from the same per-layer value p0 > 0 (scalar or (M,)). In the linear
@@ -523,6 +525,7 @@ def small_init_split(s, p0, depth, lr, gate_start, gate_length, gated=1):
     a sharp escape; inaccurate when the gate starts within the escape transition. Returns
     (K_a(∞), K_b(∞)), each (M,).
     """
+    p0 = init
     D = _as_depth(depth)
     if D < 3:
         raise ValueError(f"depth must be >= 3 for the small-initialization approximation "
@@ -532,7 +535,7 @@ def small_init_split(s, p0, depth, lr, gate_start, gate_length, gated=1):
         raise ValueError("s must be positive for the small-initialization approximation")
     p0 = np.broadcast_to(np.asarray(p0, dtype=float), s.shape)
     if not np.all(np.isfinite(p0)) or np.any(p0 <= 0):
-        raise ValueError(f"p0 must be positive and finite, got {p0}")
+        raise ValueError(f"init (p0) must be positive and finite, got {p0}")
     lr = _as_lr(lr)
     t0, T, g = _check_gate(gate_start, gate_length, gated)
     beta, gam = (D - 2) / D, D / (D - 2)
