@@ -132,7 +132,7 @@ def _one(name, cfg, stats, seeds, mc_samples, mc_stride):
     w0, p0 = _initial_state(net, traj.initial_params, cfg["depth"])
     theory, t_theory = [], []
     for s in range(len(seeds)):
-        kw = dict(p0=p0[s]) if cfg["depth"] == 2 else {}
+        kw = dict(init_norms=p0[s]) if cfg["depth"] == 2 else {}
         res = rd.fisher_late_fusion(stats, cfg["depth"], LR, w0[s], steps, **kw)
         theory.append(res)
         t_theory.append([float(first_crossing(res.w[:, m], res.time, 0.5)) for m in range(2)])

@@ -87,10 +87,10 @@ def _optimizer(method, spec):
 
 def _theory_kwargs(method):
     if THEORY_METHOD[method] == "inforeg":
-        return dict(method="inforeg", epoch=EPOCH, beta=BETA, K=K_WINDOW)
+        return dict(balancing="inforeg", epoch=EPOCH, beta=BETA, K=K_WINDOW)
     if THEORY_METHOD[method] in ("ogm", "ogm_ge"):
-        return dict(method=THEORY_METHOD[method], alpha=OGM_ALPHA)
-    return dict(method="joint", unimodal=UNIMODAL if method == "unimodal" else 0.0)
+        return dict(balancing=THEORY_METHOD[method], alpha=OGM_ALPHA)
+    return dict(balancing="joint", unimodal=UNIMODAL if method == "unimodal" else 0.0)
 
 
 STOP_LOSS = 1e-4        # dlnfusion.train's default: a run stops once its loss is below
@@ -229,7 +229,7 @@ def _width_sweep(quick):
             law = rd.ogm_ge_two_layer(stats, LR, th.noise_gram(spec, params), width, STEPS,
                                       alpha=OGM_ALPHA, paths=paths, seed=width % 997)
             mf = rd.balancing_two_layer(stats, LR, th.initial_gram(spec, params), STEPS,
-                                        method="ogm_ge", alpha=OGM_ALPHA)
+                                        balancing="ogm_ge", alpha=OGM_ALPHA)
             row = {"rho": rho, "width": width,
                    "time_ratio_theory": _list([np.mean(law.ratio_mean)])[0],
                    "time_ratio_theory_sem": _list([np.sqrt(np.sum(np.square(

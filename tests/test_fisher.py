@@ -131,7 +131,7 @@ def test_mode_solution_against_training(rho):
             w0 = np.array([(mats[1] @ mats[0]).item(), (mats[3] @ mats[2]).item()])
             p0 = np.array([np.sum(mats[0] ** 2) + np.sum(mats[1] ** 2),
                            np.sum(mats[2] ** 2) + np.sum(mats[3] ** 2)])
-            theory = rd.fisher_late_fusion(stats, 2, 0.04, w0, steps, p0=p0, record_every=10)
+            theory = rd.fisher_late_fusion(stats, 2, 0.04, w0, steps, init_norms=p0, record_every=10)
         else:
             p = th.fisher.balanced_chain_params(spec, [1e-4, 1e-4], seeds=[0])
             theory = rd.fisher_late_fusion(stats, 4, 0.04, [1e-4, 1e-4], steps, record_every=10)
@@ -197,10 +197,10 @@ def test_bad_input_errors():
         fisher_observable(spec=dln.NetworkSpec.fusion(2, 2, width=3, activation="relu"))
     with pytest.raises(ValueError, match="depth must be an integer >= 2"):
         rd.fisher_late_fusion(stats, 1, 0.04, [1e-3, 1e-3], 10)
-    with pytest.raises(ValueError, match="w0 must be finite"):
+    with pytest.raises(ValueError, match="init must be finite"):
         rd.fisher_late_fusion(stats, 3, 0.04, [-1e-3, 1e-3], 10)
-    with pytest.raises(ValueError, match="p0 must be at least"):
-        rd.fisher_late_fusion(stats, 2, 0.04, [1e-3, 1e-3], 10, p0=[1e-4, 1e-4])
+    with pytest.raises(ValueError, match="init_norms must be at least"):
+        rd.fisher_late_fusion(stats, 2, 0.04, [1e-3, 1e-3], 10, init_norms=[1e-4, 1e-4])
     with pytest.raises(ValueError, match="scalar modalities"):
         rd.fisher_late_fusion(dln.Stats.random(dim=4, seed=0), 2, 0.04, [1e-3, 1e-3], 10)
     with pytest.raises(ValueError, match="late fusion"):

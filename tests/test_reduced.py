@@ -20,14 +20,14 @@ def test_balanced_run_is_one_batched_object():
     stats = dln.Stats.scalar_toy(2.0, 1.0, 0.5)
     spec = dln.NetworkSpec.fusion(2, 2, width=12)
     gram = th.initial_gram(spec, dln.init_batch(spec, [0, 1, 2, 3], scale=1e-6))
-    batch = rd.balancing_two_layer(stats, 0.04, gram, 1500, method="inforeg", epoch=10)
+    batch = rd.balancing_two_layer(stats, 0.04, gram, 1500, balancing="inforeg", epoch=10)
     assert isinstance(batch, Run) and batch.batch_shape == (4,) and len(batch) == 4
     assert batch.time.shape == (1501,) and batch.w.shape == (4, 1501, 2)
     assert batch.coefficient.shape == batch.regulated.shape == (4, 1500, 2)
     assert batch.status.dtype == np.int8 and np.all(batch.status == Status.MAX_STEPS)
     assert batch.valid.shape == (4,) and batch.caveats.shape == (4,)
     # a run of the batch is the run alone
-    one = rd.balancing_two_layer(stats, 0.04, gram[2], 1500, method="inforeg", epoch=10)
+    one = rd.balancing_two_layer(stats, 0.04, gram[2], 1500, balancing="inforeg", epoch=10)
     assert one.batch_shape == () and isinstance(one.caveats, tuple)
     for name in ("w", "trace", "coefficient", "regulated", "crossing", "t_a", "t_b", "ratio",
                  "valid", "status"):

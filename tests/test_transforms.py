@@ -255,7 +255,7 @@ def test_reduced_dynamics_predict_the_training(rho):
         opt = None if tx is None else (lambda lr, tx=tx: optax.chain(tx, optax.sgd(lr)))
         m = measure_unimodal_phase(dln.train(spec, stats, p, lr=0.04, steps=3000,
                                              record_every=10, optimizer=opt))
-        res = rd.balancing_two_layer(stats, 0.04, gram, 3000, method=method, epoch=10)
+        res = rd.balancing_two_layer(stats, 0.04, gram, 3000, balancing=method, epoch=10)
         assert res.batch_shape == (2,) and res.time.shape == (3001,)
         assert np.all(res.status == Status.MAX_STEPS)
         np.testing.assert_allclose(res.t_a, m.t_a, rtol=1e-8, equal_nan=True)
@@ -279,7 +279,7 @@ def test_unimodal_losses_in_theory_and_training():
         m = measure_unimodal_phase(dln.train(
             spec, stats, p, lr=0.04, steps=3000, record_every=10,
             optimizer=lambda lr, chain=chain: optax.chain(*chain, optax.sgd(lr))))
-        res = rd.balancing_two_layer(stats, 0.04, gram, 3000, method=method, epoch=10,
+        res = rd.balancing_two_layer(stats, 0.04, gram, 3000, balancing=method, epoch=10,
                                      unimodal=0.5)
         np.testing.assert_allclose(res.t_a, m.t_a, rtol=1e-8)
         np.testing.assert_allclose(res.t_b, m.t_b, rtol=1e-8)
@@ -287,7 +287,7 @@ def test_unimodal_losses_in_theory_and_training():
             stats, 0.04, G, 3000, method, unimodal=0.5, epoch=10) for G in gram], epoch=10)
         if method == "joint":
             # at ρ = 0.5 B's own correlation helps: the unimodal phase shortens
-            plain = rd.balancing_two_layer(stats, 0.04, gram, 3000, method="joint")
+            plain = rd.balancing_two_layer(stats, 0.04, gram, 3000, balancing="joint")
             assert np.max(res.ratio) < 0.8 * np.min(plain.ratio)
     # a dict weight keyed by branch: B's alone is λ(s_B − Σ_BB w_B) on B only
     with dln.float64():
@@ -329,15 +329,15 @@ def test_ogm_ge_mean_field_noise():
     sim = np.asarray(m.time_ratio)
     assert np.all(np.isfinite(sim)) and sim.std() > 0      # every run has its own noise
     se = sim.std(ddof=1) / np.sqrt(sim.size)
-    mf = rd.balancing_two_layer(stats, 0.04, gram, 3000, method="ogm_ge")
+    mf = rd.balancing_two_layer(stats, 0.04, gram, 3000, balancing="ogm_ge")
     assert np.all(mf.valid)
     _follows_the_rules(mf, stats, "ogm_ge", [ref.replay_two_layer(stats, 0.04, G, 3000, "ogm_ge")
                                             for G in gram])
     assert abs(np.mean(mf.ratio) - sim.mean()) < 3 * se
-    quiet = rd.balancing_two_layer(stats, 0.04, gram, 3000, method="ogm")
+    quiet = rd.balancing_two_layer(stats, 0.04, gram, 3000, balancing="ogm")
     assert abs(np.mean(quiet.ratio) - sim.mean()) > 3 * se
     neg = rd.balancing_two_layer(dln.Stats.scalar_toy(2.0, 1.0, -0.25), 0.04, gram[0], 4000,
-                                 method="ogm_ge")
+                                 balancing="ogm_ge")
     assert not neg.valid and any("fluctuations" in c for c in neg.caveats)
 
 
@@ -363,7 +363,7 @@ def test_ogm_ge_law_predicts_the_noisy_network_where_mean_field_fails():
                   np.sqrt(np.sum(np.square(law.ratio_sem))) / len(law))
     assert abs(pred - sim.mean()) < 3 * se
     mean_field = np.mean(rd.balancing_two_layer(
-        stats, 0.04, th.initial_gram(spec, p), 3000, method="ogm_ge").ratio)
+        stats, 0.04, th.initial_gram(spec, p), 3000, balancing="ogm_ge").ratio)
     assert abs(mean_field - sim.mean()) > 30 * se
     f = np.mean(law.diverged_fraction)
     k = int(np.sum(np.asarray(traj.status_names()) == "diverged"))
@@ -406,8 +406,8 @@ def test_ogm_ge_law_bad_input():
     for kw, match in ((dict(width=4), "width must be >= 5"), (dict(paths=0), "paths must be"),
                       (dict(steps=0), "steps must be"), (dict(lr=-1.0), "lr must be"),
                       (dict(alpha=-0.1), "alpha must be"), (dict(unimodal=-1), "unimodal"),
-                      (dict(stop_loss=-1.0), "stop_loss"), (dict(state0=x[0]), "state0")):
-        args = dict(stats=stats, lr=0.04, state0=x, width=8, steps=20)
+                      (dict(stop_loss=-1.0), "stop_loss"), (dict(init=x[0]), "init must be finite")):
+        args = dict(stats=stats, lr=0.04, init=x, width=8, steps=20)
         args.update(kw)
         with pytest.raises(ValueError, match=match):
             rd.ogm_ge_two_layer(**args)
@@ -427,8 +427,8 @@ def test_inforeg_leading_order_slowdown():
     stats = dln.Stats.scalar_toy(2.0, 1.0, 0.0)
     spec = dln.NetworkSpec.fusion(2, 2, width=40)
     gram = th.initial_gram(spec, dln.init_batch(spec, [0], scale=1e-9))
-    joint = rd.balancing_two_layer(stats, 0.04, gram[0], 1000, method="joint")
-    reg = rd.balancing_two_layer(stats, 0.04, gram[0], 1000, method="inforeg", epoch=10)
+    joint = rd.balancing_two_layer(stats, 0.04, gram[0], 1000, balancing="joint")
+    reg = rd.balancing_two_layer(stats, 0.04, gram[0], 1000, balancing="inforeg", epoch=10)
     kappa = th.inforeg_slowdown(float(stats.sigma_yx[0, 0]), 0.04, 1.0, 10)
     assert kappa.valid and 0.85 < kappa.value < 0.95
     assert abs(joint.t_a / kappa.value / reg.t_a - 1) < 0.02
@@ -436,8 +436,8 @@ def test_inforeg_leading_order_slowdown():
     np.testing.assert_allclose(reg.t_b, joint.t_b, rtol=1e-12)
     with pytest.raises(ValueError, match="alpha must be a positive number"):
         th.inforeg_slowdown(4.0, 0.04, -1.0, 10)
-    with pytest.raises(ValueError, match="method must be one of"):
-        rd.balancing_two_layer(stats, 0.04, gram[0], 10, method="greedy")
+    with pytest.raises(ValueError, match="balancing must be one of"):
+        rd.balancing_two_layer(stats, 0.04, gram[0], 10, balancing="greedy")
     with pytest.raises(ValueError, match="gram0 must have shape"):
         rd.balancing_two_layer(stats, 0.04, gram[0, 0], 10)
 
@@ -699,7 +699,7 @@ def test_deep_reduced_dynamics_predict_the_training(rho):
         opt = (lambda lr, chain=chain: optax.chain(*chain, optax.sgd(lr))) if chain else None
         m = measure_unimodal_phase(dln.train(spec, stats, p, lr=0.04, steps=4000,
                                              record_every=10, optimizer=opt))
-        r = rd.balancing_deep(stats, 4, 0.04, 0.1, 4000, method=method, epoch=10, unimodal=lam)
+        r = rd.balancing_deep(stats, 4, 0.04, 0.1, 4000, balancing=method, epoch=10, unimodal=lam)
         assert r.valid
         np.testing.assert_allclose(r.t_a, m.t_a[0], rtol=1e-8)
         np.testing.assert_allclose(r.t_b, m.t_b[0], rtol=1e-8, equal_nan=True)
@@ -711,16 +711,16 @@ def test_deep_reduced_dynamics_predict_the_training(rho):
 
 def test_deep_reduced_dynamics_bad_input_and_flags():
     stats = dln.Stats.scalar_toy(2.0, 1.0, 0.5)
-    with pytest.raises(ValueError, match="method must be one of \\('joint', 'ogm', 'inforeg'\\)"):
-        rd.balancing_deep(stats, 4, 0.04, 0.1, 10, method="ogm_ge")
+    with pytest.raises(ValueError, match="balancing must be one of \\('joint', 'ogm', 'inforeg'\\)"):
+        rd.balancing_deep(stats, 4, 0.04, 0.1, 10, balancing="ogm_ge")
     with pytest.raises(ValueError, match="depth must be an integer >= 2"):
         rd.balancing_deep(stats, 1, 0.04, 0.1, 10)
-    with pytest.raises(ValueError, match="u0 must be positive"):
+    with pytest.raises(ValueError, match="scale must be positive"):
         rd.balancing_deep(stats, 4, 0.04, -0.1, 10)
-    with pytest.raises(ValueError, match="u0 must be positive"):
+    with pytest.raises(ValueError, match="scale must be positive"):
         rd.balancing_deep(stats, 4, 0.04, [0.1, 0.1, 0.1], 10)
     with pytest.raises(ValueError, match="window must be one of"):
-        rd.balancing_deep(stats, 4, 0.04, 0.1, 10, method="inforeg", window="sometimes")
+        rd.balancing_deep(stats, 4, 0.04, 0.1, 10, balancing="inforeg", window="sometimes")
     with pytest.raises(ValueError, match="unimodal must be a non-negative number"):
         rd.balancing_deep(stats, 4, 0.04, 0.1, 10, unimodal=-1.0)
     # ρ = −0.75: B's correlation with y is −0.5 but its global weight is +1, a reversal
@@ -750,7 +750,7 @@ def test_deep_reduced_dynamics_of_intermediate_fusion(fusion_layer):
         opt = (lambda lr, chain=chain: optax.chain(*chain, optax.sgd(lr))) if chain else None
         m = measure_unimodal_phase(dln.train(spec, stats, p, lr=0.04, steps=3000,
                                              record_every=10, optimizer=opt))
-        r = rd.balancing_deep(stats, 4, 0.04, 0.1, 3000, method=method, epoch=10,
+        r = rd.balancing_deep(stats, 4, 0.04, 0.1, 3000, balancing=method, epoch=10,
                               unimodal=lam, fusion_layer=fusion_layer)
         assert r.valid
         np.testing.assert_allclose(r.t_a, m.t_a[0], rtol=1e-12)
@@ -759,6 +759,6 @@ def test_deep_reduced_dynamics_of_intermediate_fusion(fusion_layer):
             stats, 4, 0.04, 0.1, 3000, method, fusion_layer=fusion_layer, unimodal=lam,
             epoch=10)], epoch=10)
         ratios[(method, lam)] = r.ratio
-    late = rd.balancing_deep(stats, 4, 0.04, 0.1, 3000, method="joint")
+    late = rd.balancing_deep(stats, 4, 0.04, 0.1, 3000, balancing="joint")
     assert late.ratio > ratios[("joint", 0.0)] > 1
     assert ratios[("inforeg", 0.0)] < ratios[("joint", 0.0)]

@@ -214,7 +214,7 @@ def check_gram_map():
     eta, steps = 0.05, 7
     for method in ("joint", "ogm", "inforeg"):
         kw = dict(epoch=3, window="always") if method == "inforeg" else {}
-        res = rd.balancing_two_layer(stats, eta, G, steps, method=method, **kw)
+        res = rd.balancing_two_layer(stats, eta, G, steps, balancing=method, **kw)
         u, v = [x.copy() for x in us], [x.copy() for x in vs]
         up, vp = [x.copy() for x in u], [x.copy() for x in v]
         for n in range(steps):
@@ -254,7 +254,7 @@ def check_ge_noise():
     G0 = th.initial_gram(spec, dln.init_batch(spec, [4], scale=0.3))[0]
     eta, steps = 0.05, 9
     for method, lam in (("ogm_ge", 0.0), ("ogm_ge", 0.7), ("joint", 0.7)):
-        res = rd.balancing_two_layer(stats, eta, G0, steps, method=method, unimodal=lam)
+        res = rd.balancing_two_layer(stats, eta, G0, steps, balancing=method, unimodal=lam)
         G = np.array(G0[:, :2, :2])
         for n in range(steps):
             w = G[:, 0, 1]
@@ -487,7 +487,7 @@ def check_deep_chain():
     eta, steps = 0.05, 7
     for method, lam in (("joint", 0.0), ("ogm", 0.0), ("inforeg", 0.0), ("inforeg", 0.5)):
         kw = dict(epoch=3, window="always") if method == "inforeg" else {}
-        res = rd.balancing_deep(stats, 3, eta, 0.4, steps, method=method, unimodal=lam, **kw)
+        res = rd.balancing_deep(stats, 3, eta, 0.4, steps, balancing=method, unimodal=lam, **kw)
         Ws = [[np.asarray(W)[0].copy() for W in br] for br in p.branches]
         prev = [[W.copy() for W in br] for br in Ws]
         for n in range(steps):
@@ -514,7 +514,7 @@ def check_deep_chain():
     p = dln.init_batch(spec, [2], scheme="balanced", scale=0.4, stats=stats)
     for method, lam in (("joint", 0.0), ("ogm", 0.0), ("inforeg", 0.5)):
         kw = dict(epoch=3, window="always") if method == "inforeg" else {}
-        res = rd.balancing_deep(stats, 3, eta, 0.4, steps, method=method, unimodal=lam,
+        res = rd.balancing_deep(stats, 3, eta, 0.4, steps, balancing=method, unimodal=lam,
                                 fusion_layer=2, **kw)
         Ws = [[np.asarray(W)[0].copy() for W in br] for br in p.branches]
         V = np.asarray(p.post[0])[0].copy()

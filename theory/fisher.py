@@ -323,7 +323,7 @@ def check_two_layer_map():
     S = np.asarray(stats.sigma)
     s = np.asarray(stats.sigma_yx).reshape(-1)
     eta, w, p = 0.04, np.array([1e-3, 2e-3]), np.array([5e-3, 4e-3])
-    res = rd.fisher_late_fusion(stats, 2, eta, w, 5, p0=p)
+    res = rd.fisher_late_fusion(stats, 2, eta, w, 5, init_norms=p)
     for k in range(6):
         g = s - S @ w
         ee = float(stats.sigma_yy[0, 0]) - 2 * s @ w + w @ S @ w

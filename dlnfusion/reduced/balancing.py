@@ -130,7 +130,7 @@ OGM_FROZEN = 5e-3
 
 def _check_options(method, window, unimodal, methods=METHODS):
     if method not in methods:
-        raise ValueError(f"method must be one of {methods}, got {method!r}")
+        raise ValueError(f"balancing must be one of {methods}, got {method!r}")
     if window not in WINDOWS:
         raise ValueError(f"window must be one of {WINDOWS}, got {window!r}")
     return _check_unimodal(unimodal)
@@ -240,16 +240,16 @@ def _reduced_runs(stats, steps, method, observe, advance, refresh, state0, opts)
                        _object_array(caveats), _finite_status(ws, traces))
 
 
-def balancing_two_layer(stats, lr: float, gram0, steps: int, method: str = "joint", *,
+def balancing_two_layer(stats, lr: float, init, steps: int, balancing: str = "joint", *,
                         epoch: int = 10, beta: float = 0.9, K: float = 0.04,
                         window: str = "paper", average: int = 10, prefactors=None,
                         alpha: float = 0.8, continuous: bool = False,
                         unimodal: float = 0.0) -> BalancedRun:
-    """Iterate the exact reduced dynamics (module docstring) from ``gram0`` (M, 4, 4) for one
+    """Iterate the exact reduced dynamics (module docstring) from ``init`` (M, 4, 4) for one
     run, or (runs, M, 4, 4) for a batch (:func:`dlnfusion.theory.initial_gram`), for ``steps``
     steps of gradient descent at ``lr``. Returns one :class:`BalancedRun`, batched for a batch.
 
-    ``method``: "joint", "ogm" (``alpha``, ``continuous``: transforms.ogm_ge without noise),
+    ``balancing``: "joint", "ogm" (``alpha``, ``continuous``: transforms.ogm_ge without noise),
     "ogm_ge" (the same with the noise, in mean field: ``valid`` is False, with the reason in
     ``caveats``, where the noise's fluctuations decide the escape) or "inforeg" (``epoch``,
     ``beta``, ``K``, ``window``, ``average``, ``prefactors`` (a sequence, one per modality):
@@ -257,12 +257,14 @@ def balancing_two_layer(stats, lr: float, gram0, steps: int, method: str = "join
     ½E(y − ŷ_m)² to the objective (transforms.unimodal_losses; InfoReg* with "inforeg").
     Records every step.
     """
+    method = balancing
+    gram0 = init
     lam = _check_options(method, window, unimodal)
     S, s, syy = _toy_moments(stats)
     M = s.size
     G0 = np.asarray(gram0, float)
     if G0.shape[-3:] != (M, 4, 4) or G0.ndim not in (3, 4):
-        raise ValueError(f"gram0 must have shape ({M}, 4, 4) or (runs, {M}, 4, 4), got "
+        raise ValueError(f"init must have shape ({M}, 4, 4) or (runs, {M}, 4, 4), got "
                          f"{G0.shape}")
     batched = G0.ndim == 4
     w_star = np.linalg.pinv(S) @ s
@@ -306,7 +308,7 @@ def balancing_two_layer(stats, lr: float, gram0, steps: int, method: str = "join
     return run if batched else run[0]
 
 
-def balancing_deep(stats, depth: int, lr: float, u0, steps: int, method: str = "joint", *,
+def balancing_deep(stats, depth: int, lr: float, scale, steps: int, balancing: str = "joint", *,
                    fusion_layer: int | None = None, epoch: int = 10, beta: float = 0.9,
                    K: float = 0.04, window: str = "paper", average: int = 10, prefactors=None,
                    alpha: float = 0.8, continuous: bool = False,
@@ -333,6 +335,8 @@ def balancing_deep(stats, depth: int, lr: float, u0, steps: int, method: str = "
     balance and alignment are kept. Tr F_m = (E[e²]Σ_mm + 2g_m²) L_f a_m^{2(L_f−1)} X^{2P}.
     OGM-GE's noise breaks the alignment and is not reduced ("ogm_ge" is refused). A drive that
     turns against Σ_yx,m cannot be followed by aligned weights (a_m stays at 0): flagged."""
+    method = balancing
+    u0 = scale
     lam = _check_options(method, window, unimodal,
                          methods=tuple(m for m in METHODS if m != "ogm_ge"))
     if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 2:
@@ -348,7 +352,7 @@ def balancing_deep(stats, depth: int, lr: float, u0, steps: int, method: str = "
     batched = A0.ndim == 2
     if A0.ndim > 2 or A0.shape[-1:] not in ((), (M,)) or np.any(~np.isfinite(A0)) \
             or np.any(A0 <= 0):
-        raise ValueError(f"u0 must be positive: a number or one per branch ({M},) for one run, "
+        raise ValueError(f"scale must be positive: a number or one per branch ({M},) for one run, "
                          f"(runs, {M}) for a batch; got {u0!r}")
     A0 = np.broadcast_to(A0, (A0.shape[0] if batched else 1, M))
     # the shared chain's norm: √(Σ_m u0_m²) (balanced), one more row of the state
@@ -444,7 +448,7 @@ class NoisyRun(Run):
         return np.mean(np.isfinite(self.ratio), axis=-1)
 
 
-def ogm_ge_two_layer(stats, lr: float, state0, width: int, steps: int, *, alpha: float = 0.8,
+def ogm_ge_two_layer(stats, lr: float, init, width: int, steps: int, *, alpha: float = 0.8,
                      continuous: bool = False, unimodal: float = 0.0, paths: int = 256,
                      seed: int = 0, record_every: int = 10, stop_loss: float | None = 1e-4,
                      diverge_loss: float = 1e12):
@@ -465,7 +469,7 @@ def ogm_ge_two_layer(stats, lr: float, state0, width: int, steps: int, *, alpha:
     nothing is approximated; the cost is independent of h. (theory/balancing.py checks the
     step's moments against the h-dimensional step.)
 
-    ``state0``: (M, 5) or (runs, M, 5) from :func:`dlnfusion.theory.noise_gram`; ``paths``
+    ``init``: (M, 5) or (runs, M, 5) from :func:`dlnfusion.theory.noise_gram`; ``paths``
     noise realizations per run (independent of the network's own noise: a prediction of the
     law, not of a realization). A path stops, as :func:`dlnfusion.train` stops a run, once its
     loss is below ``stop_loss`` (None: never; status CONVERGED), and is marked diverged (and
@@ -473,6 +477,7 @@ def ogm_ge_two_layer(stats, lr: float, state0, width: int, steps: int, *, alpha:
     noise pumps energy into the directions orthogonal to the learned mode until the step is
     unstable, and the fraction of paths it takes is ``diverged_fraction``. Returns one
     :class:`NoisyRun`, batched for a batch of initial states."""
+    state0 = init
     lam = _check_unimodal(unimodal)
     for name, v in (("width", width), ("paths", paths), ("steps", steps), ("record_every", record_every)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -492,7 +497,7 @@ def ogm_ge_two_layer(stats, lr: float, state0, width: int, steps: int, *, alpha:
         raise ValueError(f"OGM-GE modulates two modalities; the statistics have {M}")
     X0 = np.asarray(state0, float)
     if X0.shape[-2:] != (M, 5) or X0.ndim not in (2, 3) or not np.all(np.isfinite(X0)):
-        raise ValueError(f"state0 must be finite, of shape ({M}, 5) or (runs, {M}, 5) "
+        raise ValueError(f"init must be finite, of shape ({M}, 5) or (runs, {M}, 5) "
                          f"(noise_gram), got {X0.shape}")
     batched = X0.ndim == 3
     X0 = X0 if batched else X0[None]

@@ -54,7 +54,7 @@ class FisherRun(Run):
     status: np.ndarray
 
 
-def fisher_late_fusion(stats, depth: int, lr: float, w0, steps: int, p0=None,
+def fisher_late_fusion(stats, depth: int, lr: float, init, steps: int, init_norms=None,
                        record_every: int = 1) -> FisherRun:
     """Tr F_m(t) of a late-fusion linear network (every branch ``depth`` layers, scalar
     modalities, scalar output) trained by gradient descent at learning rate ``lr``, from the
@@ -62,11 +62,13 @@ def fisher_late_fusion(stats, depth: int, lr: float, w0, steps: int, p0=None,
     (depth ≥ 3) map of every branch's total weight w_m, the branches coupled through
     g_m = s_m − Σ_n Σ_mn w_n.
 
-    ``w0`` the initial total weight of each branch along its growing mode (one value per
+    ``init`` the initial total weight of each branch along its growing mode (one value per
     modality, e.g. :func:`dlnfusion.theory.effective_init`, or the product of aligned initial
-    weights); for depth 2 ``p0`` the initial ‖W_m^1‖² + ‖W_m^2‖² of each branch (default
+    weights); for depth 2 ``init_norms`` the initial ‖W_m^1‖² + ‖W_m^2‖² of each branch (default
     2|w0|: balanced and aligned). Records every ``record_every`` steps up to ``steps``.
     """
+    p0 = init_norms
+    w0 = init
     if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 2:
         raise ValueError(f"depth must be an integer >= 2 (late fusion), got {depth!r}")
     if not np.isfinite(lr) or lr <= 0:
@@ -79,7 +81,7 @@ def fisher_late_fusion(stats, depth: int, lr: float, w0, steps: int, p0=None,
     w0 = np.broadcast_to(np.asarray(w0, float), (M,)).copy()
     L = int(depth)
     if not np.all(np.isfinite(w0)) or (L > 2 and np.any(w0 <= 0)):
-        raise ValueError(f"w0 must be finite (and positive for depth >= 3: the balanced "
+        raise ValueError(f"init must be finite (and positive for depth >= 3: the balanced "
                          f"chain of the growing mode), got {w0}")
     if p0 is None:
         p0 = 2.0 * np.abs(w0)
@@ -87,7 +89,7 @@ def fisher_late_fusion(stats, depth: int, lr: float, w0, steps: int, p0=None,
         raise ValueError("p0 (the initial sum of squared norms) is used by depth 2 only")
     p0 = np.broadcast_to(np.asarray(p0, float), (M,)).copy()
     if np.any(p0 < 2 * np.abs(w0) * (1 - 1e-12)):
-        raise ValueError("p0 must be at least 2|w0| (‖u‖² + ‖v‖² >= 2|u·v|)")
+        raise ValueError("init_norms must be at least 2|init| (‖u‖² + ‖v‖² >= 2|u·v|)")
     n_rec = steps // record_every + 1
 
     w_star = np.linalg.pinv(S) @ s
