@@ -438,7 +438,7 @@ def test_inforeg_leading_order_slowdown():
         th.inforeg_slowdown(4.0, 0.04, -1.0, 10)
     with pytest.raises(ValueError, match="balancing must be one of"):
         rd.balancing_two_layer(stats, 0.04, gram[0], 10, balancing="greedy")
-    with pytest.raises(ValueError, match="gram0 must have shape"):
+    with pytest.raises(ValueError, match="init must have shape"):
         rd.balancing_two_layer(stats, 0.04, gram[0, 0], 10)
 
 
