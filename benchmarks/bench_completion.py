@@ -42,18 +42,18 @@ def batch(seeds):
         rows += [(s, T, 2 * i, i) for T in SWITCHES]
     seeds_a, sw, tb, mb = (np.array(c) for c in zip(*rows))
     return np.stack(targets), np.stack(masks), dict(
-        seeds=seeds_a, switch_step=sw, end_step=sw + AFTER, target_before=tb,
+        seeds=seeds_a, switch_step=sw, steps=sw + AFTER, target_before=tb,
         target_after=tb + 1, mask_before=mb, mask_after=mb)
 
 
 def bench(depth, dtype, seeds):
     targets, masks, sched = batch(seeds)
     kw = dict(depth=depth, lr=LR, record_every=REC, n_singular=20, dtype=dtype,
-              horizon=int(SWITCHES.max() + AFTER))
+              record_until=int(SWITCHES.max() + AFTER))
     # Warm-up with the same shapes (same grouping, same horizon) but one block per phase.
     warm = dict(sched, switch_step=np.argsort(np.argsort(sched["switch_step"])) % len(SWITCHES)
                 * REC)
-    warm["end_step"] = warm["switch_step"] + REC
+    warm["steps"] = warm["switch_step"] + REC
     t0 = time.perf_counter()
     train_completion(targets, masks, **warm, **kw)
     t1 = time.perf_counter()
@@ -75,7 +75,7 @@ def check_scale():
         for k, dtype in ((1, "float32"), (4, "float32"), (8, "float32"), (8, "float64")):
             t0 = time.perf_counter()
             r = train_completion(targets, masks, depth=depth, seeds=0, switch_step=paper_T // k,
-                                 end_step=(paper_T + 30_000) // k, target_before=0,
+                                 steps=(paper_T + 30_000) // k, target_before=0,
                                  mask_before=0, target_after=1, mask_after=0, lr=0.2 * k,
                                  record_every=1000 // k, dtype=dtype)
             err = r.test_error_final

@@ -184,7 +184,7 @@ def simulate_depth(cfg: Config, depth: int, targets, masks, rows):
     sw = col("switch") // k
     return train_completion(
         targets, masks, depth=depth, seeds=col("seed"), switch_step=sw,
-        end_step=sw + cfg.steps_after // k, target_before=col("tb"), mask_before=col("mb"),
+        steps=sw + cfg.steps_after // k, target_before=col("tb"), mask_before=col("mb"),
         target_after=col("ta"), mask_after=col("ma"), lr=cfg.lr * k,
         record_every=cfg.record_every // k, dtype=cfg.dtype, n_singular=min(20, cfg.n))
 

@@ -132,14 +132,14 @@ def _reference(targets, masks, depth, seed, switch, end, tb, mb, ta, ma, lr, std
 def test_against_reference(task, depth, share):
     targets, masks = task
     lr, std = 0.5, 0.3        # a large σ and η make every step move the weights visibly
-    sched = dict(seeds=[4, 4, 9], switch_step=[3, 7, 0], end_step=[9, 9, 6],
+    sched = dict(seeds=[4, 4, 9], switch_step=[3, 7, 0], steps=[9, 9, 6],
                  target_before=[0, 0, 2], mask_before=[0, 0, 1], target_after=[1, 1, 1],
                  mask_after=[2, 2, 2])
-    r = train_completion(targets, masks, depth=depth, lr=lr, init_std=std, record_every=1,
+    r = train_completion(targets, masks, depth=depth, lr=lr, scale=std, record_every=1,
                          share_prefix=share, **sched)
     assert r.time.tolist() == list(range(10)) and list(r.status_names()) == ["max_steps"] * 3
     for b in range(3):
-        args = [sched[k][b] for k in ("seeds", "switch_step", "end_step", "target_before",
+        args = [sched[k][b] for k in ("seeds", "switch_step", "steps", "target_before",
                                       "mask_before", "target_after", "mask_after")]
         errs, P, svs = _reference(targets, masks, depth, *args, lr, std)
         end = args[2]
@@ -195,9 +195,9 @@ def test_switch_happens_at_the_switch_step(task):
     # t = 4 and differ from t = 5 on (step 4 used phase 2 in one, phase 1 in the other). The
     # recorded training loss is that of the phase the next step uses: at t = 4 the first run
     # reports the phase-2 loss, the second the phase-1 loss.
-    r = train_completion(targets, masks, depth=2, seeds=1, switch_step=[4, 5], end_step=8,
+    r = train_completion(targets, masks, depth=2, seeds=1, switch_step=[4, 5], steps=8,
                          target_before=0, mask_before=0, target_after=1, mask_after=1, lr=0.5,
-                         init_std=0.3, record_every=1)
+                         scale=0.3, record_every=1)
     sv = r.singular_values
     assert np.array_equal(sv[0, :5], sv[1, :5])
     assert np.all(np.abs(sv[0, 5:] - sv[1, 5:]).max(axis=1) > 1e-6 * sv[0, 5:].max(axis=1))
@@ -221,9 +221,9 @@ def test_prefix_sharing_equals_scratch(task, depth):
     seeds = [0, 0, 0, 1, 1, 0, 0, 2]
     sw = [0, 4, 8, 4, 8, 4, 0, 6]
     end = [8, 10, 12, 12, 10, 10, 8, 12]
-    kw = dict(depth=depth, seeds=seeds, switch_step=sw, end_step=end,
+    kw = dict(depth=depth, seeds=seeds, switch_step=sw, steps=end,
               target_before=[0, 0, 0, 2, 2, 0, 1, 1], mask_before=[0, 0, 0, 1, 1, 0, 2, 1],
-              target_after=1, mask_after=[2, 2, 2, 2, 2, 2, 2, 0], lr=0.4, init_std=0.3,
+              target_after=1, mask_after=[2, 2, 2, 2, 2, 2, 2, 0], lr=0.4, scale=0.3,
               record_every=2, n_singular=4)
     a = train_completion(targets, masks, share_prefix=True, **kw)
     b = train_completion(targets, masks, share_prefix=False, **kw)
@@ -241,8 +241,8 @@ def test_prefix_sharing_equals_scratch(task, depth):
 
 def test_no_recompilation_for_new_values(task):
     targets, masks = task
-    kw = dict(depth=2, end_step=[12, 12, 12, 12], target_before=0, mask_before=0,
-              target_after=1, mask_after=1, record_every=2, horizon=12)
+    kw = dict(depth=2, steps=[12, 12, 12, 12], target_before=0, mask_before=0,
+              target_after=1, mask_after=1, record_every=2, record_until=12)
     train_completion(targets, masks, seeds=[0, 0, 1, 1], switch_step=[2, 6, 4, 8], **kw)
     before = tc._simulate_shared._cache_size()
     # New seeds and new switch steps, the same grouping (2 groups × 2 switch steps): no trace.
@@ -265,8 +265,8 @@ def test_divergence_is_a_status(task):
     big = np.concatenate([targets, 1e4 * targets[:1]])
     sched = dict(seeds=[0, 0, 3], switch_step=[100, 0, 50], target_before=[0, 3, 2],
                  target_after=[1, 3, 1])
-    r = train_completion(big, masks, depth=2, lr=0.5, init_std=0.3, record_every=10,
-                         end_step=200, mask_before=0, **sched)
+    r = train_completion(big, masks, depth=2, lr=0.5, scale=0.3, record_every=10,
+                         steps=200, mask_before=0, **sched)
     assert list(r.status_names()) == ["max_steps", "diverged", "max_steps"] and list(r.diverged) == [False, True, False]
     assert 0 < r.diverged_step[1] < 200 and r.diverged_step[0] == r.diverged_step[2] == -1
     assert np.isnan(r.test_error_final[1]) and np.all(np.isfinite(r.test_error_final[[0, 2]]))
@@ -286,8 +286,8 @@ def test_divergence_is_a_status(task):
 
 def test_float32_close_to_float64(task):
     targets, masks = task
-    kw = dict(depth=3, seeds=[0, 1], switch_step=[20, 40], end_step=60, target_before=0,
-              mask_before=0, target_after=1, mask_after=1, lr=0.5, init_std=0.3,
+    kw = dict(depth=3, seeds=[0, 1], switch_step=[20, 40], steps=60, target_before=0,
+              mask_before=0, target_after=1, mask_after=1, lr=0.5, scale=0.3,
               record_every=20)
     a = train_completion(targets, masks, **kw)
     b = train_completion(targets, masks, dtype="float32", **kw)
@@ -304,24 +304,24 @@ def test_float32_close_to_float64(task):
     (dict(depth=0), "depth"),
     (dict(lr=-0.1), "lr"),
     (dict(lr=float("inf")), "lr"),
-    (dict(init_std=0.0), "init_std"),
+    (dict(scale=0.0), "scale"),
     (dict(record_every=0), "record_every"),
     (dict(switch_step=3), "switch_step must be a multiple of record_every"),
-    (dict(end_step=9), "end_step must be a multiple"),
-    (dict(switch_step=12), "switch_step must not exceed end_step"),
+    (dict(steps=9), "steps must be a multiple"),
+    (dict(switch_step=12), "switch_step must not exceed steps"),
     (dict(switch_step=-2), "switch_step must be >= 0"),
     (dict(seeds=[0, 1, 2], switch_step=[4, 4]), "one length"),
     (dict(seeds=1.5), "seeds must be an integer"),
     (dict(target_before=3), "target_before"),
     (dict(mask_after=7), "mask_after"),
     (dict(n_singular=13), "n_singular"),
-    (dict(horizon=6), "horizon"),
-    (dict(horizon=11), "horizon"),
+    (dict(record_until=6), "record_until"),
+    (dict(record_until=11), "record_until"),
     (dict(dtype="float16"), "dtype"),
 ])
 def test_training_errors(task, change, match):
     targets, masks = task
-    kw = dict(depth=2, seeds=[0, 1], switch_step=4, end_step=8, target_before=0,
+    kw = dict(depth=2, seeds=[0, 1], switch_step=4, steps=8, target_before=0,
               mask_before=0, target_after=1, mask_after=1, record_every=2)
     kw.update(change)
     with pytest.raises(ValueError, match=match):
@@ -330,7 +330,7 @@ def test_training_errors(task, change, match):
 
 def test_data_shape_errors(task):
     targets, masks = task
-    kw = dict(depth=1, seeds=0, switch_step=0, end_step=2, target_before=0, mask_before=0,
+    kw = dict(depth=1, seeds=0, switch_step=0, steps=2, target_before=0, mask_before=0,
               record_every=1)
     with pytest.raises(ValueError, match="targets"):
         train_completion(targets[:, :, :5], masks, **kw)

@@ -399,14 +399,14 @@ def _stack_square(name, a, kind):
 
 
 def _schedule(seeds, switch_step, end_step, tb, mb, ta, ma, n_targets, n_masks, rec):
-    names = ("seeds", "switch_step", "end_step", "target_before", "mask_before",
+    names = ("seeds", "switch_step", "steps", "target_before", "mask_before",
              "target_after", "mask_after")
     arrs = [_int_array(nm, v) for nm, v in zip(names, (seeds, switch_step, end_step, tb, mb,
                                                        ta, ma))]
     try:
         arrs = [np.array(a) for a in np.broadcast_arrays(*arrs)]
     except ValueError:
-        raise ValueError("the per-run arrays (seeds, switch_step, end_step, target_*, mask_*) "
+        raise ValueError("the per-run arrays (seeds, switch_step, steps, target_*, mask_*) "
                          "must have one length (or be scalars)") from None
     arrs = [a.reshape(-1) for a in arrs]
     if arrs[0].size == 0:
@@ -417,8 +417,8 @@ def _schedule(seeds, switch_step, end_step, tb, mb, ta, ma, n_targets, n_masks, 
         if a.max() >= top:
             raise ValueError(f"{nm} indexes entry {a.max()}, but there are only {top}")
     if np.any(sw > end):
-        raise ValueError("switch_step must not exceed end_step")
-    for nm, a in (("switch_step", sw), ("end_step", end)):
+        raise ValueError("switch_step must not exceed steps")
+    for nm, a in (("switch_step", sw), ("steps", end)):
         if np.any(a % rec):
             raise ValueError(f"{nm} must be a multiple of record_every ({rec})")
     return seeds, sw, end, tb, mb, ta, ma
@@ -471,10 +471,10 @@ def _chunked(L, chunk):
     return c, n_chunks * c
 
 
-def train_completion(targets, masks, *, depth: int, seeds, switch_step, end_step,
+def train_completion(targets, masks, *, depth: int, seeds, switch_step, steps,
                      target_before, mask_before, target_after=None, mask_after=None,
-                     lr: float = 0.2, init_std: float | None = None, record_every: int = 1000,
-                     horizon: int | None = None, n_singular: int | None = None,
+                     lr: float = 0.2, scale: float | None = None, record_every: int = 1000,
+                     record_until: int | None = None, n_singular: int | None = None,
                      dtype="float64", share_prefix: bool = True,
                      chunk: int = 8) -> CompletionRuns:
     """Train a batch of deep matrix-completion runs; see the module docstring for the model,
@@ -486,17 +486,18 @@ def train_completion(targets, masks, *, depth: int, seeds, switch_step, end_step
         :func:`dlnfusion.data.completion.low_rank_target`.
     masks : (Q, n, n) boolean observed sets (or one (n, n)), each observing ≥ 1 entry.
     depth : D, the number of factors (1, 2, 3, …); one compiled call per depth.
-    seeds, switch_step, end_step, target_before, mask_before, target_after, mask_after :
+    seeds, switch_step, steps, target_before, mask_before, target_after, mask_after :
         per-run integers (arrays of one length B, or scalars broadcast to it). The seed draws
         the initial weights. Phase 1 (steps t < switch_step) trains on
         ``targets[target_before]`` observed on ``masks[mask_before]``; phase 2 (steps
-        switch_step ≤ t < end_step) on ``targets[target_after]`` and ``masks[mask_after]``
+        switch_step ≤ t < steps) on ``targets[target_after]`` and ``masks[mask_after]``
         (default: the phase-1 ones). The test error is always against the phase-2 target.
     lr : learning rate η (0.2 in the paper).
-    init_std : σ of the initial entries; default (1e-3)^{1/D}/10.
+    scale : σ, the standard deviation of the initial entries; default (1e-3)^{1/D}/10.
     record_every : steps between records; switch and end steps must be multiples of it.
-    horizon : last recorded step (default max end_step); a multiple of record_every. The
-        compiled code depends on horizon/record_every, not on the steps themselves.
+    record_until : last recorded step (default the largest of ``steps``); a multiple of
+        record_every. The compiled code depends on record_until/record_every, not on the steps
+        themselves.
     n_singular : how many of the largest singular values of P to record (default n).
     dtype : "float64" (default) or "float32".
     share_prefix : simulate shared prefixes once (default) or every run from scratch.
@@ -507,11 +508,14 @@ def train_completion(targets, masks, *, depth: int, seeds, switch_step, end_step
     the numbers of targets and masks, horizon/record_every, n_singular, dtype, chunk); new seeds
     and switch steps with the same grouping reuse the compiled loop.
     """
+    horizon = record_until
+    init_std = scale
+    end_step = steps
     depth = _pos_int("depth", depth)
     rec = _pos_int("record_every", record_every)
     chunk = _pos_int("chunk", chunk)
     lr = _pos_float("lr", lr)
-    init_std = default_init_std(depth) if init_std is None else _pos_float("init_std", init_std)
+    init_std = default_init_std(depth) if init_std is None else _pos_float("scale", init_std)
     dt = resolve_dtype(dtype)
     T = _stack_square("targets", targets, "target")
     Q = _stack_square("masks", masks, "mask")
@@ -530,10 +534,10 @@ def train_completion(targets, masks, *, depth: int, seeds, switch_step, end_step
     top = int(end.max())
     if horizon is None:
         horizon = top
-    horizon = _pos_int("horizon", horizon, 0)
+    horizon = _pos_int("record_until", horizon, 0)
     if horizon < top or horizon % rec:
-        raise ValueError(f"horizon must be a multiple of record_every ({rec}) and at least the "
-                         f"largest end_step ({top}), got {horizon}")
+        raise ValueError(f"record_until must be a multiple of record_every ({rec}) and at least "
+                         f"the largest of steps ({top}), got {horizon}")
     n_records = horizon // rec + 1
     counts = Q.reshape(Q.shape[0], -1).sum(axis=1)
     B = seeds.size
