@@ -70,9 +70,9 @@ def network(task) -> FusionMLP:
     return FusionMLP(dims, depth=DEPTH, fusion_layer=DEPTH, width=WIDTH, n_out=task.n_classes)
 
 
-def _optimizer(method, model, decay_at):
-    def build(steps_per_epoch):
-        sched = optax.piecewise_constant_schedule(LR, {decay_at * steps_per_epoch: 0.1})
+def _optimizer(method, model, decay_at, steps_per_epoch):
+    def build(lr):
+        sched = optax.piecewise_constant_schedule(lr, {decay_at * steps_per_epoch: 0.1})
         base = optax.chain(optax.add_decayed_weights(WEIGHT_DECAY),
                            optax.sgd(sched, momentum=MOMENTUM))
         star = method.endswith("_star")
@@ -100,8 +100,8 @@ def run(out: Path, quick: bool = False, mnist=None) -> dict:
     epochs, decay_at = (QUICK_EPOCHS, QUICK_DECAY_AT) if quick else (EPOCHS, DECAY_AT)
     rows, curves = {}, {}
     for method in METHODS:
-        h = fit(model, task, seeds, epochs=epochs, batch_size=BATCH,
-                optimizer=_optimizer(method, model, decay_at))
+        h = fit(model, task, seeds, epochs=epochs, batch_size=BATCH, lr=LR,
+                optimizer=_optimizer(method, model, decay_at, -(-task.n_train // BATCH)))
         acc, uni = np.asarray(h.test_acc), np.asarray(h.unimodal_acc)
         rows[method] = {
             "test_acc": acc[:, -1].tolist(), "unimodal_acc_A": uni[:, 0, -1].tolist(),

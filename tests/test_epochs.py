@@ -74,7 +74,7 @@ def test_custom_optimizer_and_factory():
     task = _task()
     opt = optax.sgd(0.1)  # one object: the second fit reuses the first one's compiled loop
     a = fit(NET, task, seeds=[0, 1], epochs=3, batch_size=16, optimizer=opt)
-    b = fit(NET, task, seeds=[0, 1], epochs=3, batch_size=16, optimizer=lambda steps: opt)
+    b = fit(NET, task, seeds=[0, 1], epochs=3, batch_size=16, optimizer=lambda lr: opt)
     c = fit(NET, task, seeds=[0, 1], epochs=3, batch_size=16, lr=0.1)
     for x, y in ((a, b), (a, c)):
         _close(x.params, y.params)

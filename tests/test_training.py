@@ -281,6 +281,10 @@ def test_optax_sgd_equals_the_hand_written_update_bit_for_bit(late2):
     p1 = init_batch(relu, [0], "normal", 0.3)
     kw = dict(lr=0.05, steps=400, record_every=10, stop_loss=None)
     _equal_trajectories(train(relu, ds, p1, **kw), train(relu, ds, p1, optimizer=optax.sgd, **kw))
+    # a ready transformation carries its own learning rate (the one optimizer convention of
+    # train and fit: a transformation, or a function of lr returning one)
+    _equal_trajectories(train(relu, ds, p1, **kw),
+                        train(relu, ds, p1, optimizer=optax.sgd(0.05), **kw))
 
 
 def test_param_labels_gate_a_branch_through_optax(late2):

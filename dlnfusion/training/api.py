@@ -7,6 +7,7 @@ t = n, and both methods report times in these units.
 """
 from __future__ import annotations
 
+import functools
 from contextlib import nullcontext
 from functools import partial
 from typing import Callable, Mapping, Sequence
@@ -14,6 +15,7 @@ from typing import Callable, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from .. import checks
 from ..interventions import compile_schedule
@@ -65,6 +67,13 @@ def _check_params(spec: NetworkSpec, params) -> int:
             raise ValueError(f"{label} has shape {tuple(np.shape(W))[1:]}, the network needs "
                              f"{shape}")
     return int(np.shape(mats[0])[0])
+
+
+@functools.lru_cache(maxsize=32)
+def _fixed_optimizer(transformation):
+    """A ready optax transformation as a function of the learning rate (ignored), the same
+    function for the same transformation so that the compiled loop is reused."""
+    return lambda lr: transformation
 
 
 def _check_budget(method, steps, record_every):
@@ -146,7 +155,8 @@ def train(spec: NetworkSpec, data, params: Params, *, lr=0.04, method: str = "gd
     observe : extra observables by name (see :mod:`dlnfusion.training.observables`): a function
         of a :class:`Snapshot` (recorded every ``record_every`` steps), a ``Record`` or a
         ``Crossing``; ``None`` drops a default one.
-    optimizer : None for plain gradient descent (hand-written), or a function of the learning
+    optimizer : None for plain gradient descent (hand-written), an optax GradientTransformation
+        (with its own learning rate), or a function of the learning
         rate returning an optax gradient transformation, e.g. ``optax.sgd`` or
         ``lambda lr: optax.sgd(lr, momentum=0.9)``. Gradient descent only.
     dtype : "float64" (default) or "float32": the precision of the whole computation.
@@ -165,9 +175,12 @@ def train(spec: NetworkSpec, data, params: Params, *, lr=0.04, method: str = "gd
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if isinstance(optimizer, optax.GradientTransformation):
+        optimizer = _fixed_optimizer(optimizer)       # it carries its own learning rate
     if optimizer is not None and (not callable(optimizer) or method != "gd"):
-        raise ValueError("optimizer must be a function of the learning rate returning an optax "
-                         "GradientTransformation (e.g. optax.sgd), and needs method='gd'")
+        raise ValueError("optimizer must be an optax GradientTransformation or a function of "
+                         "the learning rate returning one (e.g. optax.sgd), and needs "
+                         "method='gd'")
     steps, record_every = _check_budget(method, steps, record_every)
     dt = resolve_dtype(dtype)
     B = _check_params(spec, params)

@@ -340,7 +340,8 @@ def fit(model, task: FusionTask, seeds: Sequence[int] = (0,), *, epochs: int,
 
     The update is :func:`sgd` (``lr``, ``momentum``, ``weight_decay``, and ``lr_decay`` applied
     per epoch), or ``optimizer``: an optax ``GradientTransformation``, or a function of the
-    number of steps per epoch returning one (for schedules that count epochs). ``loss`` names a
+    learning rate ``lr`` returning one, as for :func:`dlnfusion.train` (a schedule that counts
+    epochs counts ceil(n_train / batch_size) steps per epoch). ``loss`` names a
     per-sample loss in :data:`FIT_LOSSES`. ``chunk_epochs`` epochs run per compiled call
     (default: all); after each, ``progress(epochs_done, history_so_far)`` is called if given,
     and training ends early when ``stop(history_so_far)`` returns True (the history then ends at
@@ -396,13 +397,12 @@ def fit(model, task: FusionTask, seeds: Sequence[int] = (0,), *, epochs: int,
     elif isinstance(optimizer, optax.GradientTransformation):
         opt = optimizer
     elif callable(optimizer):
-        opt = optimizer(steps)
+        opt = optimizer(lr)
         if not isinstance(opt, optax.GradientTransformation):
-            raise ValueError("optimizer(steps_per_epoch) must return an optax "
-                             "GradientTransformation")
+            raise ValueError("optimizer(lr) must return an optax GradientTransformation")
     else:
         raise ValueError("optimizer must be an optax GradientTransformation, a function of the "
-                         "steps per epoch returning one, or None")
+                         "learning rate returning one, or None")
 
     deficits, w_start, w_end = _fit_windows(interventions, task, len(seeds))
 
