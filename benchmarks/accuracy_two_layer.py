@@ -68,7 +68,7 @@ def early_vs_late():
         gaps = []
         for s in (1e-6, 1e-12):
             m = measure_unimodal_phase(simulate(spec, stats, seeds=[0], scale=s, stop_loss=1e-6))
-            gaps.append(m.t_b[:, 0] - m.t_a[:, 0])
+            gaps.append(m.t_B[:, 0] - m.t_A[:, 0])
         out[name] = np.array(gaps)
     e = out["early"]
     change = np.abs(e[1] - e[0])

@@ -373,7 +373,7 @@ class Sweep:
                 res[f"map_{name}"] = m
         if spec.n_modalities == 2:
             meas = measure_unimodal_phase(traj)
-            res.update({"t_A": meas.t_a, "t_B": meas.t_b, "time_ratio": meas.time_ratio,
+            res.update({"t_A": meas.t_A, "t_B": meas.t_B, "time_ratio": meas.time_ratio,
                         "first": meas.first.astype(np.int8),
                         "misattribution": meas.misattribution,
                         "plateau_loss": meas.plateau_loss})
@@ -383,7 +383,7 @@ class Sweep:
                                                                   for i, _ in runs],
                     method=p0["method"], steps=int(p0["steps"]), record_every=p0["record_every"],
                     stop_loss=points[runs[0][0]]["stop_loss"])
-                res.update({"t_A_predicted": pred.t_a, "t_B_predicted": pred.t_b,
+                res.update({"t_A_predicted": pred.t_A, "t_B_predicted": pred.t_B,
                             "time_ratio_predicted": pred.time_ratio})
         return res
 

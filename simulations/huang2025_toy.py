@@ -164,11 +164,11 @@ def run(out: Path, quick: bool = False) -> dict:
                 "time_ratio_theory": float(np.mean(ratio_th)) if np.all(
                     np.isfinite(ratio_th)) else None,
                 "time_ratio_theory_per_seed": _list(ratio_th),
-                "t_A_sim": _list(m.t_a), "t_B_sim": _list(m.t_b),
+                "t_A_sim": _list(m.t_A), "t_B_sim": _list(m.t_B),
                 # OGM-GE: the means over the paths of the law
-                "t_A_theory": _list([np.nanmean(r.t_a) if method == "ogm_ge" else r.t_a
+                "t_A_theory": _list([np.nanmean(r.t_A) if method == "ogm_ge" else r.t_A
                                      for r in theory]),
-                "t_B_theory": _list([np.nanmean(r.t_b) if method == "ogm_ge" else r.t_b
+                "t_B_theory": _list([np.nanmean(r.t_B) if method == "ogm_ge" else r.t_B
                                      for r in theory]),
                 "final_w_sim": [[float(np.asarray(fm)[s].reshape(())) for fm in
                                  traj.final_maps] for s in range(len(seeds))],

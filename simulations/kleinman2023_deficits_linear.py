@@ -168,7 +168,7 @@ def _closed_baseline(spec, stats, params):
                  for w in th.effective_init_early(spec, params, stats)]
     if any(p.first != "A" for p in preds):
         raise RuntimeError("the closed-form baseline expects A to be learned first")
-    return np.array([p.t_a for p in preds]), np.array([p.t_b for p in preds])
+    return np.array([p.t_A for p in preds]), np.array([p.t_B for p in preds])
 
 
 def _times(traj):
@@ -207,7 +207,7 @@ def run(out: Path, quick: bool = False) -> dict:
                     **{**base_kw, "t_a0": closed[0], "t_b0": closed[1]})
                 rows = [r0 if n == 0 else cfgs_th.index((rho, d, n)) for n in theory_lengths]
                 lines[(depth, Lf, rho, d)] = {
-                    "N": dense, "t_B_formula": dline.t_b.mean(axis=1),
+                    "N": dense, "t_B_formula": dline.t_B.mean(axis=1),
                     "delay_formula": dline.delay.mean(axis=1),
                     "N_theory": np.asarray(theory_lengths, float),
                     "t_B_theory": tb_r[rows].mean(axis=1),
@@ -218,7 +218,7 @@ def run(out: Path, quick: bool = False) -> dict:
                     pt = _point(d, n, depth, Lf, rho, (c, c0), (r, r0), ta_s, tb_s, ta_r, tb_r,
                                 form, k, traj, status)
                     if form_c is not None:
-                        pt["t_B_formula_closed"] = float(np.mean(form_c.t_b[k]))
+                        pt["t_B_formula_closed"] = float(np.mean(form_c.t_B[k]))
                         pt["rel_error_formula_closed"] = (pt["t_B_formula_closed"]
                                                           / np.nanmean(pt["t_B_sim"]) - 1)
                     points.append(pt)
@@ -262,14 +262,14 @@ def _point(d, n, depth, Lf, rho, sim_rows, th_rows, ta_s, tb_s, ta_r, tb_r, form
     if np.any(np.isnan(tb_sim)):
         flags.append("B does not reach half of its final value within the budget in some seed")
     mean_sim = float(np.nanmean(tb_sim)) if np.any(np.isfinite(tb_sim)) else float("nan")
-    tb_th, tb_fo = float(np.mean(tb_r[r])), float(np.mean(form.t_b[k]))
+    tb_th, tb_fo = float(np.mean(tb_r[r])), float(np.mean(form.t_B[k]))
     return {
         "deficit": d, "N": int(n), "depth": depth, "fusion_layer": Lf, "rho": rho,
         "t_A_sim": _f(ta_s[c]), "t_B_sim": _f(tb_sim),
         "t_B_theory": tb_th, "t_B_theory_per_seed": _f(tb_r[r]),
         "t_A_theory": float(np.mean(ta_r[r])),
-        "t_B_formula": tb_fo, "t_B_formula_per_seed": _f(form.t_b[k]),
-        "t_A_formula": float(np.mean(form.t_a[k])),
+        "t_B_formula": tb_fo, "t_B_formula_per_seed": _f(form.t_B[k]),
+        "t_A_formula": float(np.mean(form.t_A[k])),
         "delay_sim": mean_sim - float(np.mean(tb_s[c0])),
         "delay_theory": tb_th - float(np.mean(tb_r[r0])),
         "delay_formula": float(np.mean(form.delay[k])),

@@ -68,7 +68,7 @@ def _times_sim(traj, Lf, level):
         m = measure_unimodal_phase(traj, level=level)
         if not np.all(m.first == 0):
             raise RuntimeError("modality A is expected to be learned first")
-        return np.stack([m.t_a, m.t_b], axis=-1)
+        return np.stack([m.t_A, m.t_B], axis=-1)
     return np.stack([traj.crossing(k, "global", level) for k in range(2)], axis=-1)
 
 
@@ -87,7 +87,7 @@ def _times_theory(stats, spec, params, Lf):
         for p, out in ((p_lin, lin), (p_relu, relu)):
             if not p.valid:
                 raise RuntimeError(f"prediction not valid: {p.caveats}")
-            by_name = {p.first: p.t_a, p.second: p.t_b}
+            by_name = {p.first: p.t_A, p.second: p.t_B}
             out.append([by_name[n] for n in stats.names])
     return np.asarray(lin), np.asarray(relu), np.asarray(w0)
 

@@ -36,8 +36,8 @@ def run(out: Path, quick: bool = False) -> dict:
         m = measure_unimodal_phase(traj)
         fps = th.fixed_points(stats, Lf)
         results[name] = {
-            "fusion_layer": Lf, "t_A_sim": float(m.t_a[0]), "t_B_sim": float(m.t_b[0]),
-            "t_B_minus_t_A_sim": float(m.t_b[0] - m.t_a[0]),
+            "fusion_layer": Lf, "t_A_sim": float(m.t_A[0]), "t_B_sim": float(m.t_B[0]),
+            "t_B_minus_t_A_sim": float(m.t_B[0] - m.t_A[0]),
             "final_total_map_sim": [float(x[0].item()) for x in traj.final_maps],
             "status": str(traj.status_names()[0]),
             "fixed_points": {k: v.to_dict() for k, v in fps.items()},

@@ -90,7 +90,7 @@ def _closed_form(spec, seeds_unit, grid):
         st = Stats.scalar_toy(r, 1.0, rho)
         for s, w in enumerate(seeds_unit):
             p = th.random_init_times(st, DEPTH, Lf, u0, WIDTH, LR, weights=u0 * w)
-            out[c, s] = p.t_a, p.t_b, p.ratio
+            out[c, s] = p.t_A, p.t_B, p.ratio
     return out
 
 
@@ -140,10 +140,10 @@ def run(out: Path, quick: bool = False) -> dict:
                     "closed_form_caveats": list(ex.caveats) if ex else
                     ["early fusion: one transition"],
                     "time_ratio_sim": [float(v) for v in meas.time_ratio[c]],
-                    "t_A_sim": [float(v) for v in meas.t_a[c]],
-                    "t_B_sim": [float(v) for v in meas.t_b[c]],
-                    "t_A_theory": [float(v) for v in pred.t_a[c]],
-                    "t_B_theory": [float(v) for v in pred.t_b[c]],
+                    "t_A_sim": [float(v) for v in meas.t_A[c]],
+                    "t_B_sim": [float(v) for v in meas.t_B[c]],
+                    "t_A_theory": [float(v) for v in pred.t_A[c]],
+                    "t_B_theory": [float(v) for v in pred.t_B[c]],
                     "leading_order_caveats": list(lo.caveats),
                     "status": [str(s) for s in traj.status_names()[c]],
                 })

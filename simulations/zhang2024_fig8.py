@@ -35,12 +35,12 @@ def run(out: Path, quick: bool = False) -> dict:
         "sigma": SIGMA, "teacher": [1.0, 1.0], "seeds": seeds,
         "time_ratio_theory": ratio.to_dict(),
         "s_B_tilde": float(th.roles(st).s_b_tilde.item()),
-        "t_A_sim": m.t_a.tolist(), "t_B_sim": [None if np.isnan(v) else float(v) for v in m.t_b],
+        "t_A_sim": m.t_A.tolist(), "t_B_sim": [None if np.isnan(v) else float(v) for v in m.t_B],
         "final_W_A_sim": traj.final_maps[0][:, 0, 0].tolist(),
         "final_W_B_sim": traj.final_maps[1][:, 0, 0].tolist(),
         "final_loss_sim": traj.final_loss.tolist(),
         "unimodal_plateau_A": float(st.unimodal_solution(0).item()),
-        "B_never_learned": bool(np.all(np.isnan(m.t_b))
+        "B_never_learned": bool(np.all(np.isnan(m.t_B))
                                 and np.all(np.abs(traj.final_maps[1]) < 1e-3)),
     }
     payload = {"figure": ID, "paper": "Zhang, Latham & Saxe, ICML 2024, Figure 8",
@@ -48,8 +48,8 @@ def run(out: Path, quick: bool = False) -> dict:
                               "max_steps": MAX_STEPS}, "result": res}
     result = write_outputs(out, ID, payload, lambda stem: _figure(traj, stem), res)
     print(f"theory: t_B/t_A = {ratio.value} ({ratio.caveats[0]})")
-    print(f"simulation: t_A = {np.round(m.t_a, 1).tolist()}, t_B never reached: "
-          f"{bool(np.all(np.isnan(m.t_b)))}; final W_A = "
+    print(f"simulation: t_A = {np.round(m.t_A, 1).tolist()}, t_B never reached: "
+          f"{bool(np.all(np.isnan(m.t_B)))}; final W_A = "
           f"{np.round(res['final_W_A_sim'], 4).tolist()}, W_B = "
           f"{np.round(res['final_W_B_sim'], 8).tolist()}, loss = "
           f"{np.array(res['final_loss_sim']).max():.2e}")

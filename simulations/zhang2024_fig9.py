@@ -64,9 +64,9 @@ def run(out: Path, quick: bool = False) -> dict:
             "time_ratio_logistic_drives": th.timescales.time_ratio_from_drives(st, "logistic", LR).value,
             "time_ratio_logistic_sim": [float(v) for v in logi.time_ratio[c]],
             "time_ratio_squared_sim": [float(v) for v in mse.time_ratio[c]],
-            "t_A_logistic_sim": [float(v) for v in logi.t_a[c]],
-            "t_A_squared_sim": [float(v) for v in mse.t_a[c]],
-            "t_B_logistic_sim": [float(v) for v in logi.t_b[c]],
+            "t_A_logistic_sim": [float(v) for v in logi.t_A[c]],
+            "t_A_squared_sim": [float(v) for v in mse.t_A[c]],
+            "t_B_logistic_sim": [float(v) for v in logi.t_B[c]],
         })
     summary = {
         "t_A_logistic_over_squared_median": float(np.nanmedian(

@@ -120,7 +120,7 @@ def run(out: Path, quick: bool = False) -> dict:
                                             stop_loss=STOP_LOSS, record_every=100)
         xo = th.timescales.time_ratio_crossover(st, INIT_STD * np.sqrt(WIDTH), LR)
         notes = _simulation_notes(st, list(traj.status_names()[i]), list(meas.first[i]),
-                                  meas.t_b[i])
+                                  meas.t_B[i])
         points.append({
             "seed": i, "k": th.roles(st).k, "cos_theta": th.roles(st).cos_theta,
             "time_ratio_sim": [float(v) for v in meas.time_ratio[i]],

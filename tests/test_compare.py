@@ -34,8 +34,8 @@ def test_measure_against_records(run):
     for b in range(3):
         t_a = _half_time(traj.maps[0][b, :, 0, 0], U_A)
         t_b = _half_time(traj.maps[1][b, :, 0, 0], W_B)
-        assert m.t_a[b] == pytest.approx(t_a, rel=1e-12)
-        assert m.t_b[b] == pytest.approx(t_b, rel=1e-12)
+        assert m.t_A[b] == pytest.approx(t_a, rel=1e-12)
+        assert m.t_B[b] == pytest.approx(t_b, rel=1e-12)
         assert m.time_ratio[b] == pytest.approx(t_b / t_a, rel=1e-12)
     # The plateau value is read off the records at t_mid (independent linear interpolation).
     b = 1
@@ -61,7 +61,7 @@ def test_measure_when_second_modality_is_never_learned():
     spec = NetworkSpec.fusion(2, 2, width=100)
     traj = simulate(spec, st, seeds=[0], steps=3000)
     m = measure_unimodal_phase(traj)
-    assert m.first[0] == 0 and np.isfinite(m.t_a[0]) and np.isnan(m.t_b[0])
+    assert m.first[0] == 0 and np.isfinite(m.t_A[0]) and np.isnan(m.t_B[0])
     # Loss reaches zero with modality A alone: the network converges, B stays near zero.
     assert traj.status_names()[0] == "converged"
     assert abs(traj.final_maps[1][0].item()) < 1e-6
@@ -146,7 +146,7 @@ def test_leading_order_column_is_flagged_for_random_weights_in_intermediate_fusi
     spec = dln.NetworkSpec.fusion(4, Lf, width=100)
     col = theory_columns(st, spec, 0.1, "frobenius")["time_ratio_leading_order"]
     rand = dln.theory.random_init_times(st, 4, Lf, 0.1, 100, 0.04)
-    off = abs(col.value / (rand.t_b / rand.t_a) - 1)
+    off = abs(col.value / (rand.t_B / rand.t_A) - 1)
     if Lf < 4:
         assert off > 0.2
         assert not col.valid

@@ -330,8 +330,8 @@ def test_deep_times_leading_order_against_balanced_simulation(Lf):
     pred = th.deep_times(st, 4, Lf, u0, lr=1.0)
     # Leading order in u0: the corrections are higher powers of u0 = 0.03 (measured: 0.1 % on
     # t_A, < 1 % on the ratio; 0.6 % and 6 % at u0 = 0.1, benchmarks/accuracy_deep.py).
-    assert m.t_a[0] == pytest.approx(pred["t_A"], rel=0.01)
-    assert m.t_b[0] == pytest.approx(pred["t_B"], rel=0.02)
+    assert m.t_A[0] == pytest.approx(pred["t_A"], rel=0.01)
+    assert m.t_B[0] == pytest.approx(pred["t_B"], rel=0.02)
     ratio = th.time_ratio_leading_order(st, 4, Lf, u0).value
     assert m.time_ratio[0] == pytest.approx(ratio, rel=0.02)
 
@@ -408,7 +408,7 @@ def test_alignment_escape_time_predicts_each_random_run():
     spec = NetworkSpec.fusion(4, 4, width=100)
     traj = simulate(spec, st, seeds=list(range(6)), scheme="frobenius", scale=0.1, lr=0.04,
                     steps=2600, record_every=5)
-    t_a = measure_unimodal_phase(traj).t_a.ravel()
+    t_a = measure_unimodal_phase(traj).t_A.ravel()
     W1, W2, W3, W4 = (np.asarray(W) for W in traj.initial_params.branches[0])
     for k, t in enumerate(t_a):
         w1, w4 = W1[k][:, 0], W4[k][0]
@@ -449,8 +449,8 @@ def test_random_init_times_predicts_each_random_run(Lf, tol_a, tol_b):
     for k in range(3):
         pred = th.random_init_times(st, 4, Lf, 0.1, 100, 0.04, weights=seeds[k])
         assert pred.first == "A" and pred.valid
-        assert abs(pred.t_a / meas.t_a.ravel()[k] - 1) < tol_a
-        assert abs(pred.t_b / meas.t_b.ravel()[k] - 1) < tol_b
+        assert abs(pred.t_A / meas.t_A.ravel()[k] - 1) < tol_a
+        assert abs(pred.t_B / meas.t_B.ravel()[k] - 1) < tol_b
 
 
 def test_alignment_seeds_are_the_pathways_norms():
@@ -493,7 +493,7 @@ def test_random_init_times_law_average_and_errors():
     collinear = Stats(np.array([[4.0, 2.0], [2.0, 1.0]]), np.array([[6.0, 3.0]]), 9.0, (1, 1),
                       allow_singular=True)             # x_B = x_A / 2
     never = th.random_init_times(collinear, 4, 3, u0, n, 0.04)
-    assert never.t_b == np.inf and "never learned" in never.caveats[0]
+    assert never.t_B == np.inf and "never learned" in never.caveats[0]
     with pytest.raises(ValueError, match="covers depth 4"):
         th.random_init_times(st, 3, 2, u0, n, 0.04)
     with pytest.raises(ValueError, match="fusion_layer must be 2, 3 or 4"):

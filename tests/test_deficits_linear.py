@@ -118,7 +118,7 @@ def test_formula_against_reduced_network_deep_and_early(toy):
             # B is learned and the front-loaded slowdown of A; measured <= 2.3 % on the
             # figure's grid, <= 1.7 % here: 3 %.
             tol = 1e-2 if Lf == L else 3e-2
-            np.testing.assert_allclose(got.t_b, tb[c], rtol=tol, err_msg=f"L={L} {d} N={n}")
+            np.testing.assert_allclose(got.t_B, tb[c], rtol=tol, err_msg=f"L={L} {d} N={n}")
         if Lf == L:   # deletion before A's transition: Δ = N s_B/s̃_B (flow), 2.67 N here
             d = th.deficits.deficit_drives(toy, wins["delete"])
             np.testing.assert_allclose(tb[1] - tb[0], 500 * d.s_b / d.s_b_tilde, rtol=1e-2)

@@ -83,7 +83,7 @@ def test_deficit_functions_document_what_they_return():
     rows = {name: next(line for line in API.read_text().splitlines()
                        if line.startswith(f"| `{name}("))
             for name in ("deficit_times", "initial_post_norm")}
-    for word in ("DeficitTimes", "t_a", "t_b", "delay", "regime", "valid", "steps",
+    for word in ("DeficitTimes", "t_A", "t_B", "delay", "regime", "valid", "steps",
                  "small init", "scalar modalities", "initial_post_norm"):
         assert word in rows["deficit_times"], word
     for word in ("(*batch,)", "W^L ⋯ W^{L_f+1}", "post_norm0", "1 for late fusion",

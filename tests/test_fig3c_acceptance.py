@@ -214,7 +214,7 @@ def test_unimodal_phase_scales_with_log_init_only_for_late_fusion():
         gaps = []
         for s in stds:
             m = measure_unimodal_phase(simulate(spec, stats, seeds=[0], scale=s, stop_loss=1e-6))
-            gaps.append(m.t_b[:, 0] - m.t_a[:, 0])
+            gaps.append(m.t_B[:, 0] - m.t_A[:, 0])
         out[Lf] = np.array(gaps)
     early = out[1]
     assert np.all(np.abs(early[2] - early[0]) <= 0.1)

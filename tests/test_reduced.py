@@ -29,13 +29,13 @@ def test_balanced_run_is_one_batched_object():
     # a run of the batch is the run alone
     one = rd.balancing_two_layer(stats, 0.04, gram[2], 1500, balancing="inforeg", epoch=10)
     assert one.batch_shape == () and isinstance(one.caveats, tuple)
-    for name in ("w", "trace", "coefficient", "regulated", "crossing", "t_a", "t_b", "ratio",
+    for name in ("w", "trace", "coefficient", "regulated", "crossing", "t_A", "t_B", "ratio",
                  "valid", "status"):
         np.testing.assert_array_equal(getattr(batch[2], name), getattr(one, name), name)
     # labels: configurations × seeds
     grid = batch.reshape(2, 2)
     assert grid.batch_shape == (2, 2) and grid.w.shape == (2, 2, 1501, 2)
-    np.testing.assert_array_equal(grid[1, 0].t_b, batch.t_b[2])
+    np.testing.assert_array_equal(grid[1, 0].t_B, batch.t_B[2])
     with pytest.raises(ValueError, match="cannot reshape"):
         batch.reshape(3, 2)
     # the first-crossing rule of dlnfusion.results, on the recorded weights (the global
@@ -62,14 +62,14 @@ def test_noisy_run_has_a_status_per_path():
     x = th.noise_gram(spec, dln.init_batch(spec, [0, 1, 2], scale=0.1))
     law = rd.ogm_ge_two_layer(stats, 0.04, x, 8, 3000, paths=6, record_every=100)
     assert law.batch_shape == (3,) and law.paths == 6 and law.status.shape == (3, 6)
-    assert law.t_a.shape == (3, 6) and law.w_mean.shape == (3, law.time.size, 2)
+    assert law.t_A.shape == (3, 6) and law.w_mean.shape == (3, law.time.size, 2)
     assert law.diverged.shape == (3, 6) and law.diverged_fraction.shape == (3,)
     # every path that did not diverge stopped at the stopping rule
     assert np.all(np.isin(law.status, (Status.CONVERGED, Status.DIVERGED)))
     np.testing.assert_array_equal(law.diverged_fraction,
                                   np.mean(law.status == Status.DIVERGED, axis=-1))
     np.testing.assert_array_equal(law.reached, np.mean(np.isfinite(law.ratio), axis=-1))
-    np.testing.assert_array_equal(law[1].t_b, law.t_b[1])
+    np.testing.assert_array_equal(law[1].t_B, law.t_B[1])
     assert law[1].batch_shape == () and law[1].status.shape == (6,)
     # without a stopping rule every path spends the budget
     budget = rd.ogm_ge_two_layer(stats, 0.04, x[0], 8, 50, paths=4, stop_loss=None)
@@ -98,8 +98,8 @@ def test_predict_unimodal_phase_measures_the_reduced_run():
     p = dln.init_batch(spec, [0, 1], scale=0.1)
     meas, traj = predict_unimodal_phase(spec, stats, p, 0.04, steps=3000)
     again = rd.train_reduced(spec, stats, p, 0.04, steps=3000)
-    np.testing.assert_array_equal(measure_unimodal_phase(again).t_b, meas.t_b)
-    assert np.all(np.isfinite(meas.t_b))
+    np.testing.assert_array_equal(measure_unimodal_phase(again).t_B, meas.t_B)
+    assert np.all(np.isfinite(meas.t_B))
     with pytest.raises(ValueError, match="needs a linear network"):
         rd.train_reduced(dln.NetworkSpec.fusion(2, 2, width=4, activation="relu"), stats,
                          dln.init_batch(dln.NetworkSpec.fusion(2, 2, width=4), [0]), 0.04)

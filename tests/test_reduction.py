@@ -102,7 +102,7 @@ def test_prediction_matches_width_100_simulation(Lf, rho):
     m = measure_unimodal_phase(traj)
     pred, _ = predict_unimodal_phase(spec, st, traj.initial_params, 0.04, steps=100_000)
     assert pred.time_ratio[0] == pytest.approx(m.time_ratio[0], rel=0.01)
-    assert pred.t_a[0] == pytest.approx(m.t_a[0], rel=0.01)
+    assert pred.t_A[0] == pytest.approx(m.t_A[0], rel=0.01)
 
 
 def test_prediction_errors():

@@ -41,7 +41,7 @@ def test_relu_time_ratio_prediction(relu_runs):
         pred = th.predict_times_relu(st, 0.04, w0)
         assert abs(pred.ratio / m.time_ratio[c, 0] - 1) < (1e-3 if rho == 0 else 0.012)
         # The first transition is the linear one at half the rate from half the mode value.
-        assert pred.t_a == pytest.approx(m.t_a[c, 0], rel=1e-3)
+        assert pred.t_A == pytest.approx(m.t_A[c, 0], rel=1e-3)
 
 
 def test_relu_learns_about_twice_slower(relu_runs):
@@ -53,11 +53,11 @@ def test_relu_learns_about_twice_slower(relu_runs):
     lin = NetworkSpec.fusion(2, 2, width=100)
     same_weights = traj.reshape(len(stats)).initial_params      # the ReLU runs' start
     ta_lin = measure_unimodal_phase(dln.train(lin, stats, same_weights, lr=0.04,
-                                              stop_loss=1e-8)).t_a
-    ta_relu = measure_unimodal_phase(traj, level=1.0).t_a[:, 0]
+                                              stop_loss=1e-8)).t_A
+    ta_relu = measure_unimodal_phase(traj, level=1.0).t_A[:, 0]
     for c, st in enumerate(stats):
         w0 = th.effective_init(lin, traj[c].initial_params, th.phase_directions(st))[0]
-        factor = th.predict_times_relu(st, 0.04, w0).t_a / th.predict_times(st, 0.04, w0).t_a
+        factor = th.predict_times_relu(st, 0.04, w0).t_A / th.predict_times(st, 0.04, w0).t_A
         assert 1.85 < factor < 2.1
         assert ta_relu[c] / ta_lin[c] == pytest.approx(factor, rel=1e-3)
 
@@ -111,7 +111,7 @@ def test_early_fusion_relu_times_predicted():
                  (th.relu.predict_times_early_relu(st, 0.04, w0), traj[c, 0], 1.0, 5e-3))
         for pred, tr, level, rtol in cases:
             assert pred.valid
-            by_name = {pred.first: pred.t_a, pred.second: pred.t_b}
+            by_name = {pred.first: pred.t_A, pred.second: pred.t_B}
             for m, n in enumerate(st.names):
                 assert by_name[n] == pytest.approx(float(tr.crossing(m, "global", level)), rel=rtol)
         W = np.concatenate([m[c, 0] for m in traj.final_maps], axis=1)

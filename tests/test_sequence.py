@@ -95,8 +95,8 @@ def test_two_modalities_reproduce_the_unimodal_phase():
     _, traj = _run(st, steps=3000)
     seq_m = measure_learning_sequence(traj, st)
     uni = measure_unimodal_phase(traj)
-    np.testing.assert_allclose(seq_m.times[:, 0], uni.t_a, rtol=1e-9)
-    np.testing.assert_allclose(seq_m.times[:, 1], uni.t_b, rtol=1e-9)
+    np.testing.assert_allclose(seq_m.times[:, 0], uni.t_A, rtol=1e-9)
+    np.testing.assert_allclose(seq_m.times[:, 1], uni.t_B, rtol=1e-9)
     np.testing.assert_allclose(seq_m.misattribution[:, 0, 0], uni.misattribution, atol=1e-9)
     assert np.all(seq_m.order[:, 0] == uni.first)
 
@@ -281,7 +281,7 @@ def test_deep_random_init_sequence_predicts_each_run():
     w2 = np.array([[0.007, 0.008, 0.1, 0.11], [0.006, 0.0075, 0.095, 0.1]])
     pair = th.random_init_times(two, 4, 4, 0.1, 100, 0.04, weights=w2)
     seq = th.learning_sequence(two, 4, 4, scale=0.1, scheme="frobenius", init=w2)
-    np.testing.assert_allclose(seq.times, [pair.t_a, pair.t_b], rtol=1e-12)
+    np.testing.assert_allclose(seq.times, [pair.t_A, pair.t_B], rtol=1e-12)
     # L_f = 2 is not covered; it keeps the leading order, and says so
     other = th.learning_sequence(st, 4, 2, scale=0.1, scheme="frobenius")
     assert np.all(np.isnan(other.times)) and any("covers four-layer fusion at L_f = 3, 4" in c

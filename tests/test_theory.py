@@ -172,7 +172,7 @@ def test_time_ratio_edge_cases():
     assert th.time_ratio_gradient_flow(collinear).value == np.inf
     assert th.time_ratio_eq9(collinear).value == np.inf
     p = th.predict_times(collinear, 0.04, [1e-17, 1e-17])
-    assert p.t_b == np.inf
+    assert p.t_B == np.inf
     zero_b = Stats.from_teacher(np.eye(2), [1.0, 0.0], (1, 1))
     r = th.time_ratio_gradient_flow(zero_b)
     assert np.isnan(r.value) and not r.valid
@@ -197,7 +197,7 @@ def _vector_times(method):
                     lr=_VEC_LR, method=method, stop_loss=1e-6, **kw)
     m = measure_unimodal_phase(traj)
     assert np.all(m.first == th.roles(_VEC_STATS).first)
-    return m.t_a[:, 0], m.t_b[:, 0]
+    return m.t_A[:, 0], m.t_B[:, 0]
 
 
 @pytest.fixture(scope="module")
@@ -368,9 +368,9 @@ def test_predict_times_takes_a_batch_of_initial_values(method):
     w0 = np.concatenate([w0, [[0.9, 1e-8]]])                              # run 5: not small
     batch = th.predict_times(st, 0.04, w0, method=method)
     each = [th.predict_times(st, 0.04, w, method=method) for w in w0]
-    assert batch.t_a.shape == batch.t_b.shape == batch.valid.shape == (6,)
-    np.testing.assert_array_equal(batch.t_a, [p.t_a for p in each])
-    np.testing.assert_array_equal(batch.t_b, [p.t_b for p in each])
+    assert batch.t_A.shape == batch.t_B.shape == batch.valid.shape == (6,)
+    np.testing.assert_array_equal(batch.t_A, [p.t_A for p in each])
+    np.testing.assert_array_equal(batch.t_B, [p.t_B for p in each])
     np.testing.assert_array_equal(batch.ratio, [p.ratio for p in each])
     assert batch.valid.tolist() == [p.valid for p in each] == [True] * 5 + [False]
     assert batch.caveats == ("initialization is not small: a mode starts beyond half its "
@@ -380,10 +380,10 @@ def test_predict_times_takes_a_batch_of_initial_values(method):
     assert d["valid"] == [True] * 5 + [False] and d["t_A"][5] == "nan"
     # Any batch shape; one run stays scalar.
     grid = th.predict_times(st, 0.04, w0[:4].reshape(2, 2, 2), method=method)
-    assert grid.t_b.shape == (2, 2)
-    np.testing.assert_array_equal(grid.t_b.ravel(), batch.t_b[:4])
+    assert grid.t_B.shape == (2, 2)
+    np.testing.assert_array_equal(grid.t_B.ravel(), batch.t_B[:4])
     one = th.predict_times(st, 0.04, w0[0], method=method)
-    assert isinstance(one.t_a, float) and isinstance(one.valid, bool)
+    assert isinstance(one.t_A, float) and isinstance(one.valid, bool)
 
 
 def test_predict_times_batch_errors_name_init():
@@ -431,7 +431,7 @@ def sensitivity_runs(request):
     m = measure_unimodal_phase(traj)
     assert np.all(m.first == 0)
     shape = (len(_SENS_STATS), len(_SENS_STDS))
-    return method, m.t_a.reshape(shape), m.t_b.reshape(shape)
+    return method, m.t_A.reshape(shape), m.t_B.reshape(shape)
 
 
 def test_log_init_sensitivity_against_simulated_slopes(sensitivity_runs):

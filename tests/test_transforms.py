@@ -158,8 +158,8 @@ def test_inforeg_slows_the_sufficient_branch_only_when_they_decouple():
     reg = measure_unimodal_phase(dln.train(
         spec, stats, p, lr=0.04, steps=3000,
         optimizer=lambda lr: optax.chain(inforeg(spec, epoch=10), optax.sgd(lr))))
-    np.testing.assert_allclose(reg.t_b, joint.t_b, rtol=1e-9)
-    assert np.all(reg.t_a > 1.05 * joint.t_a)
+    np.testing.assert_allclose(reg.t_B, joint.t_B, rtol=1e-9)
+    assert np.all(reg.t_A > 1.05 * joint.t_A)
 
 
 def _chain(spec, w0):
@@ -258,8 +258,8 @@ def test_reduced_dynamics_predict_the_training(rho):
         res = rd.balancing_two_layer(stats, 0.04, gram, 3000, balancing=method, epoch=10)
         assert res.batch_shape == (2,) and res.time.shape == (3001,)
         assert np.all(res.status == Status.MAX_STEPS)
-        np.testing.assert_allclose(res.t_a, m.t_a, rtol=1e-8, equal_nan=True)
-        np.testing.assert_allclose(res.t_b, m.t_b, rtol=1e-8, equal_nan=True)
+        np.testing.assert_allclose(res.t_A, m.t_A, rtol=1e-8, equal_nan=True)
+        np.testing.assert_allclose(res.t_B, m.t_B, rtol=1e-8, equal_nan=True)
         _follows_the_rules(res, stats, method, [ref.replay_two_layer(
             stats, 0.04, G, 3000, method, epoch=10) for G in gram], epoch=10)
 
@@ -281,8 +281,8 @@ def test_unimodal_losses_in_theory_and_training():
             optimizer=lambda lr, chain=chain: optax.chain(*chain, optax.sgd(lr))))
         res = rd.balancing_two_layer(stats, 0.04, gram, 3000, balancing=method, epoch=10,
                                      unimodal=0.5)
-        np.testing.assert_allclose(res.t_a, m.t_a, rtol=1e-8)
-        np.testing.assert_allclose(res.t_b, m.t_b, rtol=1e-8)
+        np.testing.assert_allclose(res.t_A, m.t_A, rtol=1e-8)
+        np.testing.assert_allclose(res.t_B, m.t_B, rtol=1e-8)
         _follows_the_rules(res, stats, method, [ref.replay_two_layer(
             stats, 0.04, G, 3000, method, unimodal=0.5, epoch=10) for G in gram], epoch=10)
         if method == "joint":
@@ -369,7 +369,7 @@ def test_ogm_ge_law_predicts_the_noisy_network_where_mean_field_fails():
     k = int(np.sum(np.asarray(traj.status_names()) == "diverged"))
     assert abs(k - sim.size * f) <= 3 * np.sqrt(sim.size * f * (1 - f)) + 1
     r = law[0]
-    assert r.t_a.shape == r.t_b.shape == r.ratio.shape == (32,)
+    assert r.t_A.shape == r.t_B.shape == r.ratio.shape == (32,)
     assert r.w_mean.shape == r.w_sd.shape == (r.time.size, 2) and r.time[-1] == 3000
 
 
@@ -431,9 +431,9 @@ def test_inforeg_leading_order_slowdown():
     reg = rd.balancing_two_layer(stats, 0.04, gram[0], 1000, balancing="inforeg", epoch=10)
     kappa = th.inforeg_slowdown(float(stats.sigma_yx[0, 0]), 0.04, 1.0, 10)
     assert kappa.valid and 0.85 < kappa.value < 0.95
-    assert abs(joint.t_a / kappa.value / reg.t_a - 1) < 0.02
+    assert abs(joint.t_A / kappa.value / reg.t_A - 1) < 0.02
     # ρ = 0: B's transition is unchanged
-    np.testing.assert_allclose(reg.t_b, joint.t_b, rtol=1e-12)
+    np.testing.assert_allclose(reg.t_B, joint.t_B, rtol=1e-12)
     with pytest.raises(ValueError, match="alpha must be a positive number"):
         th.inforeg_slowdown(4.0, 0.04, -1.0, 10)
     with pytest.raises(ValueError, match="balancing must be one of"):
@@ -701,8 +701,8 @@ def test_deep_reduced_dynamics_predict_the_training(rho):
                                              record_every=10, optimizer=opt))
         r = rd.balancing_deep(stats, 4, 0.04, 0.1, 4000, balancing=method, epoch=10, unimodal=lam)
         assert r.valid
-        np.testing.assert_allclose(r.t_a, m.t_a[0], rtol=1e-8)
-        np.testing.assert_allclose(r.t_b, m.t_b[0], rtol=1e-8, equal_nan=True)
+        np.testing.assert_allclose(r.t_A, m.t_A[0], rtol=1e-8)
+        np.testing.assert_allclose(r.t_B, m.t_B[0], rtol=1e-8, equal_nan=True)
         _follows_the_rules(r, stats, method, [ref.replay_deep(
             stats, 4, 0.04, 0.1, 4000, method, unimodal=lam, epoch=10)], epoch=10)
     batch = rd.balancing_deep(stats, 4, 0.04, np.array([[0.1, 0.1], [0.05, 0.1]]), 50)
@@ -753,8 +753,8 @@ def test_deep_reduced_dynamics_of_intermediate_fusion(fusion_layer):
         r = rd.balancing_deep(stats, 4, 0.04, 0.1, 3000, balancing=method, epoch=10,
                               unimodal=lam, fusion_layer=fusion_layer)
         assert r.valid
-        np.testing.assert_allclose(r.t_a, m.t_a[0], rtol=1e-12)
-        np.testing.assert_allclose(r.t_b, m.t_b[0], rtol=1e-12)
+        np.testing.assert_allclose(r.t_A, m.t_A[0], rtol=1e-12)
+        np.testing.assert_allclose(r.t_B, m.t_B[0], rtol=1e-12)
         _follows_the_rules(r, stats, method, [ref.replay_deep(
             stats, 4, 0.04, 0.1, 3000, method, fusion_layer=fusion_layer, unimodal=lam,
             epoch=10)], epoch=10)

@@ -791,8 +791,8 @@ def check_random_init_times():
             got = th.random_init_times(st, 4, Lf, u0, n, 1 / tau,
                                        weights=[[v[0], v[0], v[1], v[2]] for v in sd])
             tol_a, tol_b = {4: (1e-3, 1e-3), 3: (5e-3, 1.5e-2), 2: (0.1, 0.1)}[Lf]
-            _close([got.t_a], [want_a], tol_a, f"random_init_times t_A (L_f={Lf}, rho={rho})")
-            _close([got.t_b], [want_b], tol_b, f"random_init_times t_B (L_f={Lf}, rho={rho})")
+            _close([got.t_A], [want_a], tol_a, f"random_init_times t_A (L_f={Lf}, rho={rho})")
+            _close([got.t_B], [want_b], tol_b, f"random_init_times t_B (L_f={Lf}, rho={rho})")
             if Lf == 2:
                 _close([got.ratio], [want_b / want_a], 4e-2,
                        f"random_init_times ratio (L_f=2, rho={rho})")

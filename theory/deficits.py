@@ -307,7 +307,7 @@ def check_time_shift_delay():
                 got = th.deficit_times(st, ws, np.array(Ns), depth=L, fusion_layer=L, lr=lr,
                                        t_a0=ta0, t_b0=tb0)
                 want = [_late_case(st, name, ws, n, L, lr, ta0, tb0) for n in Ns]
-                _close(got.t_b, want, RTOL_FLOAT if L > 2 else RTOL_LOGIT,
+                _close(got.t_B, want, RTOL_FLOAT if L > 2 else RTOL_LOGIT,
                        f"late fusion L={L}, {name}")
     return True
 
@@ -387,7 +387,7 @@ def check_window_logistic():
         got = th.deficit_times(st, ws, np.array([20000.0]), depth=2, fusion_layer=2, lr=lr,
                                t_a0=ta0, t_b0=tb0)
         assert "inside-window" in got.regime[0]
-        _close(got.t_b, [want], RTOL_FLOAT, "window crossing (blur)")
+        _close(got.t_B, [want], RTOL_FLOAT, "window crossing (blur)")
     return True
 
 
@@ -433,7 +433,7 @@ def check_relaxation_integral():
     want = N + (Q0 - Qw - K) / r(d.s_b_tilde)
     got = th.deficit_times(st, ws, np.array([N]), depth=2, fusion_layer=2, lr=lr, t_a0=ta0,
                            t_b0=tb0)
-    _close(got.t_b, [want], RTOL_LOGIT, "dissociation with A's relaxation")
+    _close(got.t_B, [want], RTOL_LOGIT, "dissociation with A's relaxation")
     return True
 
 
@@ -480,7 +480,7 @@ def check_early_relaxation():
             N = 3.0 * ta0
             got = th.deficit_times(st, wins["delete"], np.array([N]), depth=L, fusion_layer=1,
                                    lr=lr, t_a0=ta0, t_b0=tb0)
-            _close(got.t_b, [N + T_half], RTOL_FLOAT, f"early fusion deletion (L = {L})")
+            _close(got.t_B, [N + T_half], RTOL_FLOAT, f"early fusion deletion (L = {L})")
             db = th.deficits.deficit_drives(st, wins["blur"])
             rr = lambda e: float(th.deficits.growth_rate(e, lr, L))  # noqa: E731
             kappa = rr(np.hypot(db.w_s_a, db.w_s_b)) / rr(np.hypot(db.s_a, db.s_b))
@@ -490,8 +490,8 @@ def check_early_relaxation():
                 / np.log1p(-aw)
             got = th.deficit_times(st, wins["blur"], np.array([10 * ta0]), depth=L,
                                    fusion_layer=1, lr=lr, t_a0=ta0, t_b0=tb0)
-            _close(got.t_b, [want], RTOL_FLOAT, f"early fusion blur (L = {L})")
-            _close(got.t_a, [tAd], RTOL_FLOAT, f"early fusion t_A' (L = {L})")
+            _close(got.t_B, [want], RTOL_FLOAT, f"early fusion blur (L = {L})")
+            _close(got.t_A, [tAd], RTOL_FLOAT, f"early fusion t_A' (L = {L})")
     return True
 
 
@@ -560,7 +560,7 @@ def check_intermediate_clock():
                 want = tb0 + g1 * N / g2
             else:           # B restarts at the window's end with A on its plateau
                 want = N + Q0 / g2
-            _close(got.t_b, [want], RTOL_FLOAT, f"L_f = 3 deletion, N = {N}")
+            _close(got.t_B, [want], RTOL_FLOAT, f"L_f = 3 deletion, N = {N}")
     return True
 
 
@@ -601,7 +601,7 @@ def check_shared_clock():
                 want = np.where(kappa * Ns >= ta0, ta0 / kappa, ta0 + (1 - kappa) * Ns)
                 if name == "dissociate":      # the knife-edge: t_A is the window's end
                     want = np.where(kappa * Ns >= ta0, np.maximum(Ns, want), want)
-                _close(got.t_a, want, RTOL_FLOAT, f"t_A' ({name}, L_f = {Lf})")
+                _close(got.t_A, want, RTOL_FLOAT, f"t_A' ({name}, L_f = {Lf})")
     return True
 
 

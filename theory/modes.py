@@ -325,7 +325,7 @@ def check_early_fusion_reduction():
         traj = dln.train(spec, st, p0, lr=lr, steps=5000, stop_loss=1e-6)
         pred = th.predict_times_early(st, lr, w0)
         sim = {st.names[m]: float(traj.crossing(m, "global", 0.5)[0]) for m in range(2)}
-        _close([pred.t_a, pred.t_b], [sim[pred.first], sim[pred.second]], RTOL_FLOAT,
+        _close([pred.t_A, pred.t_B], [sim[pred.first], sim[pred.second]], RTOL_FLOAT,
                "predict_times_early vs gradient descent")
     return True
 

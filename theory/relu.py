@@ -162,7 +162,7 @@ def check_paired_units():
     st = dln.Stats.scalar_toy(2.0, 1.0, 0.3)
     a = th.predict_times_relu(st, 0.04, [1e-16, 3e-16])
     b = th.predict_times(st, 0.02, [0.5e-16, 1.5e-16])
-    _close([a.t_a, a.t_b], [b.t_a, b.t_b], 1e-12, "predict_times_relu")
+    _close([a.t_A, a.t_B], [b.t_A, b.t_B], 1e-12, "predict_times_relu")
     return True
 
 
@@ -229,7 +229,7 @@ def check_early_fusion_half_drive():
     toy = dln.Stats.scalar_toy(2.0, 1.0, 0.0)
     a = th.relu.predict_times_early_relu(toy, 0.04, 3e-17)
     b = th.predict_times_early(toy, 0.02, 1.5e-17)
-    _close([a.t_a, a.t_b], [b.t_a, b.t_b], 1e-12, "predict_times_early_relu")
+    _close([a.t_A, a.t_B], [b.t_A, b.t_B], 1e-12, "predict_times_early_relu")
     return True
 
 

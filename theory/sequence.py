@@ -200,7 +200,7 @@ def check_two_modality_limit():
         for method, tol in (("gf", RTOL_GF), ("gd", RTOL_GD)):
             seq = th.learning_sequence(st, method=method)
             ref = th.predict_times(st, 0.04, [w0, w0], method=method)
-            _close(seq.times, [ref.t_a, ref.t_b], tol, f"times ({method}, rho={rho})")
+            _close(seq.times, [ref.t_A, ref.t_B], tol, f"times ({method}, rho={rho})")
     return True
 
 

@@ -242,7 +242,7 @@ def check_sharp_switch():
         args = (lr, w0[a] / u_a, s_a, q["s_B"], abs(q["s_Bt"]), np.sign(q["s_Bt"]), w0[b],
                 abs(q["s_Bt"]) / sig_bt)
         p = th.predict_times(st, lr, list(w0), method="gf")
-        _close([p.t_a, p.t_b], [fa(*args), fb(*args)], RTOL_FLOAT, "predict_times(gf)")
+        _close([p.t_A, p.t_B], [fa(*args), fb(*args)], RTOL_FLOAT, "predict_times(gf)")
     return True
 
 

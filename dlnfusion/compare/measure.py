@@ -34,8 +34,8 @@ class PhaseMeasurement:
     """Unimodal-phase observables of every run (arrays with the trajectory's batch shape)."""
 
     first: np.ndarray          # index of the first-learned modality (-1 if none)
-    t_a: np.ndarray
-    t_b: np.ndarray
+    t_A: np.ndarray
+    t_B: np.ndarray
     t_mid: np.ndarray
     plateau_map: np.ndarray    # first modality's total map at t_mid, (*batch, d_out, d_A)
     plateau_loss: np.ndarray
@@ -46,7 +46,7 @@ class PhaseMeasurement:
 
     @property
     def time_ratio(self) -> np.ndarray:
-        return self.t_b / self.t_a
+        return self.t_B / self.t_A
 
     def first_names(self) -> np.ndarray:
         return np.vectorize(lambda i: self.names[i] if i >= 0 else "none", otypes=[object])(

@@ -207,8 +207,8 @@ def unimodal_report(traj: Trajectory, stats, lr: float | None = None) -> dict:
         w0 = th.effective_init(traj.spec, traj.initial_params, th.phase_directions(stats))
         method = "gf" if traj.method == "gf" else "gd"
         pred = th.predict_times(stats, lr, w0, method=method)       # one entry per run
-        comps.append(compare("t_A", np.mean(pred.t_a), meas.t_a))
-        comps.append(compare("t_B", np.mean(pred.t_b), meas.t_b))
+        comps.append(compare("t_A", np.mean(pred.t_A), meas.t_A))
+        comps.append(compare("t_B", np.mean(pred.t_B), meas.t_B))
         comps.append(compare("time_ratio", np.mean(pred.ratio), meas.time_ratio,
                              f"finite-init, finite-lr prediction ({method})"))
     cols = theory_columns(stats, traj.spec)

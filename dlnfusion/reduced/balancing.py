@@ -78,7 +78,7 @@ class BalancedRun(Run):
     branch; ``trace`` (*b, T, M) Tr F_m; ``coefficient`` (*b, T − 1, M) the OGM scale applied at
     every step (1 otherwise); ``regulated`` (*b, T − 1, M) InfoReg's flags at every step;
     ``crossing`` (*b, M) the first step at which w_m reaches half of its global value
-    (interpolated, :func:`dlnfusion.results.first_crossing`; NaN if never); ``t_a``, ``t_b`` and
+    (interpolated, :func:`dlnfusion.results.first_crossing`; NaN if never); ``t_A``, ``t_B`` and
     ``ratio`` = t_b/t_a (*b,) as :func:`dlnfusion.compare.measure_unimodal_phase` defines them;
     ``valid`` (*b,) whether the run's assumptions hold and ``caveats`` (*b,) an object array
     holding, per run, the tuple of the reasons in words (a single run holds the bool and the
@@ -93,8 +93,8 @@ class BalancedRun(Run):
     coefficient: np.ndarray
     regulated: np.ndarray
     crossing: np.ndarray
-    t_a: np.ndarray
-    t_b: np.ndarray
+    t_A: np.ndarray
+    t_B: np.ndarray
     ratio: np.ndarray
     valid: np.ndarray
     caveats: np.ndarray
@@ -405,7 +405,7 @@ class NoisyRun(Run):
     shape ()) or a batch of them (batch shape (runs,)), sampled over ``paths`` noise
     realizations; ``*b`` below is the batch shape.
 
-    ``t_a``, ``t_b``, ``ratio`` (*b, paths) as :func:`dlnfusion.compare.measure_unimodal_phase`
+    ``t_A``, ``t_B``, ``ratio`` (*b, paths) as :func:`dlnfusion.compare.measure_unimodal_phase`
     defines them (NaN where the transition is not reached within the steps); ``ratio_mean`` and
     ``ratio_sem`` (*b,) their mean and its standard error over the paths that reach both
     transitions; ``time`` (T,), ``w_mean`` and ``w_sd`` (*b, T, M) the mean and standard
@@ -417,8 +417,8 @@ class NoisyRun(Run):
     ``diverged`` is per path; ``diverged_fraction`` and ``reached`` (*b,) are the fractions of
     paths that diverged and that reach both transitions."""
 
-    t_a: np.ndarray
-    t_b: np.ndarray
+    t_A: np.ndarray
+    t_B: np.ndarray
     ratio: np.ndarray
     ratio_mean: np.ndarray
     ratio_sem: np.ndarray

@@ -264,8 +264,8 @@ class DeficitTimes:
     """Predicted half-way times of the deficit runs (arrays of the broadcast shape of the
     inputs), in steps, with the regime of each point and its caveats."""
 
-    t_a: np.ndarray
-    t_b: np.ndarray
+    t_A: np.ndarray
+    t_B: np.ndarray
     delay: np.ndarray           # t_b − t_B⁰
     regime: np.ndarray          # str per point
     caveats: np.ndarray         # tuple of str per point

@@ -87,7 +87,7 @@ def predict_times_relu(stats, lr: float, init, method: str = "gd") -> TimePredic
                       method=method)
     caveats = p.caveats + ("two-layer ReLU network: assumes the first modality's function is "
                            "linear (its units paired) while the second grows",)
-    return TimePrediction(p.t_a, p.t_b, p.first, p.second, p.valid, caveats)
+    return TimePrediction(p.t_A, p.t_B, p.first, p.second, p.valid, caveats)
 
 
 def predict_times_early_relu(stats, lr: float, w0: float) -> TimePrediction:
@@ -104,4 +104,4 @@ def predict_times_early_relu(stats, lr: float, w0: float) -> TimePrediction:
     p = predict_times_early(stats, RELU_RATE_FACTOR * float(lr), float(w0) / RELU_WEIGHT_FACTOR)
     caveats = p.caveats + ("two-layer ReLU network: neglects the even part of the function "
                            "(unequal shares of positive and negative units)",)
-    return TimePrediction(p.t_a, p.t_b, p.first, p.second, p.valid, caveats)
+    return TimePrediction(p.t_A, p.t_B, p.first, p.second, p.valid, caveats)

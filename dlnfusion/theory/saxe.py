@@ -214,8 +214,8 @@ def predict_times_early(stats, lr: float, init: float, level: float = 0.5,
     η = ``lr`` (module docstring; exact on that invariant set). What it neglects of a random
     initialization are the decaying and frozen parts of the weights, O(w₀) in the total map.
 
-    Returns a :class:`~.timescales.TimePrediction` whose ``t_a`` is the modality that reaches
-    its level first and ``t_b`` the other one (there is one transition: the two differ only
+    Returns a :class:`~.timescales.TimePrediction` whose ``t_A`` is the modality that reaches
+    its level first and ``t_B`` the other one (there is one transition: the two differ only
     by how the total map turns while it grows).
     """
     from .timescales import TimePrediction

@@ -478,13 +478,13 @@ class TimePrediction:
     """t_A, t_B (in steps) and their ratio, with the first modality and caveats.
 
     For one run the times are floats and ``valid`` a bool. For a batch (``w0`` of shape
-    (*batch, 2) in :func:`predict_times`) ``t_a``, ``t_b``, ``ratio`` and ``valid`` are arrays
+    (*batch, 2) in :func:`predict_times`) ``t_A``, ``t_B``, ``ratio`` and ``valid`` are arrays
     of the batch shape (one entry per run), and ``caveats`` lists every distinct caveat once,
     with the number of runs it concerns.
     """
 
-    t_a: float
-    t_b: float
+    t_A: float
+    t_B: float
     first: str
     second: str
     valid: bool = True
@@ -492,7 +492,7 @@ class TimePrediction:
 
     @property
     def ratio(self):
-        return self.t_b / self.t_a
+        return self.t_B / self.t_A
 
     def to_dict(self) -> dict:
         def f(v):
@@ -501,7 +501,7 @@ class TimePrediction:
             return float(v) if np.isfinite(v) else str(float(v))
 
         valid = np.asarray(self.valid).tolist()
-        return {"t_A": f(self.t_a), "t_B": f(self.t_b), "ratio": f(self.ratio),
+        return {"t_A": f(self.t_A), "t_B": f(self.t_B), "ratio": f(self.ratio),
                 "first": self.first, "second": self.second, "valid": valid,
                 "caveats": list(self.caveats)}
 
@@ -541,7 +541,7 @@ def predict_times(stats, lr: float, init, method: str = "gd") -> TimePrediction:
     the modalities on the last axis. ``method`` "gd" predicts gradient descent with step
     η = ``lr``; "gf" gradient flow with τ = 1/η. Times are in steps (t = n).
 
-    Returns one :class:`TimePrediction`: floats for one run; for a batch, ``t_a``, ``t_b``,
+    Returns one :class:`TimePrediction`: floats for one run; for a batch, ``t_A``, ``t_B``,
     ``ratio`` and ``valid`` are arrays of the batch shape, entry i the prediction for
     ``init[i]`` (a run outside the assumptions is NaN there and not valid), and ``caveats``
     names each distinct caveat once with the number of runs it concerns.
