@@ -21,6 +21,8 @@ from typing import Sequence
 import numpy as np
 from scipy.stats import invwishart
 
+from . import checks
+
 __all__ = ["Stats", "Dataset", "modality_slices", "split_modalities"]
 
 # Relative tolerance on |Σ - Σᵀ| (in units of max|Σ|) above which Σ is called asymmetric.
@@ -44,27 +46,6 @@ def _as_matrix(name: str, value, ndim: int = 2) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite entries")
     return arr
-
-
-def _to_float(name: str, value, what: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be {what}, got {value!r}") from exc
-    if not np.isfinite(v):
-        raise ValueError(f"{name} must be {what}, got {value!r}")
-    return v
-
-
-def _check_positive(name: str, value) -> float:
-    v = _to_float(name, value, "a positive finite number")
-    if v <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return v
-
-
-def _check_finite(name: str, value) -> float:
-    return _to_float(name, value, "a finite number")
 
 
 def _default_names(n: int) -> tuple[str, ...]:
@@ -215,13 +196,13 @@ class Stats:
         calls them variances but writes σ² on the diagonal). |ρ| < 1 is required; build
         collinear data with :meth:`from_teacher` and ``allow_singular=True``.
         """
-        sa = _check_positive("sigma_a", sigma_a)
-        sb = _check_positive("sigma_b", sigma_b)
-        r = _check_finite("rho", rho)
+        sa = checks.positive("sigma_a", sigma_a)
+        sb = checks.positive("sigma_b", sigma_b)
+        r = checks.real("rho", rho)
         if abs(r) >= 1:
             raise ValueError(f"rho must satisfy |rho| < 1, got {rho!r}")
         sigma = np.array([[sa * sa, r * sa * sb], [r * sa * sb, sb * sb]])
-        teacher = [[_check_finite("w_a", w_a), _check_finite("w_b", w_b)]]
+        teacher = [[checks.real("w_a", w_a), checks.real("w_b", w_b)]]
         return cls.from_teacher(sigma, teacher, dims=(1, 1), noise_var=noise_var)
 
     @classmethod
@@ -241,7 +222,7 @@ class Stats:
         if t.shape[1] != sigma.shape[0]:
             raise ValueError(
                 f"teacher must have shape (d_out, {sigma.shape[0]}) to match sigma, got {t.shape}")
-        nv = _check_finite("noise_var", noise_var)
+        nv = checks.real("noise_var", noise_var)
         if nv < 0:
             raise ValueError(f"noise_var must be >= 0, got {noise_var!r}")
         sym = 0.5 * (sigma + sigma.T)
@@ -296,7 +277,7 @@ class Stats:
         df = float(dim + 2) if df is None else float(df)
         if df <= dim - 1:
             raise ValueError(f"df must exceed dim - 1 = {dim - 1} for an inverse-Wishart, got {df}")
-        sf = _check_positive("scale_factor", scale_factor)
+        sf = checks.positive("scale_factor", scale_factor)
         rng = np.random.default_rng(seed)
         psi = np.eye(dim)
         psi[: dims[0]] *= sf

@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..stats import Dataset, Stats, _check_finite
+from .. import checks
+from ..stats import Dataset, Stats
 
 __all__ = ["delete", "blur", "dissociate", "DEFICITS"]
 
@@ -89,8 +90,8 @@ def blur(data, modality, attenuation: float = 0.1, noise_std: float = 0.15, seed
     """
     _check(data)
     m = _modality(data, modality)
-    c = _check_finite("attenuation", attenuation)
-    sd = _check_finite("noise_std", noise_std)
+    c = checks.real("attenuation", attenuation)
+    sd = checks.real("noise_std", noise_std)
     if sd < 0:
         raise ValueError(f"noise_std must be >= 0, got {noise_std!r}")
     if isinstance(data, Dataset):
