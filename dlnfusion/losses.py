@@ -8,7 +8,7 @@ In moments: the squared loss of a linear network depends on the data only throug
 Gaussian and the target is jointly Gaussian with them (as in the paper's toy data, y = w*·x),
 (y, ŷ) is a centered Gaussian pair whose covariance is fixed by the same moments, and the
 expected loss is a smooth function of them, computed here to ~1e-12 (:func:`gaussian_logistic`,
-theory/gradients.py derives it).
+theory/losses.py derives it).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def squared_moments(W, sigma, w_star, l_star):
 
         L(W) = L* + ½ tr[(W − W*) Σ (W − W*)ᵀ],   W* = Σ_yx Σ⁺,  L* = L(W*),
 
-    which equals ½ tr(Σ_yy − 2WΣ_xy + WΣWᵀ) whenever Σ_yx = W*Σ (theory/gradients.py) and
+    which equals ½ tr(Σ_yy − 2WΣ_xy + WΣWᵀ) whenever Σ_yx = W*Σ (theory/losses.py) and
     keeps its relative precision near the minimum, where the trace form cancels. Works on numpy
     and JAX arrays alike.
     """
@@ -75,7 +75,7 @@ def gaussian_logistic(W, sigma, sigma_yx, sigma_yy):
 
     The product of the pair is yŷ = λ₊u₁² + λ₋u₂² with independent standard u's and
     λ± = ½(cov ± σ_yσ_ŷ) (the eigenvalues of its quadratic form; cov = WΣ_xy,
-    σ_ŷ² = WΣWᵀ). In polar coordinates (t = r²/2) this gives (theory/gradients.py)
+    σ_ŷ² = WΣWᵀ). In polar coordinates (t = r²/2) this gives (theory/losses.py)
 
         E ln(1 + e^{−yŷ}) = (2/π) ∫₀^{π/2} H(λ₊cos²θ + λ₋sin²θ) dθ,
 
@@ -83,7 +83,7 @@ def gaussian_logistic(W, sigma, sigma_yx, sigma_yy):
     argument vanishes; next to that point the kernel varies on a θ-scale of 1/max|λ±|, so the
     pieces there are graded in multiples of that scale, and each piece is done by 12-node
     Gauss–Legendre. Accurate to ~1e-13 relative from tiny weights to weights of size 1000
-    (|λ±| ~ 2000; against 20-digit quadrature, theory/gradients.py).
+    (|λ±| ~ 2000; against 20-digit quadrature, theory/losses.py).
     """
     var_y = sigma_yy[0, 0]
     var_h = (W @ sigma @ W.T)[0, 0]

@@ -315,7 +315,7 @@ def check_time_shift_delay():
 # ---------------------------------------------------------------------- growth rates
 def derive_growth_rate():
     """The growing mode α = (W¹ê + W²ᵀ)/√2 of a two-layer branch obeys α' = (1 + ηε)α for any
-    ε of the step (theory/modes.py derive_gd_modes), so after steps with ε_0, ε_1, ...
+    ε of the step (theory/saxe.py derive_gd_modes), so after steps with ε_0, ε_1, ...
     ln α_n − ln α_0 = Σ ln(1 + ηε_k) = η Σ r(ε_k), r(ε) = ln(1 + ηε)/η = ε − ηε²/2 + O(η²):
     the flow rate ε of deep chains (whose per-step growth is small) is its η → 0 limit."""
     eta, e = sp.symbols("eta epsilon", positive=True)
@@ -500,7 +500,7 @@ def derive_intermediate_clock():
     """B's pre-fusion chain under a fixed post-fusion covector P (‖P‖ = p, q = Pᵀ/p):
     L_f = 2 (W_B = P M b): x = b, y = Mᵀq obey ẋ = pεy, ẏ = pεx, the growing mode x + y grows at
     pε and W_B = p xᵀy ∝ e^{2pεt}; L_f = 3 (W_B = P M₃ M₂ v, v fixed): x = M₂v, y = M₃ᵀPᵀ obey
-    ẋ = ε‖v‖²y, ẏ = ε p² x, rate ε‖v‖p (theory/reduction.py derive_linear_first_phase). Either
+    ẋ = ε‖v‖²y, ẏ = ε p² x, rate ε‖v‖p (theory/network.py derive_linear_first_phase). Either
     way B's clock runs at ε‖P(t)‖ (times a constant). Eq. (45) of Zhang et al.: as u_A → ∞,
     u_B → ∞ for L_f <= 2 (B grows with the shared layers and feeds them) but
     u_B → u0(1 − k)^{1/(2−L_f)} for L_f >= 3 (it does not). Checked in check_intermediate_clock.
@@ -566,7 +566,7 @@ def check_intermediate_clock():
 
 def derive_shared_clock():
     """Early fusion at small weights: the stacked first layer gets W¹' = ηW²ᵀΣ_yx, so the
-    pathway's growing mode runs at ‖Σ_yx‖ (theory/modes.py); in a window at ‖Σ_yx'‖, a speed
+    pathway's growing mode runs at ‖Σ_yx‖ (theory/saxe.py); in a window at ‖Σ_yx'‖, a speed
     κ = ‖Σ_yx'‖/‖Σ_yx‖ (dissociation: exactly ½). A state that runs at speed κ during [0, N)
     is at time N where the normal run was at κN, so A escapes at t_A⁰ + (1 − κ)N if κN < t_A⁰,
     else inside the window at t_A⁰/κ (eq. D2). Checked in check_shared_clock."""

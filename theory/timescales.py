@@ -1,6 +1,6 @@
 """Times of the two transitions of a two-layer late-fusion network (paper eqs. 8, 9, 27-33).
 
-Setting (theory/modes.py): each branch m has a growing mode whose amplitude is multiplied by
+Setting (theory/saxe.py): each branch m has a growing mode whose amplitude is multiplied by
 e^{ε t/τ} (gradient flow) or (1 + ηε) per step (gradient descent) when the error correlation
 along its direction is ε, and a mode along the opposite direction that shrinks by the inverse
 factor. The total map of a branch is ½(‖α‖² − ‖β‖²) along its direction. Write ℓ = ln(1/u0)

@@ -5,7 +5,7 @@ and rank-one from the start. The paper's deep networks start instead from random
 (Figure 6: width 100, u0 = 0.1), which must first align; this makes t_A five times longer than
 eq. (48) at L = 4 and moves the time ratios by up to ~70 % for intermediate fusion.
 
-Mechanism (theory/reduction.py). Every gradient update of a layer is a sum of outer products
+Mechanism (theory/network.py). Every gradient update of a layer is a sum of outer products
 b fᵀ of a *backward signal* b (the product of the layers above, transposed) and a *forward
 signal* f (the product of the layers below, applied to a modality's input directions). At
 initialization these signals span, in each hidden space, a subspace of dimension at most
@@ -15,7 +15,7 @@ and the same gradients at t = 0, and its dynamics follow the full network's as l
 random bulk outside the subspaces — whose operator norm is O(u0/√width) — does not feed
 back into the signals. For a chain with two hidden matrices the reduced dynamics is, in its
 first phase, a linear system whose growing mode gives the effective initial scale of the
-aligned weights (theory/reduction.py derives it); the reduction keeps that mode and the
+aligned weights (theory/network.py derives it); the reduction keeps that mode and the
 decaying one, so a sign flip of the second modality's drive (Σ_yxB < 0) is handled as in the
 two-layer case.
 

@@ -20,7 +20,7 @@ Early fusion (L_f = 1) is one two-layer pathway on the stacked input, ŷ = W² W
 weights the error correlation is Σ_yx, its growing mode is seeded by ¼‖W¹ê + W²ᵀ‖²,
 ê = Σ_yx/‖Σ_yx‖ (:func:`effective_init_early`), and the balanced rank-one networks
 W¹ = q a, W² = v qᵀ (‖q‖ = 1) are an invariant set of gradient descent on which the step is
-a' = a + η v e, v' = v + η e aᵀ, e = Σ_yx − v a Σ (theory/modes.py). Σ is not white in
+a' = a + η v e, v' = v + η e aᵀ, e = Σ_yx − v a Σ (theory/saxe.py). Σ is not white in
 general, so the total map turns from Σ_yx toward Σ_yx Σ⁻¹ while it grows and no logistic
 closed form exists; :func:`predict_times_early` iterates these D + 1 numbers instead.
 """
@@ -127,7 +127,7 @@ def effective_init(spec: NetworkSpec, params: Params, directions) -> np.ndarray:
 
     For a branch with weights W¹ (h×d) and W² (1×h) driven by a constant error correlation
     along the unit row vector v, the linear dynamics split exactly into a growing mode
-    α = (W¹vᵀ + W²ᵀ)/√2, a decaying mode and a frozen rest (theory/modes.py). The total map
+    α = (W¹vᵀ + W²ᵀ)/√2, a decaying mode and a frozen rest (theory/saxe.py). The total map
     along v then starts the logistic of eq. (21) from
 
         w₀ = ½‖α‖² = ¼ ‖W¹ vᵀ + W²ᵀ‖².
@@ -179,7 +179,7 @@ def effective_init_early(spec: NetworkSpec, params: Params, stats) -> np.ndarray
 
     With W¹ the first layer on the stacked input (h×D, the branches' first layers side by
     side) and W² (1×h) the output layer, the error correlation at small weights is Σ_yx, and
-    (theory/modes.py, the same exact split as :func:`effective_init`) the total map along
+    (theory/saxe.py, the same exact split as :func:`effective_init`) the total map along
     ê = Σ_yx/‖Σ_yx‖ starts growing from
 
         w₀ = ¼ ‖W¹êᵀ + W²ᵀ‖².

@@ -16,7 +16,7 @@ initialization W¹(0) = R diag(√a₀) Vᵀ, W²(0) = U diag(√a₀) Rᵀ (R: 
 
     W(t) = Σ_α a_α(t) u_α v_αᵀ,    a_α(t) = s_α e^{2s_α t/τ} / (e^{2s_α t/τ} − 1 + s_α/a₀)
 
-(paper eqs. 1-3; the factor 2 and τ = 1/η are derived in theory/shallow_deep.py). Disabling a
+(paper eqs. 1-3; the factor 2 and τ = 1/η are derived in theory/sources.py). Disabling a
 source changes the SVD of the remaining Σ^{yx}: the modes, and hence the time at which every
 source that shares a mode with the disabled one is learned.
 
@@ -37,7 +37,7 @@ i.e. the toolkit's progress toward the global solution crossing ½ (for Σ = I, 
 The mode strengths u_αᵀ W(t) v_α on the modes of the full task are given as well.
 
 For the deep network each w_m(t) = Σ_α a_α(t) s_α‖v_{α,m}‖² / ‖Σ^{yx}_m‖ is a non-negative
-combination of increasing functions (theory/shallow_deep.py), so the half-learning time is
+combination of increasing functions (theory/sources.py), so the half-learning time is
 one crossing, found by root bracketing (:func:`half_times`).
 """
 from __future__ import annotations
@@ -301,7 +301,7 @@ def source_dynamics(stats, t, init: float, *, lr: float, network: str = "deep",
         a0v = _a0_per_mode(a0, s.size)
         fn = lambda x: deep_total_map(task, x, a0v, lr=lr)  # noqa: E731
         W_inf = np.asarray(task.sigma_yx, dtype=float)    # every mode with a₀ > 0 reaches s_α
-        # The slowest mode passes s_α/2 at τ ln(s_α/a₀ − 1)/(2 s_α) (theory/shallow_deep.py).
+        # The slowest mode passes s_α/2 at τ ln(s_α/a₀ − 1)/(2 s_α) (theory/sources.py).
         t_max = max(float(np.max(tau * np.log(np.maximum(s / a0v - 1, 2.0)) / (2 * s))) * 4,
                     float(t[-1])) if s.size else float(t[-1])
     else:

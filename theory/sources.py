@@ -1,7 +1,7 @@
 """Deep versus shallow linear networks with a source disabled (Kleinman, Achille & Soatto,
 CVPR 2023, Section 2, eqs. 1-3 and Fig. 2): the closed forms of dlnfusion.theory.sources.
 
-Loss in moments (theory/gradients.py): L = ½ tr Σ_yy − tr(W Σ_xy) + ½ tr(W Σ Wᵀ), Σ = diag(d)
+Loss in moments (theory/losses.py): L = ½ tr Σ_yy − tr(W Σ_xy) + ½ tr(W Σ Wᵀ), Σ = diag(d)
 (d_k = 1 for an enabled input column, 0 for a disabled one: dlnfusion.interventions.delete).
 Time: the toolkit's gradient-descent step θ' = θ − η ∂L/∂θ is the explicit Euler step dt = 1
 of τ dθ/dt = −∂L/∂θ with τ = 1/η (dlnfusion.training.api), derived below.
@@ -325,4 +325,4 @@ if __name__ == "__main__":
     import dlnfusion
 
     with dlnfusion.float64():
-        print("shallow_deep:", derive_all(), "checked against dlnfusion:", check_all())
+        print("sources:", derive_all(), "checked against dlnfusion:", check_all())

@@ -248,7 +248,7 @@ def check_balanced_two_layer_reduction():
 def _early_rank_one():
     """Symbols of a balanced rank-one early-fusion network (h = 2 units, D = 2 inputs):
     W¹ = q a, W² = v qᵀ with the unit vector q = (3/5, 4/5), and one gradient-descent step
-    under the squared loss in moments, e = Σ_yx − W Σ (theory/gradients.py)."""
+    under the squared loss in moments, e = Σ_yx − W Σ (theory/losses.py)."""
     eta, v = sp.symbols("eta v", real=True)
     a = sp.Matrix([[sp.Symbol("a_0", real=True), sp.Symbol("a_1", real=True)]])
     q = sp.Matrix([sp.Rational(3, 5), sp.Rational(4, 5)])
@@ -379,4 +379,4 @@ if __name__ == "__main__":
     import dlnfusion
 
     with dlnfusion.float64():  # JAX functions called directly compute in the caller's precision
-        print("modes:", derive_all(), "checked against dlnfusion:", check_all())
+        print("saxe:", derive_all(), "checked against dlnfusion:", check_all())

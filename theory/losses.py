@@ -315,4 +315,4 @@ if __name__ == "__main__":
     import dlnfusion
 
     with dlnfusion.float64():  # JAX functions called directly compute in the caller's precision
-        print("gradients:", derive_all(), "checked against dlnfusion:", check_all())
+        print("losses:", derive_all(), "checked against dlnfusion:", check_all())

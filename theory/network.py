@@ -153,4 +153,4 @@ if __name__ == "__main__":
     import dlnfusion
 
     with dlnfusion.float64():  # JAX functions called directly compute in the caller's precision
-        print("reduction:", derive_all(), "checked against dlnfusion:", check_all())
+        print("network:", derive_all(), "checked against dlnfusion:", check_all())
