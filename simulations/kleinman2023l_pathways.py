@@ -72,8 +72,8 @@ def simulate_gates(depth, starts, lengths, *, lesion=None, jitter=0.0, seed=0):
 def theory_gates(depth, start, length, lesion=None):
     """The exact per-mode GD map from the initial per-layer value K0^{1/D} (no simulation)."""
     s = hierarchy().modes(0)[1]
-    gates = [(GATED, float(start), float(start + length))] if length > 0 else []
-    lesions = [(0, lesion, 0.0, np.inf)] if lesion is not None else []
+    gates = [Gate("b", start=float(start), end=float(start + length))] if length > 0 else []
+    lesions = [Lesion("a", mode=lesion, start=0, end=None)] if lesion is not None else []
     return rd.reduced_pathways(tuple(s), STRENGTH ** (1 / depth), (depth, depth), LR, STEPS,
                                gates=tuple(gates), lesions=tuple(lesions), method="gd",
                                record_every=STRIDE)

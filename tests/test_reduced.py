@@ -149,3 +149,21 @@ def test_layering():
         assert all(any(m == a or m.startswith(a + ".") for a in allowed) for m in mods), mods
     for f, mods in _layer("reduced").items():
         assert not uses(mods, "dlnfusion.compare"), f"reduced/{f}"
+
+
+def test_reduced_pathways_take_the_network_windows():
+    """Gate and Lesion windows (as train takes them) drive the reduced pathways exactly as the
+    (pathway, start, end) rows they stand for."""
+    from dlnfusion import Gate, Lesion
+    kw = dict(method="gd", record_every=5)
+    rows = rd.reduced_pathways((3.0, 1.0), 0.05, (3, 3), 0.05, 400,
+                               gates=((1, 20.0, 150.0),), lesions=((0, 1, 0.0, np.inf),), **kw)
+    wins = rd.reduced_pathways((3.0, 1.0), 0.05, (3, 3), 0.05, 400,
+                               gates=(Gate("b", start=20, end=150),),
+                               lesions=(Lesion("a", mode=1, start=0, end=None),), **kw)
+    np.testing.assert_array_equal(rows.K, wins.K)
+    assert np.all(wins.K[:, 0, 1] == 0.0)                  # the lesioned mode never grows
+    with pytest.raises(ValueError, match="not units"):
+        rd.reduced_pathways((3.0,), 0.05, (3, 3), 0.05, 10, lesions=(Lesion("a", unit=0),))
+    with pytest.raises(ValueError, match="pathway 'zz'"):
+        rd.reduced_pathways((3.0,), 0.05, (3, 3), 0.05, 10, gates=(Gate("zz", end=5),))

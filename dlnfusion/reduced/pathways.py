@@ -174,9 +174,11 @@ def reduced_pathways(s, init, depths, lr, steps, *, gates=(), lesions=(), method
 
     Symbols → arguments: s_α → ``s`` (M,); p_{q,α}(0) → ``init`` (scalar, (P,) or (P, M); any
     sign); D_q → ``depths`` (P,) positive integers; η → ``lr``; number of steps → ``steps``.
-    ``gates``: sequence of (pathway, start, end): the pathway's p is not updated for
-    n ∈ [start, end) (GD: step n takes the state at n to n + 1; GF: t ∈ [start, end)).
-    ``lesions``: sequence of (pathway, mode, start, end), end may be inf: p (so K) of that mode
+    ``gates``: the same ``Gate`` windows as :func:`dlnfusion.train` (group: a pathway index or
+    its branch name "a", "b", ...), or (pathway, start, end) tuples: the pathway's p is not
+    updated for n ∈ [start, end) (GD: step n takes the state at n to n + 1; GF: t ∈ [start,
+    end)). ``lesions``: ``Lesion(group, mode=α, start, end)`` windows (``end=None``: for good)
+    or (pathway, mode, start, end) tuples, end may be inf: p (so K) of that mode
     and pathway is zero at every time in [start, end); for D ≥ 2 it stays zero afterwards (p = 0
     is a fixed point). Records every ``record_every`` steps from 0, plus the last step.
 

@@ -56,6 +56,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy import integrate, optimize
 
+from ..interventions.schedule import Gate, Lesion
+
 __all__ = ["pathways_closed_form", "SplitPrediction", "predicted_split", "split_limit",
            "small_init_split", "pathway_flow"]
 
@@ -145,21 +147,47 @@ def _pathway_index(name, i, q, P):
     return int(q)
 
 
+def _window_pathway(name, i, group, P):
+    """The pathway a window names: an index, or a branch name "a", "b", ... (pathway 0, 1, ...,
+    as :func:`dlnfusion.init_pathways` names them)."""
+    if isinstance(group, str):
+        if len(group) != 1 or not group.isalpha():
+            raise ValueError(f"{name}[{i}]: pathway {group!r} must be an index or a branch "
+                             f"name 'a', 'b', ...")
+        group = ord(group.lower()) - ord("a")
+    return _pathway_index(name, i, group, P)
+
+
 def _as_gates(gates, P):
+    """Gate windows as rows (pathway, start, end): ``Gate(group, start, end)`` windows (the
+    ones :func:`dlnfusion.train` takes, scalar start and end) or (pathway, start, end)
+    tuples."""
     out = []
     for i, g in enumerate(gates):
+        if isinstance(g, Gate):
+            g = (_window_pathway("gates", i, g.group, P), g.start, g.end)
         if len(g) != 3:
-            raise ValueError(f"gates[{i}] must be (pathway, start, end), got {g!r}")
+            raise ValueError(f"gates[{i}] must be a Gate or (pathway, start, end), got {g!r}")
         q = _pathway_index("gates", i, g[0], P)
         out.append((q,) + _window("gates", i, g[1], g[2]))
     return np.array(out, dtype=float).reshape(-1, 3)
 
 
 def _as_lesions(lesions, P, M):
+    """Lesion windows as rows (pathway, mode, start, end): ``Lesion(group, mode=α, start, end)``
+    windows (``end=None``: for good; unit lesions are not reduced) or (pathway, mode, start,
+    end) tuples (``end=inf``: for good)."""
     out = []
     for i, l in enumerate(lesions):
+        if isinstance(l, Lesion):
+            if l.mode is None:
+                raise ValueError(f"lesions[{i}]: the reduced pathways lesion modes "
+                                 f"(Lesion(group, mode=α)), not units")
+            l = (_window_pathway("lesions", i, l.group, P), l.mode, l.start,
+                 np.inf if l.end is None else l.end)
         if len(l) != 4:
-            raise ValueError(f"lesions[{i}] must be (pathway, mode, start, end), got {l!r}")
+            raise ValueError(f"lesions[{i}] must be a Lesion or (pathway, mode, start, end), "
+                             f"got {l!r}")
         q = _pathway_index("lesions", i, l[0], P)
         a = l[1]
         if isinstance(a, bool) or not float(a).is_integer() or not 0 <= int(a) < M:
