@@ -26,7 +26,8 @@ import time
 import numpy as np
 
 from dlnfusion.data.completion import low_rank_target, nested_masks
-from dlnfusion.training.completion import train_completion
+from dlnfusion.interventions import Deficit
+from dlnfusion.training.completion import CompletionTask, train_completion
 
 N, COUNT, PRE_RANK = 100, 2000, 10
 SWITCHES = np.array([0, 2500, 7500, 12500])
@@ -41,9 +42,15 @@ def batch(seeds):
         masks.append(nested_masks(s, N, (COUNT,))[0])
         rows += [(s, T, 2 * i, i) for T in SWITCHES]
     seeds_a, sw, tb, mb = (np.array(c) for c in zip(*rows))
-    return np.stack(targets), np.stack(masks), dict(
-        seeds=seeds_a, switch_step=sw, steps=sw + AFTER, target_before=tb,
-        target_after=tb + 1, mask_before=mb, mask_after=mb)
+    return np.stack(targets), np.stack(masks), dict(seeds=seeds_a, end=sw, tb=tb, mb=mb)
+
+
+def _run(targets, masks, sched, end, after, **kw):
+    """Pre-training on target tb until ``end``, then ``after`` steps on target tb + 1."""
+    deficit = Deficit(CompletionTask(target=sched["tb"], mask=sched["mb"]), start=0, end=end)
+    return train_completion(targets, masks, seeds=sched["seeds"], steps=end + after,
+                            target=sched["tb"] + 1, mask=sched["mb"], interventions=[deficit],
+                            **kw)
 
 
 def bench(depth, dtype, seeds):
@@ -51,13 +58,11 @@ def bench(depth, dtype, seeds):
     kw = dict(depth=depth, lr=LR, record_every=REC, n_singular=20, dtype=dtype,
               record_until=int(SWITCHES.max() + AFTER))
     # Warm-up with the same shapes (same grouping, same horizon) but one block per phase.
-    warm = dict(sched, switch_step=np.argsort(np.argsort(sched["switch_step"])) % len(SWITCHES)
-                * REC)
-    warm["steps"] = warm["switch_step"] + REC
+    warm_end = np.argsort(np.argsort(sched["end"])) % len(SWITCHES) * REC
     t0 = time.perf_counter()
-    train_completion(targets, masks, **warm, **kw)
+    _run(targets, masks, sched, warm_end, REC, **kw)
     t1 = time.perf_counter()
-    r = train_completion(targets, masks, **sched, **kw)
+    r = _run(targets, masks, sched, sched["end"], AFTER, **kw)
     wall = time.perf_counter() - t1
     print(f"D={depth} {dtype:7s} runs={len(sched['seeds']):3d} groups={r.n_prefix_groups} "
           f"compile+warm-up {t1 - t0:5.1f} s  wall {wall:6.1f} s  "
@@ -74,10 +79,11 @@ def check_scale():
         ref = None
         for k, dtype in ((1, "float32"), (4, "float32"), (8, "float32"), (8, "float64")):
             t0 = time.perf_counter()
-            r = train_completion(targets, masks, depth=depth, seeds=0, switch_step=paper_T // k,
-                                 steps=(paper_T + 30_000) // k, target_before=0,
-                                 mask_before=0, target_after=1, mask_after=0, lr=0.2 * k,
-                                 record_every=1000 // k, dtype=dtype)
+            deficit = Deficit(CompletionTask(target=0, mask=0), end=paper_T // k)
+            r = train_completion(targets, masks, depth=depth, seeds=0,
+                                 steps=(paper_T + 30_000) // k, target=1, mask=0,
+                                 interventions=[deficit], lr=0.2 * k, record_every=1000 // k,
+                                 dtype=dtype)
             err = r.test_error_final
             ref = err if ref is None else ref
             print(f"D={depth} k={k} {dtype:7s} ({time.perf_counter() - t0:5.1f} s) final test "

@@ -16,8 +16,9 @@ from .stats import Dataset, Stats
 from .networks import (CrossReconstruction, FusionCNN, FusionMLP, NetworkSpec, Params, forward,
                        init_batch, init_params, init_pathways, layer_norms, total_maps)
 from .results import Run, Status, first_crossing
-from .training import (CompletionRuns, History, ReconstructionRun, Trajectory, fit,
-                       param_labels, simulate, train, train_completion, train_reconstruction)
+from .training import (CompletionRuns, CompletionTask, History, ReconstructionRun, Trajectory,
+                       fit, param_labels, simulate, train, train_completion,
+                       train_reconstruction)
 from .data import FusionTask
 from .interventions import Deficit, Gate, Lesion
 
@@ -37,7 +38,7 @@ __all__ = [
     "Run", "Status", "first_crossing", "Trajectory", "History", "CompletionRuns",
     "ReconstructionRun",
     # interventions
-    "Deficit", "Gate", "Lesion",
+    "Deficit", "Gate", "Lesion", "CompletionTask",
     # precision
     "float64", "enable_float64",
     # submodules

@@ -82,7 +82,8 @@ import numpy as np
 
 from dlnfusion.data.completion import low_rank_target, nested_masks
 from dlnfusion.plot import PALETTE, new_figure, paper_style, save
-from dlnfusion.training.completion import default_init_std, train_completion
+from dlnfusion.interventions import Deficit
+from dlnfusion.training.completion import CompletionTask, default_scale, train_completion
 
 from ._output import write_outputs
 
@@ -182,10 +183,10 @@ def simulate_depth(cfg: Config, depth: int, targets, masks, rows):
     k = cfg.steps_scale
     col = lambda key: np.array([r[key] for r in rows], np.int64)  # noqa: E731
     sw = col("switch") // k
+    deficit = Deficit(CompletionTask(target=col("tb"), mask=col("mb")), start=0, end=sw)
     return train_completion(
-        targets, masks, depth=depth, seeds=col("seed"), switch_step=sw,
-        steps=sw + cfg.steps_after // k, target_before=col("tb"), mask_before=col("mb"),
-        target_after=col("ta"), mask_after=col("ma"), lr=cfg.lr * k,
+        targets, masks, depth=depth, seeds=col("seed"), steps=sw + cfg.steps_after // k,
+        target=col("ta"), mask=col("ma"), interventions=[deficit], lr=cfg.lr * k,
         record_every=cfg.record_every // k, dtype=cfg.dtype, n_singular=min(20, cfg.n))
 
 
@@ -272,7 +273,7 @@ def run(out: Path, quick: bool = False, config: Config | None = None) -> dict:
             "exp2_counts": list(cfg.exp2_counts), "lr_paper": cfg.lr,
             "steps_scale": k, "lr_simulated": cfg.lr * k,
             "steps_unit": f"paper steps at lr {cfg.lr:g}; simulated steps = these / {k}",
-            "init_std": {str(D): default_init_std(D) for D in cfg.depths},
+            "init_std": {str(D): default_scale(D) for D in cfg.depths},
             "loss": "0.5 * mean squared error over the observed entries",
             "test_error": "mean squared error over all n^2 entries of the final target",
             "dtype": cfg.dtype, "quick": quick,

@@ -11,8 +11,9 @@ import pytest
 
 from dlnfusion.data.completion import (low_rank_target, mask_from_order, nested_masks,
                                        observed_mask, observed_order)
+from dlnfusion.interventions import Deficit, Gate
 from dlnfusion.training import completion as tc
-from dlnfusion.training.completion import default_init_std, train_completion
+from dlnfusion.training.completion import CompletionTask, default_scale, train_completion
 
 N = 12   # small matrices keep every test fast; nothing below depends on n = 100
 
@@ -29,6 +30,17 @@ def task():
                         low_rank_target(2, N, 4, 12.0)])
     masks = nested_masks(5, N, (40, 60, 90))
     return targets, masks
+
+
+def _train(targets, masks, *, switch_step, target_before, mask_before, target_after=None,
+           mask_after=None, **kw):
+    """train_completion in the paper's terms: phase 1 (t < switch_step) on the "before" task,
+    as a Deficit window [0, switch_step), phase 2 on the "after" task (default: the same)."""
+    ta = target_before if target_after is None else target_after
+    ma = mask_before if mask_after is None else mask_after
+    window = Deficit(CompletionTask(target=target_before, mask=mask_before), start=0,
+                     end=switch_step)
+    return train_completion(targets, masks, target=ta, mask=ma, interventions=[window], **kw)
 
 
 # ---------------------------------------------------------------------------------- data
@@ -135,7 +147,7 @@ def test_against_reference(task, depth, share):
     sched = dict(seeds=[4, 4, 9], switch_step=[3, 7, 0], steps=[9, 9, 6],
                  target_before=[0, 0, 2], mask_before=[0, 0, 1], target_after=[1, 1, 1],
                  mask_after=[2, 2, 2])
-    r = train_completion(targets, masks, depth=depth, lr=lr, scale=std, record_every=1,
+    r = _train(targets, masks, depth=depth, lr=lr, scale=std, record_every=1,
                          share_prefix=share, **sched)
     assert r.time.tolist() == list(range(10)) and list(r.status_names()) == ["max_steps"] * 3
     for b in range(3):
@@ -181,9 +193,9 @@ def test_initial_weights():
     assert np.array_equal(tc.initial_weights(3, 1, 100, 0.01)[0], w[0])
 
 
-def test_default_init_std():
+def test_default_scale():
     # σ = (1e-3)^{1/D}/10: 1e-4, 3.162e-3, 1e-2.
-    assert [default_init_std(d) for d in (1, 2, 3)] == pytest.approx(
+    assert [default_scale(d) for d in (1, 2, 3)] == pytest.approx(
         [1e-4, 10 ** -1.5 / 10, 1e-2], rel=1e-12)
 
 
@@ -195,7 +207,7 @@ def test_switch_happens_at_the_switch_step(task):
     # t = 4 and differ from t = 5 on (step 4 used phase 2 in one, phase 1 in the other). The
     # recorded training loss is that of the phase the next step uses: at t = 4 the first run
     # reports the phase-2 loss, the second the phase-1 loss.
-    r = train_completion(targets, masks, depth=2, seeds=1, switch_step=[4, 5], steps=8,
+    r = _train(targets, masks, depth=2, seeds=1, switch_step=[4, 5], steps=8,
                          target_before=0, mask_before=0, target_after=1, mask_after=1, lr=0.5,
                          scale=0.3, record_every=1)
     sv = r.singular_values
@@ -225,8 +237,8 @@ def test_prefix_sharing_equals_scratch(task, depth):
               target_before=[0, 0, 0, 2, 2, 0, 1, 1], mask_before=[0, 0, 0, 1, 1, 0, 2, 1],
               target_after=1, mask_after=[2, 2, 2, 2, 2, 2, 2, 0], lr=0.4, scale=0.3,
               record_every=2, n_singular=4)
-    a = train_completion(targets, masks, share_prefix=True, **kw)
-    b = train_completion(targets, masks, share_prefix=False, **kw)
+    a = _train(targets, masks, share_prefix=True, **kw)
+    b = _train(targets, masks, share_prefix=False, **kw)
     # Runs 1 and 5 are the same run, and so are 0 and 6 (T = 0: the phase-1 task is unused).
     assert a.n_unique_runs == 6 and a.n_prefix_groups == 3
     assert a.simulated_steps < b.simulated_steps
@@ -243,14 +255,14 @@ def test_no_recompilation_for_new_values(task):
     targets, masks = task
     kw = dict(depth=2, steps=[12, 12, 12, 12], target_before=0, mask_before=0,
               target_after=1, mask_after=1, record_every=2, record_until=12)
-    train_completion(targets, masks, seeds=[0, 0, 1, 1], switch_step=[2, 6, 4, 8], **kw)
+    _train(targets, masks, seeds=[0, 0, 1, 1], switch_step=[2, 6, 4, 8], **kw)
     before = tc._simulate_shared._cache_size()
     # New seeds and new switch steps, the same grouping (2 groups × 2 switch steps): no trace.
-    r = train_completion(targets, masks, seeds=[5, 5, 7, 7], switch_step=[4, 10, 0, 2], **kw)
+    r = _train(targets, masks, seeds=[5, 5, 7, 7], switch_step=[4, 10, 0, 2], **kw)
     assert tc._simulate_shared._cache_size() == before
     assert list(r.status_names()) == ["max_steps"] * 4
     # A new learning rate is a value too.
-    train_completion(targets, masks, seeds=[1, 1, 2, 2], switch_step=[0, 8, 2, 4], lr=0.3, **kw)
+    _train(targets, masks, seeds=[1, 1, 2, 2], switch_step=[0, 8, 2, 4], lr=0.3, **kw)
     assert tc._simulate_shared._cache_size() == before
 
 
@@ -265,7 +277,7 @@ def test_divergence_is_a_status(task):
     big = np.concatenate([targets, 1e4 * targets[:1]])
     sched = dict(seeds=[0, 0, 3], switch_step=[100, 0, 50], target_before=[0, 3, 2],
                  target_after=[1, 3, 1])
-    r = train_completion(big, masks, depth=2, lr=0.5, scale=0.3, record_every=10,
+    r = _train(big, masks, depth=2, lr=0.5, scale=0.3, record_every=10,
                          steps=200, mask_before=0, **sched)
     assert list(r.status_names()) == ["max_steps", "diverged", "max_steps"] and list(r.diverged) == [False, True, False]
     assert 0 < r.diverged_step[1] < 200 and r.diverged_step[0] == r.diverged_step[2] == -1
@@ -289,8 +301,8 @@ def test_float32_close_to_float64(task):
     kw = dict(depth=3, seeds=[0, 1], switch_step=[20, 40], steps=60, target_before=0,
               mask_before=0, target_after=1, mask_after=1, lr=0.5, scale=0.3,
               record_every=20)
-    a = train_completion(targets, masks, **kw)
-    b = train_completion(targets, masks, dtype="float32", **kw)
+    a = _train(targets, masks, **kw)
+    b = _train(targets, masks, dtype="float32", **kw)
     assert a.dtype == "float64" and b.dtype == "float32" and b.product.dtype == np.float32
     # Same initial weights (drawn in float64, rounded); 60 steps in float32 (eps 6e-8) of a
     # well-conditioned descent: relative differences of order 1e-6, far from 1e-3.
@@ -306,14 +318,17 @@ def test_float32_close_to_float64(task):
     (dict(lr=float("inf")), "lr"),
     (dict(scale=0.0), "scale"),
     (dict(record_every=0), "record_every"),
-    (dict(switch_step=3), "switch_step must be a multiple of record_every"),
+    (dict(switch_step=3), "the Deficit's end must be a multiple of record_every"),
     (dict(steps=9), "steps must be a multiple"),
-    (dict(switch_step=12), "switch_step must not exceed steps"),
-    (dict(switch_step=-2), "switch_step must be >= 0"),
+    (dict(switch_step=12), "the Deficit's end must not exceed steps"),
+    (dict(switch_step=-2), "the Deficit's end must be >= 0"),
+    (dict(switch_step=2.0), "the Deficit's end must be an integer"),
     (dict(seeds=[0, 1, 2], switch_step=[4, 4]), "one length"),
     (dict(seeds=1.5), "seeds must be an integer"),
-    (dict(target_before=3), "target_before"),
-    (dict(mask_after=7), "mask_after"),
+    (dict(target_before=3), "the deficit target"),
+    (dict(mask_before=3), "the deficit mask"),
+    (dict(target_after=3), "target indexes"),
+    (dict(mask_after=7), "mask indexes"),
     (dict(n_singular=13), "n_singular"),
     (dict(record_until=6), "record_until"),
     (dict(record_until=11), "record_until"),
@@ -325,7 +340,49 @@ def test_training_errors(task, change, match):
               mask_before=0, target_after=1, mask_after=1, record_every=2)
     kw.update(change)
     with pytest.raises(ValueError, match=match):
-        train_completion(targets, masks, **kw)
+        _train(targets, masks, **kw)
+
+
+def test_no_window_trains_the_own_task_throughout(task):
+    # Without interventions a run trains on its own task from step 0: the same numbers as a
+    # Deficit window of length 0, and as the reference with the switch at 0.
+    targets, masks = task
+    kw = dict(depth=2, seeds=[3, 4], steps=6, lr=0.5, scale=0.3, record_every=1)
+    a = train_completion(targets, masks, target=1, mask=[2, 0], **kw)
+    b = train_completion(targets, masks, target=1, mask=[2, 0], interventions=[
+        Deficit(CompletionTask(target=0), end=0)], **kw)
+    assert np.array_equal(a.test_error, b.test_error) and np.all(a.deficit_end == 0)
+    assert a.deficit_target.tolist() == [1, 1] and a.deficit_mask.tolist() == [2, 0]
+    for r, mask in enumerate((2, 0)):
+        errs = _reference(targets, masks, 2, [3, 4][r], 0, 6, 1, mask, 1, mask, 0.5, 0.3)[0]
+        np.testing.assert_allclose(a.test_error[r], errs, rtol=RTOL_F64)
+
+
+def test_deficit_task_defaults_to_the_own(task):
+    # CompletionTask(target=k) keeps the run's own mask: only the target changes before T.
+    targets, masks = task
+    kw = dict(depth=1, seeds=0, steps=6, target=1, mask=2, lr=0.5, scale=0.3, record_every=1)
+    r = train_completion(targets, masks, interventions=[
+        Deficit(CompletionTask(target=0), start=0, end=3)], **kw)
+    assert r.deficit_target.tolist() == [0] and r.deficit_mask.tolist() == [2]
+    errs = _reference(targets, masks, 1, 0, 3, 6, 0, 2, 1, 2, 0.5, 0.3)[0]
+    np.testing.assert_allclose(r.test_error[0], errs, rtol=RTOL_F64)
+
+
+@pytest.mark.parametrize("windows, match", [
+    (Deficit(CompletionTask(0, 0), end=2), "a list of windows"),
+    ([Gate("A", 0, 2)], "a Gate acts on the groups of a fusion network"),
+    ([Deficit(CompletionTask(0, 0), start=2, end=4)], "starts at step 0"),
+    ([Deficit(CompletionTask(0, 0), end=2), Deficit(CompletionTask(1, 1), end=2)],
+     "at most one window"),
+    ([Deficit(np.zeros((N, N)), end=2)], "CompletionTask"),
+    ([Deficit(CompletionTask(0, 0), end=None)], "needs an end step"),
+])
+def test_window_errors(task, windows, match):
+    targets, masks = task
+    with pytest.raises(ValueError, match=match):
+        train_completion(targets, masks, depth=1, seeds=0, steps=4, target=1, mask=1,
+                         record_every=2, interventions=windows)
 
 
 def test_data_shape_errors(task):
@@ -333,13 +390,13 @@ def test_data_shape_errors(task):
     kw = dict(depth=1, seeds=0, switch_step=0, steps=2, target_before=0, mask_before=0,
               record_every=1)
     with pytest.raises(ValueError, match="targets"):
-        train_completion(targets[:, :, :5], masks, **kw)
+        _train(targets[:, :, :5], masks, **kw)
     with pytest.raises(ValueError, match="masks"):
-        train_completion(targets, np.zeros_like(masks), **kw)
+        _train(targets, np.zeros_like(masks), **kw)
     with pytest.raises(ValueError, match="masks"):
-        train_completion(targets, masks[:, :6, :6], **kw)
+        _train(targets, masks[:, :6, :6], **kw)
     with pytest.raises(ValueError, match="targets"):
-        train_completion(np.full_like(targets, np.nan), masks, **kw)
+        _train(np.full_like(targets, np.nan), masks, **kw)
 
 
 # ------------------------------------------------------------------------- the figure module

@@ -7,7 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dlnfusion import CrossReconstruction, Deficit, FusionMLP, Gate, fit
+import optax
+
+from dlnfusion import CrossReconstruction, Deficit, FusionMLP, Gate, Lesion, fit
+from dlnfusion.networks import branch_parameters
+from dlnfusion.training import sgd
 from dlnfusion.compare import deficit_sweep, layer_activity, rsv_sampled
 from dlnfusion.data import FusionTask, digit_halves, load_digits, split_views, train_test_split
 from dlnfusion.interventions import ImageBlur, ViewDissociation
@@ -163,11 +167,58 @@ def test_fit_deficit_window_switches_at_its_end(task):
     np.testing.assert_allclose(sequential.train_loss[1], one.train_loss[0], rtol=2e-6)
 
 
+def _frozen_by_optax(model, task, group):
+    """An independent freeze: optax.multi_transform with set_to_zero for the parameters of
+    ``group``: branch m by index (its layers and its block of the fusion layer), or "post"
+    (the fusion bias and the layers after fusion)."""
+    params = model.init(jax.random.PRNGKey(0))
+    label = lambda tree, name: jax.tree_util.tree_map(lambda _: name, tree)  # noqa: E731
+    labels = label(params, "train")
+    if group == "post":
+        labels["fused_b"], labels["post"] = "frozen", label(params["post"], "frozen")
+    else:
+        for key in ("branches", "fused"):
+            labels[key] = tuple(label(b, "frozen" if m == group else "train")
+                                for m, b in enumerate(params[key]))
+    steps = -(-task.n_train // 60)
+    return optax.multi_transform({"train": sgd(0.05, momentum=0.9, steps_per_epoch=steps),
+                                  "frozen": optax.set_to_zero()}, labels)
+
+
+@pytest.mark.parametrize("group, index", [("B", 1), ("post", "post")])
+def test_fit_gate_freezes_a_group(task, group, index):
+    """A Gate over all epochs is training with the group's updates set to zero (optax's
+    multi_transform, an independent implementation); its parameters stay at their initial
+    values; an empty window (per-seed end 0) is plain training."""
+    model, E = _small(), 3
+    h = fit(model, task, (0, 0), epochs=E, interventions=[Gate(group, 0, [E, 0])], **_kw())
+    ref = fit(model, task, (0,), epochs=E, batch_size=60,
+              optimizer=_frozen_by_optax(model, task, index))
+    plain = fit(model, task, (0,), epochs=E, **_kw())
+    np.testing.assert_allclose(h.train_loss[0], ref.train_loss[0], rtol=2e-6)
+    np.testing.assert_allclose(h.test_acc[0], ref.test_acc[0], atol=1e-6)
+    np.testing.assert_allclose(h.train_loss[1], plain.train_loss[0], rtol=2e-6)
+    init = model.init(jax.random.fold_in(jax.random.PRNGKey(0), 0))
+    final = jax.tree_util.tree_map(lambda a: a[0], h.params)
+    if group == "post":
+        pairs = [(final["post"], init["post"]), (final["fused_b"], init["fused_b"])]
+        moved = final["branches"][1], init["branches"][1]
+    else:
+        pairs = [(branch_parameters(model, final)[1], branch_parameters(model, init)[1])]
+        moved = final["post"], init["post"]
+    for a, b in pairs:
+        for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+            np.testing.assert_array_equal(x, y)
+    assert any(not np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(moved[0]),
+                                                         jax.tree_util.tree_leaves(moved[1])))
+
+
 def test_fit_window_errors(task):
     model = _small()
     for windows, match in (
-            (Deficit(ImageBlur(), 0, 1), "list of Deficit"),
-            ([Gate("A", 0, 1)], "Deficit windows only"),
+            (Deficit(ImageBlur(), 0, 1), "list of Deficit and Gate"),
+            ([Lesion("A", unit=0)], "fit takes Deficit and Gate windows"),
+            ([Gate("C", 0, 1)], "group must be one of"),
             ([Deficit("blur", 0, 1)], "batch transform"),
             ([Deficit(ImageBlur("B", 2), 0, 1.5)], "whole number of epochs"),
             ([Deficit(ImageBlur("B", 2), 2, 1)], "start must not exceed end"),

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dlnfusion import Deficit, Gate, NetworkSpec, Stats, float64, init_batch, simulate
+from dlnfusion import Deficit, Gate, Lesion, NetworkSpec, Stats, float64, init_batch, simulate
 from dlnfusion.interventions import delete
 from dlnfusion.training import Moments, reconstruction_loss, train_reconstruction
 
@@ -29,6 +29,32 @@ def test_weight_zero_is_the_toolkits_gradient_descent():
     np.testing.assert_allclose(r.crossing("A"), tr.crossing("A", "global"), rtol=1e-9)
     np.testing.assert_allclose(r.loss[:, :200], tr.loss[:, :200], rtol=1e-9, atol=1e-14)
     assert r.crossing("B")[1] > r.crossing("B")[0] + 250
+
+
+def test_gates_and_lesions_as_in_the_toolkits_gradient_descent():
+    # At weight 0 the objective is the task loss: a gate on branch B (per-run windows), a unit
+    # lesion in A's first layer and a mode lesion of B for good must act exactly as they do in
+    # dlnfusion.simulate (the kernel's own implementation of the windows).
+    spec = NetworkSpec.fusion(3, 2, width=6)
+    st = _toy()
+    seeds = [0, 1]
+    p = init_batch(spec, seeds, "normal", 1e-2)
+    win = [Gate("B", start=[0.0, 100.0], end=[150.0, 400.0]),
+           Lesion("W_A^1", unit=2, start=50.0, end=500.0), Lesion("B", mode=0, start=900.0)]
+    r = train_reconstruction(spec, st, p, weight=0.0, lr=0.04, steps=1200, record_every=1,
+                             interventions=win)
+    tr = simulate(spec, st, seeds=seeds, scheme="normal", scale=1e-2, lr=0.04, steps=1200,
+                  record_every=1, stop_loss=None, interventions=win)
+    # float64 gradient descent along the same path, the two codes ordering their sums
+    # differently: rounding only (1e-9 relative leaves a margin of ~1e4 over float64's eps
+    # accumulated over 1200 steps)
+    np.testing.assert_allclose(r.loss, tr.loss[:, :1200], rtol=1e-9, atol=1e-14)
+    # both modalities cross before the mode lesion (without windows: A at ~230, B at ~300)
+    for m in ("A", "B"):
+        assert np.all(np.isfinite(r.crossing(m))) and np.all(r.crossing(m) < 900)
+        np.testing.assert_allclose(r.crossing(m), tr.crossing(m, "global"), rtol=1e-9)
+    # the mode lesion zeroes B's map (one mode: its whole map) from step 900 on
+    assert np.all(np.abs(r.progress[:, 901:, 1]) < 1e-12) and np.all(r.progress[:, 899, 1] > 0.4)
 
 
 def test_reconstruction_loss_against_exact_samples():
@@ -79,7 +105,8 @@ def test_train_reconstruction_errors():
             (dict(weight=-1.0), "weight must be finite and >= 0"),
             (dict(lr=0.0), "lr must be positive"),
             (dict(steps=10, record_every=3), "record_every must be a positive integer dividing"),
-            (dict(interventions=[Gate("A", 0, 1)]), "Deficit windows only"),
+            (dict(interventions=Gate("A", 0, 1)), "a list of Deficit, Gate and Lesion"),
+            (dict(interventions=[Gate("C", 0, 1)]), "group must be one of"),
             (dict(stats=[st, st]), "one Stats or one per run"),
             (dict(decoder_scale=0.0), "decoder_scale"),
             (dict(spec=NetworkSpec.fusion(2, 2, width=4, activation="relu")), "linear")):

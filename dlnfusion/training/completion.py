@@ -1,5 +1,6 @@
 """Deep matrix completion: full-batch gradient descent on products of square matrices, with a
-switch of target and observed set at a step of its own for every run.
+deficit window at the start of training (another target and/or observed set) that ends at a
+step of its own for every run.
 
 Model and loss (Kleinman, Achille, Soatto & Kao, arXiv 2308.12221, matrix-completion
 experiments; conventions in ``shared/specs/critical_periods.md``)::
@@ -13,24 +14,26 @@ Time is counted in gradient steps (step t maps W_t to W_{t+1}). Initial entries 
 N(0, σ²) with σ = (1e-3)^{1/D}/10 by default (so that every depth starts with product entries
 of standard deviation ≈ 1e-4 for n = 100).
 
-Symbol → argument: D → ``depth``, η → ``lr``, σ → ``init_std``, M → ``targets[target_before]``
-before the switch and ``targets[target_after]`` from it on (M' = the latter), Ω →
-``masks[mask_before]`` / ``masks[mask_after]``, the switch step T → ``switch_step``: steps
-t < T use phase 1, steps t ≥ T phase 2; a run trains ``end_step`` steps in all.
+Symbol → argument: D → ``depth``, η → ``lr``, σ → ``scale``; the run's own task is
+M' = ``targets[target]`` observed on ``masks[mask]``; the deficit (phase 1) is a
+:class:`~dlnfusion.interventions.Deficit` window [0, T) whose data is a :class:`CompletionTask`
+(M = ``targets[task.target]`` observed on ``masks[task.mask]``): steps t < T train on the deficit
+task, steps t ≥ T (phase 2) on the run's own; a run trains ``steps`` steps in all. Without a
+window a run trains on its own task throughout (T = 0).
 
-Every run has its own seed, switch step, end step and the four indices of its two phases; they
-are arrays, so a sweep over switch times, pre-training ranks, observed sets and seeds is one
-compiled call per depth (the depth fixes the shapes). Inside that call everything is
+Every run has its own seed, deficit end T, step budget and the four indices of its two phases;
+they are arrays, so a sweep over deficit lengths, pre-training ranks, observed sets and seeds is
+one compiled call per depth (the depth fixes the shapes). Inside that call everything is
 ``lax.while_loop``/``lax.fori_loop``; the host sees the results once, at the end.
 
 Structure that is exploited (``share_prefix=True``, the default):
 
-* runs that share (seed, phase-1 target, phase-1 mask) have the same first T steps whatever
-  their switch step or phase-2 task. Such a *group* is simulated once up to its largest switch
-  step, its weights are snapshotted at each of its switch steps, and all snapshots then continue
-  together, batched, on their phase-2 tasks (phase B). A run with T = 0 needs no prefix and is
+* runs that share (seed, deficit target, deficit mask) have the same first T steps whatever
+  their deficit end or own task. Such a *group* is simulated once up to its largest deficit
+  end, its weights are snapshotted at each of its deficit ends, and all snapshots then continue
+  together, batched, on their own tasks (phase B). A run with T = 0 needs no prefix and is
   attached to any group with its seed.
-* identical runs (same group, switch step, end step and phase-2 task) are simulated once.
+* identical runs (same group, deficit end, step budget and own task) are simulated once.
 * for D = 1 the model is the matrix itself; the update is elementwise and no matmul is done.
   For D ≥ 2 one step costs 3(D − 1) n×n matmuls (products W_i⋯W_1 forward, (W_D⋯W_{i+1})ᵀG
   backward, and one per gradient).
@@ -44,13 +47,14 @@ Speed (benchmarks/bench_completion.py, 2 CPU cores shared with other jobs, n = 1
 5900 and 3200, D = 1 about 33 000 (there the singular values of the records dominate). XLA on
 CPU runs one compiled call on one core; a run-step of D = 3 is 6 batched 100×100 matmuls.
 
-Records, every ``record_every`` steps at t = 0, record_every, …, ``horizon``: the test error
-against the run's phase-2 target, the training loss of the phase the next step uses (phase 1 for
-t < T, phase 2 for t ≥ T) and the top ``n_singular`` singular values of P. Switch and end steps
-must be multiples of ``record_every``, so that snapshots and records fall on block boundaries.
+Records, every ``record_every`` steps at t = 0, record_every, …, ``record_until``: the test error
+against the run's own target, the training loss of the phase the next step uses (the deficit's
+for t < T, the run's own for t ≥ T) and the top ``n_singular`` singular values of P. Deficit ends
+and step budgets must be multiples of ``record_every``, so that snapshots and records fall on
+block boundaries.
 
 Divergence: checked at every record (block boundary): a run whose loss there is not finite
-is frozen from then on, its status becomes "diverged" with that step (``diverged_step``: the
+is frozen from then on, its status becomes ``Status.DIVERGED`` with that step (``diverged_step``: the
 blow-up happened within the ``record_every`` steps before it), and its records from then on
 and its final values are NaN (its weights are non-finite or overflowing). Other runs in the
 batch are unaffected (vmapped, independent). A run is not stopped for being large, only for
@@ -64,7 +68,6 @@ Precision: float64 by default, float32 on request (``dtype``).
 """
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
@@ -73,14 +76,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import checks
+from ..interventions.schedule import Deficit, Gate, Lesion
 from ..precision import float64, resolve_dtype
 from ..results import Run, Status
 
-__all__ = ["train_completion", "CompletionRuns", "default_init_std", "initial_weights"]
+__all__ = ["train_completion", "CompletionRuns", "CompletionTask", "default_scale",
+           "initial_weights"]
 
 
 
-def default_init_std(depth: int) -> float:
+def default_scale(depth: int) -> float:
     """σ = (1e-3)^{1/D}/10, the paper's entry standard deviation for depth D."""
     return float((1e-3) ** (1.0 / depth) / 10.0)
 
@@ -90,15 +96,18 @@ class CompletionRuns(Run):
     """What :func:`train_completion` returns, runs first (B = number of runs asked for).
 
     ``time`` (R,) recorded steps; ``test_error``, ``train_loss`` (B, R) and
-    ``singular_values`` (B, R, k) (descending), NaN after a run's end step or its divergence;
-    ``test_error_final``, ``train_loss_final`` (B,) at the end step (phase 2); ``product``
-    (B, n, n) the final learned product; ``status`` (B,) :class:`~dlnfusion.results.Status` codes (``MAX_STEPS``: the run reached
-    its end step, ``DIVERGED``) and
-    ``diverged_step`` (B,) the first record step at which the run was non-finite (−1 if
-    none). The remaining fields echo the
-    schedule and settings; ``n_prefix_groups``/``n_unique_runs`` say how much was shared,
-    ``simulated_steps`` counts the run-steps the compiled loops executed (frozen and padded runs
-    included) and ``requested_steps`` = Σ end_step, the cost without sharing.
+    ``singular_values`` (B, R, k) (descending), NaN after a run's last step or its divergence;
+    ``test_error_final``, ``train_loss_final`` (B,) after its last step (its own task);
+    ``product`` (B, n, n) the final learned product; ``status`` (B,)
+    :class:`~dlnfusion.results.Status` codes (``MAX_STEPS``: the run trained its ``steps``,
+    ``DIVERGED``) and ``diverged_step`` (B,) the first record step at which the run was
+    non-finite (−1 if none). The remaining fields echo the schedule and settings, per run:
+    ``seeds``, ``steps``, the run's own ``target`` and ``mask``, the deficit window's end
+    ``deficit_end`` (0: no deficit) and task (``deficit_target``, ``deficit_mask``; the run's own
+    where it has none) and the observed counts ``n_observed`` and ``n_observed_deficit``;
+    ``n_prefix_groups``/``n_unique_runs`` say how much was shared, ``simulated_steps`` counts
+    the run-steps the compiled loops executed (frozen and padded runs included) and
+    ``requested_steps`` = Σ steps, the cost without sharing.
     """
 
     time: np.ndarray
@@ -111,17 +120,17 @@ class CompletionRuns(Run):
     status: np.ndarray
     diverged_step: np.ndarray
     seeds: np.ndarray
-    switch_step: np.ndarray
-    end_step: np.ndarray
-    target_before: np.ndarray
-    mask_before: np.ndarray
-    target_after: np.ndarray
-    mask_after: np.ndarray
-    n_observed_before: np.ndarray
-    n_observed_after: np.ndarray
+    steps: np.ndarray
+    target: np.ndarray
+    mask: np.ndarray
+    deficit_end: np.ndarray
+    deficit_target: np.ndarray
+    deficit_mask: np.ndarray
+    n_observed: np.ndarray
+    n_observed_deficit: np.ndarray
     depth: int
     lr: float
-    init_std: float
+    scale: float
     dtype: str
     record_every: int
     shared_prefix: bool
@@ -130,7 +139,7 @@ class CompletionRuns(Run):
     simulated_steps: int
     requested_steps: int
 
-    _static = ("depth", "lr", "init_std", "dtype", "record_every", "shared_prefix",
+    _static = ("depth", "lr", "scale", "dtype", "record_every", "shared_prefix",
                "n_prefix_groups", "n_unique_runs", "simulated_steps", "requested_steps")
 
 
@@ -264,18 +273,18 @@ def _run_blocks(W, dead, dead_at, t0, end, switch, M1, A1, M2, A2, err_run, err_
 _INIT_TAG = 2308_12221_3
 
 
-def initial_weights(seed: int, depth: int, n: int, init_std: float) -> np.ndarray:
+def initial_weights(seed: int, depth: int, n: int, scale: float) -> np.ndarray:
     """Initial weights (D, n, n), W[i] = W_{i+1}: σ times i.i.d. N(0, 1) float64 draws of
     numpy's ``default_rng(SeedSequence([tag, seed, i]))`` for layer i (drawn on the host: a
     threefry draw inside the compiled loop costs more compile time than the whole loop)."""
     return np.stack([np.random.default_rng(np.random.SeedSequence([_INIT_TAG, int(seed), i]))
-                     .standard_normal((n, n)) for i in range(depth)]) * float(init_std)
+                     .standard_normal((n, n)) for i in range(depth)]) * float(scale)
 
 
-def _init_batch(seeds, depth, n, init_std, dtype):
+def _init_batch(seeds, depth, n, scale, dtype):
     cache = {}
     for s in np.unique(seeds):
-        cache[int(s)] = initial_weights(int(s), depth, n, init_std)
+        cache[int(s)] = initial_weights(int(s), depth, n, scale)
     return jnp.asarray(np.stack([cache[int(s)] for s in seeds]), dtype)
 
 
@@ -364,17 +373,45 @@ def _int_array(name, value, low=0):
     return a.astype(np.int64)
 
 
-def _pos_int(name, value, low=1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
+@dataclass(frozen=True)
+class CompletionTask:
+    """A matrix-completion task by index: ``targets[target]`` observed on ``masks[mask]``
+    (an integer or one per run each; None: the run's own). The data of a
+    :class:`~dlnfusion.interventions.Deficit` window of :func:`train_completion`."""
+
+    target: object = None
+    mask: object = None
 
 
-def _pos_float(name, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-            or not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
+def _deficit(interventions):
+    """(end, deficit target, deficit mask) of the one Deficit window, or (0, None, None)."""
+    if interventions is None:
+        return 0, None, None
+    if isinstance(interventions, (Deficit, Gate, Lesion)) or \
+            not isinstance(interventions, (list, tuple)):
+        raise ValueError("interventions must be a list of windows (at most one Deficit for "
+                         f"train_completion), got {interventions!r}")
+    if not interventions:
+        return 0, None, None
+    if len(interventions) > 1:
+        raise ValueError("interventions: train_completion takes at most one window, a Deficit "
+                         f"starting at step 0; got {len(interventions)} windows")
+    (w,) = interventions
+    if not isinstance(w, Deficit):
+        raise ValueError(f"interventions: train_completion takes a Deficit window (the task "
+                         f"before its end); a {type(w).__name__} acts on the groups of a "
+                         "fusion network, which a product of square matrices does not have")
+    if not isinstance(w.data, CompletionTask):
+        raise ValueError("interventions: the Deficit's data must be a CompletionTask(target=, "
+                         f"mask=), got {type(w.data).__name__}")
+    start = np.asarray(w.start)
+    if start.dtype == bool or not np.issubdtype(start.dtype, np.number) or np.any(start != 0):
+        raise ValueError("interventions: the Deficit window of train_completion starts at step "
+                         f"0 (the deficit task first, then the run's own); got start={w.start!r}")
+    if w.end is None:
+        raise ValueError("interventions: the Deficit window needs an end step (an integer or "
+                         "one per run)")
+    return w.end, w.data.target, w.data.mask
 
 
 def _stack_square(name, a, kind):
@@ -398,27 +435,26 @@ def _stack_square(name, a, kind):
     return a
 
 
-def _schedule(seeds, switch_step, end_step, tb, mb, ta, ma, n_targets, n_masks, rec):
-    names = ("seeds", "switch_step", "steps", "target_before", "mask_before",
-             "target_after", "mask_after")
-    arrs = [_int_array(nm, v) for nm, v in zip(names, (seeds, switch_step, end_step, tb, mb,
-                                                       ta, ma))]
+def _schedule(seeds, switch, steps, tb, mb, ta, ma, n_targets, n_masks, rec):
+    names = ("seeds", "the Deficit's end", "steps", "the deficit target", "the deficit mask",
+             "target", "mask")
+    arrs = [_int_array(nm, v) for nm, v in zip(names, (seeds, switch, steps, tb, mb, ta, ma))]
     try:
         arrs = [np.array(a) for a in np.broadcast_arrays(*arrs)]
     except ValueError:
-        raise ValueError("the per-run arrays (seeds, switch_step, steps, target_*, mask_*) "
-                         "must have one length (or be scalars)") from None
+        raise ValueError("the per-run arrays (seeds, steps, target, mask and the Deficit's end "
+                         "and task) must have one length (or be scalars)") from None
     arrs = [a.reshape(-1) for a in arrs]
     if arrs[0].size == 0:
         raise ValueError("seeds must name at least one run")
     seeds, sw, end, tb, mb, ta, ma = arrs
-    for nm, a, top in (("target_before", tb, n_targets), ("target_after", ta, n_targets),
-                       ("mask_before", mb, n_masks), ("mask_after", ma, n_masks)):
+    for nm, a, top in (("the deficit target", tb, n_targets), ("target", ta, n_targets),
+                       ("the deficit mask", mb, n_masks), ("mask", ma, n_masks)):
         if a.max() >= top:
             raise ValueError(f"{nm} indexes entry {a.max()}, but there are only {top}")
     if np.any(sw > end):
-        raise ValueError("switch_step must not exceed steps")
-    for nm, a in (("switch_step", sw), ("steps", end)):
+        raise ValueError("the Deficit's end must not exceed steps")
+    for nm, a in (("the Deficit's end", sw), ("steps", end)):
         if np.any(a % rec):
             raise ValueError(f"{nm} must be a multiple of record_every ({rec})")
     return seeds, sw, end, tb, mb, ta, ma
@@ -471,14 +507,13 @@ def _chunked(L, chunk):
     return c, n_chunks * c
 
 
-def train_completion(targets, masks, *, depth: int, seeds, switch_step, steps,
-                     target_before, mask_before, target_after=None, mask_after=None,
-                     lr: float = 0.2, scale: float | None = None, record_every: int = 1000,
-                     record_until: int | None = None, n_singular: int | None = None,
-                     dtype="float64", share_prefix: bool = True,
+def train_completion(targets, masks, *, depth: int, seeds, steps, target, mask,
+                     interventions=None, lr: float = 0.2, scale: float | None = None,
+                     record_every: int = 1000, record_until: int | None = None,
+                     n_singular: int | None = None, dtype="float64", share_prefix: bool = True,
                      chunk: int = 8) -> CompletionRuns:
     """Train a batch of deep matrix-completion runs; see the module docstring for the model,
-    the loss, the phase schedule and the sharing of prefixes.
+    the loss, the deficit schedule and the sharing of prefixes.
 
     Parameters
     ----------
@@ -486,15 +521,19 @@ def train_completion(targets, masks, *, depth: int, seeds, switch_step, steps,
         :func:`dlnfusion.data.completion.low_rank_target`.
     masks : (Q, n, n) boolean observed sets (or one (n, n)), each observing ≥ 1 entry.
     depth : D, the number of factors (1, 2, 3, …); one compiled call per depth.
-    seeds, switch_step, steps, target_before, mask_before, target_after, mask_after :
-        per-run integers (arrays of one length B, or scalars broadcast to it). The seed draws
-        the initial weights. Phase 1 (steps t < switch_step) trains on
-        ``targets[target_before]`` observed on ``masks[mask_before]``; phase 2 (steps
-        switch_step ≤ t < steps) on ``targets[target_after]`` and ``masks[mask_after]``
-        (default: the phase-1 ones). The test error is always against the phase-2 target.
+    seeds, steps, target, mask : per-run integers (arrays of one length B, or scalars
+        broadcast to it). The seed draws the initial weights; a run trains ``steps`` steps on
+        its own task, ``targets[target]`` observed on ``masks[mask]``, against which the test
+        error is always measured.
+    interventions : None, or a list with one
+        :class:`~dlnfusion.interventions.Deficit` window ``Deficit(CompletionTask(target=,
+        mask=), start=0, end=T)``: steps t < T train on the deficit task (its target and mask
+        indices, an integer or one per run each; None keeps the run's own), steps T ≤ t < steps
+        on the run's own. ``end`` is an integer or one per run (0: no deficit).
     lr : learning rate η (0.2 in the paper).
-    scale : σ, the standard deviation of the initial entries; default (1e-3)^{1/D}/10.
-    record_every : steps between records; switch and end steps must be multiples of it.
+    scale : σ, the standard deviation of the initial entries; default (1e-3)^{1/D}/10
+        (:func:`default_scale`).
+    record_every : steps between records; deficit ends and ``steps`` must be multiples of it.
     record_until : last recorded step (default the largest of ``steps``); a multiple of
         record_every. The compiled code depends on record_until/record_every, not on the steps
         themselves.
@@ -505,17 +544,17 @@ def train_completion(targets, masks, *, depth: int, seeds, switch_step, steps,
         numbers).
 
     Compiled shapes depend on (B or the numbers of groups, snapshot slots and unique runs, n, D,
-    the numbers of targets and masks, horizon/record_every, n_singular, dtype, chunk); new seeds
-    and switch steps with the same grouping reuse the compiled loop.
+    the numbers of targets and masks, record_until/record_every, n_singular, dtype, chunk); new
+    seeds and deficit ends with the same grouping reuse the compiled loop.
     """
-    horizon = record_until
-    init_std = scale
-    end_step = steps
-    depth = _pos_int("depth", depth)
-    rec = _pos_int("record_every", record_every)
-    chunk = _pos_int("chunk", chunk)
-    lr = _pos_float("lr", lr)
-    init_std = default_init_std(depth) if init_std is None else _pos_float("scale", init_std)
+    depth = checks.positive_int("depth", depth)
+    rec = checks.positive_int("record_every", record_every)
+    chunk = checks.positive_int("chunk", chunk)
+    lr = checks.learning_rate(lr)
+    scale = default_scale(depth) if scale is None else checks.positive("scale", scale)
+    switch, tb, mb = _deficit(interventions)
+    tb = target if tb is None else tb
+    mb = mask if mb is None else mb
     dt = resolve_dtype(dtype)
     T = _stack_square("targets", targets, "target")
     Q = _stack_square("masks", masks, "mask")
@@ -524,17 +563,14 @@ def train_completion(targets, masks, *, depth: int, seeds, switch_step, steps,
         raise ValueError(f"masks are {Q.shape[1]}×{Q.shape[1]} but targets are {n}×{n}")
     if n_singular is None:
         n_singular = n
-    n_singular = _pos_int("n_singular", n_singular)
+    n_singular = checks.positive_int("n_singular", n_singular)
     if n_singular > n:
         raise ValueError(f"n_singular must be at most n = {n}, got {n_singular}")
-    ta = target_before if target_after is None else target_after
-    ma = mask_before if mask_after is None else mask_after
-    seeds, sw, end, tb, mb, ta, ma = _schedule(seeds, switch_step, end_step, target_before,
-                                               mask_before, ta, ma, T.shape[0], Q.shape[0], rec)
+    seeds, sw, end, tb, mb, ta, ma = _schedule(seeds, switch, steps, tb, mb, target, mask,
+                                               T.shape[0], Q.shape[0], rec)
     top = int(end.max())
-    if horizon is None:
-        horizon = top
-    horizon = _pos_int("record_until", horizon, 0)
+    horizon = top if record_until is None else checks.nonnegative_int("record_until",
+                                                                      record_until)
     if horizon < top or horizon % rec:
         raise ValueError(f"record_until must be a multiple of record_every ({rec}) and at least "
                          f"the largest of steps ({top}), got {horizon}")
@@ -559,7 +595,7 @@ def train_completion(targets, masks, *, depth: int, seeds, switch_step, steps,
             up = _pad(dict(g=utab[0], k=utab[1], ta=utab[2], ma=utab[3]), Up)
             u_sw = np.concatenate([utab[4], np.zeros(Up - U, np.int64)])
             u_end = np.concatenate([utab[5], np.zeros(Up - U, np.int64)])
-            W0 = _init_batch(gp["s"], depth, n, init_std, dt)
+            W0 = _init_batch(gp["s"], depth, n, scale, dt)
             ra, rb, fin = _simulate_shared(
                 Tj, Aj, lr_j, W0, *(jnp.asarray(x) for x in (
                     gp["tb"], gp["mb"], g_end_p, gp["sw"], up["g"], up["k"],
@@ -574,7 +610,7 @@ def train_completion(targets, masks, *, depth: int, seeds, switch_step, steps,
             cu, Bp = _chunked(B, chunk)
             p = _pad(dict(s=seeds, tb=tb, mb=mb, ta=ta, ma=ma, sw=sw), Bp)
             endp = np.concatenate([end, np.zeros(Bp - B, np.int64)])
-            W0 = _init_batch(p["s"], depth, n, init_std, dt)
+            W0 = _init_batch(p["s"], depth, n, scale, dt)
             r, fin = _simulate_direct(Tj, Aj, W0, lr_j,
                                       *(jnp.asarray(p[k]) for k in ("tb", "mb", "ta", "ma",
                                                                     "sw")),
@@ -595,9 +631,8 @@ def train_completion(targets, masks, *, depth: int, seeds, switch_step, steps,
         test_error_final=err_f[pick].astype(float), train_loss_final=loss_f[pick].astype(float),
         product=P[pick], status=status,
         diverged_step=np.where(dead[pick], dead_at[pick], -1).astype(np.int64), seeds=seeds,
-        switch_step=sw, end_step=end, target_before=tb, mask_before=mb, target_after=ta,
-        mask_after=ma, n_observed_before=counts[mb], n_observed_after=counts[ma], depth=depth,
-        lr=lr, init_std=init_std, dtype=np.dtype(dt).name, record_every=rec,
+        steps=end, target=ta, mask=ma, deficit_end=sw, deficit_target=tb, deficit_mask=mb,
+        n_observed=counts[ma], n_observed_deficit=counts[mb], depth=depth, lr=lr, scale=scale, dtype=np.dtype(dt).name, record_every=rec,
         shared_prefix=bool(share_prefix), n_prefix_groups=int(G), n_unique_runs=int(U),
         simulated_steps=simulated, requested_steps=int(end.sum()))
 

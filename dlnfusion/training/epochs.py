@@ -20,6 +20,7 @@ which the other modalities receive a blank input (zeros, the mean image after st
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from functools import partial
 from dataclasses import dataclass
@@ -33,8 +34,8 @@ import optax
 from .. import checks
 from ..data.tasks import FusionTask
 from ..results import Run, Status
-from ..interventions.schedule import Deficit, _times
-from ..networks.classifiers import _check_shapes
+from ..interventions.schedule import Deficit, Gate, Lesion, _times
+from ..networks.classifiers import _check_shapes, branch_parameters
 
 __all__ = ["fit", "History", "sgd", "FIT_LOSSES"]
 
@@ -159,9 +160,11 @@ def _per_sample_loss(model, loss_fn, params, xs, y):
     return per if aux is None else per + aux(params, xs)
 
 
-def _with_deficits(deficits, names, key, on, xs, y, pool_x, pool_y):
+def _with_deficits(windows, names, key, on, xs, y, pool_x, pool_y):
     """The batch (xs, y) with every deficit window that is on (``on`` (K,) booleans) applied."""
-    for k, transform in enumerate(deficits):
+    for k, (kind, transform) in enumerate(windows):
+        if kind != "deficit":
+            continue
         dx, dy = transform(jax.random.fold_in(key, 1 + k), xs, y, pool_x, pool_y, names)
         xs = tuple(jnp.where(on[k], a, b) for a, b in zip(dx, xs))
         y = jnp.where(on[k], dy, y)
@@ -170,9 +173,9 @@ def _with_deficits(deficits, names, key, on, xs, y, pool_x, pool_y):
 
 @partial(jax.jit, static_argnames=("model", "loss_fn", "optimizer", "corrupt", "batch_size",
                                    "n_epochs", "record_every", "eval_batch", "classify",
-                                   "deficits", "names"))
+                                   "windows", "names"))
 def _chunk(carry, first_epoch, data, *, model, loss_fn, optimizer, corrupt, batch_size,
-           n_epochs, record_every, eval_batch, classify, deficits=(), names=()):
+           n_epochs, record_every, eval_batch, classify, windows=(), names=()):
     train_x, train_y, test_x, test_y = data
     n = train_y.shape[0]
     nb = -(-n // batch_size)
@@ -180,8 +183,8 @@ def _chunk(carry, first_epoch, data, *, model, loss_fn, optimizer, corrupt, batc
 
     def batch_loss(params, key, idx, mask, on):
         xs, y = tuple(x[idx] for x in train_x), train_y[idx]
-        if deficits:
-            xs, y = _with_deficits(deficits, names, key, on, xs, y, train_x, train_y)
+        if any(kind == "deficit" for kind, _ in windows):
+            xs, y = _with_deficits(windows, names, key, on, xs, y, train_x, train_y)
         if corrupt is not None:
             xs = corrupt(key, xs)
         per = _per_sample_loss(model, loss_fn, params, xs, y)
@@ -189,6 +192,24 @@ def _chunk(carry, first_epoch, data, *, model, loss_fn, optimizer, corrupt, batc
 
     grad_fn = jax.value_and_grad(batch_loss, has_aux=True)
     extra_args = isinstance(optimizer, optax.GradientTransformationExtraArgs)
+    gates = [(k, leaves) for k, (kind, leaves) in enumerate(windows) if kind == "gate"]
+
+    def frozen_leaves(on, n_leaves):
+        """Per parameter: whether an active gate freezes it (None without gates)."""
+        if not gates:
+            return None
+        out = [jnp.zeros((), bool)] * n_leaves
+        for k, leaves in gates:
+            for i in leaves:
+                out[i] = out[i] | on[k]
+        return out
+
+    def where_frozen(frozen, a, b):
+        """``a`` where frozen, else ``b``, leaf by leaf."""
+        la, tree = jax.tree_util.tree_flatten(a)
+        lb = jax.tree_util.tree_leaves(b)
+        return jax.tree_util.tree_unflatten(
+            tree, [jnp.where(f, x, y) for f, x, y in zip(frozen, la, lb)])
 
     def one_seed_epoch(state, const, epoch):
         params, opt_state, dead = state
@@ -205,12 +226,17 @@ def _chunk(carry, first_epoch, data, *, model, loss_fn, optimizer, corrupt, batc
             params, opt_state, dead, total = s
             idx, m, k = inp
             (loss, (xs_b, y_b)), g = grad_fn(params, k, idx, m, on)
+            frozen = frozen_leaves(on, len(jax.tree_util.tree_leaves(g)))
+            if frozen is not None:   # a gated parameter receives no gradient ...
+                g = where_frozen(frozen, jax.tree_util.tree_map(jnp.zeros_like, g), g)
             if extra_args:   # per-branch methods read the batch (dlnfusion.transforms)
                 updates, new_opt = optimizer.update(g, opt_state, params,
                                                     batch=(xs_b, y_b, m), epoch=epoch)
             else:
                 updates, new_opt = optimizer.update(g, opt_state, params)
             new_params = optax.apply_updates(params, updates)
+            if frozen is not None:   # ... and does not move (momentum and decay included)
+                new_params = where_frozen(frozen, params, new_params)
             bad = dead | ~jnp.isfinite(loss) | ~jnp.all(jnp.stack(
                 [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(new_params)]))
             keep = lambda new, old: jax.tree_util.tree_map(  # noqa: E731
@@ -280,29 +306,63 @@ def _merge(runs) -> History:
                    np.concatenate([h.seeds for h in runs]), runs[0].names)
 
 
-def _fit_windows(interventions, task, S):
-    """The batch transforms of the Deficit windows and their (S, K) start and end epochs."""
+def _gate_groups(model, params, names) -> dict:
+    """Group name -> the indices (in ``jax.tree_util.tree_leaves`` order) of the parameters a
+    Gate on it freezes: each modality's branch (:func:`~dlnfusion.networks.branch_parameters`)
+    and "post", every parameter of the network after fusion (a model's decoders are in no
+    group)."""
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    index = jax.tree_util.tree_unflatten(treedef, list(range(len(leaves))))
+    branches = branch_parameters(model, index)
+    groups = {name: tuple(sorted(jax.tree_util.tree_leaves(b)))
+              for name, b in zip(names, branches)}
+    net = index["net"] if isinstance(index, dict) and "net" in index and \
+        getattr(model, "base", None) is not None else index
+    taken = {i for g in groups.values() for i in g}
+    groups["post"] = tuple(i for i in jax.tree_util.tree_leaves(net) if i not in taken)
+    return groups
+
+
+def _fit_windows(interventions, task, S, model, params):
+    """The static description of the windows (per window: ("deficit", batch transform) or
+    ("gate", frozen leaf indices)) and their (S, K) start and end epochs."""
     if interventions is None:
         interventions = ()
-    if isinstance(interventions, Deficit) or not isinstance(interventions, (list, tuple)):
-        raise ValueError("interventions must be a list of Deficit windows")
-    deficits, starts, ends = [], [], []
+    if isinstance(interventions, (Deficit, Gate, Lesion)) or \
+            not isinstance(interventions, (list, tuple)):
+        raise ValueError("interventions must be a list of Deficit and Gate windows")
+    windows, starts, ends = [], [], []
+    groups = None
     for k, w in enumerate(interventions):
-        if not isinstance(w, Deficit):
-            raise ValueError(f"interventions: fit takes Deficit windows only (window {k} is a "
-                             f"{type(w).__name__}); gates and lesions act on the linear "
-                             "networks of dlnfusion.train")
-        d = w.data
-        if not (callable(d) and callable(getattr(d, "check", None))):
-            raise ValueError(f"interventions: window {k}'s data must be a batch transform "
-                             "(ImageBlur, ViewDissociation), got "
-                             f"{type(d).__name__}")
-        try:
-            hash(d)
-        except TypeError as exc:
-            raise ValueError(f"interventions: window {k}'s transform must be hashable (a frozen "
-                             "dataclass)") from exc
-        d.check(task)
+        if isinstance(w, Gate):
+            if groups is None:
+                try:
+                    groups = _gate_groups(model, params, task.names)
+                except ValueError as exc:
+                    raise ValueError(f"interventions: window {k} is a Gate, which needs a model "
+                                     "with branches (FusionMLP, FusionCNN or a model wrapping "
+                                     f"one): {exc}") from None
+            if not isinstance(w.group, str) or w.group not in groups:
+                raise ValueError(f"window {k}: group must be one of {tuple(groups)}, got "
+                                 f"{w.group!r}")
+            windows.append(("gate", groups[w.group]))
+        elif isinstance(w, Deficit):
+            d = w.data
+            if not (callable(d) and callable(getattr(d, "check", None))):
+                raise ValueError(f"interventions: window {k}'s data must be a batch transform "
+                                 "(ImageBlur, ViewDissociation), got "
+                                 f"{type(d).__name__}")
+            try:
+                hash(d)
+            except TypeError as exc:
+                raise ValueError(f"interventions: window {k}'s transform must be hashable (a "
+                                 "frozen dataclass)") from exc
+            d.check(task)
+            windows.append(("deficit", d))
+        else:
+            raise ValueError(f"interventions: fit takes Deficit and Gate windows (window {k} is "
+                             f"a {type(w).__name__}); lesions of modes and units act on the "
+                             "linear networks of dlnfusion.train")
         a, b = _times("start", k, w.start, S, False), _times("end", k, w.end, S, False)
         for name, v in (("start", a), ("end", b)):
             if np.any(v < 0) or np.any(v != np.round(v)):
@@ -311,19 +371,18 @@ def _fit_windows(interventions, task, S):
         if np.any(a > b):
             raise ValueError(f"window {k}: start must not exceed end, got start {w.start!r}, "
                              f"end {w.end!r}")
-        deficits.append(d)
         starts.append(a)
         ends.append(b)
     st = np.stack(starts, 1) if starts else np.zeros((S, 0))
     en = np.stack(ends, 1) if ends else np.zeros((S, 0))
-    K = st.shape[1]
-    for i in range(K):
-        for j in range(i + 1, K):
+    data = [k for k, (kind, _) in enumerate(windows) if kind == "deficit"]
+    for n, i in enumerate(data):
+        for j in data[n + 1:]:
             both = (st[:, i] < en[:, j]) & (st[:, j] < en[:, i])
             if np.any(both & (st[:, i] < en[:, i]) & (st[:, j] < en[:, j])):
-                raise ValueError(f"interventions: deficit windows {i} and {j} overlap (which data "
-                                 "is in force would be ambiguous)")
-    return tuple(deficits), st.astype(np.int64), en.astype(np.int64)
+                raise ValueError(f"interventions: deficit windows {i} and {j} overlap (which "
+                                 "data is in force would be ambiguous)")
+    return tuple(windows), st.astype(np.int64), en.astype(np.int64)
 
 
 def fit(model, task: FusionTask, seeds: Sequence[int] = (0,), *, epochs: int,
@@ -349,12 +408,15 @@ def fit(model, task: FusionTask, seeds: Sequence[int] = (0,), *, epochs: int,
     convolutional networks on CPU, where one seed at a time runs faster than a vmapped batch;
     histories that stop early are padded with NaN). Returns a :class:`History`.
 
-    ``interventions``: :class:`~dlnfusion.interventions.Deficit` windows whose ``data`` is a
-    batch transform (:class:`~dlnfusion.interventions.ImageBlur`,
-    :class:`~dlnfusion.interventions.ViewDissociation`), applied to every training batch of
-    the epochs start ≤ epoch < end (start and end: a number, or one per seed, so a sweep over
-    deficit lengths is one compiled batch; seeds may repeat). The deficit acts before the
-    task's own corruption; the epoch-0 record and the test accuracies use clean data.
+    ``interventions``: windows over the epochs start ≤ epoch < end (start and end: a whole
+    number, or one per seed, so a sweep over deficit lengths is one compiled batch; seeds may
+    repeat). :class:`~dlnfusion.interventions.Deficit` windows whose ``data`` is a batch
+    transform (:class:`~dlnfusion.interventions.ImageBlur`,
+    :class:`~dlnfusion.interventions.ViewDissociation`) act on every training batch, before
+    the task's own corruption (the epoch-0 record and the test accuracies use clean data);
+    :class:`~dlnfusion.interventions.Gate` windows freeze a group of parameters (a modality's
+    branch, :func:`~dlnfusion.networks.branch_parameters`, or ``"post"``, the network after
+    fusion): no gradient, no update, optimizer momentum included.
 
     A model with an ``auxiliary_loss(params, xs)`` method (per-sample values, e.g.
     :class:`~dlnfusion.networks.CrossReconstruction`) trains on the task loss plus it, and the
@@ -404,12 +466,13 @@ def fit(model, task: FusionTask, seeds: Sequence[int] = (0,), *, epochs: int,
         raise ValueError("optimizer must be an optax GradientTransformation, a function of the "
                          "learning rate returning one, or None")
 
-    deficits, w_start, w_end = _fit_windows(interventions, task, len(seeds))
+    template = jax.eval_shape(model.init, jax.random.PRNGKey(0))   # shapes only, no draws
+    windows, w_start, w_end = _fit_windows(interventions, task, len(seeds), model, template)
 
     if not batch_seeds and len(seeds) > 1:
         def one(i):
-            wins = None if not deficits else [
-                Deficit(d, start=w_start[i, k], end=w_end[i, k]) for k, d in enumerate(deficits)]
+            wins = [dataclasses.replace(w, start=w_start[i, k], end=w_end[i, k])
+                    for k, w in enumerate(interventions or ())]
             return fit(model, task, [seeds[i]], epochs=epochs, batch_size=batch_size,
                        optimizer=opt, loss=loss, record_every=record_every, chunk_epochs=chunk,
                        progress=progress, stop=stop, eval_batch=eval_batch, interventions=wins)
@@ -447,7 +510,7 @@ def fit(model, task: FusionTask, seeds: Sequence[int] = (0,), *, epochs: int,
         n_ep = min(chunk, epochs - done)
         carry, (l, a, u) = _chunk(carry, jnp.asarray(done), data, **static,
                                   batch_size=batch_size, n_epochs=n_ep,
-                                  record_every=record_every, deficits=deficits, names=names)
+                                  record_every=record_every, windows=windows, names=names)
         losses.append(np.asarray(l).T)
         accs.append(np.asarray(a).T)
         unis.append(np.moveaxis(np.asarray(u), 0, -1))

@@ -17,7 +17,9 @@ toolkit's population kernel for the task loss alone (the task part is
 :func:`dlnfusion.losses.squared_moments`). A :class:`~dlnfusion.interventions.Deficit` window
 (start and end in steps, per run) replaces the moments (delete, blur, dissociate) in both terms:
 a deleted source reconstructs nothing and is reconstructed from nothing useful, and under
-dissociation Σ_mk = 0 leaves the reconstruction no cross-source signal.
+dissociation Σ_mk = 0 leaves the reconstruction no cross-source signal. :class:`~dlnfusion.interventions.Gate`
+and :class:`~dlnfusion.interventions.Lesion` windows act on the network's weights as in
+:func:`dlnfusion.train` (the decoders are in no group).
 
 :func:`train_reconstruction` runs every run of a batch in one compiled ``lax.scan`` over
 records, each a ``lax.scan`` over ``record_every`` steps (no host synchronization per step), in
@@ -42,6 +44,7 @@ from ..networks import NetworkSpec, Params, total_maps
 from ..precision import float64
 from ..results import Run, Status, first_crossing
 from ..stats import Stats
+from .kernel import _intervene, _per_matrix
 from .objectives import Moments
 
 __all__ = ["train_reconstruction", "ReconstructionRun", "reconstruction_loss"]
@@ -107,10 +110,7 @@ def _task_loss(spec, params, data: Moments):
 @partial(jax.jit, static_argnames=("spec", "plan", "n_records", "record_every"))
 def _run(params, decoders, base, lr, weight, sched, *, spec, plan, n_records, record_every):
     def one_run(p, dec, own, eta, lam, sc):
-        def objective(pd, n):
-            data = own
-            if plan is not None:
-                data = sch.current_data(plan, sch.active(sc, n), own, sc)
+        def objective(pd, data):
             task, maps = _task_loss(spec, pd[0], data)
             rec = reconstruction_loss(spec, pd[0], pd[1], data)
             return task + lam * rec, (task, rec, maps)
@@ -118,11 +118,15 @@ def _run(params, decoders, base, lr, weight, sched, *, spec, plan, n_records, re
         grad = jax.value_and_grad(objective, has_aux=True)
 
         def step(carry, n):
-            pd, dead = carry
-            (_, (task, rec, maps)), g = grad(pd, n.astype(sc.start.dtype))
-            new = jax.tree_util.tree_map(lambda a, b: a - eta * b, pd, g)
+            (p, dec), dead = carry
+            # the windows in force at step n: the data, lesioned weights, gated matrices
+            p, data, frozen, _ = _intervene(plan, sc, n, p, own)
+            (_, (task, rec, maps)), (gp, gd) = grad((p, dec), data)
+            if frozen is not None:   # a gated matrix neither receives a gradient nor moves
+                gp = _per_matrix(frozen, lambda f, g: jnp.where(f, 0.0, g), gp)
+            new = jax.tree_util.tree_map(lambda a, b: a - eta * b, (p, dec), (gp, gd))
             bad = dead | ~jnp.isfinite(task + rec)
-            keep = jax.tree_util.tree_map(lambda a, b: jnp.where(bad, b, a), new, pd)
+            keep = jax.tree_util.tree_map(lambda a, b: jnp.where(bad, b, a), new, (p, dec))
             return (keep, bad), (task, rec, maps)
 
         def record(carry, r):
@@ -149,8 +153,10 @@ def train_reconstruction(spec: NetworkSpec, stats, params: Params, *, weight, lr
     steps − record_every: the
     state before each of those steps); decoders start i.i.d. normal with standard deviation
     ``decoder_scale`` from ``seed`` (run b uses fold_in(seed, b)); ``interventions``:
-    :class:`~dlnfusion.interventions.Deficit` windows (start and end in steps, scalar or per
-    run) with Stats data.
+    :class:`~dlnfusion.interventions.Deficit` windows with Stats data,
+    :class:`~dlnfusion.interventions.Gate` and :class:`~dlnfusion.interventions.Lesion`
+    windows, as for :func:`dlnfusion.train` (start and end in steps, scalar or per run). The
+    decoders belong to no group: a gate or lesion acts on the network's weights only.
     """
     if not isinstance(spec, NetworkSpec):
         raise ValueError(f"spec must be a NetworkSpec, got {type(spec).__name__}")
@@ -185,11 +191,10 @@ def train_reconstruction(spec: NetworkSpec, stats, params: Params, *, weight, lr
     sd = float(decoder_scale)
     if not np.isfinite(sd) or sd <= 0:
         raise ValueError(f"decoder_scale must be positive and finite, got {decoder_scale!r}")
+    if interventions is not None and not isinstance(interventions, (list, tuple)):
+        raise ValueError("interventions must be a list of Deficit, Gate and Lesion windows, got "
+                         f"{interventions!r}")
     windows = list(interventions or ())
-    for k, w in enumerate(windows):
-        if not isinstance(w, sch.Deficit):
-            raise ValueError(f"interventions: train_reconstruction takes Deficit windows only "
-                             f"(window {k} is a {type(w).__name__})")
     plan, sched = (None, None)
     if windows:
         plan, sched = sch.compile_schedule(spec, windows, runs, Moments)
