@@ -221,9 +221,9 @@ def test_bad_input_errors():
         inforeg(spec, prefactors={"A": 0.95, "C": 0.1})
     with pytest.raises(ValueError, match="prefactors must be a dict"):
         inforeg(spec, prefactors=[0.95, 0.1])
-    with pytest.raises(ValueError, match="beta must be a non-negative number"):
+    with pytest.raises(ValueError, match="beta must be a non-negative finite number"):
         inforeg(spec, beta=-0.5)
-    with pytest.raises(ValueError, match="alpha must be a non-negative number"):
+    with pytest.raises(ValueError, match="alpha must be a non-negative finite number"):
         ogm_ge(spec, alpha=-0.1)
     for K in (0.0, 1.0, 1.5):
         with pytest.raises(ValueError, match="K .*must lie in \\(0, 1\\)"):
@@ -304,13 +304,13 @@ def test_unimodal_losses_in_theory_and_training():
         v = np.asarray(params.branches[1][1])
         np.testing.assert_allclose(np.asarray(upd.branches[1][0]), -drive * v.T, rtol=1e-12)
         np.testing.assert_allclose(np.asarray(upd.branches[1][1]), -drive * u.T, rtol=1e-12)
-    with pytest.raises(ValueError, match="weight must be a non-negative number"):
+    with pytest.raises(ValueError, match="weight must be a non-negative finite number"):
         unimodal_losses(spec, -1.0)
     with pytest.raises(ValueError, match="unknown branch \\['C'\\]"):
         unimodal_losses(spec, {"C": 1.0})
     with pytest.raises(ValueError, match="needs params and the run's data"):
         tx.update(zero, tx.init(params), params)
-    with pytest.raises(ValueError, match="unimodal must be a non-negative number"):
+    with pytest.raises(ValueError, match="unimodal must be a non-negative finite number"):
         rd.balancing_two_layer(stats, 0.04, gram[0], 10, unimodal=-0.1)
 
 
@@ -598,7 +598,7 @@ def test_unimodal_losses_batches_adds_the_unimodal_cross_entropy_gradient():
     assert abs(got / fd - 1) < 0.01
     with pytest.raises(ValueError, match="unknown branch \\['C'\\]"):
         unimodal_losses_batches(model, {"C": 1.0})
-    with pytest.raises(ValueError, match="weight must be a non-negative number"):
+    with pytest.raises(ValueError, match="weight must be a non-negative finite number"):
         unimodal_losses_batches(model, -0.5)
     with pytest.raises(ValueError, match="needs params and the batch"):
         tx.update(zero, tx.init(params), params)
@@ -613,9 +613,9 @@ def test_batch_transforms_bad_input():
         inforeg_batches(model, prefactors={"C": 0.1})
     with pytest.raises(ValueError, match="K .*must lie in \\(0, 1\\)"):
         inforeg_batches(model, K=2.0)
-    with pytest.raises(ValueError, match="beta must be a non-negative number"):
+    with pytest.raises(ValueError, match="beta must be a non-negative finite number"):
         inforeg_batches(model, beta=-1.0)
-    with pytest.raises(ValueError, match="alpha must be a non-negative number"):
+    with pytest.raises(ValueError, match="alpha must be a non-negative finite number"):
         ogm_ge_batches(model, alpha=-1.0)
     with pytest.raises(ValueError, match="model must be a FusionMLP or a FusionCNN"):
         inforeg_batches(object())
@@ -721,13 +721,13 @@ def test_deep_reduced_dynamics_bad_input_and_flags():
         rd.balancing_deep(stats, 4, 0.04, [0.1, 0.1, 0.1], 10)
     with pytest.raises(ValueError, match="window must be one of"):
         rd.balancing_deep(stats, 4, 0.04, 0.1, 10, balancing="inforeg", window="sometimes")
-    with pytest.raises(ValueError, match="unimodal must be a non-negative number"):
+    with pytest.raises(ValueError, match="unimodal must be a non-negative finite number"):
         rd.balancing_deep(stats, 4, 0.04, 0.1, 10, unimodal=-1.0)
     # ρ = −0.75: B's correlation with y is −0.5 but its global weight is +1, a reversal
     flipped = rd.balancing_deep(dln.Stats.scalar_toy(2.0, 1.0, -0.75), 4, 0.04, 0.1, 10)
     assert not flipped.valid and "sign opposite to Sigma_yx" in flipped.caveats[-1]
     for bad in (0, 5, 2.5):
-        with pytest.raises(ValueError, match="fusion_layer must be an integer with 1 <="):
+        with pytest.raises(ValueError, match="fusion_layer must be (a positive integer|an integer with 1 <=)"):
             rd.balancing_deep(stats, 4, 0.04, 0.1, 10, fusion_layer=bad)
 
 

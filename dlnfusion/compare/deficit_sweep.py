@@ -27,6 +27,7 @@ from typing import NamedTuple, Sequence
 import jax
 import numpy as np
 
+from .. import checks
 from ..interventions.schedule import Deficit
 from ..stats import Dataset
 from ..training.epochs import fit
@@ -72,11 +73,6 @@ def _test_views(task) -> Dataset:
     return Dataset(xs, np.zeros((task.n_test, 1)), task.names)
 
 
-def _nonneg_int(name, v) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
-    return int(v)
-
 
 def deficit_sweep(model, task, deficits, lengths: Sequence[int], seeds: Sequence[int] = (0,),
                   *, budget: int, layers: Sequence[int] | None = None, start: int = 0,
@@ -97,11 +93,11 @@ def deficit_sweep(model, task, deficits, lengths: Sequence[int], seeds: Sequence
     deficits = tuple(deficits) if isinstance(deficits, (list, tuple)) else (deficits,)
     if not deficits:
         raise ValueError("deficits must name at least one batch transform")
-    lengths = np.asarray([_nonneg_int("lengths entry", n) for n in lengths], dtype=int)
+    lengths = np.asarray([checks.nonnegative_int("lengths entry", n) for n in lengths], dtype=int)
     if lengths.size == 0:
         raise ValueError("lengths must name at least one deficit length")
-    budget = _nonneg_int("budget", budget)
-    start = _nonneg_int("start", start)
+    budget = checks.nonnegative_int("budget", budget)
+    start = checks.nonnegative_int("start", start)
     totals = start + lengths + budget
     if np.any(totals < 1):
         raise ValueError("every run needs at least one epoch (start + N + budget >= 1)")

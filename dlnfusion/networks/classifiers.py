@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .spec import ACTIVATIONS, NetworkSpec, _pos_int
+from .. import checks
+from .spec import ACTIVATIONS, NetworkSpec
 
 __all__ = ["FusionMLP", "FusionCNN", "branch_parameters"]
 
@@ -59,7 +60,7 @@ class FusionMLP:
     activation: object = "relu"
 
     def __post_init__(self):
-        dims = tuple(_pos_int("input_dims entry", d) for d in self.input_dims)
+        dims = tuple(checks.positive_int("input_dims entry", d) for d in self.input_dims)
         # NetworkSpec validates depth, fusion layer and widths and gives the layer shapes.
         spec = NetworkSpec.fusion(self.depth, self.fusion_layer, width=self.width,
                                   input_dims=dims, output_dim=self.n_out)
@@ -149,13 +150,13 @@ class FusionCNN:
         shape = tuple(int(s) for s in self.image_shape)
         if len(shape) != 2 or min(shape) < 1:
             raise ValueError(f"image_shape must be (H, W), got {self.image_shape!r}")
-        L = _pos_int("n_conv", self.n_conv)
-        Lf = _pos_int("fusion_layer", self.fusion_layer)
+        L = checks.positive_int("n_conv", self.n_conv)
+        Lf = checks.positive_int("fusion_layer", self.fusion_layer)
         if Lf > L:
             raise ValueError(f"fusion_layer must satisfy 1 <= fusion_layer <= n_conv = {L}, "
                              f"got {Lf}")
         for name in ("channels", "kernel", "n_out", "n_modalities"):
-            _pos_int(name, getattr(self, name))
+            checks.positive_int(name, getattr(self, name))
         pad = self.padding
         if pad not in ("auto", "SAME", "VALID"):
             raise ValueError(f"padding must be 'auto', 'SAME' or 'VALID', got {pad!r}")

@@ -18,6 +18,8 @@ from typing import Callable, NamedTuple, Sequence
 import jax
 import numpy as np
 
+from .. import checks
+
 __all__ = ["NetworkSpec", "Params", "ACTIVATIONS"]
 
 #: Elementwise activations by name; ``NetworkSpec(activation=...)`` also takes any callable.
@@ -28,11 +30,6 @@ ACTIVATIONS: dict[str, Callable | None] = {
     "gelu": jax.nn.gelu,
 }
 
-
-def _pos_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 class Params(NamedTuple):
@@ -91,10 +88,10 @@ class NetworkSpec:
                 raise ValueError(
                     f"branch_dims[{m}] must be a chain (d_m, ..., h_f) with at least 2 entries, "
                     f"got {chain!r}")
-            bds.append(tuple(_pos_int(f"branch_dims[{m}] entry", d) for d in chain))
+            bds.append(tuple(checks.positive_int(f"branch_dims[{m}] entry", d) for d in chain))
         if not isinstance(self.post_dims, (tuple, list)) or len(self.post_dims) < 1:
             raise ValueError("post_dims must be a non-empty chain (h_f, ..., d_out)")
-        post = tuple(_pos_int("post_dims entry", d) for d in self.post_dims)
+        post = tuple(checks.positive_int("post_dims entry", d) for d in self.post_dims)
         for m, chain in enumerate(bds):
             if chain[-1] != post[0]:
                 raise ValueError(
@@ -120,17 +117,17 @@ class NetworkSpec:
         ``width`` is the hidden width (100 in the paper), either one integer for every hidden
         layer or a sequence of L - 1 widths; pre-fusion layers have that width in every branch.
         """
-        L = _pos_int("depth", depth)
-        Lf = _pos_int("fusion_layer", fusion_layer)
+        L = checks.positive_int("depth", depth)
+        Lf = checks.positive_int("fusion_layer", fusion_layer)
         if not 1 <= Lf <= L:
             raise ValueError(f"fusion_layer must satisfy 1 <= fusion_layer <= depth = {L}, got {Lf}")
         if L < 1:
             raise ValueError("depth must be at least 1")
         widths = cls._widths(width, L - 1)
-        dims = tuple(_pos_int("input_dims entry", d) for d in input_dims)
+        dims = tuple(checks.positive_int("input_dims entry", d) for d in input_dims)
         if len(dims) < 1:
             raise ValueError("input_dims must name at least one modality")
-        d_out = _pos_int("output_dim", output_dim)
+        d_out = checks.positive_int("output_dim", output_dim)
         chain = list(widths) + [d_out]  # output width of layers 1..L
         branch = tuple((d,) + tuple(chain[:Lf]) for d in dims)
         post = tuple(chain[Lf - 1:])
@@ -141,16 +138,16 @@ class NetworkSpec:
                 input_dims: Sequence[int] = (1, 1), output_dim: int = 1,
                 activation: str = "linear", names: Sequence[str] = ()):
         """Branches of different depths L_A, L_B, ... followed by L_c = ``post_depth`` layers."""
-        depths = tuple(_pos_int("branch_depths entry", d) for d in branch_depths)
+        depths = tuple(checks.positive_int("branch_depths entry", d) for d in branch_depths)
         Lc = int(post_depth)
         if Lc < 0:
             raise ValueError(f"post_depth must be >= 0, got {post_depth!r}")
-        dims = tuple(_pos_int("input_dims entry", d) for d in input_dims)
+        dims = tuple(checks.positive_int("input_dims entry", d) for d in input_dims)
         if len(dims) != len(depths):
             raise ValueError(
                 f"branch_depths has {len(depths)} entries but input_dims has {len(dims)}")
-        w = _pos_int("width", width)
-        d_out = _pos_int("output_dim", output_dim)
+        w = checks.positive_int("width", width)
+        d_out = checks.positive_int("output_dim", output_dim)
         fused = d_out if Lc == 0 else w
         branch = tuple((d,) + (w,) * (Lm - 1) + (fused,) for d, Lm in zip(dims, depths))
         post = (fused,) + (w,) * max(Lc - 1, 0) + ((d_out,) if Lc > 0 else ())
@@ -179,14 +176,14 @@ class NetworkSpec:
     @staticmethod
     def _widths(width, n: int) -> tuple:
         if isinstance(width, (int, np.integer)) and not isinstance(width, bool):
-            return (_pos_int("width", width),) * n
+            return (checks.positive_int("width", width),) * n
         try:
             ws = tuple(width)
         except TypeError as exc:
             raise ValueError(f"width must be an int or a sequence of ints, got {width!r}") from exc
         if len(ws) != n:
             raise ValueError(f"width must have depth - 1 = {n} entries, got {len(ws)}")
-        return tuple(_pos_int("width entry", w) for w in ws)
+        return tuple(checks.positive_int("width entry", w) for w in ws)
 
     # ------------------------------------------------------------------ structure
     @property

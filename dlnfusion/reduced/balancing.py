@@ -58,6 +58,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import checks
 from ..precision import float64
 from ..results import Run, Status, crossing_update, first_crossing
 from ..rules import WINDOWS, inforeg_regulation, ogm_coefficients, push_trace, score_gaps
@@ -137,10 +138,7 @@ def _check_options(method, window, unimodal, methods=METHODS):
 
 
 def _check_unimodal(unimodal):
-    lam = float(unimodal)
-    if not np.isfinite(lam) or lam < 0:
-        raise ValueError(f"unimodal must be a non-negative number, got {unimodal!r}")
-    return lam
+    return checks.nonnegative("unimodal", unimodal)
 
 
 def _method_coefficients(method, n, scores, trace, history, epochs, *, epoch, beta, K, window,
@@ -339,10 +337,9 @@ def balancing_deep(stats, depth: int, lr: float, scale, steps: int, balancing: s
     u0 = scale
     lam = _check_options(method, window, unimodal,
                          methods=tuple(m for m in METHODS if m != "ogm_ge"))
-    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 2:
-        raise ValueError(f"depth must be an integer >= 2, got {depth!r}")
-    Lf = depth if fusion_layer is None else fusion_layer
-    if isinstance(Lf, bool) or not isinstance(Lf, (int, np.integer)) or not 1 <= Lf <= depth:
+    depth = checks.integer("depth", depth, 2)
+    Lf = depth if fusion_layer is None else checks.positive_int("fusion_layer", fusion_layer)
+    if Lf > depth:
         raise ValueError(f"fusion_layer must be an integer with 1 <= fusion_layer <= depth = "
                          f"{depth}, got {fusion_layer!r}")
     S, s, syy = _toy_moments(stats)
@@ -479,18 +476,15 @@ def ogm_ge_two_layer(stats, lr: float, init, width: int, steps: int, *, alpha: f
     :class:`NoisyRun`, batched for a batch of initial states."""
     state0 = init
     lam = _check_unimodal(unimodal)
-    for name, v in (("width", width), ("paths", paths), ("steps", steps), ("record_every", record_every)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    width, paths, steps, record_every = (checks.positive_int(name, v) for name, v in (
+        ("width", width), ("paths", paths), ("steps", steps), ("record_every", record_every)))
     if width < 5:
         raise ValueError(f"width must be >= 5 (the Wishart step needs h − 4 > 0), got {width}")
-    for name, v in (("lr", lr), ("diverge_loss", diverge_loss)):
-        if not np.isfinite(v) or v <= 0:
-            raise ValueError(f"{name} must be a positive number, got {v!r}")
-    if stop_loss is not None and not stop_loss >= 0:
-        raise ValueError(f"stop_loss must be a non-negative number or None, got {stop_loss!r}")
-    if not np.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"alpha must be a non-negative number, got {alpha!r}")
+    lr = checks.learning_rate(lr)
+    diverge_loss = checks.positive("diverge_loss", diverge_loss)
+    if stop_loss is not None:
+        stop_loss = checks.nonnegative("stop_loss", stop_loss)
+    alpha = checks.nonnegative("alpha", alpha)
     S, s, syy = _toy_moments(stats)
     M = s.size
     if M != 2:

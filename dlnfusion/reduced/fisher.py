@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import checks
 from ..precision import float64
 from ..results import Run, Status
 from ..theory.fisher import _toy_moments
@@ -69,13 +70,10 @@ def fisher_late_fusion(stats, depth: int, lr: float, init, steps: int, init_norm
     """
     p0 = init_norms
     w0 = init
-    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 2:
-        raise ValueError(f"depth must be an integer >= 2 (late fusion), got {depth!r}")
-    if not np.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
-    for name, v in (("steps", steps), ("record_every", record_every)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    depth = checks.integer("depth", depth, 2, "an integer >= 2 (late fusion)")
+    lr = checks.learning_rate(lr)
+    steps = checks.positive_int("steps", steps)
+    record_every = checks.positive_int("record_every", record_every)
     S, s, syy = _toy_moments(stats)
     M = len(s)
     w0 = np.broadcast_to(np.asarray(w0, float), (M,)).copy()

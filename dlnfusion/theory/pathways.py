@@ -56,6 +56,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import integrate, optimize
 
+from .. import checks
 from ..interventions.schedule import Gate, Lesion
 
 __all__ = ["pathways_closed_form", "SplitPrediction", "predicted_split", "split_limit",
@@ -64,28 +65,14 @@ __all__ = ["pathways_closed_form", "SplitPrediction", "predicted_split", "split_
 
 # ------------------------------------------------------------------------------ validation
 def _as_depths(depths):
-    arr = np.atleast_1d(np.asarray(depths, dtype=object))
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"depths must be a non-empty 1-D sequence of positive integers, got "
-                         f"{depths!r}")
-    out = []
-    for i, d in enumerate(arr.tolist()):
-        ok = (isinstance(d, (int, np.integer)) and not isinstance(d, bool)) or \
-             (isinstance(d, (float, np.floating)) and float(d).is_integer())
-        if not ok or d < 1:
-            raise ValueError(f"depths[{i}] must be a positive integer (number of weight "
-                             f"matrices of pathway {i}), got {d!r}")
-        out.append(int(d))
-    return tuple(out)
+    if isinstance(depths, (str, bytes)) or np.ndim(depths) != 1 or len(depths) == 0:
+        raise ValueError(f"depths must be a non-empty 1-D sequence of positive integers (the "
+                         f"number of weight matrices of each pathway), got {depths!r}")
+    return tuple(checks.positive_int(f"depths[{i}]", d) for i, d in enumerate(depths))
 
 
 def _as_depth(depth, name="depth"):
-    ok = (isinstance(depth, (int, np.integer)) and not isinstance(depth, bool)) or \
-         (isinstance(depth, (float, np.floating)) and float(depth).is_integer())
-    if not ok or depth < 1:
-        raise ValueError(f"{name} must be a positive integer (number of weight matrices), got "
-                         f"{depth!r}")
-    return int(depth)
+    return checks.positive_int(name, depth)
 
 
 def _as_s(s):
@@ -116,18 +103,11 @@ def _as_p0(p0, P, M, positive=False):
 
 
 def _as_lr(lr):
-    lr = float(lr)
-    if not np.isfinite(lr) or lr < 0:
-        raise ValueError(f"lr must be a non-negative finite learning rate, got {lr!r}")
-    return lr
+    return checks.nonnegative("lr", lr)
 
 
 def _as_steps(steps, name="steps"):
-    ok = (isinstance(steps, (int, np.integer)) and not isinstance(steps, bool)) or \
-         (isinstance(steps, (float, np.floating)) and float(steps).is_integer())
-    if not ok or steps < 0:
-        raise ValueError(f"{name} must be a non-negative integer number of steps, got {steps!r}")
-    return int(steps)
+    return checks.nonnegative_int(name, steps)
 
 
 def _window(name, i, start, end):

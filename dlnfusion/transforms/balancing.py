@@ -47,6 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .. import checks
 from ..networks import (FusionCNN, FusionMLP, NetworkSpec, Params, branch_parameters,
                         total_maps)
 from ..rules import (WINDOWS, _trace_one, inforeg_regulation, ogm_coefficients, push_trace,
@@ -79,17 +80,6 @@ def _check_spec(spec, who):
                          "and scores are closed forms)")
 
 
-def _positive_int(name, v):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
-
-
-def _nonneg(name, v):
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) \
-            or not np.isfinite(v) or v < 0:
-        raise ValueError(f"{name} must be a non-negative number, got {v!r}")
-    return float(v)
 
 
 def _branch_values(names, name, values, default):
@@ -108,8 +98,8 @@ def _branch_values(names, name, values, default):
 
 def _inforeg_options(names, beta, K, window, average, prefactors):
     """Validated (β, average, prefactors per branch) of InfoReg; K and window checked."""
-    beta = _nonneg("beta", beta)
-    average = _positive_int("average", average)
+    beta = checks.nonnegative("beta", beta)
+    average = checks.positive_int("average", average)
     if isinstance(K, bool) or not isinstance(K, (int, float, np.floating)) or not 0 < K < 1:
         raise ValueError(f"K (the window threshold) must lie in (0, 1), got {K!r}")
     if window not in WINDOWS:
@@ -148,10 +138,10 @@ def inforeg(spec: NetworkSpec, epoch: int = 10, beta: float = 0.9, K: float = 0.
     per-sample ones.
     """
     _check_spec(spec, "inforeg")
-    epoch = _positive_int("epoch", epoch)
+    epoch = checks.positive_int("epoch", epoch)
     beta, average, pref = _inforeg_options(spec.names, beta, K, window, average, prefactors)
     if batch_size is not None:
-        _positive_int("batch_size", batch_size)
+        checks.positive_int("batch_size", batch_size)
     M = spec.n_modalities
     hist_len = average + 1 if window == "moving_average" else 2
 
@@ -218,7 +208,7 @@ def ogm_ge(spec: NetworkSpec, alpha: float = 0.8, noise: bool = True,
     _check_spec(spec, "ogm_ge")
     if spec.n_modalities != 2:
         raise ValueError(f"ogm_ge modulates two modalities; the network has {spec.n_modalities}")
-    alpha = _nonneg("alpha", alpha)
+    alpha = checks.nonnegative("alpha", alpha)
     seed = int(seed)
 
     def init_fn(params):
@@ -255,7 +245,7 @@ def _weights(names, weight):
     if isinstance(weight, dict):
         lam = _branch_values(names, "weight", weight, 0.0)
     else:
-        lam = np.full(len(names), _nonneg("weight", weight))
+        lam = np.full(len(names), checks.nonnegative("weight", weight))
     if not np.all(np.isfinite(lam)) or np.any(lam < 0):
         raise ValueError(f"weight must be non-negative, got {weight!r}")
     return lam
@@ -436,7 +426,7 @@ def ogm_ge_batches(model, alpha: float = 0.8, noise: bool = True, continuous: bo
     names = _check_model(model, "ogm_ge_batches")
     if len(names) != 2:
         raise ValueError(f"ogm_ge_batches modulates two modalities; the model has {len(names)}")
-    alpha = _nonneg("alpha", alpha)
+    alpha = checks.nonnegative("alpha", alpha)
 
     def init_fn(params):
         dtype = jax.tree_util.tree_leaves(params)[0].dtype
