@@ -28,8 +28,8 @@ def leading_order():
             m = measure_unimodal_phase(traj)
             t = th.deep_times(st, 4, Lf, u0, lr=1.0)
             r = th.time_ratio_leading_order(st, 4, Lf, u0).value
-            print(f"   L_f={Lf} u0={u0:<5}: t_A {m.t_A[0]:9.3f} vs {t['t_A']:9.3f} "
-                  f"({t['t_A'] / m.t_A[0] - 1:+.1%}), ratio {m.time_ratio[0]:6.3f} vs {r:6.3f} "
+            print(f"   L_f={Lf} u0={u0:<5}: t_A {m.t_A[0]:9.3f} vs {t.t_A:9.3f} "
+                  f"({t.t_A / m.t_A[0] - 1:+.1%}), ratio {m.time_ratio[0]:6.3f} vs {r:6.3f} "
                   f"({r / m.time_ratio[0] - 1:+.1%})")
 
 

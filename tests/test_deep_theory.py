@@ -191,13 +191,13 @@ def test_lf2_times_and_ratio_against_balanced_gradient_flow():
     t_a, gap = t[:, 0], t[:, 1] - t[:, 0]
     for u0, ta, p in zip(U0S, t_a, pred):
         # The neglected term is O(1) against u0^{2−L}: relative O(u0) (measured 0.96 u0).
-        assert ta == pytest.approx(p["t_A"], rel=2 * u0)
+        assert ta == pytest.approx(p.t_A, rel=2 * u0)
     # The O(1) term converges: a relative error δ of the prefactor I(L, 2)/‖s_A‖ would move
     # it by δ·(t_A(1e-4) − t_A(1e-3)) ≈ δ·1660 (measured change 5e-5).
-    off = t_a - np.array([p["t_A"] for p in pred])
+    off = t_a - np.array([p.t_A for p in pred])
     assert abs(off[2] - off[1]) < 1e-3
     lg = np.log(1 / np.array(U0S))
-    c1 = (pred[0]["t_B"] - pred[0]["t_A"]) / lg[0]
+    c1 = (pred[0].t_B - pred[0].t_A) / lg[0]
     slopes = np.diff(gap) / np.diff(lg)
     # O(u0) corrections to the intercept: the slope error falls ~40x per decade (measured
     # 4.5e-4, then 1.1e-5).
@@ -245,13 +245,13 @@ def test_lf2_sign_flip_against_balanced_gradient_flow():
     assert list(traj.status_names()) == ["converged"] * 6
     pred = [th.deep_times(st, L, 2, u0, lr=1.0) for u0 in U0S]
     lg = np.log(1 / np.array(U0S))
-    c1 = (pred[0]["t_B"] - pred[0]["t_A"]) / lg[0]
+    c1 = (pred[0].t_B - pred[0].t_A) / lg[0]
     assert c1 == pytest.approx((1 + k) / R, rel=1e-12)  # the corrected (1 + k) numerator
     aligned, flipped = t[:3], t[3:]
     # Aligned: t_A to relative O(u0) (measured 1.1 u0), the O(1) term converges.
     for u0, ta, p in zip(U0S, aligned[:, 0], pred):
-        assert ta == pytest.approx(p["t_A"], rel=2 * u0)
-    off = aligned[:, 0] - np.array([p["t_A"] for p in pred])
+        assert ta == pytest.approx(p.t_A, rel=2 * u0)
+    off = aligned[:, 0] - np.array([p.t_A for p in pred])
     assert abs(off[2] - off[1]) < 1e-3
     # Aligned: B is learned from round-off only, far later than the leading order.
     gap_aligned = aligned[:, 1] - aligned[:, 0]
@@ -285,8 +285,8 @@ def test_late_fusion_ratio_against_balanced_gradient_flow():
     for (rho, u0, _), (ta, tb) in zip(runs, t):
         st = Stats.scalar_toy(2.0, 1.0, rho)
         pred = th.deep_times(st, L, L, u0, lr=1.0)
-        assert ta == pytest.approx(pred["t_A"], rel=2 * u0)
-        assert tb == pytest.approx(pred["t_B"], rel=2 * u0)
+        assert ta == pytest.approx(pred.t_A, rel=2 * u0)
+        assert tb == pytest.approx(pred.t_B, rel=2 * u0)
         assert tb / ta == pytest.approx(th.time_ratio_leading_order(st, L, L, u0).value,
                                         rel=u0)
 
@@ -318,6 +318,40 @@ def test_early_fusion_ratio_tends_to_one():
     assert excess[2] == pytest.approx(excess[1], rel=0.02)
 
 
+@pytest.mark.parametrize("rho", [0.3, -0.7])
+@pytest.mark.parametrize("L, Lf", [(3, 2), (4, 3), (4, 4)])
+def test_deep_times_is_a_time_prediction(L, Lf, rho):
+    """deep_times returns a TimePrediction holding eqs. (48), (54) and (56), written out here
+    for the scalar toy (σ_A = 2, σ_B = 1): ‖s_A‖ = 4 + 2ρ, ‖s_B‖ = |1 + 2ρ|, ‖U_A‖ = ‖s_A‖/4,
+    ‖s̃_B‖ = 1 − ρ², χ = −1 where Σ_yxB < 0 (ρ = −0.7, with its caveat)."""
+    st = Stats.scalar_toy(2.0, 1.0, rho)
+    u0, lr = 0.05, 0.5
+    p = th.deep_times(st, L, Lf, u0, lr=lr)
+    assert isinstance(p, th.TimePrediction) and isinstance(p, th.Times)
+    na, nb, nbt = 4 + 2 * rho, abs(1 + 2 * rho), 1 - rho ** 2
+    chi = -1 if 1 + 2 * rho < 0 else 1
+    k, ua = nb / na, na / 4
+    t_a = u0 ** (2 - L) * th.fusion_integral(L, Lf, k) / (lr * na)
+    if Lf == 2:
+        gap = (1 - chi * k) * np.log(1 / u0) / (lr * ua ** (1 - 2 / L) * nbt)
+    else:
+        gap = (1 - chi * k) * u0 ** (2 - Lf) / (lr * (Lf - 2) * ua ** (1 - Lf / L) * nbt)
+    assert p.t_A == pytest.approx(t_a, rel=1e-12)
+    assert p.t_B == pytest.approx(t_a + gap, rel=1e-12)
+    assert p.ratio == pytest.approx(th.time_ratio_leading_order(st, L, Lf, u0).value, rel=1e-12)
+    assert (p.first, p.second) == ("A", "B") and p.t_A < p.t_B and p.valid
+    assert bool(p.caveats) == (chi == -1)
+    assert set(p.to_dict()) == {"t_A", "t_B", "ratio", "first", "second", "valid", "caveats"}
+
+
+def test_random_init_times_is_a_time_prediction():
+    """random_init_times returns a TimePrediction whose first modality has the smaller time."""
+    p = th.random_init_times(Stats.scalar_toy(2.0, 1.0, 0.3), 4, 4, 0.1, 100, 0.04, nodes=1)
+    assert isinstance(p, th.TimePrediction) and p.valid
+    assert (p.first, p.second) == ("A", "B") and 0 < p.t_A < p.t_B
+    assert p.ratio == p.t_B / p.t_A and p.times == (p.t_A, p.t_B)
+
+
 @pytest.mark.parametrize("Lf", [3, 4])
 def test_deep_times_leading_order_against_balanced_simulation(Lf):
     """Eq. (48), (54) hold for balanced, aligned, small weights (their assumptions)."""
@@ -330,8 +364,8 @@ def test_deep_times_leading_order_against_balanced_simulation(Lf):
     pred = th.deep_times(st, 4, Lf, u0, lr=1.0)
     # Leading order in u0: the corrections are higher powers of u0 = 0.03 (measured: 0.1 % on
     # t_A, < 1 % on the ratio; 0.6 % and 6 % at u0 = 0.1, benchmarks/accuracy_deep.py).
-    assert m.t_A[0] == pytest.approx(pred["t_A"], rel=0.01)
-    assert m.t_B[0] == pytest.approx(pred["t_B"], rel=0.02)
+    assert m.t_A[0] == pytest.approx(pred.t_A, rel=0.01)
+    assert m.t_B[0] == pytest.approx(pred.t_B, rel=0.02)
     ratio = th.time_ratio_leading_order(st, 4, Lf, u0).value
     assert m.time_ratio[0] == pytest.approx(ratio, rel=0.02)
 

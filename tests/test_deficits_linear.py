@@ -195,6 +195,37 @@ def test_figure_module_on_a_tiny_grid(tiny_figure):
     assert s["all_converged"] and s["t_B_formula_rel_error"]["max"] < 1e-2
 
 
+# ---------------------------------------------------------------------- the result
+def test_deficit_times_is_a_time_prediction(toy):
+    """DeficitTimes is a TimePrediction of arrays: t_A, t_B the times of A and B (``names``),
+    first/second per point (here A learns first everywhere: a deficit on B only delays B),
+    ratio t_B/t_A; its to_dict is JSON-ready, with TimePrediction's keys and its own."""
+    ta0, tb0 = np.array([100.0, 120.0]), np.array([400.0, 430.0])
+    got = th.deficit_times(toy, delete(toy, "B"), np.array([[0.0], [50.0], [300.0]]), depth=2,
+                           fusion_layer=2, lr=LR, t_a0=ta0, t_b0=tb0)
+    assert isinstance(got, th.deficits.DeficitTimes) and isinstance(got, th.TimePrediction)
+    assert isinstance(got, th.Times)
+    assert got.t_A.shape == got.t_B.shape == got.first.shape == got.valid.shape == (3, 2)
+    assert got.names == ("A", "B") and np.all(got.t_A < got.t_B)
+    assert np.all(got.first == "A") and np.all(got.second == "B")
+    np.testing.assert_array_equal(got.ratio, got.t_B / got.t_A)
+    np.testing.assert_allclose(got.t_B[0], tb0, rtol=1e-12)        # N = 0: no delay
+    np.testing.assert_array_equal(got.delay, got.t_B - tb0)
+    d = json.loads(json.dumps(got.to_dict()))
+    assert {"t_A", "t_B", "ratio", "first", "second", "valid", "caveats", "delay",
+            "regime", "names"} <= set(d)
+    assert d["first"] == [["A", "A"]] * 3 and np.shape(d["t_B"]) == (3, 2)
+    assert d["regime"][0][0] == "late/time-shift" and len(d["caveats"]) == 3
+    # first/second follow the times where B would get there first
+    cav = np.empty(2, dtype=object)
+    cav[0], cav[1] = (), ("a caveat",)
+    swap = th.deficits.DeficitTimes(np.array([1.0, 5.0]), np.array([2.0, 3.0]),
+                                    names=("A", "B"), valid=np.ones(2, bool), caveats=cav,
+                                    delay=np.zeros(2), regime=np.array(["x", "y"]))
+    assert swap.first.tolist() == ["A", "B"] and swap.second.tolist() == ["B", "A"]
+    assert swap.to_dict()["caveats"] == [[], ["a caveat"]]
+
+
 # ---------------------------------------------------------------------- errors
 def test_errors(toy):
     w = delete(toy, "B")

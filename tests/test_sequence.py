@@ -101,6 +101,23 @@ def test_two_modalities_reproduce_the_unimodal_phase():
     assert np.all(seq_m.order[:, 0] == uni.first)
 
 
+def test_learning_sequence_speaks_the_times_vocabulary():
+    """LearningSequence is one of the Times family (names, times in steps, valid, caveats,
+    to_dict); with two modalities its leading order is times_leading_order's TimePrediction
+    at u0 = √w0 (t = θ ln(1/w0)/(2η) against τ ln(1/u0)/‖s_A‖), and the same modality first."""
+    st = Stats.scalar_toy(2.0, 1.0, -0.6)
+    seq = th.learning_sequence(st)
+    assert isinstance(seq, th.Times) and not isinstance(seq, th.TimePrediction)
+    assert seq.names == st.names and len(seq.times) == 2 and seq.valid and seq.caveats == ()
+    d = json.loads(json.dumps(seq.to_dict()))
+    assert d["times"] == [float(t) for t in seq.times] and d["valid"] is True
+    assert d["caveats"] == [] and d["order_names"] == ["A", "B"]
+    lo = th.times_leading_order(st, np.sqrt(th.saxe.typical_effective_init(1e-9, 100)),
+                                lr=0.04)
+    np.testing.assert_allclose(seq.times_leading_order, lo.times, rtol=1e-12)
+    assert seq.names[seq.order_leading_order[0]] == lo.first
+
+
 def test_outside_the_assumptions_is_flagged():
     st = Stats.random(dim=3, dims=(1, 1, 1), seed=3)      # a learned weight changes sign
     seq = th.learning_sequence(st)

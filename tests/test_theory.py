@@ -269,11 +269,11 @@ def test_times_leading_order_against_simulation(vector_gf):
     t_a, t_b = vector_gf
     for key, sim in (("t_A", t_a), ("t_B", t_b)):
         slope_sim, _, resid = _affine_in_ell(_VEC_STDS, sim)
-        slope_lo, _, exact = _affine_in_ell(_VEC_STDS, [d[key].value for d in lo])
+        slope_lo, _, exact = _affine_in_ell(_VEC_STDS, [getattr(d, key) for d in lo])
         assert resid <= _MAX_RESIDUAL and exact <= 1e-9 * np.max(sim)
         assert slope_lo == pytest.approx(slope_sim, rel=RTOL_FIT)
     out = lo[0]
-    assert out["first"] == st.names[th.roles(st).first]
+    assert out.first == st.names[th.roles(st).first]
     with pytest.raises(ValueError):
         th.times_leading_order(st, scale=2.0, lr=0.04)
     with pytest.raises(ValueError):
@@ -335,6 +335,60 @@ def test_logistic_map_crossing_is_gradient_descent_on_a_balanced_pathway():
         x0 = float(traj.maps[0][i, 0, 0, 0]) / st.unimodal_solution(0).item()
         g = lrs[i] * st.sigma_yx_m(0).item()
         assert th.timescales.logistic_map_crossing(x0, g) == pytest.approx(crossing[i], abs=1e-9)
+
+
+@pytest.mark.parametrize("rho", [0.5, -0.9])
+def test_times_leading_order_is_a_time_prediction(rho):
+    """times_leading_order returns a TimePrediction (one of the Times family) holding eq. (8a)
+    and the corrected ratio, computed here from the moments: t_A = ln(1/u0)/(η‖Σ_yxA‖) and, for
+    the scalar toy (σ_A = 2, σ_B = 1), t_B/t_A = 1 + (σ_A² − σ_B²)/(σ_B²(1 − ρ²)) (Appendix J,
+    every ρ; ρ = −0.9 is the sign-flip case)."""
+    st = Stats.scalar_toy(2.0, 1.0, rho)
+    lr, u0 = 0.04, 1e-3
+    p = th.times_leading_order(st, u0, lr=lr)
+    assert isinstance(p, th.TimePrediction) and isinstance(p, th.Times)
+    t_a = np.log(1 / u0) / (lr * abs(float(st.sigma_yx[0, 0])))
+    assert p.t_A == pytest.approx(t_a, rel=1e-13)
+    assert p.t_B == pytest.approx(t_a * (1 + 3 / (1 - rho ** 2)), rel=1e-12)
+    assert p.ratio == pytest.approx(p.t_B / p.t_A, rel=1e-15)
+    assert p.ratio == pytest.approx(th.time_ratio_gradient_flow(st).value, rel=1e-13)
+    assert (p.first, p.second) == ("A", "B") and p.t_A < p.t_B
+    assert p.names == ("A", "B") and p.times == (p.t_A, p.t_B)
+    assert p.valid is True and p.caveats == ()
+    d = p.to_dict()
+    assert set(d) == {"t_A", "t_B", "ratio", "first", "second", "valid", "caveats"}
+    assert (d["t_A"], d["t_B"], d["first"]) == (p.t_A, p.t_B, "A")
+    # B the stronger modality: it is learned first and its time is t_A
+    swapped = th.times_leading_order(Stats.scalar_toy(1.0, 2.0, rho), u0, lr=lr)
+    assert (swapped.first, swapped.second) == ("B", "A") and swapped.t_A < swapped.t_B
+    assert swapped.t_A == pytest.approx(t_a, rel=1e-13)
+
+
+def test_predict_times_early_is_a_time_prediction():
+    """predict_times_early returns a TimePrediction: t_A is the time of ``first``, the modality
+    that reaches its level first, and ratio = t_B/t_A."""
+    p = th.predict_times_early(Stats.scalar_toy(2.0, 1.0, 0.3), 0.04, 1e-6)
+    assert isinstance(p, th.TimePrediction) and p.valid
+    assert p.first == "A" and 0 < p.t_A < p.t_B and p.ratio == p.t_B / p.t_A
+    assert p.names == ("A", "B") and p.to_dict()["ratio"] == p.ratio
+
+
+def test_time_prediction_from_names_orders_each_entry():
+    """Given the names of t_A's and t_B's modalities alone, first/second name, per entry, the
+    smaller and the larger time (the names' order where they tie or are NaN)."""
+    p = th.TimePrediction(np.array([1.0, 3.0, np.nan, 2.0]), np.array([2.0, 1.0, 1.0, 2.0]),
+                          names=("A", "B"))
+    assert p.first.tolist() == ["A", "B", "A", "A"]
+    assert p.second.tolist() == ["B", "A", "B", "B"]
+    d = p.to_dict()
+    assert d["first"] == ["A", "B", "A", "A"] and d["t_A"][2] == "nan"
+    one = th.TimePrediction(5.0, 2.0, names=("A", "B"))
+    assert (one.first, one.second) == ("B", "A") and isinstance(one.first, str)
+    assert th.TimePrediction(1.0, 2.0, "B", "A").names == ("B", "A")
+    with pytest.raises(ValueError, match="first and second"):
+        th.TimePrediction(1.0, 2.0)
+    with pytest.raises(ValueError, match="first and second"):
+        th.TimePrediction(1.0, 2.0, "A", names=("A", "B"))
 
 
 def test_predict_times_caveats():

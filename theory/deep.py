@@ -272,7 +272,7 @@ def check_fusion_integral():
                                                           kk: sp.nsimplify(k)}), "mpmath")
             layer = u_0 * (1 - k) ** (-1.0 / (Lf - 2)) if Lf > 2 else None
             t_a = tau / q["n_A"] * _mp_integral(f, u_0, (layer,) if layer else ())
-            _close(th.deep_times(st, L, Lf, u_0, lr=1 / tau)["t_A"], t_a, RTOL_QUAD,
+            _close(th.deep_times(st, L, Lf, u_0, lr=1 / tau).t_A, t_a, RTOL_QUAD,
                    f"deep_times t_A (L = {L}, L_f = {Lf})")
     return True
 
@@ -358,7 +358,7 @@ def check_second_phase_and_ratio():
             f = sp.lambdify(_SP, list(_deep_second_phase(L, Lf, q["chi"])))
             t_a, gap, ratio = f(tau, q["U_A"], q["n_Bt"], q["n_A"], q["n_B"], u_0, I)
             out = th.deep_times(st, L, Lf, u_0, lr=1 / tau)
-            _close([out["t_A"], out["t_B"]], [t_a, t_a + gap], RTOL_QUAD,
+            _close([out.t_A, out.t_B], [t_a, t_a + gap], RTOL_QUAD,
                    f"deep_times (L = {L}, L_f = {Lf})")
             _close(th.time_ratio_leading_order(st, L, Lf, u_0).value, ratio, RTOL_QUAD,
                    f"time_ratio_leading_order (L = {L}, L_f = {Lf})")

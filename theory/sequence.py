@@ -322,7 +322,7 @@ def check_deep_two_modality_limit():
         for L, Lf in ((3, 2), (4, 2), (4, 3), (4, 4), (5, 3)):
             seq = th.learning_sequence(st, L, Lf, scale=0.05, lr=1.0)
             ref = th.deep_times(st, L, Lf, 0.05, lr=1.0)
-            _close(seq.times_leading_order, [ref["t_A"], ref["t_B"]], 1e-9,
+            _close(seq.times_leading_order, [ref.t_A, ref.t_B], 1e-9,
                    f"deep times L={L}, L_f={Lf}, rho={rho}")
             assert seq.order_leading_order == th.learning_sequence(st).order_leading_order
     return True

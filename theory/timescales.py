@@ -105,7 +105,7 @@ def check_leading_order_ratio():
         _close(th.time_ratio_gradient_flow(st).value, t_b / t_a, RTOL_FLOAT,
                "time_ratio_gradient_flow")
         lo = th.times_leading_order(st, scale=u0, lr=1 / tau)
-        _close([lo["t_A"].value, lo["t_B"].value], [t_a, t_b], RTOL_FLOAT, "times_leading_order")
+        _close([lo.t_A, lo.t_B], [t_a, t_b], RTOL_FLOAT, "times_leading_order")
         printed = f[1][1](*args) / f[1][0](*args)
         _close(th.time_ratio_eq9(st).value, printed, RTOL_FLOAT, "time_ratio_eq9")
         _close(th.timescales.time_ratio_from_drives(st, "squared").value, t_b / t_a, RTOL_BFGS,

@@ -13,13 +13,16 @@ flow), ``deep`` (deep leading order and random initialization), ``relu``, ``sequ
 or more modalities), ``sources`` and ``deficits`` (critical periods), ``pathways``,
 ``balancing`` and ``fisher`` (the balancing methods), ``invariants``.
 Every function states its assumptions and returns a :class:`Prediction` (or a richer value)
-that says whether they hold. Derivations of every formula live in the repository's theory/
-folder and run in the test suite.
+that says whether they hold; every function that predicts learning times returns one of the
+:class:`Times` family (:class:`TimePrediction` for two modalities, ``deficits.DeficitTimes``
+being one, ``sequence.LearningSequence`` for M). Derivations of every formula live in the
+repository's theory/ folder and run in the test suite.
 """
 from .common import Prediction
-from .timescales import (TimePrediction, learning_order, misattribution, phase_directions,
-                         predict_times, roles, time_ratio_eq9, time_ratio_gradient_descent,
-                         time_ratio_gradient_flow, times_leading_order)
+from .timescales import (TimePrediction, Times, learning_order, misattribution,
+                         phase_directions, predict_times, roles, time_ratio_eq9,
+                         time_ratio_gradient_descent, time_ratio_gradient_flow,
+                         times_leading_order)
 from .saxe import effective_init, effective_init_early, predict_times_early, saxe_late_fusion
 from .relu import predict_times_relu
 from .landscape import fixed_points, minimum_curvature, superficial_preference
@@ -36,7 +39,7 @@ from . import (balancing, common, deep, deficits, fisher, invariants, landscape,
                saxe, sequence, sources, timescales)  # noqa: F401
 
 __all__ = [
-    "Prediction", "TimePrediction", "predict_times", "predict_times_early",
+    "Prediction", "Times", "TimePrediction", "predict_times", "predict_times_early",
     "predict_times_relu", "effective_init", "effective_init_early", "phase_directions",
     "roles", "learning_order", "misattribution", "time_ratio_gradient_flow",
     "time_ratio_gradient_descent", "time_ratio_eq9", "times_leading_order", "saxe_late_fusion",

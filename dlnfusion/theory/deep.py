@@ -239,7 +239,8 @@ def time_ratio_unequal(stats, depth_a: int, depth_b: int, post_depth: int, scale
     return Prediction(float(val), True, caveats)
 
 
-def deep_times(stats, depth: int, fusion_layer: int, scale: float, *, lr: float) -> dict:
+def deep_times(stats, depth: int, fusion_layer: int, scale: float, *,
+               lr: float) -> TimePrediction:
     """t_A (eq. 48; eq. 56a for L_f = 2) and t_B (eq. 54; eq. 56b), leading order in u0.
 
     For 2 < L_f ≤ L: t_A = τ u0^{2−L} I(L, L_f)/‖s_A‖ and
@@ -250,6 +251,11 @@ def deep_times(stats, depth: int, fusion_layer: int, scale: float, *, lr: float)
     t_A assumes B's growing mode (along Σ_yxB) is present at scale u0, as in a random or an
     aligned initialization; a B that starts purely along −Σ_yxB slows A's escape differently
     (I(L, 2) with k replaced by −k: 2.6 % at ρ = −0.7, L = 3; tests/test_deep_theory.py).
+
+    Returns a :class:`~.timescales.TimePrediction`: ``t_A``, ``t_B`` (floats, steps at
+    learning rate ``lr``, τ = 1/η), ``first``/``second`` the names of the first- and
+    second-learned modality, ``ratio`` t_B/t_A, ``valid`` True and ``caveats`` the note on the
+    reversed drive when Σ_yxB is anti-parallel to s̃_B.
     """
     u0 = scale
     if not (np.isfinite(lr) and lr > 0):
@@ -271,8 +277,8 @@ def deep_times(stats, depth: int, fusion_layer: int, scale: float, *, lr: float)
         gap = tau * (1 - r.chi * k) * np.log(1 / u0) / (ua ** (1 - 2 / L) * nbt)
     else:
         gap = tau * (1 - r.chi * k) * u0 ** (2 - Lf) / ((Lf - 2) * ua ** (1 - Lf / L) * nbt)
-    return {"t_A": float(t_a), "t_B": float(t_a + gap), "first": stats.names[r.first],
-            "caveats": _flip_caveat(r)}
+    return TimePrediction(float(t_a), float(t_a + gap), stats.names[r.first],
+                          stats.names[r.second], True, _flip_caveat(r))
 
 
 # ---------------------------------------------------------------------- one deep pathway
@@ -525,7 +531,7 @@ RANDOM_INIT_SMALL_B = 0.1
 
 
 def random_init_times(stats, depth: int, fusion_layer: int, scale: float, width: int, lr: float,
-                      *, weights=None, nodes: int = 3, level: float = 0.5):
+                      *, weights=None, nodes: int = 3, level: float = 0.5) -> TimePrediction:
     """t_A and t_B of a four-layer fusion network trained from random weights (the
     ``"frobenius"`` initialization of the paper's Figure 6), in closed form: one-variable
     quadratures, no integration of the network or of a reduced system.
@@ -558,7 +564,11 @@ def random_init_times(stats, depth: int, fusion_layer: int, scale: float, width:
     moves with it (theory/deep.py, check_random_init_times). ``valid`` is False when B's map
     at t_A already exceeds
     ``RANDOM_INIT_SMALL_B`` of its target (B is no longer linear when A is learned; the
-    prediction of t_B is then a few per cent late) or when B is never learned."""
+    prediction of t_B is then a few per cent late) or when B is never learned.
+
+    Returns a :class:`~.timescales.TimePrediction`: ``t_A``, ``t_B`` (floats, steps),
+    ``first``/``second`` the names of the first- and second-learned modality, ``ratio``,
+    ``valid`` and ``caveats`` (t_B inf for collinear modalities)."""
     u0 = scale
     _check_depths(depth, fusion_layer)
     if int(depth) != 4:

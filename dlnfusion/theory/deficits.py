@@ -98,7 +98,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .timescales import roles
+from .timescales import TimePrediction, _json_float, roles
 
 __all__ = ["DeficitDrives", "deficit_drives", "growth_rate", "DeficitTimes", "deficit_times",
            "initial_post_norm", "projection_blur"]
@@ -260,17 +260,34 @@ def initial_post_norm(spec, params) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class DeficitTimes:
-    """Predicted half-way times of the deficit runs (arrays of the broadcast shape of the
-    inputs), in steps, with the regime of each point and its caveats."""
+class DeficitTimes(TimePrediction):
+    """Predicted half-way times of the deficit runs, in steps, with the regime of each point and
+    its caveats: a :class:`~.timescales.TimePrediction` whose fields are arrays of the broadcast
+    shape of the inputs (0-d for scalar inputs).
 
-    t_A: np.ndarray
-    t_B: np.ndarray
-    delay: np.ndarray           # t_b − t_B⁰
-    regime: np.ndarray          # str per point
-    caveats: np.ndarray         # tuple of str per point
-    valid: np.ndarray           # bool per point: no caveat that invalidates the formula
-    names: tuple = field(default=())
+    ``t_A``, ``t_B`` are the times of ``names[0]`` (A, the modality learned first without the
+    deficit) and ``names[1]`` (B, the degraded one); ``first``/``second`` name, per point, the
+    one that reaches half-way first and last (A where the times tie or are NaN); ``ratio`` is
+    t_B/t_A. ``delay`` is t_B − t_B⁰, ``regime`` the model used (str per point), ``valid`` a
+    bool per point (no caveat that invalidates the formula) and ``caveats`` a tuple of str per
+    point (an object array, unlike the batch summary of :func:`~.timescales.predict_times`).
+    """
+
+    delay: np.ndarray = field(kw_only=True)           # t_b − t_B⁰
+    regime: np.ndarray = field(kw_only=True)          # str per point
+
+    def to_dict(self) -> dict:
+        """The keys of :meth:`TimePrediction.to_dict` (``caveats`` nested per point), with
+        ``delay``, ``regime`` and ``names``."""
+        def per_point(c):
+            if isinstance(c, np.ndarray):
+                return [per_point(x) for x in c] if c.ndim else per_point(c.item())
+            return list(c)
+
+        out = super().to_dict()
+        out.update(caveats=per_point(self.caveats), delay=_json_float(self.delay),
+                   regime=np.asarray(self.regime).tolist(), names=list(self.names))
+        return out
 
 
 def _progress(t, r1, t_switch, r2):
@@ -321,11 +338,12 @@ def deficit_times(stats, window_stats, lengths, *, depth: int, fusion_layer: int
     :func:`~dlnfusion.theory.predict_times`), ``post_norm0`` p₀ = :func:`initial_post_norm`
     (used for 2 <= L_f < L). Arrays broadcast together (e.g. lengths (K, 1) against seeds (S,)).
 
-    Returns a :class:`DeficitTimes`; equations (D1), (D2) and the L_f = 1 relaxation of the
-    module docstring. Times in steps from the start of training. ``regime`` names the model
-    used per point ("late/time-shift", "intermediate/B-clock", "early/relaxation", with
-    "/inside-window" when B crosses during the deficit); ``caveats`` the strained assumptions;
-    ``valid`` is False where a needed piece is not modeled.
+    Returns a :class:`DeficitTimes` (a :class:`~.timescales.TimePrediction` of arrays of the
+    broadcast shape, with ``delay`` and ``regime``); equations (D1), (D2) and the L_f = 1
+    relaxation of the module docstring. Times in steps from the start of training. ``regime``
+    names the model used per point ("late/time-shift", "intermediate/B-clock",
+    "early/relaxation", with "/inside-window" when B crosses during the deficit); ``caveats``
+    the strained assumptions; ``valid`` is False where a needed piece is not modeled.
     """
     L, Lf = depth, fusion_layer
     for name, v, lo in (("depth", L, 2), ("fusion_layer", Lf, 1)):
@@ -449,7 +467,8 @@ def deficit_times(stats, window_stats, lengths, *, depth: int, fusion_layer: int
         caveats[idx] = tuple(cav[idx])
         valid[idx] = not any("not modeled" in c for c in cav[idx])
     note_names = (stats.names[d.first], stats.names[d.second])
-    return DeficitTimes(t_a, t_b, delay, regime, caveats, valid, note_names)
+    return DeficitTimes(t_a, t_b, valid=valid, caveats=caveats, names=note_names, delay=delay,
+                        regime=regime)
 
 
 def _early(d, N, ta0, tb0, tAd, eta, L, note, regime, knife_b):

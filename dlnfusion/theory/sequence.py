@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .saxe import typical_effective_init
-from .timescales import logistic_map_crossing
+from .timescales import Times, logistic_map_crossing
 
 __all__ = ["Plateau", "LearningSequence", "partial_solution", "plateau_loss",
            "residual_drive", "learning_sequence", "sequence_init", "stage_one_integral",
@@ -116,7 +116,7 @@ class Plateau:
 
 
 @dataclass(frozen=True)
-class LearningSequence:
+class LearningSequence(Times):
     """The predicted staircase. ``order`` lists modality indices, the first learned first;
     ``times[k]`` is when ``order[k]`` reaches half of its block of ``plateaus[k].map`` (steps);
     ``plateaus[k]`` is the plateau after k + 1 modalities (the last one is the global
@@ -134,7 +134,11 @@ class LearningSequence:
       reasons in ``caveats_leading_order``.
 
     ``caveats`` are those of ``order`` and ``times`` (where the times are not derived,
-    ``order`` is the leading order's and its caveats are listed there too)."""
+    ``order`` is the leading order's and its caveats are listed there too).
+
+    One of the :class:`~.timescales.Times` family, for M modalities: ``names`` (in modality
+    order), ``times`` (steps), ``valid``, ``caveats`` and ``to_dict()``; for two modalities
+    :class:`~.timescales.TimePrediction` says the same."""
 
     order: tuple
     times: tuple

@@ -45,7 +45,7 @@ __all__ = ["Roles", "roles", "learning_order", "time_ratio_eq9", "time_ratio_gra
            "time_ratio_from_drives", "turned_mode_power", "time_ratio_crossover",
            "SHARP_TURN_ALIGN",
            "misattribution", "predict_times",
-           "TimePrediction", "phase_directions", "logistic_map_crossing"]
+           "Times", "TimePrediction", "phase_directions", "logistic_map_crossing"]
 
 # Relative tolerance under which two speeds ‖Σ_yx_m‖ count as a tie.
 _TIE_RTOL = 1e-9
@@ -162,13 +162,16 @@ def time_ratio_gradient_flow(stats) -> Prediction:
     return Prediction(float(val), not caveats, tuple(caveats))
 
 
-def times_leading_order(stats, scale: float, *, lr: float) -> dict:
+def times_leading_order(stats, scale: float, *, lr: float) -> TimePrediction:
     """t_A and t_B at leading order in the initial scale u0 (eqs. 8a, 8b corrected), in steps
     at learning rate ``lr`` (gradient flow with τ = 1/η).
 
     ``scale`` = u0 is the norm of the first-layer weights at initialization (‖W_m¹‖_F ≈
-    std·√(h d_m) for i.i.d. N(0, std²) entries). Returns a dict with ``t_A``, ``t_B``
-    (Predictions) and the names of the first and second modality.
+    std·√(h d_m) for i.i.d. N(0, std²) entries). Returns a :class:`TimePrediction`: ``t_A``,
+    ``t_B`` (floats, steps), ``first``/``second`` the names of the first- and second-learned
+    modality, ``ratio`` t_B/t_A, and ``valid``/``caveats`` those of
+    :func:`time_ratio_gradient_flow` (t_A itself is always valid; t_B is inf for collinear
+    modalities, NaN where B's final weight is zero).
     """
     u0 = scale
     if not (0 < u0 < 1):
@@ -181,9 +184,8 @@ def times_leading_order(stats, scale: float, *, lr: float) -> dict:
     lnu = np.log(1.0 / u0)
     t_a = tau * lnu / np.linalg.norm(r.s_a)
     ratio = time_ratio_gradient_flow(stats)
-    t_b = Prediction(float(t_a * ratio.value), ratio.valid, ratio.caveats)
-    return {"t_A": Prediction(float(t_a)), "t_B": t_b, "first": stats.names[r.first],
-            "second": stats.names[r.second]}
+    return TimePrediction(float(t_a), float(t_a * ratio.value), stats.names[r.first],
+                          stats.names[r.second], ratio.valid, ratio.caveats)
 
 
 def log_init_sensitivity(stats, lr: float, method: str = "gd") -> dict:
@@ -473,37 +475,93 @@ def logistic_map_crossing(x0: float, g: float, level: float = 0.5, max_iter: int
     return n
 
 
+def _json_float(v):
+    """A float, or a nested list of them, for JSON (a non-finite value as its string)."""
+    if np.ndim(v):
+        return [_json_float(x) for x in np.asarray(v)]
+    return float(v) if np.isfinite(v) else str(float(v))
+
+
+class Times:
+    """The family of predicted learning times: every member says the same things in the same
+    words.
+
+    * ``names``: the modalities, by name;
+    * ``times``: their predicted times, in steps;
+    * ``valid``: whether the assumptions behind the times hold (per run for a batch);
+    * ``caveats``: which assumptions are strained or fail, in words;
+    * ``to_dict()``: all of it as a JSON-ready dict.
+
+    :class:`TimePrediction` holds two modalities (``times`` = (t_A, t_B), the times of
+    ``names[0]`` and ``names[1]``), and :class:`~.deficits.DeficitTimes` is one;
+    :class:`~.sequence.LearningSequence` holds M modalities (``times[k]`` the time of
+    ``order[k]``, ``names`` in modality order).
+    """
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class TimePrediction:
+class TimePrediction(Times):
     """t_A, t_B (in steps) and their ratio, with the first modality and caveats.
 
     For one run the times are floats and ``valid`` a bool. For a batch (``w0`` of shape
     (*batch, 2) in :func:`predict_times`) ``t_A``, ``t_B``, ``ratio`` and ``valid`` are arrays
     of the batch shape (one entry per run), and ``caveats`` lists every distinct caveat once,
     with the number of runs it concerns.
+
+    ``names`` are the modalities whose times ``t_A`` and ``t_B`` are, in that order
+    (``times`` = (t_A, t_B)); by default (``first``, ``second``). Given ``names`` without
+    ``first`` and ``second``, these name, per entry, the modality with the smaller and the
+    larger time (the order of ``names`` where the times tie or are NaN): strings for one run,
+    arrays of names for a batch.
     """
 
     t_A: float
     t_B: float
-    first: str
-    second: str
+    first: str | None = None
+    second: str | None = None
     valid: bool = True
     caveats: tuple = field(default=())
+    names: tuple = field(default=())
+
+    def __post_init__(self):
+        names = tuple(self.names)
+        if self.first is None or self.second is None:
+            if self.first is not None or self.second is not None or len(names) != 2:
+                raise ValueError("TimePrediction needs first and second, or the two names of "
+                                 "the modalities of t_A and t_B")
+            later = np.asarray(self.t_B) < np.asarray(self.t_A)     # NaN: the names' order
+            first, second = np.where(later, names[1], names[0]), np.where(later, names[0],
+                                                                           names[1])
+            if first.ndim == 0:
+                first, second = first.item(), second.item()
+            object.__setattr__(self, "first", first)
+            object.__setattr__(self, "second", second)
+        elif not names:
+            names = (self.first, self.second)
+        object.__setattr__(self, "names", names)
 
     @property
     def ratio(self):
         return self.t_B / self.t_A
 
+    @property
+    def times(self) -> tuple:
+        """(t_A, t_B), the times of ``names[0]`` and ``names[1]``, in steps."""
+        return (self.t_A, self.t_B)
+
     def to_dict(self) -> dict:
-        def f(v):
-            if np.ndim(v):
-                return [f(x) for x in np.asarray(v)]
-            return float(v) if np.isfinite(v) else str(float(v))
+        def name(v):
+            return v.tolist() if isinstance(v, np.ndarray) else v
 
         valid = np.asarray(self.valid).tolist()
-        return {"t_A": f(self.t_A), "t_B": f(self.t_B), "ratio": f(self.ratio),
-                "first": self.first, "second": self.second, "valid": valid,
-                "caveats": list(self.caveats)}
+        return {"t_A": _json_float(self.t_A), "t_B": _json_float(self.t_B),
+                "ratio": _json_float(self.ratio), "first": name(self.first),
+                "second": name(self.second), "valid": valid, "caveats": list(self.caveats)}
 
 
 def _logistic_crossings(x0: np.ndarray, g: float, level: float = 0.5,
