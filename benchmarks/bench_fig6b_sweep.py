@@ -30,7 +30,7 @@ def build_sweep():
     import numpy as np
 
     import dlnfusion as dln
-    from dlnfusion.sweep import Sweep
+    from dlnfusion.sweep import Sweep, Train
 
     def stats(rho):
         return dln.Stats.scalar_toy(2.0, 1.0, rho)
@@ -39,7 +39,7 @@ def build_sweep():
         return dln.NetworkSpec.fusion(4, fusion_layer, width=100)
 
     return Sweep(grid={"fusion_layer": [1, 2, 3, 4], "rho": np.linspace(-0.9, 0.9, 9)},
-                 stats=stats, network=network,
+                 runner=Train(stats, network),
                  fixed={"lr": 0.04, "scale": 0.1, "scheme": "frobenius", "steps": 100_000,
                         "stop_loss": 1e-4, "record_every": 100},
                  seeds=range(5))

@@ -11,7 +11,7 @@ import xarray as xr
 
 import dlnfusion as dln
 from dlnfusion.compare import measure_unimodal_phase
-from dlnfusion.sweep import Sweep, load
+from dlnfusion.sweep import Sweep, Train, load
 
 JOB = Path(__file__).parent / "helpers" / "sweep_job.py"
 
@@ -121,10 +121,12 @@ def test_killed_sweep_resumes(reference, tmp_path):
 
 
 def test_in_process_sweep_with_predictions_and_divergence(tmp_path):
-    sw = Sweep(grid={"lr": [0.04, 5.0]}, stats=lambda: dln.Stats.scalar_toy(1.5, 1.0, 0.3),
-               network=lambda: dln.NetworkSpec.fusion(3, 2, width=10),
+    sw = Sweep(grid={"lr": [0.04, 5.0]},
+               runner=Train(stats=lambda: dln.Stats.scalar_toy(1.5, 1.0, 0.3),
+                            network=lambda: dln.NetworkSpec.fusion(3, 2, width=10),
+                            predict=True, record=False),
                fixed={"scale": 0.1, "scheme": "frobenius", "steps": 3000, "record_every": 50},
-               seeds=[0], predict=True, record=False)
+               seeds=[0])
     ds = sw.run(tmp_path, progress=False)
     assert ds.status.values.ravel().tolist() == ["converged", "diverged"]
     assert "loss" not in ds and "time_ratio_predicted" in ds
@@ -136,8 +138,10 @@ def test_in_process_sweep_with_predictions_and_divergence(tmp_path):
     assert all("theory.random_init_times" in c
                for c in ds.time_ratio_leading_order_caveats.values)
     # The same directory with another definition is refused.
-    other = Sweep(grid={"lr": [0.04]}, stats=lambda: dln.Stats.scalar_toy(1.5, 1.0, 0.3),
-                  network=lambda: dln.NetworkSpec.fusion(3, 2, width=10), seeds=[0])
+    other = Sweep(grid={"lr": [0.04]},
+                  runner=Train(stats=lambda: dln.Stats.scalar_toy(1.5, 1.0, 0.3),
+                               network=lambda: dln.NetworkSpec.fusion(3, 2, width=10)),
+                  seeds=[0])
     with pytest.raises(ValueError, match="different sweep"):
         other.run(tmp_path, progress=False)
 
@@ -145,19 +149,24 @@ def test_in_process_sweep_with_predictions_and_divergence(tmp_path):
 def test_sweep_errors(tmp_path):
     stats = lambda rho: dln.Stats.scalar_toy(2.0, 1.0, rho)  # noqa: E731
     net = lambda: dln.NetworkSpec.fusion(2, 2, width=4)  # noqa: E731
+    run = Train(stats, net)
     with pytest.raises(ValueError, match="neither"):
-        Sweep(grid={"rho": [0.1], "colour": [1]}, stats=stats, network=net)
+        Sweep(grid={"rho": [0.1], "colour": [1]}, runner=run)
     with pytest.raises(ValueError, match="both swept and fixed"):
-        Sweep(grid={"rho": [0.1]}, stats=stats, network=net, fixed={"rho": 0.2})
+        Sweep(grid={"rho": [0.1]}, runner=run, fixed={"rho": 0.2})
     with pytest.raises(ValueError, match="record_every"):
-        Sweep(grid={"rho": [0.1], "record_every": [10, 20]}, stats=stats, network=net)
+        Sweep(grid={"rho": [0.1], "record_every": [10, 20]}, runner=run)
     with pytest.raises(ValueError, match="repeated"):
-        Sweep(grid={"rho": [0.1, 0.1]}, stats=stats, network=net)
+        Sweep(grid={"rho": [0.1, 0.1]}, runner=run)
     with pytest.raises(ValueError, match="at least one"):
-        Sweep(grid={}, stats=stats, network=net)
+        Sweep(grid={}, runner=run)
     with pytest.raises(ValueError, match="seeds"):
-        Sweep(grid={"rho": [0.1]}, stats=stats, network=net, seeds=[1, 1])
-    bad = Sweep(grid={"rho": [0.1]}, stats=stats, network=lambda: "net")
+        Sweep(grid={"rho": [0.1]}, runner=run, seeds=[1, 1])
+    with pytest.raises(ValueError, match="seeds"):
+        Sweep(grid={"rho": [0.1]}, runner=run, seeds=[1.5])
+    with pytest.raises(ValueError, match="runner must be a dlnfusion.sweep.Runner"):
+        Sweep(grid={"rho": [0.1]}, runner=stats)
+    bad = Sweep(grid={"rho": [0.1]}, runner=Train(stats, lambda: "net"))
     with pytest.raises(ValueError, match="NetworkSpec"):
         bad.run(tmp_path / "x", progress=False)
     assert not (tmp_path / "x").exists()
@@ -169,8 +178,8 @@ def test_sweep_errors(tmp_path):
 def _small_sweep():
     """Six runs (three grid points, two seeds) of a two-layer network: fast to compile."""
     return Sweep(grid={"rho": [-0.5, 0.0, 0.5]},
-                 stats=lambda rho: dln.Stats.scalar_toy(2.0, 1.0, rho),
-                 network=lambda: dln.NetworkSpec.fusion(2, 2, width=4),
+                 runner=Train(stats=lambda rho: dln.Stats.scalar_toy(2.0, 1.0, rho),
+                              network=lambda: dln.NetworkSpec.fusion(2, 2, width=4)),
                  fixed={"scale": 1e-3, "steps": 600, "record_every": 20}, seeds=[0, 1])
 
 
@@ -197,11 +206,11 @@ def small_reference(tmp_path_factory):
 
 def _interrupted(monkeypatch, out, chunk_size, interrupt_at):
     """Run the small sweep in chunks of ``chunk_size`` and interrupt it at that chunk."""
-    import dlnfusion.sweep as sweep_module
+    import dlnfusion.sweep.runners as sweep_module
 
     training = _Training(sweep_module.train, interrupt_at)
     monkeypatch.setattr(sweep_module, "train", training)
-    with pytest.raises(sweep_module.SweepInterrupted) as info:
+    with pytest.raises(dln.sweep.SweepInterrupted) as info:
         _small_sweep().run(out, chunk_size=chunk_size, progress=False)
     return training, info.value
 
@@ -221,7 +230,7 @@ def test_interrupted_sweep_keeps_its_chunks_and_resumes(small_reference, tmp_pat
     """Ctrl-C during the third of three chunks: the two finished chunks stay saved, a short
     SweepInterrupted (a KeyboardInterrupt, no traceback chained through the training) says
     how many and how to resume, and the same call then computes only the missing chunk."""
-    import dlnfusion.sweep as sweep_module
+    import dlnfusion.sweep.runners as sweep_module
 
     ref, _ = small_reference
     out = tmp_path / "cut"
@@ -247,7 +256,7 @@ def test_resume_with_another_chunk_size(small_reference, tmp_path, monkeypatch, 
     """Chunks saved with chunk_size=2 are matched run by run when the sweep resumes with 4,
     then with 3: only the runs no saved chunk holds are trained, and the Dataset is the one
     of an uninterrupted sweep."""
-    import dlnfusion.sweep as sweep_module
+    import dlnfusion.sweep.runners as sweep_module
 
     ref, _ = small_reference
     out = tmp_path / "rechunked"
@@ -264,3 +273,113 @@ def test_resume_with_another_chunk_size(small_reference, tmp_path, monkeypatch, 
     _assert_same(ref, _small_sweep().run(out, chunk_size=3))
     assert again.sizes == []
     assert capsys.readouterr().err.count("already finished: skipped") == 2
+
+
+# ---------------------------------------------------------------- other runners
+def test_theory_only_sweep(tmp_path):
+    """Predict: a sweep of closed forms, no training. Each run is the theory function's result
+    at its grid point (recomputed here directly), labeled; the caveats travel as strings."""
+    from dlnfusion.sweep import Predict
+
+    def ratio(rho, sigma_a):
+        return dln.theory.time_ratio_gradient_flow(dln.Stats.scalar_toy(sigma_a, 1.0, rho))
+
+    sw = Sweep(grid={"rho": [-0.5, 0.0, 0.5], "sigma_a": [1.5, 2.0]}, runner=Predict(ratio))
+    ds = sw.run(tmp_path, progress=False)
+    assert ds.value.dims == ("rho", "sigma_a", "seed") and ds.valid.dtype == bool
+    for rho in (-0.5, 0.0, 0.5):
+        for sa in (1.5, 2.0):
+            want = ratio(rho, sa)
+            assert ds.value.sel(rho=rho, sigma_a=sa).item() == want.value
+            assert ds.caveats.sel(rho=rho, sigma_a=sa).item() == "; ".join(want.caveats)
+    # A TimePrediction: its fields and its ratio, one variable each.
+    times = Sweep(grid={"scale": [1e-3, 1e-6]}, runner=Predict(
+        lambda scale: dln.theory.times_leading_order(dln.Stats.scalar_toy(2.0, 1.0, 0.3), scale,
+                                                     lr=0.04)))
+    tds = times.run(tmp_path / "times", progress=False)
+    want = dln.theory.times_leading_order(dln.Stats.scalar_toy(2.0, 1.0, 0.3), 1e-6, lr=0.04)
+    assert tds.t_B.sel(scale=1e-6).item() == want.t_B and tds.ratio.sel(scale=1e-6).item() == \
+        want.ratio
+    assert tds.first.values.ravel().tolist() == [want.first] * 2
+    with pytest.raises(ValueError, match="neither"):
+        Sweep(grid={"colour": [1]}, runner=Predict(ratio))
+
+
+def test_fit_sweep_is_fit(tmp_path):
+    """Fit: a sweep over the learning rate of a small classifier on the digit halves; each
+    grid point's records are those of fit called directly with the same seeds."""
+    from dlnfusion.sweep import Fit
+
+    full = dln.data.digit_halves()
+    task = dln.FusionTask(tuple(x[:120] for x in full.train_x), full.train_y[:120],
+                          tuple(x[:60] for x in full.test_x), full.test_y[:60], n_classes=10,
+                          names=full.names)
+    model = dln.FusionMLP((32, 32), depth=3, fusion_layer=2, width=8)
+    sw = Sweep(grid={"lr": [0.05, 0.1]}, runner=Fit(model=lambda: model, task=lambda: task),
+               fixed={"epochs": 2, "batch_size": 40}, seeds=[0, 3])
+    ds = sw.run(tmp_path, progress=False)
+    assert ds.test_acc.dims == ("lr", "seed", "epoch")
+    assert ds.unimodal_acc.dims == ("lr", "seed", "modality", "epoch")
+    assert ds.modality.values.tolist() == list(task.names) and ds.epoch.values.tolist() == [0, 1, 2]
+    h = dln.fit(model, task, [0, 3], epochs=2, batch_size=40, lr=0.1)
+    np.testing.assert_array_equal(ds.train_loss.sel(lr=0.1).values, h.train_loss)
+    np.testing.assert_array_equal(ds.unimodal_acc.sel(lr=0.1).values, h.unimodal_acc)
+    assert ds.status.values.ravel().tolist() == ["max_steps"] * 4
+    assert not np.array_equal(ds.train_loss.sel(lr=0.05).values, h.train_loss)
+
+
+def _completion_sweep():
+    from dlnfusion.data.completion import low_rank_target, nested_masks
+    from dlnfusion.sweep import Completion
+
+    n = 8
+    return Sweep(grid={"rank": [1, 3], "deficit_end": [0, 6]},
+                 runner=Completion(target=lambda seed: low_rank_target(50 + seed, n, 2, 8.0),
+                                   mask=lambda seed: nested_masks(seed, n, (40,))[0],
+                                   deficit_target=lambda rank, seed: low_rank_target(
+                                       seed, n, rank, 8.0)),
+                 fixed={"depth": 2, "steps": 12, "lr": 0.3, "scale": 0.3, "record_every": 2,
+                        "record_until": 18}, seeds=[0, 1])
+
+
+def test_completion_sweep_is_train_completion(tmp_path):
+    """Completion: each run's records are those of train_completion called directly on its
+    own task with its deficit window."""
+    from dlnfusion.data.completion import low_rank_target, nested_masks
+    from dlnfusion.interventions import Deficit
+    from dlnfusion.training import CompletionTask, train_completion
+
+    ds = _completion_sweep().run(tmp_path, progress=False)
+    assert ds.test_error.dims == ("rank", "deficit_end", "seed", "time")
+    assert ds.singular_values.dims[-2:] == ("time", "singular")
+    for seed in (0, 1):
+        targets = np.stack([low_rank_target(50 + seed, 8, 2, 8.0), low_rank_target(seed, 8, 3, 8.0)])
+        r = train_completion(targets, nested_masks(seed, 8, (40,)), depth=2, seeds=seed,
+                             steps=18, target=0, mask=0, lr=0.3, scale=0.3, record_every=2,
+                             interventions=[Deficit(CompletionTask(target=1), end=6)])
+        got = ds.test_error.sel(rank=3, deficit_end=6, seed=seed).values
+        np.testing.assert_allclose(got[:7], r.test_error[0, :7], rtol=1e-12)
+    assert ds.status.values.ravel().tolist() == ["max_steps"] * 8
+
+
+def test_interrupted_completion_sweep_resumes(tmp_path, monkeypatch):
+    """A sweep of another runner resumes alike: interrupted at its second chunk, re-run with
+    the same folder, it computes only what is missing and ends with the uninterrupted
+    Dataset."""
+    import dlnfusion.training.completion as tc
+
+    ref = _completion_sweep().run(tmp_path / "ref", chunk_size=4, progress=False)
+    calls, original = [], tc.train_completion
+
+    def flaky(*a, **kw):
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return original(*a, **kw)
+
+    monkeypatch.setattr(tc, "train_completion", flaky)
+    with pytest.raises(dln.sweep.SweepInterrupted, match="1 of 2 chunks"):
+        _completion_sweep().run(tmp_path / "cut", chunk_size=4, progress=False)
+    monkeypatch.setattr(tc, "train_completion", original)
+    _assert_same(ref, _completion_sweep().run(tmp_path / "cut", chunk_size=3, progress=False),
+                 rtol=0)

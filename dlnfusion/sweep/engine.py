@@ -1,47 +1,43 @@
-"""Parameter sweeps: a labeled grid of runs, batched, chunked, sharded, resumable.
+"""The sweep engine: a labeled grid of runs, batched, chunked, sharded, resumable.
 
-A :class:`Sweep` names the swept parameters and two factories, one for the data and one for
-the network, whose keyword arguments are drawn from the grid (and from ``fixed``). Training
-parameters (``lr``, ``scale``, ``scheme``, ``method``, ``loss``, ``steps``,
-``stop_loss``, ``record_every``) can be swept or fixed the same way::
+A :class:`Sweep` names the swept parameters and a runner (:mod:`dlnfusion.sweep.runners`:
+:class:`~dlnfusion.sweep.Train` for the network simulators, :class:`~dlnfusion.sweep.Fit` for
+mini-batch training, :class:`~dlnfusion.sweep.Predict` for theory alone, or your own
+:class:`~dlnfusion.sweep.Runner`). The runner's factories take their keyword arguments from the
+grid and from ``fixed``, and its own parameters (``Train``: ``lr``, ``scale``, ``scheme``,
+``method``, ``loss``, ``steps``, ``stop_loss``, ``record_every``) can be swept or fixed the
+same way::
 
     sweep = Sweep(
         grid={"fusion_layer": [1, 2, 3, 4], "rho": np.linspace(-0.9, 0.9, 9)},
-        stats=lambda rho: Stats.scalar_toy(2.0, 1.0, rho),
-        network=lambda fusion_layer: NetworkSpec.fusion(4, fusion_layer, width=100),
+        runner=Train(stats=lambda rho: Stats.scalar_toy(2.0, 1.0, rho),
+                     network=lambda fusion_layer: NetworkSpec.fusion(4, fusion_layer, width=100)),
         fixed={"lr": 0.04, "scale": 0.1, "scheme": "frobenius", "steps": 100_000},
         seeds=range(5))
     ds = sweep.run("out/fig6b")          # an xarray.Dataset, also written to out/fig6b/sweep.nc
 
-How it runs. The runs (grid point × seed) are grouped by everything that changes array
-shapes or compiled code (the network, the initialization scheme, method, loss, step budget
-and recording interval); each group compiles once. A group is cut into chunks that fit the memory
-budget; each chunk is one batched call of :func:`~dlnfusion.train`, spread over the
-local devices with ``jax.sharding`` when there are several. Every finished chunk is written to
-``out/chunks/`` at once (atomically), so an interrupted sweep resumes where it stopped: a
-re-run skips the finished chunks and assembles the same Dataset. Every chunk file records
-which runs (grid point and seed) it holds, so the re-run may use another ``chunk_size`` (or
-another number of devices): it computes only the runs that no saved chunk holds. Stopped by
-Ctrl-C, :meth:`Sweep.run` raises :class:`SweepInterrupted` (a ``KeyboardInterrupt``) whose
-message says how many chunks are saved and how to resume. Under JAX's multi-process
-runtime (``jax.distributed``; :func:`init_distributed`) each process takes every
-``process_count``-th chunk, and process 0 assembles the result after a barrier.
+How it runs. The runs (grid point × seed) are grouped by the runner (``Train``: by everything
+that changes array shapes or compiled code: the network, the initialization scheme, method,
+loss, step budget and recording interval); each group compiles once. A group is cut into
+chunks (``Train``: what fits the memory budget); each chunk is one call of the runner, spread
+over the local devices with ``jax.sharding`` when there are several and the runner is
+shardable. Every finished chunk is written to ``out/chunks/`` at once (atomically), so an
+interrupted sweep resumes where it stopped: a re-run skips the finished chunks and assembles
+the same Dataset. Every chunk file records which runs (grid point and seed) it holds, so the
+re-run may use another ``chunk_size`` (or another number of devices): it computes only the
+runs that no saved chunk holds. Stopped by Ctrl-C, :meth:`Sweep.run` raises
+:class:`SweepInterrupted` (a ``KeyboardInterrupt``) whose message says how many chunks are
+saved and how to resume. Under JAX's multi-process runtime (``jax.distributed``;
+:func:`init_distributed`) each process takes every ``process_count``-th chunk, and process 0
+assembles the result after a barrier.
 
-The Dataset has one dimension per swept parameter plus ``seed`` (and ``time`` for the
-recorded trajectories). It holds, per run: ``status`` ('converged', 'max_steps',
-'diverged'), ``stop_time``, ``final_loss``, the unimodal-phase observables ``t_A``, ``t_B``,
-``time_ratio``, ``first``, ``misattribution``, ``plateau_loss`` (two modalities), the
-trajectories ``loss`` and ``map_<modality>``, and, with ``predict=True``, the reduced-dynamics
-predictions ``time_ratio_predicted``, ``t_A_predicted``, ``t_B_predicted``; per grid point the
-theory ``time_ratio_leading_order``, ``time_ratio_gradient_flow``, ``misattribution_theory``,
-``plateau_loss_theory``, each the prediction for the network swept at that point
-(:func:`~dlnfusion.compare.theory_columns`: early, intermediate and late fusion differ) or NaN,
-with ``<column>_valid`` and ``<column>_caveats`` (the reasons, "; "-joined).
+The Dataset has one dimension per swept parameter plus ``seed``, and the runner's further
+dimensions (``time``, ``epoch``, ``modality``, ...) for its records. What it holds is the
+runner's (see each runner); a ``status`` variable holds the names of
+:class:`~dlnfusion.results.Status` ('converged', 'max_steps', 'diverged').
 """
 from __future__ import annotations
 
-import hashlib
-import inspect
 import itertools
 import json
 import os
@@ -54,23 +50,11 @@ from typing import Any, Callable, Mapping, Sequence
 import jax
 import numpy as np
 
-from .compare import measure_unimodal_phase, predict_unimodal_phase, theory_columns
-from .networks import NetworkSpec, init_batch
-from .stats import Dataset, Stats
-from .results import Status
-from .training import train
+from ..checks import seeds as checks_seeds
+from ..results import Status
+from .runners import Batch, Runner, fingerprint
 
-__all__ = ["Sweep", "load", "SweepInterrupted", "init_distributed", "TRAIN_KEYS"]
-
-#: Training parameters a sweep can set or vary, with their defaults.
-TRAIN_KEYS = {"lr": 0.04, "scale": 1e-9, "scheme": "normal", "method": "gd",
-              "loss": "squared", "steps": 40_000, "stop_loss": 1e-4, "record_every": 100}
-#: Dataset variable of each theory column.
-_THEORY_NAMES = {"time_ratio_gradient_flow": "time_ratio_gradient_flow",
-                 "misattribution": "misattribution_theory", "plateau_loss": "plateau_loss_theory",
-                 "time_ratio_leading_order": "time_ratio_leading_order"}
-#: The ones that change compiled code or shapes (runs are grouped by them).
-_STATIC_TRAIN = ("scheme", "method", "loss", "steps", "record_every")
+__all__ = ["Sweep", "load", "SweepInterrupted", "init_distributed"]
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -114,55 +98,28 @@ def init_distributed(coordinator: str | None = None, num_processes: int | None =
     atexit.register(jax.distributed.shutdown)
 
 
-def _params_of(fn) -> tuple:
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"cannot read the arguments of {fn!r}") from exc
-    return tuple(p.name for p in sig.parameters.values()
-                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
-
-
-def _fingerprint(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=repr).encode()).hexdigest()[:16]
-
-
-def _source(fn) -> str:
-    try:
-        return inspect.getsource(fn)
-    except (OSError, TypeError):
-        return getattr(fn, "__qualname__", repr(fn))
-
-
 @dataclass(frozen=True, eq=False)
 class Sweep:
-    """A grid of training runs with labeled results (see the module docstring).
+    """A grid of runs with labeled results (see the module docstring).
 
     Parameters
     ----------
     grid : mapping name → values. The names become the Dataset's dimensions, in this order.
-    stats : factory returning the data (:class:`Stats` or :class:`Dataset`) of a grid point;
-        its arguments are looked up in the grid and in ``fixed``.
-    network : factory returning the :class:`NetworkSpec` of a grid point.
-    fixed : other parameters for the factories and the training (see :data:`TRAIN_KEYS`).
-    seeds : initialization seeds; every grid point is run once per seed.
-    eval_stats : optional factory for the population statistics under which the loss is also
-        recorded (generalization error), e.g. when ``stats`` returns a finite Dataset.
-    record : keep the loss and total-map trajectories (every ``record_every`` steps).
-    predict : also integrate the reduced-dynamics prediction of every run
-        (:func:`dlnfusion.compare.predict_unimodal_phase`).
+    runner : what runs a grid point (:class:`~dlnfusion.sweep.Runner`): ``Train``, ``Fit``,
+        ``Predict`` or your own.
+    fixed : other parameters for the runner and its factories.
+    seeds : seeds; every grid point is run once per seed.
     """
 
     grid: Mapping[str, Sequence]
-    stats: Callable[..., Any]
-    network: Callable[..., NetworkSpec]
+    runner: Runner
     fixed: Mapping[str, Any] = field(default_factory=dict)
     seeds: Sequence[int] = (0,)
-    eval_stats: Callable[..., Stats] | None = None
-    record: bool = True
-    predict: bool = False
 
     def __post_init__(self):
+        if not isinstance(self.runner, Runner):
+            raise ValueError("runner must be a dlnfusion.sweep.Runner (Train, Fit, Predict or "
+                             f"a subclass), got {type(self.runner).__name__}")
         if not self.grid:
             raise ValueError("grid must name at least one swept parameter")
         grid = {}
@@ -175,23 +132,20 @@ class Sweep:
             grid[k] = [v.item() if isinstance(v, np.generic) else v for v in vals]
         object.__setattr__(self, "grid", grid)
         object.__setattr__(self, "fixed", dict(self.fixed))
-        seeds = [int(s) for s in self.seeds]
-        if not seeds or len(set(seeds)) != len(seeds):
+        seeds = checks_seeds(self.seeds)
+        if len(set(seeds)) != len(seeds):
             raise ValueError("seeds must be distinct integers")
-        object.__setattr__(self, "seeds", seeds)
+        object.__setattr__(self, "seeds", list(seeds))
         overlap = set(grid) & set(self.fixed)
         if overlap:
             raise ValueError(f"parameters both swept and fixed: {sorted(overlap)}")
-        if "record_every" in grid and self.record:
-            raise ValueError("record_every cannot be swept when trajectories are recorded")
-        known = set(TRAIN_KEYS) | set(_params_of(self.stats)) | set(_params_of(self.network))
-        if self.eval_stats is not None:
-            known |= set(_params_of(self.eval_stats))
+        self.runner.check(grid, self.fixed)
+        known = self.runner.parameters()
         unknown = (set(grid) | set(self.fixed)) - known
         if unknown:
             raise ValueError(
-                f"parameters {sorted(unknown)} are neither arguments of the stats/network "
-                f"factories nor training parameters {sorted(TRAIN_KEYS)}")
+                f"parameters {sorted(unknown)} are neither arguments of the runner's factories "
+                f"nor its parameters {sorted(self.runner.defaults)}")
 
     # ------------------------------------------------------------------ planning
     @property
@@ -203,44 +157,30 @@ class Sweep:
         names = list(self.grid)
         out = []
         for combo in itertools.product(*self.grid.values()):
-            p = dict(TRAIN_KEYS)
+            p = dict(self.runner.defaults)
             p.update(self.fixed)
             p.update(dict(zip(names, combo)))
             out.append(p)
         return out
 
-    @staticmethod
-    def _call(fn, point):
-        return fn(**{k: point[k] for k in _params_of(fn) if k in point})
-
     def definition(self) -> dict:
         """A JSON-able description, used to check that a resumed sweep is the same sweep."""
         return {"grid": {k: [repr(x) for x in v] for k, v in self.grid.items()},
                 "fixed": {k: repr(v) for k, v in self.fixed.items()}, "seeds": self.seeds,
-                "stats": _source(self.stats), "network": _source(self.network),
-                "eval_stats": None if self.eval_stats is None else _source(self.eval_stats),
-                "record": self.record, "predict": self.predict}
+                "runner": self.runner.describe()}
 
     def _plan(self, chunk_size, n_dev):
-        """Group the runs by compiled shape and cut the groups into chunks."""
+        """Group the runs as the runner batches them and cut the groups into chunks."""
         points = self.points()
-        specs = [self._call(self.network, p) for p in points]
-        data = [self._call(self.stats, p) for p in points]
-        for i, (s, d) in enumerate(zip(specs, data)):
-            if not isinstance(s, NetworkSpec):
-                raise ValueError(f"network factory returned {type(s).__name__}, not NetworkSpec")
-            if not isinstance(d, (Stats, Dataset)):
-                raise ValueError(f"stats factory returned {type(d).__name__}, not Stats/Dataset")
+        prepared = [self.runner.prepare(p) for p in points]
         groups = {}
-        for i, (p, s, d) in enumerate(zip(points, specs, data)):
-            shape = (type(d).__name__, tuple(d.dims),
-                     d.output_dim if isinstance(d, Stats) else d.y.shape)
-            key = (s, shape) + tuple(p[k] for k in _STATIC_TRAIN)
-            groups.setdefault(key, []).append(i)
+        for i, (p, prep) in enumerate(zip(points, prepared)):
+            groups.setdefault(self.runner.group(p, prep), []).append(i)
         chunks = []
         for g, (key, idx) in enumerate(groups.items()):
             runs = [(i, si) for i in idx for si in range(len(self.seeds))]
-            size = chunk_size or _auto_chunk(specs[idx[0]], points[idx[0]], len(runs))
+            size = chunk_size or self.runner.chunk_size(points[idx[0]], prepared[idx[0]],
+                                                        len(runs))
             size = max(n_dev, (size // n_dev) * n_dev)
             for c in range(0, len(runs), size):
                 # The id names the runs (positions c to c + size in the group): a chunk file
@@ -248,7 +188,7 @@ class Sweep:
                 stop = min(c + size, len(runs))
                 chunks.append({"id": f"{g:03d}-{c:05d}-{stop:05d}", "group": g,
                                "runs": runs[c:stop]})
-        return points, specs, data, chunks
+        return points, prepared, chunks
 
     # ------------------------------------------------------------------ running
     def run(self, out, chunk_size: int | None = None, devices=None, progress: bool = True):
@@ -267,16 +207,18 @@ class Sweep:
         """
         out = Path(out)
         devices = list(jax.local_devices() if devices is None else devices)
+        if not self.runner.shardable:
+            devices = devices[:1]
         n_dev = len(devices)
         mesh = None
         if n_dev > 1:
             from jax.sharding import Mesh
             mesh = Mesh(np.array(devices), ("runs",))
-        points, specs, data, chunks = self._plan(chunk_size, n_dev)
+        points, prepared, chunks = self._plan(chunk_size, n_dev)
         (out / "chunks").mkdir(parents=True, exist_ok=True)
         # The chunking is not part of the sweep's identity: a resumed run may cut it otherwise.
         definition = json.loads(json.dumps(self.definition()))
-        fp = _fingerprint(definition)
+        fp = fingerprint(definition)
         pid, nproc = jax.process_index(), jax.process_count()
         manifest = out / "manifest.json"
         if pid == 0:
@@ -310,7 +252,7 @@ class Sweep:
         try:
             for done_n, c in enumerate(todo, 1):
                 t0 = _time.perf_counter()
-                res = self._run_chunk(c, points, specs, data, mesh, n_dev)
+                res = self._run_chunk(c, points, prepared, mesh, n_dev)
                 _atomic_save(out / "chunks" / f"{c['id']}.npz", res)
                 bar = "#" * round(20 * done_n / len(todo))
                 log(f"[{bar:<20}] chunk {c['id']} ({len(c['runs'])} runs) done in "
@@ -319,7 +261,7 @@ class Sweep:
             if nproc > 1:
                 multihost_utils.sync_global_devices(f"dlnfusion-sweep-{fp}-computed")
             if pid == 0:
-                ds = self._assemble(points, specs, out)
+                ds = self._assemble(points, prepared, out)
                 tmp = out / "sweep.nc.tmp"
                 ds.to_netcdf(tmp, engine="h5netcdf")
                 os.replace(tmp, out / "sweep.nc")
@@ -338,71 +280,39 @@ class Sweep:
             multihost_utils.sync_global_devices(f"dlnfusion-sweep-{fp}-written")
         return load(out / "sweep.nc")
 
-    def _run_chunk(self, chunk, points, specs, data, mesh, n_dev) -> dict:
+    def _run_chunk(self, chunk, points, prepared, mesh, n_dev) -> dict:
+        """The runner's batch of one chunk as the arrays of its file: ``index`` and ``seed``
+        (which runs), the values, ``dims:<name>`` and ``coord:<dim>``."""
         runs = chunk["runs"]
         n_real = len(runs)
         padded = runs + [runs[-1]] * ((-n_real) % n_dev)    # sharding needs a multiple
-        p0 = points[runs[0][0]]
-        spec = specs[runs[0][0]]
-        run_data = [data[i] for i, _ in padded]
-        scales = np.array([float(points[i]["scale"]) for i, _ in padded])
-        if p0["scheme"] == "balanced":
-            scales = np.repeat(scales[:, None], spec.n_modalities, axis=1)
-        params = init_batch(spec, [self.seeds[s] for _, s in padded], p0["scheme"], scales,
-                            stats=[d if isinstance(d, Stats) else None for d in run_data])
-        ev = None
-        if self.eval_stats is not None:
-            evs = [self._call(self.eval_stats, points[i]) for i, _ in padded]
-            ev = evs[0]
-            if any(e is not ev for e in evs):
-                raise ValueError("eval_stats must not vary across a chunk; sweep the data instead")
-        traj = train(spec, run_data, params, lr=[float(points[i]["lr"]) for i, _ in padded],
-                     method=p0["method"], steps=int(p0["steps"]),
-                     record_every=p0["record_every"], stop_loss=points[runs[0][0]]["stop_loss"],
-                     loss=p0["loss"], eval_stats=ev, sharding=mesh)
-        traj = traj[:n_real]
-        res = {"index": np.array([i for i, _ in runs]), "seed": np.array([s for _, s in runs]),
-               "status": traj.status.astype(np.int8), "stop_time": traj.stop_time,
-               "final_loss": traj.final_loss}
-        if self.record:
-            res["time"] = traj.time
-            res["loss"] = traj.loss
-            if traj.eval_loss is not None:
-                res["eval_loss"] = traj.eval_loss
-            for name, m in zip(spec.names, traj.maps):
-                res[f"map_{name}"] = m
-        if spec.n_modalities == 2:
-            meas = measure_unimodal_phase(traj)
-            res.update({"t_A": meas.t_A, "t_B": meas.t_B, "time_ratio": meas.time_ratio,
-                        "first": meas.first.astype(np.int8),
-                        "misattribution": meas.misattribution,
-                        "plateau_loss": meas.plateau_loss})
-            if self.predict and spec.is_linear and isinstance(run_data[0], Stats):
-                pred, _ = predict_unimodal_phase(
-                    spec, run_data[:n_real], traj.initial_params, [float(points[i]["lr"])
-                                                                  for i, _ in runs],
-                    method=p0["method"], steps=int(p0["steps"]), record_every=p0["record_every"],
-                    stop_loss=points[runs[0][0]]["stop_loss"])
-                res.update({"t_A_predicted": pred.t_A, "t_B_predicted": pred.t_B,
-                            "time_ratio_predicted": pred.time_ratio})
+        batch = self.runner.run([points[i] for i, _ in padded],
+                                [prepared[i] for i, _ in padded],
+                                [self.seeds[s] for _, s in padded], mesh)
+        if not isinstance(batch, Batch):
+            raise ValueError(f"{type(self.runner).__name__}.run must return a Batch, got "
+                             f"{type(batch).__name__}")
+        res = {"index": np.array([i for i, _ in runs]), "seed": np.array([s for _, s in runs])}
+        for k, v in batch.values.items():
+            v = np.asarray(v)
+            dims = tuple(batch.dims.get(k, ()))
+            if v.ndim != 1 + len(dims) or v.shape[0] != len(padded):
+                raise ValueError(f"{type(self.runner).__name__}.run: {k!r} has shape {v.shape}; "
+                                 f"expected ({len(padded)} runs, {', '.join(dims)})")
+            for d, n in zip(dims, v.shape[1:]):
+                if d in batch.coords and len(batch.coords[d]) != n:
+                    raise ValueError(f"{type(self.runner).__name__}.run: dimension {d!r} of "
+                                     f"{k!r} has length {n} but its coordinate "
+                                     f"{len(batch.coords[d])}")
+            res[k] = v[:n_real]
+            if dims:
+                res[f"dims:{k}"] = np.array(dims, dtype=str)
+        for d, c in batch.coords.items():
+            res[f"coord:{d}"] = np.asarray(c)
         return res
 
     # ------------------------------------------------------------------ assembly
-    @staticmethod
-    def _theory(point, spec, data) -> dict:
-        """The theory columns of one grid point (:func:`dlnfusion.compare.theory_columns`)."""
-        if not isinstance(data, Stats):
-            return {}
-        cols = theory_columns(data, spec, point["scale"], point["scheme"])
-        out = {}
-        for k, p in cols.items():
-            name = _THEORY_NAMES[k]
-            out[name] = float(p.value)
-            out[name + "_valid"] = bool(p.valid)
-            out[name + "_caveats"] = "; ".join(p.caveats)
-        return out
-
-    def _assemble(self, points, specs, out):
+    def _assemble(self, points, prepared, out):
         import xarray as xr
 
         shape = self.shape + (len(self.seeds),)
@@ -411,34 +321,36 @@ class Sweep:
         if missing:
             raise RuntimeError(f"{missing} runs of the sweep have no saved chunk in "
                                f"{out / 'chunks'}; run the sweep again to compute them")
-        per_run, traj_vars, times = {}, {}, None
+        per_run, records, var_dims, coords_seen = {}, {}, {}, {}
         # Read every saved chunk, whatever chunking wrote it: each names its runs.
         for path in _chunk_files(out / "chunks"):
             with np.load(path, allow_pickle=False) as z:
-                flat_idx = z["index"]
-                seeds = z["seed"]
-                pos = [np.unravel_index(i, self.shape) + (s,) for i, s in zip(flat_idx, seeds)]
+                pos = [np.unravel_index(i, self.shape) + (s,)
+                       for i, s in zip(z["index"], z["seed"])]
                 for k in z.files:
-                    if k in ("index", "seed", "time"):
+                    if k.startswith("coord:"):
+                        d = k[6:]
+                        if d not in coords_seen or len(z[k]) > len(coords_seen[d]):
+                            coords_seen[d] = z[k]
+                for k in z.files:
+                    if k in ("index", "seed") or ":" in k:
                         continue
                     v = z[k]
-                    if k == "loss" or k == "eval_loss" or k.startswith("map_"):
-                        if times is None or len(z["time"]) > len(times):
-                            times = z["time"]
-                        traj_vars.setdefault(k, []).append((pos, v))
-                    else:
-                        if k not in per_run:
-                            fill = -1 if v.dtype.kind in "iu" else np.nan
-                            per_run[k] = np.full(shape, fill, dtype=v.dtype if
-                                                 v.dtype.kind in "iu" else float)
-                        for p, val in zip(pos, v):
-                            per_run[k][p] = val
+                    if f"dims:{k}" in z.files:
+                        var_dims[k] = tuple(z[f"dims:{k}"].tolist())
+                        records.setdefault(k, []).append((pos, v))
+                        continue
+                    if k not in per_run:
+                        per_run[k] = np.full(shape, _blank(v.dtype), dtype=_kept(v.dtype))
+                    for p, val in zip(pos, v):
+                        per_run[k][p] = val
         data_vars = {}
-        names = specs[0].names
+        labels = self.runner.labels(prepared[0])
         for k, arr in per_run.items():
             if k == "status":
                 data_vars[k] = (dims, Status.names(arr).astype(str))
-            elif k == "first":
+            elif k in labels:
+                names = labels[k]
                 data_vars[k] = (dims, np.vectorize(
                     lambda s: names[int(s)] if 0 <= s < len(names) else "none",
                     otypes=[str])(arr))
@@ -446,32 +358,50 @@ class Sweep:
                 data_vars[k] = (dims, arr)
         coords = {k: _coord(v) for k, v in self.grid.items()}
         coords["seed"] = np.array(self.seeds)
-        if times is not None:
-            coords["time"] = np.asarray(times)
-            for k, items in traj_vars.items():
-                extra = items[0][1].shape[2:]
-                arr = np.full(shape + (len(times),) + extra, np.nan)
-                for pos, v in items:
-                    for p, val in zip(pos, v):
-                        arr[p][: val.shape[0]] = val
-                edims = () if not extra else (("out", f"in_{k[4:]}") if k.startswith("map_")
-                                              else tuple(f"{k}_{j}" for j in range(len(extra))))
-                data_vars[k] = (dims + ("time",) + edims, arr)
-        theory = {}
-        blank = {float: np.nan, bool: False, str: ""}
+        sizes = {}           # every further dimension's length: the longest seen
+        for k, items in records.items():
+            for d, n in zip(var_dims[k], np.shape(items[0][1])[1:]):
+                longest = max(np.shape(v)[1 + var_dims[k].index(d)] for _, v in items)
+                sizes[d] = max(sizes.get(d, 0), longest, len(coords_seen.get(d, ())))
+        for k, items in records.items():
+            edims = var_dims[k]
+            full = tuple(sizes[d] for d in edims)
+            sample = items[0][1]
+            arr = np.full(shape + full, _blank(sample.dtype), dtype=_kept(sample.dtype))
+            for pos, v in items:
+                for p, val in zip(pos, v):
+                    arr[p][tuple(slice(0, n) for n in val.shape)] = val
+            data_vars[k] = (dims + edims, arr)
+        for d in {d for e in var_dims.values() for d in e} & set(coords_seen):
+            coords[d] = np.asarray(coords_seen[d])
+        columns = {}
         for i, p in enumerate(points):
-            for k, v in self._theory(p, specs[i], self._call(self.stats, p)).items():
-                if k not in theory:
-                    theory[k] = np.full(self.shape, blank[type(v)],
-                                        dtype=object if isinstance(v, str) else type(v))
-                theory[k][np.unravel_index(i, self.shape)] = v
-        theory = {k: (a.astype(str) if a.dtype == object else a) for k, a in theory.items()}
-        for k, arr in theory.items():
-            data_vars[k] = (tuple(self.grid), arr)
+            for k, v in self.runner.columns(p, prepared[i]).items():
+                if k not in columns:
+                    columns[k] = np.full(self.shape, _blank_of(v),
+                                         dtype=object if isinstance(v, str) else type(v))
+                columns[k][np.unravel_index(i, self.shape)] = v
+        for k, arr in columns.items():
+            data_vars[k] = (tuple(self.grid), arr.astype(str) if arr.dtype == object else arr)
         ds = xr.Dataset(data_vars, coords=coords)
         ds.attrs["dlnfusion_sweep"] = json.dumps(self.definition())
         ds.attrs["fixed"] = json.dumps({k: repr(v) for k, v in self.fixed.items()})
         return ds
+
+
+def _blank(dtype):
+    """The fill of a run no chunk wrote into (records shorter than the longest: NaN)."""
+    return {"i": -1, "u": 0, "b": False, "U": "", "S": b""}.get(np.dtype(dtype).kind, np.nan)
+
+
+def _kept(dtype):
+    """The Dataset's dtype for values of ``dtype`` (integers, booleans and strings kept,
+    other numbers as float)."""
+    return dtype if np.dtype(dtype).kind in "iubUS" else float
+
+
+def _blank_of(value):
+    return {float: np.nan, bool: False, str: "", int: -1}.get(type(value), np.nan)
 
 
 def _coord(values):
@@ -520,14 +450,6 @@ def _saved_runs(folder: Path) -> set:
         with np.load(path, allow_pickle=False) as z:
             done.update(zip(z["index"].tolist(), z["seed"].tolist()))
     return done
-
-
-def _auto_chunk(spec, point, n_runs, budget=1 << 30):
-    R = int(point["steps"]) // int(point["record_every"]) + 1
-    per_record = 2 + sum(spec.input_dims) * spec.output_dim + spec.n_layers
-    params = sum(a * b for a, b in spec.layer_shapes)
-    per_run = 8 * (R * per_record + 6 * params)
-    return int(max(1, min(n_runs, budget // max(per_run, 1))))
 
 
 def _atomic_save(path: Path, arrays: dict):
