@@ -684,18 +684,18 @@ def predict_times(stats, lr: float, init, method: str = "gd") -> TimePrediction:
                                        "approach the plateau monotonically", ok)])
     oscillates = eta * abs(s_b) >= 1
     t_a[ok] = _logistic_crossings(x0[ok], g_a)
-    # Accumulate B's log-growth along A's logistic-map trajectory until A has saturated (every
-    # run of the batch iterated at once, each until its own A has saturated).
-    x, lnb = x0[ok].copy(), lnb0[ok].copy()
-    n = np.zeros(x.shape, dtype=np.int64)
-    active = np.flatnonzero(x < 1 - 1e-13)
-    while active.size:
-        xa = x[active]
-        e_b = s_b - cross_ab * np.sign(s_a) * plateau_a * xa     # Σ_BA W_A^tot
-        lnb[active] += 2 * np.log(np.abs(1 + eta * xi * e_b))
-        x[active] = xa * (1 + g_a * (1 - xa)) ** 2
-        n[active] += 1
-        active = active[(x[active] < 1 - 1e-13) & (n[active] < 10 ** 7)]
+    # Accumulate B's log-growth along A's logistic-map trajectory until A has saturated, run by
+    # run: a scalar loop of a few flops per step (numpy's per-call overhead on a batch of a
+    # few runs would cost more than the arithmetic, as in _logistic_crossings).
+    lnb, n = lnb0[ok].copy(), np.zeros(int(np.count_nonzero(ok)), dtype=np.int64)
+    for i, x in enumerate(x0[ok]):
+        acc, k = lnb[i], 0
+        while x < 1 - 1e-13 and k < 10 ** 7:
+            e_b = s_b - cross_ab * np.sign(s_a) * plateau_a * x     # Σ_BA W_A^tot
+            acc += 2 * np.log(abs(1 + eta * xi * e_b))
+            x = x * (1 + g_a * (1 - x)) ** 2
+            k += 1
+        lnb[i], n[i] = acc, k
     y = np.exp(lnb) / final_b
     overlap = np.zeros(nrun, bool)
     overlap[ok] = y >= 0.5
