@@ -21,7 +21,9 @@ __all__ = ["PALETTE", "SINGLE", "DOUBLE", "paper_style", "new_figure", "theory_v
 #: Okabe & Ito (2008) colorblind-safe palette, black first.
 PALETTE = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#D55E00", "#0072B2", "#CC79A7",
            "#F0E442")
-SINGLE, DOUBLE = 3.35, 6.9
+#: Figure widths in inches: a single column, a double column.
+SINGLE = 3.35
+DOUBLE = 6.9
 
 _RC = {
     "font.family": "sans-serif",

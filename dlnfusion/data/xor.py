@@ -45,9 +45,10 @@ def xor_task(sigma_a: float, n_samples: int = 8192, seed: int = 0) -> Dataset:
 
     Returns
     -------
-    Dataset with modality "A" of shape (P, 1), modality "B" of shape (P, 2) and targets
-    y = x_A + XOR(x_B) of shape (P, 1), no noise. The samples are ordered point by point of the
-    square (irrelevant for full-batch training).
+    Dataset
+        Modality "A" of shape (P, 1), modality "B" of shape (P, 2) and targets
+        y = x_A + XOR(x_B) of shape (P, 1), no noise. The samples are ordered point by point of
+        the square (irrelevant for full-batch training).
     """
     if isinstance(sigma_a, bool) or not isinstance(sigma_a, numbers.Real):
         raise ValueError(f"sigma_a (the variance of x_A) must be a positive finite number, "

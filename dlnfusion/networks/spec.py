@@ -70,6 +70,8 @@ class NetworkSpec:
         Population-level training needs a linear network.
     names : modality labels (default "A", "B", ...).
 
+    Notes
+    -----
     Use :meth:`fusion` for the paper's networks and :meth:`unequal` for branches of different
     depth (paper Appendix E.4).
     """

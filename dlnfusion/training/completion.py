@@ -543,6 +543,8 @@ def train_completion(targets, masks, *, depth: int, seeds, steps, target, mask,
     chunk : runs per cache-sized chunk in the inner loop (a speed setting; no effect on the
         numbers).
 
+    Notes
+    -----
     Compiled shapes depend on (B or the numbers of groups, snapshot slots and unique runs, n, D,
     the numbers of targets and masks, record_until/record_every, n_singular, dtype, chunk); new
     seeds and deficit ends with the same grouping reuse the compiled loop.
