@@ -383,3 +383,25 @@ def test_interrupted_completion_sweep_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(tc, "train_completion", original)
     _assert_same(ref, _completion_sweep().run(tmp_path / "cut", chunk_size=3, progress=False),
                  rtol=0)
+
+
+def test_reduced_sweep_is_the_prediction_of_train(tmp_path):
+    """Reduced: the reduced dynamics of the runs Train would simulate, without training them;
+    its times are Train(predict=True)'s predicted times (same initial weights), computed
+    without the networks."""
+    from dlnfusion.sweep import Reduced
+
+    stats = lambda rho: dln.Stats.scalar_toy(2.0, 1.0, rho)  # noqa: E731
+    net = lambda: dln.NetworkSpec.fusion(3, 2, width=10)  # noqa: E731
+    fixed = {"scale": 0.1, "scheme": "frobenius", "steps": 3000, "record_every": 50}
+    red = Sweep(grid={"rho": [-0.3, 0.4]}, runner=Reduced(stats, net), fixed=fixed,
+                seeds=[0, 1]).run(tmp_path / "r", progress=False)
+    sim = Sweep(grid={"rho": [-0.3, 0.4]}, runner=Train(stats, net, predict=True, record=False),
+                fixed=fixed, seeds=[0, 1]).run(tmp_path / "s", progress=False)
+    for k in ("t_A", "t_B", "time_ratio"):
+        np.testing.assert_allclose(red[k].values, sim[f"{k}_predicted"].values, rtol=1e-12)
+    assert "time_ratio_gradient_flow" in red and red.first.values.ravel().tolist() == ["A"] * 4
+    with pytest.raises(ValueError, match="Reduced predicts linear networks"):
+        Sweep(grid={"rho": [0.1]}, runner=Reduced(
+            stats, lambda: dln.NetworkSpec.fusion(3, 2, width=10, activation="relu"))).run(
+            tmp_path / "x", progress=False)

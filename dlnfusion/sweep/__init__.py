@@ -2,7 +2,8 @@
 resumable.
 
 :class:`Sweep` is the engine (:mod:`dlnfusion.sweep.engine`); a runner says what a grid point
-runs (:mod:`dlnfusion.sweep.runners`): :class:`Train` (the network simulators), :class:`Fit`
+runs (:mod:`dlnfusion.sweep.runners`): :class:`Train` (the network simulators), :class:`Reduced` (their reduced dynamics
+alone), :class:`Fit`
 (mini-batch training of classifiers), :class:`Completion` (deep matrix completion),
 :class:`Predict` (theory alone), or a subclass of
 :class:`Runner`. :func:`load` reopens a result; :class:`SweepInterrupted` is what Ctrl-C
@@ -10,7 +11,7 @@ raises; :func:`init_distributed` starts several processes.
 """
 from .engine import Sweep, SweepInterrupted, init_distributed, load
 from .runners import (COMPLETION_KEYS, FIT_KEYS, TRAIN_KEYS, Batch, Completion, Fit, Predict,
-                      Runner, Train)
+                      Reduced, Runner, Train)
 
 __all__ = ["Sweep", "load", "SweepInterrupted", "init_distributed", "Runner", "Batch", "Train",
-           "Fit", "Completion", "Predict", "TRAIN_KEYS", "FIT_KEYS", "COMPLETION_KEYS"]
+           "Reduced", "Fit", "Completion", "Predict", "TRAIN_KEYS", "FIT_KEYS", "COMPLETION_KEYS"]

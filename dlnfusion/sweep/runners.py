@@ -16,7 +16,8 @@ The engine does the rest for every runner: the labeled Dataset, chunk files writ
 finish, resume with any chunking, sharding over local devices (for runners that are
 ``shardable``) and several processes.
 
-Runners here: :class:`Train` (the network simulators, :func:`dlnfusion.train`), :class:`Fit`
+Runners here: :class:`Train` (the network simulators, :func:`dlnfusion.train`),
+:class:`Reduced` (their reduced dynamics alone, the prediction without training), :class:`Fit`
 (mini-batch :func:`dlnfusion.fit` of classifiers on samples), :class:`Completion` (deep matrix
 completion, :func:`dlnfusion.train_completion`) and :class:`Predict` (theory alone: a function
 of the parameters, no training). Subclass :class:`Runner` for another.
@@ -36,7 +37,7 @@ from ..networks import NetworkSpec, init_batch
 from ..stats import Dataset, Stats
 from ..training import fit, train
 
-__all__ = ["Runner", "Batch", "Train", "Fit", "Completion", "Predict", "TRAIN_KEYS",
+__all__ = ["Runner", "Batch", "Train", "Reduced", "Fit", "Completion", "Predict", "TRAIN_KEYS",
            "FIT_KEYS", "COMPLETION_KEYS"]
 
 #: Training parameters of :class:`Train`, with their defaults.
@@ -273,6 +274,60 @@ class Train(Runner):
         return {"runner": "Train", "stats": source(self.stats), "network": source(self.network),
                 "eval_stats": None if self.eval_stats is None else source(self.eval_stats),
                 "record": self.record, "predict": self.predict}
+
+
+@dataclass(frozen=True, eq=False)
+class Reduced(Train):
+    """The reduced dynamics alone, :func:`dlnfusion.compare.predict_unimodal_phase`: the
+    prediction of the runs :class:`Train` would simulate (the same factories, parameters and
+    initial weights), without training the networks. Linear networks on
+    :class:`~dlnfusion.Stats`.
+
+    Per run: ``status``, ``stop_time``, ``final_loss`` of the reduced run and, for two
+    modalities, ``t_A``, ``t_B``, ``time_ratio``, ``first``, ``misattribution``,
+    ``plateau_loss``; with ``record`` its ``loss`` (time). Per grid point the theory columns,
+    as :class:`Train`.
+    """
+
+    stats: Callable[..., Any]
+    network: Callable[..., NetworkSpec]
+    record: bool = False
+
+    def factories(self):
+        return (self.stats, self.network)
+
+    def prepare(self, point):
+        spec, data = super().prepare(point)
+        if not spec.is_linear or not isinstance(data, Stats):
+            raise ValueError("Reduced predicts linear networks trained on population "
+                             "statistics (a Stats and a linear NetworkSpec)")
+        return spec, data
+
+    def run(self, points, prepared, seeds, mesh=None):
+        p0, (spec, _) = points[0], prepared[0]
+        stats = [d for _, d in prepared]
+        scales = np.array([float(p["scale"]) for p in points])
+        if p0["scheme"] == "balanced":
+            scales = np.repeat(scales[:, None], spec.n_modalities, axis=1)
+        params = init_batch(spec, list(seeds), p0["scheme"], scales, stats=stats)
+        meas, traj = predict_unimodal_phase(
+            spec, stats, params, [float(p["lr"]) for p in points], method=p0["method"],
+            steps=int(p0["steps"]), record_every=p0["record_every"], stop_loss=p0["stop_loss"])
+        out = Batch({"status": traj.status.astype(np.int8), "stop_time": traj.stop_time,
+                     "final_loss": traj.final_loss})
+        if self.record:
+            out.values["loss"], out.dims["loss"] = traj.loss, ("time",)
+            out.coords["time"] = traj.time
+        if spec.n_modalities == 2:
+            out.values.update({"t_A": meas.t_A, "t_B": meas.t_B, "time_ratio": meas.time_ratio,
+                               "first": meas.first.astype(np.int8),
+                               "misattribution": meas.misattribution,
+                               "plateau_loss": meas.plateau_loss})
+        return out
+
+    def describe(self):
+        return {"runner": "Reduced", "stats": source(self.stats),
+                "network": source(self.network), "record": self.record}
 
 
 # ---------------------------------------------------------------------- classifiers: fit
