@@ -16,16 +16,21 @@ form for random weights (`theory.random_init_times` from each seed's initial nor
 mean; dotted) and the paper's leading-order formula, eqs. (9), (12), (57) corrected (dashed).
 Markers: simulations, mean ± s.d. over seeds. The JSON also has the closed form averaged over
 the initialization's laws (`time_ratio_closed_form_expected`).
+
+Every number comes from a sweep (:mod:`dlnfusion.sweep`), saved under
+``out/zhang2024-fig6/{quick,full}/<sweep>``: a re-run of an interrupted figure resumes where it
+stopped.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from dlnfusion import NetworkSpec, Stats, simulate, theory as th
-from dlnfusion.compare import measure_unimodal_phase, predict_unimodal_phase
-from dlnfusion.plot import PALETTE, new_figure, paper_style, save, theory_vs_sim, trajectory_panel
+from dlnfusion import NetworkSpec, Stats, init_batch, theory as th
+from dlnfusion.plot import PALETTE, new_figure, paper_style, save, theory_vs_sim
+from dlnfusion.sweep import CAVEAT_SEPARATOR, Predict, Reduced, Sweep, Train
 
 from ._output import write_outputs
 
@@ -48,127 +53,151 @@ PANELS = {
     "d": {"param": "init_scale", "values": np.linspace(0.03, 0.18, 5),
           "line": np.linspace(0.03, 0.18, 16)},
 }
+#: A panel's parameter as the sweeps name it (the JSON keeps "init_scale").
+_KEY = {"rho": "rho", "sigma_ratio": "sigma_ratio", "init_scale": "scale"}
 
 
-def _config(panel: str, value: float):
-    """(sigma_ratio, rho, u0) of one point of a panel."""
-    if panel == "b":
-        return 2.0, float(value), U0
-    if panel == "c":
-        return float(value), 0.0, U0
-    return 2.0, 0.0, float(value)
+def _network(fusion_layer):
+    return NetworkSpec.fusion(DEPTH, fusion_layer, width=WIDTH)
 
 
-def _train_kw():
-    return dict(steps=MAX_STEPS, stop_loss=STOP_LOSS, record_every=10)
+def _stats(sigma_ratio, rho):
+    return Stats.scalar_toy(sigma_ratio, 1.0, rho)
 
 
-def _prediction_curve(spec, params_unit, panel, xs):
-    """Seed-mean reduced prediction along a panel's x axis (params at scale 1, scaled)."""
-    import jax
-
-    n_seeds = np.shape(params_unit.post[0] if params_unit.post else
-                       params_unit.branches[0][0])[0]
-    stats, scaled = [], []
-    for x in xs:
-        r, rho, u0 = _config(panel, x)
-        stats += [Stats.scalar_toy(r, 1.0, rho)] * n_seeds
-        scaled.append(jax.tree_util.tree_map(lambda a: u0 * a, params_unit))
-    params = jax.tree_util.tree_map(lambda *a: np.concatenate(a), *scaled)
-    meas, _ = predict_unimodal_phase(spec, stats, params, LR, **_train_kw())
-    return np.nanmean(meas.time_ratio.reshape(len(xs), n_seeds), axis=1)
+@lru_cache(maxsize=None)
+def _unit_seeds(fusion_layer, seed, width):
+    """A seed's alignment numbers at scale 1 (the frobenius scheme is linear in u0)."""
+    spec = NetworkSpec.fusion(DEPTH, fusion_layer, width=width)
+    return th.alignment_seeds(spec, init_batch(spec, [seed], "frobenius", 1.0))[0]
 
 
-def _closed_form(spec, seeds_unit, grid):
-    """Per-seed closed-form t_A, t_B, ratio at each (sigma_ratio, rho, u0) of ``grid``, from
-    the seeds' initial norms at scale 1 (the frobenius scheme is linear in u0)."""
-    Lf = spec.fusion_layer
-    if Lf == 1:
-        return np.full((len(grid), 1, 3), np.nan)
-    out = np.full((len(grid), len(seeds_unit), 3), np.nan)
-    for c, (r, rho, u0) in enumerate(grid):
-        st = Stats.scalar_toy(r, 1.0, rho)
-        for s, w in enumerate(seeds_unit):
-            p = th.random_init_times(st, DEPTH, Lf, u0, WIDTH, LR, weights=u0 * w)
-            out[c, s] = p.t_A, p.t_B, p.ratio
+def _closed_form(fusion_layer, sigma_ratio, rho, scale, seed):
+    """theory.random_init_times from the seed's initial norms (L_f = 1: one transition)."""
+    if fusion_layer == 1:
+        return {"t_A": np.nan, "t_B": np.nan, "ratio": np.nan}
+    p = th.random_init_times(_stats(sigma_ratio, rho), DEPTH, fusion_layer, scale, WIDTH, LR,
+                             weights=scale * _unit_seeds(fusion_layer, seed, WIDTH))
+    return {"t_A": p.t_A, "t_B": p.t_B, "ratio": p.ratio}
+
+
+def _leading_order(fusion_layer, sigma_ratio, rho, scale):
+    return th.time_ratio_leading_order(_stats(sigma_ratio, rho), DEPTH, fusion_layer, scale)
+
+
+def _point_theory(fusion_layer, sigma_ratio, rho, scale):
+    """The leading order and the closed form's expectation over the initialization's laws."""
+    st = _stats(sigma_ratio, rho)
+    lo = th.time_ratio_leading_order(st, DEPTH, fusion_layer, scale)
+    ex = th.random_init_times(st, DEPTH, fusion_layer, scale, WIDTH, LR) \
+        if fusion_layer > 1 else None
+    return {"leading_order": lo.value, "leading_order_caveats": lo.caveats,
+            "expected": ex.ratio if ex else 1.0, "expected_valid": ex.valid if ex else True,
+            "expected_caveats": ex.caveats if ex else ("early fusion: one transition",)}
+
+
+def sweeps(quick: bool) -> dict:
+    """Every sweep of the figure, by name."""
+    seeds = list(range(QUICK_SEEDS if quick else SEEDS))
+    train = {"lr": LR, "scheme": "frobenius", "steps": MAX_STEPS, "stop_loss": STOP_LOSS,
+             "record_every": 10}
+    base = {"sigma_ratio": 2.0, "rho": 0.0, "scale": U0}
+    out = {"a": Sweep({"fusion_layer": FUSION_LAYERS}, Train(_stats, _network),
+                      {**train, **base}, seeds[:1]),
+           "a_theory": Sweep({"fusion_layer": FUSION_LAYERS},
+                             Reduced(_stats, _network, record=True), {**train, **base}, seeds[:1])}
+    for panel, cfg in PANELS.items():
+        key = _KEY[cfg["param"]]
+        rest = {k: v for k, v in base.items() if k != key}
+        for kind, xs in (("values", cfg["values"]), ("line", cfg["line"])):
+            grid = {"fusion_layer": FUSION_LAYERS, key: xs}
+            out[f"{panel}_{kind}_closed_form"] = Sweep(grid, Predict(_closed_form), rest, seeds)
+            out[f"{panel}_{kind}_theory"] = Sweep(
+                grid, Predict(_point_theory if kind == "values" else _leading_order), rest)
+        out[f"{panel}_sim"] = Sweep({"fusion_layer": FUSION_LAYERS, key: cfg["values"]},
+                                    Train(_stats, _network, predict=True, record=False),
+                                    {**train, **rest}, seeds)
+        out[f"{panel}_line"] = Sweep({"fusion_layer": FUSION_LAYERS, key: cfg["line"]},
+                                     Reduced(_stats, _network), {**train, **rest}, seeds)
     return out
 
 
-def run(out: Path, quick: bool = False) -> dict:
-    import jax
+def compute(out: Path, quick: bool = False) -> dict:
+    """Run (or resume) every sweep; their Datasets by name."""
+    folder = Path(out) / ID / ("quick" if quick else "full")
+    return {name: sw.run(folder / name, progress=False) for name, sw in sweeps(quick).items()}
 
-    seeds = list(range(QUICK_SEEDS if quick else SEEDS))
-    points, curves, status = [], {}, []
-    traj_a = {}
+
+def _list(a):
+    return [float(v) for v in np.ravel(a)]
+
+
+def _points(ds) -> list:
+    points = []
     for Lf in FUSION_LAYERS:
-        spec = NetworkSpec.fusion(DEPTH, Lf, width=WIDTH)
-        # Panel (a): one run per fusion layer, with its prediction.
-        st_a = Stats.scalar_toy(2.0, 1.0, 0.0)
-        ta = simulate(spec, st_a, seeds=seeds[:1], scheme="frobenius", scale=U0, lr=LR,
-                      **_train_kw())
-        _, pa = predict_unimodal_phase(spec, st_a, ta.initial_params, LR, **_train_kw())
-        traj_a[Lf] = (ta, pa)
-        unit = None
         for panel, cfg in PANELS.items():
-            grid = [_config(panel, v) for v in cfg["values"]]
-            stats = [Stats.scalar_toy(r, 1.0, rho) for r, rho, _ in grid]
-            traj = simulate(spec, stats, seeds=seeds, scheme="frobenius",
-                            scale=[u0 for _, _, u0 in grid], lr=LR, **_train_kw())
-            meas = measure_unimodal_phase(traj)
-            pred, _ = predict_unimodal_phase(
-                spec, [s for s in stats for _ in seeds], traj.initial_params, LR, **_train_kw())
-            if unit is None:  # weights at scale 1 (the frobenius scheme is linear in u0)
-                unit = jax.tree_util.tree_map(lambda a: a[0] / grid[0][2], traj.initial_params)
-                seeds_unit = th.alignment_seeds(spec, unit) if Lf > 1 else None
-            cf = _closed_form(spec, seeds_unit, grid)
-            for c, ((r, rho, u0), st) in enumerate(zip(grid, stats)):
-                lo = th.time_ratio_leading_order(st, DEPTH, Lf, u0)
-                ex = (th.random_init_times(st, DEPTH, Lf, u0, WIDTH, LR) if Lf > 1 else None)
+            key = _KEY[cfg["param"]]
+            sim, cf, pt = (ds[f"{panel}_{k}"] for k in ("sim", "values_closed_form",
+                                                        "values_theory"))
+            for x in cfg["values"]:
+                at = {"fusion_layer": Lf, key: x}
+                s, c, t = sim.sel(at), cf.sel(at), pt.sel(at).isel(seed=0)
+                one = slice(0, 1) if Lf == 1 else slice(None)   # early fusion: one NaN
+                conf = {"sigma_ratio": 2.0, "rho": 0.0, "init_scale": U0, cfg["param"]: float(x)}
                 points.append({
-                    "panel": panel, "fusion_layer": Lf, "rho": rho, "sigma_ratio": r,
-                    "init_scale": u0,
-                    "time_ratio_leading_order": lo.value,
-                    "time_ratio_theory": float(np.nanmean(pred.time_ratio[c])),
-                    "time_ratio_theory_per_seed": [float(v) for v in pred.time_ratio[c]],
-                    "time_ratio_closed_form": (float(np.mean(cf[c, :, 2])) if Lf > 1
-                                               else 1.0),
-                    "time_ratio_closed_form_per_seed": [float(v) for v in cf[c, :, 2]],
-                    "t_A_closed_form": [float(v) for v in cf[c, :, 0]],
-                    "t_B_closed_form": [float(v) for v in cf[c, :, 1]],
-                    "time_ratio_closed_form_expected": ex.ratio if ex else 1.0,
-                    "closed_form_valid": ex.valid if ex else True,
-                    "closed_form_caveats": list(ex.caveats) if ex else
-                    ["early fusion: one transition"],
-                    "time_ratio_sim": [float(v) for v in meas.time_ratio[c]],
-                    "t_A_sim": [float(v) for v in meas.t_A[c]],
-                    "t_B_sim": [float(v) for v in meas.t_B[c]],
-                    "t_A_theory": [float(v) for v in pred.t_A[c]],
-                    "t_B_theory": [float(v) for v in pred.t_B[c]],
-                    "leading_order_caveats": list(lo.caveats),
-                    "status": [str(s) for s in traj.status_names()[c]],
-                })
+                    "panel": panel, "fusion_layer": Lf, "rho": conf["rho"],
+                    "sigma_ratio": conf["sigma_ratio"], "init_scale": conf["init_scale"],
+                    "time_ratio_leading_order": float(t.leading_order),
+                    "time_ratio_theory": float(np.nanmean(s.time_ratio_predicted)),
+                    "time_ratio_theory_per_seed": _list(s.time_ratio_predicted),
+                    "time_ratio_closed_form": float(np.mean(c.ratio)) if Lf > 1 else 1.0,
+                    "time_ratio_closed_form_per_seed": _list(c.ratio[one]),
+                    "t_A_closed_form": _list(c.t_A[one]), "t_B_closed_form": _list(c.t_B[one]),
+                    "time_ratio_closed_form_expected": float(t.expected),
+                    "closed_form_valid": bool(t.expected_valid),
+                    "closed_form_caveats": _caveats(t.expected_caveats),
+                    "time_ratio_sim": _list(s.time_ratio), "t_A_sim": _list(s.t_A),
+                    "t_B_sim": _list(s.t_B), "t_A_theory": _list(s.t_A_predicted),
+                    "t_B_theory": _list(s.t_B_predicted),
+                    "leading_order_caveats": _caveats(t.leading_order_caveats),
+                    "status": [str(v) for v in s.status.values]})
+    return points
+
+
+def _caveats(da) -> list:
+    text = str(da.values)
+    return [c for c in text.split(CAVEAT_SEPARATOR) if c]
+
+
+def _curves(ds) -> dict:
+    curves = {}
+    for panel, cfg in PANELS.items():
+        for Lf in FUSION_LAYERS:
+            cf = ds[f"{panel}_line_closed_form"].sel(fusion_layer=Lf).ratio
             curves[(panel, Lf)] = {
                 "x": cfg["line"],
-                "theory": _prediction_curve(spec, unit, panel, cfg["line"]),
-                "closed_form": (np.mean(_closed_form(spec, seeds_unit, [
-                    _config(panel, x) for x in cfg["line"]])[:, :, 2], axis=1) if Lf > 1
-                    else np.ones(len(cfg["line"]))),
-                "leading_order": np.array([th.time_ratio_leading_order(
-                    Stats.scalar_toy(r, 1.0, rho), DEPTH, Lf, u0).value
-                    for r, rho, u0 in (_config(panel, x) for x in cfg["line"])]),
-            }
+                "theory": ds[f"{panel}_line"].sel(fusion_layer=Lf).time_ratio.mean("seed").values,
+                "closed_form": cf.mean("seed").values if Lf > 1 else np.ones(len(cfg["line"])),
+                "leading_order": ds[f"{panel}_line_theory"].sel(fusion_layer=Lf)
+                .value.isel(seed=0).values}
+    return curves
+
+
+def run(out: Path, quick: bool = False) -> dict:
+    ds = compute(out, quick)
+    points = _points(ds)
     summary = _summary(points)
     payload = {
         "figure": ID, "paper": "Zhang, Latham & Saxe, ICML 2024, Figure 6",
         "parameters": {"depth": DEPTH, "fusion_layers": list(FUSION_LAYERS), "width": WIDTH,
-                       "lr": LR, "seeds": seeds, "max_steps": MAX_STEPS,
-                       "stop_loss": STOP_LOSS, "init": "frobenius", "u0": U0,
-                       "teacher": [1.0, 1.0], "sigma_b": 1.0,
+                       "lr": LR, "seeds": [int(s) for s in ds["b_sim"].seed.values],
+                       "max_steps": MAX_STEPS, "stop_loss": STOP_LOSS, "init": "frobenius",
+                       "u0": U0, "teacher": [1.0, 1.0], "sigma_b": 1.0,
                        "panels": {k: {"param": v["param"], "values": v["values"].tolist()}
                                   for k, v in PANELS.items()}},
         "points": points, "summary": summary,
     }
-    result = write_outputs(out, ID, payload, lambda stem: _figure(points, curves, traj_a, stem),
+    result = write_outputs(out, ID, payload, lambda stem: _figure(points, _curves(ds), ds, stem),
                            summary)
     _print_summary(summary)
     return result
@@ -204,7 +233,7 @@ def _summary(points) -> dict:
     return out
 
 
-def _figure(points, curves, traj_a, stem):
+def _figure(points, curves, ds, stem):
     colors = {Lf: PALETTE[i + 1] for i, Lf in enumerate(FUSION_LAYERS)}
     labels = {"b": r"Correlation coefficient $\rho$",
               "c": r"Variance ratio $\sigma_A/\sigma_B$", "d": r"Initialization scale $u_0$"}
@@ -212,9 +241,9 @@ def _figure(points, curves, traj_a, stem):
         fig, axes = new_figure(ncols=4, width=6.9, height=2.1)
         ax = axes[0, 0]
         for Lf in FUSION_LAYERS:
-            ta, pa = traj_a[Lf]
-            ax.plot(ta.time, ta.loss[0], color=colors[Lf], lw=1.2, label=fr"$L_f={Lf}$")
-            ax.plot(pa.time, pa.loss[0], color="black", lw=0.6, ls=(0, (2, 2)))
+            ta, pa = (ds[k].sel(fusion_layer=Lf).isel(seed=0) for k in ("a", "a_theory"))
+            ax.plot(ta.time, ta.loss, color=colors[Lf], lw=1.2, label=fr"$L_f={Lf}$")
+            ax.plot(pa.time, pa.loss, color="black", lw=0.6, ls=(0, (2, 2)))
         st = Stats.scalar_toy(2.0, 1.0, 0.0)
         ax.axhline(th.landscape.saddle_loss(st, 0), color="0.6", lw=0.6, ls=":")
         ax.set_xscale("log")

@@ -31,3 +31,41 @@ def test_fig6_pipeline_on_a_small_grid(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "zhang2024-fig6.png").stat().st_size > 10_000
     assert "panel b" in capsys.readouterr().out
     assert res["summary"]["b/all"]["theory_max"] < 0.02
+
+
+def test_fig6_resumes_after_an_interruption(tmp_path, monkeypatch):
+    """Interrupted in its third training call (Ctrl-C), the figure keeps the sweeps and chunks
+    it finished; the same command then completes it, training only what is missing, and
+    writes the numbers of an uninterrupted run."""
+    import dlnfusion
+    import dlnfusion.sweep.runners as runners
+
+    monkeypatch.setattr(fig6, "FUSION_LAYERS", (1, 3))
+    monkeypatch.setattr(fig6, "WIDTH", 16)
+    monkeypatch.setattr(fig6, "PANELS", {
+        "b": {"param": "rho", "values": np.array([0.45]), "line": np.array([0.45])},
+        "c": {"param": "sigma_ratio", "values": np.array([2.0]), "line": np.array([2.0])},
+        "d": {"param": "init_scale", "values": np.array([0.1]), "line": np.array([0.1])},
+    })
+    train, total = runners.train, []
+    monkeypatch.setattr(runners, "train", lambda *a, **kw: total.append(1) or train(*a, **kw))
+    fig6.run(tmp_path / "whole", quick=True)
+    calls = []
+
+    def interrupted(*a, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return train(*a, **kw)
+
+    monkeypatch.setattr(runners, "train", interrupted)
+    with pytest.raises(dlnfusion.sweep.SweepInterrupted):
+        fig6.run(tmp_path / "cut", quick=True)
+    counted = []
+    monkeypatch.setattr(runners, "train", lambda *a, **kw: counted.append(1) or train(*a, **kw))
+    fig6.run(tmp_path / "cut", quick=True)
+    # the two calls finished before the interruption are not trained again
+    assert len(counted) == len(total) - 2
+    whole, cut = (json.loads((tmp_path / d / "zhang2024-fig6.json").read_text())
+                  for d in ("whole", "cut"))
+    assert whole["points"] == cut["points"]

@@ -291,7 +291,7 @@ def test_theory_only_sweep(tmp_path):
         for sa in (1.5, 2.0):
             want = ratio(rho, sa)
             assert ds.value.sel(rho=rho, sigma_a=sa).item() == want.value
-            assert ds.caveats.sel(rho=rho, sigma_a=sa).item() == "; ".join(want.caveats)
+            assert ds.caveats.sel(rho=rho, sigma_a=sa).item() == "\n".join(want.caveats)
     # A TimePrediction: its fields and its ratio, one variable each.
     times = Sweep(grid={"scale": [1e-3, 1e-6]}, runner=Predict(
         lambda scale: dln.theory.times_leading_order(dln.Stats.scalar_toy(2.0, 1.0, 0.3), scale,

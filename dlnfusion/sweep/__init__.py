@@ -10,8 +10,9 @@ alone), :class:`Fit`
 raises; :func:`init_distributed` starts several processes.
 """
 from .engine import Sweep, SweepInterrupted, init_distributed, load
-from .runners import (COMPLETION_KEYS, FIT_KEYS, TRAIN_KEYS, Batch, Completion, Fit, Predict,
+from .runners import (CAVEAT_SEPARATOR, COMPLETION_KEYS, FIT_KEYS, TRAIN_KEYS, Batch, Completion, Fit, Predict,
                       Reduced, Runner, Train)
 
 __all__ = ["Sweep", "load", "SweepInterrupted", "init_distributed", "Runner", "Batch", "Train",
-           "Reduced", "Fit", "Completion", "Predict", "TRAIN_KEYS", "FIT_KEYS", "COMPLETION_KEYS"]
+           "Reduced", "Fit", "Completion", "Predict", "TRAIN_KEYS", "FIT_KEYS", "COMPLETION_KEYS",
+           "CAVEAT_SEPARATOR"]

@@ -38,8 +38,11 @@ from ..stats import Dataset, Stats
 from ..training import fit, train
 
 __all__ = ["Runner", "Batch", "Train", "Reduced", "Fit", "Completion", "Predict", "TRAIN_KEYS",
-           "FIT_KEYS", "COMPLETION_KEYS"]
+           "FIT_KEYS", "COMPLETION_KEYS", "CAVEAT_SEPARATOR"]
 
+#: What joins a run's caveats (tuples of strings) into one string of the Dataset: a line break,
+#: since a caveat's own text may hold "; " (``text.split(CAVEAT_SEPARATOR)`` gives them back).
+CAVEAT_SEPARATOR = "\n"
 #: Training parameters of :class:`Train`, with their defaults.
 TRAIN_KEYS = {"lr": 0.04, "scale": 1e-9, "scheme": "normal", "method": "gd",
               "loss": "squared", "steps": 40_000, "stop_loss": 1e-4, "record_every": 100}
@@ -267,7 +270,7 @@ class Train(Runner):
             name = _THEORY_NAMES[k]
             out[name] = float(p.value)
             out[name + "_valid"] = bool(p.valid)
-            out[name + "_caveats"] = "; ".join(p.caveats)
+            out[name + "_caveats"] = CAVEAT_SEPARATOR.join(p.caveats)
         return out
 
     def describe(self):
@@ -465,7 +468,7 @@ class Completion(Runner):
 def _flat(value, name=""):
     """A prediction as name → scalar: a mapping's entries, a dataclass's fields (a
     Prediction's value, valid, caveats; a TimePrediction's t_A, t_B, ... and its ratio),
-    tuples of strings joined with "; "."""
+    tuples of strings joined with :data:`CAVEAT_SEPARATOR`."""
     if isinstance(value, Mapping):
         items = value.items()
     elif is_dataclass(value):
@@ -480,7 +483,7 @@ def _flat(value, name=""):
         if key.endswith("_value") and name:
             key = name
         if isinstance(v, (tuple, list)) and all(isinstance(x, str) for x in v):
-            out[key] = "; ".join(v)
+            out[key] = CAVEAT_SEPARATOR.join(v)
         elif isinstance(v, Mapping) or is_dataclass(v):
             out.update(_flat(v, key))
         else:
@@ -496,7 +499,8 @@ class Predict(Runner):
     The prediction is a number, a mapping of names to numbers, booleans or strings, or a
     result of :mod:`dlnfusion.theory` (a ``Prediction``: ``value``, ``valid``, ``caveats``;
     a ``TimePrediction``: ``t_A``, ``t_B``, ``first``, ``second``, ``valid``, ``caveats``,
-    ``ratio``; nested results are prefixed by their key, caveats joined with "; "). Each
+    ``ratio``; nested results are prefixed by their key, caveats joined with
+    :data:`CAVEAT_SEPARATOR`, a line break). Each
     entry becomes a variable of the Dataset (``value`` for a bare number). ``defaults`` may
     give values to parameters that the grid does not set.
     """
