@@ -82,8 +82,8 @@ import numpy as np
 
 from dlnfusion.data.completion import low_rank_target, nested_masks
 from dlnfusion.plot import PALETTE, new_figure, paper_style, save
-from dlnfusion.interventions import Deficit
-from dlnfusion.training.completion import CompletionTask, default_scale, train_completion
+from dlnfusion.sweep import Completion, Sweep
+from dlnfusion.training.completion import default_scale
 
 from ._output import write_outputs
 
@@ -150,116 +150,116 @@ def combos(cfg: Config):
     return out
 
 
-def build(cfg: Config):
-    """Targets, masks and the run table (one row per run, the same for every depth)."""
-    ranks = sorted(set(cfg.ranks) | {cfg.default_rank})
+def sweeps(cfg: Config) -> dict:
+    """The sweeps of one depth each: experiment 1's rank sweep (at the default count) and count
+    sweep (at the default rank, without the rank sweep's point), experiment 2's count sweep.
+    Every run is a seed; targets and masks are drawn from it as in the paper's setting."""
+    k = cfg.steps_scale
     counts = sorted(set(cfg.counts) | set(cfg.exp2_counts) | {cfg.deficit_count,
                                                               cfg.default_count})
-    targets, masks, t_idx, m_idx, final_idx = [], [], {}, {}, {}
-    for s in cfg.seeds:
-        for r in ranks:
-            t_idx[s, r] = len(targets)
-            targets.append(low_rank_target(1000 + s, cfg.n, r, cfg.frobenius))
-        final_idx[s] = len(targets)
-        targets.append(low_rank_target(2000 + s, cfg.n, cfg.final_rank, cfg.frobenius))
-        for c, m in zip(counts, nested_masks(s, cfg.n, counts)):
-            m_idx[s, c] = len(masks)
-            masks.append(m)
-    rows = []
-    for exp, entries in ((1, [(r, c, None) for r, c in combos(cfg)]),
-                         (2, [(cfg.final_rank, c, cfg.deficit_count) for c in cfg.exp2_counts])):
-        for rank, count, deficit in entries:
-            for T in cfg.switch_steps:
-                for s in cfg.seeds:
-                    tb = t_idx[s, rank] if exp == 1 else final_idx[s]
-                    mb = m_idx[s, count] if exp == 1 else m_idx[s, deficit]
-                    rows.append(dict(experiment=exp, rank=rank, count=count, deficit=deficit,
-                                     switch=T, seed=s, tb=tb, mb=mb, ta=final_idx[s],
-                                     ma=m_idx[s, count]))
-    return np.stack(targets), np.stack(masks), rows
+
+    def final(seed):
+        return low_rank_target(2000 + seed, cfg.n, cfg.final_rank, cfg.frobenius)
+
+    def mask(count, seed):
+        return nested_masks(seed, cfg.n, counts)[counts.index(count)]
+
+    def pretrain(rank, seed):
+        return low_rank_target(1000 + seed, cfg.n, rank, cfg.frobenius)
+
+    def deficit(seed):
+        return mask(cfg.deficit_count, seed)
+
+    ends = [t // k for t in cfg.switch_steps]
+    fixed = {"steps_after": cfg.steps_after // k, "lr": cfg.lr * k,
+             "record_every": cfg.record_every // k, "dtype": cfg.dtype,
+             "n_singular": min(20, cfg.n), "record_until": (max(cfg.switch_steps)
+                                                            + cfg.steps_after) // k}
+    exp1 = Completion(final, mask, deficit_target=pretrain)
+    count_sweep = [c for c in cfg.counts if (cfg.default_rank, c) not in combos(cfg)[:len(
+        cfg.ranks)]]
+    out = {}
+    for D in cfg.depths:
+        f = {**fixed, "depth": D}
+        out[f"D{D}_rank"] = Sweep({"rank": list(cfg.ranks), "deficit_end": ends}, exp1,
+                                  {**f, "count": cfg.default_count}, cfg.seeds)
+        if count_sweep:
+            out[f"D{D}_count"] = Sweep({"count": count_sweep, "deficit_end": ends}, exp1,
+                                       {**f, "rank": cfg.default_rank}, cfg.seeds)
+        out[f"D{D}_deficit"] = Sweep({"count": list(cfg.exp2_counts), "deficit_end": ends},
+                                     Completion(final, mask, deficit_mask=deficit), f,
+                                     cfg.seeds)
+    return out
 
 
-def simulate_depth(cfg: Config, depth: int, targets, masks, rows):
+def compute(out: Path, cfg: Config, quick: bool) -> tuple:
+    """Run (or resume) every sweep: their Datasets by name, and each depth's seconds."""
+    folder = Path(out) / ID / ("quick" if quick else "full")
+    data, timing = {}, {}
+    for name, sw in sweeps(cfg).items():
+        start = _time.perf_counter()
+        data[name] = sw.run(folder / name, progress=False)
+        D = name.split("_")[0][1:]
+        timing[D] = timing.get(D, 0.0) + _time.perf_counter() - start
+    return data, timing
+
+
+def _runs(cfg, data):
+    """(experiment, depth, rank, count, switch step, Dataset selection) of every table entry,
+    in the order of the paper's table."""
     k = cfg.steps_scale
-    col = lambda key: np.array([r[key] for r in rows], np.int64)  # noqa: E731
-    sw = col("switch") // k
-    deficit = Deficit(CompletionTask(target=col("tb"), mask=col("mb")), start=0, end=sw)
-    return train_completion(
-        targets, masks, depth=depth, seeds=col("seed"), steps=sw + cfg.steps_after // k,
-        target=col("ta"), mask=col("ma"), interventions=[deficit], lr=cfg.lr * k,
-        record_every=cfg.record_every // k, dtype=cfg.dtype, n_singular=min(20, cfg.n))
-
-
-def _entry_key(r):
-    return (r["experiment"], r["rank"], r["count"], r["switch"])
+    for D in cfg.depths:
+        for r, c in combos(cfg):
+            name = f"D{D}_rank" if c == cfg.default_count and r in cfg.ranks else f"D{D}_count"
+            at = {"rank": r} if name.endswith("rank") else {"count": c}
+            for T in cfg.switch_steps:
+                yield 1, D, r, c, T, data[name].sel(**at, deficit_end=T // k)
+        for c in cfg.exp2_counts:
+            for T in cfg.switch_steps:
+                yield 2, D, cfg.final_rank, c, T, data[f"D{D}_deficit"].sel(count=c,
+                                                                             deficit_end=T // k)
 
 
 def run(out: Path, quick: bool = False, config: Config | None = None) -> dict:
     cfg = config if config is not None else (QUICK if quick else FULL)
     _check(cfg)
-    targets, masks, rows = build(cfg)
     k = cfg.steps_scale
-    results, timing = {}, {}
-    for D in cfg.depths:
-        start = _time.perf_counter()
-        results[D] = simulate_depth(cfg, D, targets, masks, rows)
-        timing[D] = _time.perf_counter() - start
-        r = results[D]
-        print(f"  D = {D}: {len(rows)} runs ({r.n_unique_runs} unique, {r.n_prefix_groups} "
-              f"prefix groups), {r.simulated_steps:,} run-steps simulated "
-              f"({r.requested_steps:,} without sharing) in {timing[D]:.1f} s "
-              f"({r.simulated_steps / timing[D]:,.0f} run-steps/s)")
-
+    data, timing = compute(out, cfg, quick)
     seeds = list(cfg.seeds)
-    entries = []
-    for D in cfg.depths:
-        res = results[D]
-        by = {}
-        for i, row in enumerate(rows):
-            by.setdefault(_entry_key(row), []).append(i)
-        for key, idx in by.items():
-            exp, rank, count, T = key
-            errs = res.test_error_final[idx]
-            e = {"experiment": exp, "depth": D, "pretrain_rank": rank, "n_observed": count,
-                 "switch_step": T, "seeds": [rows[i]["seed"] for i in idx],
-                 "test_error_final": errs.tolist(),
-                 "test_error_mean": float(np.mean(errs)),
-                 "test_error_sd": float(np.std(errs, ddof=1)) if len(idx) > 1 else None,
-                 "train_loss_final": res.train_loss_final[idx].tolist(),
-                 "status": [str(s) for s in res.status_names()[idx]],
-                 "singular_values_final_top10": res.singular_values[
-                     idx, (rows[idx[0]]["switch"] + cfg.steps_after) // cfg.record_every,
-                     :10].tolist()}
-            if exp == 2:
-                e["n_observed_deficit"] = cfg.deficit_count
-                e["pretrain_rank_note"] = "experiment 2: one rank-5 target in both phases"
-            entries.append(e)
-
-    time_paper = results[cfg.depths[0]].time * k        # in the paper's η = 0.2 steps
-    curves = []
-    for D in cfg.depths:
-        for i, row in enumerate(rows):
-            exp1_default = (row["experiment"] == 1 and row["rank"] == cfg.default_rank
-                            and row["count"] == cfg.default_count)
-            exp2_full = row["experiment"] == 2 and row["count"] == max(cfg.exp2_counts)
-            if row["seed"] == seeds[0] and (exp1_default or exp2_full):
-                curves.append({"experiment": row["experiment"], "depth": D,
-                               "pretrain_rank": row["rank"], "n_observed": row["count"],
-                               "switch_step": row["switch"], "seed": row["seed"],
-                               "test_error": results[D].test_error[i].tolist(),
-                               "train_loss": results[D].train_loss[i].tolist(),
-                               "singular_values_top10":
-                                   results[D].singular_values[i, :, :10].T.tolist()})
+    entries, curves = [], []
     sv = cfg.sv_run
-    i_sv = next(i for i, row in enumerate(rows) if row["experiment"] == 1 and
-                row["rank"] == sv["rank"] and row["count"] == cfg.default_count and
-                row["switch"] == sv["switch_step"] and row["seed"] == seeds[0])
-    res_sv = results[sv["depth"]]
-    sv_run = {"depth": sv["depth"], "pretrain_rank": sv["rank"],
-              "n_observed": cfg.default_count, "switch_step": sv["switch_step"],
-              "seed": seeds[0], "time": time_paper.tolist(),
-              "singular_values": res_sv.singular_values[i_sv].T.tolist(),
-              "test_error": res_sv.test_error[i_sv].tolist()}
+    time_paper = next(iter(data.values())).time.values * k     # in the paper's η = 0.2 steps
+    for exp, D, rank, count, T, ds in _runs(cfg, data):
+        errs = ds.test_error_final.values
+        last = ds.singular_values.sel(time=(T + cfg.steps_after) // k)
+        e = {"experiment": exp, "depth": D, "pretrain_rank": rank, "n_observed": count,
+             "switch_step": T, "seeds": seeds, "test_error_final": errs.tolist(),
+             "test_error_mean": float(np.mean(errs)),
+             "test_error_sd": float(np.std(errs, ddof=1)) if len(seeds) > 1 else None,
+             "train_loss_final": ds.train_loss_final.values.tolist(),
+             "status": [str(v) for v in ds.status.values],
+             "singular_values_final_top10": last.values[:, :10].tolist()}
+        if exp == 2:
+            e["n_observed_deficit"] = cfg.deficit_count
+            e["pretrain_rank_note"] = "experiment 2: one rank-5 target in both phases"
+        entries.append(e)
+        first = ds.sel(seed=seeds[0])
+        if (exp == 1 and rank == cfg.default_rank and count == cfg.default_count) or \
+                (exp == 2 and count == max(cfg.exp2_counts)):
+            curves.append((D, exp, T, {
+                "experiment": exp, "depth": D, "pretrain_rank": rank, "n_observed": count,
+                "switch_step": T, "seed": seeds[0],
+                "test_error": first.test_error.values.tolist(),
+                "train_loss": first.train_loss.values.tolist(),
+                "singular_values_top10": first.singular_values.values[:, :10].T.tolist()}))
+        if exp == 1 and D == sv["depth"] and rank == sv["rank"] and \
+                count == cfg.default_count and T == sv["switch_step"]:
+            sv_run = {"depth": D, "pretrain_rank": rank, "n_observed": count,
+                      "switch_step": T, "seed": seeds[0], "time": time_paper.tolist(),
+                      "singular_values": first.singular_values.values.T.tolist(),
+                      "test_error": first.test_error.values.tolist()}
+    # the paper's order of the curves: depth, then experiment, then switch step
+    curves = [c for _, _, _, c in sorted(curves, key=lambda x: x[:3])]
 
     claims = _claims(cfg, entries)
     payload = {
@@ -281,7 +281,7 @@ def run(out: Path, quick: bool = False, config: Config | None = None) -> dict:
                               "rank, not their full product",
             "seed_draws": "initial weights, order of observed entries, targets "
                           "(pre-training: seed 1000+s, final: seed 2000+s)"},
-        "timing_s": {str(D): timing[D] for D in cfg.depths},
+        "timing_s": {str(D): timing[str(D)] for D in cfg.depths},
         "runs": entries, "curves_time": time_paper.tolist(), "curves": curves,
         "singular_values_run": sv_run, "claims": claims,
         "summary": claims["summary"]}

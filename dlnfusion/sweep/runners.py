@@ -382,11 +382,17 @@ class Fit(Runner):
 # ---------------------------------------------------------------------- matrix completion
 #: Parameters of :class:`Completion`, with their defaults (``scale`` None: the paper's σ for
 #: the depth; ``record_until`` None: the chunk's largest ``steps``).
-COMPLETION_KEYS = {"depth": 3, "steps": 1000, "deficit_end": 0, "lr": 0.2, "scale": None,
-                   "record_every": 100, "record_until": None, "n_singular": None,
-                   "dtype": "float64"}
+COMPLETION_KEYS = {"depth": 3, "steps": 1000, "steps_after": None, "deficit_end": 0, "lr": 0.2,
+                   "scale": None, "record_every": 100, "record_until": None,
+                   "n_singular": None, "dtype": "float64"}
 _STATIC_COMPLETION = ("depth", "lr", "scale", "record_every", "record_until", "n_singular",
                       "dtype")
+
+
+def _budget(point) -> int:
+    """A completion run's step budget: ``steps``, or ``deficit_end + steps_after``."""
+    after = point["steps_after"]
+    return int(point["steps"]) if after is None else int(point["deficit_end"]) + int(after)
 
 
 @dataclass(frozen=True, eq=False)
@@ -398,7 +404,8 @@ class Completion(Runner):
     observed set), ``deficit_target`` and ``deficit_mask`` (optional; default the run's own)
     the task of the deficit window [0, ``deficit_end``) at the start of training; each is
     called with the parameters it names, ``seed`` included (a run's targets and masks may
-    depend on its seed). Parameters: :data:`COMPLETION_KEYS`. Per run: ``status``,
+    depend on its seed). Parameters: :data:`COMPLETION_KEYS` (``steps_after``, if given, sets a
+    run's budget to ``deficit_end + steps_after`` in place of ``steps``). Per run: ``status``,
     ``test_error_final``, ``train_loss_final``, and the records ``test_error``, ``train_loss``
     (time) and ``singular_values`` (time, singular), largest first.
     """
@@ -448,8 +455,7 @@ class Completion(Runner):
         window = Deficit(CompletionTask(target=np.array(def_t), mask=np.array(def_m)), start=0,
                          end=ends)
         r = train_completion(np.stack(mats), np.stack(masks), depth=int(p0["depth"]),
-                             seeds=np.array(seeds), steps=np.array([int(p["steps"])
-                                                                    for p in points]),
+                             seeds=np.array(seeds), steps=np.array([_budget(p) for p in points]),
                              target=np.array(own_t), mask=np.array(own_m),
                              interventions=[window], lr=float(p0["lr"]), scale=p0["scale"],
                              record_every=int(p0["record_every"]),
