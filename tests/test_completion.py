@@ -437,3 +437,38 @@ def test_figure_module_tiny(tmp_path, monkeypatch):
     assert all(len(c["singular_values_top10"]) == 10 for c in curves)
     sv = d["singular_values_run"]
     assert len(sv["time"]) == len(sv["singular_values"][0]) and sv["depth"] == 2
+
+
+def test_figure_module_resumes_after_an_interruption(tmp_path, monkeypatch):
+    """Interrupted in its second sweep, the figure keeps what it finished; the same command
+    completes it, training only the sweeps not saved, with the numbers of an uninterrupted
+    run."""
+    import dlnfusion
+    from dlnfusion.simulations import kleinman2023l_completion as fig
+
+    monkeypatch.setattr(fig, "QUICK", fig.Config(
+        n=12, frobenius=12.0, depths=(2,), seeds=(0, 1), ranks=(2, 5), counts=(40, 60),
+        switch_steps=(0, 20), steps_after=20, deficit_count=40, exp2_counts=(60,),
+        record_every=10, lr=0.2, steps_scale=1, default_rank=5, default_count=60,
+        sv_run=dict(depth=2, rank=5, switch_step=20), dtype="float64"))
+    original, calls = tc.train_completion, []
+
+    def counted(*a, **kw):
+        calls.append(1)
+        if len(calls) == interrupt_at:
+            raise KeyboardInterrupt
+        return original(*a, **kw)
+
+    monkeypatch.setattr(tc, "train_completion", counted)
+    interrupt_at = None
+    fig.run(tmp_path / "whole", quick=True)
+    total, calls[:] = len(calls), []
+    interrupt_at = 2
+    with pytest.raises(dlnfusion.sweep.SweepInterrupted):
+        fig.run(tmp_path / "cut", quick=True)
+    calls[:], interrupt_at = [], None
+    fig.run(tmp_path / "cut", quick=True)
+    assert len(calls) == total - 1            # the sweep saved before the interruption
+    whole, cut = (json.loads((tmp_path / d / f"{fig.ID}.json").read_text())
+                  for d in ("whole", "cut"))
+    assert whole["runs"] == cut["runs"] and whole["curves"] == cut["curves"]
