@@ -360,8 +360,8 @@ class Sweep:
         coords["seed"] = np.array(self.seeds)
         sizes = {}           # every further dimension's length: the longest seen
         for k, items in records.items():
-            for d, n in zip(var_dims[k], np.shape(items[0][1])[1:]):
-                longest = max(np.shape(v)[1 + var_dims[k].index(d)] for _, v in items)
+            for j, d in enumerate(var_dims[k]):
+                longest = max(np.shape(v)[1 + j] for _, v in items)
                 sizes[d] = max(sizes.get(d, 0), longest, len(coords_seen.get(d, ())))
         for k, items in records.items():
             edims = var_dims[k]

@@ -154,6 +154,13 @@ _THEORY_NAMES = {"time_ratio_gradient_flow": "time_ratio_gradient_flow",
                  "time_ratio_leading_order": "time_ratio_leading_order"}
 
 
+def _phase_values(meas) -> dict:
+    """The unimodal-phase observables of a measurement, one value per run."""
+    return {"t_A": meas.t_A, "t_B": meas.t_B, "time_ratio": meas.time_ratio,
+            "first": meas.first.astype(np.int8), "misattribution": meas.misattribution,
+            "plateau_loss": meas.plateau_loss}
+
+
 def _auto_chunk(spec, point, n_runs, budget=1 << 30):
     R = int(point["steps"]) // int(point["record_every"]) + 1
     per_record = 2 + sum(spec.input_dims) * spec.output_dim + spec.n_layers
@@ -218,14 +225,21 @@ class Train(Runner):
     def labels(self, prepared):
         return {"first": tuple(prepared[0].names)}
 
-    def run(self, points, prepared, seeds, mesh=None):
+    @staticmethod
+    def _initial(points, prepared, seeds):
+        """The runs' initial weights: the chunk's scheme, each run's scale (one per branch for
+        the balanced scheme) and seed."""
         p0, (spec, _) = points[0], prepared[0]
-        run_data = [d for _, d in prepared]
         scales = np.array([float(p["scale"]) for p in points])
         if p0["scheme"] == "balanced":
             scales = np.repeat(scales[:, None], spec.n_modalities, axis=1)
-        params = init_batch(spec, list(seeds), p0["scheme"], scales,
-                            stats=[d if isinstance(d, Stats) else None for d in run_data])
+        return init_batch(spec, list(seeds), p0["scheme"], scales,
+                          stats=[d if isinstance(d, Stats) else None for _, d in prepared])
+
+    def run(self, points, prepared, seeds, mesh=None):
+        p0, (spec, _) = points[0], prepared[0]
+        run_data = [d for _, d in prepared]
+        params = self._initial(points, prepared, seeds)
         ev = None
         if self.eval_stats is not None:
             evs = [call(self.eval_stats, p) for p in points]
@@ -247,11 +261,7 @@ class Train(Runner):
                 out.values[f"map_{name}"] = m
                 out.dims[f"map_{name}"] = ("time", "out", f"in_{name}")
         if spec.n_modalities == 2:
-            meas = measure_unimodal_phase(traj)
-            out.values.update({"t_A": meas.t_A, "t_B": meas.t_B, "time_ratio": meas.time_ratio,
-                               "first": meas.first.astype(np.int8),
-                               "misattribution": meas.misattribution,
-                               "plateau_loss": meas.plateau_loss})
+            out.values.update(_phase_values(measure_unimodal_phase(traj)))
             if self.predict and spec.is_linear and isinstance(run_data[0], Stats):
                 pred, _ = predict_unimodal_phase(
                     spec, run_data, traj.initial_params, lrs, method=p0["method"],
@@ -309,10 +319,7 @@ class Reduced(Train):
     def run(self, points, prepared, seeds, mesh=None):
         p0, (spec, _) = points[0], prepared[0]
         stats = [d for _, d in prepared]
-        scales = np.array([float(p["scale"]) for p in points])
-        if p0["scheme"] == "balanced":
-            scales = np.repeat(scales[:, None], spec.n_modalities, axis=1)
-        params = init_batch(spec, list(seeds), p0["scheme"], scales, stats=stats)
+        params = self._initial(points, prepared, seeds)
         meas, traj = predict_unimodal_phase(
             spec, stats, params, [float(p["lr"]) for p in points], method=p0["method"],
             steps=int(p0["steps"]), record_every=p0["record_every"], stop_loss=p0["stop_loss"])
@@ -322,10 +329,7 @@ class Reduced(Train):
             out.values["loss"], out.dims["loss"] = traj.loss, ("time",)
             out.coords["time"] = traj.time
         if spec.n_modalities == 2:
-            out.values.update({"t_A": meas.t_A, "t_B": meas.t_B, "time_ratio": meas.time_ratio,
-                               "first": meas.first.astype(np.int8),
-                               "misattribution": meas.misattribution,
-                               "plateau_loss": meas.plateau_loss})
+            out.values.update(_phase_values(meas))
         return out
 
     def describe(self):
