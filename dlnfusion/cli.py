@@ -9,36 +9,25 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import pkgutil
+import re
 import sys
 import time
 from pathlib import Path
 
+def _figures() -> dict:
+    """Figure id -> module: every public module of the simulations package is one figure, its
+    id the module's name with dashes (the module's ``ID``; tests/test_cli.py checks both)."""
+    from . import simulations
+
+    names = sorted((m.name for m in pkgutil.iter_modules(simulations.__path__)
+                    if not m.name.startswith("_")),   # natural order: fig2 before fig11
+                   key=lambda n: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", n)])
+    return {n.replace("_", "-"): f"{simulations.__name__}.{n}" for n in names}
+
+
 #: Figure id -> module (in the simulations package) that reproduces it.
-FIGURES = {
-    "zhang2024-fig3c": "dlnfusion.simulations.zhang2024_fig3c",
-    "zhang2024-fig2": "dlnfusion.simulations.zhang2024_fig2",
-    "zhang2024-fig4": "dlnfusion.simulations.zhang2024_fig4",
-    "zhang2024-fig5": "dlnfusion.simulations.zhang2024_fig5",
-    "zhang2024-fig6": "dlnfusion.simulations.zhang2024_fig6",
-    "zhang2024-fig8": "dlnfusion.simulations.zhang2024_fig8",
-    "zhang2024-fig9": "dlnfusion.simulations.zhang2024_fig9",
-    "zhang2024-fig11": "dlnfusion.simulations.zhang2024_fig11",
-    "zhang2024-fig12": "dlnfusion.simulations.zhang2024_fig12",
-    "zhang2024-random": "dlnfusion.simulations.zhang2024_random",
-    "zhang2024-table1": "dlnfusion.simulations.zhang2024_table1",
-    "kleinman2023l-pathways": "dlnfusion.simulations.kleinman2023l_pathways",
-    "kleinman2023l-portraits": "dlnfusion.simulations.kleinman2023l_portraits",
-    "kleinman2023l-completion": "dlnfusion.simulations.kleinman2023l_completion",
-    "kleinman2023-fig2": "dlnfusion.simulations.kleinman2023_fig2",
-    "kleinman2023-deficits-linear": "dlnfusion.simulations.kleinman2023_deficits_linear",
-    "kleinman2023-deficits-relu": "dlnfusion.simulations.kleinman2023_deficits_relu",
-    "kleinman2023-reconstruction": "dlnfusion.simulations.kleinman2023_reconstruction",
-    "huang2025-fisher": "dlnfusion.simulations.huang2025_fisher",
-    "huang2025-toy": "dlnfusion.simulations.huang2025_toy",
-    "huang2025-overparam": "dlnfusion.simulations.huang2025_overparam",
-    "huang2025-digits": "dlnfusion.simulations.huang2025_digits",
-    "multimodal-sequence": "dlnfusion.simulations.multimodal_sequence",
-}
+FIGURES = _figures()
 
 
 def _load(fig_id: str):
@@ -113,9 +102,17 @@ def main(argv=None) -> int:
             print(f"wrote {f}")
         print(f"{fig_id} finished in {timings[fig_id]:.1f} s")
     if len(ids) > 1:
-        print("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
-              + f"; total {sum(timings.values()):.0f} s")
+        print(_timing_table(timings))
     return 0
+
+
+def _timing_table(timings: dict) -> str:
+    """Each figure's wall time, longest first, and the total."""
+    width = max(map(len, timings), default=6)
+    lines = [f"{'figure':{width}s}  seconds"]
+    lines += [f"{k:{width}s}  {v:7.1f}" for k, v in sorted(timings.items(), key=lambda kv: -kv[1])]
+    lines.append(f"{'total':{width}s}  {sum(timings.values()):7.1f}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 __all__ = ["PALETTE", "SINGLE", "DOUBLE", "paper_style", "new_figure", "theory_vs_sim",
-           "trajectory_panel", "phase_portrait", "sequence_portrait", "save"]
+           "trajectory_panel", "phase_portrait", "sequence_portrait", "save",
+           "accuracy_panel", "image_grid", "table_panel", "mean_sd_text", "style_legend", "weight_scatter",
+           "identity_panel", "error_histogram", "matrix_panel", "color_style_legend",
+           "rsv_histogram_row"]
 
 #: Okabe & Ito (2008) colorblind-safe palette, black first.
 PALETTE = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#D55E00", "#0072B2", "#CC79A7",
@@ -355,3 +358,223 @@ def save(fig, stem) -> list:
     fig.savefig(paths[1])
     plt.close(fig)
     return [str(p) for p in paths]
+
+
+def accuracy_panel(ax, epoch, loss_over_initial=None, test_acc=None, unimodal=None,
+                   level=None, colors=None, xlabel="epoch"):
+    """A classifier's training curves on one axis (0 to 1.05): the training loss over its
+    initial value (solid black-blue), the test accuracy with every modality (dotted) and each
+    modality's unimodal test accuracy (``unimodal``: name → curve, colored), with a grey line
+    at ``level``. Curves left as None are not drawn."""
+    colors = colors or {}
+    if loss_over_initial is not None:
+        ax.plot(epoch, loss_over_initial, color=PALETTE[0], lw=1.0, label="loss / initial")
+    if test_acc is not None:
+        names = " & ".join(unimodal) if unimodal else "test"
+        ax.plot(epoch, test_acc, ":", color=PALETTE[0], lw=1.0, label=f"{names} acc.")
+    for i, (name, acc) in enumerate((unimodal or {}).items()):
+        ax.plot(epoch, acc, color=colors.get(name, PALETTE[5 + i]), lw=1.0,
+                label=f"{name} acc.")
+    if level is not None:
+        ax.axhline(level, color="0.7", lw=0.5, zorder=0)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel(xlabel)
+    return ax
+
+
+def image_grid(axes, images, titles=(), xlabels=(), vmin=None, vmax=None):
+    """Grey-scale images, one per axis, without ticks; ``titles`` and ``xlabels`` (optional,
+    one per image, None to skip) above and below them."""
+    for k, (ax, img) in enumerate(zip(axes, images)):
+        ax.imshow(img, cmap="gray", vmin=vmin, vmax=vmax)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if k < len(titles) and titles[k] is not None:
+            ax.set_title(titles[k], fontsize=7)
+        if k < len(xlabels) and xlabels[k] is not None:
+            ax.set_xlabel(xlabels[k], fontsize=6, loc="left")
+    return axes
+
+
+def style_legend(fig, entries, color="0.3", loc="outside lower center", **kwargs):
+    """A legend of line styles and markers (what each style means, whatever its color), on a
+    figure (or an axis). ``entries``: (style, label) or (style, label, width) tuples; a style
+    is a line style ('-', '--', ':', '-.', or a dash tuple) or a marker ('o' drawn open, 'x',
+    ...). Further keywords go to ``legend`` (``ncol``, ``fontsize``, ...)."""
+    from matplotlib.lines import Line2D
+
+    handles = []
+    for style, label, *width in entries:
+        line = isinstance(style, tuple) or style in ("-", "--", ":", "-.")
+        kw = {"ls": style} if line else {"ls": "", "marker": style, "mfc": "white"}
+        if width:
+            kw["lw"] = width[0]
+        handles.append(Line2D([], [], color=color, label=label, **kw))
+    return fig.legend(handles=handles, loc=loc, **kwargs)
+
+
+def weight_scatter(fig, ax, w_a, w_b, xlabel=True):
+    """First-layer weights of a network with a scalar modality A and a two-dimensional
+    modality B: each hidden unit at the position of its W_B¹ row (``w_b``, (H, 2)), colored by
+    its W_A¹ weight (``w_a``, (H,)) on a symmetric diverging map with a colorbar; the two
+    diagonals (the XOR directions) and the axes drawn faintly, square axes."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter
+
+    fmt = FuncFormatter(lambda v, _: f"{v:g}".replace("-", "\u2212"))
+
+    lim = 1.15 * max(np.max(np.abs(w_b)), 1e-12)
+    tick = float(f"{0.75 * lim:.1g}")
+    vmax = max(np.max(np.abs(w_a)), 1e-12)
+    for d in (1, -1):
+        ax.plot([-lim, lim], [-d * lim, d * lim], color="0.88", lw=0.5, zorder=0)
+    ax.axhline(0, color="0.75", lw=0.4, zorder=0)
+    ax.axvline(0, color="0.75", lw=0.4, zorder=0)
+    sc = ax.scatter(w_b[:, 0], w_b[:, 1], c=w_a, cmap="RdBu_r", vmin=-vmax, vmax=vmax, s=8,
+                    edgecolors="0.3", linewidths=0.25, zorder=3)
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_box_aspect(1)
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(FixedLocator([-tick, 0.0, tick]))
+        axis.set_major_formatter(fmt)
+    ax.tick_params(labelsize=6)
+    if xlabel:
+        ax.set_xlabel(r"$(W_B^1)_1$", labelpad=1)
+    ax.set_ylabel(r"$(W_B^1)_2$", labelpad=1)
+    cb = fig.colorbar(sc, ax=ax, fraction=0.08, pad=0.03, aspect=14, shrink=0.9)
+    cb.set_label(r"$W_A^1$", labelpad=1)
+    vt = float(f"{0.8 * vmax:.1g}")
+    cb.set_ticks([-vt, 0.0, vt])
+    cb.ax.yaxis.set_major_formatter(fmt)
+    cb.ax.tick_params(labelsize=6, width=0.5, length=2)
+    cb.outline.set_linewidth(0.4)
+
+
+def identity_panel(ax, lo, hi, xlabel="predicted", ylabel="simulated", panel=None):
+    """Finish a panel of predictions against measurements on log-log axes: the identity line
+    from ``lo`` to ``hi``, both axes limited to it, the labels, a legend (upper left) and the
+    panel letter."""
+    ax.plot([lo, hi], [lo, hi], color="0.5", lw=0.7)
+    ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), xlabel=xlabel,
+           ylabel=ylabel)
+    ax.legend(fontsize=6, loc="upper left")
+    if panel:
+        ax.text(-0.2, 1.02, panel, transform=ax.transAxes, fontweight="bold", fontsize=9)
+
+
+def error_histogram(ax, series, panel=None, xlabel="relative error of a transition time",
+                    ylabel="transitions"):
+    """Histograms of relative errors on logarithmic bins from 1e-5 to 1 (the errors clipped
+    into them). ``series``: (errors, keyword arguments of ``ax.hist``) pairs, drawn in order
+    (an empty one is skipped); a ``median`` entry among the keywords, a color, also marks the
+    series' median with a dotted line of that color. Legend upper left, panel letter."""
+    bins = np.logspace(-5, 0, 31)
+    for errors, kw in series:
+        errors, kw = np.asarray(errors, float), dict(kw)
+        median = kw.pop("median", None)
+        if errors.size:
+            ax.hist(np.clip(errors, 1e-5, 1), bins=bins, **kw)
+            if median is not None:
+                ax.axvline(np.median(errors), color=median, lw=0.6, ls=":")
+    ax.set(xscale="log", xlabel=xlabel, ylabel=ylabel)
+    ax.legend(fontsize=6, loc="upper left")
+    if panel:
+        ax.text(-0.2, 1.02, panel, transform=ax.transAxes, fontweight="bold", fontsize=9)
+
+
+def mean_sd_text(values, digits: int = 2) -> str:
+    """``values`` (NaN: a run without a value) as "mean±s.d." for a table cell: the mean alone
+    when one run has a value, "(k/n)" appended when only k of n have, "not reached" when none
+    has."""
+    v = np.asarray(values, float)
+    ok = v[np.isfinite(v)]
+    if ok.size == 0:
+        return "not reached"
+    txt = f"{ok.mean():.{digits}f}±{ok.std():.{digits}f}" if ok.size > 1 else \
+        f"{ok.mean():.{digits}f}"
+    return txt if ok.size == v.size else f"{txt} ({ok.size}/{v.size})"
+
+
+def table_panel(ax, cells, col_labels, title=None, fontsize: float = 5.5):
+    """A table of strings (rows of ``cells`` under ``col_labels``) filling ``ax``, whose
+    frame and ticks are hidden; columns as wide as their text."""
+    ax.axis("off")
+    t = ax.table(cellText=cells, colLabels=col_labels, loc="center", cellLoc="center")
+    t.auto_set_font_size(False)
+    t.set_fontsize(fontsize)
+    t.auto_set_column_width(list(range(len(col_labels))))
+    t.scale(1.0, 1.35)
+    if title:
+        ax.set_title(title, fontsize=7)
+    return t
+
+
+def matrix_panel(ax, M, xlabels, ylabels, title=None, highlight=None, label_colors=None,
+                 fontsize: float = 6):
+    """A matrix as a diverging heat map (symmetric color range) with each nonzero entry
+    written in its cell, a frame around column ``highlight`` (an index, framed in
+    ``label_colors[highlight]``), x tick labels colored by ``label_colors`` (one color per
+    column, or None), no ticks or left/bottom spines."""
+    from matplotlib.patches import Rectangle
+
+    M = np.asarray(M, float)
+    vmax = np.max(np.abs(M))
+    ax.imshow(M, cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="equal")
+    for (i, j), v in np.ndenumerate(M):
+        if v:
+            ax.text(j, i, f"{v:g}", ha="center", va="center", fontsize=fontsize)
+    if highlight is not None:
+        ax.add_patch(Rectangle((highlight - 0.5, -0.5), 1, M.shape[0], fill=False,
+                               ec=label_colors[highlight] if label_colors else "black", lw=2))
+    ax.set_xticks(range(M.shape[1]), xlabels)
+    for lbl, c in zip(ax.get_xticklabels(), label_colors or ()):
+        lbl.set_color(c)
+    ax.set_yticks(range(M.shape[0]), ylabels)
+    if title:
+        ax.set_title(title, fontsize=8)
+    ax.tick_params(length=0)
+    for side in ("left", "bottom"):
+        ax.spines[side].set_visible(False)
+    return ax
+
+
+def color_style_legend(ax, styles=(), colors=None, names=None, **kwargs):
+    """A compact legend on an axis: one solid line per color (``colors``: key -> color,
+    ``names``: key -> label, e.g. one per deficit), then one gray entry per
+    (line style, marker, label) of ``styles`` (what each quantity's style means). Further
+    keywords go to ``legend`` (``loc``, ``bbox_to_anchor``, ``ncol``, ...)."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=c, lw=1.2, label=(names or {}).get(k, k))
+               for k, c in (colors or {}).items()]
+    handles += [Line2D([], [], color="0.3", ls=ls, marker=m, ms=3, lw=0.9, label=lab)
+                for ls, m, lab in styles]
+    return ax.legend(handles=handles, **{"fontsize": 5.5, "handlelength": 2.2, **kwargs})
+
+
+def rsv_histogram_row(fig, cells, histograms, titles, color, ylabel, notes=(), ylim=(0, 0.45),
+                      xlabel="RSV (+1: view A only, −1: view B only)"):
+    """A row of RSV histograms on [−1, 1], one per cell of ``cells`` (a subgridspec):
+    ``histograms`` the fractions of units per equal bin, ``titles`` and ``notes`` (a line in
+    the upper left corner) per panel; the y label on the first panel, the x label under the
+    middle one. Returns the axes."""
+    axes = []
+    for j, hist in enumerate(histograms):
+        ax = fig.add_subplot(cells[j])
+        edges = np.linspace(-1, 1, len(hist) + 1)
+        ax.bar(edges[:-1], hist, width=np.diff(edges), align="edge", color=color,
+               edgecolor="white", lw=0.3)
+        ax.set_xlim(-1, 1)
+        ax.set_ylim(*ylim)
+        ax.set_title(titles[j], fontsize=7)
+        ax.set_xticks([-1, 0, 1])
+        ax.set_xticklabels(["−1", "0", "1"], fontsize=6)
+        if j:
+            ax.set_yticklabels([])
+        else:
+            ax.set_ylabel(ylabel)
+        if j < len(notes):
+            ax.text(0.03, 0.95, notes[j], transform=ax.transAxes, fontsize=6, va="top")
+        axes.append(ax)
+    axes[len(axes) // 2].set_xlabel(xlabel)
+    return axes

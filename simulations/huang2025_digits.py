@@ -22,19 +22,22 @@ class, the network evaluated with the other view zeroed (the toolkit's unimodal 
 
 Measured: final test accuracy with both views and each view alone (the other zeroed), mean ±
 s.d. over seeds, and the epochs InfoReg regulated.
+
+Every number comes from one sweep over the methods (:mod:`dlnfusion.sweep`, runner
+BalanceFit), saved under ``out/huang2025-digits/{quick,full}/methods`` (``full_mnist`` with
+MNIST).
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import optax
 
-from dlnfusion import fit
 from dlnfusion.data import noisy_digits
 from dlnfusion.networks import FusionMLP
 from dlnfusion.plot import PALETTE, new_figure, paper_style, save
-from dlnfusion.transforms import inforeg_batches, ogm_ge_batches, unimodal_losses_batches
+from dlnfusion.sweep import BalanceFit, Balancing, Sweep
 
 from ._output import write_outputs
 
@@ -53,6 +56,14 @@ LABELS = {"joint": "Joint training", "ogm_ge": "OGM-GE", "inforeg": "InfoReg (wi
           "joint_star": "Joint training*", "inforeg_star": "InfoReg*"}
 #: λ of the added unimodal losses (the starred rows)
 UNIMODAL_WEIGHT = 1.0
+_INFOREG = dict(beta=BETA, K=K_WINDOW)
+BALANCING = {"joint": Balancing("joint"), "ogm_ge": Balancing("ogm_ge", alpha=OGM_ALPHA),
+             "inforeg": Balancing("inforeg", **_INFOREG),
+             "inforeg_always": Balancing("inforeg", window="always", **_INFOREG),
+             "inforeg_outside": Balancing("inforeg", window="outside", **_INFOREG),
+             "inforeg_per_sample": Balancing("inforeg", trace="per_sample", **_INFOREG),
+             "joint_star": Balancing("joint", unimodal=UNIMODAL_WEIGHT),
+             "inforeg_star": Balancing("inforeg", unimodal=UNIMODAL_WEIGHT, **_INFOREG)}
 #: The paper's CREMA-D numbers (Table 2: accuracy, audio alone, video alone; Table 4: InfoReg
 #: regulating throughout "WTP", in the window "PLW", in other periods), cited as printed.
 PAPER_TABLE2 = {"joint": (66.61, 58.99, 35.14), "ogm_ge": (68.70, 56.84, 39.52),
@@ -70,22 +81,25 @@ def network(task) -> FusionMLP:
     return FusionMLP(dims, depth=DEPTH, fusion_layer=DEPTH, width=WIDTH, n_out=task.n_classes)
 
 
-def _optimizer(method, model, decay_at, steps_per_epoch):
-    def build(lr):
-        sched = optax.piecewise_constant_schedule(lr, {decay_at * steps_per_epoch: 0.1})
-        base = optax.chain(optax.add_decayed_weights(WEIGHT_DECAY),
-                           optax.sgd(sched, momentum=MOMENTUM))
-        star = method.endswith("_star")
-        pre = (unimodal_losses_batches(model, UNIMODAL_WEIGHT),) if star else ()
-        if method in ("joint", "joint_star"):
-            return optax.chain(*pre, base)
-        if method == "ogm_ge":
-            return optax.chain(ogm_ge_batches(model, alpha=OGM_ALPHA), base)
-        window = {"inforeg_always": "always", "inforeg_outside": "outside"}.get(method, "paper")
-        trace = "per_sample" if method == "inforeg_per_sample" else "batch"
-        return optax.chain(*pre, inforeg_batches(model, beta=BETA, K=K_WINDOW, window=window,
-                                                 trace=trace), base)
-    return build
+@lru_cache(maxsize=None)
+def _task(mnist=None):
+    return noisy_digits(None if mnist is None else Path(mnist))
+
+
+def sweeps(quick: bool, mnist=None) -> dict:
+    epochs, decay_at = (QUICK_EPOCHS, QUICK_DECAY_AT) if quick else (EPOCHS, DECAY_AT)
+    fixed = {"epochs": epochs, "decay_at": decay_at, "decay": 0.1, "batch_size": BATCH,
+             "lr": LR, "momentum": MOMENTUM, "weight_decay": WEIGHT_DECAY,
+             "mnist": None if mnist is None else str(mnist)}
+    return {"methods": Sweep({"balancing": METHODS},
+                             BalanceFit(lambda mnist: network(_task(mnist)), _task, BALANCING),
+                             fixed, seeds=range(QUICK_SEEDS if quick else SEEDS))}
+
+
+def compute(out: Path, quick: bool = False, mnist=None) -> dict:
+    folder = Path(out) / ID / (("quick" if quick else "full") + ("_mnist" if mnist else ""))
+    return {name: sw.run(folder / name, progress=False)
+            for name, sw in sweeps(quick, mnist).items()}
 
 
 def _ms(a):
@@ -94,15 +108,14 @@ def _ms(a):
 
 
 def run(out: Path, quick: bool = False, mnist=None) -> dict:
-    task = noisy_digits(mnist)
-    model = network(task)
-    seeds = list(range(QUICK_SEEDS if quick else SEEDS))
+    ds = compute(out, quick, mnist)["methods"]
+    task = _task(None if mnist is None else str(mnist))
+    seeds = [int(s) for s in ds.seed.values]
     epochs, decay_at = (QUICK_EPOCHS, QUICK_DECAY_AT) if quick else (EPOCHS, DECAY_AT)
     rows, curves = {}, {}
     for method in METHODS:
-        h = fit(model, task, seeds, epochs=epochs, batch_size=BATCH, lr=LR,
-                optimizer=_optimizer(method, model, decay_at, -(-task.n_train // BATCH)))
-        acc, uni = np.asarray(h.test_acc), np.asarray(h.unimodal_acc)
+        r = ds.sel(balancing=method)
+        acc, uni = r.test_acc.values, r.unimodal_acc.values
         rows[method] = {
             "test_acc": acc[:, -1].tolist(), "unimodal_acc_A": uni[:, 0, -1].tolist(),
             "unimodal_acc_B": uni[:, 1, -1].tolist(),
@@ -111,7 +124,7 @@ def run(out: Path, quick: bool = False, mnist=None) -> dict:
             "paper_crema_d": PAPER_TABLE2.get(method, PAPER_TABLE3.get(method)),
             "paper_table4": PAPER_TABLE4.get(method),
         }
-        curves[method] = (np.asarray(h.epoch), acc, uni)
+        curves[method] = (ds.epoch.values, acc, uni)
     summary = _summary(rows)
     payload = {"figure": ID, "paper": "Huang, Wei, Yang & Hu, CVPR 2025, Tables 2 and 4 "
                                       "(CREMA-D numbers cited as printed)",
@@ -130,31 +143,34 @@ def run(out: Path, quick: bool = False, mnist=None) -> dict:
     return result
 
 
+#: The summary's paired differences (same seeds and initializations): name → (method,
+#: against, measure), and the claims they test (mean above twice its standard error).
+COMPARISONS = {
+    "inforeg_vs_joint_test_acc": ("inforeg", "joint", "test_acc"),
+    "inforeg_vs_joint_weak_branch": ("inforeg", "joint", "unimodal_acc_B"),
+    "ogm_ge_vs_joint_test_acc": ("ogm_ge", "joint", "test_acc"),
+    "ogm_ge_vs_joint_weak_branch": ("ogm_ge", "joint", "unimodal_acc_B"),
+    "window_vs_throughout_test_acc": ("inforeg", "inforeg_always", "test_acc"),
+    "window_vs_outside_test_acc": ("inforeg", "inforeg_outside", "test_acc"),
+    "per_sample_vs_batch_trace_test_acc": ("inforeg_per_sample", "inforeg", "test_acc"),
+    "joint_star_vs_joint_test_acc": ("joint_star", "joint", "test_acc"),
+    "joint_star_vs_joint_weak_branch": ("joint_star", "joint", "unimodal_acc_B"),
+    "inforeg_star_vs_joint_star_test_acc": ("inforeg_star", "joint_star", "test_acc"),
+    "inforeg_star_vs_joint_star_weak_branch": ("inforeg_star", "joint_star", "unimodal_acc_B")}
+CLAIMS = {"inforeg_raises_weak_branch": "inforeg_vs_joint_weak_branch",
+          "inforeg_raises_accuracy": "inforeg_vs_joint_test_acc",
+          "window_beats_throughout": "window_vs_throughout_test_acc",
+          "unimodal_losses_raise_accuracy": "joint_star_vs_joint_test_acc",
+          "inforeg_star_beats_joint_star": "inforeg_star_vs_joint_star_test_acc"}
+
+
 def _summary(rows):
-    def diff(a, b, key):
-        x, y = np.asarray(rows[a][key]), np.asarray(rows[b][key])
-        d = x - y                                   # paired: the same seeds and inits
-        return {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(d.size))
-                if d.size > 1 else float("nan")}
-    out = {
-        "inforeg_vs_joint_test_acc": diff("inforeg", "joint", "test_acc"),
-        "inforeg_vs_joint_weak_branch": diff("inforeg", "joint", "unimodal_acc_B"),
-        "ogm_ge_vs_joint_test_acc": diff("ogm_ge", "joint", "test_acc"),
-        "ogm_ge_vs_joint_weak_branch": diff("ogm_ge", "joint", "unimodal_acc_B"),
-        "window_vs_throughout_test_acc": diff("inforeg", "inforeg_always", "test_acc"),
-        "window_vs_outside_test_acc": diff("inforeg", "inforeg_outside", "test_acc"),
-        "per_sample_vs_batch_trace_test_acc": diff("inforeg_per_sample", "inforeg", "test_acc"),
-        "joint_star_vs_joint_test_acc": diff("joint_star", "joint", "test_acc"),
-        "joint_star_vs_joint_weak_branch": diff("joint_star", "joint", "unimodal_acc_B"),
-        "inforeg_star_vs_joint_star_test_acc": diff("inforeg_star", "joint_star", "test_acc"),
-        "inforeg_star_vs_joint_star_weak_branch": diff("inforeg_star", "joint_star",
-                                                       "unimodal_acc_B"),
-    }
-    for claim, key in (("inforeg_raises_weak_branch", "inforeg_vs_joint_weak_branch"),
-                       ("inforeg_raises_accuracy", "inforeg_vs_joint_test_acc"),
-                       ("window_beats_throughout", "window_vs_throughout_test_acc"),
-                       ("unimodal_losses_raise_accuracy", "joint_star_vs_joint_test_acc"),
-                       ("inforeg_star_beats_joint_star", "inforeg_star_vs_joint_star_test_acc")):
+    out = {}
+    for name, (a, b, key) in COMPARISONS.items():
+        d = np.asarray(rows[a][key]) - np.asarray(rows[b][key])
+        out[name] = {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(d.size))
+                     if d.size > 1 else float("nan")}
+    for claim, key in CLAIMS.items():
         d = out[key]
         out[claim] = bool(d["mean"] > 2 * d["se"]) if np.isfinite(d["se"]) else None
     return out
@@ -166,15 +182,10 @@ def _print(rows, summary):
     for m, r in rows.items():
         cells = [f"{100 * r[k][0]:5.2f}±{100 * r[k][1]:4.2f}"
                  for k in ("test_acc_ms", "unimodal_A_ms", "unimodal_B_ms")]
-        paper = r["paper_crema_d"] or (r["paper_table4"],) if (r["paper_crema_d"] or
-                                                             r["paper_table4"]) else ()
+        paper = r["paper_crema_d"] or ((r["paper_table4"],) if r["paper_table4"] else ())
         print(f"  {LABELS[m]:24s} " + " ".join(f"{c:>12s}" for c in cells) + "   "
-              + ", ".join(f"{v:.2f}" for v in (paper or ())))
-    for k in ("inforeg_vs_joint_test_acc", "inforeg_vs_joint_weak_branch",
-              "ogm_ge_vs_joint_test_acc", "window_vs_throughout_test_acc",
-              "window_vs_outside_test_acc", "per_sample_vs_batch_trace_test_acc",
-              "joint_star_vs_joint_test_acc", "joint_star_vs_joint_weak_branch",
-              "inforeg_star_vs_joint_star_test_acc", "inforeg_star_vs_joint_star_weak_branch"):
+              + ", ".join(f"{v:.2f}" for v in paper))
+    for k in COMPARISONS:
         d = summary[k]
         print(f"  {k}: {100 * d['mean']:+.2f} ± {100 * d['se']:.2f} points (paired s.e.)")
 

@@ -46,6 +46,12 @@ columns deletion, blur, dissociation; colors L_f, line style ρ; thick pale line
 (dense in N), thin lines theory (a), open markers the simulations (mean ± s.d. over seeds).
 Quick mode: one seed, N ∈ {0, 500, 2000}, theory (b) at those N only.
 
+Every number comes from two sweeps per network (:mod:`dlnfusion.sweep`), saved under
+``out/kleinman2023-deficits-linear/{quick,full}/L<depth>_Lf<L_f>[_theory]``: the simulations
+(``Train``) and both levels of theory (``DeficitTheory``: (b), and (a) on (b)'s N = 0 runs),
+each over ρ × deficit × N with the window from the ``interventions`` factory (N = 0 is the
+undisturbed run, the same for every deficit).
+
 What to expect (full mode, 3 seeds, 156 distinct points): theory (b) against the seed-mean
 t_B median 0.15 %, max 0.31 % (exact for two layers); theory (a) median 0.23 %, max 4.7 %
 (the worst: blur inside the window at L = 4, L_f = 2, ρ = 0.5); on two layers with the
@@ -62,13 +68,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import jax
 import numpy as np
 
-from dlnfusion import NetworkSpec, Stats, simulate, theory as th
-from dlnfusion.compare import predict_unimodal_phase
+from dlnfusion import NetworkSpec, Stats, theory as th
 from dlnfusion.interventions import Deficit, blur, delete, dissociate
 from dlnfusion.plot import PALETTE, new_figure, paper_style, save
+from dlnfusion.sweep import CAVEAT_SEPARATOR, DeficitTheory, Sweep, Train
 
 from ._output import write_outputs
 
@@ -93,11 +98,10 @@ STOP_LOSS = 1e-6
 #: Step budget per (depth, L_f): the longest t_B of the grid (late fusion, ρ = 0.5, deletion
 #: of 2000 steps, ≈ 11 900 steps at L = 4) plus the seed spread (±10%) and convergence.
 BUDGET = {(2, 1): 3000, (2, 2): 3500, (4, 1): 3000, (4, 2): 3000, (4, 3): 4500, (4, 4): 14000}
-#: Points of the formula's lines (level a, closed form) per panel.
+#: Points of the formula's lines (level a) per panel.
 DENSE = 81
 #: Lengths at which the reduced network (level b) is integrated for the theory lines, besides
-#: the simulated ones (a width-3 network: cheap to run, but every batch costs a compilation;
-#: quick mode keeps to the simulated lengths).
+#: the simulated ones (quick mode keeps to the simulated lengths).
 THEORY, QUICK_THEORY = 21, 0
 
 
@@ -112,116 +116,72 @@ def window_stats(stats: Stats, deficit: str) -> Stats:
     raise ValueError(f"deficit must be one of {DEFICITS}, got {deficit!r}")
 
 
-def _configs(lengths):
-    """(rho, deficit, N) of one network's batch: one undisturbed run per ρ (N = 0, shared by
-    the three deficits) and every deficit at every N > 0."""
-    out = []
-    for rho in RHOS:
-        out.append((rho, None, 0))
-        out += [(rho, d, n) for d in DEFICITS for n in lengths if n > 0]
+def _task(rho):
+    return Stats.scalar_toy(SIGMA_A, SIGMA_B, rho)
+
+
+def _network(depth, fusion_layer):
+    return NetworkSpec.fusion(depth, fusion_layer, width=WIDTH)
+
+
+def _windows(rho, deficit, N):
+    """Modality B degraded during the first N steps (runs never count as converged inside
+    the window: the stopping rule reads the run's own data only)."""
+    return [Deficit(window_stats(_task(rho), deficit), start=0, end=N)]
+
+
+def _lengths(quick, extra):
+    lengths = QUICK_LENGTHS if quick else LENGTHS
+    return sorted({float(n) for n in lengths} | {float(n) for n in np.linspace(
+        0, max(lengths), extra)})
+
+
+def sweeps(quick: bool) -> dict:
+    """Per network: the simulations, and levels (b) and (a) (with (a)'s dense lines), each
+    over ρ × deficit × N."""
+    seeds = list(range(QUICK_SEEDS if quick else SEEDS))
+    grid = lambda n: {"rho": RHOS, "deficit": DEFICITS, "N": n}  # noqa: E731
+    sim, theory = _lengths(quick, 0), _lengths(quick, QUICK_THEORY if quick else THEORY)
+    out = {}
+    for depth, Lf in NETWORKS:
+        scheme, scale = INIT[depth]
+        fixed = {"depth": depth, "fusion_layer": Lf, "lr": LR, "scheme": scheme, "scale": scale,
+                 "steps": BUDGET[(depth, Lf)], "stop_loss": STOP_LOSS, "record_every": STRIDE}
+        name = f"L{depth}_Lf{Lf}"
+        out[name] = Sweep(grid(sim), Train(_task, _network, record=False,
+                                           interventions=_windows), fixed, seeds)
+        line = tuple(np.linspace(0.0, max(sim), DENSE))
+        out[f"{name}_theory"] = Sweep(grid(theory), DeficitTheory(
+            _task, _network, interventions=_windows, line=line), fixed, seeds)
     return out
 
 
-def _simulate_network(depth, fusion_layer, seeds, lengths, theory_lengths):
-    """Simulate one network's batch (every ρ, deficit and N at once) and integrate the
-    reduced network of every run (level b) on the denser ``theory_lengths``."""
-    spec = NetworkSpec.fusion(depth, fusion_layer, width=WIDTH)
-    scheme, scale = INIT[depth]
-    base = {rho: Stats.scalar_toy(SIGMA_A, SIGMA_B, rho) for rho in RHOS}
-
-    def batch(cfgs):
-        stats = [base[rho] for rho, _, _ in cfgs]
-        alts = [base[rho] if d is None else window_stats(base[rho], d) for rho, d, _ in cfgs]
-        return stats, alts, np.array([float(n) for _, _, n in cfgs])
-
-    cfgs, cfgs_th = _configs(lengths), _configs(theory_lengths)
-    stats, alts, ends = batch(cfgs)
-    # (runs never count as converged inside a deficit window: the stopping rule reads the
-    # run's own data only)
-    kw = dict(steps=BUDGET[(depth, fusion_layer)], stop_loss=STOP_LOSS, record_every=STRIDE)
-    traj = simulate(spec, stats, seeds=seeds, scheme=scheme, scale=scale, lr=LR,
-                    interventions=[Deficit(alts, start=0, end=ends)], **kw)
-    # (b) the reduced network of every seed's initial weights, with the same windows
-    S, C = len(seeds), len(cfgs_th)
-    stats, alts, ends = batch(cfgs_th)
-    rep = lambda xs: [x for x in xs for _ in range(S)]  # noqa: E731
-    params = jax.tree_util.tree_map(lambda a: np.broadcast_to(a[:1], (C,) + a.shape[1:]),
-                                    traj.initial_params)   # every configuration: same seeds
-    _, red = predict_unimodal_phase(
-        spec, rep(stats), params, LR,
-        interventions=[Deficit(rep(alts), start=0, end=np.repeat(ends, S))], **kw)
-    return spec, cfgs, cfgs_th, base, traj, red
-
-
-def _closed_baseline(spec, stats, params):
-    """Two-layer networks: the no-deficit t_A⁰, t_B⁰ of every seed from the closed-form
-    predictors of dlnfusion.theory (the growing modes of the initial weights iterated with
-    gradient descent's maps: predict_times for late, predict_times_early for early fusion),
-    for a level (a) that needs no integration of any network. None for deeper networks."""
-    if spec.depth != 2:
-        return None
-    if spec.fusion_layer == 2:
-        w0 = th.effective_init(spec, params, th.phase_directions(stats))
-        preds = [th.predict_times(stats, LR, w) for w in w0]
-    else:
-        preds = [th.predict_times_early(stats, LR, w)
-                 for w in th.effective_init_early(spec, params, stats)]
-    if any(p.first != "A" for p in preds):
-        raise RuntimeError("the closed-form baseline expects A to be learned first")
-    return np.array([p.t_A for p in preds]), np.array([p.t_B for p in preds])
-
-
-def _times(traj):
-    return traj.crossing("A", "unimodal"), traj.crossing("B", "global")
+def compute(out: Path, quick: bool = False) -> dict:
+    """Run (or resume) every sweep; their Datasets by name."""
+    folder = Path(out) / ID / ("quick" if quick else "full")
+    return {name: sw.run(folder / name, progress=False) for name, sw in sweeps(quick).items()}
 
 
 def run(out: Path, quick: bool = False) -> dict:
     start = time.perf_counter()
-    seeds = list(range(QUICK_SEEDS if quick else SEEDS))
+    ds = compute(out, quick)
     lengths = QUICK_LENGTHS if quick else LENGTHS
-    dense = np.linspace(0.0, max(lengths), DENSE)
-    theory_lengths = sorted(set(lengths) | set(np.linspace(0, max(lengths),
-                                                           QUICK_THEORY if quick else THEORY)))
     points, lines = [], {}
     for depth, Lf in NETWORKS:
-        spec, cfgs, cfgs_th, base, traj, red = _simulate_network(depth, Lf, seeds, lengths,
-                                                                 theory_lengths)
-        ta_s, tb_s = _times(traj)
-        ta_r, tb_r = _times(red)
-        p0 = th.initial_post_norm(spec, traj.initial_params)[0]        # (S,): same seeds
-        status = traj.status_names()
-        seeds_params = jax.tree_util.tree_map(lambda a: a[0], traj.initial_params)
+        name = f"L{depth}_Lf{Lf}"
+        sim, red = ds[name], ds[f"{name}_theory"]
         for rho in RHOS:
-            c0, r0 = cfgs.index((rho, None, 0)), cfgs_th.index((rho, None, 0))
-            closed = _closed_baseline(spec, base[rho], seeds_params)
             for d in DEFICITS:
-                ws = window_stats(base[rho], d)
-                # (a) on the undisturbed prediction of (b), per seed
-                base_kw = dict(depth=depth, fusion_layer=Lf, lr=LR, t_a0=ta_r[r0],
-                               t_b0=tb_r[r0], post_norm0=p0)
-                form = th.deficit_times(base[rho], ws, np.asarray(lengths, float)[:, None],
-                                        **base_kw)
-                dline = th.deficit_times(base[rho], ws, dense[:, None], **base_kw)
-                form_c = None if closed is None else th.deficit_times(
-                    base[rho], ws, np.asarray(lengths, float)[:, None],
-                    **{**base_kw, "t_a0": closed[0], "t_b0": closed[1]})
-                rows = [r0 if n == 0 else cfgs_th.index((rho, d, n)) for n in theory_lengths]
+                at = lambda x, n=None: x.sel(rho=rho, deficit=d) if n is None else \
+                    x.sel(rho=rho, deficit=d, N=float(n))  # noqa: E731
+                tb_red, red0 = at(red).t_B.values, at(red, 0)              # (N, seed)
                 lines[(depth, Lf, rho, d)] = {
-                    "N": dense, "t_B_formula": dline.t_B.mean(axis=1),
-                    "delay_formula": dline.delay.mean(axis=1),
-                    "N_theory": np.asarray(theory_lengths, float),
-                    "t_B_theory": tb_r[rows].mean(axis=1),
-                    "delay_theory": tb_r[rows].mean(axis=1) - tb_r[r0].mean()}
-                for k, n in enumerate(lengths):
-                    c = c0 if n == 0 else cfgs.index((rho, d, n))
-                    r = r0 if n == 0 else cfgs_th.index((rho, d, n))
-                    pt = _point(d, n, depth, Lf, rho, (c, c0), (r, r0), ta_s, tb_s, ta_r, tb_r,
-                                form, k, traj, status)
-                    if form_c is not None:
-                        pt["t_B_formula_closed"] = float(np.mean(form_c.t_B[k]))
-                        pt["rel_error_formula_closed"] = (pt["t_B_formula_closed"]
-                                                          / np.nanmean(pt["t_B_sim"]) - 1)
-                    points.append(pt)
+                    "N": red.length.values, "t_B_formula": red0.t_B_line.values.mean(axis=0),
+                    "delay_formula": red0.delay_line.values.mean(axis=0),
+                    "N_theory": red.N.values, "t_B_theory": tb_red.mean(axis=1),
+                    "delay_theory": tb_red.mean(axis=1) - red0.t_B.values.mean()}
+                points += [_point(d, n, depth, Lf, rho, at(sim, n), at(sim, 0), at(red, n),
+                                  red0) for n in lengths]
     summary = _summary(points)
     summary["wall_time_s"] = time.perf_counter() - start
     payload = {
@@ -235,8 +195,9 @@ def run(out: Path, quick: bool = False) -> dict:
                      "noise_std": BLUR_NOISE_STD, "model": "projection (theory.deficits.projection_blur)"},
             "networks": [list(n) for n in NETWORKS], "width": WIDTH, "lr": LR,
             "init": {str(k): {"scheme": v[0], "scale": v[1]} for k, v in INIT.items()},
-            "seeds": seeds, "stride": STRIDE, "stop_loss": STOP_LOSS,
-            "budget": {f"{k[0]},{k[1]}": v for k, v in BUDGET.items()}, "method": "gd",
+            "seeds": [int(s) for s in ds[name].seed.values], "stride": STRIDE,
+            "stop_loss": STOP_LOSS, "budget": {f"{k[0]},{k[1]}": v for k, v in BUDGET.items()},
+            "method": "gd",
             "t_B_definition": "first step with W_B^tot >= half of the global solution's B "
                               "weight, from the start of training",
             "t_B_theory": "level (b): predict_unimodal_phase with the same windows",
@@ -254,31 +215,37 @@ def _f(v):
     return [float(x) for x in np.atleast_1d(v)]
 
 
-def _point(d, n, depth, Lf, rho, sim_rows, th_rows, ta_s, tb_s, ta_r, tb_r, form, k, traj,
-           status):
-    (c, c0), (r, r0) = sim_rows, th_rows
-    tb_sim = np.asarray(tb_s[c], float)
-    flags = sorted({f for seed_flags in form.caveats[k] for f in seed_flags})
+def _point(d, n, depth, Lf, rho, sim, sim0, red, red0):
+    """The JSON point of one (deficit, N): Dataset rows of the simulations and the theory at
+    N and at N = 0, each over the seeds."""
+    tb_sim = np.asarray(sim.t_B.values, float)
+    flags = sorted({f for text in red.formula_caveats.values for f in str(text).split(
+        CAVEAT_SEPARATOR) if f})
     if np.any(np.isnan(tb_sim)):
         flags.append("B does not reach half of its final value within the budget in some seed")
     mean_sim = float(np.nanmean(tb_sim)) if np.any(np.isfinite(tb_sim)) else float("nan")
-    tb_th, tb_fo = float(np.mean(tb_r[r])), float(np.mean(form.t_B[k]))
-    return {
+    tb_th, tb_fo = float(np.mean(red.t_B.values)), float(np.mean(red.t_B_formula.values))
+    pt = {
         "deficit": d, "N": int(n), "depth": depth, "fusion_layer": Lf, "rho": rho,
-        "t_A_sim": _f(ta_s[c]), "t_B_sim": _f(tb_sim),
-        "t_B_theory": tb_th, "t_B_theory_per_seed": _f(tb_r[r]),
-        "t_A_theory": float(np.mean(ta_r[r])),
-        "t_B_formula": tb_fo, "t_B_formula_per_seed": _f(form.t_B[k]),
-        "t_A_formula": float(np.mean(form.t_A[k])),
-        "delay_sim": mean_sim - float(np.mean(tb_s[c0])),
-        "delay_theory": tb_th - float(np.mean(tb_r[r0])),
-        "delay_formula": float(np.mean(form.delay[k])),
+        "t_A_sim": _f(sim.t_A.values), "t_B_sim": _f(tb_sim),
+        "t_B_theory": tb_th, "t_B_theory_per_seed": _f(red.t_B.values),
+        "t_A_theory": float(np.mean(red.t_A.values)),
+        "t_B_formula": tb_fo, "t_B_formula_per_seed": _f(red.t_B_formula.values),
+        "t_A_formula": float(np.mean(red.t_A_formula.values)),
+        "delay_sim": mean_sim - float(np.mean(sim0.t_B.values)),
+        "delay_theory": tb_th - float(np.mean(red0.t_B.values)),
+        "delay_formula": float(np.mean(red.delay_formula.values)),
         "rel_error_theory": tb_th / mean_sim - 1, "rel_error_formula": tb_fo / mean_sim - 1,
-        "final_loss_sim": _f(traj.final_loss[c]), "stop_step_sim": _f(traj.stop_time[c]),
-        "status": [str(s) for s in status[c]],
-        "formula_regime": sorted(set(form.regime[k])), "formula_valid": bool(np.all(form.valid[k])),
-        "flags": flags, "undisturbed_run": n == 0,
+        "final_loss_sim": _f(sim.final_loss.values), "stop_step_sim": _f(sim.stop_time.values),
+        "status": [str(s) for s in sim.status.values],
+        "formula_regime": sorted(set(str(r) for r in red.formula_regime.values)),
+        "formula_valid": bool(np.all(red.formula_valid.values)), "flags": flags,
+        "undisturbed_run": n == 0,
     }
+    if depth == 2:
+        pt["t_B_formula_closed"] = float(np.mean(red.t_B_closed.values))
+        pt["rel_error_formula_closed"] = pt["t_B_formula_closed"] / np.nanmean(tb_sim) - 1
+    return pt
 
 
 def _stats(errs):

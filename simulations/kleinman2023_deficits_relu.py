@@ -1,41 +1,22 @@
 """Kleinman, Achille & Soatto (CVPR 2023), Figures 4-6 on real data: sensory deficits in ReLU
-fusion networks that see the two halves of a digit.
+fusion networks that see the two halves of a digit (docs/figures/kleinman2023-deficits-relu.md).
 
-Task (dlnfusion.data.digit_halves). scikit-learn's 8×8 digits, 1,347 training and 450 test
-images (stratified split, seed 0), standardized pixels; view A is the left 8×4 half, view B the
-right half, as the paper's Split-ResNet sees the two crops of a CIFAR image. ``--mnist FOLDER``
-runs MNIST's halves (28×14) instead.
+Task: dlnfusion.data.digit_halves (scikit-learn's 8×8 digits, 1,347 training and 450 test
+images, standardized; view A the left 8×4 half, view B the right half; ``--mnist FOLDER``:
+MNIST's 28×14 halves). Network: dlnfusion.FusionMLP, ``n_pre`` hidden layers of width 128 per
+view, the summed fusion layer, one common hidden layer and the classifier (depth n_pre + 3,
+fusion layer n_pre + 1); the RSV is measured on the last hidden layer and the fusion layer.
+Training: cross-entropy, SGD 0.05, momentum 0.9, batches of 64; a deficit on view B for the
+first N epochs (blur: ImageBlur("B", 4); dissociation: ViewDissociation()), then BUDGET = 100
+epochs of normal training (the paper: 180). Measured per run (5 seeds, the same initializations
+and batch order at every N): test accuracy, each view's unimodal accuracy and the RSV of every
+unit (64 fixed × 64 varied test samples per source; dead units apart; polarized: |RSV| > 0.9).
 
-Network (dlnfusion.FusionMLP, PyTorch's default initialization, biases, ReLU). ``n_pre`` hidden
-layers of width 128 per view, the fusion layer (the branches' outputs summed, as the
-Split-ResNet adds its pathways), one more hidden layer of common processing, and the linear
-classifier: depth n_pre + 3, fusion layer n_pre + 1. The RSV is measured on the units of the
-last hidden layer, the representation before the classifier (the paper's z).
-
-Training (dlnfusion.fit). Cross-entropy, SGD with learning rate 0.05, momentum 0.9, batches of
-64 (22 steps per epoch). A deficit on view B for the first N epochs, then BUDGET = 100 epochs of
-normal training (the paper: N epochs, then 180 more; 100 epochs are ~20 times what the
-undisturbed network needs to fit the training set here). Deficits
-(dlnfusion.interventions):
-
-* blur: ImageBlur("B", 4): view B down-sampled 4× (box means over 4×4 blocks: 2×1 values per
-  half) and resized back, the paper's "downsampling by 4×";
-* dissociation: ViewDissociation(): view B from another training image, drawn at random for
-  every sample of every batch, the label that of the left or the right image with probability
-  ½ each.
-
-Measured at the end of every run (5 seeds; the same initializations and batch order at every
-N): test accuracy, each view's unimodal test accuracy (the other view blank, i.e. the mean
-image), and the RSV of every unit (paper's sampling on the test set, 64 fixed × 64 varied
-samples per source; dead units, which respond to neither view, are counted apart). Polarized:
-|RSV| > 0.9. Sweeps: N ∈ {0, 5, 10, 25, 50, 100} at n_pre = 2; and n_pre ∈ {1, 2, 3, 4} at
-N ∈ {0, 50} (the paper's Figure 5, center).
-
-Conditions (full mode; the issue's question: where does an effect that is absent by default
-appear?): width 32 and 256, learning rate 0.01, and Gaussian pixel noise of standard deviation
-1 on both views of every training batch, each at n_pre ∈ {1, 4} and N ∈ {0, 50}. The JSON's
-``claims_by_condition`` answers the depth claim under each; the last panel shows the extra
-accuracy the deficit costs the deepest stack over the shallowest (± 2 s.e.).
+Sweeps (dlnfusion.sweep.DeficitFit), one per condition and n_pre, over both deficits and every
+N: N ∈ {0, 5, 10, 25, 50, 100} at n_pre = 2, n_pre ∈ {1, 3, 4} at N ∈ {0, 50}, and the
+conditions (width 32 and 256, learning rate 0.01, Gaussian pixel noise of standard deviation 1
+on both views of every training batch) at n_pre ∈ {1, 4} and N ∈ {0, 50}. The JSON's
+``claims`` and ``claims_by_condition`` answer the paper's claims (paired differences over seeds).
 
 Quick mode: 2 seeds, N ∈ {0, 10, 25}, a 40-epoch budget, depths n_pre ∈ {1, 3} at N ∈ {0, 25},
 one condition (width 32). It checks the pipeline; its differences are within the seed scatter.
@@ -51,10 +32,12 @@ import numpy as np
 import jax
 
 from dlnfusion import FusionMLP
-from dlnfusion.compare import POLARIZED, deficit_sweep, rsv_histogram
+from dlnfusion.compare import POLARIZED, rsv_histogram
 from dlnfusion.data import FusionTask, digit_halves
 from dlnfusion.interventions import ImageBlur, ViewDissociation
-from dlnfusion.plot import PALETTE, paper_style, save
+from dlnfusion.plot import (PALETTE, color_style_legend, paper_style, rsv_histogram_row,
+                            save)
+from dlnfusion.sweep import DeficitFit, Sweep
 
 from ._output import write_outputs
 
@@ -120,50 +103,72 @@ def rsv_layers(model) -> tuple:
     return spec.depth - 1, spec.fusion_layer
 
 
-def sweep(model, task, lengths, seeds, budget, lr=LR):
-    """Every deficit at every length for ``seeds``: a DeficitSweep (one compiled loop)."""
-    return deficit_sweep(model, task, [transform(d) for d in DEFICITS], lengths, seeds,
-                         budget=budget, layers=rsv_layers(model), lr=lr, momentum=MOMENTUM,
-                         batch_size=BATCH, n_rsv=N_RSV)
+def _task(mnist=None, noise=None):
+    task = digit_halves(mnist)
+    return task if noise is None else noisy(task, noise)
 
 
-def sweep_deficits(model, task, lengths, seeds, budget, lr=LR, **extra) -> list:
-    """JSON points of every deficit at every length (``extra`` goes into every point)."""
-    sw = sweep(model, task, lengths, seeds, budget, lr)
-    points = []
-    for k, d in enumerate(DEFICITS):
-        pts = points_of(sw, k, d, **extra)
-        points += pts
-        print(f"  {d:10s} {extra}: " + "; ".join(
-            f"N={p['N']}: acc {np.mean(p['test_acc']):.3f}, B alone "
-            f"{np.mean(p['unimodal_acc_B']):.3f}, polarized {np.mean(p['polarized']):.3f}"
-            for p in pts), flush=True)
-    return points
+def _model(n_pre, width=None, mnist=None):
+    return network(digit_halves(mnist), n_pre, width)
 
 
-def _rsv_point(sw, layer, k, i) -> dict:
-    r = sw.rsv[layer][k, i]
-    hist, _ = rsv_histogram(r, bins=BINS)
-    return {"polarized": sw.polarized[layer][k, i].tolist(),
-            "mean_rsv": sw.mean_rsv[layer][k, i].tolist(),
-            "mean_abs_rsv": np.nanmean(np.abs(r), axis=-1).tolist(),
-            "dead": sw.dead[layer][k, i].tolist(), "rsv_histogram": hist.tolist()}
+def _layers(n_pre, width=None, mnist=None):
+    return rsv_layers(_model(n_pre, width, mnist))
 
 
-def points_of(sw, k, deficit, **extra) -> list:
-    """One JSON point per length of deficit k of a DeficitSweep."""
-    last, fusion = sw.layers
-    out = []
-    for i, N in enumerate(sw.lengths):
-        out.append({"deficit": deficit, **extra, "N": int(N),
-                    "seeds": list(sw.seeds), "budget": sw.budget,
-                    "test_acc": sw.test_acc[k, i].tolist(),
-                    "unimodal_acc_A": sw.unimodal_acc[k, i, :, 0].tolist(),
-                    "unimodal_acc_B": sw.unimodal_acc[k, i, :, 1].tolist(),
-                    "diverged": sw.diverged[k, i].tolist(), "rsv_layer": last,
-                    **_rsv_point(sw, last, k, i),
-                    "fusion_layer": {"layer": fusion, **_rsv_point(sw, fusion, k, i)}})
+def _configurations(quick: bool) -> list:
+    """(sweep name, condition, n_pre, lengths, parameters): N_PRE at every length and the
+    other depths at the depth sweep's lengths (condition ``default``), and every condition at
+    the shallowest and deepest stack."""
+    cfg = QUICK if quick else FULL
+    dl = list(cfg["depth_lengths"])
+    out = [(f"default_n_pre{n}", "default", n,
+            sorted(set(cfg["lengths"]) | set(dl)) if n == N_PRE else dl, {})
+           for n in sorted(set(cfg["depths"]) | {N_PRE})]
+    for name, cond in (QUICK_CONDITIONS if quick else CONDITIONS).items():
+        out += [(f"{name.replace(' ', '_')}_n_pre{n}", name, n, dl, cond)
+                for n in (min(cfg["depths"]), max(cfg["depths"]))]
     return out
+
+
+def sweeps(quick: bool, mnist=None) -> dict:
+    """Every sweep, by name: one per condition and n_pre, over every deficit and length."""
+    cfg = QUICK if quick else FULL
+    runner = DeficitFit(_model, _task, transform, _layers)
+    fixed = {"budget": cfg["budget"], "lr": LR, "momentum": MOMENTUM, "batch_size": BATCH,
+             "n_rsv": N_RSV, "mnist": mnist, "width": None, "noise": None}
+    return {name: Sweep({"deficit": DEFICITS, "N": lengths}, runner,
+                        {**fixed, "n_pre": n, **cond}, range(cfg["seeds"]))
+            for name, _, n, lengths, cond in _configurations(quick)}
+
+
+def compute(out: Path, quick: bool = False, mnist=None) -> dict:
+    """Run (or resume) every sweep; their Datasets by name."""
+    folder = Path(out) / ID / ("quick" if quick else "full")
+    return {name: sw.run(folder / name, progress=False)
+            for name, sw in sweeps(quick, mnist).items()}
+
+
+def _rsv_point(r, layer) -> dict:
+    """The RSV measures of the runs (seeds) of one point at one layer."""
+    x, rsv = r.sel(layer=layer), r.rsv.sel(layer=layer).values
+    return {"polarized": x.polarized.values.tolist(), "mean_rsv": x.mean_rsv.values.tolist(),
+            "mean_abs_rsv": np.nanmean(np.abs(rsv), axis=-1).tolist(),
+            "dead": x.dead.values.tolist(),
+            "rsv_histogram": rsv_histogram(rsv, bins=BINS)[0].tolist()}
+
+
+def points_of(ds, budget, **extra) -> list:
+    """One JSON point per deficit and length of a sweep's Dataset (``extra`` in each)."""
+    last, fusion = ds.layer.values.tolist()
+    return [{"deficit": d, **extra, "N": int(N), "seeds": r.seed.values.tolist(),
+             "budget": budget,
+             "test_acc": r.test_acc.values.tolist(),
+             "unimodal_acc_A": r.unimodal_acc.isel(modality=0).values.tolist(),
+             "unimodal_acc_B": r.unimodal_acc.isel(modality=1).values.tolist(),
+             "diverged": (r.status == "diverged").values.tolist(), "rsv_layer": last,
+             **_rsv_point(r, last), "fusion_layer": {"layer": fusion, **_rsv_point(r, fusion)}}
+            for d in DEFICITS for N in ds.N.values for r in [ds.sel(deficit=d, N=N)]]
 
 
 def _ms(values):
@@ -241,22 +246,10 @@ def run(out: Path, quick: bool = False, mnist=None) -> dict:
     t0 = time.perf_counter()
     cfg = QUICK if quick else FULL
     task = digit_halves(mnist)
-    seeds = list(range(cfg["seeds"]))
-    points = []
-    for n_pre in sorted(set(cfg["depths"]) | {N_PRE}):
-        lengths = cfg["depth_lengths"]
-        if n_pre == N_PRE:
-            lengths = sorted(set(cfg["lengths"]) | set(lengths))
-        points += sweep_deficits(network(task, n_pre), task, lengths, seeds, cfg["budget"],
-                                 n_pre=n_pre, condition="default")
+    ds = compute(out, quick, mnist)
+    points = [p for name, c, n, _, _ in _configurations(quick)
+              for p in points_of(ds[name], cfg["budget"], n_pre=n, condition=c)]
     conditions = QUICK_CONDITIONS if quick else CONDITIONS
-    ends = (min(cfg["depths"]), max(cfg["depths"]))
-    for name, cond in conditions.items():
-        t = noisy(task, cond["noise"]) if "noise" in cond else task
-        for n_pre in ends:
-            points += sweep_deficits(network(t, n_pre, cond.get("width")), t,
-                                     cfg["depth_lengths"], seeds, cfg["budget"],
-                                     lr=cond.get("lr", LR), n_pre=n_pre, condition=name)
     answers = claims(points, cfg["lengths"], cfg["depths"], cfg["depth_lengths"])
     by_condition = condition_claims(points, ["default"] + list(conditions), cfg["depths"],
                                     cfg["depth_lengths"])
@@ -277,50 +270,6 @@ def run(out: Path, quick: bool = False, mnist=None) -> dict:
                          summary)
 
 
-def _hist_row(fig, gs_row, points, d, lengths, color, label):
-    edges = np.linspace(-1, 1, BINS + 1)
-    axes = []
-    for j, N in enumerate(lengths):
-        ax = fig.add_subplot(gs_row[j])
-        p = _at(points, d, N_PRE, N)
-        ax.bar(edges[:-1], p["rsv_histogram"], width=np.diff(edges), align="edge", color=color,
-               edgecolor="white", lw=0.3)
-        ax.set_xlim(-1, 1)
-        ax.set_ylim(0, 0.45)
-        ax.set_title(f"N = {N}", fontsize=7)
-        ax.set_xticks([-1, 0, 1])
-        ax.set_xticklabels(["−1", "0", "1"], fontsize=6)
-        if j:
-            ax.set_yticklabels([])
-        else:
-            ax.set_ylabel(f"{label}\nfraction of units")
-        ax.text(0.03, 0.95, f"pol. {np.mean(p['polarized']):.2f}", transform=ax.transAxes,
-                fontsize=6, va="top")
-        axes.append(ax)
-    axes[len(axes) // 2].set_xlabel("RSV (+1: view A only, −1: view B only)")
-    return axes
-
-
-def _style_legend(ax, colors, names, styles, loc="best"):
-    """A compact legend: colour = deficit, line style and marker = quantity."""
-    from matplotlib.lines import Line2D
-
-    handles = [Line2D([], [], color=colors[d], lw=1.2, label=names[d]) for d in colors]
-    handles += [Line2D([], [], color="0.3", ls=ls, marker=m, ms=3, lw=0.9, label=lab)
-                for ls, m, lab in styles]
-    ax.legend(handles=handles, fontsize=5.5, loc=loc, handlelength=2.2)
-
-
-def _legend_below(ax, styles):
-    """A legend of line styles under an axis."""
-    from matplotlib.lines import Line2D
-
-    handles = [Line2D([], [], color="0.3", ls=ls, marker=m, ms=3, lw=0.9, label=lab)
-               for ls, m, lab in styles]
-    ax.legend(handles=handles, fontsize=5.5, loc="upper center", handlelength=2.2,
-              bbox_to_anchor=(0.5, -0.3), ncol=1)
-
-
 def figure(points, cfg, stem, answers, by_condition):
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
@@ -334,8 +283,11 @@ def figure(points, cfg, stem, answers, by_condition):
         fig = plt.figure(figsize=(7.0, 7.0))
         outer = fig.add_gridspec(3, 1, height_ratios=(1, 1, 1.35), hspace=0.55)
         for r, d in enumerate(DEFICITS):
-            _hist_row(fig, outer[r].subgridspec(1, len(lengths), wspace=0.22), points, d,
-                      lengths, colors[d], names[d])
+            sel = [_at(points, d, N_PRE, N) for N in lengths]
+            rsv_histogram_row(fig, outer[r].subgridspec(1, len(lengths), wspace=0.22),
+                              [p["rsv_histogram"] for p in sel], [f"N = {N}" for N in lengths],
+                              colors[d], f"{names[d]}\nfraction of units",
+                              [f"pol. {np.mean(p['polarized']):.2f}" for p in sel])
         bottom = outer[2].subgridspec(1, 4, wspace=0.55)
         ax_acc, ax_pol, ax_depth, ax_cond = (fig.add_subplot(bottom[k]) for k in range(4))
         for d in DEFICITS:
@@ -364,13 +316,14 @@ def figure(points, cfg, stem, answers, by_condition):
                              color=colors[d], marker="o", ms=3, ls="", **ew)
         ax_acc.set_xlabel("deficit length N (epochs)")
         ax_acc.set_ylabel("final test accuracy")
-        _legend_below(ax_acc, (("-", "o", "both views"), ("--", "^", "A alone"),
-                               (":", "v", "B alone")))
+        below = dict(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=1)
+        color_style_legend(ax_acc, (("-", "o", "both views"), ("--", "^", "A alone"),
+                                    (":", "v", "B alone")), **below)
         ax_pol.axhline(0, color="0.8", lw=0.5, zorder=0)
         ax_pol.set_xlabel("deficit length N (epochs)")
         ax_pol.set_ylabel("RSV of the units")
-        _legend_below(ax_pol, (("-", "o", "fraction |RSV| > 0.9"), ("--", "s", "mean RSV"),
-                               (":", "D", "fraction |RSV| > 0.9, fusion layer")))
+        color_style_legend(ax_pol, (("-", "o", "fraction |RSV| > 0.9"), ("--", "s", "mean RSV"),
+                                    (":", "D", "fraction |RSV| > 0.9, fusion layer")), **below)
         n_lo, n_hi = min(cfg["depth_lengths"]), max(cfg["depth_lengths"])
         ax_depth.axhline(0, color="0.8", lw=0.5, zorder=0)
         ax_depth.set_xlabel("layers before fusion")

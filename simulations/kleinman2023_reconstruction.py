@@ -29,6 +29,10 @@ of the network's own entries: 1e-9 for L = 2, 0.01 for L = 4, i.e. a Frobenius n
 every layer of the four-layer networks). Measured: t_B (the step at which W_B^tot reaches
 half of its global-solution value), its delay against N = 0 of the same arm, and the task loss at
 the end of the budget. Quick: one seed, L = 2 and L = 4 with L_f = 2, N ∈ {0, 1000}.
+
+Every number comes from a sweep (:mod:`dlnfusion.sweep`: ``DeficitFit`` for the ReLU networks,
+``Reconstruction`` per linear network), saved under
+``out/kleinman2023-reconstruction/{quick,full}/<sweep>``; a re-run resumes where it stopped.
 """
 from __future__ import annotations
 
@@ -37,17 +41,16 @@ from pathlib import Path
 
 import numpy as np
 
-from dlnfusion import CrossReconstruction, Deficit, NetworkSpec, Stats, init_batch
+from dlnfusion import CrossReconstruction, Deficit, NetworkSpec, Stats
 from dlnfusion.compare import POLARIZED, rsv_histogram
 from dlnfusion.data import digit_halves
-from dlnfusion.plot import PALETTE, paper_style, save
-
-from ._output import write_outputs
-from dlnfusion.training import train_reconstruction
+from dlnfusion.plot import PALETTE, color_style_legend, paper_style, save
+from dlnfusion.sweep import DeficitFit, Reconstruction, Sweep
 
 from . import kleinman2023_deficits_linear as lin
-from .kleinman2023_deficits_relu import (BINS, DEFICITS, N_PRE, _delta, _ms, _style_legend,
-                                         network, sweep_deficits)
+from . import kleinman2023_deficits_relu as relu
+from ._output import write_outputs
+from .kleinman2023_deficits_relu import BINS, DEFICITS, N_PRE, _delta, _ms, network
 
 ID = "kleinman2023-reconstruction"
 TITLE = "Sec. 4.4: cross-source reconstruction against blur and dissociation deficits"
@@ -68,45 +71,89 @@ def _nanmean(values) -> float:
     return float(v.mean()) if v.size else float("nan")
 
 
-def linear_points(cfg) -> list:
+def _task(rho):
+    return Stats.scalar_toy(lin.SIGMA_A, lin.SIGMA_B, rho)
+
+
+def _network(depth, fusion_layer):
+    return NetworkSpec.fusion(depth, fusion_layer, width=lin.WIDTH)
+
+
+def _windows(rho, deficit, N):
+    """B degraded during the first N steps (N = 0: the undisturbed run, the same for every
+    deficit: the runner trains it once)."""
+    return [Deficit(lin.window_stats(_task(rho), deficit), start=0, end=N)]
+
+
+def _model(weight, mnist=None):
+    base = network(digit_halves(mnist), N_PRE)
+    return CrossReconstruction(base, weight) if weight else base
+
+
+def sweeps(quick: bool, mnist=None) -> dict:
+    """Every sweep, by name: the ReLU networks' (every weight, deficit and N), and per linear
+    network every ρ, deficit, N and weight."""
+    c = QUICK if quick else FULL
+    relu_sweep = Sweep({"weight": [0.0, WEIGHT], "deficit": DEFICITS, "N": c["lengths"]},
+                       DeficitFit(_model, lambda mnist=None: digit_halves(mnist),
+                                  relu.transform, lambda weight: relu.rsv_layers(_model(weight))),
+                       {"budget": c["budget"], "lr": relu.LR, "momentum": relu.MOMENTUM,
+                        "batch_size": relu.BATCH, "n_rsv": relu.N_RSV, "mnist": mnist},
+                       range(c["seeds"]))
+    cfg = LINEAR_QUICK if quick else LINEAR_FULL
+    grid = {"rho": lin.RHOS, "deficit": lin.DEFICITS, "N": cfg["lengths"],
+            "weight": [0.0, WEIGHT]}
+    return {"relu": relu_sweep, **{f"linear_L{depth}_Lf{Lf}": Sweep(
+        grid, Reconstruction(_task, _network, _windows),
+        {"depth": depth, "fusion_layer": Lf, "lr": lin.LR, "scheme": lin.INIT[depth][0],
+         "scale": lin.INIT[depth][1], "steps": lin.BUDGET[(depth, Lf)],
+         "decoder_scale": DECODER_SCALE[depth]}, range(cfg["seeds"]))
+        for depth, Lf in cfg["networks"]}}
+
+
+def compute(out: Path, quick: bool = False, mnist=None) -> dict:
+    """Run (or resume) every sweep; their Datasets by name."""
+    folder = Path(out) / ID / ("quick" if quick else "full")
+    return {name: sw.run(folder / name, progress=False)
+            for name, sw in sweeps(quick, mnist).items()}
+
+
+def _rsv_point(r, layer) -> dict:
+    """The RSV measures of the runs (seeds) of one point at one layer."""
+    x, rsv = r.sel(layer=layer), r.rsv.sel(layer=layer).values
+    return {"polarized": x.polarized.values.tolist(), "mean_rsv": x.mean_rsv.values.tolist(),
+            "mean_abs_rsv": np.nanmean(np.abs(rsv), axis=-1).tolist(),
+            "dead": x.dead.values.tolist(), "rsv_histogram": rsv_histogram(rsv, bins=BINS)[0]
+            .tolist()}
+
+
+def relu_points(ds, cfg) -> list:
+    """One JSON point per weight, deficit and N of the ReLU networks."""
+    last, fusion = ds.layer.values.tolist()
+    return [{"deficit": d, "n_pre": N_PRE, "reconstruction_weight": w, "N": int(N),
+             "seeds": r.seed.values.tolist(), "budget": cfg["budget"],
+             "test_acc": r.test_acc.values.tolist(),
+             "unimodal_acc_A": r.unimodal_acc.isel(modality=0).values.tolist(),
+             "unimodal_acc_B": r.unimodal_acc.isel(modality=1).values.tolist(),
+             "diverged": (r.status == "diverged").values.tolist(), "rsv_layer": last,
+             **_rsv_point(r, last), "fusion_layer": {"layer": fusion, **_rsv_point(r, fusion)}}
+            for w in (0.0, WEIGHT) for d in DEFICITS for N in cfg["lengths"]
+            for r in [ds.sel(weight=w, deficit=d, N=N)]]
+
+
+def linear_points(ds, cfg) -> list:
     """t_A, t_B and the final task loss of the linear networks, with and without
-    reconstruction, every deficit, ρ and N (one batch per network and weight)."""
-    points = []
-    seeds = list(range(cfg["seeds"]))
-    for depth, Lf in cfg["networks"]:
-        spec = NetworkSpec.fusion(depth, Lf, width=lin.WIDTH)
-        scheme, scale = lin.INIT[depth]
-        base = {rho: Stats.scalar_toy(lin.SIGMA_A, lin.SIGMA_B, rho) for rho in lin.RHOS}
-        cfgs = [(rho, d, n) for rho in lin.RHOS for d in lin.DEFICITS for n in cfg["lengths"]
-                if n > 0 or d == lin.DEFICITS[0]]
-        runs = [(c, s) for c in cfgs for s in seeds]
-        stats = [base[rho] for (rho, _, _), _ in runs]
-        alts = [base[rho] if n == 0 else lin.window_stats(base[rho], d)
-                for (rho, d, n), _ in runs]
-        ends = np.array([float(n) for (_, _, n), _ in runs])
-        params = init_batch(spec, [s for _, s in runs], scheme, scale)
-        steps = lin.BUDGET[(depth, Lf)]
-        for w in (0.0, WEIGHT):
-            r = train_reconstruction(spec, stats, params, weight=w, lr=lin.LR, steps=steps,
-                                     record_every=1, decoder_scale=DECODER_SCALE[depth],
-                                     interventions=[Deficit(alts, start=0, end=ends)])
-            ta, tb = r.crossing("A"), r.crossing("B")
-            for c in cfgs:
-                idx = [i for i, (cc, _) in enumerate(runs) if cc == c]
-                rho, d, n = c
-                for dd in (lin.DEFICITS if n == 0 else (d,)):
-                    points.append({"depth": depth, "fusion_layer": Lf, "rho": rho,
-                                   "deficit": dd, "N": int(n), "reconstruction_weight": w,
-                                   "seeds": seeds, "shared": n == 0 and dd != d,
-                                   "t_A_sim": ta[idx].tolist(), "t_B_sim": tb[idx].tolist(),
-                                   "final_loss": r.loss[idx, -1].tolist(),
-                                   "diverged": r.diverged[idx].tolist()})
-        print(f"  linear L={depth}, L_f={Lf}: " + "; ".join(
-            f"ρ={p['rho']}, {p['deficit']}, N={p['N']}, λ={p['reconstruction_weight']:g}: "
-            f"t_B {_nanmean(p['t_B_sim']):.0f}" for p in points
-            if p["depth"] == depth and p["fusion_layer"] == Lf and p["N"] == max(cfg["lengths"])
-            and p["deficit"] == "delete"), flush=True)
-    return points
+    reconstruction, every deficit, ρ and N (N = 0 once per ρ, listed under every deficit)."""
+    first = lin.DEFICITS[0]
+    return [{"depth": depth, "fusion_layer": Lf, "rho": rho, "deficit": dd, "N": int(n),
+             "reconstruction_weight": w, "seeds": r.seed.values.tolist(),
+             "shared": n == 0 and dd != first, "t_A_sim": r.t_A.values.tolist(),
+             "t_B_sim": r.t_B.values.tolist(), "final_loss": r.final_loss.values.tolist(),
+             "diverged": (r.status == "diverged").values.tolist()}
+            for depth, Lf in cfg["networks"] for w in (0.0, WEIGHT) for rho in lin.RHOS
+            for d in lin.DEFICITS for n in cfg["lengths"] if n > 0 or d == first
+            for dd in (lin.DEFICITS if n == 0 else (d,))
+            for r in [ds[f"linear_L{depth}_Lf{Lf}"].sel(rho=rho, deficit=dd, N=n, weight=w)]]
 
 
 def linear_answers(points, lengths) -> dict:
@@ -168,19 +215,12 @@ def _answers(points, lengths) -> dict:
 
 def run(out: Path, quick: bool = False, mnist=None) -> dict:
     t0 = time.perf_counter()
-    cfg = QUICK if quick else FULL
-    task = digit_halves(mnist)
-    seeds = list(range(cfg["seeds"]))
-    base = network(task, N_PRE)
-    points = []
-    for w, model in ((0.0, base), (WEIGHT, CrossReconstruction(base, WEIGHT))):
-        points += sweep_deficits(model, task, cfg["lengths"], seeds, cfg["budget"],
-                                 n_pre=N_PRE, reconstruction_weight=w)
+    cfg, lcfg = (QUICK, LINEAR_QUICK) if quick else (FULL, LINEAR_FULL)
+    ds = compute(out, quick, mnist)
+    points, lpoints = relu_points(ds["relu"], cfg), linear_points(ds, lcfg)
     answers = _answers(points, cfg["lengths"])
-    lcfg = LINEAR_QUICK if quick else LINEAR_FULL
-    lpoints = linear_points(lcfg)
     lanswers = linear_answers(lpoints, lcfg["lengths"])
-    payload = {"id": ID, "title": TITLE, "quick": quick, "task": task.info,
+    payload = {"id": ID, "title": TITLE, "quick": quick, "task": digit_halves(mnist).info,
                "reconstruction_weight": WEIGHT, "polarized_threshold": POLARIZED,
                "budget": cfg["budget"], "points": points, "answers": answers,
                "linear": {"points": lpoints, "answers": lanswers,
@@ -234,20 +274,13 @@ def figure(points, lpoints, cfg, lcfg, stem):
             for ax in (ax_acc, ax_pol):
                 ax.set_xlabel("deficit length N (epochs)")
             ax_hist.set_xlabel("RSV (+1: A only, −1: B only)")
-        _style_legend(axes[0, 2], colors, names, (), loc="upper left")
-        _styles_only(axes[0, 0], (("-", "o", "both views"), (":", "v", "B alone")))
-        _styles_only(axes[0, 1], (("-", "o", "fraction |RSV| > 0.9"), ("--", "s", "mean RSV")))
+        color_style_legend(axes[0, 2], (), colors, names, loc="upper left")
+        color_style_legend(axes[0, 0], (("-", "o", "both views"), (":", "v", "B alone")),
+                           loc="center right")
+        color_style_legend(axes[0, 1], (("-", "o", "fraction |RSV| > 0.9"),
+                                        ("--", "s", "mean RSV")), loc="center right")
         _linear_row(fig, outer[1], lpoints, lcfg, colors, names)
         return save(fig, stem)
-
-
-def _styles_only(ax, styles):
-    """A legend of line styles (quantities) in the empty middle right of an axis."""
-    from matplotlib.lines import Line2D
-
-    handles = [Line2D([], [], color="0.3", ls=ls, marker=m, ms=3, lw=0.9, label=lab)
-               for ls, m, lab in styles]
-    ax.legend(handles=handles, fontsize=5.5, loc="center right", handlelength=2.2)
 
 
 def _linear_row(fig, cell, lpoints, lcfg, colors, names):

@@ -22,46 +22,11 @@ Seeds: seed s draws the initial weights (``seeds``), the order of the observed e
 pre-training targets (``low_rank_target(1000 + s, rank=r)``) and the final target
 (``low_rank_target(2000 + s, rank=5)``). Full mode: 3 seeds.
 
-Departures, measured before they were fixed:
-
-* Time scale. Steps are simulated at η = 0.2·k with every step count divided by k
-  (``steps_scale`` k = 8: η = 1.6, T up to 12 500, 3750 steps after the switch), i.e. the
-  same gradient-flow time η·t, because the paper's η = 0.2 for up to 130 000 steps does not
-  fit the 30-minute budget on two CPU cores (≈ 11 M run-steps per depth). The updates are
-  small (a growing mode gains ≈ 2e-3 of its value per step at η = 0.2), so GD is close to
-  gradient flow and the error is O(η). ``benchmarks/bench_completion.py --check-scale``
-  (seed 0, r = 10, 2000 entries, T ∈ {0, 20k, 100k}) gives final test errors at k = 1, 4, 8:
-  D = 3: (4.4664e-4, 0.21929, 1.2568), (4.4772e-4, 0.21861, 1.2513), (4.4919e-4, 0.21771,
-  1.2446); D = 2: (0.06513, 0.55613, 0.57952), (0.065306, 0.55629, 0.57969), (0.065541,
-  0.55649, 0.57987): ≤ 1 % at k = 8, growing linearly in k, against effects of factors 3 to
-  5000 across T. All times in the JSON and the figure are in the paper's η = 0.2 steps;
-  ``steps_scale=1`` (``run(out, config=FULL._replace(steps_scale=1))``) runs the paper's
-  step counts exactly, about 8 times longer.
-* float32 instead of float64, for speed (≈ 2×): the same check at k = 8 in float64 gives the
-  same final test errors to all five printed digits (an earlier comparison of every record
-  found relative differences ≤ 3e-6).
-
-Measured (full mode, 3 seeds, mean final test error; 1 = predicting zero):
-
-* Experiment 1, 2000 entries, switch at T = 0 → T = 100k. D = 1: 0.802 for every rank and T
-  (a single matrix never changes its unobserved entries: the error is the unobserved share,
-  pre-training cannot hurt). D = 2: 0.063 → 0.20 (r = 2), 0.52 (5), 0.64 (10), 0.64 (15).
-  D = 3: 2.9e-4 → 4.6e-4 (r = 2), 0.20 (5), 1.25 (10), 1.61 (15). The damage grows with the
-  pre-training rank and with depth: for r ≥ 10 the deep product ends worse than D = 2 and
-  worse than predicting zero, although without pre-training it is 200 times better. Pre-
-  training on another rank-5 matrix (equal rank) also damages (×8 for D = 2, ×700 for D = 3);
-  rank 2 barely does for D = 3 (×1.6). The damage appears once the pre-training task has been
-  learned (T ≳ 5k for D = 2, 10k–20k for D = 3; switches at T ≤ 1k change nothing) and
-  saturates by T ≈ 40k. Count sweep at r = 10, D = 3: 1000 entries fail even at T = 0 (1.24 →
-  2.61); 3000: 2.1e-6 → 0.017; 4000: 2.0e-7 → 2.8e-3. D = 2: 3000: 2.9e-3 → 0.21; 4000:
-  2.6e-4 → 0.042.
-* Experiment 2, deficit 0 → 100k. D = 1: no effect (0.80–0.88 by n, flat). D = 2: n = 2000
-  0.063 → 0.20, 1750 0.13 → 0.28, 1500 0.25 → 0.38, 1250 0.42 → 0.50. D = 3: 2000 2.9e-4 →
-  0.023, 1750 2.4e-3 → 0.087, 1500 0.038 → 0.37, 1250 0.44 → 0.84. Short deficits (T ≤ 5k)
-  do not hurt D = 3 (slightly lower errors: more total steps). The damage persists at the end
-  of the 30k-step budget, but for D = 3 it is still shrinking (n = 2000, T = 100k: 0.081,
-  0.048, 0.038 at 20k, 10k, 0 steps before the end), so "permanent" is not established; for
-  D = 2 the error has levelled off (0.219, 0.201, 0.196).
+Departures (measured on docs/figures/kleinman2023l-completion.md, with the full mode's numbers):
+steps are simulated at η = 0.2·k with every step count divided by k (``steps_scale`` k = 8,
+the same gradient-flow time η·t; ≤ 1 % on the final test errors, checked by
+``benchmarks/bench_completion.py --check-scale``; ``steps_scale=1`` runs the paper's step
+counts), and in float32 (the same final errors to five digits as float64).
 
 Quick mode: one seed, ranks {5, 10}, counts {2000}, n ∈ {1250, 2000}, T ∈ {0, 20k, 60k} (the
 damage has saturated by 40k in full mode), the same time scale: it checks the pipeline and

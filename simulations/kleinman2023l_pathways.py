@@ -18,19 +18,22 @@ Panels: K of both pathways against steps for every depth and gate start (one col
 singular value; pathway a solid, b dashed; theory thin black), the lesion run, and pathway b's
 final share of each mode against the gate start (a simulated sweep of 18 starts per depth in
 one compiled batch, markers, over the theory's curve).
+
+Every number comes from a sweep (:mod:`dlnfusion.sweep`), saved under
+``out/kleinman2023l-pathways/{quick,full}/<sweep>``; a re-run resumes where it stopped.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from dlnfusion import Gate, Lesion, NetworkSpec, init_pathways, train
-from dlnfusion import reduced as rd
+from dlnfusion import Gate, Lesion, NetworkSpec
 from dlnfusion import theory as th
 from dlnfusion.data import hierarchy
 from dlnfusion.plot import PALETTE, new_figure, paper_style, save
-from dlnfusion.training import mode_strengths
+from dlnfusion.sweep import Pathways, Predict, ReducedPathways, Sweep
 
 from ._output import write_outputs
 
@@ -42,99 +45,125 @@ LESION_DEPTH, LESION_GATE, LESION_MODE = 3, 200, 0
 WIDTH, STRENGTH, LR, STEPS, STRIDE = 100, 0.01, 0.01, 1000, 5
 JITTER = 0.01
 SWEEP_STARTS, QUICK_SWEEP_STARTS = np.arange(0, 900, 50.0), np.arange(0, 900, 150.0)
+#: The theory's curve of the final share against the gate start.
+THEORY_STARTS = np.arange(0, 900, 10.0)
+#: The runs of the trajectory panels by name → their ``gate``: b gated from a start of
+#: GATE_STARTS for GATE_LENGTH steps, or "none" (the control).
+PANEL = {**{k: f"{t:g}" for k, t in zip(("early", "middle", "late"), GATE_STARTS)},
+         "none": "none"}
+#: Every run's training: the parameters of the Pathways and ReducedPathways runners.
+TRAINING = {"lr": LR, "steps": STEPS, "record_every": STRIDE, "strength": STRENGTH}
 GATED = 1          # pathway b
 
 
-def _spec(depth):
+def task():
+    """The hierarchical task, its input repeated for the two pathways."""
+    return hierarchy(pathways=2)
+
+
+def network(depth):
     return NetworkSpec.pathways((depth, depth), 8, 15, width=WIDTH)
 
 
-def simulate_gates(depth, starts, lengths, *, lesion=None, jitter=0.0, seed=0):
-    """Mode strengths (runs, records, 2, 8) of the full network with pathway b gated during
-    [starts, starts + lengths) (one run per entry; a lesion of pathway a's mode ``lesion``
-    for good in every run when given)."""
-    stats = hierarchy(pathways=2)
-    spec = _spec(depth)
-    starts = np.asarray(starts, float)
-    ends = starts + np.asarray(lengths, float)
-    params = init_pathways(spec, stats, seeds=[seed] * starts.size, strength=STRENGTH,
-                           jitter=jitter)
-    windows = [Gate("b", start=starts, end=ends)]
-    if lesion is not None:
-        windows.append(Lesion("a", mode=lesion, start=0, end=None))
-    tr = train(spec, stats, params, lr=LR, steps=STEPS, record_every=STRIDE, stop_loss=None,
-               observe={"K": mode_strengths(stats)}, interventions=windows)
-    if np.any(tr.diverged):
+def gate_window(gate, gate_length=GATE_LENGTH) -> tuple:
+    """(start, length) of b's gate: ``gate`` "none" or the start in steps."""
+    return (0.0, 0.0) if gate == "none" else (float(gate), float(gate_length))
+
+
+def windows(gate, gate_length=GATE_LENGTH, lesion=None) -> list:
+    """Pathway b gated (:func:`gate_window`); with ``lesion``, that mode of pathway a lesioned
+    for good."""
+    start, length = gate_window(gate, gate_length)
+    out = [Gate("b", start=start, end=start + length)]
+    return out + ([] if lesion is None else [Lesion("a", mode=lesion, start=0, end=None)])
+
+
+def _labels(starts) -> list:
+    """The panels' gates and gates from ``starts``, each once."""
+    return list(dict.fromkeys([*PANEL.values(), *(f"{t:g}" for t in starts)]))
+
+
+@lru_cache(maxsize=None)
+def _split(depth, gate):
+    return th.predicted_split(task().modes(0)[1], STRENGTH ** (1 / depth), depth, LR,
+                              *gate_window(gate), STEPS, gated=GATED)
+
+
+def _closed_form(depth, gate, mode):
+    p = _split(depth, gate)
+    return {"K_a": p.K_a[mode], "K_b": p.K_b[mode], "s": task().modes(0)[1][mode]}
+
+
+def sweeps(quick: bool) -> dict:
+    """Every sweep of the figure, by name."""
+    panel = {"depth": DEPTHS, "gate": list(PANEL.values())}
+    lesion = {**TRAINING, "gate": "0", "gate_length": LESION_GATE, "lesion": LESION_MODE}
+    starts = QUICK_SWEEP_STARTS if quick else SWEEP_STARTS
+    return {
+        "network": Sweep({"depth": DEPTHS, "gate": _labels(starts)},
+                         Pathways(task, network, windows), TRAINING),
+        "jittered": Sweep(panel, Pathways(task, network, windows),
+                          {**TRAINING, "jitter": JITTER}, seeds=[1]),
+        "theory": Sweep({"depth": DEPTHS, "gate": _labels(THEORY_STARTS)},
+                        ReducedPathways(task, network, windows), TRAINING),
+        "closed_form": Sweep({**panel, "mode": range(8)}, Predict(_closed_form)),
+        "lesion": Sweep({"depth": [LESION_DEPTH]}, Pathways(task, network, windows), lesion),
+        "lesion_theory": Sweep({"depth": [LESION_DEPTH]},
+                               ReducedPathways(task, network, windows), lesion)}
+
+
+def compute(out: Path, quick: bool = False) -> dict:
+    """Run (or resume) every sweep; their Datasets by name."""
+    folder = Path(out) / ID / ("quick" if quick else "full")
+    res = {name: sw.run(folder / name, progress=False) for name, sw in sweeps(quick).items()}
+    if any((res[k].status == "diverged").any() for k in ("network", "jittered", "lesion")):
         raise RuntimeError("a pathway run diverged")
-    return tr.time, np.asarray(tr.records["K"])
+    return res
 
 
-def theory_gates(depth, start, length, lesion=None):
-    """The exact per-mode GD map from the initial per-layer value K0^{1/D} (no simulation)."""
-    s = hierarchy().modes(0)[1]
-    gates = [Gate("b", start=float(start), end=float(start + length))] if length > 0 else []
-    lesions = [Lesion("a", mode=lesion, start=0, end=None)] if lesion is not None else []
-    return rd.reduced_pathways(tuple(s), STRENGTH ** (1 / depth), (depth, depth), LR, STEPS,
-                               gates=tuple(gates), lesions=tuple(lesions), method="gd",
-                               record_every=STRIDE)
+def _ab(key, K) -> dict:
+    """Final K (pathway, mode) of pathways a and b as the JSON's K_a_<key>, K_b_<key>."""
+    return {f"K_a_{key}": K[0].tolist(), f"K_b_{key}": K[1].tolist()}
+
+
+def _by_depth(values) -> dict:
+    return dict(zip(map(str, DEPTHS), np.asarray(values).tolist()))
 
 
 def run(out: Path, quick: bool = False) -> dict:
-    s = hierarchy().modes(0)[1]
-    runs, curves, errs, jit_errs, closed_errs = [], {}, {}, {}, {}
-    sweep = QUICK_SWEEP_STARTS if quick else SWEEP_STARTS
-    shares = {}
-    for D in DEPTHS:
-        starts = np.array(list(GATE_STARTS) + [0.0] + list(sweep))
-        lengths = np.array([GATE_LENGTH] * len(GATE_STARTS) + [0.0] + [GATE_LENGTH] * len(sweep))
-        time, K = simulate_gates(D, starts, lengths)
-        _, K_jit = simulate_gates(D, starts[:4], lengths[:4], jitter=JITTER, seed=1)
-        n_main = len(GATE_STARTS) + 1
-        dev, jdev, cdev = [], [], []
-        for i in range(n_main):
-            theo = theory_gates(D, starts[i], lengths[i])
-            closed = th.predicted_split(s, STRENGTH ** (1 / D), D, LR, starts[i], lengths[i],
-                                        STEPS, gated=GATED)
-            dev.append(np.max(np.abs(K[i] - theo.K)))
-            jdev.append(np.max(np.abs(K_jit[i] - theo.K)))
-            cdev.append(np.max(np.abs(np.stack([closed.K_a, closed.K_b]) - theo.K[-1]) / s))
-            runs.append({"depth": D, "gate_start": float(starts[i]),
-                         "gate_length": float(lengths[i]), "gated_pathway": "b",
-                         "lesion": None, "singular_values": s.tolist(),
-                         "K_a_final": K[i, -1, 0].tolist(), "K_b_final": K[i, -1, 1].tolist(),
-                         "K_a_theory": theo.K[-1, 0].tolist(),
-                         "K_b_theory": theo.K[-1, 1].tolist(),
-                         "K_a_closed_form": closed.K_a.tolist(),
-                         "K_b_closed_form": closed.K_b.tolist(),
-                         "K_a_final_jittered": K_jit[i, -1, 0].tolist(),
-                         "K_b_final_jittered": K_jit[i, -1, 1].tolist()})
-            curves[(D, i)] = (K[i], theo.K)
-        errs[D], jit_errs[D], closed_errs[D] = max(dev), max(jdev), max(cdev)
-        share_sim = K[n_main:, -1, 1] / s
-        dense = np.arange(0, 900, 10.0)
-        share_th = np.array([theory_gates(D, t, GATE_LENGTH).K[-1, 1] / s for t in dense])
-        shares[D] = (sweep, share_sim, dense, share_th)
-    # the lesion experiment
-    time, K_les = simulate_gates(LESION_DEPTH, [0.0], [LESION_GATE], lesion=LESION_MODE)
-    theo = theory_gates(LESION_DEPTH, 0.0, LESION_GATE, lesion=LESION_MODE)
-    errs["lesion"] = float(np.max(np.abs(K_les[0] - theo.K)))
+    ds = compute(out, quick)
+    cf = ds["closed_form"].isel(seed=0)
+    s = cf.s.isel(depth=0, gate=0).values
+    gates = list(PANEL.values())
+    K, K_th, K_jit = (ds[k].K.isel(seed=0).sel(gate=gates) for k in
+                      ("network", "theory", "jittered"))
+    closed = np.stack([cf.K_a.values, cf.K_b.values], axis=2)   # (depth, gate, pathway, mode)
+    rest = ("gate", "time", "pathway", "mode")
+    K_les, K_les_th = (ds[k].K.isel(seed=0, depth=0).values for k in ("lesion", "lesion_theory"))
+    runs = [{"depth": D, **dict(zip(("gate_start", "gate_length"), gate_window(g))),
+             "gated_pathway": "b", "lesion": None, "singular_values": s.tolist(),
+             **_ab("final", K.sel(depth=D, gate=g).values[-1]),
+             **_ab("theory", K_th.sel(depth=D, gate=g).values[-1]),
+             **_ab("closed_form", closed[d, r]),
+             **_ab("final_jittered", K_jit.sel(depth=D, gate=g).values[-1])}
+            for d, D in enumerate(DEPTHS) for r, g in enumerate(gates)]
     runs.append({"depth": LESION_DEPTH, "gate_start": 0.0, "gate_length": float(LESION_GATE),
                  "gated_pathway": "b", "lesion": {"pathway": "a", "mode": LESION_MODE,
                                                   "start": 0, "end": None},
-                 "singular_values": s.tolist(), "K_a_final": K_les[0, -1, 0].tolist(),
-                 "K_b_final": K_les[0, -1, 1].tolist(), "K_a_theory": theo.K[-1, 0].tolist(),
-                 "K_b_theory": theo.K[-1, 1].tolist()})
+                 "singular_values": s.tolist(), **_ab("final", K_les[-1]),
+                 **_ab("theory", K_les_th[-1])})
     summary = {
-        "max_abs_error_sim_vs_reduced": {str(k): float(v) for k, v in errs.items()},
-        "max_abs_error_jittered_vs_reduced": {str(k): float(v) for k, v in jit_errs.items()},
-        "max_rel_error_closed_form_vs_reduced": {str(k): float(v)
-                                                 for k, v in closed_errs.items()},
-        "share_b_final": {str(D): {"early": float(np.mean(curves[(D, 0)][0][-1, 1] / s)),
-                                   "middle": float(np.mean(curves[(D, 1)][0][-1, 1] / s)),
-                                   "late": float(np.mean(curves[(D, 2)][0][-1, 1] / s)),
-                                   "none": float(np.mean(curves[(D, 3)][0][-1, 1] / s))}
-                          for D in DEPTHS},
-    }
+        "max_abs_error_sim_vs_reduced": {**_by_depth(abs(K - K_th).max(rest)),
+                                         "lesion": float(np.max(np.abs(K_les - K_les_th)))},
+        "max_abs_error_jittered_vs_reduced": _by_depth(abs(K_jit - K_th).max(rest)),
+        "max_rel_error_closed_form_vs_reduced": _by_depth(np.max(
+            np.abs(closed - K_th.isel(time=-1).values) / s, axis=(1, 2, 3))),
+        "share_b_final": {str(D): {n: float(np.mean(K.sel(depth=D, gate=g).values[-1, 1] / s))
+                                   for n, g in PANEL.items()} for D in DEPTHS}}
+    starts = QUICK_SWEEP_STARTS if quick else SWEEP_STARTS
+    shares = {D: (starts, *(ds[k].K.isel(seed=0, time=-1).sel(
+        depth=D, pathway="b", gate=[f"{t:g}" for t in x]).values / s for k, x in (
+            ("network", starts), ("theory", THEORY_STARTS)))) for D in DEPTHS}
     payload = {"id": ID, "title": TITLE, "quick": quick,
                "settings": {"width": WIDTH, "strength": STRENGTH, "lr": LR, "steps": STEPS,
                             "gate_length": GATE_LENGTH, "jitter": JITTER,
@@ -144,14 +173,11 @@ def run(out: Path, quick: bool = False) -> dict:
                                       "(gradient flow)"},
                "runs": runs,
                "sweep": {str(D): {"gate_start": v[0].tolist(), "share_b_sim": v[1].tolist(),
-                                  "gate_start_theory": v[2].tolist(),
-                                  "share_b_theory": v[3].tolist()} for D, v in shares.items()},
+                                  "gate_start_theory": THEORY_STARTS.tolist(),
+                                  "share_b_theory": v[2].tolist()} for D, v in shares.items()},
                "summary": summary}
-
-    def draw(stem):
-        return _draw(stem, time, s, curves, (K_les[0], theo.K), shares)
-
-    return write_outputs(out, ID, payload, draw, summary)
+    return write_outputs(out, ID, payload, lambda stem: _draw(
+        stem, s, K, K_th, (K_les, K_les_th), shares), summary)
 
 
 def _mode_groups(s):
@@ -173,16 +199,18 @@ def _panel(ax, time, K, K_th, s, window=None):
     ax.set_xlim(0, time[-1])
 
 
-def _draw(stem, time, s, curves, lesion, shares):
+def _draw(stem, s, K_sim, K_theory, lesion, shares):
     import matplotlib.lines as mlines
 
+    time = K_sim.time.values
     with paper_style():
         fig, axes = new_figure(len(GATE_STARTS), len(DEPTHS) + 1, height=8.2)
         for r, D in enumerate(DEPTHS):
             for c, start in enumerate(GATE_STARTS):
-                K, K_th = curves[(D, c)]
                 ax = axes[r, c]
-                _panel(ax, time, K, K_th, s, (start, start + GATE_LENGTH))
+                _panel(ax, time, *(k.sel(depth=D, gate=f"{start:g}").values
+                                   for k in (K_sim, K_theory)),
+                       s, (start, start + GATE_LENGTH))
                 ax.set_title(f"D = {D}, b gated [{start}, {start + GATE_LENGTH})", fontsize=8)
                 if c == 0:
                     ax.set_ylabel("mode strength K")
@@ -195,7 +223,7 @@ def _draw(stem, time, s, curves, lesion, shares):
         for j, (ax, label) in enumerate(((axes[-1, 1], "largest mode"),
                                          (axes[-1, 2], "smallest modes"))):
             for c, D in enumerate(DEPTHS):
-                starts, sim, dense, theo = shares[D]
+                (starts, sim, theo), dense = shares[D], THEORY_STARTS
                 pick = 0 if j == 0 else -1
                 ax.plot(dense, theo[:, pick], color=PALETTE[c + 4], lw=1.0, label=f"D = {D}")
                 ax.plot(starts, sim[:, pick], "o", ms=3, color=PALETTE[c + 4], mfc="none")

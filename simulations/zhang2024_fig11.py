@@ -5,9 +5,11 @@ y = x_A + x_B, width 100, weights i.i.d. N(0, (1e-9)²), gradient descent η = 0
 (L_f = 1) and late (L_f = 2) fusion. The ReLU networks train exactly at population level
 (dlnfusion.training.objectives: the arc-cosine kernel for early fusion, four rectified
 features for late fusion); each linear network trains from the same initial weights as its
-ReLU counterpart. Panels: (a) early, (b) late fusion, loss and total weights (W² W¹, the
-product that ignores the nonlinearity, as the paper plots) against steps for seed 0; ReLU
-solid, linear thin dashed; inset: the slow-downs, simulated and predicted (mean over seeds).
+ReLU counterpart (the same seed). Both run in one sweep (:class:`dlnfusion.sweep.TrainFinal`),
+the predictions from each seed's initial weights in another, saved under
+``out/zhang2024-fig11/{quick,full}/<sweep>``. Panels: (a) early, (b) late fusion, loss and
+total weights (W² W¹, the product that ignores the nonlinearity, as the paper plots) against
+steps for seed 0; ReLU solid, linear thin dashed; inset: the slow-downs, simulated and predicted (mean over seeds).
 
 Measured against predicted:
 
@@ -41,9 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dlnfusion import NetworkSpec, Stats, simulate, theory as th, train
-from dlnfusion.compare import measure_unimodal_phase
+from dlnfusion import NetworkSpec, Stats, init_batch, theory as th
 from dlnfusion.plot import PALETTE, new_figure, paper_style, save, trajectory_panel
+from dlnfusion.sweep import Predict, Sweep, TrainFinal
 
 from ._output import write_outputs
 
@@ -58,38 +60,69 @@ MAX_STEPS, STOP_LOSS = 20_000, 1e-10
 SEEDS, QUICK_SEEDS = 5, 1
 NETWORKS = (("early", 1), ("late", 2))
 MODALITIES = ("A", "B")
+#: Half-way: level ½ of the linear plateau, level 1 of it (½ of twice it) for ReLU.
+LEVELS = {"linear": 0.5, "relu": 1.0}
 
 
-def _times_sim(traj, Lf, level):
-    """(seeds, 2) half-way times in modality order: late fusion by the unimodal-phase
-    measurement (A half of its plateau, B half of its final value), early fusion each
-    modality half of its final value."""
-    if Lf == 2:
-        m = measure_unimodal_phase(traj, level=level)
-        if not np.all(m.first == 0):
-            raise RuntimeError("modality A is expected to be learned first")
-        return np.stack([m.t_A, m.t_B], axis=-1)
-    return np.stack([traj.crossing(k, "global", level) for k in range(2)], axis=-1)
+def _stats():
+    return Stats.scalar_toy(SIGMA_A, SIGMA_B, RHO)
 
 
-def _times_theory(stats, spec, params, Lf):
-    """(seeds, 2) predicted times for the linear and the ReLU network, modality order."""
-    lin, relu = [], []
-    if Lf == 2:
-        w0 = th.effective_init(spec, params, th.phase_directions(stats))
-        preds = [(th.predict_times(stats, LR, w), th.predict_times_relu(stats, LR, w))
-                 for w in w0]
+def _network(fusion_layer, activation):
+    return NetworkSpec.fusion(2, fusion_layer, width=WIDTH, activation=activation)
+
+
+def _predicted(fusion_layer, seed):
+    """The linear and the ReLU network's predicted times (modality order) from the seed's
+    initial weights: late fusion theory.predict_times(_relu), early fusion
+    theory.predict_times_early and theory.relu.predict_times_early_relu."""
+    st, spec = _stats(), _network(fusion_layer, "linear")
+    params = init_batch(spec, [seed], "normal", INIT_STD)
+    if fusion_layer == 2:
+        w0 = th.effective_init(spec, params, th.phase_directions(st))[0]
+        preds = {"linear": th.predict_times(st, LR, w0), "relu": th.predict_times_relu(st, LR, w0)}
     else:
-        w0 = th.effective_init_early(spec, params, stats)
-        preds = [(th.predict_times_early(stats, LR, w), th.relu.predict_times_early_relu(stats, LR, w))
-                 for w in w0]
-    for p_lin, p_relu in preds:
-        for p, out in ((p_lin, lin), (p_relu, relu)):
-            if not p.valid:
-                raise RuntimeError(f"prediction not valid: {p.caveats}")
-            by_name = {p.first: p.t_A, p.second: p.t_B}
-            out.append([by_name[n] for n in stats.names])
-    return np.asarray(lin), np.asarray(relu), np.asarray(w0)
+        w0 = th.effective_init_early(spec, params, st)[0]
+        preds = {"linear": th.predict_times_early(st, LR, w0),
+                 "relu": th.relu.predict_times_early_relu(st, LR, w0)}
+    out = {f"w0_{i}": float(w) for i, w in enumerate(np.atleast_1d(w0))}   # early: one mode
+    for kind, p in preds.items():
+        if not p.valid:
+            raise RuntimeError(f"prediction not valid: {p.caveats}")
+        by_name = {p.first: p.t_A, p.second: p.t_B}
+        out.update({f"{kind}_t_{n}": float(by_name[n]) for n in st.names})
+    return out
+
+
+def sweeps(quick: bool) -> dict:
+    """Every sweep of the figure, by name: the ReLU and linear networks, and the predictions."""
+    seeds = list(range(QUICK_SEEDS if quick else SEEDS))
+    layers = [Lf for _, Lf in NETWORKS]
+    return {"train": Sweep({"fusion_layer": layers, "activation": list(LEVELS)[::-1]},
+                           TrainFinal(_stats, _network),
+                           {"scale": INIT_STD, "lr": LR, "steps": MAX_STEPS,
+                            "stop_loss": STOP_LOSS, "record_every": 1,
+                            "levels": tuple(sorted(LEVELS.values()))}, seeds),
+            "theory": Sweep({"fusion_layer": layers}, Predict(_predicted), {}, seeds)}
+
+
+def compute(out: Path, quick: bool = False) -> dict:
+    """Run (or resume) every sweep; their Datasets by name."""
+    folder = Path(out) / ID / ("quick" if quick else "full")
+    return {name: sw.run(folder / name, progress=False) for name, sw in sweeps(quick).items()}
+
+
+def _times(run, Lf, kind):
+    """(seeds, 2) half-way times in modality order: late fusion A half of its plateau and B
+    half of its final value (A must be learned first), early fusion each modality half of
+    its final value."""
+    at = {"level": LEVELS[kind]}
+    uni, glob = run.crossing_unimodal.sel(at).values, run.crossing_global.sel(at).values
+    if Lf == 1:
+        return glob
+    if not np.all(np.nan_to_num(uni[:, 0], nan=np.inf) < np.nan_to_num(uni[:, 1], nan=np.inf)):
+        raise RuntimeError("modality A is expected to be learned first")
+    return np.stack([uni[:, 0], glob[:, 1]], axis=-1)
 
 
 def _per_modality(a) -> dict:
@@ -97,49 +130,47 @@ def _per_modality(a) -> dict:
     return {f"t_{n}": a[:, k].tolist() for k, n in enumerate(MODALITIES)}
 
 
+def _network_result(runs, pred, Lf) -> dict:
+    t = {kind: _times(runs[kind], Lf, kind) for kind in ("relu", "linear")}
+    p = {kind: np.stack([pred[f"{kind}_t_{n}"].values for n in MODALITIES], axis=-1)
+         for kind in ("relu", "linear")}
+    slow_sim, slow_th = t["relu"] / t["linear"], p["relu"] / p["linear"]
+    slow_err = np.max(np.abs(slow_th / slow_sim - 1), axis=0)               # per modality
+    W = {kind: np.concatenate([runs[kind][f"final_map_{n}"].values[:, 0] for n in MODALITIES],
+                              axis=-1) for kind in ("relu", "linear")}       # (seeds, 2)
+    wf = W["relu"] / W["linear"]
+    status = {kind: [str(s) for s in runs[kind].status.values] for kind in ("relu", "linear")}
+    return {
+        "fusion_layer": Lf,
+        "initial_mode_w0": (pred.w0_0.values if Lf == 1 else
+                            np.stack([pred.w0_0.values, pred.w0_1.values], -1)).tolist(),
+        "times_sim": {k: _per_modality(t[k]) for k in ("relu", "linear")},
+        "times_theory": {k: _per_modality(p[k]) for k in ("relu", "linear")},
+        "slowdown_sim": _per_modality(slow_sim), "slowdown_theory": _per_modality(slow_th),
+        "slowdown_rel_error": {f"t_{n}": float(slow_err[k]) for k, n in enumerate(MODALITIES)},
+        "final_total_map_relu": W["relu"].tolist(), "final_total_map_linear": W["linear"].tolist(),
+        "weight_factor_sim": {n: wf[:, k].tolist() for k, n in enumerate(MODALITIES)},
+        "weight_factor_theory": th.relu.RELU_WEIGHT_FACTOR,
+        "final_loss": {k: runs[k].final_loss.values.tolist() for k in ("relu", "linear")},
+        "status": status}
+
+
 def run(out: Path, quick: bool = False) -> dict:
-    stats = Stats.scalar_toy(SIGMA_A, SIGMA_B, RHO)
-    seeds = list(range(QUICK_SEEDS if quick else SEEDS))
-    kw = dict(lr=LR, steps=MAX_STEPS, stop_loss=STOP_LOSS, record_every=1, levels=(0.5, 1.0))
-    results, trajs = {}, {}
-    for name, Lf in NETWORKS:
-        spec_relu = NetworkSpec.fusion(2, Lf, width=WIDTH, activation="relu")
-        spec_lin = NetworkSpec.fusion(2, Lf, width=WIDTH)
-        relu = simulate(spec_relu, stats, seeds=seeds, scale=INIT_STD, **kw)
-        lin = train(spec_lin, stats, relu.initial_params, **kw)   # the same initial weights
-        trajs[name] = (lin, relu)
-        # Half-way: level ½ of the linear plateau, level 1 of it (½ of twice it) for ReLU.
-        t_lin, t_relu = _times_sim(lin, Lf, 0.5), _times_sim(relu, Lf, 1.0)
-        p_lin, p_relu, w0 = _times_theory(stats, spec_lin, relu.initial_params, Lf)
-        slow_sim, slow_th = t_relu / t_lin, p_relu / p_lin
-        slow_err = np.max(np.abs(slow_th / slow_sim - 1), axis=0)               # per modality
-        W_lin = np.concatenate([m[:, 0] for m in lin.final_maps], axis=-1)    # (seeds, 2)
-        W_relu = np.concatenate([m[:, 0] for m in relu.final_maps], axis=-1)
-        wf = W_relu / W_lin
-        results[name] = {
-            "fusion_layer": Lf,
-            "initial_mode_w0": np.asarray(w0).tolist(),
-            "times_sim": {"relu": _per_modality(t_relu), "linear": _per_modality(t_lin)},
-            "times_theory": {"relu": _per_modality(p_relu), "linear": _per_modality(p_lin)},
-            "slowdown_sim": _per_modality(slow_sim),
-            "slowdown_theory": _per_modality(slow_th),
-            "slowdown_rel_error": {f"t_{n}": float(slow_err[k]) for k, n in enumerate(MODALITIES)},
-            "final_total_map_relu": W_relu.tolist(),
-            "final_total_map_linear": W_lin.tolist(),
-            "weight_factor_sim": {n: wf[:, k].tolist() for k, n in enumerate(MODALITIES)},
-            "weight_factor_theory": th.relu.RELU_WEIGHT_FACTOR,
-            "final_loss": {"relu": relu.final_loss.tolist(), "linear": lin.final_loss.tolist()},
-            "status": {"relu": [str(s) for s in relu.status_names()],
-                       "linear": [str(s) for s in lin.status_names()]},
-        }
+    ds = compute(out, quick)
+    tr = ds["train"]
+    runs = {name: {kind: tr.sel(fusion_layer=Lf, activation=kind) for kind in LEVELS}
+            for name, Lf in NETWORKS}
+    results = {name: _network_result(runs[name], ds["theory"].sel(fusion_layer=Lf), Lf)
+               for name, Lf in NETWORKS}
     summary = _summary(results)
     payload = {"figure": ID, "paper": "Zhang, Latham & Saxe, ICML 2024, Figure 11 (Appendix H.1)",
-               "parameters": {"sigma": stats.sigma.tolist(), "teacher": [1.0, 1.0],
+               "parameters": {"sigma": _stats().sigma.tolist(), "teacher": [1.0, 1.0],
                               "width": WIDTH, "init_std": INIT_STD, "lr": LR,
-                              "max_steps": MAX_STEPS, "stop_loss": STOP_LOSS, "seeds": seeds,
+                              "max_steps": MAX_STEPS, "stop_loss": STOP_LOSS,
+                              "seeds": [int(s) for s in tr.seed.values],
                               "method": "gd", "activation": "relu (linear for comparison)"},
                "networks": results, "summary": summary}
-    result = write_outputs(out, ID, payload, lambda stem: _figure(trajs, results, stem), summary)
+    result = write_outputs(out, ID, payload, lambda stem: _figure(runs, results, stem), summary)
     _print(results, summary)
     return result
 
@@ -162,27 +193,27 @@ def _summary(results) -> dict:
     }
 
 
-def _figure(trajs, results, stem):
+def _figure(runs, results, stem):
     from matplotlib.lines import Line2D
 
     colors = (PALETTE[1], PALETTE[2])
     with paper_style():
         fig, axes = new_figure(ncols=2, width=6.9, height=2.5)
         for k, (name, Lf) in enumerate(NETWORKS):
-            lin, relu = trajs[name]
+            lin, relu = (runs[name][kind].isel(seed=0) for kind in ("linear", "relu"))
             ax = axes[0, k]
-            stop = int(relu.stop_time[0])
-            t = relu.time[: stop + 1]
-            h = trajectory_panel(ax, t, loss=relu.loss[0, : stop + 1],
-                                 maps=[relu.maps[m][0, : stop + 1, 0, 0] for m in range(2)],
-                                 colors=colors, panel="ab"[k])
+            stop = int(relu.stop_time)
+            t = relu.time.values[: stop + 1]
+            h = trajectory_panel(ax, t, loss=relu.loss.values[: stop + 1],
+                                 maps=[relu[f"map_{n}"].values[: stop + 1, 0, 0]
+                                       for n in MODALITIES], colors=colors, panel="ab"[k])
             ax2 = h[-1].axes                                    # the total-weight axis
-            stop_l = int(lin.stop_time[0])
-            tl = lin.time[: stop_l + 1]
-            ax.plot(tl, lin.loss[0, : stop_l + 1], color="0.45", lw=0.8, ls="--", zorder=1)
-            for m in range(2):
-                ax2.plot(tl, lin.maps[m][0, : stop_l + 1, 0, 0], color=colors[m], lw=0.8,
-                         ls="--", alpha=0.9)
+            stop_l = int(lin.stop_time)
+            tl = lin.time.values[: stop_l + 1]
+            ax.plot(tl, lin.loss.values[: stop_l + 1], color="0.45", lw=0.8, ls="--", zorder=1)
+            for m, n in enumerate(MODALITIES):
+                ax2.plot(tl, lin[f"map_{n}"].values[: stop_l + 1, 0, 0], color=colors[m],
+                         lw=0.8, ls="--", alpha=0.9)
             r = results[name]
             ax.set_xlim(0, min((1.8, 1.45)[k] * r["times_sim"]["relu"]["t_B"][0], stop))
             ax.set_ylim(-0.05, 2.65)

@@ -7,7 +7,8 @@ without biases, width 100: early fusion (x_A, x_B) ∈ R³ → 100 ReLU → 1, a
 a 1 → 100 ReLU branch for A and a 2 → 100 ReLU branch for B whose outputs are summed (the
 authors' concatenation followed by one output layer). Every weight is N(0, (1e-9)²); full-batch
 gradient descent on ½·mean (y − ŷ)², the toolkit's squared loss; σ_A = 1, 2, 3; 20 seeds per
-(fusion, σ_A), trained in one vmapped call per configuration.
+(fusion, σ_A), trained by one sweep (:class:`dlnfusion.sweep.TrainFinal`, one batched call per
+fusion layer), saved under ``out/zhang2024-fig12/{quick,full}/<sweep>``.
 
 Seeds. Seed s draws the samples (``xor_task(σ_A, seed=s)``) as well as the initial weights,
 so a rate is over data sets and initializations. This matters for early fusion. Runs that get
@@ -39,14 +40,15 @@ Choices, measured before they were fixed (early-fusion rates with a data set per
 * Success: final training loss below 0.05, a tenth of 0.5 = ½⟨XOR²⟩, the loss of the best
   predictor that uses x_A alone (ŷ = x_A; ½·Var(XOR) in the ½·MSE convention). Below it the
   network has fitted ≳ 90 % of the variance of the XOR part. Failed runs sit either on the
-  x_A-only plateau (final loss within 2 % of the sample's x_A-only optimum L_A: ``plateau``)
+  x_A-only plateau (final loss within 2 % of the sample's x_A-only optimum L_A,
+  :func:`dlnfusion.data.xor.xa_only_loss`: ``plateau``)
   or in a partial state at 0.15–0.19 where the XOR is fitted on two of the four points only
   (``partial``).
 
 Measured (full run): late fusion succeeds in 20/20 seeds at every σ_A, its W_B¹ rows on the
-four XOR directions (``xor_alignment`` 1.00). Early fusion: 20/20 at σ_A = 1, 11/20 at
-σ_A = 2 (5 on the plateau, 4 partial), 5/20 at σ_A = 3 (15 on the plateau, where the first
-layer reads x_A only: ``linear_share`` 1.00).
+four XOR directions (:func:`~dlnfusion.data.xor.xor_alignment` 1.00). Early fusion: 20/20 at
+σ_A = 1, 11/20 at σ_A = 2 (5 on the plateau, 4 partial), 5/20 at σ_A = 3 (15 on the plateau,
+where the first layer reads x_A only: :func:`~dlnfusion.data.xor.linear_share` 1.00).
 
 Quick mode: 4 seeds and 1024 samples, the same budget. It checks the pipeline and the
 late-fusion result; its early-fusion rates rest on four small data sets and are no estimate.
@@ -63,9 +65,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dlnfusion import NetworkSpec, init_batch, train
+from dlnfusion import NetworkSpec
 from dlnfusion.data import xor_task
-from dlnfusion.plot import PALETTE, paper_style, save
+from dlnfusion.data.xor import linear_share, xa_only_loss, xor_alignment
+from dlnfusion.plot import PALETTE, paper_style, save, weight_scatter
+from dlnfusion.sweep import Predict, Sweep, TrainFinal
 
 from ._output import write_outputs
 
@@ -94,84 +98,79 @@ def spec_for(fusion_layer: int) -> NetworkSpec:
                               activation="relu")
 
 
-def xa_only_loss(data) -> float:
-    """L_A: the least ½·MSE a network can reach using x_A alone on this sample.
-
-    Without biases every ReLU function of the scalar x_A is c₊ relu(x_A) + c₋ relu(−x_A), so
-    L_A is the least-squares fit of y on these two features (≈ 0.5, the population value)."""
-    xa = data.xs[0][:, 0]
-    F = np.stack([np.maximum(xa, 0.0), np.maximum(-xa, 0.0)], axis=1)
-    c = np.linalg.lstsq(F, data.y[:, 0], rcond=None)[0]
-    return float(0.5 * np.mean((data.y[:, 0] - F @ c) ** 2))
+def _data(sigma_a, n_samples, seed):
+    return xor_task(sigma_a, n_samples=n_samples, seed=seed)
 
 
-def first_layer(traj, run: int):
-    """Final W_A¹ (H,) and W_B¹ (H, 2) of one run; late-fusion units paired by index."""
-    branches = traj.final_params.branches
-    return np.asarray(branches[0][0][run, :, 0], float), np.asarray(branches[1][0][run], float)
+def _xa_only(sigma_a, n_samples, seed):
+    return xa_only_loss(_data(sigma_a, n_samples, seed))
 
 
-def xor_alignment(w_b, max_angle_deg: float = 10.0) -> float:
-    """Share of Σ‖w_B,i‖² carried by units whose W_B¹ row lies within ``max_angle_deg`` of one of
-    the four XOR directions (±1, ±1)/√2."""
-    sq = np.sum(w_b ** 2, axis=1)
-    ang = np.degrees(np.arctan2(w_b[:, 1], w_b[:, 0]))
-    off = np.abs(ang % 90.0 - 45.0)          # angle to the nearest diagonal
-    return float(np.sum(sq[off <= max_angle_deg]) / np.sum(sq))
+def sweeps(quick: bool) -> dict:
+    """Every sweep of the figure, by name: the training and each sample's x_A-only loss."""
+    seeds = QUICK_SEEDS if quick else SEEDS
+    n = {"n_samples": QUICK_N_SAMPLES if quick else N_SAMPLES}
+    return {"train": Sweep({"sigma_a": SIGMA_AS, "fusion_layer": [Lf for _, Lf in FUSIONS]},
+                           TrainFinal(_data, spec_for, phase=False),
+                           {**n, "scale": INIT_STD, "lr": LR, "steps": MAX_STEPS,
+                            "record_every": STRIDE, "stop_loss": STOP_LOSS, "dtype": DTYPE},
+                           seeds),
+            "xa_only": Sweep({"sigma_a": SIGMA_AS}, Predict(_xa_only), n, seeds)}
 
 
-def linear_share(w_a, w_b) -> float:
-    """Σ W_A¹² / (Σ W_A¹² + Σ ‖W_B¹‖²): how much of the first layer reads the linear modality."""
-    a, b = np.sum(w_a ** 2), np.sum(w_b ** 2)
-    return float(a / (a + b))
+def compute(out: Path, quick: bool = False) -> dict:
+    """Run (or resume) every sweep; their Datasets by name."""
+    folder = Path(out) / ID / ("quick" if quick else "full")
+    return {name: sw.run(folder / name, progress=False) for name, sw in sweeps(quick).items()}
 
 
-def _crossing(time, loss, level):
+def _below(time, loss, level):
+    """The first recorded time at which the loss is below ``level`` (None if never)."""
     below = np.nonzero(loss < level)[0]
     return float(time[below[0]]) if below.size else None
 
 
+def _entry(tr, l_a, fusion, sa, seeds) -> dict:
+    final = np.asarray(tr.final_loss.values, float)
+    ok = final < SUCCESS_LOSS
+    plateau = ~ok & (np.abs(final - l_a) <= PLATEAU_RTOL * l_a)
+    time, loss = tr.time.values, tr.loss.values
+    l0 = loss[:, 0]
+    w_a, w_b = tr.first_layer_A.values[:, :, 0], tr.first_layer_B.values
+    cross = lambda level: [_below(time, loss[i], level[i]) for i in range(len(seeds))]  # noqa: E731
+    return {
+        "fusion": fusion, "sigma_a": sa, "seeds": seeds, "success_rate": float(np.mean(ok)),
+        "n_success": int(ok.sum()), "n_plateau": int(plateau.sum()),
+        "n_partial": int((~ok & ~plateau).sum()),
+        "final_loss": final.tolist(), "success_per_seed": ok.tolist(),
+        "plateau_per_seed": plateau.tolist(), "xa_only_loss": l_a.tolist(),
+        "initial_loss": l0.tolist(), "steps_to_success": cross([SUCCESS_LOSS] * len(seeds)),
+        # First transition: the loss halfway from its start to L_A; second: halfway from L_A to
+        # 0 (for late fusion, learning A and learning B, in either order).
+        "steps_first_transition": cross(0.5 * (l0 + l_a)),
+        "steps_second_transition": cross(0.5 * l_a),
+        "stop_step": np.asarray(tr.stop_time.values, float).tolist(),
+        "status": [str(s) for s in tr.status.values],
+        "xor_alignment": [xor_alignment(wb) for wb in w_b],
+        "linear_share": [linear_share(wa, wb) for wa, wb in zip(w_a, w_b)]}
+
+
+def _representative(tr):
+    keep = ~np.isnan(tr.loss.values[0])
+    return {"time": tr.time.values[keep].tolist(), "loss": tr.loss.values[0][keep].tolist(),
+            "W_A1": tr.first_layer_A.values[0, :, 0].tolist(),
+            "W_B1": tr.first_layer_B.values[0].tolist()}
+
+
 def run(out: Path, quick: bool = False) -> dict:
-    seeds = list(QUICK_SEEDS if quick else SEEDS)
+    ds = compute(out, quick)
+    tr, xa = ds["train"], ds["xa_only"].value
+    seeds = [int(s) for s in tr.seed.values]
     n = QUICK_N_SAMPLES if quick else N_SAMPLES
-    success, trajs = [], {}
-    for sa in SIGMA_AS:
-        data = [xor_task(sa, n_samples=n, seed=s) for s in seeds]
-        l_a = np.array([xa_only_loss(d) for d in data])
-        for fusion, Lf in FUSIONS:
-            spec = spec_for(Lf)
-            params = init_batch(spec, seeds, "normal", INIT_STD)
-            tr = train(spec, data, params, lr=LR, steps=MAX_STEPS, record_every=STRIDE,
-                       stop_loss=STOP_LOSS, dtype=DTYPE)
-            trajs[fusion, sa] = tr
-            final = np.asarray(tr.final_loss, float)
-            ok = final < SUCCESS_LOSS
-            plateau = ~ok & (np.abs(final - l_a) <= PLATEAU_RTOL * l_a)
-            layers = [first_layer(tr, i) for i in range(len(seeds))]
-            l0 = tr.loss[:, 0]
-            success.append({
-                "fusion": fusion, "sigma_a": sa, "seeds": seeds,
-                "success_rate": float(np.mean(ok)),
-                "n_success": int(ok.sum()), "n_plateau": int(plateau.sum()),
-                "n_partial": int((~ok & ~plateau).sum()),
-                "final_loss": final.tolist(), "success_per_seed": ok.tolist(),
-                "plateau_per_seed": plateau.tolist(), "xa_only_loss": l_a.tolist(),
-                "initial_loss": l0.tolist(),
-                "steps_to_success": [_crossing(tr.time, tr.loss[i], SUCCESS_LOSS)
-                                     for i in range(len(seeds))],
-                # First transition: the loss halfway from its start to L_A; second: halfway
-                # from L_A to 0 (for late fusion, learning A and learning B, in either order).
-                "steps_first_transition": [_crossing(tr.time, tr.loss[i], 0.5 * (l0[i] + l_a[i]))
-                                           for i in range(len(seeds))],
-                "steps_second_transition": [_crossing(tr.time, tr.loss[i], 0.5 * l_a[i])
-                                            for i in range(len(seeds))],
-                "stop_step": np.asarray(tr.stop_time, float).tolist(),
-                "status": [str(s) for s in tr.status_names()],
-                "xor_alignment": [xor_alignment(wb) for _, wb in layers],
-                "linear_share": [linear_share(wa, wb) for wa, wb in layers],
-            })
-    reps = {f"{f}/{sa:g}": _representative(trajs[f, sa]) for sa in SIGMA_AS
-            for f, _ in FUSIONS}
+    runs = {(f, sa): tr.sel(sigma_a=sa, fusion_layer=Lf) for sa in SIGMA_AS for f, Lf in FUSIONS}
+    success = [_entry(runs[f, sa], xa.sel(sigma_a=sa).values, f, sa, seeds)
+               for sa in SIGMA_AS for f, _ in FUSIONS]
+    reps = {f"{f}/{sa:g}": _representative(runs[f, sa]) for sa in SIGMA_AS for f, _ in FUSIONS}
     summary = {f"{r['fusion']}/sigma_a={r['sigma_a']:g}":
                f"{r['n_success']}/{len(seeds)} (plateau {r['n_plateau']}, partial "
                f"{r['n_partial']})" for r in success}
@@ -188,7 +187,7 @@ def run(out: Path, quick: bool = False) -> dict:
                                         f"the sample's x_A-only optimum L_A"},
                "success": success, "representative_seed": seeds[0], "representative": reps,
                "summary": summary}
-    result = write_outputs(out, ID, payload, lambda stem: _figure(trajs, success, stem),
+    result = write_outputs(out, ID, payload, lambda stem: _figure(runs, success, stem),
                            summary)
     print(CRITERION)
     for r in success:
@@ -200,14 +199,7 @@ def run(out: Path, quick: bool = False) -> dict:
     return result
 
 
-def _representative(tr):
-    wa, wb = first_layer(tr, 0)
-    keep = ~np.isnan(tr.loss[0])
-    return {"time": tr.time[keep].tolist(), "loss": tr.loss[0][keep].tolist(),
-            "W_A1": wa.tolist(), "W_B1": wb.tolist()}
-
-
-def _figure(trajs, success, stem):
+def _figure(runs, success, stem):
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
@@ -220,15 +212,15 @@ def _figure(trajs, success, stem):
                                  gridspec_kw={"width_ratios": (1.25, 1.0, 1.25, 1.0)})
         for row, sa in enumerate(SIGMA_AS):
             for k, (fusion, _) in enumerate(FUSIONS):
-                tr, r = trajs[fusion, sa], rate[fusion, sa]
+                tr, r = runs[fusion, sa], rate[fusion, sa]
+                time, loss = tr.time.values, tr.loss.values
                 ax = axes[row, 2 * k]
-                for i in range(tr.loss.shape[0] - 1, -1, -1):
-                    keep = ~np.isnan(tr.loss[i])
+                for i in range(loss.shape[0] - 1, -1, -1):
+                    keep = ~np.isnan(loss[i])
                     if i == 0:
-                        ax.plot(tr.time[keep], tr.loss[i][keep], color=PALETTE[0], lw=1.1,
-                                zorder=4)
+                        ax.plot(time[keep], loss[i][keep], color=PALETTE[0], lw=1.1, zorder=4)
                     else:
-                        ax.plot(tr.time[keep], tr.loss[i][keep], lw=0.5, alpha=0.6, zorder=2,
+                        ax.plot(time[keep], loss[i][keep], lw=0.5, alpha=0.6, zorder=2,
                                 color=ok_col if r["success_per_seed"][i] else bad_col)
                 ax.axhline(XA_ONLY_LOSS, color="0.5", ls=":", lw=0.7, zorder=1)
                 ax.axhline(SUCCESS_LOSS, color="0.5", ls="--", lw=0.5, zorder=1)
@@ -244,8 +236,8 @@ def _figure(trajs, success, stem):
                         color=ok_col if r["n_success"] == len(r["seeds"]) else bad_col)
                 ax.text(-0.24, 1.03, "acebdf"[k * rows + row], transform=ax.transAxes,
                         fontweight="bold", fontsize=9, va="bottom")
-                _weights(fig, axes[row, 2 * k + 1], *first_layer(tr, 0),
-                         xlabel=row == rows - 1)
+                weight_scatter(fig, axes[row, 2 * k + 1], tr.first_layer_A.values[0, :, 0],
+                               tr.first_layer_B.values[0], xlabel=row == rows - 1)
         handles = [Line2D([], [], color=PALETTE[0], lw=1.1, label="seed 0 (weights shown)"),
                    Line2D([], [], color=ok_col, lw=0.8, label="other seeds: success"),
                    Line2D([], [], color=bad_col, lw=0.8, label="other seeds: failure"),
@@ -256,37 +248,3 @@ def _figure(trajs, success, stem):
         fig.legend(handles=handles, loc="outside lower center", ncols=5, fontsize=6.5,
                    handlelength=1.6, columnspacing=1.2)
         return save(fig, stem)
-
-
-def _weights(fig, ax, w_a, w_b, xlabel=True):
-    """First-layer weights: W_B¹ rows as positions, W_A¹ as color (symmetric diverging map)."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter
-
-    fmt = FuncFormatter(lambda v, _: f"{v:g}".replace("-", "\u2212"))
-
-    lim = 1.15 * max(np.max(np.abs(w_b)), 1e-12)
-    tick = float(f"{0.75 * lim:.1g}")
-    vmax = max(np.max(np.abs(w_a)), 1e-12)
-    for d in (1, -1):
-        ax.plot([-lim, lim], [-d * lim, d * lim], color="0.88", lw=0.5, zorder=0)
-    ax.axhline(0, color="0.75", lw=0.4, zorder=0)
-    ax.axvline(0, color="0.75", lw=0.4, zorder=0)
-    sc = ax.scatter(w_b[:, 0], w_b[:, 1], c=w_a, cmap="RdBu_r", vmin=-vmax, vmax=vmax, s=8,
-                    edgecolors="0.3", linewidths=0.25, zorder=3)
-    ax.set_xlim(-lim, lim)
-    ax.set_ylim(-lim, lim)
-    ax.set_box_aspect(1)
-    for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_locator(FixedLocator([-tick, 0.0, tick]))
-        axis.set_major_formatter(fmt)
-    ax.tick_params(labelsize=6)
-    if xlabel:
-        ax.set_xlabel(r"$(W_B^1)_1$", labelpad=1)
-    ax.set_ylabel(r"$(W_B^1)_2$", labelpad=1)
-    cb = fig.colorbar(sc, ax=ax, fraction=0.08, pad=0.03, aspect=14, shrink=0.9)
-    cb.set_label(r"$W_A^1$", labelpad=1)
-    vt = float(f"{0.8 * vmax:.1g}")
-    cb.set_ticks([-vt, 0.0, vt])
-    cb.ax.yaxis.set_major_formatter(fmt)
-    cb.ax.tick_params(labelsize=6, width=0.5, length=2)
-    cb.outline.set_linewidth(0.4)

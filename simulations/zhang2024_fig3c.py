@@ -17,7 +17,10 @@ dash-dot: the linear prediction at half the learning rate from half the initial 
 theory.predict_times_relu). Markers: simulations, mean ± s.d. over seeds; circles linear,
 crosses ReLU networks (same widths, initialization and learning rate, trained exactly at
 population level through four rectified features; their half-way points are at half of their
-own plateaus, twice the linear ones).
+own plateaus, twice the linear ones: ``Train(level=1.0)``).
+
+Every number comes from a sweep (:mod:`dlnfusion.sweep`), saved under
+``out/zhang2024-fig3c/{quick,full}/<sweep>``.
 """
 from __future__ import annotations
 
@@ -25,133 +28,142 @@ from pathlib import Path
 
 import numpy as np
 
-from dlnfusion import NetworkSpec, Stats, simulate, theory as th
-from dlnfusion.compare import measure_unimodal_phase, unimodal_report
-from dlnfusion.plot import PALETTE, new_figure, paper_style, save, theory_vs_sim
+from dlnfusion import NetworkSpec, Stats, theory as th
+from dlnfusion.plot import PALETTE, new_figure, paper_style, save, style_legend, theory_vs_sim
+from dlnfusion.sweep import ClosedFormTimes, Predict, Sweep, Train
 
 from ._output import write_outputs
 
 ID = "zhang2024-fig3c"
 TITLE = "Figure 3c-d: time ratio and mis-attribution, two-layer late fusion"
 
-SIGMA_RATIOS = (1.0, 1.5, 2.0, 3.0)
-RHOS = np.linspace(-0.9, 0.9, 9)
-WIDTH = 100
-INIT_STD = 1e-9
-LR = 0.04
+SIGMA_RATIOS, RHOS = (1.0, 1.5, 2.0, 3.0), np.linspace(-0.9, 0.9, 9)
+WIDTH, INIT_STD, LR, MAX_STEPS, STOP_LOSS = 100, 1e-9, 0.04, 40_000, 1e-8
 SEEDS, QUICK_SEEDS = 5, 2
-MAX_STEPS = 40_000
-STOP_LOSS = 1e-8
 PAPER_STOP_LOSS = 1e-4  # the authors' stopping rule, used for the second mis-attribution
 RHO_LINE = np.linspace(-0.92, 0.92, 93)
 
 
-def theory_lines(sigma_ratio: float) -> dict:
-    """Theory curves over RHO_LINE for one σ_A/σ_B (typical initial mode value)."""
+def _stats(sigma_ratio, rho):
+    return Stats.scalar_toy(sigma_ratio, 1.0, rho)
+
+
+def _linear():
+    return NetworkSpec.fusion(depth=2, fusion_layer=2, width=WIDTH)
+
+
+def _relu():
+    return NetworkSpec.fusion(depth=2, fusion_layer=2, width=WIDTH, activation="relu")
+
+
+def _theory(sigma_ratio, rho):
+    """The theory curves at one point (typical initial mode value; a tie has ratio 1)."""
+    st = _stats(sigma_ratio, rho)
     w0 = th.saxe.typical_effective_init(INIT_STD, WIDTH)
-    out = {"finite_lr": [], "relu": [], "gradient_flow": [], "eq9": [], "misattribution": []}
-    for rho in RHO_LINE:
-        st = Stats.scalar_toy(sigma_ratio, 1.0, rho)
-        tie = th.roles(st).tie
-        out["finite_lr"].append(1.0 if tie else th.predict_times(st, LR, [w0, w0]).ratio)
-        out["relu"].append(1.0 if tie else th.predict_times_relu(st, LR, [w0, w0]).ratio)
-        out["gradient_flow"].append(th.time_ratio_gradient_flow(st).value)
-        out["eq9"].append(th.time_ratio_eq9(st).value)
-        out["misattribution"].append(th.misattribution(st).value)
-    return {k: np.asarray(v) for k, v in out.items()}
+    r = th.roles(st)
+    return {"tie": bool(r.tie), "first": st.names[r.first],
+            "finite_lr": 1.0 if r.tie else th.predict_times(st, LR, [w0, w0]).ratio,
+            "relu": 1.0 if r.tie else th.predict_times_relu(st, LR, [w0, w0]).ratio,
+            "gradient_flow": th.time_ratio_gradient_flow(st).value,
+            "eq9": th.time_ratio_eq9(st).value, "misattribution": th.misattribution(st).value}
+
+
+def sweeps(quick: bool) -> dict:
+    """Every sweep of the figure, by name."""
+    seeds = list(range(QUICK_SEEDS if quick else SEEDS))
+    grid = {"sigma_ratio": SIGMA_RATIOS, "rho": RHOS}
+    train = {"lr": LR, "scale": INIT_STD, "steps": MAX_STEPS, "stop_loss": STOP_LOSS,
+             "record_every": 10}
+    return {"linear": Sweep(grid, Train(_stats, _linear, record=False,
+                                        final_below=PAPER_STOP_LOSS), train, seeds),
+            "relu": Sweep(grid, Train(_stats, _relu, record=False, level=1.0), train, seeds),
+            "predicted": Sweep(grid, ClosedFormTimes(_stats, _linear), train, seeds),
+            "predicted_relu": Sweep(grid, ClosedFormTimes(_stats, _relu), train, seeds),
+            "theory": Sweep(grid, Predict(_theory)),
+            "lines": Sweep({"sigma_ratio": SIGMA_RATIOS, "rho": RHO_LINE}, Predict(_theory))}
+
+
+def compute(out: Path, quick: bool = False) -> dict:
+    """Run (or resume) every sweep; their Datasets by name."""
+    folder = Path(out) / ID / ("quick" if quick else "full")
+    return {name: sw.run(folder / name, progress=False) for name, sw in sweeps(quick).items()}
+
+
+def _list(a, kind=float):
+    return [kind(v) for v in np.ravel(a)]
+
+
+def _points(ds) -> list:
+    points = []
+    for r in SIGMA_RATIOS:
+        for rho in RHOS:
+            at = {"sigma_ratio": r, "rho": rho}
+            s, u, p, q = (ds[k].sel(at) for k in ("linear", "relu", "predicted",
+                                                  "predicted_relu"))
+            t = ds["theory"].sel(at).isel(seed=0)
+            tie = bool(t.tie)
+            points.append({
+                "sigma_ratio": r, "rho": float(rho), "tie": tie,
+                "time_ratio_theory": 1.0 if tie else float(np.mean(p.time_ratio)),
+                "time_ratio_gradient_flow": float(s.time_ratio_gradient_flow),
+                "time_ratio_eq9": float(t.eq9), "time_ratio_sim": _list(s.time_ratio),
+                "misattribution_theory": float(s.misattribution_theory),
+                "misattribution_sim": _list(s.misattribution),
+                "misattribution_sim_final_at_loss_1e-4": _list(s.misattribution_final_below),
+                "time_ratio_relu_sim": _list(u.time_ratio),
+                "misattribution_relu_sim": _list(u.misattribution),
+                "time_ratio_relu_theory": 1.0 if tie else float(np.mean(q.time_ratio)),
+                "status_relu": _list(u.status, str),
+                "t_A_theory": None if tie else float(np.mean(p.t_A)),
+                "t_B_theory": None if tie else float(np.mean(p.t_B)),
+                "t_A_sim": _list(s.t_A), "t_B_sim": _list(s.t_B),
+                "first_theory": str(t.first.item()), "first_sim": _list(s.first, str),
+                "plateau_loss_theory": float(s.plateau_loss_theory),
+                "plateau_loss_sim": _list(s.plateau_loss), "status": _list(s.status, str)})
+    return points
 
 
 def run(out: Path, quick: bool = False) -> dict:
-    seeds = range(QUICK_SEEDS if quick else SEEDS)
-    spec = NetworkSpec.fusion(depth=2, fusion_layer=2, width=WIDTH)
-    grid = [(r, rho) for r in SIGMA_RATIOS for rho in RHOS]
-    stats = [Stats.scalar_toy(r, 1.0, rho) for r, rho in grid]
-    traj = simulate(spec, stats, seeds=seeds, scale=INIT_STD, lr=LR, steps=MAX_STEPS,
-                    stop_loss=STOP_LOSS, record_every=10)
-    meas = measure_unimodal_phase(traj)
-    meas_paper = measure_unimodal_phase(traj, final_below=PAPER_STOP_LOSS)
-    # The ReLU crosses: the same networks with ReLU hidden units, trained exactly at population
-    # level (four rectified features, dlnfusion.training.objectives). Their total weights end
-    # at twice the linear ones (theory.relu), so half-way is progress 1 toward the linear
-    # references.
-    relu = NetworkSpec.fusion(depth=2, fusion_layer=2, width=WIDTH, activation="relu")
-    traj_relu = simulate(relu, stats, seeds=seeds, scale=INIT_STD, lr=LR, steps=MAX_STEPS,
-                         stop_loss=STOP_LOSS, record_every=10, levels=(0.5, 1.0))
-    meas_relu = measure_unimodal_phase(traj_relu, level=1.0)
-
-    points = []
-    for c, ((r, rho), st) in enumerate(zip(grid, stats)):
-        rep = unimodal_report(traj[c], st, lr=LR)
-        comp = rep["comparisons"]
-        tie = rep["tie"]
-        points.append({
-            "sigma_ratio": r, "rho": float(rho), "tie": tie,
-            "time_ratio_theory": 1.0 if tie else comp["time_ratio"]["theory"],
-            "time_ratio_gradient_flow": comp["time_ratio_gradient_flow"]["theory"],
-            "time_ratio_eq9": th.time_ratio_eq9(st).value,
-            "time_ratio_sim": [float(v) for v in meas.time_ratio[c]],
-            "misattribution_theory": comp["misattribution"]["theory"],
-            "misattribution_sim": [float(v) for v in meas.misattribution[c]],
-            "misattribution_sim_final_at_loss_1e-4": [float(v) for v in
-                                                      meas_paper.misattribution[c]],
-            "time_ratio_relu_sim": [float(v) for v in meas_relu.time_ratio[c]],
-            "misattribution_relu_sim": [float(v) for v in meas_relu.misattribution[c]],
-            "time_ratio_relu_theory": 1.0 if tie else _relu_prediction(spec, traj_relu[c], st),
-            "status_relu": [str(s) for s in traj_relu.status_names()[c]],
-            "t_A_theory": None if tie else comp["t_A"]["theory"],
-            "t_B_theory": None if tie else comp["t_B"]["theory"],
-            "t_A_sim": [float(v) for v in meas.t_A[c]],
-            "t_B_sim": [float(v) for v in meas.t_B[c]],
-            "first_theory": rep["first_theory"], "first_sim": rep["first_sim"],
-            "plateau_loss_theory": comp["plateau_loss"]["theory"],
-            "plateau_loss_sim": comp["plateau_loss"]["simulated"],
-            "status": rep["status"],
-        })
-
+    ds = compute(out, quick)
+    points = _points(ds)
     summary = _summary(points)
     payload = {
         "figure": ID, "paper": "Zhang, Latham & Saxe, ICML 2024, Figure 3c-d",
         "parameters": {"sigma_ratios": list(SIGMA_RATIOS), "rhos": RHOS.tolist(),
                        "sigma_b": 1.0, "teacher": [1.0, 1.0], "width": WIDTH,
-                       "init_std": INIT_STD, "lr": LR, "seeds": list(seeds),
+                       "init_std": INIT_STD, "lr": LR,
+                       "seeds": [int(s) for s in ds["linear"].seed.values],
                        "max_steps": MAX_STEPS, "stop_loss": STOP_LOSS, "method": "gd"},
         "points": points, "summary": summary,
     }
-    result = write_outputs(out, ID, payload, lambda stem: _figure(points, stem),
+    result = write_outputs(out, ID, payload, lambda stem: _figure(points, ds["lines"], stem),
                            summary)
     _print_table(points, summary)
     return result
 
 
-def _relu_prediction(spec, traj, st) -> float:
-    """theory.predict_times_relu from each ReLU run's initial weights, averaged over seeds."""
-    w0 = th.effective_init(spec, traj.initial_params, th.phase_directions(st))
-    return float(np.mean([th.predict_times_relu(st, LR, w).ratio for w in w0]))
+def _stat(errors) -> dict:
+    return {"median": float(np.median(errors)), "max": float(np.max(errors))}
 
 
 def _summary(points) -> dict:
-    def rel(th_v, sims):
-        return abs(th_v / np.mean(sims) - 1)
+    def rel(key, sim):
+        return [abs(p[key] / np.mean(p[sim]) - 1) for p in uni]
     uni = [p for p in points if not p["tie"]]
-    e_th = [rel(p["time_ratio_theory"], p["time_ratio_sim"]) for p in uni]
-    e_gf = [rel(p["time_ratio_gradient_flow"], p["time_ratio_sim"]) for p in uni]
-    e_9 = [rel(p["time_ratio_eq9"], p["time_ratio_sim"]) for p in uni]
     mis = [abs(p["misattribution_theory"] - np.mean(p["misattribution_sim"])) for p in uni]
-    ties = [abs(np.mean(p["time_ratio_sim"]) - 1) for p in points if p["tie"]]
-    e_relu = [rel(p["time_ratio_relu_theory"], p["time_ratio_relu_sim"]) for p in uni]
-    e_relu_paper = [rel(p["time_ratio_gradient_flow"], p["time_ratio_relu_sim"]) for p in uni]
     mis_relu = [abs(p["misattribution_theory"] - np.mean(p["misattribution_relu_sim"]))
                 for p in uni]
+    ties = [abs(np.mean(p["time_ratio_sim"]) - 1) for p in points if p["tie"]]
     return {
-        "relu_time_ratio_theory_rel_error": {"median": float(np.median(e_relu)),
-                                             "max": float(np.max(e_relu))},
-        "relu_time_ratio_vs_paper_line_rel_error": {"median": float(np.median(e_relu_paper)),
-                                                    "max": float(np.max(e_relu_paper))},
+        "relu_time_ratio_theory_rel_error": _stat(rel("time_ratio_relu_theory",
+                                                      "time_ratio_relu_sim")),
+        "relu_time_ratio_vs_paper_line_rel_error": _stat(rel("time_ratio_gradient_flow",
+                                                             "time_ratio_relu_sim")),
         "relu_misattribution_abs_error_max": float(np.max(mis_relu)),
-        "time_ratio_theory_rel_error": {"median": float(np.median(e_th)), "max": float(np.max(e_th))},
-        "time_ratio_gradient_flow_rel_error": {"median": float(np.median(e_gf)),
-                                               "max": float(np.max(e_gf))},
-        "time_ratio_eq9_rel_error": {"median": float(np.median(e_9)), "max": float(np.max(e_9))},
+        "time_ratio_theory_rel_error": _stat(rel("time_ratio_theory", "time_ratio_sim")),
+        "time_ratio_gradient_flow_rel_error": _stat(rel("time_ratio_gradient_flow",
+                                                        "time_ratio_sim")),
+        "time_ratio_eq9_rel_error": _stat(rel("time_ratio_eq9", "time_ratio_sim")),
         "misattribution_abs_error_max": float(np.max(mis)),
         "tie_points_max_deviation_from_1": float(np.max(ties)) if ties else None,
         "all_converged": all(s == "converged" for p in points
@@ -159,87 +171,69 @@ def _summary(points) -> dict:
     }
 
 
-def _figure(points, stem):
+def _markers(sel, key, color, **kw) -> dict:
+    return {"mean": [np.mean(p[key]) for p in sel], "std": [np.std(p[key]) for p in sel],
+            "color": color, **kw}
+
+
+def _figure(points, lines, stem):
     with paper_style():
         fig, axes = new_figure(ncols=2, height=2.4)
         ax_c, ax_d = axes[0]
-        colors = {r: PALETTE[i + 1] for i, r in enumerate(SIGMA_RATIOS)}
         lines_c, lines_d, pts_c, pts_d = [], [], [], []
-        for r in SIGMA_RATIOS:
-            curves = theory_lines(r)
-            col = colors[r]
-            lines_c.append({"y": curves["finite_lr"], "color": col,
-                            "label": fr"$\sigma_A/\sigma_B={r:g}$"})
-            lines_c.append({"y": curves["gradient_flow"], "color": col, "style": "--", "width": 0.9})
-            differs = np.abs(curves["eq9"] / curves["gradient_flow"] - 1) > 1e-9
-            lines_c.append({"y": np.where(differs, curves["eq9"], np.nan), "color": col,
-                            "style": ":", "width": 0.9})
-            lines_c.append({"y": curves["relu"], "color": col, "style": "-.", "width": 0.7})
+        for i, r in enumerate(SIGMA_RATIOS):
+            cv, col = lines.sel(sigma_ratio=r).isel(seed=0), PALETTE[i + 1]
+            label = fr"$\sigma_A/\sigma_B={r:g}$"
+            differs = np.abs(cv.eq9 / cv.gradient_flow - 1) > 1e-9
+            lines_c += [{"y": cv.finite_lr.values, "color": col, "label": label},
+                        {"y": cv.gradient_flow.values, "color": col, "style": "--", "width": 0.9},
+                        {"y": np.where(differs, cv.eq9, np.nan), "color": col, "style": ":",
+                         "width": 0.9},
+                        {"y": cv.relu.values, "color": col, "style": "-.", "width": 0.7}]
             sel = [p for p in points if p["sigma_ratio"] == r]
-            pts_c.append({"mean": [np.mean(p["time_ratio_sim"]) for p in sel],
-                          "std": [np.std(p["time_ratio_sim"]) for p in sel], "color": col})
-            pts_c.append({"mean": [np.mean(p["time_ratio_relu_sim"]) for p in sel],
-                          "std": [np.std(p["time_ratio_relu_sim"]) for p in sel], "color": col,
-                          "marker": "x"})
+            pts_c += [_markers(sel, "time_ratio_sim", col),
+                      _markers(sel, "time_ratio_relu_sim", col, marker="x")]
             if r != 1.0:
-                lines_d.append({"y": curves["misattribution"], "color": col,
-                                "label": fr"$\sigma_A/\sigma_B={r:g}$"})
-                pts_d.append({"mean": [np.mean(p["misattribution_sim"]) for p in sel],
-                              "std": [np.std(p["misattribution_sim"]) for p in sel],
-                              "color": col})
-                pts_d.append({"mean": [np.mean(p["misattribution_relu_sim"]) for p in sel],
-                              "std": [np.std(p["misattribution_relu_sim"]) for p in sel],
-                              "color": col, "marker": "x"})
+                lines_d.append({"y": cv.misattribution.values, "color": col, "label": label})
+                pts_d += [_markers(sel, "misattribution_sim", col),
+                          _markers(sel, "misattribution_relu_sim", col, marker="x")]
         theory_vs_sim(ax_c, RHO_LINE, lines_c, RHOS, pts_c, r"Correlation coefficient $\rho$",
                       r"Time ratio $t_B/t_A$", logy=True, panel="c")
         theory_vs_sim(ax_d, RHO_LINE, lines_d, RHOS, pts_d, r"Correlation coefficient $\rho$",
                       "Mis-attribution", panel="d")
-        # Legend for line styles.
-        from matplotlib.lines import Line2D
-        style_handles = [
-            Line2D([], [], color="0.3", ls="-", label=r"theory, GD $\eta=0.04$"),
-            Line2D([], [], color="0.3", ls="--", label="gradient flow, leading order"),
-            Line2D([], [], color="0.3", ls=":", label="eq. (9) as printed"),
-            Line2D([], [], color="0.3", ls="-.", lw=0.7, label=r"theory, ReLU ($\eta/2$)"),
-            Line2D([], [], color="0.3", ls="", marker="o", mfc="white", label="linear network"),
-            Line2D([], [], color="0.3", ls="", marker="x", label="ReLU network"),
-        ]
         ax_c.legend(loc="upper center", ncol=2, fontsize=6, handlelength=1.5)
-        fig.legend(handles=style_handles, loc="outside lower center", ncol=3, fontsize=6.5,
-                   handlelength=2.2)
+        style_legend(fig, [("-", r"theory, GD $\eta=0.04$"), ("--", "gradient flow, leading order"),
+                           (":", "eq. (9) as printed"), ("-.", r"theory, ReLU ($\eta/2$)", 0.7),
+                           ("o", "linear network"), ("x", "ReLU network")],
+                     ncol=3, fontsize=6.5, handlelength=2.2)
         ax_c.set_ylim(0.7, 150)
         ax_d.legend(loc="upper left", fontsize=6)
         ax_d.axhline(0, color="0.8", lw=0.5, zorder=0)
         return save(fig, stem)
 
 
-def _print_table(points, summary):
+def _print_table(points, s):
     print(f"{'sA/sB':>5} {'rho':>6} | {'sim t_B/t_A':>16} {'theory':>8} {'err':>7} | "
           f"{'grad.flow':>9} {'err':>7} | {'mis sim':>8} {'mis th':>7}")
     for p in points:
         sim = np.array(p["time_ratio_sim"])
-        e = p["time_ratio_theory"] / sim.mean() - 1
-        g = p["time_ratio_gradient_flow"] / sim.mean() - 1
-        ms = np.mean(p["misattribution_sim"])
+        e, g = (p[k] / sim.mean() - 1 for k in ("time_ratio_theory", "time_ratio_gradient_flow"))
         print(f"{p['sigma_ratio']:5.1f} {p['rho']:+6.3f} | {sim.mean():9.3f} ±{sim.std():6.3f} "
               f"{p['time_ratio_theory']:8.3f} {e:+7.2%} | {p['time_ratio_gradient_flow']:9.3f} "
-              f"{g:+7.1%} | {ms:+8.4f} {p['misattribution_theory']:+7.4f}"
-              + ("  (tie)" if p["tie"] else ""))
-    s = summary
-    print(f"time ratio, theory vs simulation (sA/sB != 1): median error "
-          f"{s['time_ratio_theory_rel_error']['median']:.2%}, max "
-          f"{s['time_ratio_theory_rel_error']['max']:.2%}")
-    print(f"time ratio, gradient-flow formula vs simulation: median "
-          f"{s['time_ratio_gradient_flow_rel_error']['median']:.1%}, max "
-          f"{s['time_ratio_gradient_flow_rel_error']['max']:.1%}")
-    print(f"time ratio, eq. (9) as printed vs simulation: median "
-          f"{s['time_ratio_eq9_rel_error']['median']:.1%}, max {s['time_ratio_eq9_rel_error']['max']:.1%}")
+              f"{g:+7.1%} | {np.mean(p['misattribution_sim']):+8.4f} "
+              f"{p['misattribution_theory']:+7.4f}" + ("  (tie)" if p["tie"] else ""))
+    for text, key, f in (("theory vs simulation (sA/sB != 1): median error", "theory", ".2%"),
+                         ("gradient-flow formula vs simulation: median", "gradient_flow", ".1%"),
+                         ("eq. (9) as printed vs simulation: median", "eq9", ".1%")):
+        e = s[f"time_ratio_{key}_rel_error"]
+        print(f"time ratio, {text} {e['median']:{f}}, max {e['max']:{f}}")
     print(f"mis-attribution: max |theory - simulation| = {s['misattribution_abs_error_max']:.4f}")
+    relu = s["relu_time_ratio_theory_rel_error"]
+    paper = s["relu_time_ratio_vs_paper_line_rel_error"]
     print(f"ReLU time ratio, dlnfusion's ReLU prediction vs simulation: median "
-          f"{s['relu_time_ratio_theory_rel_error']['median']:.2%}, max "
-          f"{s['relu_time_ratio_theory_rel_error']['max']:.2%}; the paper's linear theory line: "
-          f"median {s['relu_time_ratio_vs_paper_line_rel_error']['median']:.1%}, max "
-          f"{s['relu_time_ratio_vs_paper_line_rel_error']['max']:.1%}; ReLU mis-attribution: "
-          f"max |theory - simulation| = {s['relu_misattribution_abs_error_max']:.4f}")
+          f"{relu['median']:.2%}, max {relu['max']:.2%}; the paper's linear theory line: median "
+          f"{paper['median']:.1%}, max {paper['max']:.1%}; ReLU mis-attribution: max |theory - "
+          f"simulation| = {s['relu_misattribution_abs_error_max']:.4f}")
     if s["tie_points_max_deviation_from_1"] is not None:
-        print(f"tie points (sA/sB = 1): max |t_B/t_A - 1| = {s['tie_points_max_deviation_from_1']:.3f}")
+        print(f"tie points (sA/sB = 1): max |t_B/t_A - 1| = "
+              f"{s['tie_points_max_deviation_from_1']:.3f}")

@@ -11,15 +11,20 @@ dataset's empirical moments, so the runs are computed at population level on tho
 Generalization error = ½(W − w*)Σ(W − w*)ᵀ, the population loss minus its noise floor
 ½·0.5² (reported without the floor). The dotted gray line is the lowest generalization error
 a unimodal network reaches on the same data (best modality, best time).
+
+Every number comes from a sweep (:mod:`dlnfusion.sweep`), saved under
+``out/zhang2024-fig5/{quick,full}/<sweep>``.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from dlnfusion import NetworkSpec, Stats, simulate
+from dlnfusion import NetworkSpec, Stats
 from dlnfusion.plot import PALETTE, new_figure, paper_style, save
+from dlnfusion.sweep import Sweep, Train
 
 from ._output import write_outputs
 
@@ -29,6 +34,7 @@ DIM, VAR_B, TEACHER, NOISE_STD = 50, 3.0, 0.1, 0.5
 SAMPLES = {"under": 700, "over": 70}
 WIDTH, INIT_STD, LR, MAX_STEPS, STRIDE = 100, 1e-9, 0.04, 40_000, 10
 DATA_SEED = 1
+ARCHITECTURES = {"early": 1, "late": 2}     # name → fusion layer
 
 
 def true_stats() -> Stats:
@@ -43,47 +49,68 @@ def _marginal(stats: Stats, m: int, allow_singular: bool) -> Stats:
                  (stats.names[m],), allow_singular)
 
 
-def unimodal_baseline(emp: Stats, true: Stats, steps: int = MAX_STEPS,
-                      record_every: int = STRIDE) -> dict:
-    """The lowest generalization error (above the noise floor) a two-layer network on one
-    modality reaches at any recorded time, trained on ``emp`` and evaluated under ``true``,
-    per modality."""
-    base = {}
-    for m, name in enumerate(true.names):
-        spec = NetworkSpec.fusion(2, 2, width=WIDTH, input_dims=(true.dims[m],), names=(name,))
-        tr = simulate(spec, _marginal(emp, m, True), seeds=[0], scale=INIT_STD, lr=LR,
-                      steps=steps, stop_loss=None, record_every=record_every,
-                      eval_stats=_marginal(true, m, False))
-        base[name] = float(np.nanmin(tr.eval_loss[0]) - true.min_loss())
-    return base
+@lru_cache(maxsize=None)
+def _true(modality=None) -> Stats:
+    """The population statistics (of one modality alone, if named): the evaluation's."""
+    true = true_stats()
+    return true if modality is None else _marginal(true, true.index(modality), False)
+
+
+@lru_cache(maxsize=None)
+def _empirical(regime, modality=None) -> Stats:
+    """The moments of the regime's training samples (of one modality alone, if named)."""
+    emp = true_stats().sample(SAMPLES[regime], seed=DATA_SEED).stats(allow_singular=True)
+    return emp if modality is None else _marginal(emp, emp.index(modality), True)
+
+
+def _network(fusion_layer=2, modality=None) -> NetworkSpec:
+    if modality is None:
+        return NetworkSpec.fusion(2, fusion_layer, width=WIDTH, input_dims=(DIM, DIM))
+    return NetworkSpec.fusion(2, 2, width=WIDTH, input_dims=(DIM,), names=(modality,))
+
+
+def sweeps(quick: bool) -> dict:
+    """Every sweep of the figure, by name (quick and full are the same runs)."""
+    train = {"lr": LR, "scale": INIT_STD, "steps": MAX_STEPS, "stop_loss": None,
+             "record_every": STRIDE}
+    runner = Train(_empirical, _network, eval_stats=_true, theory=False)
+    return {"fusion": Sweep({"regime": list(SAMPLES), "fusion_layer": list(ARCHITECTURES.values())},
+                            runner, train, [0]),
+            "unimodal": Sweep({"regime": list(SAMPLES), "modality": list(true_stats().names)},
+                              runner, train, [0])}
+
+
+def compute(out: Path, quick: bool = False) -> dict:
+    """Run (or resume) every sweep; their Datasets by name."""
+    folder = Path(out) / ID / ("quick" if quick else "full")
+    return {name: sw.run(folder / name, progress=False) for name, sw in sweeps(quick).items()}
 
 
 def run(out: Path, quick: bool = False) -> dict:
-    true = true_stats()
-    floor = true.min_loss()
+    ds = compute(out, quick)
+    floor = _true().min_loss()
     results, curves = {}, {}
     for regime, P in SAMPLES.items():
-        emp = true.sample(P, seed=DATA_SEED).stats(allow_singular=True)
-        base = unimodal_baseline(emp, true)
+        uni = ds["unimodal"].sel(regime=regime).isel(seed=0)
+        base = {str(m): float(np.nanmin(uni.eval_loss.sel(modality=m).values) - floor)
+                for m in uni.modality.values}
         baseline = min(base.values())
-        for arch, Lf in (("early", 1), ("late", 2)):
-            spec = NetworkSpec.fusion(2, Lf, width=WIDTH, input_dims=(DIM, DIM))
-            tr = simulate(spec, emp, seeds=[0], scale=INIT_STD, lr=LR, steps=MAX_STEPS,
-                          stop_loss=None, record_every=STRIDE, eval_stats=true)
-            gen = tr.eval_loss[0] - floor
+        for arch, Lf in ARCHITECTURES.items():
+            tr = ds["fusion"].sel(regime=regime, fusion_layer=Lf).isel(seed=0)
+            gen = tr.eval_loss.values - floor
             i_min = int(np.nanargmin(gen))
             results[f"{regime}/{arch}"] = {
                 "samples": P, "fusion_layer": Lf,
-                "train_loss_final": float(tr.loss[0, -1]),
+                "train_loss_final": float(tr.loss.values[-1]),
                 "generalization_error_final": float(gen[-1]),
                 "generalization_error_min": float(gen[i_min]),
-                "time_of_min": float(tr.time[i_min]),
+                "time_of_min": float(tr.time.values[i_min]),
                 "unimodal_baseline": baseline, "unimodal_baseline_per_modality": base,
                 "final_worse_than_early_stopping": bool(gen[-1] > gen[i_min]),
                 "final_below_unimodal_baseline": bool(gen[-1] < baseline),
-                "status": str(tr.status_names()[0]),
+                "status": str(tr.status.item()),
             }
-            curves[f"{regime}/{arch}"] = (tr.time, tr.loss[0], gen, baseline)
+            curves[f"{regime}/{arch}"] = (tr.time.values, tr.loss.values, gen, baseline)
     payload = {"figure": ID, "paper": "Zhang, Latham & Saxe, ICML 2024, Figure 5",
                "parameters": {"dim_per_modality": DIM, "sigma_A": 1.0, "sigma_B": VAR_B,
                               "teacher": TEACHER, "noise_std": NOISE_STD,

@@ -53,6 +53,8 @@ PANELS = {
     "d": {"param": "init_scale", "values": np.linspace(0.03, 0.18, 5),
           "line": np.linspace(0.03, 0.18, 16)},
 }
+#: quick: every QUICK_STRIDE-th point of each panel's grids (the same pipeline, coarser grids).
+QUICK_STRIDE = 2
 #: A panel's parameter as the sweeps name it (the JSON keeps "init_scale").
 _KEY = {"rho": "rho", "sigma_ratio": "sigma_ratio", "init_scale": "scale"}
 
@@ -106,7 +108,9 @@ def sweeps(quick: bool) -> dict:
                       {**train, **base}, seeds[:1]),
            "a_theory": Sweep({"fusion_layer": FUSION_LAYERS},
                              Reduced(_stats, _network, record=True), {**train, **base}, seeds[:1])}
+    stride = QUICK_STRIDE if quick else 1
     for panel, cfg in PANELS.items():
+        cfg = {**cfg, "values": cfg["values"][::stride], "line": cfg["line"][::stride]}
         key = _KEY[cfg["param"]]
         rest = {k: v for k, v in base.items() if k != key}
         for kind, xs in (("values", cfg["values"]), ("line", cfg["line"])):
@@ -139,7 +143,7 @@ def _points(ds) -> list:
             key = _KEY[cfg["param"]]
             sim, cf, pt = (ds[f"{panel}_{k}"] for k in ("sim", "values_closed_form",
                                                         "values_theory"))
-            for x in cfg["values"]:
+            for x in sim[key].values:
                 at = {"fusion_layer": Lf, key: x}
                 s, c, t = sim.sel(at), cf.sel(at), pt.sel(at).isel(seed=0)
                 one = slice(0, 1) if Lf == 1 else slice(None)   # early fusion: one NaN
@@ -175,9 +179,9 @@ def _curves(ds) -> dict:
         for Lf in FUSION_LAYERS:
             cf = ds[f"{panel}_line_closed_form"].sel(fusion_layer=Lf).ratio
             curves[(panel, Lf)] = {
-                "x": cfg["line"],
+                "x": ds[f"{panel}_line"][_KEY[cfg["param"]]].values,
                 "theory": ds[f"{panel}_line"].sel(fusion_layer=Lf).time_ratio.mean("seed").values,
-                "closed_form": cf.mean("seed").values if Lf > 1 else np.ones(len(cfg["line"])),
+                "closed_form": cf.mean("seed").values if Lf > 1 else np.ones(len(cf[_KEY[cfg["param"]]])),
                 "leading_order": ds[f"{panel}_line_theory"].sel(fusion_layer=Lf)
                 .value.isel(seed=0).values}
     return curves
@@ -193,7 +197,8 @@ def run(out: Path, quick: bool = False) -> dict:
                        "lr": LR, "seeds": [int(s) for s in ds["b_sim"].seed.values],
                        "max_steps": MAX_STEPS, "stop_loss": STOP_LOSS, "init": "frobenius",
                        "u0": U0, "teacher": [1.0, 1.0], "sigma_b": 1.0,
-                       "panels": {k: {"param": v["param"], "values": v["values"].tolist()}
+                       "panels": {k: {"param": v["param"],
+                                      "values": ds[f"{k}_sim"][_KEY[v["param"]]].values.tolist()}
                                   for k, v in PANELS.items()}},
         "points": points, "summary": summary,
     }

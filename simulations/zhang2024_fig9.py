@@ -7,7 +7,8 @@ covariance of (y, ŷ) alone and is computed exactly (dlnfusion's population-leve
 loss; the paper used 8192 samples, which agree with it to a few per cent).
 
 (a, b) Loss and total weights of early and late fusion for Σ = diag(4, 1). (c) t_B/t_A of late
-fusion against ρ for σ_A/σ_B = 2 (and 3 in full mode), with eq. (9) (line) and the
+fusion against ρ (nine values, every second one in quick mode) for σ_A/σ_B = 2 (and 3 in full
+mode), with eq. (9) (line) and the
 squared-loss simulation (gray markers). t_A and t_B use the squared-loss references
 (half of Σ_yxAΣ_A⁻¹ and of the global solution), as the logistic loss has no finite optimum.
 
@@ -15,6 +16,10 @@ Finding: the first transition is the squared-loss one at half the rate (eq. 35�
 logistic gradient at ŷ = 0 is −½ y x), so t_A doubles; the second is much slower, because once
 A classifies most samples the logistic loss's sigmoid factor suppresses what drives B. The time
 ratio is therefore larger than eq. (9) (about 2.4× at ρ = 0, σ_A/σ_B = 2) rather than equal to it.
+
+Every number comes from a sweep (:mod:`dlnfusion.sweep`), saved under
+``out/zhang2024-fig9/{quick,full}/<sweep>``: the trajectories, the logistic and squared-loss
+grids, and the theory at the grid's points and along the lines.
 """
 from __future__ import annotations
 
@@ -22,52 +27,92 @@ from pathlib import Path
 
 import numpy as np
 
-from dlnfusion import NetworkSpec, Stats, simulate, theory as th
-from dlnfusion.compare import measure_unimodal_phase
+from dlnfusion import NetworkSpec, Stats, theory as th
 from dlnfusion.plot import PALETTE, new_figure, paper_style, save, theory_vs_sim, trajectory_panel
+from dlnfusion.sweep import Predict, Sweep, Train
 
 from ._output import write_outputs
 
 ID = "zhang2024-fig9"
 TITLE = "Figure 9: logistic loss, trajectories and time ratio against eq. (9)"
 WIDTH, INIT_STD, LR = 100, 1e-9, 0.04
-RHOS = np.linspace(-0.9, 0.9, 9)
+RHOS, QUICK_RHOS = np.linspace(-0.9, 0.9, 9), np.linspace(-0.9, 0.9, 9)[::2]
 RATIOS, QUICK_RATIOS = (2.0, 3.0), (2.0,)
 SEEDS, QUICK_SEEDS = (0, 1, 2), (0, 1)
 MAX_STEPS, QUICK_MAX_STEPS = 120_000, 40_000
 TRAJ_STEPS = 3000
+#: The theory lines of panel c: eq. (9) at every ρ, the logistic drives at every fourth.
+RHO_LINE = np.linspace(-0.92, 0.92, 93)
+
+
+def _stats(sigma_ratio, rho):
+    return Stats.scalar_toy(sigma_ratio, 1.0, rho)
+
+
+def _network(fusion_layer):
+    return NetworkSpec.fusion(2, fusion_layer, width=WIDTH)
+
+
+def _eq9(sigma_ratio, rho):
+    return th.time_ratio_gradient_flow(_stats(sigma_ratio, rho)).value
+
+
+def _drives(sigma_ratio, rho):
+    return th.timescales.time_ratio_from_drives(_stats(sigma_ratio, rho), "logistic", LR).value
+
+
+def _theory(sigma_ratio, rho):
+    return {"eq9": _eq9(sigma_ratio, rho), "logistic_drives": _drives(sigma_ratio, rho)}
+
+
+def sweeps(quick: bool) -> dict:
+    """Every sweep of the figure, by name."""
+    seeds = QUICK_SEEDS if quick else SEEDS
+    grid = {"sigma_ratio": QUICK_RATIOS if quick else RATIOS,
+            "rho": QUICK_RHOS if quick else RHOS}
+    base = {"scale": INIT_STD, "lr": LR}
+    late = {**base, "fusion_layer": 2, "steps": QUICK_MAX_STEPS if quick else MAX_STEPS,
+            "record_every": 100}
+    return {
+        "trajectories": Sweep({"fusion_layer": (1, 2)}, Train(_stats, _network),
+                              {**base, "sigma_ratio": 2.0, "rho": 0.0, "loss": "logistic",
+                               "steps": TRAJ_STEPS, "stop_loss": None, "record_every": 1}, [0]),
+        "logistic": Sweep(grid, Train(_stats, _network, record=False),
+                          {**late, "loss": "logistic", "stop_loss": None}, seeds),
+        "squared": Sweep(grid, Train(_stats, _network, record=False),
+                         {**late, "stop_loss": 1e-8}, seeds),
+        "theory": Sweep(grid, Predict(_theory)),
+        "eq9_line": Sweep({**grid, "rho": RHO_LINE}, Predict(_eq9)),
+        "drives_line": Sweep({**grid, "rho": RHO_LINE[::4]}, Predict(_drives)),
+    }
+
+
+def compute(out: Path, quick: bool = False) -> dict:
+    """Run (or resume) every sweep; their Datasets by name."""
+    folder = Path(out) / ID / ("quick" if quick else "full")
+    return {name: sw.run(folder / name, progress=False) for name, sw in sweeps(quick).items()}
+
+
+def _list(da):
+    return [float(v) for v in da.values]
 
 
 def run(out: Path, quick: bool = False) -> dict:
-    ratios = QUICK_RATIOS if quick else RATIOS
-    seeds = QUICK_SEEDS if quick else SEEDS
-    max_steps = QUICK_MAX_STEPS if quick else MAX_STEPS
-    toy = Stats.scalar_toy(2.0, 1.0, 0.0)
-    trajs = {}
-    for name, Lf in (("early", 1), ("late", 2)):
-        spec = NetworkSpec.fusion(2, Lf, width=WIDTH)
-        trajs[name] = simulate(spec, toy, seeds=[0], scale=INIT_STD, lr=LR, loss="logistic",
-                               steps=TRAJ_STEPS, stop_loss=None, record_every=1)
-    late = NetworkSpec.fusion(2, 2, width=WIDTH)
-    grid = [(r, rho) for r in ratios for rho in RHOS]
-    stats = [Stats.scalar_toy(r, 1.0, rho) for r, rho in grid]
-    logi = measure_unimodal_phase(simulate(late, stats, seeds=seeds, scale=INIT_STD, lr=LR,
-                                           loss="logistic", steps=max_steps,
-                                           stop_loss=None, record_every=100))
-    mse = measure_unimodal_phase(simulate(late, stats, seeds=seeds, scale=INIT_STD, lr=LR,
-                                          steps=max_steps, stop_loss=1e-8, record_every=100))
+    ds = compute(out, quick)
+    logi, mse, theory = ds["logistic"], ds["squared"], ds["theory"].isel(seed=0)
+    ratios, rhos = [float(r) for r in logi.sigma_ratio.values], logi.rho.values
     points = []
-    for c, ((r, rho), st) in enumerate(zip(grid, stats)):
-        points.append({
-            "sigma_ratio": r, "rho": float(rho),
-            "time_ratio_eq9": th.time_ratio_gradient_flow(st).value,
-            "time_ratio_logistic_drives": th.timescales.time_ratio_from_drives(st, "logistic", LR).value,
-            "time_ratio_logistic_sim": [float(v) for v in logi.time_ratio[c]],
-            "time_ratio_squared_sim": [float(v) for v in mse.time_ratio[c]],
-            "t_A_logistic_sim": [float(v) for v in logi.t_A[c]],
-            "t_A_squared_sim": [float(v) for v in mse.t_A[c]],
-            "t_B_logistic_sim": [float(v) for v in logi.t_B[c]],
-        })
+    for r in ratios:
+        for rho in rhos:
+            at = {"sigma_ratio": r, "rho": rho}
+            lg, sq, t = logi.sel(at), mse.sel(at), theory.sel(at)
+            points.append({
+                "sigma_ratio": r, "rho": float(rho), "time_ratio_eq9": float(t.eq9),
+                "time_ratio_logistic_drives": float(t.logistic_drives),
+                "time_ratio_logistic_sim": _list(lg.time_ratio),
+                "time_ratio_squared_sim": _list(sq.time_ratio),
+                "t_A_logistic_sim": _list(lg.t_A), "t_A_squared_sim": _list(sq.t_A),
+                "t_B_logistic_sim": _list(lg.t_B)})
     summary = {
         "t_A_logistic_over_squared_median": float(np.nanmedian(
             [np.mean(p["t_A_logistic_sim"]) / np.mean(p["t_A_squared_sim"]) for p in points])),
@@ -82,10 +127,11 @@ def run(out: Path, quick: bool = False) -> dict:
     }
     payload = {"figure": ID, "paper": "Zhang, Latham & Saxe, ICML 2024, Figure 9",
                "parameters": {"width": WIDTH, "init_std": INIT_STD, "lr": LR,
-                              "max_steps": max_steps, "seeds": list(seeds),
+                              "max_steps": QUICK_MAX_STEPS if quick else MAX_STEPS,
+                              "seeds": [int(s) for s in logi.seed.values],
                               "loss": "logistic, exact expectation for Gaussian inputs"},
                "points": points, "summary": summary}
-    result = write_outputs(out, ID, payload, lambda stem: _figure(trajs, points, ratios, stem),
+    result = write_outputs(out, ID, payload, lambda stem: _figure(ds, points, ratios, rhos, stem),
                            summary)
     print(f"t_A(logistic)/t_A(squared), median over the grid: "
           f"{summary['t_A_logistic_over_squared_median']:.2f} (leading order: 2)")
@@ -97,13 +143,13 @@ def run(out: Path, quick: bool = False) -> dict:
     return result
 
 
-def _figure(trajs, points, ratios, stem):
+def _figure(ds, points, ratios, rhos, stem):
     with paper_style():
         fig, axes = new_figure(ncols=3, width=6.9, height=2.1)
         for k, name in enumerate(("early", "late")):
-            tr = trajs[name]
-            h = trajectory_panel(axes[0, k], tr.time, loss=tr.loss[0],
-                                 maps=[tr.maps[0][0, :, 0, 0], tr.maps[1][0, :, 0, 0]],
+            tr = ds["trajectories"].sel(fusion_layer=k + 1).isel(seed=0)
+            h = trajectory_panel(axes[0, k], tr.time.values, loss=tr.loss.values,
+                                 maps=[tr.map_A.values[:, 0, 0], tr.map_B.values[:, 0, 0]],
                                  labels=(r"$W_A^{tot}$", r"$W_B^{tot}$"),
                                  colors=(PALETTE[1], PALETTE[2]), panel="ab"[k],
                                  loss_label="Logistic loss")
@@ -111,22 +157,19 @@ def _figure(trajs, points, ratios, stem):
             if k == 0:
                 axes[0, k].legend(handles=h, fontsize=6, loc="center right")
         ax = axes[0, 2]
-        rho_line = np.linspace(-0.92, 0.92, 93)
         lines, pts_l, pts_s = [], [], []
         for i, r in enumerate(ratios):
             col = PALETTE[3 + i]
-            lines.append({"y": [th.time_ratio_gradient_flow(Stats.scalar_toy(r, 1.0, x)).value
-                                for x in rho_line], "color": col,
-                          "label": fr"eq. (9), $\sigma_A/\sigma_B={r:g}$"})
-            lines.append({"y": [th.timescales.time_ratio_from_drives(Stats.scalar_toy(r, 1.0, x), "logistic",
-                                                          LR).value for x in rho_line[::4]],
-                          "x": rho_line[::4], "color": col, "style": "--", "width": 0.9})
+            lines.append({"y": ds["eq9_line"].value.sel(sigma_ratio=r).isel(seed=0).values,
+                          "color": col, "label": fr"eq. (9), $\sigma_A/\sigma_B={r:g}$"})
+            lines.append({"y": ds["drives_line"].value.sel(sigma_ratio=r).isel(seed=0).values,
+                          "x": RHO_LINE[::4], "color": col, "style": "--", "width": 0.9})
             sel = [p for p in points if p["sigma_ratio"] == r]
             pts_l.append({"mean": [np.nanmean(p["time_ratio_logistic_sim"]) for p in sel],
                           "color": col, "marker": "o"})
             pts_s.append({"mean": [np.nanmean(p["time_ratio_squared_sim"]) for p in sel],
                           "color": "0.55", "marker": "s"})
-        theory_vs_sim(ax, rho_line, lines, RHOS, pts_s + pts_l,
+        theory_vs_sim(ax, RHO_LINE, lines, rhos, pts_s + pts_l,
                       r"Correlation coefficient $\rho$", r"Time ratio $t_B/t_A$", logy=True,
                       panel="c")
         from matplotlib.lines import Line2D

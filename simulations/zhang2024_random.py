@@ -12,13 +12,18 @@ the entry std; a closed form that assumes a sharp turn of B's drive), and dlnfus
 reduction of each run (:func:`dlnfusion.compare.predict_unimodal_phase` with
 ``basis="modes"``: the paper's rank-one ansatz, both signs, seeded by the actual weights,
 integrated with the same learning rate). Whether a covariance lies inside the theory's
-assumptions is decided from the theory alone, before simulating (:func:`assumptions`: stability
-at the minimum, separated phases, budget); points outside are drawn as crosses and listed with
+assumptions is decided from the theory alone, before simulating
+(:func:`dlnfusion.theory.timescales.two_phase_assumptions`: stability at the minimum, separated
+phases, budget); points outside are drawn as crosses and listed with
 the reason in the JSON, and what the simulation then did is reported beside it, also for the
 points inside.
 (b) How the leading-order formulas approach the simulation as the initialization shrinks
 (median relative error over the covariances inside the assumptions): the error is the
 O(1/ln(1/u0)) remainder of the expansion.
+
+Every number comes from a sweep (:mod:`dlnfusion.sweep`), saved under
+``out/zhang2024-random/{quick,full}/<sweep>``: the simulations with the mode reduction of each
+run, the theory of every covariance, and the same two for the initialization scan.
 """
 from __future__ import annotations
 
@@ -26,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dlnfusion import NetworkSpec, Stats, simulate, theory as th
-from dlnfusion.compare import measure_unimodal_phase, predict_unimodal_phase
-from dlnfusion.plot import PALETTE, new_figure, paper_style, save
+from dlnfusion import NetworkSpec, Stats, theory as th
+from dlnfusion.plot import PALETTE, identity_panel, new_figure, paper_style, save
+from dlnfusion.sweep import CAVEAT_SEPARATOR, Predict, Reduced, Sweep, Train
 
 from ._output import write_outputs
 
@@ -41,55 +46,55 @@ SCAN_STDS = (1e-6, 1e-9, 1e-15, 1e-30, 1e-60)
 SCAN_N_COV, SCAN_MAX_STEPS = 30, 400_000
 
 
-#: The second modality may have grown to at most this fraction of its unimodal plateau when
-#: the first is learned, for the two transitions to count as separate phases.
-SEPARATION = 0.1
+def _stats(cov):
+    return Stats.random(dim=DIM, seed=cov)
 
 
-def assumptions(st, init_std: float = INIT_STD, steps: int = MAX_STEPS) -> list:
-    """Reasons, from the theory alone (before any simulation), why a covariance lies outside
-    the two-phase analysis at this initialization, learning rate and budget (empty: inside).
+def _network():
+    return NetworkSpec.fusion(2, 2, width=WIDTH, input_dims=(DIM // 2, DIM - DIM // 2))
 
-    * stability: gradient descent from small weights ends at the balanced minimum, where it is
-      linearly stable only if η λ_max < 2 (theory.minimum_curvature); otherwise it diverges or
-      leaves the balanced regime the theory describes;
-    * separated phases: in the first phase each modality's growing mode starts at the typical
-      value w0 (theory.saxe.typical_effective_init) and is multiplied by (1 + η‖Σ_yx_m‖)² per step;
-      at the time the first modality reaches half its plateau, the second must still be below
-      SEPARATION of its own, or the two transitions overlap (a near tie);
-    * budget: the predicted t_B (leading order with gradient-descent rates) plus the final
-      approach along the flattest direction of the minimum, down to the stopping loss, must fit
-      in ``steps``;
-    * the caveats of the leading-order formula itself (collinear, near anti-parallel, ...).
-    """
-    reasons = []
+
+def _theory(cov, scale, steps):
+    """The theory of a covariance at an initialization std and budget, and whether it lies
+    inside the two-phase analysis (decided before simulating)."""
+    st = _stats(cov)
     r = th.roles(st)
-    curv = th.minimum_curvature(st)
-    if not curv.stable(LR):
-        reasons.append(f"unstable at the minimum: lr*lambda_max = {LR * curv.lambda_max:.3g} >= 2")
-    w0 = th.saxe.typical_effective_init(init_std, WIDTH)
-    half = []
-    for m in (r.first, r.second):
-        plateau = np.linalg.norm(st.unimodal_solution(m))
-        rate = np.log1p(LR * np.linalg.norm(st.sigma_yx_m(m)))
-        half.append((np.log(plateau / w0) / (2 * rate), plateau, rate))
-    t_a = half[0][0]
-    x_b = w0 / half[1][1] * np.exp(2 * half[1][2] * t_a)
-    if x_b > SEPARATION:
-        reasons.append(f"phases overlap: the second modality is at {x_b:.2g} of its plateau when "
-                       f"the first is learned (k = {r.k:.3f}, near tie)")
-    ratio = th.time_ratio_gradient_descent(st, LR)
-    if np.isfinite(ratio.value):
-        excess = th.landscape.saddle_loss(st, r.first) - max(st.min_loss(), 0.0)
-        t_end = t_a * ratio.value + curv.steps_to_shrink(LR, max(excess / STOP_LOSS, 1.0))
-        if t_end > steps:
-            reasons.append(f"predicted to need {t_end:.0f} steps, more than the budget "
-                           f"{steps}")
-    reasons += list(th.time_ratio_gradient_flow(st).caveats)
-    return reasons
+    return {"k": r.k, "cos_theta": r.cos_theta, "first": st.names[r.first],
+            "gradient_flow": th.time_ratio_gradient_flow(st).value,
+            "gradient_descent": th.time_ratio_gradient_descent(st, LR).value,
+            "crossover": th.timescales.time_ratio_crossover(st, scale * np.sqrt(WIDTH), LR),
+            "flags": th.timescales.two_phase_assumptions(st, scale, WIDTH, LR, steps,
+                                                         STOP_LOSS)}
 
 
-def _simulation_notes(st, status, first, t_b) -> list:
+def sweeps(quick: bool) -> dict:
+    """Every sweep of the figure, by name."""
+    covs = range(QUICK_N_COV if quick else N_COV)
+    train = {"lr": LR, "stop_loss": STOP_LOSS}
+    scan = {"scale": SCAN_STDS, "cov": range(SCAN_N_COV)}
+    sim = {**train, "scale": INIT_STD, "steps": MAX_STEPS, "record_every": 100}
+    seeds = QUICK_SEEDS if quick else SEEDS
+    return {
+        "sim": Sweep({"cov": covs}, Train(_stats, _network, record=False), sim, seeds),
+        "reduced": Sweep({"cov": covs}, Reduced(_stats, _network, basis="modes"), sim, seeds),
+        "theory": Sweep({"cov": covs}, Predict(_theory), {"scale": INIT_STD, "steps": MAX_STEPS}),
+        "scan_sim": Sweep(scan, Train(_stats, _network, record=False),
+                          {**train, "steps": SCAN_MAX_STEPS, "record_every": 1000}),
+        "scan_theory": Sweep(scan, Predict(_theory), {"steps": SCAN_MAX_STEPS}),
+    }
+
+
+def compute(out: Path, quick: bool = False) -> dict:
+    """Run (or resume) every sweep; their Datasets by name."""
+    folder = Path(out) / ID / ("quick" if quick else "full")
+    return {name: sw.run(folder / name, progress=False) for name, sw in sweeps(quick).items()}
+
+
+def _split(text) -> list:
+    return [c for c in str(text).split(CAVEAT_SEPARATOR) if c]
+
+
+def _simulation_notes(status, first, t_b, first_theory) -> list:
     """What the simulation did that the theory's assumptions exclude (reported, not used to
     select points)."""
     notes = []
@@ -97,70 +102,69 @@ def _simulation_notes(st, status, first, t_b) -> list:
         notes.append("diverged")
     if "max_steps" in status:
         notes.append(f"not converged within {MAX_STEPS} steps")
-    if any(f != th.roles(st).first for f in first):
+    if any(f != first_theory for f in first):
         notes.append("the other modality was learned first")
     if np.any(~np.isfinite(t_b)):
         notes.append("the second modality never reached half of its final value")
     return notes
 
 
-def run(out: Path, quick: bool = False) -> dict:
-    n_cov = QUICK_N_COV if quick else N_COV
-    seeds = QUICK_SEEDS if quick else SEEDS
-    stats = [Stats.random(dim=DIM, seed=i) for i in range(n_cov)]
-    flags = [assumptions(st) for st in stats]      # decided before simulating
-    spec = NetworkSpec.fusion(2, 2, width=WIDTH, input_dims=(DIM // 2, DIM - DIM // 2))
-    traj = simulate(spec, stats, seeds=seeds, scale=INIT_STD, lr=LR, steps=MAX_STEPS,
-                    stop_loss=STOP_LOSS, record_every=100)
-    meas = measure_unimodal_phase(traj)
+def _points(sim, reduced, theory) -> list:
     points = []
-    for i, st in enumerate(stats):
-        pred, _ = predict_unimodal_phase(spec, st, traj[i].initial_params, LR,
-                                            basis="modes", steps=MAX_STEPS,
-                                            stop_loss=STOP_LOSS, record_every=100)
-        xo = th.timescales.time_ratio_crossover(st, INIT_STD * np.sqrt(WIDTH), LR)
-        notes = _simulation_notes(st, list(traj.status_names()[i]), list(meas.first[i]),
-                                  meas.t_B[i])
+    for i in sim.cov.values:
+        s, r, t = sim.sel(cov=i), reduced.sel(cov=i), theory.sel(cov=i).isel(seed=0)
+        status, flags = [str(v) for v in s.status.values], _split(t.flags.values)
         points.append({
-            "seed": i, "k": th.roles(st).k, "cos_theta": th.roles(st).cos_theta,
-            "time_ratio_sim": [float(v) for v in meas.time_ratio[i]],
-            "time_ratio_gradient_flow": th.time_ratio_gradient_flow(st).value,
-            "time_ratio_gradient_descent": th.time_ratio_gradient_descent(st, LR).value,
-            "time_ratio_crossover": xo.value, "crossover_valid": xo.valid,
-            "crossover_caveats": list(xo.caveats),
-            "time_ratio_theory": float(np.mean(pred.time_ratio)),
-            "time_ratio_theory_per_seed": [float(v) for v in pred.time_ratio],
-            "status": [str(s) for s in traj.status_names()[i]],
-            "inside_assumptions": not flags[i], "flags": flags[i],
-            "simulation_notes": notes,
+            "seed": int(i), "k": float(t.k), "cos_theta": float(t.cos_theta),
+            "time_ratio_sim": [float(v) for v in s.time_ratio.values],
+            "time_ratio_gradient_flow": float(t.gradient_flow),
+            "time_ratio_gradient_descent": float(t.gradient_descent),
+            "time_ratio_crossover": float(t.crossover), "crossover_valid": bool(t.crossover_valid),
+            "crossover_caveats": _split(t.crossover_caveats.values),
+            "time_ratio_theory": float(np.mean(r.time_ratio.values)),
+            "time_ratio_theory_per_seed": [float(v) for v in r.time_ratio.values],
+            "status": status, "inside_assumptions": not flags, "flags": flags,
+            "simulation_notes": _simulation_notes(status, list(s.first.values), s.t_B.values,
+                                                  str(t.first.values)),
         })
+    return points
+
+
+def _scan(sim, theory) -> list:
+    """Leading-order error against the initialization scale (one seed per covariance), over the
+    covariances inside the assumptions at that scale whose simulated ratio is defined."""
+    rows = []
+    for std in SCAN_STDS:
+        s, t = sim.sel(scale=std).isel(seed=0), theory.sel(scale=std).isel(seed=0)
+        ratio = s.time_ratio.values
+        keep = (t.flags.values == "") & np.isfinite(ratio)
+
+        def err(key):
+            return float(np.median(np.abs(t[key].values[keep] / ratio[keep] - 1)))
+
+        rows.append({"init_std": std, "ln_1_over_u0": float(np.log(1 / (std * np.sqrt(WIDTH)))),
+                     "n": int(keep.sum()), "gradient_descent_median": err("gradient_descent"),
+                     "gradient_flow_median": err("gradient_flow"),
+                     "crossover_median": err("crossover")})
+    return rows
+
+
+def run(out: Path, quick: bool = False) -> dict:
+    ds = compute(out, quick)
+    points = _points(ds["sim"], ds["reduced"], ds["theory"])
     summary = _summary(points)
-    scan = _scan()
+    scan = _scan(ds["scan_sim"], ds["scan_theory"])
     payload = {"figure": ID, "paper": "Zhang, Latham & Saxe, ICML 2024, random sweep "
                "(authors' implementation)",
                "parameters": {"dim": DIM, "width": WIDTH, "init_std": INIT_STD, "lr": LR,
                               "max_steps": MAX_STEPS, "stop_loss": STOP_LOSS,
-                              "covariances": n_cov, "seeds": list(seeds),
+                              "covariances": len(points),
+                              "seeds": [int(s) for s in ds["sim"].seed.values],
                               "inverse_wishart_df": DIM + 2, "scale_factor": 2.0},
                "points": points, "summary": summary, "init_scale_scan": scan}
     result = write_outputs(out, ID, payload, lambda stem: _figure(points, scan, stem),
                            summary)
-    s = summary
-    print(f"{s['inside']} of {len(points)} covariances inside the assumptions (decided before "
-          f"simulating); flagged: {s['flag_counts']}; inside, the simulation showed: "
-          f"{s['inside_but_simulation_outside'] or 'nothing unexpected'}")
-    for key in ("theory", "gradient_descent", "gradient_flow", "crossover"):
-        v = s[key]
-        print(f"  {key:17s}: median relative error {v['median']:.2%}, max {v['max']:.2%}")
-    v = s["crossover_where_sharp_turn"]
-    print(f"  crossover where its sharp turn holds ({v['n']} covariances): median "
-          f"{v['median']:.2%}, max {v['max']:.2%} (eq. 9 with GD rates there: "
-          f"{v['gradient_descent_median']:.2%})")
-    for row in scan:
-        print(f"  init std {row['init_std']:.0e}: leading order (GD rates) median error "
-              f"{row['gradient_descent_median']:.1%}, (gradient flow) "
-              f"{row['gradient_flow_median']:.1%}, (turned mode) {row['crossover_median']:.1%} "
-              f"over {row['n']} covariances")
+    _print(summary, scan, len(points))
     return result
 
 
@@ -194,28 +198,22 @@ def _summary(points) -> dict:
     return out
 
 
-def _scan() -> list:
-    """Leading-order error against the initialization scale (one seed per covariance)."""
-    stats = [Stats.random(dim=DIM, seed=i) for i in range(SCAN_N_COV)]
-    spec = NetworkSpec.fusion(2, 2, width=WIDTH, input_dims=(DIM // 2, DIM - DIM // 2))
-    rows = []
-    for std in SCAN_STDS:
-        traj = simulate(spec, stats, seeds=[0], scale=std, lr=LR, steps=SCAN_MAX_STEPS,
-                        stop_loss=STOP_LOSS, record_every=1000)
-        meas = measure_unimodal_phase(traj)
-        e_gd, e_gf, e_xo = [], [], []
-        for i, st in enumerate(stats):
-            sim = float(meas.time_ratio[i, 0])
-            if assumptions(st, std, SCAN_MAX_STEPS) or not np.isfinite(sim):
-                continue
-            e_gd.append(abs(th.time_ratio_gradient_descent(st, LR).value / sim - 1))
-            e_gf.append(abs(th.time_ratio_gradient_flow(st).value / sim - 1))
-            e_xo.append(abs(th.timescales.time_ratio_crossover(st, std * np.sqrt(WIDTH), LR).value / sim - 1))
-        rows.append({"init_std": std, "ln_1_over_u0": float(np.log(1 / (std * np.sqrt(WIDTH)))),
-                     "n": len(e_gd), "gradient_descent_median": float(np.median(e_gd)),
-                     "gradient_flow_median": float(np.median(e_gf)),
-                     "crossover_median": float(np.median(e_xo))})
-    return rows
+def _print(s, scan, n_points):
+    print(f"{s['inside']} of {n_points} covariances inside the assumptions (decided before "
+          f"simulating); flagged: {s['flag_counts']}; inside, the simulation showed: "
+          f"{s['inside_but_simulation_outside'] or 'nothing unexpected'}")
+    for key in ("theory", "gradient_descent", "gradient_flow", "crossover"):
+        print(f"  {key:17s}: median relative error {s[key]['median']:.2%}, max "
+              f"{s[key]['max']:.2%}")
+    v = s["crossover_where_sharp_turn"]
+    print(f"  crossover where its sharp turn holds ({v['n']} covariances): median "
+          f"{v['median']:.2%}, max {v['max']:.2%} (eq. 9 with GD rates there: "
+          f"{v['gradient_descent_median']:.2%})")
+    for row in scan:
+        print(f"  init std {row['init_std']:.0e}: leading order (GD rates) median error "
+              f"{row['gradient_descent_median']:.1%}, (gradient flow) "
+              f"{row['gradient_flow_median']:.1%}, (turned mode) {row['crossover_median']:.1%} "
+              f"over {row['n']} covariances")
 
 
 def _figure(points, scan, stem):
@@ -234,19 +232,10 @@ def _figure(points, scan, stem):
                        edgecolors=color, linewidths=0.7, label=label)
             ax.scatter(pred[~inside], sim[~inside], s=12, marker="x", color=color,
                        linewidths=0.7)
-        finite = np.isfinite(sim)
-        hi = np.nanpercentile(sim[finite], 98) * 1.3
-        ax.plot([0.5, hi], [0.5, hi], color="0.5", lw=0.8)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlim(0.5, hi)
-        ax.set_ylim(0.5, hi)
-        ax.set_xlabel(r"predicted $t_B/t_A$")
-        ax.set_ylabel(r"simulated $t_B/t_A$")
-        ax.legend(fontsize=6, loc="upper left")
+        identity_panel(ax, 0.5, np.nanpercentile(sim[np.isfinite(sim)], 98) * 1.3,
+                       r"predicted $t_B/t_A$", r"simulated $t_B/t_A$", panel="a")
         ax.text(0.98, 0.02, "× outside the assumptions", transform=ax.transAxes, ha="right",
                 fontsize=6, color="0.3")
-        ax.text(-0.18, 1.02, "a", transform=ax.transAxes, fontweight="bold", fontsize=9)
         ax = axes[0, 1]
         x = [r["ln_1_over_u0"] for r in scan]
         ax.plot(x, [r["gradient_flow_median"] for r in scan], "s-", color=PALETTE[2], mfc="white",

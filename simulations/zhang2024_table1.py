@@ -29,16 +29,17 @@ small epoch budgets: a check that the whole pipeline runs, not the table's numbe
 """
 from __future__ import annotations
 
-import time
+from functools import lru_cache
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from dlnfusion import FusionCNN, FusionMLP, fit
-from dlnfusion.compare import measure_accuracy_times
+from dlnfusion import FusionCNN, FusionMLP
 from dlnfusion.data import noisy_digits
-from dlnfusion.plot import PALETTE, new_figure, paper_style, save
+from dlnfusion.plot import (PALETTE, accuracy_panel, image_grid, mean_sd_text, new_figure,
+                            paper_style, save, table_panel)
+from dlnfusion.sweep import Fit, Sweep
 
 from ._output import write_outputs
 
@@ -61,34 +62,54 @@ NETWORKS = {  # learning rate; epoch budgets on digits, MNIST and quick; width o
 QUICK_BATCH = 100  # quick: 14 steps per epoch instead of 2, so that a few epochs show learning
 
 
-def network(kind: str, fusion_layer: int, image_shape, quick: bool = False):
-    cfg = NETWORKS[kind]
-    size = cfg["quick_size"] if quick else cfg["size"]
+@lru_cache(maxsize=4)
+def _task(mnist=None):
+    return noisy_digits(mnist, seed=0)
+
+
+def network(kind: str, fusion_layer: int, size: int, mnist=None):
+    """The paper's MLP (depth 5) or CNN (five convolutions) at fusion layer ``fusion_layer``,
+    ``size`` units or channels, for the images of the task."""
+    shape = _task(mnist).input_shapes[0]
     if kind == "mlp":
-        d = int(np.prod(image_shape))
+        d = int(np.prod(shape))
         return FusionMLP((d, d), depth=5, fusion_layer=fusion_layer, width=size, n_out=10)
-    return FusionCNN(tuple(image_shape), fusion_layer=fusion_layer, n_conv=5, channels=size,
+    return FusionCNN(tuple(shape), fusion_layer=fusion_layer, n_conv=5, channels=size,
                      n_out=10)
-
-
-def _done(history) -> bool:
-    t = measure_accuracy_times(history, LEVEL)
-    return bool(np.all(np.isfinite(t.ratio) | history.diverged))
 
 
 def batch_size(task, quick: bool = False) -> int:
     return min(QUICK_BATCH if quick else BATCH, task.n_train)
 
 
-def train_one(kind: str, fusion_layer: int, task, seeds, max_epochs: int, quick: bool = False):
-    """Train one (network, L_f) from every seed; returns (history, times, seconds)."""
-    model = network(kind, fusion_layer, task.input_shapes[0], quick)
-    start = time.perf_counter()
-    hist = fit(model, task, seeds, epochs=max_epochs, batch_size=batch_size(task, quick),
-               lr=NETWORKS[kind]["lr"], lr_decay=LR_DECAY, loss="cross_entropy",
-               chunk_epochs=CHUNK, stop=_done, batch_seeds=kind == "mlp")
-    jax.block_until_ready(jax.tree_util.tree_leaves(hist.params))
-    return hist, measure_accuracy_times(hist, LEVEL), time.perf_counter() - start
+def _mode(quick, mnist) -> str:
+    return ("quick" if quick else "full") + ("-mnist" if mnist is not None else "")
+
+
+def sweeps(quick: bool, mnist=None) -> dict:
+    """One sweep over the fusion layer per network, each grid point trained from every seed
+    until every seed has both 50% crossings (or the epoch budget ends)."""
+    seeds = list(range(QUICK_SEEDS if quick else SEEDS))
+    out = {}
+    for kind, cfg in NETWORKS.items():
+        layers = cfg["quick_fusion_layers"] if quick else FUSION_LAYERS
+        if not layers:
+            continue
+        budget = cfg["quick_epochs" if quick else "mnist_epochs" if mnist else "epochs"]
+        fixed = {"kind": kind, "size": cfg["quick_size" if quick else "size"], "mnist": mnist,
+                 "epochs": budget, "batch_size": batch_size(_task(mnist), quick),
+                 "lr": cfg["lr"], "lr_decay": LR_DECAY, "loss": "cross_entropy",
+                 "chunk_epochs": CHUNK, "batch_seeds": kind == "mlp", "level": LEVEL,
+                 "stop_at_level": True}
+        out[kind] = Sweep({"fusion_layer": list(layers)}, Fit(network, _task), fixed, seeds)
+    return out
+
+
+def compute(out: Path, quick: bool = False, mnist=None) -> dict:
+    """Run (or resume) the sweeps; their Datasets by network."""
+    folder = Path(out) / ID / _mode(quick, mnist)
+    return {kind: sw.run(folder / kind, progress=False)
+            for kind, sw in sweeps(quick, mnist).items()}
 
 
 def _stats(x):
@@ -98,43 +119,55 @@ def _stats(x):
             float(ok.std()) if ok.size > 1 else float("nan"))
 
 
+def _history(p):
+    """A grid point's records up to the epoch its training ended."""
+    keep = p.epoch.values <= int(p.epochs_run.values[0])
+    rec = {k: p[k].values[..., keep]
+           for k in ("train_loss", "test_acc", "unimodal_acc")}
+    return {"epoch": p.epoch.values[keep], **rec, "names": list(p.modality.values)}
+
+
 def _mean_curves(h) -> dict:
     """Seed means of the recorded curves (the lines of Figures 7 and 14)."""
     with np.errstate(invalid="ignore"):
-        return {"epoch": h.epoch.tolist(),
-                "train_loss_over_initial": np.nanmean(h.train_loss / h.train_loss[:, :1],
+        return {"epoch": h["epoch"].tolist(),
+                "train_loss_over_initial": np.nanmean(h["train_loss"] / h["train_loss"][:, :1],
                                                       0).tolist(),
-                "test_acc": np.nanmean(h.test_acc, 0).tolist(),
-                "unimodal_acc": {n: np.nanmean(h.unimodal_acc[:, m], 0).tolist()
-                                 for m, n in enumerate(h.names)}}
+                "test_acc": np.nanmean(h["test_acc"], 0).tolist(),
+                "unimodal_acc": {n: np.nanmean(h["unimodal_acc"][:, m], 0).tolist()
+                                 for m, n in enumerate(h["names"])}}
+
+
+def _row(kind, p, budget, curves):
+    h = _history(p)
+    curves[(kind, int(p.fusion_layer))] = h
+    mean, std = _stats(p.time_ratio.values)
+    Lf = int(p.fusion_layer)
+    return {"network": kind, "fusion_layer": Lf,
+            "time_ratio": [float(r) for r in p.time_ratio.values], "mean": mean, "std": std,
+            "first_modality": [str(f) for f in p.first.values],
+            "t_50_epochs": p.t_level.values.tolist(), "epochs_run": int(p.epochs_run[0]),
+            "epoch_budget": budget, "status": [str(s) for s in p.status.values],
+            "final_test_acc": [float(a) for a in p.final_test_acc.values],
+            "seconds": float(p.seconds[0]), "curves": _mean_curves(h),
+            "paper_mean": PAPER_TABLE[kind][Lf - 1][0], "paper_std": PAPER_TABLE[kind][Lf - 1][1]}
 
 
 def run(out: Path, quick: bool = False, mnist=None) -> dict:
-    task = noisy_digits(mnist, seed=0)
+    task = _task(mnist)
     seeds = list(range(QUICK_SEEDS if quick else SEEDS))
-    rows, curves, total, samples = [], {}, 0.0, 0
-    for kind, cfg in NETWORKS.items():
-        budget = cfg["quick_epochs" if quick else "mnist_epochs" if mnist else "epochs"]
-        for Lf in cfg["quick_fusion_layers"] if quick else FUSION_LAYERS:
-            hist, times, secs = train_one(kind, Lf, task, seeds, budget, quick)
-            total += secs
-            n_ep = int(hist.epoch[-1])
-            samples += n_ep * task.n_train * len(seeds)
-            mean, std = _stats(times.ratio)
-            rows.append({
-                "network": kind, "fusion_layer": Lf,
-                "time_ratio": [float(r) for r in times.ratio], "mean": mean, "std": std,
-                "first_modality": times.first_names(),
-                "t_50_epochs": times.times.tolist(), "epochs_run": n_ep,
-                "epoch_budget": budget, "status": [str(s) for s in hist.status_names()],
-                "final_test_acc": [float(a) for a in hist.test_acc[:, -1]],
-                "seconds": secs, "curves": _mean_curves(hist),
-                "paper_mean": PAPER_TABLE[kind][Lf - 1][0],
-                "paper_std": PAPER_TABLE[kind][Lf - 1][1]})
-            curves[(kind, Lf)] = hist
-            print(f"{kind} L_f={Lf}: time ratio {mean:.2f} ± {std:.2f} "
-                  f"(per seed {np.round(times.ratio, 2).tolist()}, first "
-                  f"{times.first_names()}), {n_ep} epochs, {secs:.1f} s")
+    rows, curves = [], {}
+    for kind, ds in compute(out, quick, mnist).items():
+        budget = NETWORKS[kind]["quick_epochs" if quick else "mnist_epochs" if mnist
+                                else "epochs"]
+        rows += [_row(kind, ds.sel(fusion_layer=Lf), budget, curves)
+                 for Lf in ds.fusion_layer.values]
+    for r in rows:
+        print(f"{r['network']} L_f={r['fusion_layer']}: time ratio {r['mean']:.2f} ± "
+              f"{r['std']:.2f} (per seed {np.round(r['time_ratio'], 2).tolist()}, first "
+              f"{r['first_modality']}), {r['epochs_run']} epochs, {r['seconds']:.1f} s")
+    total = sum(r["seconds"] for r in rows)
+    samples = sum(r["epochs_run"] * task.n_train * len(seeds) for r in rows)
     mlp = {r["fusion_layer"]: r["mean"] for r in rows if r["network"] == "mlp"}
     ordered = [mlp[L] for L in FUSION_LAYERS if L in mlp]
     summary = {
@@ -193,33 +226,12 @@ def _table_figure(rows, stem):
             ax.text(0.5, 0.55, "50% not reached\nwithin the epoch budget", ha="center",
                     va="center", fontsize=7, color=PALETTE[5], transform=ax.transAxes)
     axes[0, 0].legend(fontsize=6)
-    ax = axes[0, 2]
-    ax.axis("off")
-
-    def cell(r):
-        if r is None:
-            return "not run"
-        n_ok = int(np.isfinite(np.asarray(r["time_ratio"], float)).sum())
-        if n_ok == 0:
-            return "not reached"
-        txt = f"{r['mean']:.2f}±{r['std']:.2f}" if n_ok > 1 else f"{r['mean']:.2f}"
-        return txt if n_ok == len(r["time_ratio"]) else f"{txt} ({n_ok}/{len(r['time_ratio'])})"
-
-    cells = []
-    for Lf in FUSION_LAYERS:
-        row = [f"{Lf}"]
-        for kind in ("mlp", "cnn"):
-            r = next((x for x in rows if x["network"] == kind and x["fusion_layer"] == Lf), None)
-            paper = PAPER_TABLE[kind][Lf - 1]
-            row += [cell(r), f"{paper[0]:.2f}±{paper[1]:.2f}"]
-        cells.append(row)
-    t = ax.table(cellText=cells, colLabels=["$L_f$", "MLP", "paper", "CNN", "paper"],
-                 loc="center", cellLoc="center")
-    t.auto_set_font_size(False)
-    t.set_fontsize(5.5)
-    t.auto_set_column_width(list(range(5)))
-    t.scale(1.0, 1.35)
-    ax.set_title("time ratio: digits (dlnfusion) and MNIST (paper)", fontsize=7)
+    done = {(r["network"], r["fusion_layer"]): mean_sd_text(r["time_ratio"]) for r in rows}
+    cells = [[f"{Lf}"] + [v for kind in ("mlp", "cnn") for v in (
+        done.get((kind, Lf), "not run"), "{:.2f}±{:.2f}".format(*PAPER_TABLE[kind][Lf - 1]))]
+        for Lf in FUSION_LAYERS]
+    table_panel(axes[0, 2], cells, ["$L_f$", "MLP", "paper", "CNN", "paper"],
+                "time ratio: digits (dlnfusion) and MNIST (paper)")
     return save(fig, stem)
 
 
@@ -232,19 +244,10 @@ def _curves_figure(kind, curves, stem):
         if (kind, Lf) not in curves:
             ax.text(0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes)
             continue
-        h = curves[(kind, Lf)]
-        loss = np.nanmean(h.train_loss / h.train_loss[:, :1], 0)
-        ax.plot(h.epoch, loss, color=PALETTE[0], lw=1.0, label="loss / initial")
-        ax.plot(h.epoch, np.nanmean(h.test_acc, 0), ":", color=PALETTE[0], lw=1.0,
-                label="A & B acc.")
-        ax.plot(h.epoch, np.nanmean(h.unimodal_acc[:, 0], 0), color=PALETTE[5], lw=1.0,
-                label="A acc.")
-        ax.plot(h.epoch, np.nanmean(h.unimodal_acc[:, 1], 0), color=PALETTE[6], lw=1.0,
-                label="B acc.")
-        ax.axhline(LEVEL, color="0.7", lw=0.5, zorder=0)
-        ax.set_ylim(0, 1.05)
+        c = _mean_curves(curves[(kind, Lf)])
+        accuracy_panel(ax, c["epoch"], c["train_loss_over_initial"], c["test_acc"],
+                       c["unimodal_acc"], level=LEVEL)
         legend = legend or ax
-        ax.set_xlabel("epoch")
         if k == 0:
             ax.set_ylabel("loss & accuracy")
     if legend is not None:
@@ -254,12 +257,11 @@ def _curves_figure(kind, curves, stem):
 
 
 def _examples_figure(task, stem):
-    import jax.numpy as jnp
-
+    """One pair of training images per corruption case (Figure 13)."""
     x = task.train_x
     idx = np.arange(min(400, task.n_train))
     xa, xb = (np.asarray(v) for v in task.corrupt(jax.random.PRNGKey(1),
-                                                   (jnp.asarray(x[0][idx]), jnp.asarray(x[1][idx]))))
+                                                   (x[0][idx], x[1][idx])))
     hit_b = ~np.all(xb == x[1][idx], axis=(1, 2))
     hit_a = ~np.all(xa == x[0][idx], axis=(1, 2))
     p_b, p_a = task.info["p_b"], task.info["p_a"]
@@ -267,13 +269,8 @@ def _examples_figure(task, stem):
              (f"neither (p = {1 - p_a - p_b:g})", ~hit_a & ~hit_b)]
     cases = [(title, int(np.argmax(mask))) for title, mask in cases if mask.any()]
     fig, axes = new_figure(ncols=2 * len(cases), width=6.9 * len(cases) / 3, height=1.45)
-    lo, hi = float(np.min(x[0])), float(np.max(x[0]))
-    for k, (title, i) in enumerate(cases):
-        for j, (img, name) in enumerate(((xa[i], "A"), (xb[i], "B"))):
-            ax = axes[0, 2 * k + j]
-            ax.imshow(img, cmap="gray", vmin=lo, vmax=hi)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(f"{name}", fontsize=7)
-        axes[0, 2 * k].set_xlabel(title, fontsize=6, loc="left")
+    image_grid(axes[0], [im for _, i in cases for im in (xa[i], xb[i])],
+               titles=["A", "B"] * len(cases),
+               xlabels=[v for title, _ in cases for v in (title, None)],
+               vmin=float(np.min(x[0])), vmax=float(np.max(x[0])))
     return save(fig, stem)

@@ -75,3 +75,34 @@ def test_interrupted_reproduce_says_what_is_kept(monkeypatch, capsys, tmp_path):
     err = capsys.readouterr().err
     assert "second: its partial results are not kept; re-run `dlnfusion reproduce second " \
            f"--out {tmp_path}` to make it." in err and "finished before" not in err
+
+
+def test_figure_list_comes_from_the_modules():
+    """Every public module of the simulations package is a figure whose ID is its name with
+    dashes, listed in natural order (fig2 before fig11), with a title and a run function."""
+    import importlib
+    import pkgutil
+
+    from dlnfusion import simulations
+
+    names = [m.name for m in pkgutil.iter_modules(simulations.__path__)
+             if not m.name.startswith("_")]
+    assert sorted(cli.FIGURES.values()) == sorted(f"dlnfusion.simulations.{n}" for n in names)
+    for fig_id, mod in cli.FIGURES.items():
+        module = importlib.import_module(mod)
+        assert module.ID == fig_id and module.TITLE and callable(module.run)
+    ids = list(cli.FIGURES)
+    assert ids.index("zhang2024-fig2") < ids.index("zhang2024-fig11")
+
+
+def test_reproduce_all_prints_a_timing_table(monkeypatch, capsys, tmp_path):
+    figures = {"first": _Figure(None), "second": _Figure(None)}
+    monkeypatch.setattr(cli, "FIGURES", dict.fromkeys(figures, "unused"))
+    monkeypatch.setattr(cli, "_load", figures.__getitem__)
+    assert cli.main(["reproduce", "all", "--out", str(tmp_path)]) == 0
+    table = capsys.readouterr().out.splitlines()[-4:]
+    assert table[0].split() == ["figure", "seconds"]
+    assert {table[1].split()[0], table[2].split()[0]} == {"first", "second"}
+    assert table[3].split()[0] == "total"
+    assert float(table[3].split()[1]) == pytest.approx(
+        float(table[1].split()[1]) + float(table[2].split()[1]), abs=0.15)

@@ -7,7 +7,7 @@ import pytest
 
 from dlnfusion import Dataset
 from dlnfusion.data import xor_task
-from dlnfusion.data.xor import XOR_POINTS, xor_of
+from dlnfusion.data.xor import XOR_POINTS, linear_share, xa_only_loss, xor_alignment, xor_of
 from dlnfusion.simulations import zhang2024_fig12 as fig12
 
 N = 8192
@@ -90,14 +90,14 @@ def test_xor_of_shape_error():
 def test_xa_only_loss_is_the_population_value():
     # L_A is the best fit of y from x_A alone; for the population it is 1/2 Var(XOR) = 0.5.
     # Its sampling error is O(1/sqrt(N)) (the fit of x_A is nearly exact).
-    assert fig12.xa_only_loss(xor_task(2.0, N, seed=0)) == pytest.approx(0.5, abs=0.01)
+    assert xa_only_loss(xor_task(2.0, N, seed=0)) == pytest.approx(0.5, abs=0.01)
 
 
 def test_xor_alignment_and_linear_share():
     diag = np.array([[1.0, 1.0], [-2.0, 2.0], [0.5, -0.5]])
-    assert fig12.xor_alignment(diag) == pytest.approx(1.0)
-    assert fig12.xor_alignment(np.array([[1.0, 0.0], [0.0, -3.0]])) == 0.0
-    assert fig12.linear_share(np.array([3.0, 0.0]), np.array([[0.0, 4.0], [0.0, 0.0]])) \
+    assert xor_alignment(diag) == pytest.approx(1.0)
+    assert xor_alignment(np.array([[1.0, 0.0], [0.0, -3.0]])) == 0.0
+    assert linear_share(np.array([3.0, 0.0]), np.array([[0.0, 4.0], [0.0, 0.0]])) \
         == pytest.approx(9 / 25)
 
 

@@ -10,6 +10,7 @@ from dlnfusion.simulations import zhang2024_fig6 as fig6
 def test_fig6_pipeline_on_a_small_grid(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(fig6, "FUSION_LAYERS", (1, 3))
     monkeypatch.setattr(fig6, "WIDTH", 16)
+    monkeypatch.setattr(fig6, "QUICK_STRIDE", 1)
     monkeypatch.setattr(fig6, "PANELS", {
         "b": {"param": "rho", "values": np.array([-0.9, 0.45]), "line": np.array([-0.9, 0.45])},
         "c": {"param": "sigma_ratio", "values": np.array([2.0]), "line": np.array([1.5, 2.0])},
@@ -38,10 +39,11 @@ def test_fig6_resumes_after_an_interruption(tmp_path, monkeypatch):
     it finished; the same command then completes it, training only what is missing, and
     writes the numbers of an uninterrupted run."""
     import dlnfusion
-    import dlnfusion.sweep.runners as runners
+    import dlnfusion.sweep.runners.networks as runners
 
     monkeypatch.setattr(fig6, "FUSION_LAYERS", (1, 3))
     monkeypatch.setattr(fig6, "WIDTH", 16)
+    monkeypatch.setattr(fig6, "QUICK_STRIDE", 1)
     monkeypatch.setattr(fig6, "PANELS", {
         "b": {"param": "rho", "values": np.array([0.45]), "line": np.array([0.45])},
         "c": {"param": "sigma_ratio", "values": np.array([2.0]), "line": np.array([2.0])},

@@ -55,7 +55,7 @@ def test_fig8_collinear(tmp_path):
 
 
 def test_fig9_logistic(tmp_path, monkeypatch):
-    monkeypatch.setattr(zhang2024_fig9, "RHOS", np.array([-0.45, 0.0]))
+    monkeypatch.setattr(zhang2024_fig9, "QUICK_RHOS", np.array([-0.45, 0.0]))
     monkeypatch.setattr(zhang2024_fig9, "QUICK_MAX_STEPS", 8000)
     monkeypatch.setattr(zhang2024_fig9, "TRAJ_STEPS", 500)
     zhang2024_fig9.run(tmp_path, quick=True)
@@ -78,7 +78,8 @@ def test_random_covariances(tmp_path, monkeypatch):
     for p in pts:
         # Validity is the theory's own verdict on the covariance, recomputed here without any
         # simulation; what the simulation did is reported separately.
-        flags = zhang2024_random.assumptions(Stats.random(dim=20, seed=p["seed"]))
+        flags = th.timescales.two_phase_assumptions(Stats.random(dim=20, seed=p["seed"]),
+                                                    1e-9, 100, 0.04, 40_000, 1e-4)
         assert p["flags"] == flags and p["inside_assumptions"] == (not flags)
         # the closed form is the theory's own, from the covariance and the nominal scale
         assert p["time_ratio_crossover"] == th.timescales.time_ratio_crossover(
@@ -98,11 +99,11 @@ def test_random_covariances(tmp_path, monkeypatch):
 def test_multimodal_sequence(tmp_path, monkeypatch):
     # A reduced grid: three and four modalities, six covariances each, one seed.
     monkeypatch.setattr(multimodal_sequence, "N_MODALITIES", (3, 4))
-    monkeypatch.setattr(multimodal_sequence, "N_COV", 6)
+    monkeypatch.setattr(multimodal_sequence, "QUICK_COVARIANCES", tuple(range(6)))
     monkeypatch.setattr(multimodal_sequence, "QUICK_SEEDS", (0,))
     monkeypatch.setattr(multimodal_sequence, "MAX_STEPS", 40_000)
     monkeypatch.setattr(multimodal_sequence, "EXAMPLES", ((3, 0), (4, 1)))
-    monkeypatch.setattr(multimodal_sequence, "DEEP_QUICK_CASES", 2)
+    monkeypatch.setattr(multimodal_sequence, "DEEP_QUICK_CASES", (0, 1))
     multimodal_sequence.run(tmp_path, quick=True)
     d = _load(tmp_path, "multimodal-sequence")
     cases = d["cases"]

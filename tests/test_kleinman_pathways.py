@@ -10,6 +10,7 @@ from dlnfusion import theory as th
 from dlnfusion.data import hierarchy
 from dlnfusion.simulations import kleinman2023l_pathways as pw
 from dlnfusion.simulations import kleinman2023l_portraits as pt
+from dlnfusion.sweep import Pathways, ReducedPathways, Sweep
 
 #: The reduced map is the full network's gradient descent written in its SVD basis, so the
 #: two agree to float64 rounding accumulated over 1000 steps of width-100 products (~1e-14
@@ -17,42 +18,59 @@ from dlnfusion.simulations import kleinman2023l_portraits as pt
 TOL_EXACT = 1e-10
 
 
+def _K(folder, runner, grid, windows, **fixed):
+    """K (grid..., time, pathway, mode) of a sweep of the figure's runs (its task, network and
+    training) with the given runner and windows."""
+    sweep = Sweep(grid, runner(pw.task, pw.network, windows), {**pw.TRAINING, **fixed})
+    return sweep.run(folder, progress=False).K.isel(seed=0)
+
+
 @pytest.fixture(scope="module")
-def depth3():
-    starts, lengths = np.array([0.0, 400.0, 750.0, 0.0]), np.array([150.0, 150.0, 150.0, 0.0])
-    time, K = pw.simulate_gates(3, starts, lengths)
-    return starts, lengths, time, K
+def depth3(tmp_path_factory):
+    """The trajectory panels' runs at D = 3 (b gated [0, 150), [400, 550), [750, 900), none):
+    the network and the reduced map."""
+    folder = tmp_path_factory.mktemp("depth3")
+    grid = {"depth": [3], "gate": list(pw.PANEL.values())}
+    return tuple(_K(folder / r.__name__, r, grid, pw.windows).isel(depth=0)
+                 for r in (Pathways, ReducedPathways))
+
+
+@pytest.fixture(scope="module")
+def theory(tmp_path_factory):
+    """The reduced map of the trajectory panels' runs at D = 2, 3, 4."""
+    return _K(tmp_path_factory.mktemp("theory"), ReducedPathways,
+              {"depth": [2, 3, 4], "gate": list(pw.PANEL.values())}, pw.windows)
 
 
 def test_full_network_equals_reduced_dynamics(depth3):
-    starts, lengths, time, K = depth3
-    for i in range(starts.size):
-        theo = pw.theory_gates(3, starts[i], lengths[i])
-        np.testing.assert_array_equal(theo.time, time)
-        assert np.max(np.abs(K[i] - theo.K)) < TOL_EXACT
+    K, theo = depth3
+    np.testing.assert_array_equal(theo.time, K.time)
+    assert K.shape == (4, pw.STEPS // pw.STRIDE + 1, 2, 8)
+    for gate in pw.PANEL.values():
+        assert np.max(np.abs(K.sel(gate=gate).values - theo.sel(gate=gate).values)) < TOL_EXACT
 
 
-def test_lesion_run_equals_reduced_dynamics():
-    _, K = pw.simulate_gates(3, [0.0], [200.0], lesion=0)
-    theo = pw.theory_gates(3, 0.0, 200.0, lesion=0)
-    assert np.max(np.abs(K[0] - theo.K)) < TOL_EXACT
-    assert np.max(np.abs(K[0, :, 0, 0])) < 1e-15          # a's mode 1 stays at zero
+def test_lesion_run_equals_reduced_dynamics(tmp_path):
+    lesion = {"gate": "0", "gate_length": 200, "lesion": 0}
+    K, theo = (_K(tmp_path / r.__name__, r, {"depth": [3]}, pw.windows, **lesion)
+               .isel(depth=0).values for r in (Pathways, ReducedPathways))
+    assert np.max(np.abs(K - theo)) < TOL_EXACT
+    assert np.max(np.abs(K[:, 0, 0])) < 1e-15          # a's mode 1 stays at zero
     s = hierarchy().modes(0)[1]
-    assert K[0, -1, 1, 0] == pytest.approx(s[0], rel=1e-3)  # b learns it once ungated
+    assert K[-1, 1, 0] == pytest.approx(s[0], rel=1e-3)  # b learns it once ungated
 
 
-def test_papers_claims_on_the_gated_pathway(depth3):
+def test_papers_claims_on_the_gated_pathway(depth3, theory):
     """Early gate: b ends with a small share of every mode, for good; a late gate changes
     nothing; the middle gate's damage grows with depth (numbers in the module's JSON)."""
-    _, _, _, K = depth3
+    K = depth3[0].values
     s = hierarchy().modes(0)[1]
     share = K[:, -1, 1] / s
     assert np.all(share[0] < 0.1)                       # early
     np.testing.assert_allclose(share[2], 0.5, atol=1e-3)  # late = no deficit
     np.testing.assert_allclose(share[3], 0.5, atol=1e-6)
-    mid = {}
-    for D in (2, 3, 4):
-        mid[D] = pw.theory_gates(D, 400.0, 150.0).K[-1, 1, -1] / s[-1]
+    mid = {D: theory.sel(depth=D, gate=pw.PANEL["middle"]).values[-1, 1, -1] / s[-1]
+           for D in (2, 3, 4)}
     assert mid[2] > mid[3] > mid[4]
     # permanent: 3000 more steps of the reduced map leave the early split where it is
     long = rd.reduced_pathways(tuple(s), pw.STRENGTH ** (1 / 3), (3, 3), pw.LR, 4000,
@@ -60,15 +78,15 @@ def test_papers_claims_on_the_gated_pathway(depth3):
     np.testing.assert_allclose(long.K[-1, 1], long.K[1, 1], atol=1e-3)
 
 
-def test_closed_form_split_against_reduced_dynamics():
+def test_closed_form_split_against_reduced_dynamics(theory):
     """Gradient-flow closed form vs the exact GD map at the spec's settings: the gap is the
     O(ηs) difference of GD and GF; measured ≤ 0.13 % of s, tested at 0.5 %."""
     s = hierarchy().modes(0)[1]
     for D in (2, 3, 4):
-        for start in pw.GATE_STARTS:
-            pred = th.predicted_split(s, pw.STRENGTH ** (1 / D), D, pw.LR, start,
-                                      pw.GATE_LENGTH, pw.STEPS)
-            theo = pw.theory_gates(D, start, pw.GATE_LENGTH).K[-1]
+        for gate in pw.PANEL.values():
+            pred = th.predicted_split(s, pw.STRENGTH ** (1 / D), D, pw.LR,
+                                      *pw.gate_window(gate), pw.STEPS)
+            theo = theory.sel(depth=D, gate=gate).values[-1]
             assert np.max(np.abs(pred.K_a - theo[0]) / s) < 5e-3
             assert np.max(np.abs(pred.K_b - theo[1]) / s) < 5e-3
 

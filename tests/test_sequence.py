@@ -307,3 +307,60 @@ def test_deep_random_init_sequence_predicts_each_run():
         th.learning_sequence(st, 4, 4, scale=0.1, scheme="normal")
     with pytest.raises(ValueError, match="shape \\(3, 4\\)"):
         th.learning_sequence(st, 4, 4, scale=0.1, scheme="frobenius", init=np.ones((3, 2)))
+
+
+def test_sequence_arrays_round_trip_and_departure():
+    """A LearningSequence as arrays (a Predict sweep's records, NaN-padded) and back; the
+    departure from the order of ‖Σ_yx,m‖ where the theory has one."""
+    P = th.sequence
+    for seed in (0, 5, 17):
+        st = Stats.random(dim=5, dims=(1,) * 5, seed=seed)
+        seq = th.learning_sequence(st)
+        arrays = {k: np.pad(v, [(0, 1)] * v.ndim, constant_values=np.nan)
+                  for k, v in P.sequence_arrays(seq).items()}
+        assert set(arrays) == set(P.SEQUENCE_DIMS)
+        back = P.sequence_from_arrays(arrays, st.names, seq.valid, seq.caveats)
+        assert back.to_dict() == seq.to_dict()
+        for p, q in zip(back.plateaus, seq.plateaus):
+            np.testing.assert_array_equal(p.map, q.map)
+    st = Stats.random(dim=3, dims=(1, 1, 1), seed=5)     # explained away (test above)
+    seq = th.learning_sequence(st)
+    d = P.departure(st, seq)
+    assert (d["overtaken"], d["overtaker"]) == (seq.order_by_norm[1], seq.order[1])
+    assert d["stage"] == 1 and d["mechanism"] == "explained away"
+    assert d["drive_ratio_overtaken"] < d["drive_ratio_overtaker"]
+    assert P.departure(Stats.random(dim=3, dims=(1, 1, 1), seed=0), th.learning_sequence(
+        Stats.random(dim=3, dims=(1, 1, 1), seed=0))) is None
+
+
+def test_train_sequence_runner_and_predict_records(tmp_path):
+    """TrainSequence measures each run as measure_learning_sequence does, modalities of
+    different counts in one Dataset (padded: order −1, times NaN); Predict's ``dims`` stores
+    arrays of the theory, padded with NaN."""
+    from dlnfusion.sweep import Predict, Sweep, TrainSequence
+
+    stats = lambda M: Stats.random(dim=M, dims=(1,) * M, seed=0)  # noqa: E731
+    net = lambda M: NetworkSpec.fusion(2, 2, width=100, input_dims=(1,) * M)  # noqa: E731
+    fixed = {"lr": 0.04, "scale": 1e-9, "steps": 4000, "stop_loss": 1e-8, "record_every": 5}
+    ds = Sweep({"M": [2, 3]}, TrainSequence(stats, net), fixed, seeds=[0, 1]).run(
+        tmp_path / "sim", progress=False)
+    for M in (2, 3):
+        traj = simulate(net(M), stats(M), seeds=[0, 1], scale=1e-9, lr=0.04, steps=4000,
+                        record_every=5, stop_loss=1e-8)
+        meas = measure_learning_sequence(traj, stats(M))
+        s = ds.sel(M=M)
+        np.testing.assert_array_equal(s.times.values[:, :M], meas.times)
+        np.testing.assert_array_equal(s.order.values[:, :M], meas.order)
+        np.testing.assert_array_equal(s.plateau_loss.values[:, :M - 1], meas.plateau_loss)
+    assert np.all(ds.sel(M=2).order.values[:, 2] == -1)
+    assert np.all(np.isnan(ds.sel(M=2).times.values[:, 2]))
+    theory = Sweep({"M": [2, 3]}, Predict(lambda M: {"times": th.learning_sequence(
+        stats(M)).times, "n": M}, dims={"times": ("transition",)})).run(
+        tmp_path / "theory", progress=False)
+    assert theory.times.dims == ("M", "seed", "transition")
+    np.testing.assert_array_equal(theory.times.sel(M=3, seed=0), th.learning_sequence(
+        stats(3)).times)
+    assert np.isnan(theory.times.sel(M=2, seed=0).values[2])
+    with pytest.raises(ValueError, match="dimension"):
+        Sweep({"M": [3]}, Predict(lambda M: {"times": 1.0}, dims={"times": ("transition",)})
+              ).run(tmp_path / "bad", progress=False)

@@ -206,7 +206,7 @@ def small_reference(tmp_path_factory):
 
 def _interrupted(monkeypatch, out, chunk_size, interrupt_at):
     """Run the small sweep in chunks of ``chunk_size`` and interrupt it at that chunk."""
-    import dlnfusion.sweep.runners as sweep_module
+    import dlnfusion.sweep.runners.networks as sweep_module
 
     training = _Training(sweep_module.train, interrupt_at)
     monkeypatch.setattr(sweep_module, "train", training)
@@ -230,7 +230,7 @@ def test_interrupted_sweep_keeps_its_chunks_and_resumes(small_reference, tmp_pat
     """Ctrl-C during the third of three chunks: the two finished chunks stay saved, a short
     SweepInterrupted (a KeyboardInterrupt, no traceback chained through the training) says
     how many and how to resume, and the same call then computes only the missing chunk."""
-    import dlnfusion.sweep.runners as sweep_module
+    import dlnfusion.sweep.runners.networks as sweep_module
 
     ref, _ = small_reference
     out = tmp_path / "cut"
@@ -256,7 +256,7 @@ def test_resume_with_another_chunk_size(small_reference, tmp_path, monkeypatch, 
     """Chunks saved with chunk_size=2 are matched run by run when the sweep resumes with 4,
     then with 3: only the runs no saved chunk holds are trained, and the Dataset is the one
     of an uninterrupted sweep."""
-    import dlnfusion.sweep.runners as sweep_module
+    import dlnfusion.sweep.runners.networks as sweep_module
 
     ref, _ = small_reference
     out = tmp_path / "rechunked"
@@ -405,3 +405,325 @@ def test_reduced_sweep_is_the_prediction_of_train(tmp_path):
         Sweep(grid={"rho": [0.1]}, runner=Reduced(
             stats, lambda: dln.NetworkSpec.fusion(3, 2, width=10, activation="relu"))).run(
             tmp_path / "x", progress=False)
+
+
+def test_balancing_sweeps_are_their_direct_calls(tmp_path):
+    """Balance, ReducedBalance and OGMLaw: a sweep over ρ and the method gives labeled
+    Datasets whose runs are dlnfusion.train with the method's optimizer, balancing_two_layer
+    and ogm_ge_two_layer called directly on the same initial weights."""
+    import optax
+
+    from dlnfusion import reduced as rd
+    from dlnfusion import theory as th
+    from dlnfusion.sweep import Balance, Balancing, OGMLaw, ReducedBalance
+
+    stats = lambda rho: dln.Stats.scalar_toy(2.0, 1.0, rho)  # noqa: E731
+    net = lambda: dln.NetworkSpec.fusion(2, 2, width=10)  # noqa: E731
+    methods = {"joint": Balancing(), "inforeg": Balancing("inforeg", epoch=5),
+               "ogm_ge": Balancing("ogm_ge", alpha=0.5)}
+    grid = {"rho": [0.0, 0.5], "balancing": ["joint", "inforeg"]}
+    fixed = {"scale": 1e-3, "steps": 400, "record_every": 10}
+    sim = Sweep(grid, Balance(stats, net, methods=methods), fixed, [0, 1]).run(
+        tmp_path / "s", progress=False)
+    red = Sweep(grid, ReducedBalance(stats, net, methods=methods, record=True), fixed,
+                [0, 1]).run(tmp_path / "r", progress=False)
+    law = Sweep({"rho": [0.5]}, OGMLaw(stats, net, noise_seed=lambda rho: 7, methods=methods),
+                {**fixed, "balancing": "ogm_ge", "paths": 8}, [0, 1]).run(
+        tmp_path / "l", progress=False)
+    assert sim.loss.dims == ("rho", "balancing", "seed", "time")
+    assert red.w.dims == ("rho", "balancing", "seed", "step", "modality")
+    spec, params = net(), dln.init_batch(net(), [0, 1], scale=1e-3)
+    tr = dln.train(spec, stats(0.5), params, steps=400, record_every=10,
+                   optimizer=lambda lr: optax.chain(dln.transforms.inforeg(spec, epoch=5),
+                                                    optax.sgd(lr)))
+    got = sim.sel(rho=0.5, balancing="inforeg")
+    np.testing.assert_array_equal(got.loss.values, tr.loss)
+    np.testing.assert_array_equal(got.final_map_A.values, np.asarray(tr.final_maps[0]))
+    want = rd.balancing_two_layer(stats(0.5), 0.04, th.initial_gram(spec, params), 400,
+                                  balancing="inforeg", epoch=5)
+    np.testing.assert_array_equal(red.w.sel(rho=0.5, balancing="inforeg").values, want.w)
+    np.testing.assert_array_equal(red.t_A.sel(rho=0.5, balancing="inforeg").values, want.t_A)
+    noisy = rd.ogm_ge_two_layer(stats(0.5), 0.04, th.noise_gram(spec, params), 10, 400,
+                                alpha=0.5, paths=8, seed=7, record_every=10)
+    np.testing.assert_array_equal(law.time_ratio.sel(rho=0.5).values, noisy.ratio_mean)
+    with pytest.raises(ValueError, match="not among the runner's methods"):
+        Sweep({"balancing": ["ogm"]}, Balance(stats, net, methods=methods), {"rho": 0.0})
+    with pytest.raises(ValueError, match="method must be one of"):
+        Balancing("greedy")
+
+
+def test_balance_fit_sweep_is_fit(tmp_path):
+    """BalanceFit: each method's runs are fit called directly with the method's mini-batch
+    transformations chained before weight decay and SGD with momentum, decayed at an epoch."""
+    import optax
+
+    from dlnfusion.sweep import BalanceFit, Balancing
+
+    full = dln.data.digit_halves()
+    task = dln.FusionTask(tuple(x[:120] for x in full.train_x), full.train_y[:120],
+                          tuple(x[:60] for x in full.test_x), full.test_y[:60], n_classes=10,
+                          names=full.names)
+    model = dln.FusionMLP((32, 32), depth=3, fusion_layer=3, width=8)
+    methods = {"joint": Balancing(), "inforeg": Balancing("inforeg", window="always")}
+    ds = Sweep({"balancing": ["joint", "inforeg"]},
+               BalanceFit(lambda: model, lambda: task, methods),
+               {"epochs": 2, "batch_size": 40, "lr": 0.05, "momentum": 0.9,
+                "weight_decay": 1e-4, "decay_at": 1}, seeds=[0, 3]).run(tmp_path, progress=False)
+    assert ds.unimodal_acc.dims == ("balancing", "seed", "modality", "epoch")
+
+    def opt(lr):
+        sched = optax.piecewise_constant_schedule(lr, {3: 0.1})
+        return optax.chain(dln.transforms.inforeg_batches(model, window="always"),
+                           optax.chain(optax.add_decayed_weights(1e-4),
+                                       optax.sgd(sched, momentum=0.9)))
+    h = dln.fit(model, task, [0, 3], epochs=2, batch_size=40, lr=0.05, optimizer=opt)
+    np.testing.assert_array_equal(ds.train_loss.sel(balancing="inforeg").values, h.train_loss)
+    np.testing.assert_array_equal(ds.test_acc.sel(balancing="inforeg").values, h.test_acc)
+
+
+def test_fisher_trace_sweep_is_train_and_its_reduction(tmp_path):
+    """FisherTrace: the recorded traces are train's fisher_observable, the theory is
+    fisher_late_fusion from the initial weights, the windows prime_window's."""
+    from dlnfusion import reduced as rd
+    from dlnfusion.compare import fisher_observable
+    from dlnfusion.rules import prime_window
+    from dlnfusion.sweep import FisherTrace
+
+    stats = dln.Stats.scalar_toy(2.0, 1.0, 0.0)
+    net = lambda: dln.NetworkSpec.fusion(2, 2, width=10)  # noqa: E731
+    ds = Sweep({"lr": [0.04]}, FisherTrace(lambda: stats, net),
+               {"scale": 1e-3, "steps": 300, "mc_samples": 2000, "mc_stride": 100},
+               seeds=[0, 1]).run(tmp_path, progress=False)
+    assert ds.trace.dims == ("lr", "seed", "time", "modality")
+    params = dln.init_batch(net(), [0, 1], scale=1e-3)
+    tr = dln.train(net(), stats, params, steps=300, record_every=10, stop_loss=None,
+                   observe={"fisher": fisher_observable(spec=net())})
+    F = np.asarray(tr.records["fisher"])
+    np.testing.assert_array_equal(ds.trace.isel(lr=0).values, F)
+    u, v = np.asarray(params.branches[0][0])[1, :, 0], np.asarray(params.branches[0][1])[1, 0]
+    w = [u @ v, np.asarray(params.branches[1][0])[1, :, 0] @ np.asarray(params.branches[1][1])[1, 0]]
+    norms = [np.sum(u ** 2) + np.sum(v ** 2),
+             sum(np.sum(np.asarray(W)[1] ** 2) for W in params.branches[1])]
+    r = rd.fisher_late_fusion(stats, 2, 0.04, w, 300, init_norms=norms)
+    np.testing.assert_allclose(ds.trace_fine.isel(lr=0, seed=1).values, r.trace, rtol=1e-12)
+    np.testing.assert_array_equal(ds.window_paper.isel(lr=0, seed=0).values,
+                                  prime_window(F[0].T, K=0.04))
+    assert ds.check.values.tolist() == [0.0, 100.0, 200.0, 300.0]
+    assert np.all(np.isnan(ds.mc_z.isel(lr=0, seed=1).values))
+    assert np.all(ds.mc_z.isel(lr=0, seed=0).values < 5)     # per-sample gradients agree
+
+
+def _pathway_windows(gate_end, lesion=False):
+    """Pathway b gated during [0, gate_end); with ``lesion``, a's largest mode lesioned."""
+    from dlnfusion import Gate, Lesion
+    out = [Gate("b", start=0.0, end=float(gate_end))]
+    return out + ([Lesion("a", mode=0, start=0, end=None)] if lesion else [])
+
+
+def test_pathway_sweeps_are_their_direct_calls(tmp_path):
+    """Pathways: the runs of a group are one train call from init_pathways (seeds draw the
+    jitter), their windows stacked; ReducedPathways: reduced_pathways of each run."""
+    from dlnfusion import Gate, Lesion, NetworkSpec, init_pathways, train
+    from dlnfusion.data import hierarchy
+    from dlnfusion.reduced import reduced_pathways
+    from dlnfusion.sweep import Pathways, ReducedPathways
+    from dlnfusion.training import mode_strengths
+
+    def task():
+        return hierarchy(pathways=2)
+
+    def network(depth):
+        return NetworkSpec.pathways((depth, depth), 8, 15, width=12)
+
+    fixed = {"lr": 0.05, "steps": 120, "record_every": 10, "strength": 0.02}
+    ds = Sweep({"depth": [2, 3], "gate_end": [0.0, 30.0, 60.0]},
+               Pathways(task, network, _pathway_windows), {**fixed, "jitter": 0.01},
+               seeds=[0, 1]).run(tmp_path / "net", progress=False)
+    assert ds.K.dims == ("depth", "gate_end", "seed", "time", "pathway", "mode")
+    assert ds.pathway.values.tolist() == ["a", "b"] and ds.mode.size == 8
+    np.testing.assert_array_equal(ds.time, np.arange(0, 121, 10))
+    st, spec = task(), network(3)
+    params = init_pathways(spec, st, seeds=[0, 1] * 3, strength=0.02, jitter=0.01)
+    tr = train(spec, st, params, lr=0.05, steps=120, record_every=10, stop_loss=None,
+               observe={"K": mode_strengths(st)},
+               interventions=[Gate("b", start=np.zeros(6), end=np.repeat([0.0, 30.0, 60.0], 2))])
+    np.testing.assert_array_equal(ds.K.sel(depth=3).values.reshape(6, 13, 2, 8),
+                                  np.asarray(tr.records["K"]))
+    assert not np.array_equal(ds.K.sel(seed=0), ds.K.sel(seed=1))       # jittered
+    assert set(ds.status.values.ravel()) == {"max_steps"}
+
+    red = Sweep({"depth": [2, 3], "gate_end": [0.0, 30.0], "method": ["gd", "gf"]},
+                ReducedPathways(task, network, _pathway_windows),
+                {**fixed, "lesion": True}).run(tmp_path / "reduced", progress=False)
+    assert red.K.dims == ("depth", "gate_end", "method", "seed", "time", "pathway", "mode")
+    for D in (2, 3):
+        for end in (0.0, 30.0):
+            for method in ("gd", "gf"):
+                r = reduced_pathways(st.modes(0)[1], 0.02 ** (1 / D), (D, D), 0.05, 120,
+                                     gates=(Gate("b", 0.0, end),),
+                                     lesions=(Lesion("a", mode=0, start=0, end=None),),
+                                     method=method, record_every=10)
+                np.testing.assert_array_equal(
+                    red.K.sel({"depth": D, "gate_end": end, "method": method, "seed": 0}).values, r.K)
+    assert np.all(red.K.sel(pathway="a", mode=0).values == 0)          # the lesion
+
+
+def _toy(sigma_ratio):
+    return dln.Stats.scalar_toy(sigma_ratio, 1.0, 0.6)
+
+
+def _linear_late():
+    return dln.NetworkSpec.fusion(2, 2, width=20)
+
+
+def _relu_late():
+    return dln.NetworkSpec.fusion(2, 2, width=20, activation="relu")
+
+
+def test_train_level_final_below_and_closed_form_times(tmp_path):
+    """Train's ``level`` and ``final_below`` are measure_unimodal_phase's on the same runs;
+    ClosedFormTimes gives theory.predict_times (predict_times_relu) from the runs' initial
+    weights, NaN for tied modalities."""
+    from dlnfusion import theory as th
+    from dlnfusion.sweep import ClosedFormTimes
+
+    grid, seeds = {"sigma_ratio": [1.0, 2.0]}, [0, 1]
+    fixed = {"scale": 1e-6, "steps": 3000, "stop_loss": 1e-7, "record_every": 5}
+    ds = Sweep(grid, Train(_toy, _relu_late, record=False, level=1.0, final_below=1e-3),
+               fixed, seeds).run(tmp_path / "train", progress=False)
+    tr = dln.simulate(_relu_late(), [_toy(1.0), _toy(2.0)], seeds=seeds, scale=1e-6,
+                      steps=3000, stop_loss=1e-7, record_every=5, levels=(0.5, 1.0))
+    m = measure_unimodal_phase(tr, level=1.0, final_below=1e-3)
+    np.testing.assert_array_equal(ds.time_ratio.values, m.time_ratio)
+    np.testing.assert_array_equal(ds.misattribution_final_below.values, m.misattribution)
+    assert not np.array_equal(ds.misattribution.values, m.misattribution)
+    for net, predict in ((_linear_late, th.predict_times), (_relu_late, th.predict_times_relu)):
+        cf = Sweep(grid, ClosedFormTimes(_toy, net), fixed, seeds).run(
+            tmp_path / net.__name__, progress=False)
+        assert np.all(np.isnan(cf.time_ratio.sel(sigma_ratio=1.0)))
+        st = _toy(2.0)
+        w0 = th.effective_init(net(), tr.reshape(4).initial_params, th.phase_directions(st))
+        want = [np.ravel(predict(st, 0.04, w).ratio)[0] for w in w0[2:]]
+        np.testing.assert_allclose(cf.time_ratio.sel(sigma_ratio=2.0).values, want, rtol=1e-12)
+
+
+def test_train_final_is_train_on_data_drawn_per_seed(tmp_path):
+    """TrainFinal: each run's data drawn with its seed, the final maps, first-layer weights
+    and crossing times those of a direct dlnfusion.train of that run."""
+    from dlnfusion.data import xor_task
+    from dlnfusion.sweep import TrainFinal
+
+    spec = dln.NetworkSpec.fusion(2, 2, width=8, input_dims=(1, 2), activation="relu")
+    kw = {"lr": 0.2, "steps": 60, "record_every": 5, "stop_loss": 1e-4, "dtype": "float32",
+          "levels": (0.5, 1.0)}
+    ds = Sweep({"sigma_a": [1.0, 2.0]},
+               TrainFinal(lambda sigma_a, seed: xor_task(sigma_a, 64, seed=seed), lambda: spec,
+                          phase=False), {**kw, "scale": 0.1}, seeds=[0, 3]).run(
+        tmp_path / "s", progress=False)
+    assert "t_A" not in ds and ds.crossing_global.dims[-2:] == ("modality", "level")
+    for sa in (1.0, 2.0):
+        for j, s in enumerate((0, 3)):
+            tr = dln.train(spec, xor_task(sa, 64, seed=s),
+                           dln.init_batch(spec, [s], "normal", 0.1), **kw)
+            run = ds.sel(sigma_a=sa).isel(seed=j)
+            for m, name in enumerate("AB"):
+                np.testing.assert_allclose(run[f"first_layer_{name}"].values,
+                                           tr.final_params.branches[m][0][0], rtol=1e-6)
+                np.testing.assert_allclose(run[f"final_map_{name}"].values, tr.final_maps[m][0],
+                                           rtol=1e-6)
+            for ref in ("unimodal", "global"):
+                np.testing.assert_allclose(run[f"crossing_{ref}"].values,
+                                           tr.crossings[ref][0], rtol=1e-6)
+            np.testing.assert_allclose(run.loss.values[: len(tr.time)], tr.loss[0], rtol=1e-6)
+    with pytest.raises(ValueError, match="recorded levels"):
+        Sweep({"sigma_a": [1.0]}, TrainFinal(lambda sigma_a, seed: xor_task(sigma_a, 64, seed),
+                                             lambda: spec, level=0.25), kw)
+
+
+def test_reconstruction_sweep_is_train_reconstruction(tmp_path):
+    """Reconstruction: a chunk's distinct runs are one train_reconstruction call in grid order
+    (a deficit of length 0 is one run under every deficit name)."""
+    from dlnfusion import Deficit, NetworkSpec, Stats, init_batch
+    from dlnfusion.sweep import Reconstruction
+    from dlnfusion.training import train_reconstruction
+
+    def task(rho):
+        return Stats.scalar_toy(2.0, 1.0, rho)
+
+    def network():
+        return NetworkSpec.fusion(2, 2, width=6)
+
+    def windows(rho, deficit, N):
+        alt = Stats.scalar_toy(2.0, 1.0 if deficit == "weak" else 0.3, rho)
+        return [Deficit(alt, start=0, end=N)]
+
+    fixed = {"lr": 0.04, "scale": 0.01, "steps": 600, "decoder_scale": 0.01}
+    ds = Sweep({"rho": [0.0, 0.5], "deficit": ["weak", "faint"], "N": [0, 200],
+                "weight": [0.0, 1.0]}, Reconstruction(task, network, windows), fixed,
+               seeds=[0, 1]).run(tmp_path, progress=False)
+    assert ds.t_B.dims == ("rho", "deficit", "N", "weight", "seed")
+    # the direct call: per ρ, N = 0 once then each deficit at N = 200, seeds inner
+    runs = [(r, d, n, s) for r in (0.0, 0.5) for d, n in (("weak", 0), ("weak", 200),
+                                                         ("faint", 200)) for s in (0, 1)]
+    res = train_reconstruction(
+        network(), [task(r) for r, *_ in runs], init_batch(network(), [s for *_, s in runs],
+                                                           "normal", 0.01),
+        weight=1.0, lr=0.04, steps=600, decoder_scale=0.01,
+        interventions=[Deficit([windows(r, d, n)[0].data for r, d, n, _ in runs], start=0,
+                               end=np.array([float(n) for _, _, n, _ in runs]))])
+    for i, (r, d, n, s) in enumerate(runs):
+        at = {"rho": r, "deficit": d, "N": n, "weight": 1.0, "seed": s}
+        assert float(ds.t_B.sel(at)) == res.crossing("B")[i]
+        assert float(ds.final_loss.sel(at)) == res.loss[i, -1]
+    zero = ds.t_B.sel(N=0)
+    np.testing.assert_array_equal(zero.sel(deficit="weak"), zero.sel(deficit="faint"))
+    assert not np.array_equal(ds.t_B.sel(N=200, deficit="weak"),
+                              ds.t_B.sel(N=200, deficit="faint"))
+
+
+def test_deficit_fit_sweep_is_deficit_sweep(tmp_path):
+    """DeficitFit: the runs that differ in deficit, N and seed are one deficit_sweep call."""
+    from dlnfusion import FusionMLP, FusionTask
+    from dlnfusion.compare import deficit_sweep
+    from dlnfusion.data import digit_halves
+    from dlnfusion.interventions import ImageBlur, ViewDissociation
+    from dlnfusion.sweep import DeficitFit
+
+    def task():
+        full = digit_halves()
+        return FusionTask(tuple(x[:120] for x in full.train_x), full.train_y[:120],
+                          tuple(x[:60] for x in full.test_x), full.test_y[:60], n_classes=10,
+                          names=full.names)
+
+    def model(width):
+        return FusionMLP((32, 32), depth=4, fusion_layer=2, width=width)
+
+    def transform(deficit):
+        return ImageBlur("B", 4) if deficit == "blur" else ViewDissociation()
+
+    fixed = {"width": 8, "budget": 2, "lr": 0.05, "momentum": 0.9, "batch_size": 60,
+             "n_rsv": 8}
+    ds = Sweep({"deficit": ["blur", "dissociate"], "N": [0, 2]},
+               DeficitFit(model, task, transform, lambda: (3, 2)), fixed,
+               seeds=[0, 1]).run(tmp_path, progress=False)
+    assert ds.rsv.dims == ("deficit", "N", "seed", "layer", "unit")
+    assert ds.layer.values.tolist() == [3, 2] and ds.modality.size == 2
+    sw = deficit_sweep(model(8), task(), [ImageBlur("B", 4), ViewDissociation()], [0, 2],
+                       [0, 1], budget=2, layers=[3, 2], n_rsv=8, lr=0.05, momentum=0.9,
+                       batch_size=60)
+    np.testing.assert_array_equal(ds.test_acc.values, sw.test_acc)
+    np.testing.assert_array_equal(ds.unimodal_acc.values, sw.unimodal_acc)
+    for j, layer in enumerate((3, 2)):
+        np.testing.assert_array_equal(ds.rsv.isel(layer=j).values, sw.rsv[layer])
+        np.testing.assert_array_equal(ds.polarized.isel(layer=j).values, sw.polarized[layer])
+    assert set(ds.status.values.ravel()) <= {"max_steps", "diverged"}
+
+
+def test_strings_longer_in_later_chunks_are_kept_whole(tmp_path):
+    """A text value may be longer in a later chunk than in the first one read (a caveat that
+    only some points have): the Dataset keeps every string whole."""
+    from dlnfusion.sweep import Predict, Sweep
+
+    sw = Sweep(grid={"n": [1, 40]}, runner=Predict(lambda n: {"text": "x" * n}))
+    ds = sw.run(tmp_path, chunk_size=1, progress=False)
+    assert ds.text.sel(n=40).item() == "x" * 40 and ds.text.sel(n=1).item() == "x"

@@ -70,3 +70,39 @@ def test_mnist_option_errors(tmp_path):
     with pytest.raises(SystemExit, match="--mnist: mnist folder .* does not exist"):
         cli.main(["reproduce", "zhang2024-table1", "--mnist", str(tmp_path / "none"),
                   "--out", str(tmp_path / "out")])
+
+
+def test_table1_resumes_after_an_interruption(tmp_path, monkeypatch):
+    """Interrupted (Ctrl-C) in its second training call, Table 1 keeps the grid point it
+    finished; the same command then trains only the missing points and writes the numbers of
+    an uninterrupted run (all but the wall times)."""
+    import dlnfusion
+    import dlnfusion.sweep.runners.classifiers as runners
+
+    tiny = {"mlp": {**TINY["mlp"], "quick_epochs": 10, "quick_fusion_layers": (1, 5)},
+            "cnn": {**TINY["cnn"], "quick_fusion_layers": (2,)}}
+    monkeypatch.setattr(table1, "NETWORKS", tiny)
+    fit, total = runners.fit, []
+    monkeypatch.setattr(runners, "fit", lambda *a, **kw: total.append(1) or fit(*a, **kw))
+    table1.run(tmp_path / "whole", quick=True)
+    calls = []
+
+    def interrupted(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return fit(*a, **kw)
+
+    monkeypatch.setattr(runners, "fit", interrupted)
+    with pytest.raises(dlnfusion.sweep.SweepInterrupted, match="1 of 2 chunks"):
+        table1.run(tmp_path / "cut", quick=True)
+    counted = []
+    monkeypatch.setattr(runners, "fit", lambda *a, **kw: counted.append(1) or fit(*a, **kw))
+    table1.run(tmp_path / "cut", quick=True)
+    assert len(total) == 3 and len(counted) == 2     # the finished point is not trained again
+    whole, cut = (json.loads((tmp_path / d / "zhang2024-table1.json").read_text())
+                  for d in ("whole", "cut"))
+    for w, c in zip(whole["rows"], cut["rows"]):
+        w.pop("seconds"), c.pop("seconds")
+        assert w == c
+    assert len(whole["rows"]) == 3

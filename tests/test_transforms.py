@@ -447,7 +447,7 @@ def test_toy_figure_small(tmp_path, monkeypatch):
 
     from dlnfusion.simulations import huang2025_toy as fig
 
-    monkeypatch.setattr(fig, "RHOS", (0.0, 0.5))
+    monkeypatch.setattr(fig, "QUICK_RHOS", (0.0, 0.5))
     monkeypatch.setattr(fig, "STEPS", 1500)
     monkeypatch.setattr(fig, "WIDTH_RHOS", (-0.1,))
     monkeypatch.setattr(fig, "QUICK_WIDTHS_LAW", (25, 400))

@@ -10,13 +10,13 @@ Definitions (paper Section 3.2 and the authors' implementation, see docs/convent
 * the unimodal phase is sampled at t_mid = (t_A + t_B)/2: plateau value and plateau loss;
 * mis-attribution is (W_A(t_mid) − W_A(end))·W_A(end)/‖W_A(end)‖².
 """
-from .measure import (AccuracyTimes, PhaseMeasurement, measure_accuracy_times,
+from .measure import (AccuracyTimes, PhaseMeasurement, measure_accuracy_times, crossings_complete,
                       measure_unimodal_phase)
 from .predict import predict_unimodal_phase
 from .report import (THEORY_COLUMNS, Comparison, compare, relative_error, theory_columns, to_json,
                      unimodal_report)
 
-__all__ = ["PhaseMeasurement", "measure_unimodal_phase", "AccuracyTimes", "measure_accuracy_times", "predict_unimodal_phase",
+__all__ = ["PhaseMeasurement", "measure_unimodal_phase", "AccuracyTimes", "measure_accuracy_times", "crossings_complete", "predict_unimodal_phase",
            "THEORY_COLUMNS", "Comparison", "compare", "relative_error", "theory_columns", "unimodal_report",
            "to_json"]
 from .rsv import (SAMPLINGS, RSVSample, layer_activity, rsv_from_variances, rsv_histogram,
@@ -35,3 +35,6 @@ __all__ += ["fisher_observable", "fisher_sample_observable", "fisher_sampled"]
 from .sequence import SequenceMeasurement, measure_learning_sequence  # noqa: E402
 
 __all__ += ["SequenceMeasurement", "measure_learning_sequence"]
+from .sources import max_deviation, source_errors, worst_source_errors  # noqa: E402
+
+__all__ += ["max_deviation", "source_errors", "worst_source_errors"]

@@ -148,3 +148,11 @@ def measure_accuracy_times(history: History, level: float = 0.5) -> AccuracyTime
     with np.errstate(divide="ignore"):  # a crossing at epoch 0 gives an infinite ratio
         ratio = np.where(both, safe.max(1) / safe.min(1), np.nan)
     return AccuracyTimes(times, first, ratio, float(level), tuple(history.names))
+
+
+def crossings_complete(history: History, level: float = 0.5) -> bool:
+    """The stop rule of the noisy-digit experiments: True once every seed either has both
+    crossings of :func:`measure_accuracy_times` at ``level`` (a finite time ratio) or
+    diverged, so that training longer cannot change the measured ratios."""
+    t = measure_accuracy_times(history, level)
+    return bool(np.all(np.isfinite(t.ratio) | history.diverged))

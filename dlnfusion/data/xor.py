@@ -16,7 +16,7 @@ import numpy as np
 from .. import checks
 from ..stats import Dataset
 
-__all__ = ["xor_task", "xor_of"]
+__all__ = ["xor_task", "xor_of", "xa_only_loss", "xor_alignment", "linear_share"]
 
 #: The four inputs of the XOR modality.
 XOR_POINTS = np.array([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]])
@@ -66,3 +66,32 @@ def xor_task(sigma_a: float, n_samples: int = 8192, seed: int = 0) -> Dataset:
     x_a = np.sqrt(var) * np.random.default_rng(seed).standard_normal((n, 1))
     y = x_a + xor_of(x_b)[:, None]
     return Dataset((x_a, x_b), y, ("A", "B"))
+
+
+def xa_only_loss(data: Dataset) -> float:
+    """L_A: the least ½·MSE a network without biases can reach on the samples ``data`` of
+    :func:`xor_task` using x_A alone.
+
+    Every ReLU function of the scalar x_A without biases is c₊ relu(x_A) + c₋ relu(−x_A), so
+    L_A is the least-squares fit of y on these two features (≈ 0.5, the population value)."""
+    xa = data.xs[0][:, 0]
+    F = np.stack([np.maximum(xa, 0.0), np.maximum(-xa, 0.0)], axis=1)
+    c = np.linalg.lstsq(F, data.y[:, 0], rcond=None)[0]
+    return float(0.5 * np.mean((data.y[:, 0] - F @ c) ** 2))
+
+
+def xor_alignment(w_b, max_angle_deg: float = 10.0) -> float:
+    """Share of Σ‖w_B,i‖² carried by the first-layer units whose W_B¹ row (``w_b``, (H, 2))
+    lies within ``max_angle_deg`` of one of the four XOR directions (±1, ±1)/√2."""
+    w_b = np.asarray(w_b, dtype=float)
+    sq = np.sum(w_b ** 2, axis=1)
+    ang = np.degrees(np.arctan2(w_b[:, 1], w_b[:, 0]))
+    off = np.abs(ang % 90.0 - 45.0)          # angle to the nearest diagonal
+    return float(np.sum(sq[off <= max_angle_deg]) / np.sum(sq))
+
+
+def linear_share(w_a, w_b) -> float:
+    """Σ W_A¹² / (Σ W_A¹² + Σ ‖W_B¹‖²): how much of the first layer (W_A¹ ``w_a``, W_B¹
+    ``w_b``) reads the linear modality."""
+    a, b = np.sum(np.asarray(w_a, dtype=float) ** 2), np.sum(np.asarray(w_b, dtype=float) ** 2)
+    return float(a / (a + b))

@@ -45,14 +45,14 @@ import sys
 import time as _time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import jax
 import numpy as np
 
 from ..checks import seeds as checks_seeds
 from ..results import Status
-from .runners import Batch, Runner, fingerprint
+from .runners.base import Batch, Runner, fingerprint
 
 __all__ = ["Sweep", "load", "SweepInterrupted", "init_distributed"]
 
@@ -355,7 +355,7 @@ class Sweep:
                     lambda s: names[int(s)] if 0 <= s < len(names) else "none",
                     otypes=[str])(arr))
             else:
-                data_vars[k] = (dims, arr)
+                data_vars[k] = (dims, _final(arr))
         coords = {k: _coord(v) for k, v in self.grid.items()}
         coords["seed"] = np.array(self.seeds)
         sizes = {}           # every further dimension's length: the longest seen
@@ -371,7 +371,7 @@ class Sweep:
             for pos, v in items:
                 for p, val in zip(pos, v):
                     arr[p][tuple(slice(0, n) for n in val.shape)] = val
-            data_vars[k] = (dims + edims, arr)
+            data_vars[k] = (dims + edims, _final(arr))
         for d in {d for e in var_dims.values() for d in e} & set(coords_seen):
             coords[d] = np.asarray(coords_seen[d])
         columns = {}
@@ -395,9 +395,17 @@ def _blank(dtype):
 
 
 def _kept(dtype):
-    """The Dataset's dtype for values of ``dtype`` (integers, booleans and strings kept,
-    other numbers as float)."""
-    return dtype if np.dtype(dtype).kind in "iubUS" else float
+    """The Dataset's dtype for values of ``dtype`` while chunks are read: integers and
+    booleans kept, strings as objects (chunks may hold longer strings than the first; they
+    become str once all are read, :func:`_final`), other numbers as float."""
+    kind = np.dtype(dtype).kind
+    return object if kind in "US" else dtype if kind in "iub" else float
+
+
+def _final(arr):
+    """A variable read from the chunks as the Dataset holds it (strings as str, as long as
+    the longest)."""
+    return arr.astype(str) if arr.dtype == object else arr
 
 
 def _blank_of(value):

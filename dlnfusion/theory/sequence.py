@@ -49,7 +49,7 @@ from .timescales import Times, logistic_map_crossing
 
 __all__ = ["Plateau", "LearningSequence", "partial_solution", "plateau_loss",
            "residual_drive", "learning_sequence", "sequence_init", "stage_one_integral",
-           "SCHEMES"]
+           "departure", "sequence_arrays", "sequence_from_arrays", "SEQUENCE_DIMS", "SCHEMES"]
 
 #: A candidate that has grown to more than this fraction of its next plateau when another
 #: modality crosses half of its own counts as overlapping (the transitions are not
@@ -764,3 +764,78 @@ def _check_signs(stats, S, j, caveats):
         if b * a <= 0:
             caveats.append(f"sign change: {stats.names[i]} changes sign when {stats.names[j]} "
                            f"is learned ({b:.3g} -> {a:.3g}); it is unlearned and relearned")
+
+
+def departure(stats, seq) -> dict | None:
+    """Where the predicted order ``seq.order`` first leaves the order of ‖Σ_yx,m‖, and why
+    (None where it never does).
+
+    At that stage the modality with the largest ‖Σ_yx‖ left (``overtaken``, i) loses the race
+    to another (``overtaker``, j): at leading order each needs (1 − p)/|e(S)|, p its progress
+    so far. The ``mechanism`` is "sign flip" when i's drive on the plateau reached so far
+    points against Σ_yx,i (it must regrow from the mode that decayed), else "explained away"
+    when the learned modalities took a larger share of i's drive than of j's
+    (|e_i|/|Σ_yx,i| < |e_j|/|Σ_yx,j|, the ``drive_ratio_*`` entries), else "head start" (j
+    had progressed more). Scalar modalities and a scalar output."""
+    M = stats.n_modalities
+    norms = [float(np.linalg.norm(stats.sigma_yx_m(m))) for m in range(M)]
+    S = []
+    for j in seq.order:
+        i = max((m for m in range(M) if m not in S), key=lambda m: norms[m])
+        if i != j:
+            ei = float(residual_drive(stats, S, i)[0, 0])
+            ej = float(residual_drive(stats, S, j)[0, 0])
+            si, sj = float(stats.sigma_yx_m(i)[0, 0]), float(stats.sigma_yx_m(j)[0, 0])
+            if ei * si < 0:
+                mech = "sign flip"
+            elif abs(ei) / abs(si) < abs(ej) / abs(sj):
+                mech = "explained away"
+            else:
+                mech = "head start"
+            return {"stage": len(S), "overtaken": i, "overtaker": j,
+                    "drive_ratio_overtaken": abs(ei) / abs(si),
+                    "drive_ratio_overtaker": abs(ej) / abs(sj), "mechanism": mech}
+        S.append(j)
+    return None
+
+
+#: The entries of :func:`sequence_arrays` and their dimensions (a
+#: :class:`~dlnfusion.sweep.Predict` sweep's ``dims``).
+SEQUENCE_DIMS = {"order": ("transition",), "times": ("transition",),
+                 "order_leading_order": ("transition",), "times_leading_order": ("transition",),
+                 "order_by_norm": ("modality",), "plateau_loss": ("plateau",),
+                 "plateau_map": ("plateau", "input"),
+                 "plateau_misattribution": ("plateau", "modality")}
+
+
+def sequence_arrays(seq) -> dict:
+    """A :class:`LearningSequence` (scalar output) as float arrays (:data:`SEQUENCE_DIMS`):
+    the orders and times, and per plateau its loss, its map and each learned modality's
+    mis-attribution (NaN for the others). :func:`sequence_from_arrays` reads them back, also
+    padded with NaN (as a sweep stores them)."""
+    M = len(seq.order_by_norm)
+    mis = np.full((len(seq.plateaus), M), np.nan)
+    for k, p in enumerate(seq.plateaus):
+        mis[k, list(p.learned)] = p.misattribution
+    out = {k: np.array(getattr(seq, k), float) for k in
+           ("order", "times", "order_leading_order", "times_leading_order", "order_by_norm")}
+    return {**out, "plateau_misattribution": mis,
+            "plateau_loss": np.array([p.loss for p in seq.plateaus], float),
+            "plateau_map": np.array([np.ravel(p.map) for p in seq.plateaus], float)
+            if seq.plateaus else np.zeros((0, M))}
+
+
+def sequence_from_arrays(arrays, names, valid: bool = True, caveats=()) -> LearningSequence:
+    """The :class:`LearningSequence` of :func:`sequence_arrays` (NaN padding dropped; scalar
+    output; ``names`` the modalities', ``valid`` and ``caveats`` its verdict)."""
+    a = {k: np.asarray(v, float) for k, v in arrays.items()}
+    idx = lambda v: tuple(int(x) for x in v if np.isfinite(x))  # noqa: E731
+    order, lo, maps = idx(a["order"]), idx(a["order_leading_order"]), a["plateau_map"]
+    plateaus = tuple(Plateau(_subset(order[:k + 1]), maps[k][None, ~np.isnan(maps[k])],
+                             float(a["plateau_loss"][k]),
+                             tuple(float(a["plateau_misattribution"][k, i])
+                                   for i in _subset(order[:k + 1]))) for k in range(len(order)))
+    times = lambda v, n: tuple(float(x) for x in v[:n])  # noqa: E731
+    return LearningSequence(order, times(a["times"], len(order)), plateaus, lo,
+                            times(a["times_leading_order"], len(lo)), idx(a["order_by_norm"]),
+                            bool(valid), tuple(caveats), tuple(names))

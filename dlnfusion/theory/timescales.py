@@ -45,7 +45,8 @@ __all__ = ["Roles", "roles", "learning_order", "time_ratio_eq9", "time_ratio_gra
            "time_ratio_from_drives", "turned_mode_power", "time_ratio_crossover",
            "SHARP_TURN_ALIGN",
            "misattribution", "predict_times",
-           "Times", "TimePrediction", "phase_directions", "logistic_map_crossing"]
+           "Times", "TimePrediction", "phase_directions", "logistic_map_crossing",
+           "two_phase_assumptions", "PHASE_SEPARATION"]
 
 # Relative tolerance under which two speeds ‖Σ_yx_m‖ count as a tie.
 _TIE_RTOL = 1e-9
@@ -708,3 +709,58 @@ def predict_times(stats, lr: float, init, method: str = "gd") -> TimePrediction:
         ("lr*|Sigma_yxB| >= 1: B oscillates in the first phase", oscillates & ok),
         ("B reaches half its final value before A saturates; the two phases overlap", overlap),
         not_small])
+
+
+#: :func:`two_phase_assumptions`: the second modality may have grown to at most this fraction of
+#: its unimodal plateau when the first is learned, for the two transitions to count as separate.
+PHASE_SEPARATION = 0.1
+
+
+def two_phase_assumptions(stats, init_std: float, width: int, lr: float, steps: int,
+                          stop_loss: float, separation: float = PHASE_SEPARATION) -> list:
+    """Reasons, from the theory alone (before any simulation), why two-layer late fusion on
+    ``stats`` lies outside the two-phase analysis when trained by gradient descent at learning
+    rate ``lr`` from i.i.d. N(0, ``init_std``²) weights of hidden ``width``, with a budget of
+    ``steps`` and the stopping loss ``stop_loss`` (an empty list: inside).
+
+    * stability: gradient descent from small weights ends at the balanced minimum, where it is
+      linearly stable only if η λ_max < 2 (:func:`~.landscape.minimum_curvature`); otherwise it
+      diverges or leaves the balanced regime the theory describes;
+    * separated phases: in the first phase each modality's growing mode starts at the typical
+      value w0 (:func:`~.saxe.typical_effective_init`) and is multiplied by (1 + η‖Σ_yx_m‖)²
+      per step; at the time the first modality reaches half its plateau, the second must still
+      be below ``separation`` of its own, or the two transitions overlap (a near tie);
+    * budget: the predicted t_B (leading order with gradient-descent rates,
+      :func:`time_ratio_gradient_descent`) plus the final approach along the flattest direction
+      of the minimum, down to the stopping loss, must fit in ``steps``;
+    * the caveats of the leading-order formula itself (:func:`time_ratio_gradient_flow`:
+      collinear, near anti-parallel, ...).
+    """
+    from .landscape import minimum_curvature, saddle_loss
+    from .saxe import typical_effective_init
+
+    reasons = []
+    r = roles(stats)
+    curv = minimum_curvature(stats)
+    if not curv.stable(lr):
+        reasons.append(f"unstable at the minimum: lr*lambda_max = {lr * curv.lambda_max:.3g} >= 2")
+    w0 = typical_effective_init(init_std, width)
+    half = []
+    for m in (r.first, r.second):
+        plateau = np.linalg.norm(stats.unimodal_solution(m))
+        rate = np.log1p(lr * np.linalg.norm(stats.sigma_yx_m(m)))
+        half.append((np.log(plateau / w0) / (2 * rate), plateau, rate))
+    t_a = half[0][0]
+    x_b = w0 / half[1][1] * np.exp(2 * half[1][2] * t_a)
+    if x_b > separation:
+        reasons.append(f"phases overlap: the second modality is at {x_b:.2g} of its plateau when "
+                       f"the first is learned (k = {r.k:.3f}, near tie)")
+    ratio = time_ratio_gradient_descent(stats, lr)
+    if np.isfinite(ratio.value):
+        excess = saddle_loss(stats, r.first) - max(stats.min_loss(), 0.0)
+        t_end = t_a * ratio.value + curv.steps_to_shrink(lr, max(excess / stop_loss, 1.0))
+        if t_end > steps:
+            reasons.append(f"predicted to need {t_end:.0f} steps, more than the budget "
+                           f"{steps}")
+    reasons += list(time_ratio_gradient_flow(stats).caveats)
+    return reasons
