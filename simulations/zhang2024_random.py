@@ -40,7 +40,7 @@ from ._output import write_outputs
 ID = "zhang2024-random"
 TITLE = "Random covariances: two-layer time ratio, theory vs simulation"
 DIM, WIDTH, INIT_STD, LR, MAX_STEPS, STOP_LOSS = 20, 100, 1e-9, 0.04, 40_000, 1e-4
-N_COV, QUICK_N_COV = 100, 50
+N_COV, QUICK_N_COV = 100, 25
 SEEDS, QUICK_SEEDS = (0, 1), (0,)
 SCAN_STDS = (1e-6, 1e-9, 1e-15, 1e-30, 1e-60)
 SCAN_N_COV, SCAN_MAX_STEPS = 30, 400_000
