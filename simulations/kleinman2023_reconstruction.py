@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from dlnfusion import CrossReconstruction, Deficit, NetworkSpec, Stats
-from dlnfusion.compare import POLARIZED, rsv_histogram
+from dlnfusion.compare import POLARIZED
 from dlnfusion.data import digit_halves
 from dlnfusion.plot import PALETTE, color_style_legend, paper_style, save
 from dlnfusion.sweep import DeficitFit, Reconstruction, Sweep
@@ -50,7 +50,7 @@ from dlnfusion.sweep import DeficitFit, Reconstruction, Sweep
 from . import kleinman2023_deficits_linear as lin
 from . import kleinman2023_deficits_relu as relu
 from ._output import write_outputs
-from .kleinman2023_deficits_relu import BINS, DEFICITS, N_PRE, _delta, _ms, network
+from .kleinman2023_deficits_relu import BINS, DEFICITS, N_PRE, _delta, _ms, _rsv_point, network
 
 ID = "kleinman2023-reconstruction"
 TITLE = "Sec. 4.4: cross-source reconstruction against blur and dissociation deficits"
@@ -116,15 +116,6 @@ def compute(out: Path, quick: bool = False, mnist=None) -> dict:
     folder = Path(out) / ID / ("quick" if quick else "full")
     return {name: sw.run(folder / name, progress=False)
             for name, sw in sweeps(quick, mnist).items()}
-
-
-def _rsv_point(r, layer) -> dict:
-    """The RSV measures of the runs (seeds) of one point at one layer."""
-    x, rsv = r.sel(layer=layer), r.rsv.sel(layer=layer).values
-    return {"polarized": x.polarized.values.tolist(), "mean_rsv": x.mean_rsv.values.tolist(),
-            "mean_abs_rsv": np.nanmean(np.abs(rsv), axis=-1).tolist(),
-            "dead": x.dead.values.tolist(), "rsv_histogram": rsv_histogram(rsv, bins=BINS)[0]
-            .tolist()}
 
 
 def relu_points(ds, cfg) -> list:
