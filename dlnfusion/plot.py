@@ -17,9 +17,11 @@ import numpy as np  # noqa: E402
 
 __all__ = ["PALETTE", "SINGLE", "DOUBLE", "paper_style", "new_figure", "theory_vs_sim",
            "trajectory_panel", "phase_portrait", "sequence_portrait", "save",
-           "accuracy_panel", "image_grid", "table_panel", "mean_sd_text", "style_legend", "weight_scatter",
+           "accuracy_panel", "image_grid", "noisy_pair_examples", "table_panel", "mean_sd_text",
+           "panel_label", "mode_groups", "pathway_modes_panel", "style_legend", "weight_scatter",
            "identity_panel", "error_histogram", "matrix_panel", "color_style_legend",
-           "rsv_histogram_row"]
+           "rsv_histogram_row", "seed_errorbars", "errorbar_row", "spectrum_panel",
+           "curve_family", "SEQUENCE_MARKERS", "sequence_times_panel"]
 
 #: Okabe & Ito (2008) colorblind-safe palette, black first.
 PALETTE = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#D55E00", "#0072B2", "#CC79A7",
@@ -396,20 +398,77 @@ def image_grid(axes, images, titles=(), xlabels=(), vmin=None, vmax=None):
     return axes
 
 
+def noisy_pair_examples(task, seed: int = 1, n: int = 400):
+    """A figure of one training pair (A, B) of a two-image task per corruption case (B
+    corrupted, A corrupted, neither; each with its probability from ``task.info``'s ``p_b``
+    and ``p_a``): the task's ``corrupt`` applied with ``jax.random.PRNGKey(seed)`` to its first
+    ``n`` training pairs, the first pair of each case drawn by :func:`image_grid` on the
+    grey scale of modality A's images. Cases that none of the ``n`` pairs shows are left out."""
+    import jax
+
+    x = task.train_x
+    idx = np.arange(min(n, task.n_train))
+    xa, xb = (np.asarray(v) for v in task.corrupt(jax.random.PRNGKey(seed),
+                                                   (x[0][idx], x[1][idx])))
+    hit_b = ~np.all(xb == x[1][idx], axis=(1, 2))
+    hit_a = ~np.all(xa == x[0][idx], axis=(1, 2))
+    p_b, p_a = task.info["p_b"], task.info["p_a"]
+    cases = [(f"B corrupted (p = {p_b:g})", hit_b), (f"A corrupted (p = {p_a:g})", hit_a),
+             (f"neither (p = {1 - p_a - p_b:g})", ~hit_a & ~hit_b)]
+    cases = [(title, int(np.argmax(mask))) for title, mask in cases if mask.any()]
+    fig, axes = new_figure(ncols=2 * len(cases), width=DOUBLE * len(cases) / 3, height=1.45)
+    image_grid(axes[0], [im for _, i in cases for im in (xa[i], xb[i])],
+               titles=["A", "B"] * len(cases),
+               xlabels=[v for title, _ in cases for v in (title, None)],
+               vmin=float(np.min(x[0])), vmax=float(np.max(x[0])))
+    return fig
+
+
+def panel_label(ax, letter: str, x: float = -0.16, y: float = 1.02):
+    """The panel's letter in bold above its upper left corner (axes coordinates)."""
+    return ax.text(x, y, letter, transform=ax.transAxes, fontweight="bold", fontsize=9,
+                   va="bottom")
+
+
+def mode_groups(s, decimals: int = 10) -> list:
+    """(value, indices) of each distinct value of ``s`` (rounded to ``decimals``), largest
+    first: the modes that share a singular value (a degenerate task's) share one entry."""
+    s = np.asarray(s, float)
+    return [(v, np.nonzero(np.isclose(s, v))[0])
+            for v in np.unique(np.round(s, decimals))[::-1]]
+
+
+def pathway_modes_panel(ax, time, K, K_theory, s, window=None):
+    """Two pathways' mode strengths K (time, pathway, mode) against time: one mode per
+    distinct singular value of ``s`` (:func:`mode_groups`), one color each from PALETTE[1:],
+    pathway a solid and b dashed; ``K_theory`` (same shape) thin black dotted; ``window``
+    (start, end), if not empty, shaded (a gate)."""
+    for c, (_, idx) in enumerate(mode_groups(s)):
+        for p, ls in ((0, "-"), (1, "--")):
+            ax.plot(time, K[:, p, idx[0]], color=PALETTE[c + 1], lw=1.3, ls=ls)
+            ax.plot(time, K_theory[:, p, idx[0]], color="k", lw=0.5, ls=":")
+    if window is not None and window[1] > window[0]:
+        ax.axvspan(*window, color="0.85", lw=0)
+    ax.set_xlim(0, time[-1])
+    return ax
+
+
 def style_legend(fig, entries, color="0.3", loc="outside lower center", **kwargs):
     """A legend of line styles and markers (what each style means, whatever its color), on a
-    figure (or an axis). ``entries``: (style, label) or (style, label, width) tuples; a style
-    is a line style ('-', '--', ':', '-.', or a dash tuple) or a marker ('o' drawn open, 'x',
-    ...). Further keywords go to ``legend`` (``ncol``, ``fontsize``, ...)."""
+    figure (or an axis). ``entries``: (style, label), (style, label, width) or (style, label,
+    keywords) tuples; a style is a line style ('-', '--', ':', '-.', or a dash tuple) or a
+    marker ('o' drawn open, 'x', ...); keywords (a dict) override the entry's Line2D
+    properties (``ms``, ``mfc``: a filled marker, ``color``). Further keywords go to
+    ``legend`` (``ncol``, ``fontsize``, ...)."""
     from matplotlib.lines import Line2D
 
     handles = []
-    for style, label, *width in entries:
+    for style, label, *extra in entries:
         line = isinstance(style, tuple) or style in ("-", "--", ":", "-.")
         kw = {"ls": style} if line else {"ls": "", "marker": style, "mfc": "white"}
-        if width:
-            kw["lw"] = width[0]
-        handles.append(Line2D([], [], color=color, label=label, **kw))
+        for e in extra:
+            kw.update(e if isinstance(e, dict) else {"lw": e})
+        handles.append(Line2D([], [], **{"color": color, "label": label, **kw}))
     return fig.legend(handles=handles, loc=loc, **kwargs)
 
 
@@ -460,6 +519,46 @@ def identity_panel(ax, lo, hi, xlabel="predicted", ylabel="simulated", panel=Non
     ax.legend(fontsize=6, loc="upper left")
     if panel:
         ax.text(-0.2, 1.02, panel, transform=ax.transAxes, fontweight="bold", fontsize=9)
+
+
+#: Markers of :func:`sequence_times_panel` by number of modalities.
+SEQUENCE_MARKERS = {2: "D", 3: "o", 4: "s", 5: "^", 6: "v"}
+
+
+def sequence_times_panel(ax, cases, per_seed: bool = False, lims=(10, 1e5), panel=None):
+    """Predicted against simulated transition times of learning-sequence records (dicts of
+    :func:`dlnfusion.compare.sequence_case` with ``n_modalities``; with ``per_seed``, of
+    :func:`~dlnfusion.compare.per_seed_sequence_case`, each run against its own prediction),
+    then :func:`identity_panel` from ``lims``. Open markers by number of modalities in
+    ``PALETTE[M - 2]``; crosses: outside the assumptions or with simulation notes; grey: the
+    leading order against the seed mean (with ``per_seed``, for every case)."""
+    from .compare import finite_seed_mean, nan_padded
+
+    for c in cases:
+        M, ok = c["n_modalities"], c["valid"] and not c["simulation_notes"]
+        marker, color = SEQUENCE_MARKERS.get(M, "o"), PALETTE[(M - 2) % len(PALETTE)]
+        sim = np.asarray(c["times_sim"], float)
+        if ok or per_seed:
+            ax.scatter(nan_padded(c["times_leading_order"], M), finite_seed_mean(sim),
+                       marker=marker, color="0.75", s=9, zorder=0)
+        if per_seed:
+            x, y = np.ravel(c["times_theory_per_seed"]), sim.ravel()
+        else:
+            x, y = nan_padded(c["times_theory"], M), finite_seed_mean(sim)
+        style = (dict(marker=marker, facecolors="none", edgecolors=color) if ok
+                 else dict(marker="x", color=color))
+        ax.scatter(x, y, s=9, linewidths=0.6, **style)
+    for M in sorted({c["n_modalities"] for c in cases}):
+        ax.scatter([], [], marker=SEQUENCE_MARKERS.get(M, "o"), facecolors="none", s=9,
+                   edgecolors=PALETTE[(M - 2) % len(PALETTE)],
+                   label=f"M = {M}" + ", closed form per seed" * per_seed)
+    ax.scatter([], [], marker="o", color="0.75", s=9,
+               label="leading order" + " (aligned)" * per_seed)
+    if not per_seed:
+        ax.scatter([], [], marker="x", color="0.3", s=9, label="outside the assumptions")
+    identity_panel(ax, *lims, "predicted transition time (steps)",
+                   "simulated" + " (seed mean)" * (not per_seed), panel)
+    return ax
 
 
 def error_histogram(ax, series, panel=None, xlabel="relative error of a transition time",
@@ -552,6 +651,20 @@ def color_style_legend(ax, styles=(), colors=None, names=None, **kwargs):
     return ax.legend(handles=handles, **{"fontsize": 5.5, "handlelength": 2.2, **kwargs})
 
 
+def seed_errorbars(ax, x, series, color, **kwargs):
+    """One error-bar curve per (values, line style, marker) of ``series``: at each point of
+    ``x`` the mean ± sample standard deviation (0 for one value) of ``values``' entry there
+    (its values over seeds), in ``color``. Further keywords go to ``errorbar`` (``ms``,
+    ``capsize``, ``lw``, ...)."""
+    for values, ls, marker in series:
+        stats = []
+        for v in values:
+            v = np.asarray(v, float)
+            stats.append((np.mean(v), np.std(v, ddof=1) if v.size > 1 else 0.0))
+        mean, sd = np.array(stats).T
+        ax.errorbar(x, mean, yerr=sd, color=color, ls=ls, marker=marker, **kwargs)
+
+
 def rsv_histogram_row(fig, cells, histograms, titles, color, ylabel, notes=(), ylim=(0, 0.45),
                       xlabel="RSV (+1: view A only, −1: view B only)"):
     """A row of RSV histograms on [−1, 1], one per cell of ``cells`` (a subgridspec):
@@ -578,3 +691,50 @@ def rsv_histogram_row(fig, cells, histograms, titles, color, ylabel, notes=(), y
         axes.append(ax)
     axes[len(axes) // 2].set_xlabel(xlabel)
     return axes
+
+
+def errorbar_row(axes, x, stats, labels, titles=(), xlabel="", ylabel=""):
+    """A row of panels of mean ± s.d. curves against ``x`` on one log y range shared by the row
+    (so that its panels compare by eye): ``stats[i][j]`` is the (mean, s.d.) of curve j in
+    panel i, labelled ``labels[j]`` in the first panel's legend; ``titles`` per panel."""
+    means = np.concatenate([np.asarray(m, float) for row in stats for m, _ in row])
+    means = means[np.isfinite(means) & (means > 0)]
+    for i, (ax, row) in enumerate(zip(axes, stats)):
+        for j, ((mean, sd), label) in enumerate(zip(row, labels)):
+            ax.errorbar(x, mean, yerr=sd, color=PALETTE[(j + 1) % len(PALETTE)], marker="o",
+                        ms=2.5, lw=1.0, capsize=1.5, elinewidth=0.6, label=label)
+        ax.set_yscale("log", nonpositive="clip")
+        if means.size:
+            ax.set_ylim(means.min() / 3, means.max() * 3)
+        if i < len(titles):
+            ax.set_title(titles[i], fontsize=7)
+        ax.set_xlabel(xlabel)
+    axes[0].set_ylabel(ylabel)
+    axes[0].legend(fontsize=6, handlelength=1.5)
+    return axes
+
+
+def spectrum_panel(ax, time, values, top: int, shown: int = 15, switch=None,
+                   ylim=(1e-3, 2e2), xlabel="step (thousands)", ylabel="singular values"):
+    """Singular values against ``time`` (``values``: (k, time), largest first) on a log scale:
+    the first ``top`` in color, the next ones (up to ``shown`` in all) in gray, and a dashed
+    line at ``switch`` (a task's change, if given)."""
+    values = np.asarray(values, float)
+    shown = min(values.shape[0], shown)
+    for i in range(shown):
+        ax.plot(time, values[i], lw=0.8, color=PALETTE[5] if i < top else "0.55", label=(
+            f"top {top}" if i == 0 else f"next {shown - top}" if i == top else None))
+    ax.legend(fontsize=6, handlelength=1.2, loc="lower right")
+    if switch is not None:
+        ax.axvline(switch, color=PALETTE[4], ls="--", lw=0.7)
+    ax.set(yscale="log", ylim=ylim, xlabel=xlabel, ylabel=ylabel)
+    return ax
+
+
+def curve_family(ax, x, curves, labels, cmap: str = "viridis", lw: float = 0.8):
+    """A family of curves against ``x`` (one parameter's values, in order), colored along the
+    colormap ``cmap`` from the first to the last, labelled ``labels``."""
+    colors = plt.get_cmap(cmap)
+    for j, (y, label) in enumerate(zip(curves, labels)):
+        ax.plot(x, y, lw=lw, label=label, color=colors(j / max(len(curves) - 1, 1)))
+    return ax

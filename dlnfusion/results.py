@@ -26,6 +26,11 @@ import numpy as np
 
 __all__ = ["Status", "Run", "first_crossing", "crossing_update", "interpolate_crossing"]
 
+#: What joins a run's caveats (tuples of strings) into one string of a sweep's Dataset: a line
+#: break, since a caveat's own text may hold "; " (``text.split(CAVEAT_SEPARATOR)`` gives them
+#: back).
+CAVEAT_SEPARATOR = "\n"
+
 
 class Status(enum.IntEnum):
     """How a run ended. Members are integers (stored as int8 arrays inside the loops) and carry

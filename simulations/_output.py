@@ -1,4 +1,5 @@
-"""Writing a reproduced figure: the JSON of its numbers and the figure as PNG and PDF."""
+"""What every figure module shares: running its sweeps into its folder, and writing the JSON of
+its numbers and the figure as PNG and PDF."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +7,14 @@ from typing import Callable
 
 from dlnfusion.compare import to_json
 
-__all__ = ["write_outputs"]
+__all__ = ["run_sweeps", "write_outputs"]
+
+
+def run_sweeps(sweeps: dict, out, fig_id: str, quick: bool, suffix: str = "") -> dict:
+    """Run (or resume) every sweep of ``sweeps`` (name → :class:`~dlnfusion.sweep.Sweep`) in
+    ``out``/``fig_id``/{quick,full}``suffix``/name; their Datasets by name."""
+    folder = Path(out) / fig_id / (("quick" if quick else "full") + suffix)
+    return {name: sw.run(folder / name, progress=False) for name, sw in sweeps.items()}
 
 
 def write_outputs(out, fig_id: str, payload: dict, draw: Callable, summary) -> dict:

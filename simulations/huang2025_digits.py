@@ -1,31 +1,12 @@
-"""InfoReg and OGM-GE on real data: the two-digit task with a noisier modality B, ReLU fusion
-networks, laid out like the main table of Huang et al. (CVPR 2025, Table 2) with its CREMA-D
-numbers beside (cited as the paper's), and the ablation of its Table 4 (regulating inside the
-prime learning window, throughout, or only outside it).
+"""InfoReg and OGM-GE on real data (Huang et al., CVPR 2025, Tables 2-4): the two-digit task
+with a noisier modality B (scikit-learn's 8×8 digits, or MNIST with --mnist), a ReLU fusion
+network trained with the authors' schedule under joint training, OGM-GE, InfoReg, its Table 4
+ablation (throughout, outside the window), the per-sample trace, and the Table 3 setting with
+unimodal losses; the paper's CREMA-D numbers beside, cited as printed.
 
-Task: dlnfusion.data.noisy_digits (scikit-learn's 8×8 digits; view B corrupted more often than
-view A; or MNIST with --mnist). Network: FusionMLP((64, 64), depth 3, fusion at the last layer,
-width 100): two-layer encoders and a summed linear classifier on their features, the paper's
-framework (encoders + a linear classifier on the concatenated features). Training (the
-authors' schedule, learning rate adapted to this network): SGD, batches of 64, momentum 0.9,
-weight decay 1e-4, learning rate 0.02 × 0.1 after epoch 30, 50 epochs (quick: 12 epochs, decay
-after 8), cross-entropy on the fused output only (the paper's Table 2 setting); 5 seeds
-(quick: 2), the same initializations for every method.
-
-Methods (dlnfusion.transforms, chained before the optimizer; ``fit`` passes each batch):
-joint training; OGM-GE (α = 0.8); InfoReg (β = 0.9, K = 0.04, the paper's window on the
-authors' per-batch trace summed over an epoch); the ablations InfoReg throughout ("always")
-and outside the window ("outside"); InfoReg with the paper's per-sample trace (eq. 7); and the
-paper's Table 3 setting with both unimodal cross-entropies added (λ = 1): joint training* and
-InfoReg* (the authors' code trains this way). Scores: the authors' summed softmax probability of the true
-class, the network evaluated with the other view zeroed (the toolkit's unimodal convention).
-
-Measured: final test accuracy with both views and each view alone (the other zeroed), mean ±
-s.d. over seeds, and the epochs InfoReg regulated.
-
-Every number comes from one sweep over the methods (:mod:`dlnfusion.sweep`, runner
-BalanceFit), saved under ``out/huang2025-digits/{quick,full}/methods`` (``full_mnist`` with
-MNIST).
+The protocol and the numbers are in docs/figures/huang2025-digits.md. Every number comes from
+one sweep over the methods (runner BalanceFit), saved under
+``out/huang2025-digits/{quick,full}/methods`` (``full_mnist`` with MNIST).
 """
 from __future__ import annotations
 
@@ -34,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from dlnfusion import FusionMLP
+from dlnfusion import compare as cmp
 from dlnfusion.data import noisy_digits
-from dlnfusion.networks import FusionMLP
 from dlnfusion.plot import PALETTE, new_figure, paper_style, save
 from dlnfusion.sweep import BalanceFit, Balancing, Sweep
 
-from ._output import write_outputs
+from ._output import run_sweeps, write_outputs
 
 ID = "huang2025-digits"
 TITLE = "InfoReg and OGM-GE on the two-digit task (ReLU fusion network), with Table 4's ablation"
@@ -97,14 +79,7 @@ def sweeps(quick: bool, mnist=None) -> dict:
 
 
 def compute(out: Path, quick: bool = False, mnist=None) -> dict:
-    folder = Path(out) / ID / (("quick" if quick else "full") + ("_mnist" if mnist else ""))
-    return {name: sw.run(folder / name, progress=False)
-            for name, sw in sweeps(quick, mnist).items()}
-
-
-def _ms(a):
-    a = np.asarray(a, float)
-    return [float(np.mean(a)), float(np.std(a))]
+    return run_sweeps(sweeps(quick, mnist), out, ID, quick, suffix="_mnist" if mnist else "")
 
 
 def run(out: Path, quick: bool = False, mnist=None) -> dict:
@@ -119,13 +94,13 @@ def run(out: Path, quick: bool = False, mnist=None) -> dict:
         rows[method] = {
             "test_acc": acc[:, -1].tolist(), "unimodal_acc_A": uni[:, 0, -1].tolist(),
             "unimodal_acc_B": uni[:, 1, -1].tolist(),
-            "test_acc_ms": _ms(acc[:, -1]), "unimodal_A_ms": _ms(uni[:, 0, -1]),
-            "unimodal_B_ms": _ms(uni[:, 1, -1]),
+            "test_acc_ms": cmp.mean_sd(acc[:, -1]), "unimodal_A_ms": cmp.mean_sd(uni[:, 0, -1]),
+            "unimodal_B_ms": cmp.mean_sd(uni[:, 1, -1]),
             "paper_crema_d": PAPER_TABLE2.get(method, PAPER_TABLE3.get(method)),
             "paper_table4": PAPER_TABLE4.get(method),
         }
         curves[method] = (ds.epoch.values, acc, uni)
-    summary = _summary(rows)
+    summary = cmp.paired_differences(rows, COMPARISONS, CLAIMS)
     payload = {"figure": ID, "paper": "Huang, Wei, Yang & Hu, CVPR 2025, Tables 2 and 4 "
                                       "(CREMA-D numbers cited as printed)",
                "quick": quick, "task": task.info,
@@ -162,18 +137,6 @@ CLAIMS = {"inforeg_raises_weak_branch": "inforeg_vs_joint_weak_branch",
           "window_beats_throughout": "window_vs_throughout_test_acc",
           "unimodal_losses_raise_accuracy": "joint_star_vs_joint_test_acc",
           "inforeg_star_beats_joint_star": "inforeg_star_vs_joint_star_test_acc"}
-
-
-def _summary(rows):
-    out = {}
-    for name, (a, b, key) in COMPARISONS.items():
-        d = np.asarray(rows[a][key]) - np.asarray(rows[b][key])
-        out[name] = {"mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(d.size))
-                     if d.size > 1 else float("nan")}
-    for claim, key in CLAIMS.items():
-        d = out[key]
-        out[claim] = bool(d["mean"] > 2 * d["se"]) if np.isfinite(d["se"]) else None
-    return out
 
 
 def _print(rows, summary):

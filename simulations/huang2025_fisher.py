@@ -1,25 +1,11 @@
 """Huang, Wei, Yang & Hu (CVPR 2025), Fig. 1 in a solvable network: the information amount
-Tr F_m = E‖∇_{θ_m} ℓ‖² of each branch of a late-fusion linear network during training, the
-prime learning window it defines, and where the window lies relative to t_A and t_B.
+Tr F_m = E‖∇_{θ_m} ℓ‖² of each branch of two- and four-layer late-fusion linear networks on the
+scalar toy during training, against its exact reduced prediction, with the prime learning
+window it defines (eq. 11 and the authors' moving average) and where the window lies relative
+to t_A and t_B.
 
-Task: the scalar toy y = x_A + x_B, σ_A = 2, σ_B = 1, ρ = 0, squared loss, population-level
-gradient descent at η = 0.04. Networks: two-layer late fusion (width 100, i.i.d. N(0, 1e-18)
-entries, the unimodal-bias paper's Figure 3c); four-layer late fusion (width 100, every branch
-a balanced aligned chain with layers of norm 0.1, its Figure 6's layer scale:
-theory.fisher.balanced_chain_params). Seeds: 5 (quick: 2).
-
-Measured (dlnfusion.sweep.FisherTrace): Tr F_m in closed form inside the jitted loop
-(compare.fisher_observable, exact for Gaussian data) at every epoch of EPOCH = 10 steps (the
-period of the window test), checked against per-sample gradients (compare.fisher_sampled) on
-MC_SAMPLES fresh Gaussian samples every MC_STRIDE steps of seed 0 (acceptance: within 1 %;
-records within 1e-12 of the solution are beyond what per-sample residuals resolve in float64,
-see RESOLVABLE); t_m, the step at which W_m^tot reaches half of its global value. Theory
-(reduced.fisher_late_fusion, derived in theory/fisher.py): each branch's mode solution
-iterated as gradient descent from the initial weights, exact for the two-layer branch and for
-the balanced chains. Window: the paper's rule (eq. 11, K = 0.04) and the authors' 10-epoch
-moving average (threshold 0.05), on the theory and on the simulation, epoch by epoch.
-
-Every number comes from one sweep per network, saved under
+The protocol and the numbers are in docs/figures/huang2025-fisher.md. Every number comes from
+one sweep per network (runner FisherTrace), saved under
 ``out/huang2025-fisher/{quick,full}/<network>``.
 """
 from __future__ import annotations
@@ -29,11 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from dlnfusion import NetworkSpec, Stats, init_batch
+from dlnfusion import compare as cmp
 from dlnfusion import theory as th
 from dlnfusion.plot import PALETTE, new_figure, paper_style, save
 from dlnfusion.sweep import FisherTrace, Sweep
 
-from ._output import write_outputs
+from ._output import run_sweeps, write_outputs
 
 ID = "huang2025-fisher"
 TITLE = "Fisher information of each branch and the prime learning window (linear late fusion)"
@@ -51,10 +38,8 @@ SEEDS, QUICK_SEEDS = 5, 2
 # 4 standard errors. Quick mode: 1e5 samples (1.1 %), reported with its z-scores.
 MC_SAMPLES, QUICK_MC_SAMPLES = 2_000_000, 100_000
 MC_STRIDE, QUICK_MC_STRIDE = 100, 200
-# Per-sample residuals e = y − ŷ(x) are computed through the network with float64 rounding
-# ~1e-16·|y|: once max |W_m − W*_m|/|W*_m| < RESOLVABLE the sampled gradients measure that
-# rounding, not e (measured: 50 % off at 1e-15 deviation), while the closed form works with
-# W − W* directly. Those records are reported, not tested.
+# Records within this relative deviation of the solution are beyond what float64 per-sample
+# residuals resolve (measured: 50 % off at 1e-15): reported, not tested.
 RESOLVABLE = 1e-12
 ACCEPT = 0.01
 COLORS = {"A": PALETTE[1], "B": PALETTE[5]}
@@ -89,24 +74,12 @@ def sweeps(quick: bool) -> dict:
 
 
 def compute(out: Path, quick: bool = False) -> dict:
-    folder = Path(out) / ID / ("quick" if quick else "full")
-    return {name: sw.run(folder / name, progress=False) for name, sw in sweeps(quick).items()}
-
-
-def _runs(mask):
-    """The [first, last] epochs of every run of True in a window mask."""
-    runs, start = [], None
-    for i, v in enumerate(list(mask) + [False]):
-        if v and start is None:
-            start = i
-        elif not v and start is not None:
-            runs.append([start, i - 1])
-            start = None
-    return runs
+    return run_sweeps(sweeps(quick), out, ID, quick)
 
 
 def _windows(r, suffix):
-    return [{rule: [_runs(v) for v in r[f"window_{rule}{suffix}"].sel(seed=s).values]
+    """Per seed and rule, the runs of epochs in each modality's window."""
+    return [{rule: [cmp.true_runs(v) for v in r[f"window_{rule}{suffix}"].sel(seed=s).values]
              for rule in ("paper", "moving_average")} for s in r.seed.values]
 
 
@@ -135,21 +108,11 @@ def _result(name, r, mc_samples):
         "status": [str(s) for s in r.status.values]}
 
 
-def _curves(r, result):
-    r0 = r.isel(seed=0)
-    return dict(t=r.time.values, F=r0.trace.values, w_sim=r0.w.values, fine=r.step.values,
-                theory=r0.trace_fine.values, w=r0.w_fine.values,
-                t_theory=result["t_theory"][0], t_sim=result["t_sim"][0],
-                win=result["windows_theory"][0]["paper"],
-                win_sim=result["windows_sim"][0]["paper"])
-
-
 def run(out: Path, quick: bool = False) -> dict:
-    ds = compute(out, quick)
+    ds = {name: d.sel(network=name) for name, d in compute(out, quick).items()}
     mc_n = QUICK_MC_SAMPLES if quick else MC_SAMPLES
-    results = {name: _result(name, ds[name].sel(network=name), mc_n) for name in NETWORKS}
-    curves = {name: _curves(ds[name].sel(network=name), results[name]) for name in NETWORKS}
-    summary = _summary(results, quick)
+    results = {name: _result(name, ds[name], mc_n) for name in NETWORKS}
+    summary = _summary(results)
     payload = {"figure": ID, "paper": "Huang, Wei, Yang & Hu, CVPR 2025, Fig. 1 and eqs. 7, 11",
                "quick": quick,
                "parameters": {"sigma_a": SIGMA_A, "sigma_b": SIGMA_B, "rho": RHO, "lr": LR,
@@ -159,12 +122,17 @@ def run(out: Path, quick: bool = False) -> dict:
                               "loss": "1/2 (y - yhat)^2 per sample",
                               "trace": "E ||grad_theta_m loss||^2 over branch m's matrices"},
                "networks": results, "summary": summary}
-    result = write_outputs(out, ID, payload, lambda stem: _figure(curves, stem), summary)
-    _print(results, summary)
+    result = write_outputs(out, ID, payload, lambda stem: _figure(ds, results, stem), summary)
+    for name, r in results.items():
+        s, mc = summary[name], r["monte_carlo"]
+        print(f"  {name}: t_A {s['t_A_sim']:.1f}, t_B {s['t_B_sim']:.1f}; window (epochs) A "
+              f"{s['window_A_epochs']}, B {s['window_B_epochs']}; theory vs simulation max rel "
+              f"{r['max_rel_error_theory']:.2e}; Monte Carlo max rel {mc['max_rel_error']:.4f}")
+    print(f"  windows of theory and simulation agree: {summary['windows_agree']}")
     return result
 
 
-def _summary(results, quick):
+def _summary(results):
     mc = max(r["monte_carlo"]["max_rel_error"] for r in results.values())
     out = {"max_rel_error_monte_carlo": mc,
            "max_z_monte_carlo": max(r["monte_carlo"]["max_z"] for r in results.values()),
@@ -173,64 +141,42 @@ def _summary(results, quick):
            "monte_carlo_within_acceptance": bool(mc <= ACCEPT)}
     for name, r in results.items():
         ts, tt = np.asarray(r["t_sim"], float), np.asarray(r["t_theory"], float)
+        peak = np.asarray(r["peak_theory"])
         win = r["windows_theory"][0]["paper"]
-        out[name] = {
-            "t_A_sim": float(ts[:, 0].mean()), "t_B_sim": float(ts[:, 1].mean()),
-            "t_A_theory": float(tt[:, 0].mean()), "t_B_theory": float(tt[:, 1].mean()),
-            "peak_A_theory": float(np.mean(np.asarray(r["peak_theory"])[:, 0])),
-            "peak_B_theory": float(np.mean(np.asarray(r["peak_theory"])[:, 1])),
-            "window_A_epochs": win[0], "window_B_epochs": win[1],
-        }
+        out[name] = {"t_A_sim": float(ts[:, 0].mean()), "t_B_sim": float(ts[:, 1].mean()),
+                     "t_A_theory": float(tt[:, 0].mean()), "t_B_theory": float(tt[:, 1].mean()),
+                     "peak_A_theory": float(np.mean(peak[:, 0])),
+                     "peak_B_theory": float(np.mean(peak[:, 1])),
+                     "window_A_epochs": win[0], "window_B_epochs": win[1]}
     return out
 
 
-def _print(results, summary):
-    for name, r in results.items():
-        s = summary[name]
-        print(f"  {name}: t_A {s['t_A_sim']:.1f} (theory {s['t_A_theory']:.1f}), t_B "
-              f"{s['t_B_sim']:.1f} (theory {s['t_B_theory']:.1f}); Tr F peaks at "
-              f"{s['peak_A_theory']:.0f} (A), {s['peak_B_theory']:.0f} (B); window (epochs of "
-              f"{EPOCH} steps) A {s['window_A_epochs']}, B {s['window_B_epochs']}")
-        mc = r["monte_carlo"]
-        print(f"    theory vs simulation: max rel {r['max_rel_error_theory']:.2e}; Monte Carlo "
-              f"({mc['samples']} samples, {sum(mc['resolvable'])} times): max rel "
-              f"{mc['max_rel_error']:.4f}, max z {mc['max_z']:.2f}; not resolvable in float64 "
-              f"(converged): {mc['excluded_times']}")
-    print(f"  windows of theory and simulation agree: {summary['windows_agree']}")
-
-
-def _change(F):
-    """The relative change per record, (F_t − F_{t−1}) / F_t (NaN at the first record)."""
-    rate = np.full_like(F, np.nan)
-    rate[1:] = (F[1:] - F[:-1]) / F[1:]
-    return rate
-
-
-def _figure(curves, stem):
+def _figure(ds, results, stem):
     with paper_style():
         fig, axes = new_figure(ncols=3, nrows=2, width=6.9, height=4.4)
-        for row, (name, c) in enumerate(curves.items()):
-            t, fine = c["t"], c["fine"]
+        for row, (name, r) in enumerate(ds.items()):
+            r0, t, fine = r.isel(seed=0), r.time.values, r.step.values
+            theory, F = r0.trace_fine.values, r0.trace.values
             # per panel: the theory's (x, y) and the simulation's, the quantity's label
-            panels = [((fine, c["theory"]), (t, c["F"]), "Tr $F_{}$"),
-                      ((fine[::EPOCH], _change(c["theory"][::EPOCH])), (t, _change(c["F"])),
-                       None),
-                      ((fine, c["w"]), (t, c["w_sim"]), "$W_{}^{{tot}}$")]
+            panels = [((fine, theory), (t, F), "Tr $F_{}$"),
+                      ((fine[::EPOCH], cmp.relative_change(theory[::EPOCH])),
+                       (t, cmp.relative_change(F)), None),
+                      ((fine, r0.w_fine.values), (t, r0.w.values), "$W_{}^{{tot}}$")]
             for ax, ((xt, yt), (xs, ys), label) in zip(axes[row], panels):
                 for m, mod in enumerate("AB"):
                     ax.plot(xt, yt[:, m], color=COLORS[mod], lw=1.2,
                             label=label and label.format(mod) + " theory")
                     ax.plot(xs[::2], ys[::2, m], "o", ms=2.5, mfc="none", color=COLORS[mod],
                             label=label and label.format(mod) + " simulation")
-                    ax.axvline(c["t_theory"][m], color=COLORS[mod], ls="--", lw=0.7)
+                    ax.axvline(results[name]["t_theory"][0][m], color=COLORS[mod], ls="--",
+                               lw=0.7)
                 ax.set_xlim(0, t[-1])
             ax = axes[row, 0]
             for m, mod in enumerate("AB"):
-                for a, b in c["win"][m]:
+                for a, b in results[name]["windows_theory"][0]["paper"][m]:
                     ax.axvspan(a * EPOCH, (b + 1) * EPOCH, color=COLORS[mod], alpha=0.12, lw=0)
             ax.set_yscale("log")
-            ax.set_ylim(max(np.min(c["theory"][c["theory"] > 0]), 1e-17 * c["theory"].max()),
-                        c["theory"].max() * 50)
+            ax.set_ylim(max(np.min(theory[theory > 0]), 1e-17 * theory.max()), theory.max() * 50)
             ax.set_ylabel("information amount Tr $F_m$")
             ax.set_title(f"{name} late fusion", fontsize=8)
             ax = axes[row, 1]

@@ -1,30 +1,13 @@
 """Kleinman, Achille, Soatto & Kao (2023), Figs. 2-3: critical periods of two parallel pathways.
 
-Two pathways 8 → 100 → … → 15 with D matrices each see the one-hot items of the hierarchical
-task (dlnfusion.data.hierarchy, sum convention) and their outputs are summed. Aligned, balanced
-initialization with every mode strength K = 0.01 (dlnfusion.init_pathways); full-batch gradient
-descent on ½Σ‖y − ŷ‖², learning rate 0.01, 1000 steps. Deficit: pathway b is gated (no
-gradient, still in the output) during [start, start + 150) for start ∈ {0, 400, 750}, D ∈
-{2, 3, 4}; a control run has no gate. Lesion experiment (the paper's Fig. 3): D = 3, b gated
-during [0, 200) and mode 1 (the largest, index 0) of pathway a lesioned for good.
-
-Measured against predicted: the mode strengths K_{p,α} = (Uᵀ Ω_p V)_{αα} of the simulated
-network (width 100, every matrix trained) against the exact per-mode gradient-descent map of
-dlnfusion.reduced.reduced_pathways, run from the initial per-layer values alone (theory), and
-the closed-form gradient-flow split dlnfusion.theory.predicted_split. A second batch starts
-from a jittered initialization (every entry perturbed, jitter 0.01 of the aligned scale; the
-spec states a jitter but no value) and reports how far it moves from the aligned theory.
-Panels: K of both pathways against steps for every depth and gate start (one colour per
-singular value; pathway a solid, b dashed; theory thin black), the lesion run, and pathway b's
-final share of each mode against the gate start (a simulated sweep of 18 starts per depth in
-one compiled batch, markers, over the theory's curve).
-
-Every number comes from a sweep (:mod:`dlnfusion.sweep`), saved under
+Two deep linear pathways learn the hierarchical task while pathway b is gated (in the lesion
+run, with pathway a's largest mode lesioned): the simulated mode strengths against the exact
+per-mode gradient-descent map and the closed-form split (:func:`dlnfusion.theory.predicted_split`).
+Protocol, panels and numbers: docs/figures/kleinman2023l-pathways.md. Every sweep is saved under
 ``out/kleinman2023l-pathways/{quick,full}/<sweep>``; a re-run resumes where it stopped.
 """
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +15,11 @@ import numpy as np
 from dlnfusion import Gate, Lesion, NetworkSpec
 from dlnfusion import theory as th
 from dlnfusion.data import hierarchy
-from dlnfusion.plot import PALETTE, new_figure, paper_style, save
+from dlnfusion.plot import (PALETTE, mode_groups, new_figure, paper_style, pathway_modes_panel,
+                            save, style_legend)
 from dlnfusion.sweep import Pathways, Predict, ReducedPathways, Sweep
 
-from ._output import write_outputs
+from ._output import run_sweeps, write_outputs
 
 ID = "kleinman2023l-pathways"
 TITLE = "Critical periods of two parallel pathways: gating deficits and a lesion"
@@ -83,15 +67,11 @@ def _labels(starts) -> list:
     return list(dict.fromkeys([*PANEL.values(), *(f"{t:g}" for t in starts)]))
 
 
-@lru_cache(maxsize=None)
-def _split(depth, gate):
-    return th.predicted_split(task().modes(0)[1], STRENGTH ** (1 / depth), depth, LR,
-                              *gate_window(gate), STEPS, gated=GATED)
-
-
-def _closed_form(depth, gate, mode):
-    p = _split(depth, gate)
-    return {"K_a": p.K_a[mode], "K_b": p.K_b[mode], "s": task().modes(0)[1][mode]}
+def _closed_form(depth, gate):
+    s = task().modes(0)[1]
+    p = th.predicted_split(s, STRENGTH ** (1 / depth), depth, LR, *gate_window(gate), STEPS,
+                           gated=GATED)
+    return {"K_a": p.K_a, "K_b": p.K_b, "s": s}
 
 
 def sweeps(quick: bool) -> dict:
@@ -106,7 +86,8 @@ def sweeps(quick: bool) -> dict:
                           {**TRAINING, "jitter": JITTER}, seeds=[1]),
         "theory": Sweep({"depth": DEPTHS, "gate": _labels(THEORY_STARTS)},
                         ReducedPathways(task, network, windows), TRAINING),
-        "closed_form": Sweep({**panel, "mode": range(8)}, Predict(_closed_form)),
+        "closed_form": Sweep(panel, Predict(_closed_form, dims=dict.fromkeys(
+            ("K_a", "K_b", "s"), ("mode",)))),
         "lesion": Sweep({"depth": [LESION_DEPTH]}, Pathways(task, network, windows), lesion),
         "lesion_theory": Sweep({"depth": [LESION_DEPTH]},
                                ReducedPathways(task, network, windows), lesion)}
@@ -114,8 +95,7 @@ def sweeps(quick: bool) -> dict:
 
 def compute(out: Path, quick: bool = False) -> dict:
     """Run (or resume) every sweep; their Datasets by name."""
-    folder = Path(out) / ID / ("quick" if quick else "full")
-    res = {name: sw.run(folder / name, progress=False) for name, sw in sweeps(quick).items()}
+    res = run_sweeps(sweeps(quick), out, ID, quick)
     if any((res[k].status == "diverged").any() for k in ("network", "jittered", "lesion")):
         raise RuntimeError("a pathway run diverged")
     return res
@@ -180,64 +160,35 @@ def run(out: Path, quick: bool = False) -> dict:
         stem, s, K, K_th, (K_les, K_les_th), shares), summary)
 
 
-def _mode_groups(s):
-    """Indices of the distinct singular values (the hierarchy's degenerate modes share one)."""
-    vals = np.unique(np.round(s, 10))[::-1]
-    return [(v, np.nonzero(np.isclose(s, v))[0]) for v in vals]
-
-
-def _panel(ax, time, K, K_th, s, window=None):
-    for c, (v, idx) in enumerate(_mode_groups(s)):
-        col = PALETTE[c + 1]
-        i = idx[0]
-        ax.plot(time, K[:, 0, i], color=col, lw=1.3)
-        ax.plot(time, K[:, 1, i], color=col, lw=1.3, ls="--")
-        ax.plot(time, K_th[:, 0, i], color="k", lw=0.5, ls=":")
-        ax.plot(time, K_th[:, 1, i], color="k", lw=0.5, ls=":")
-    if window is not None and window[1] > window[0]:
-        ax.axvspan(*window, color="0.85", lw=0)
-    ax.set_xlim(0, time[-1])
-
-
 def _draw(stem, s, K_sim, K_theory, lesion, shares):
-    import matplotlib.lines as mlines
-
     time = K_sim.time.values
     with paper_style():
         fig, axes = new_figure(len(GATE_STARTS), len(DEPTHS) + 1, height=8.2)
         for r, D in enumerate(DEPTHS):
-            for c, start in enumerate(GATE_STARTS):
-                ax = axes[r, c]
-                _panel(ax, time, *(k.sel(depth=D, gate=f"{start:g}").values
-                                   for k in (K_sim, K_theory)),
-                       s, (start, start + GATE_LENGTH))
-                ax.set_title(f"D = {D}, b gated [{start}, {start + GATE_LENGTH})", fontsize=8)
-                if c == 0:
-                    ax.set_ylabel("mode strength K")
-        ax = axes[-1, 0]
-        _panel(ax, time, lesion[0], lesion[1], s, (0, LESION_GATE))
-        ax.set_title(f"D = {LESION_DEPTH}: b gated [0, {LESION_GATE}), a's mode 1 lesioned",
-                     fontsize=8)
-        ax.set_xlabel("step")
-        ax.set_ylabel("mode strength K")
-        for j, (ax, label) in enumerate(((axes[-1, 1], "largest mode"),
-                                         (axes[-1, 2], "smallest modes"))):
+            for c, t in enumerate(GATE_STARTS):
+                pathway_modes_panel(axes[r, c], time, *(k.sel(depth=D, gate=f"{t:g}").values
+                                                        for k in (K_sim, K_theory)), s,
+                                    (t, t + GATE_LENGTH))
+                axes[r, c].set_title(f"D = {D}, b gated [{t}, {t + GATE_LENGTH})", fontsize=8)
+        pathway_modes_panel(axes[-1, 0], time, *lesion, s, (0, LESION_GATE))
+        axes[-1, 0].set_title(f"D = {LESION_DEPTH}: b gated [0, {LESION_GATE}), a's mode 1 "
+                              "lesioned", fontsize=8)
+        axes[-1, 0].set_xlabel("step")
+        for ax in axes[:, 0]:
+            ax.set_ylabel("mode strength K")
+        for ax, pick, label in ((axes[-1, 1], 0, "largest mode"),
+                                (axes[-1, 2], -1, "smallest modes")):
             for c, D in enumerate(DEPTHS):
-                (starts, sim, theo), dense = shares[D], THEORY_STARTS
-                pick = 0 if j == 0 else -1
-                ax.plot(dense, theo[:, pick], color=PALETTE[c + 4], lw=1.0, label=f"D = {D}")
+                starts, sim, theo = shares[D]
+                ax.plot(THEORY_STARTS, theo[:, pick], color=PALETTE[c + 4], lw=1.0,
+                        label=f"D = {D}")
                 ax.plot(starts, sim[:, pick], "o", ms=3, color=PALETTE[c + 4], mfc="none")
-            ax.set_xlabel("gate start (step)")
-            ax.set_ylabel("final K_b / s")
+            ax.set(xlabel="gate start (step)", ylabel="final K_b / s", ylim=(-0.03, 0.55))
             ax.set_title(f"pathway b's share, {label}", fontsize=8)
-            ax.set_ylim(-0.03, 0.55)
         axes[-1, 2].legend(fontsize=7, loc="lower right")
-        handles = [mlines.Line2D([], [], color=PALETTE[c + 1], label=f"s = {v:.3g}")
-                   for c, (v, _) in enumerate(_mode_groups(s))]
-        handles += [mlines.Line2D([], [], color="0.3", label="pathway a"),
-                    mlines.Line2D([], [], color="0.3", ls="--", label="pathway b (gated)"),
-                    mlines.Line2D([], [], color="k", ls=":", lw=0.6, label="theory (reduced)"),
-                    mlines.Line2D([], [], color="0.3", marker="o", ls="", mfc="none",
-                                  label="simulation sweep")]
-        fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=7)
+        style_legend(fig, [("-", f"s = {v:.3g}", {"color": PALETTE[c + 1]})
+                           for c, (v, _) in enumerate(mode_groups(s))]
+                     + [("-", "pathway a"), ("--", "pathway b (gated)"),
+                        (":", "theory (reduced)", {"color": "k", "lw": 0.6}),
+                        ("o", "simulation sweep")], ncol=4, fontsize=7)
         return save(fig, stem)

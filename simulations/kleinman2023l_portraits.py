@@ -1,25 +1,11 @@
 """Kleinman, Achille, Soatto & Kao (2023): phase portraits of two competing pathways.
 
-One mode of strength s = 10 learned by two pathways of depth D ∈ {2, 3, 4}, per-layer initial
-value p0 = 0.005 (K0 = p0^D), learning rate 0.01, time in steps. The plane is (K_a, K_b); the
-solution line K_a + K_b = s is the set of fixed points; the streamlines are the ungated field
-dK_q/dt = η D K_q^{2−2/D}(s − K_a − K_b) (dlnfusion.theory.pathways.pathway_flow). Two deficits gate
-pathway b: an early one, [0, t½), and a late one, [2t½, 3t½), with t½ the ungated time to reach
-K_a + K_b = s/2 (dlnfusion.reduced.pathway_portrait). Theory: the gradient-flow trajectories
-(lines). Simulation: the full network (two pathways 1 → 10 → … → 1 of D matrices, aligned and
-balanced, every matrix trained) integrated as gradient flow with the same windows (markers).
-Gradient flow, not gradient descent: at ηs = 0.1 gradient descent is a few steps late on a
-transition that lasts ~1/(ηs) = 10 steps, and a gate that freezes b in mid-transition then
-freezes a visibly different K_b (measured: share 0.21 instead of 0.25 at D = 2, 0.03 instead of
-0.25 at D = 4 for the middle gate); the reduced gradient-descent map tracks that exactly
-(kleinman2023l-pathways).
-
-What it shows: an early deficit sends the state to the K_a end of the solution line
-(winner-take-all, for good: the line is made of fixed points), a late one leaves it on the
-diagonal; the deeper the pathways, the flatter the field near the origin and the more
-complete the early winner's victory.
-
-Every number comes from a sweep (:mod:`dlnfusion.sweep`), saved under
+One mode of strength s = 10 learned by two pathways of depth D ∈ {2, 3, 4}, pathway b gated
+early, in the middle or late: the (K_a, K_b) plane with the ungated field
+(:func:`dlnfusion.theory.pathways.pathway_flow`), the trajectories of the gradient-flow theory
+(:class:`~dlnfusion.sweep.ReducedPathways`, lines) and of the full network
+(:class:`~dlnfusion.sweep.Pathways`, markers). Protocol and caveats:
+docs/figures/kleinman2023l-portraits.md. Every sweep is saved under
 ``out/kleinman2023l-portraits/{quick,full}/<sweep>``; a re-run resumes where it stopped.
 """
 from __future__ import annotations
@@ -33,15 +19,16 @@ from dlnfusion import Gate, NetworkSpec, Stats, reduced as rd, theory as th
 from dlnfusion.plot import PALETTE, new_figure, paper_style, save
 from dlnfusion.sweep import Pathways, Predict, ReducedPathways, Sweep
 
-from ._output import write_outputs
+from ._output import run_sweeps, write_outputs
 
 ID = "kleinman2023l-portraits"
 TITLE = "Phase portraits of two pathways competing for one mode, early and late deficits"
 DEPTHS, S, P0, LR = (2, 3, 4), 10.0, 0.005, 0.01
 WIDTH = 10
 #: Early gates [0, T), T in steps (0: no deficit). The split is decided within the first
-#: ~1/(ηs) = 10 steps at every depth (see the module docstring), so these lengths are absolute,
-#: not fractions of the learning time t½ (61, 1995 and 199 999 steps at D = 2, 3, 4).
+#: ~1/(ηs) = 10 steps at every depth (docs/figures/kleinman2023l-portraits.md), so these
+#: lengths are absolute, not fractions of the learning time t½ (61, 1995 and 199 999 steps at
+#: D = 2, 3, 4).
 EARLY_LENGTHS, QUICK_EARLY_LENGTHS = (0.0, 1.0, 3.0, 10.0, 30.0), (0.0, 3.0, 30.0)
 #: Every run lasts BUDGET·t½; the solver's tolerances (relative, absolute) for the network.
 BUDGET = 3.0
@@ -116,8 +103,7 @@ def sweeps(quick: bool) -> dict:
 
 def compute(out: Path, quick: bool = False) -> dict:
     """Run (or resume) every sweep; their Datasets by name."""
-    folder = Path(out) / ID / ("quick" if quick else "full")
-    return {name: sw.run(folder / name, progress=False) for name, sw in sweeps(quick).items()}
+    return run_sweeps(sweeps(quick), out, ID, quick)
 
 
 def _panels(ds) -> list:

@@ -1,41 +1,9 @@
 """Zhang, Latham & Saxe (2024), Figure 11: two-layer ReLU networks on a linear task.
 
-Figure 2's setting with a ReLU on the hidden layer: two scalar modalities, Σ = diag(4, 1),
-y = x_A + x_B, width 100, weights i.i.d. N(0, (1e-9)²), gradient descent η = 0.04; early
-(L_f = 1) and late (L_f = 2) fusion. The ReLU networks train exactly at population level
-(dlnfusion.training.objectives: the arc-cosine kernel for early fusion, four rectified
-features for late fusion); each linear network trains from the same initial weights as its
-ReLU counterpart (the same seed). Both run in one sweep (:class:`dlnfusion.sweep.TrainFinal`),
-the predictions from each seed's initial weights in another, saved under
-``out/zhang2024-fig11/{quick,full}/<sweep>``. Panels: (a) early, (b) late fusion, loss and
-total weights (W² W¹, the product that ignores the nonlinearity, as the paper plots) against
-steps for seed 0; ReLU solid, linear thin dashed; inset: the slow-downs, simulated and predicted (mean over seeds).
-
-Measured against predicted:
-
-* slow-down: the ReLU network's half-way time of each modality over the linear network's,
-  with the half-way point at half of each network's own plateau (the linear one's U_A and W*_B,
-  twice those for ReLU, as in Figure 3c's crosses). Theory: theory.predict_times_relu over
-  theory.predict_times (late fusion) and theory.relu.predict_times_early_relu over
-  theory.predict_times_early (early fusion), from each run's initial growing modes
-  (theory.effective_init, theory.effective_init_early): the ReLU network is the linear one at
-  half the learning rate from half the initial mode (theory.relu).
-* weight factor: final total weight of the ReLU network over the linear one, per modality;
-  theory RELU_WEIGHT_FACTOR = 2 (relu(u) − relu(−u) = u: any two-layer ReLU network that
-  computes the linear target has V A = 2W*).
-
-The paper's "about two times slower" is about, not exactly, right. Over 5 seeds the slow-down
-is 1.966-1.973 in early fusion (B reaches half-way 9 % after A, in both networks), 1.968-1.972
-for t_A and 2.018-2.019 for t_B in late fusion; the theory predicts each to <= 0.23 %. In the
-linear phase it is [ln(1 + ηs)/ln(1 + ηs/2)]·[1 + ln 2/ln(W/w0)] (theory.relu): gradient
-descent makes the halved rate cost less than a factor 2 (1.93 at ηs = 0.16, A's drive;
-1.98 at ηs̃_B = 0.04, B's second phase), while twice the target weight adds ln 2 to a
-logarithm of ~37 (1.02). The factor is 2 only for gradient flow from an infinitesimal
-initialization. The remaining error of the prediction (0.005-0.55 steps) is the imbalance of
-the units that grow with a positive and a negative pre-activation weight (theory.relu: the
-geometric rather than the arithmetic mean of their seeds). "Two times larger" weights are
-exact: the measured weight factors equal 2 to <= 1.4e-5, the precision that the stopping
-loss allows.
+Figure 2's task learned by two-layer early- and late-fusion ReLU networks, each against the
+linear network from the same initial weights: the slow-down of the half-way times and the factor
+of the final total weights, simulated and predicted (theory.relu.relu_and_linear_times). Sweeps
+under ``out/zhang2024-fig11/{quick,full}``; protocol and numbers: docs/figures/zhang2024-fig11.md.
 """
 from __future__ import annotations
 
@@ -44,18 +12,17 @@ from pathlib import Path
 import numpy as np
 
 from dlnfusion import NetworkSpec, Stats, init_batch, theory as th
-from dlnfusion.plot import PALETTE, new_figure, paper_style, save, trajectory_panel
+from dlnfusion.plot import PALETTE, new_figure, paper_style, save, style_legend, trajectory_panel
 from dlnfusion.sweep import Predict, Sweep, TrainFinal
 
-from ._output import write_outputs
+from ._output import run_sweeps, write_outputs
 
 ID = "zhang2024-fig11"
 TITLE = "Figure 11: two-layer ReLU networks on a linear task, early and late fusion"
 SIGMA_A, SIGMA_B, RHO = 2.0, 1.0, 0.0
 WIDTH, INIT_STD, LR = 100, 1e-9, 0.04
-# Stopping at loss 1e-10 pins every total weight to within √(2·1e-10/σ_B²) ≈ 1.4e-5 of its
-# limit (the loss is quadratic in the odd part of the function), so the weight factor is
-# measured to ~3e-5; the half-way times are long passed by then.
+# Stopping at loss 1e-10 pins every total weight to √(2·1e-10/σ_B²) ≈ 1.4e-5 of its limit (the
+# loss is quadratic in the function's odd part): the weight factor is measured to ~3e-5.
 MAX_STEPS, STOP_LOSS = 20_000, 1e-10
 SEEDS, QUICK_SEEDS = 5, 1
 NETWORKS = (("early", 1), ("late", 2))
@@ -73,25 +40,11 @@ def _network(fusion_layer, activation):
 
 
 def _predicted(fusion_layer, seed):
-    """The linear and the ReLU network's predicted times (modality order) from the seed's
-    initial weights: late fusion theory.predict_times(_relu), early fusion
-    theory.predict_times_early and theory.relu.predict_times_early_relu."""
-    st, spec = _stats(), _network(fusion_layer, "linear")
-    params = init_batch(spec, [seed], "normal", INIT_STD)
-    if fusion_layer == 2:
-        w0 = th.effective_init(spec, params, th.phase_directions(st))[0]
-        preds = {"linear": th.predict_times(st, LR, w0), "relu": th.predict_times_relu(st, LR, w0)}
-    else:
-        w0 = th.effective_init_early(spec, params, st)[0]
-        preds = {"linear": th.predict_times_early(st, LR, w0),
-                 "relu": th.relu.predict_times_early_relu(st, LR, w0)}
-    out = {f"w0_{i}": float(w) for i, w in enumerate(np.atleast_1d(w0))}   # early: one mode
-    for kind, p in preds.items():
-        if not p.valid:
-            raise RuntimeError(f"prediction not valid: {p.caveats}")
-        by_name = {p.first: p.t_A, p.second: p.t_B}
-        out.update({f"{kind}_t_{n}": float(by_name[n]) for n in st.names})
-    return out
+    """The linear and the ReLU network's predicted times from the seed's initial weights."""
+    spec = _network(fusion_layer, "linear")
+    pred = th.relu.relu_and_linear_times(_stats(), LR, spec,
+                                         init_batch(spec, [seed], "normal", INIT_STD))
+    return {**{f"w0_{i}": float(w) for i, w in enumerate(pred.pop("w0"))}, **pred}
 
 
 def sweeps(quick: bool) -> dict:
@@ -108,8 +61,7 @@ def sweeps(quick: bool) -> dict:
 
 def compute(out: Path, quick: bool = False) -> dict:
     """Run (or resume) every sweep; their Datasets by name."""
-    folder = Path(out) / ID / ("quick" if quick else "full")
-    return {name: sw.run(folder / name, progress=False) for name, sw in sweeps(quick).items()}
+    return run_sweeps(sweeps(quick), out, ID, quick)
 
 
 def _times(run, Lf, kind):
@@ -126,11 +78,13 @@ def _times(run, Lf, kind):
 
 
 def _per_modality(a) -> dict:
-    a = np.asarray(a, dtype=float)
-    return {f"t_{n}": a[:, k].tolist() for k, n in enumerate(MODALITIES)}
+    return {f"t_{n}": np.asarray(a, dtype=float)[:, k].tolist() for k, n in enumerate(MODALITIES)}
 
 
 def _network_result(runs, pred, Lf) -> dict:
+    for kind in ("relu", "linear"):
+        if not (pred[f"{kind}_valid"] & (pred[f"{kind}_first"] == MODALITIES[0])).all():
+            raise RuntimeError(f"the {kind} prediction must be valid, with A learned first")
     t = {kind: _times(runs[kind], Lf, kind) for kind in ("relu", "linear")}
     p = {kind: np.stack([pred[f"{kind}_t_{n}"].values for n in MODALITIES], axis=-1)
          for kind in ("relu", "linear")}
@@ -139,7 +93,6 @@ def _network_result(runs, pred, Lf) -> dict:
     W = {kind: np.concatenate([runs[kind][f"final_map_{n}"].values[:, 0] for n in MODALITIES],
                               axis=-1) for kind in ("relu", "linear")}       # (seeds, 2)
     wf = W["relu"] / W["linear"]
-    status = {kind: [str(s) for s in runs[kind].status.values] for kind in ("relu", "linear")}
     return {
         "fusion_layer": Lf,
         "initial_mode_w0": (pred.w0_0.values if Lf == 1 else
@@ -152,7 +105,7 @@ def _network_result(runs, pred, Lf) -> dict:
         "weight_factor_sim": {n: wf[:, k].tolist() for k, n in enumerate(MODALITIES)},
         "weight_factor_theory": th.relu.RELU_WEIGHT_FACTOR,
         "final_loss": {k: runs[k].final_loss.values.tolist() for k in ("relu", "linear")},
-        "status": status}
+        "status": {k: [str(s) for s in runs[k].status.values] for k in ("relu", "linear")}}
 
 
 def run(out: Path, quick: bool = False) -> dict:
@@ -171,7 +124,7 @@ def run(out: Path, quick: bool = False) -> dict:
                               "method": "gd", "activation": "relu (linear for comparison)"},
                "networks": results, "summary": summary}
     result = write_outputs(out, ID, payload, lambda stem: _figure(runs, results, stem), summary)
-    _print(results, summary)
+    _print(summary)
     return result
 
 
@@ -189,13 +142,10 @@ def _summary(results) -> dict:
         "slowdown_sim_range": [float(np.min(slow_all)), float(np.max(slow_all))],
         "slowdown_max_deviation_from_2": float(np.max(np.abs(np.array(slow_all) / 2 - 1))),
         "all_converged": all(s == "converged" for r in results.values()
-                             for v in r["status"].values() for s in v),
-    }
+                             for v in r["status"].values() for s in v)}
 
 
 def _figure(runs, results, stem):
-    from matplotlib.lines import Line2D
-
     colors = (PALETTE[1], PALETTE[2])
     with paper_style():
         fig, axes = new_figure(ncols=2, width=6.9, height=2.5)
@@ -221,38 +171,22 @@ def _figure(runs, results, stem):
             ax.set_title(f"{name} fusion ($L_f={Lf}$)", fontsize=8)
             s_a, s_b = (np.mean(r["slowdown_sim"][f"t_{n}"]) for n in MODALITIES)
             p_a, p_b = (np.mean(r["slowdown_theory"][f"t_{n}"]) for n in MODALITIES)
-            # Where no curve passes: early fusion below the ReLU weights after the linear run
-            # has ended, late fusion between the two plateaus of A. On the weight axis, which
-            # is drawn above the loss axis.
+            # Where no curve passes (weight axis, above the loss axis): early fusion below the
+            # ReLU weights after the linear run has ended, late fusion between A's plateaus.
             x, y, ha = ((0.98, 0.27, "right"), (0.23, 0.68, "left"))[k]
             ax2.text(x, y, "$t_{\\mathrm{ReLU}}/t_{\\mathrm{lin}}$: sim, theory\n"
                      f"A: {s_a:.3f}, {p_a:.3f}\nB: {s_b:.3f}, {p_b:.3f}",
                      transform=ax2.transAxes, ha=ha, va="center", ma="left", fontsize=6,
-                     zorder=5,
-                     bbox=dict(boxstyle="round,pad=0.3", fc="white", ec="0.8", lw=0.5))
-        handles = [Line2D([], [], color=PALETTE[0], lw=1.2, label="loss"),
-                   Line2D([], [], color=colors[0], lw=1.2, label=r"$W_A^{tot}$"),
-                   Line2D([], [], color=colors[1], lw=1.2, label=r"$W_B^{tot}$"),
-                   Line2D([], [], color="0.3", lw=1.2, label="ReLU network"),
-                   Line2D([], [], color="0.3", lw=0.8, ls="--", label="linear network")]
-        fig.legend(handles=handles, loc="outside lower center", ncol=5, fontsize=6.5,
-                   handlelength=2.2)
+                     zorder=5, bbox=dict(boxstyle="round,pad=0.3", fc="white", ec="0.8", lw=0.5))
+        style_legend(fig, [("-", "loss", {"color": PALETTE[0], "lw": 1.2}),
+                           ("-", r"$W_A^{tot}$", {"color": colors[0], "lw": 1.2}),
+                           ("-", r"$W_B^{tot}$", {"color": colors[1], "lw": 1.2}),
+                           ("-", "ReLU network", 1.2), ("--", "linear network", 0.8)],
+                     ncol=5, fontsize=6.5, handlelength=2.2)
         return save(fig, stem)
 
 
-def _print(results, summary):
-    for name, _ in NETWORKS:
-        r = results[name]
-        for n in MODALITIES:
-            key = f"t_{n}"
-            print(f"{name:5s} fusion, {key}: ReLU {np.mean(r['times_sim']['relu'][key]):7.1f}, "
-                  f"linear {np.mean(r['times_sim']['linear'][key]):6.1f} steps; slow-down "
-                  f"{np.mean(r['slowdown_sim'][key]):.4f} (theory "
-                  f"{np.mean(r['slowdown_theory'][key]):.4f}, max error "
-                  f"{r['slowdown_rel_error'][key]:.2e}); weight factor "
-                  f"{np.mean(r['weight_factor_sim'][n]):.6f} (theory "
-                  f"{r['weight_factor_theory']:g})")
-    s = summary
+def _print(s):
     print(f"slow-down, theory vs simulation: max relative deviation "
           f"{s['slowdown_max_rel_deviation']:.2e}; simulated range "
           f"{s['slowdown_sim_range'][0]:.3f}-{s['slowdown_sim_range'][1]:.3f} (max "

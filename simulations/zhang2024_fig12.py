@@ -1,63 +1,9 @@
 """Zhang, Latham & Saxe (2024), Figure 12 (Appendix H.2): ReLU networks on y = x_A + XOR(x_B).
 
-Modality A is a linear feature x_A ~ N(0, σ_A) (σ_A is a variance, as in the paper and the
-authors' code), modality B a point of {±1}² that enters only through XOR(x_B) = −x_B1·x_B2
-(:func:`dlnfusion.data.xor_task`, balanced over the four points). Two-layer ReLU networks
-without biases, width 100: early fusion (x_A, x_B) ∈ R³ → 100 ReLU → 1, and late fusion with
-a 1 → 100 ReLU branch for A and a 2 → 100 ReLU branch for B whose outputs are summed (the
-authors' concatenation followed by one output layer). Every weight is N(0, (1e-9)²); full-batch
-gradient descent on ½·mean (y − ŷ)², the toolkit's squared loss; σ_A = 1, 2, 3; 20 seeds per
-(fusion, σ_A), trained by one sweep (:class:`dlnfusion.sweep.TrainFinal`, one batched call per
-fusion layer), saved under ``out/zhang2024-fig12/{quick,full}/<sweep>``.
-
-Seeds. Seed s draws the samples (``xor_task(σ_A, seed=s)``) as well as the initial weights,
-so a rate is over data sets and initializations. This matters for early fusion. Runs that get
-stuck sit where the network fits x_A alone, with every first-layer row pointing along x_A.
-There ⟨XOR(x_B) x_B⟩ = 0 leaves the XOR directions without a first-order pull, and whether a
-run escapes depends on the particular sample. With one data set and 8 initializations
-(σ_A = 3) all 8 succeeded on one 2048-sample set and none on one 4096-sample set; with the
-same x_A values at each of the four points (no imbalance between them; 1024 samples) none of
-16 runs at σ_A = 2, 3 escaped.
-
-Choices, measured before they were fixed (early-fusion rates with a data set per seed):
-
-* Initialization 1e-9, the paper's (rich regime, features in the first layer). Late fusion
-  then has two separate transitions: A at ≈ 200/σ_A steps, B at 275–285 steps for every σ_A;
-  it has converged by ~300 steps.
-* Learning rate η = 0.2 instead of the paper's 0.04, for run time. In gradient-flow time η·t,
-  late fusion converged at 62–68 (η = 0.04), 63–69 (0.1) and 64–71 (0.2) on the same 8 seeds
-  (1024 samples, σ_A = 1 and 3); η = 0.4 is ~10 % late and η = 0.6 no longer converges.
-  Early-fusion successes at 2048 samples, 20 seeds, η = 0.2 / 0.1 / 0.04: 7 / 7 / 11 of 20 at
-  σ_A = 2 and 3 / 1 / 4 of 20 at σ_A = 3. The differences are of the size of the binomial
-  scatter (±2 per count), not certainly zero.
-* Budget 1000 steps (η·t = 200), three times what late fusion needs; runs stop below 1e-3.
-  Early-fusion runs that leave the plateau late are counted as failures if they are still
-  above the threshold at the end (σ_A = 2 shows such slow, multi-stage runs).
-* 4096 samples (the paper used 8192) halve the cost. With 8 seeds, early-fusion successes at
-  2048 / 4096 / 8192 samples: 4 / 5 / 6 of 8 at σ_A = 2 and 3 / 2 / 2 of 8 at σ_A = 3.
-* float32: float64 runs give the same outcomes and final losses (0.1458 against 0.1457 after
-  12 000 steps for a run in the partial state).
-* Success: final training loss below 0.05, a tenth of 0.5 = ½⟨XOR²⟩, the loss of the best
-  predictor that uses x_A alone (ŷ = x_A; ½·Var(XOR) in the ½·MSE convention). Below it the
-  network has fitted ≳ 90 % of the variance of the XOR part. Failed runs sit either on the
-  x_A-only plateau (final loss within 2 % of the sample's x_A-only optimum L_A,
-  :func:`dlnfusion.data.xor.xa_only_loss`: ``plateau``)
-  or in a partial state at 0.15–0.19 where the XOR is fitted on two of the four points only
-  (``partial``).
-
-Measured (full run): late fusion succeeds in 20/20 seeds at every σ_A, its W_B¹ rows on the
-four XOR directions (:func:`~dlnfusion.data.xor.xor_alignment` 1.00). Early fusion: 20/20 at
-σ_A = 1, 11/20 at σ_A = 2 (5 on the plateau, 4 partial), 5/20 at σ_A = 3 (15 on the plateau,
-where the first layer reads x_A only: :func:`~dlnfusion.data.xor.linear_share` 1.00).
-
-Quick mode: 4 seeds and 1024 samples, the same budget. It checks the pipeline and the
-late-fusion result; its early-fusion rates rest on four small data sets and are no estimate.
-
-Panels (paper 12a–f): one row per σ_A, early fusion (a, c, e) and late fusion (b, d, f). Each
-has the loss of every seed (thin; blue = success, vermillion = failure; seed 0 black) and the
-first-layer weights of seed 0 at the end: the two components of W_B¹ of each hidden unit as its
-position, W_A¹ as its color. Late-fusion units of the two branches are different neurons,
-paired by index as in the authors' plots.
+Two-layer ReLU networks, early and late fusion, σ_A = 1, 2, 3 (a variance), 20 seeds (quick: 4,
+on 1024 samples), each drawing its own samples and initial weights: the success rate per
+(fusion, σ_A) and seed 0's first-layer weights. Sweeps under ``out/zhang2024-fig12/{quick,full}``;
+the protocol, its measured choices and the numbers: docs/figures/zhang2024-fig12.md.
 """
 from __future__ import annotations
 
@@ -71,7 +17,7 @@ from dlnfusion.data.xor import linear_share, xa_only_loss, xor_alignment
 from dlnfusion.plot import PALETTE, paper_style, save, weight_scatter
 from dlnfusion.sweep import Predict, Sweep, TrainFinal
 
-from ._output import write_outputs
+from ._output import run_sweeps, write_outputs
 
 ID = "zhang2024-fig12"
 TITLE = "Figure 12: early vs late fusion ReLU networks on x_A + XOR(x_B)"
@@ -120,8 +66,7 @@ def sweeps(quick: bool) -> dict:
 
 def compute(out: Path, quick: bool = False) -> dict:
     """Run (or resume) every sweep; their Datasets by name."""
-    folder = Path(out) / ID / ("quick" if quick else "full")
-    return {name: sw.run(folder / name, progress=False) for name, sw in sweeps(quick).items()}
+    return run_sweeps(sweeps(quick), out, ID, quick)
 
 
 def _below(time, loss, level):

@@ -1,29 +1,13 @@
-"""Random covariances: the two-layer time ratio on generic correlated vector modalities.
+"""Random covariances: the two-layer time ratio on generic correlated vector modalities (the
+authors' "random sweep" for Zhang, Latham & Saxe 2024).
 
-As the authors' "random sweep": x ∈ R^20 split into two modalities of 10 dimensions,
-Σ ~ inverse-Wishart(df = 22, Ψ = I with the first half of rows doubled), teacher uniform in
-[−1, 1]; two-layer late fusion, width 100, N(0, (1e-9)²) weights, gradient descent η = 0.04
-until the loss is below 1e-4 (at most 40,000 steps).
-
-(a) Simulated t_B/t_A (seed mean) against four predictions: eq. (9) corrected (gradient
-flow, leading order in u0), the same with gradient-descent rates, the same at finite u0 with
-the angle between s_B and s̃_B (:func:`dlnfusion.theory.timescales.time_ratio_crossover`, u0 = √width ×
-the entry std; a closed form that assumes a sharp turn of B's drive), and dlnfusion's mode
-reduction of each run (:func:`dlnfusion.compare.predict_unimodal_phase` with
-``basis="modes"``: the paper's rank-one ansatz, both signs, seeded by the actual weights,
-integrated with the same learning rate). Whether a covariance lies inside the theory's
-assumptions is decided from the theory alone, before simulating
-(:func:`dlnfusion.theory.timescales.two_phase_assumptions`: stability at the minimum, separated
-phases, budget); points outside are drawn as crosses and listed with
-the reason in the JSON, and what the simulation then did is reported beside it, also for the
-points inside.
-(b) How the leading-order formulas approach the simulation as the initialization shrinks
-(median relative error over the covariances inside the assumptions): the error is the
-O(1/ln(1/u0)) remainder of the expansion.
-
-Every number comes from a sweep (:mod:`dlnfusion.sweep`), saved under
-``out/zhang2024-random/{quick,full}/<sweep>``: the simulations with the mode reduction of each
-run, the theory of every covariance, and the same two for the initialization scan.
+x ∈ R^20 split into two modalities of 10 dimensions, Σ ~ inverse-Wishart, two-layer late
+fusion trained by gradient descent from small random weights. (a) The simulated t_B/t_A against
+eq. (9) corrected (gradient flow and gradient-descent rates), the same at finite u0 with the
+turned mode, and dlnfusion's mode reduction of each run; points outside the theory's
+assumptions (decided before simulating) are crosses. (b) The leading order's median error
+against the initialization scale. Saved under ``out/zhang2024-random/{quick,full}/<sweep>``;
+protocol and numbers: docs/figures/zhang2024-random.md.
 """
 from __future__ import annotations
 
@@ -32,10 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from dlnfusion import NetworkSpec, Stats, theory as th
+from dlnfusion.compare import error_stats, point_errors, unimodal_run_notes
 from dlnfusion.plot import PALETTE, identity_panel, new_figure, paper_style, save
 from dlnfusion.sweep import CAVEAT_SEPARATOR, Predict, Reduced, Sweep, Train
 
-from ._output import write_outputs
+from ._output import run_sweeps, write_outputs
 
 ID = "zhang2024-random"
 TITLE = "Random covariances: two-layer time ratio, theory vs simulation"
@@ -43,7 +28,10 @@ DIM, WIDTH, INIT_STD, LR, MAX_STEPS, STOP_LOSS = 20, 100, 1e-9, 0.04, 40_000, 1e
 N_COV, QUICK_N_COV = 100, 25
 SEEDS, QUICK_SEEDS = (0, 1), (0,)
 SCAN_STDS = (1e-6, 1e-9, 1e-15, 1e-30, 1e-60)
-SCAN_N_COV, SCAN_MAX_STEPS = 30, 400_000
+# quick: the first 10 covariances, which all converge within ~18,000 steps (covariance 17
+# never does, and would hold every run of the scan's batch for SCAN_MAX_STEPS)
+SCAN_N_COV, QUICK_SCAN_N_COV, SCAN_MAX_STEPS = 30, 10, 400_000
+PREDICTIONS = ("theory", "gradient_descent", "gradient_flow", "crossover")
 
 
 def _stats(cov):
@@ -55,23 +43,14 @@ def _network():
 
 
 def _theory(cov, scale, steps):
-    """The theory of a covariance at an initialization std and budget, and whether it lies
-    inside the two-phase analysis (decided before simulating)."""
-    st = _stats(cov)
-    r = th.roles(st)
-    return {"k": r.k, "cos_theta": r.cos_theta, "first": st.names[r.first],
-            "gradient_flow": th.time_ratio_gradient_flow(st).value,
-            "gradient_descent": th.time_ratio_gradient_descent(st, LR).value,
-            "crossover": th.timescales.time_ratio_crossover(st, scale * np.sqrt(WIDTH), LR),
-            "flags": th.timescales.two_phase_assumptions(st, scale, WIDTH, LR, steps,
-                                                         STOP_LOSS)}
+    return th.timescales.leading_order_ratios(_stats(cov), scale, WIDTH, LR, steps, STOP_LOSS)
 
 
 def sweeps(quick: bool) -> dict:
     """Every sweep of the figure, by name."""
     covs = range(QUICK_N_COV if quick else N_COV)
     train = {"lr": LR, "stop_loss": STOP_LOSS}
-    scan = {"scale": SCAN_STDS, "cov": range(SCAN_N_COV)}
+    scan = {"scale": SCAN_STDS, "cov": range(QUICK_SCAN_N_COV if quick else SCAN_N_COV)}
     sim = {**train, "scale": INIT_STD, "steps": MAX_STEPS, "record_every": 100}
     seeds = QUICK_SEEDS if quick else SEEDS
     return {
@@ -86,34 +65,18 @@ def sweeps(quick: bool) -> dict:
 
 def compute(out: Path, quick: bool = False) -> dict:
     """Run (or resume) every sweep; their Datasets by name."""
-    folder = Path(out) / ID / ("quick" if quick else "full")
-    return {name: sw.run(folder / name, progress=False) for name, sw in sweeps(quick).items()}
+    return run_sweeps(sweeps(quick), out, ID, quick)
 
 
 def _split(text) -> list:
     return [c for c in str(text).split(CAVEAT_SEPARATOR) if c]
 
 
-def _simulation_notes(status, first, t_b, first_theory) -> list:
-    """What the simulation did that the theory's assumptions exclude (reported, not used to
-    select points)."""
-    notes = []
-    if "diverged" in status:
-        notes.append("diverged")
-    if "max_steps" in status:
-        notes.append(f"not converged within {MAX_STEPS} steps")
-    if any(f != first_theory for f in first):
-        notes.append("the other modality was learned first")
-    if np.any(~np.isfinite(t_b)):
-        notes.append("the second modality never reached half of its final value")
-    return notes
-
-
 def _points(sim, reduced, theory) -> list:
     points = []
     for i in sim.cov.values:
         s, r, t = sim.sel(cov=i), reduced.sel(cov=i), theory.sel(cov=i).isel(seed=0)
-        status, flags = [str(v) for v in s.status.values], _split(t.flags.values)
+        flags = _split(t.flags.values)
         points.append({
             "seed": int(i), "k": float(t.k), "cos_theta": float(t.cos_theta),
             "time_ratio_sim": [float(v) for v in s.time_ratio.values],
@@ -123,10 +86,9 @@ def _points(sim, reduced, theory) -> list:
             "crossover_caveats": _split(t.crossover_caveats.values),
             "time_ratio_theory": float(np.mean(r.time_ratio.values)),
             "time_ratio_theory_per_seed": [float(v) for v in r.time_ratio.values],
-            "status": status, "inside_assumptions": not flags, "flags": flags,
-            "simulation_notes": _simulation_notes(status, list(s.first.values), s.t_B.values,
-                                                  str(t.first.values)),
-        })
+            "status": [str(v) for v in s.status.values], "inside_assumptions": not flags,
+            "flags": flags,
+            "simulation_notes": unimodal_run_notes(s, str(t.first.values), MAX_STEPS)})
     return points
 
 
@@ -138,22 +100,39 @@ def _scan(sim, theory) -> list:
         s, t = sim.sel(scale=std).isel(seed=0), theory.sel(scale=std).isel(seed=0)
         ratio = s.time_ratio.values
         keep = (t.flags.values == "") & np.isfinite(ratio)
-
-        def err(key):
-            return float(np.median(np.abs(t[key].values[keep] / ratio[keep] - 1)))
-
+        errors = {k: np.abs(t[k].values[keep] / ratio[keep] - 1) for k in PREDICTIONS[1:]}
         rows.append({"init_std": std, "ln_1_over_u0": float(np.log(1 / (std * np.sqrt(WIDTH)))),
-                     "n": int(keep.sum()), "gradient_descent_median": err("gradient_descent"),
-                     "gradient_flow_median": err("gradient_flow"),
-                     "crossover_median": err("crossover")})
+                     "n": int(keep.sum()),
+                     **{f"{k}_median": error_stats(e)["median"] for k, e in errors.items()}})
     return rows
+
+
+def _summary(points) -> dict:
+    inside = [p for p in points if p["inside_assumptions"]]
+    # Inside points whose simulated ratio is undefined (t_B never reached) are counted, not
+    # dropped silently; the errors are over the others.
+    defined = [p for p in inside if np.all(np.isfinite(p["time_ratio_sim"]))]
+    out = {"inside": len(inside), "outside": len(points) - len(inside),
+           "inside_with_undefined_simulated_ratio": len(inside) - len(defined)}
+    for key in PREDICTIONS:
+        out[key] = error_stats(point_errors(defined, f"time_ratio_{key}", "time_ratio_sim"))
+    sharp = [p for p in defined if p["crossover_valid"]]
+    gd = error_stats(point_errors(sharp, "time_ratio_gradient_descent", "time_ratio_sim"))
+    out["crossover_where_sharp_turn"] = {
+        "n": len(sharp), **error_stats(point_errors(sharp, "time_ratio_crossover",
+                                                    "time_ratio_sim")),
+        "gradient_descent_median": gd["median"]}
+    flags = [f.split(":")[0] for p in points for f in p["flags"]]
+    notes = [n for p in inside for n in p["simulation_notes"]]
+    out["flag_counts"] = {f: flags.count(f) for f in dict.fromkeys(flags)}
+    out["inside_but_simulation_outside"] = {n: notes.count(n) for n in dict.fromkeys(notes)}
+    return out
 
 
 def run(out: Path, quick: bool = False) -> dict:
     ds = compute(out, quick)
     points = _points(ds["sim"], ds["reduced"], ds["theory"])
-    summary = _summary(points)
-    scan = _scan(ds["scan_sim"], ds["scan_theory"])
+    summary, scan = _summary(points), _scan(ds["scan_sim"], ds["scan_theory"])
     payload = {"figure": ID, "paper": "Zhang, Latham & Saxe, ICML 2024, random sweep "
                "(authors' implementation)",
                "parameters": {"dim": DIM, "width": WIDTH, "init_std": INIT_STD, "lr": LR,
@@ -164,70 +143,32 @@ def run(out: Path, quick: bool = False) -> dict:
                "points": points, "summary": summary, "init_scale_scan": scan}
     result = write_outputs(out, ID, payload, lambda stem: _figure(points, scan, stem),
                            summary)
-    _print(summary, scan, len(points))
+    print(f"{summary['inside']} of {len(points)} covariances inside the assumptions; flagged: "
+          f"{summary['flag_counts']}; inside, the simulation showed: "
+          f"{summary['inside_but_simulation_outside'] or 'nothing unexpected'}")
+    print("median relative error: " + ", ".join(f"{k} {summary[k]['median']:.2%}"
+                                                for k in PREDICTIONS))
+    print("leading order (GD rates), median error by init std: " + ", ".join(
+        f"{r['init_std']:.0e}: {r['gradient_descent_median']:.1%}" for r in scan))
     return result
 
 
-def _summary(points) -> dict:
-    inside = [p for p in points if p["inside_assumptions"]]
-    out = {"inside": len(inside), "outside": len(points) - len(inside)}
-    # Inside points whose simulated ratio is undefined (t_B never reached) are counted, not
-    # dropped silently; the errors are over the others.
-    defined = [p for p in inside if np.all(np.isfinite(p["time_ratio_sim"]))]
-    out["inside_with_undefined_simulated_ratio"] = len(inside) - len(defined)
-    for key in ("theory", "gradient_descent", "gradient_flow", "crossover"):
-        errs = [abs(p[f"time_ratio_{key}"] / np.mean(p["time_ratio_sim"]) - 1) for p in defined]
-        out[key] = {"median": float(np.median(errs)), "max": float(np.max(errs))}
-    sharp = [p for p in defined if p["crossover_valid"]]
-    errs = [abs(p["time_ratio_crossover"] / np.mean(p["time_ratio_sim"]) - 1) for p in sharp]
-    gd = [abs(p["time_ratio_gradient_descent"] / np.mean(p["time_ratio_sim"]) - 1) for p in sharp]
-    out["crossover_where_sharp_turn"] = {
-        "n": len(sharp), "median": float(np.median(errs)) if errs else float("nan"),
-        "max": float(np.max(errs)) if errs else float("nan"),
-        "gradient_descent_median": float(np.median(gd)) if gd else float("nan")}
-    counts, surprises = {}, {}
-    for p in points:
-        for f in p["flags"]:
-            key = f.split(":")[0]
-            counts[key] = counts.get(key, 0) + 1
-        if p["inside_assumptions"]:
-            for n in p["simulation_notes"]:
-                surprises[n] = surprises.get(n, 0) + 1
-    out["flag_counts"] = counts
-    out["inside_but_simulation_outside"] = surprises
-    return out
-
-
-def _print(s, scan, n_points):
-    print(f"{s['inside']} of {n_points} covariances inside the assumptions (decided before "
-          f"simulating); flagged: {s['flag_counts']}; inside, the simulation showed: "
-          f"{s['inside_but_simulation_outside'] or 'nothing unexpected'}")
-    for key in ("theory", "gradient_descent", "gradient_flow", "crossover"):
-        print(f"  {key:17s}: median relative error {s[key]['median']:.2%}, max "
-              f"{s[key]['max']:.2%}")
-    v = s["crossover_where_sharp_turn"]
-    print(f"  crossover where its sharp turn holds ({v['n']} covariances): median "
-          f"{v['median']:.2%}, max {v['max']:.2%} (eq. 9 with GD rates there: "
-          f"{v['gradient_descent_median']:.2%})")
-    for row in scan:
-        print(f"  init std {row['init_std']:.0e}: leading order (GD rates) median error "
-              f"{row['gradient_descent_median']:.1%}, (gradient flow) "
-              f"{row['gradient_flow_median']:.1%}, (turned mode) {row['crossover_median']:.1%} "
-              f"over {row['n']} covariances")
+SERIES = (("gradient_flow", "eq. (9), gradient flow", PALETTE[2], "s"),
+          ("gradient_descent", "eq. (9), GD rates", PALETTE[1], "^"),
+          ("crossover", "eq. (9) with the turned mode", PALETTE[4], "D"),
+          ("theory", "mode reduction (dlnfusion)", PALETTE[0], "o"))
 
 
 def _figure(points, scan, stem):
+    from matplotlib.ticker import NullFormatter, PercentFormatter, ScalarFormatter
+
     with paper_style():
         fig, axes = new_figure(ncols=2, width=6.9, height=2.7)
         ax = axes[0, 0]
         sim = np.array([np.mean(p["time_ratio_sim"]) for p in points])
         inside = np.array([p["inside_assumptions"] for p in points])
-        series = (("time_ratio_gradient_flow", "eq. (9), gradient flow", PALETTE[2], "s"),
-                  ("time_ratio_gradient_descent", "eq. (9), GD rates", PALETTE[1], "^"),
-                  ("time_ratio_crossover", "eq. (9) with the turned mode", PALETTE[4], "D"),
-                  ("time_ratio_theory", "mode reduction (dlnfusion)", PALETTE[0], "o"))
-        for key, label, color, marker in series:
-            pred = np.array([p[key] for p in points])
+        for key, label, color, marker in SERIES:
+            pred = np.array([p[f"time_ratio_{key}"] for p in points])
             ax.scatter(pred[inside], sim[inside], s=10, marker=marker, facecolors="none",
                        edgecolors=color, linewidths=0.7, label=label)
             ax.scatter(pred[~inside], sim[~inside], s=12, marker="x", color=color,
@@ -238,23 +179,17 @@ def _figure(points, scan, stem):
                 fontsize=6, color="0.3")
         ax = axes[0, 1]
         x = [r["ln_1_over_u0"] for r in scan]
-        ax.plot(x, [r["gradient_flow_median"] for r in scan], "s-", color=PALETTE[2], mfc="white",
-                label="eq. (9), gradient flow")
-        ax.plot(x, [r["gradient_descent_median"] for r in scan], "^-", color=PALETTE[1],
-                mfc="white", label="eq. (9), GD rates")
-        ax.plot(x, [r["crossover_median"] for r in scan], "D-", color=PALETTE[4], mfc="white",
-                ms=3.5, label="eq. (9) with the turned mode, GD rates")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        from matplotlib.ticker import NullFormatter, PercentFormatter, ScalarFormatter
-        ax.set_xticks([15, 20, 30, 50, 70, 100, 140])
+        for key, label, color, marker in SERIES[:3]:
+            ax.plot(x, [r[f"{key}_median"] for r in scan], f"{marker}-", color=color,
+                    mfc="white", label=label + (", GD rates" if key == "crossover" else ""),
+                    **({"ms": 3.5} if key == "crossover" else {}))
+        ax.set(xscale="log", yscale="log", xticks=[15, 20, 30, 50, 70, 100, 140],
+               yticks=[0.02, 0.05, 0.1, 0.2, 0.3], ylabel="median relative error",
+               xlabel=r"$\ln(1/u_0)$, $u_0$ = first-layer norm at initialization")
         ax.xaxis.set_major_formatter(ScalarFormatter())
-        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-        ax.yaxis.set_minor_formatter(NullFormatter())
-        ax.set_yticks([0.02, 0.05, 0.1, 0.2, 0.3])
-        ax.set_xlabel(r"$\ln(1/u_0)$, $u_0$ = first-layer norm at initialization")
-        ax.set_ylabel("median relative error")
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_minor_formatter(NullFormatter())
         ax.legend(fontsize=6)
         ax.text(-0.18, 1.02, "b", transform=ax.transAxes, fontweight="bold", fontsize=9)
         return save(fig, stem)

@@ -159,3 +159,99 @@ def test_leading_order_column_is_flagged_for_random_weights_in_intermediate_fusi
     assert theory_columns(st, spec, 0.1, "balanced")["time_ratio_leading_order"].valid
     with pytest.raises(ValueError, match="scheme must be one of"):
         theory_columns(st, spec, 0.1, "orthogonal")
+
+
+def test_run_source_errors_of_a_run_dataset():
+    """A run Dataset holding the closed form's own maps, with source A moved by δ in its
+    strongest entry at one record: A's error is δ·R_A[0]/‖R_A‖ over |A's limit|, the others
+    0; the disabled source's deviation is absolute; the entries are lists (None where
+    undefined) and the status a string."""
+    import xarray as xr
+
+    from dlnfusion import theory as th
+    from dlnfusion.compare import run_source_errors
+    from dlnfusion.interventions import delete
+
+    full = Stats.from_teacher(np.eye(3), [[2.0, 0.5, 0.0], [0.0, 1.0, 0.7]], dims=(1, 1, 1),
+                              names=("A", "B", "C"))
+    t = np.linspace(0.0, 4000.0, 41)
+    dyn = th.source_dynamics(full, t, 1e-3, lr=1e-3, network="deep", disabled="C")
+    W = th.sources.deep_total_map(delete(full, "C"), t, 1e-3, lr=1e-3)
+    delta = 1e-3
+    W[17, 0, 0] += delta
+    half = dyn.half_time * (1.0 + np.array([0.01, -0.02, 0.0]))
+    run = xr.Dataset({**{f"map_{n}": (("time", "out", f"in_{n}"), W[..., k:k + 1])
+                         for k, n in enumerate(full.names)},
+                      "t_half": (("source",), half), "status": ((), "max_steps")})
+    err, entries = run_source_errors(run, full, dyn, "C")
+    r_a = np.asarray(full.sigma_yx)[:, 0]
+    want_a = delta * r_a[0] / np.linalg.norm(r_a) / abs(dyn.source_limit[0])
+    np.testing.assert_allclose(entries["max_rel_error_sources"][0], want_a, rtol=1e-9)
+    assert entries["max_rel_error_sources"][1] < 1e-12
+    assert entries["max_rel_error_sources"][2] is None
+    assert entries["max_abs_error_disabled_source"][:2] == [None, None]
+    assert entries["max_abs_error_disabled_source"][2] < 1e-12
+    np.testing.assert_allclose(entries["rel_error_half_times"][:2], [0.01, 0.02], rtol=1e-9)
+    assert entries["half_time_sim"][2] is None and entries["rel_error_half_times"][2] is None
+    assert len(entries["max_rel_error_modes"]) == len(dyn.mode_limit)
+    assert entries["status"] == "max_steps"
+    np.testing.assert_array_equal(err["source_strength"],
+                                  th.sources.source_strengths(W, full))
+    json.dumps(entries)
+
+
+def test_point_errors_and_their_median_and_max():
+    """Errors against the seed mean, relative or absolute, and their median and maximum."""
+    from dlnfusion.compare import error_stats, point_errors
+
+    points = [{"pred": 2.2, "sim": [1.0, 3.0]}, {"pred": 0.5, "sim": [1.0]},
+              {"pred": 3.0, "sim": [3.0, 3.0]}]
+    np.testing.assert_allclose(point_errors(points, "pred", "sim"), [0.1, 0.5, 0.0])
+    np.testing.assert_allclose(point_errors(points, "pred", "sim", relative=False),
+                               [0.2, 0.5, 0.0])
+    assert error_stats([0.1, 0.5, 0.0]) == {"median": 0.1, "max": 0.5}
+    empty = error_stats(point_errors([], "pred", "sim"))
+    assert np.isnan(empty["median"]) and np.isnan(empty["max"])
+
+
+def test_unimodal_run_notes_and_finite_mean_std():
+    import xarray as xr
+
+    from dlnfusion.compare import finite_mean_std, unimodal_run_notes
+
+    def point(status, first, t_b):
+        return xr.Dataset({"status": ("seed", status), "first": ("seed", first),
+                           "t_B": ("seed", np.asarray(t_b, float))})
+
+    assert unimodal_run_notes(point(["converged"] * 2, ["A", "A"], [5.0, 6.0]), "A", 100) == []
+    notes = unimodal_run_notes(point(["diverged", "max_steps"], ["A", "B"], [5.0, np.nan]),
+                               "A", 100)
+    assert notes == ["diverged", "not converged within 100 steps",
+                     "the other modality was learned first",
+                     "the second modality never reached half of its final value"]
+    assert finite_mean_std([1.0, np.nan, 3.0]) == (2.0, 1.0)
+    mean, std = finite_mean_std([2.0, np.nan])
+    assert mean == 2.0 and np.isnan(std)
+    assert all(np.isnan(finite_mean_std([np.nan, np.nan])))
+
+
+def test_mean_fit_curves_of_a_fit_grid_point():
+    """Seed means up to the last epoch trained, the loss over each seed's own first value."""
+    import xarray as xr
+
+    from dlnfusion.compare import mean_fit_curves
+
+    epoch = np.arange(4)
+    loss = np.array([[2.0, 1.0, 0.5, np.nan], [4.0, 4.0, 1.0, np.nan]])
+    acc = np.array([[0.1, 0.5, 0.9, np.nan], [0.3, 0.5, 0.7, np.nan]])
+    uni = np.stack([acc, acc / 2], axis=1)                     # (seed, modality, epoch)
+    p = xr.Dataset({"train_loss": (("seed", "epoch"), loss), "test_acc": (("seed", "epoch"), acc),
+                    "unimodal_acc": (("seed", "modality", "epoch"), uni),
+                    "epochs_run": ("seed", [2, 2])},
+                   coords={"epoch": epoch, "modality": ["A", "B"]})
+    c = mean_fit_curves(p)
+    assert c["epoch"] == [0, 1, 2]
+    np.testing.assert_allclose(c["train_loss_over_initial"], [1.0, 0.75, 0.25])
+    np.testing.assert_allclose(c["test_acc"], [0.2, 0.5, 0.8])
+    np.testing.assert_allclose(c["unimodal_acc"]["B"], [0.1, 0.25, 0.4])
+    assert list(c["unimodal_acc"]) == ["A", "B"]

@@ -399,6 +399,123 @@ def test_data_shape_errors(task):
         _train(np.full_like(targets, np.nan), masks, **kw)
 
 
+# ------------------------------------------------- the CompletionSeries runner and its summaries
+
+_TABLE = [(1, 2, 60), (1, 5, 40), (2, 5, 60)]
+
+
+def _series_sweep(runner):
+    from dlnfusion.sweep import Sweep
+    return Sweep({"series": [0, 1, 2], "deficit_end": [0, 6]}, runner,
+                 {"depth": 2, "steps_after": 6, "lr": 0.3, "scale": 0.3, "record_every": 2,
+                  "record_until": 12, "dtype": "float64"}, seeds=[0, 1])
+
+
+def test_completion_series_draws_the_papers_tasks(tmp_path):
+    """CompletionSeries equals Completion with the tasks written out: the final target of seed
+    2000 + s on the curve's first `count` entries, and during the deficit experiment 1's
+    rank-r target of seed 1000 + s (same entries) or experiment 2's final target on its first
+    `deficit_count` entries."""
+    from dlnfusion.sweep import Completion, CompletionSeries
+
+    def final(seed):
+        return low_rank_target(2000 + seed, N, 3, 12.0)
+
+    def mask(series, seed):
+        return observed_mask(seed, N, _TABLE[series][2])
+
+    def deficit_target(series, seed):
+        exp, rank, _ = _TABLE[series]
+        return low_rank_target(1000 + seed, N, rank, 12.0) if exp == 1 else final(seed)
+
+    def deficit_mask(series, seed):
+        exp, _, count = _TABLE[series]
+        return observed_mask(seed, N, count if exp == 1 else 30)
+
+    got = _series_sweep(CompletionSeries(table=_TABLE, n=N, frobenius=12.0, final_rank=3,
+                                         deficit_count=30)).run(tmp_path / "a", progress=False)
+    want = _series_sweep(Completion(final, mask, deficit_target, deficit_mask)).run(
+        tmp_path / "b", progress=False)
+    for name in ("test_error", "train_loss", "singular_values", "test_error_final"):
+        np.testing.assert_array_equal(got[name].values, want[name].values)
+    # the deficit changes the result only where its task differs from the run's own
+    assert not np.array_equal(got.test_error_final.sel(deficit_end=6).values,
+                              got.test_error_final.sel(deficit_end=0).values)
+    assert CompletionSeries.default_scale(3) == Completion.default_scale(3) == default_scale(3)
+
+
+def test_completion_series_errors():
+    from dlnfusion.sweep import CompletionSeries, Sweep
+
+    with pytest.raises(ValueError, match="table"):
+        CompletionSeries(table=[(3, 2, 60)], n=N)
+    with pytest.raises(ValueError, match="series must index"):
+        Sweep({"series": [0, 3]}, CompletionSeries(table=_TABLE, n=N), {"steps": 4}, seeds=[0])
+
+
+def _fake_dataset():
+    """A Dataset shaped as a CompletionSeries sweep's (3 curves, 2 switch steps, 2 seeds)."""
+    import xarray as xr
+
+    rng = np.random.default_rng(0)
+    S, E, K, R = 3, 2, 2, 5
+    dims = ("series", "deficit_end", "seed")
+    return xr.Dataset(
+        {"test_error_final": (dims, rng.uniform(0.1, 1, (S, E, K))),
+         "train_loss_final": (dims, rng.uniform(0.1, 1, (S, E, K))),
+         "status": (dims, np.full((S, E, K), "max_steps")),
+         "test_error": (dims + ("time",), rng.uniform(0.1, 1, (S, E, K, R))),
+         "train_loss": (dims + ("time",), rng.uniform(0.1, 1, (S, E, K, R))),
+         "singular_values": (dims + ("time", "singular"), rng.uniform(0, 1, (S, E, K, R, 12)))},
+        coords={"series": [0, 1, 2], "deficit_end": [0, 2], "seed": [4, 7],
+                "time": [0, 1, 2, 3, 4], "singular": np.arange(12)})
+
+
+def test_completion_entries_and_curves():
+    from dlnfusion.compare import completion_curves, completion_entries
+
+    ds = _fake_dataset()
+    entries = completion_entries(ds, _TABLE, steps_scale=10, steps_after=2, deficit_count=30,
+                                 depth=2)
+    assert [(e["pretrain_rank"], e["n_observed"], e["switch_step"]) for e in entries] == [
+        (2, 60, 0), (2, 60, 20), (5, 40, 0), (5, 40, 20), (5, 60, 0), (5, 60, 20)]
+    e = entries[3]                                 # curve 1, deficit_end 2, last step 2 + 2
+    errs = ds.test_error_final.values[1, 1]
+    assert e["experiment"] == 1 and e["depth"] == 2 and e["seeds"] == [4, 7]
+    assert e["test_error_final"] == errs.tolist() and e["status"] == ["max_steps"] * 2
+    assert e["test_error_mean"] == pytest.approx((errs[0] + errs[1]) / 2, rel=1e-15)
+    assert e["test_error_sd"] == pytest.approx(abs(errs[0] - errs[1]) / np.sqrt(2), rel=1e-12)
+    assert e["singular_values_final_top10"] == ds.singular_values.values[1, 1, :, 4, :10].tolist()
+    assert "n_observed_deficit" not in e and entries[4]["n_observed_deficit"] == 30
+    one = completion_entries(ds.isel(seed=[0]), _TABLE, depth=2)
+    assert one[0]["test_error_sd"] is None
+    curves = completion_curves(ds, _TABLE, [(2, 5, 60)], steps_scale=10, depth=2)
+    assert [(c["experiment"], c["switch_step"], c["seed"]) for c in curves] == [(2, 0, 4),
+                                                                                (2, 20, 4)]
+    assert curves[1]["test_error"] == ds.test_error.values[2, 1, 0].tolist()
+    assert curves[1]["singular_values_top10"] == ds.singular_values.values[2, 1, 0, :, :10].T.tolist()
+
+
+def test_switch_claims():
+    from dlnfusion.compare import switch_claims
+
+    def entry(exp, depth, rank, count, T, mean):
+        return {"experiment": exp, "depth": depth, "pretrain_rank": rank, "n_observed": count,
+                "switch_step": T, "test_error_mean": mean}
+
+    entries = [entry(1, 2, 5, 60, 0, 0.5), entry(1, 2, 5, 60, 10, 0.7),
+               entry(1, 2, 5, 60, 30, 2.0), entry(1, 2, 2, 60, 0, 0.5),
+               entry(1, 2, 2, 60, 30, 0.5), entry(2, 3, 5, 40, 0, 0.25),
+               entry(2, 3, 5, 40, 30, 1.0)]
+    claims = switch_claims(entries, summarized=[(1, 5, 60), (2, 5, 40)])
+    assert claims["experiment1"] == {"D=2/rank=5/count=60": {"T0": 0.5, "Tmax": 2.0, "ratio": 4.0},
+                                     "D=2/rank=2/count=60": {"T0": 0.5, "Tmax": 0.5, "ratio": 1.0}}
+    assert claims["experiment2"] == {"D=3/n=40": {"T0": 0.25, "Tmax": 1.0, "ratio": 4.0}}
+    assert claims["summary"] == {"exp1 D=2": "r=5: 0.5 -> 2", "exp2 D=3": "n=40: 0.25 -> 1"}
+    assert "T=0 -> at T=30" in claims["definition"]
+    assert len(switch_claims(entries)["summary"]["exp1 D=2"].split(", ")) == 2
+
+
 # ------------------------------------------------------------------------- the figure module
 
 def test_figure_module_tiny(tmp_path, monkeypatch):
@@ -446,8 +563,9 @@ def test_figure_module_resumes_after_an_interruption(tmp_path, monkeypatch):
     import dlnfusion
     from dlnfusion.simulations import kleinman2023l_completion as fig
 
+    # One sweep (one call of train_completion) per depth: interrupted in the second.
     monkeypatch.setattr(fig, "QUICK", fig.Config(
-        n=12, frobenius=12.0, depths=(2,), seeds=(0, 1), ranks=(2, 5), counts=(40, 60),
+        n=12, frobenius=12.0, depths=(1, 2), seeds=(0, 1), ranks=(2, 5), counts=(40, 60),
         switch_steps=(0, 20), steps_after=20, deficit_count=40, exp2_counts=(60,),
         record_every=10, lr=0.2, steps_scale=1, default_rank=5, default_count=60,
         sv_run=dict(depth=2, rank=5, switch_step=20), dtype="float64"))

@@ -37,7 +37,7 @@ def tiny_figure(tmp_path_factory):
     1e-9), ρ = 0.5, N ∈ {0, 250, 1000}, two seeds: simulations, level (b) and level (a)."""
     out = tmp_path_factory.mktemp("deficits")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(fig, "NETWORKS", ((2, 2),))
+        mp.setattr(fig, "QUICK_NETWORKS", ((2, 2),))
         mp.setattr(fig, "RHOS", (0.5,))
         mp.setattr(fig, "QUICK_LENGTHS", (0, 250, 1000))
         mp.setattr(fig, "QUICK_SEEDS", 2)

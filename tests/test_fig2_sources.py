@@ -168,6 +168,29 @@ def test_source_dynamics_half_times():
     assert np.isnan(shallow.half_time[1]) and shallow.disabled == ("B",)
 
 
+def test_source_predictions_compose_source_dynamics():
+    """The sweep arrays of source_predictions are source_dynamics at the record times and at
+    the fine times, with the singular values of the task trained on (a source deleted)."""
+    st = dln.Stats.from_teacher(np.eye(3), [[2.0, 0.5, 0.0], [0.0, 1.0, 0.7]], dims=(1, 1, 1),
+                                names=("A", "B", "C"))
+    t, fine = np.linspace(0.0, 500.0, 11), np.linspace(0.0, 500.0, 51)
+    for network in ("deep", "shallow"):
+        for dis in (None, "C"):
+            p = th.sources.source_predictions(st, t, fine, 1e-3, lr=0.01, network=network,
+                                              disabled=dis)
+            assert set(p) == set(th.sources.PREDICTION_DIMS)
+            dyn = th.source_dynamics(st, t, 1e-3, lr=0.01, network=network, disabled=dis)
+            for k in ("source_strength", "mode_strength", "source_limit", "mode_limit",
+                      "half_time"):
+                np.testing.assert_array_equal(p[k], getattr(dyn, k))
+            np.testing.assert_array_equal(p["line"], th.source_dynamics(
+                st, fine, 1e-3, lr=0.01, network=network, disabled=dis).source_strength)
+            task = st if dis is None else delete(st, dis)
+            np.testing.assert_allclose(p["singular_values"],
+                                       np.linalg.svd(np.asarray(task.sigma_yx), compute_uv=False)
+                                       [:len(p["singular_values"])], rtol=1e-12)
+
+
 def test_aligned_params_are_what_the_closed_form_assumes():
     full = fig2.task()
     spec = fig2.spec("deep")

@@ -10,7 +10,6 @@ from dlnfusion.simulations import zhang2024_fig6 as fig6
 def test_fig6_pipeline_on_a_small_grid(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(fig6, "FUSION_LAYERS", (1, 3))
     monkeypatch.setattr(fig6, "QUICK_WIDTH", 16)
-    monkeypatch.setattr(fig6, "QUICK_STRIDE", 1)
     monkeypatch.setattr(fig6, "PANELS", {
         "b": {"param": "rho", "values": np.array([-0.9, 0.45]), "line": np.array([-0.9, 0.45])},
         "c": {"param": "sigma_ratio", "values": np.array([2.0]), "line": np.array([1.5, 2.0])},
@@ -43,7 +42,6 @@ def test_fig6_resumes_after_an_interruption(tmp_path, monkeypatch):
 
     monkeypatch.setattr(fig6, "FUSION_LAYERS", (1, 3))
     monkeypatch.setattr(fig6, "QUICK_WIDTH", 16)
-    monkeypatch.setattr(fig6, "QUICK_STRIDE", 1)
     monkeypatch.setattr(fig6, "PANELS", {
         "b": {"param": "rho", "values": np.array([0.45]), "line": np.array([0.45])},
         "c": {"param": "sigma_ratio", "values": np.array([2.0]), "line": np.array([2.0])},

@@ -69,7 +69,7 @@ def test_fig9_logistic(tmp_path, monkeypatch):
 
 def test_random_covariances(tmp_path, monkeypatch):
     monkeypatch.setattr(zhang2024_random, "QUICK_N_COV", 12)
-    monkeypatch.setattr(zhang2024_random, "SCAN_N_COV", 8)
+    monkeypatch.setattr(zhang2024_random, "QUICK_SCAN_N_COV", 8)
     monkeypatch.setattr(zhang2024_random, "SCAN_STDS", (1e-6, 1e-30))
     zhang2024_random.run(tmp_path, quick=True)
     d = _load(tmp_path, "zhang2024-random")

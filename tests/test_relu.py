@@ -118,3 +118,28 @@ def test_early_fusion_relu_times_predicted():
         np.testing.assert_allclose(W, th.relu.RELU_WEIGHT_FACTOR * st.global_solution(), rtol=1e-3)
     # B is learned first where σ_B > σ_A.
     assert th.predict_times_early(grid[1], 0.04, 5e-17).first == "B"
+
+
+@pytest.mark.parametrize("fusion_layer", [1, 2])
+def test_relu_and_linear_times_composes_the_closed_forms(fusion_layer):
+    """theory.relu.relu_and_linear_times: late fusion predict_times and predict_times_relu from
+    effective_init, early fusion predict_times_early and predict_times_early_relu from
+    effective_init_early, of the same initial weights."""
+    st = Stats.scalar_toy(2.0, 1.0, 0.0)
+    spec = NetworkSpec.fusion(2, fusion_layer, width=30)
+    params = dln.init_batch(spec, [3], "normal", 1e-9)
+    got = th.relu.relu_and_linear_times(st, 0.04, spec, params)
+    if fusion_layer == 2:
+        w0 = th.effective_init(spec, params, th.phase_directions(st))[0]
+        want = (th.predict_times(st, 0.04, w0), th.predict_times_relu(st, 0.04, w0))
+    else:
+        w0 = th.effective_init_early(spec, params, st)[0]
+        want = (th.predict_times_early(st, 0.04, w0), th.relu.predict_times_early_relu(st, 0.04, w0))
+    np.testing.assert_array_equal(got["w0"], np.atleast_1d(w0))
+    for pred, ref in zip((got["linear"], got["relu"]), want):
+        assert (pred.t_A, pred.t_B, pred.first, pred.valid) == (ref.t_A, ref.t_B, ref.first,
+                                                                 ref.valid)
+    # The ReLU network: the linear one at half the rate from half the mode, about 2x slower.
+    assert 1.9 < got["relu"].t_A / got["linear"].t_A < 2.1
+    with pytest.raises(ValueError, match="two-layer"):
+        th.relu.relu_and_linear_times(st, 0.04, NetworkSpec.fusion(3, 2, width=4), params)

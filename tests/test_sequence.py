@@ -364,3 +364,93 @@ def test_train_sequence_runner_and_predict_records(tmp_path):
     with pytest.raises(ValueError, match="dimension"):
         Sweep({"M": [3]}, Predict(lambda M: {"times": 1.0}, dims={"times": ("transition",)})
               ).run(tmp_path / "bad", progress=False)
+
+
+def test_sequence_record_budget_and_seed_init():
+    """A Predict record of learning_sequence: its arrays, verdict and departure; the budget
+    caveat; the init that predicts one seed's run is read from the weights that seed draws."""
+    from dlnfusion import init_batch
+
+    P = th.sequence
+    st = Stats.random(dim=3, dims=(1, 1, 1), seed=5)
+    seq = th.learning_sequence(st)
+    last = seq.times[-1]
+    assert P.budget_caveats(seq, 2 * last) == list(seq.caveats) == []
+    over = P.budget_caveats(seq, int(last), fraction=0.5)
+    assert over == [f"budget: the last transition is predicted at {last:.0f} steps, beyond "
+                    f"50% of {int(last)}"]
+    rec = P.sequence_record(st, max_steps=2 * last, with_departure=True)
+    for k, v in P.sequence_arrays(seq).items():
+        np.testing.assert_array_equal(rec[k], v)
+    assert rec["valid"] and rec["caveats"] == () and rec["departure"] == P.departure(st, seq)
+    short = P.sequence_record(st, max_steps=int(last))
+    assert not short["valid"] and short["caveats"][0].startswith("budget:")
+    assert "departure" not in short and P.sequence_record(st)["valid"] == seq.valid
+    follows = Stats.random(dim=3, dims=(1, 1, 1), seed=0)
+    assert P.sequence_record(follows, with_departure=True)["departure"] == {"mechanism": ""}
+    two = NetworkSpec.fusion(2, 2, width=10, input_dims=(1, 1, 1))
+    W1, W2 = (np.asarray(W)[0] for W in init_batch(two, [3], "normal", 0.01).branches[1])
+    np.testing.assert_allclose(P.seed_sequence_init(two, 3, "normal", 0.01)[1],
+                               [np.sum((W1[:, 0] + W2[0]) ** 2) / 4,
+                                np.sum((W1[:, 0] - W2[0]) ** 2) / 4], rtol=1e-12)
+    four = NetworkSpec.fusion(4, 4, width=10, input_dims=(1, 1, 1))
+    np.testing.assert_array_equal(P.seed_sequence_init(four, 2, "frobenius", 0.1),
+                                  th.alignment_seeds(four, init_batch(four, [2], "frobenius",
+                                                                      0.1))[0])
+
+
+def _fake_runs(orders, times, status=("converged", "converged")):
+    """A TrainSequence point over two seeds (padded to one more transition)."""
+    import xarray as xr
+
+    order = np.pad(np.asarray(orders), [(0, 0), (0, 1)], constant_values=-1)
+    t = np.pad(np.asarray(times, float), [(0, 0), (0, 1)], constant_values=np.nan)
+    return xr.Dataset({"order": (("seed", "transition"), order),
+                       "times": (("seed", "transition"), t),
+                       "plateau_loss": (("seed", "plateau"), [[0.3, 0.1, np.nan],
+                                                              [0.5, np.nan, np.nan]]),
+                       "status": (("seed",), np.array(status))})
+
+
+def test_sequence_cases_and_summary(tmp_path):
+    """The records of a learning-sequence figure from a theory sweep and (here made-up) runs:
+    orders, departure, notes, and the relative errors and counts of the summary."""
+    from dlnfusion.compare import (per_seed_sequence_case, sequence_case, sequence_summary,
+                                   sequence_time_errors)
+    from dlnfusion.sweep import Predict, Sweep
+
+    P = th.sequence
+    stats = lambda c: Stats.random(dim=3, dims=(1, 1, 1), seed=c)  # noqa: E731
+    theory = Sweep({"c": [0, 5]}, Predict(lambda c: P.sequence_record(
+        stats(c), max_steps=10_000, with_departure=True), dims=P.SEQUENCE_DIMS)).run(
+        tmp_path / "theory", progress=False).isel(seed=0)
+    seq = th.learning_sequence(stats(5))
+    t = np.asarray(seq.times)
+    runs = _fake_runs([seq.order, seq.order], [t * 1.01, t * 0.97])
+    case = {"n_modalities": 3, **sequence_case(runs, theory.sel(c=5), stats(5).names)}
+    assert case["order_theory"] == list(seq.order) and not case["follows_norm"]
+    assert case["departure"]["mechanism"] == "explained away"
+    assert case["departure"]["overtaker"] == seq.order[1]
+    assert case["valid"] and case["simulation_notes"] == []
+    assert case["plateau_loss_sim"] == [0.4, 0.1]
+    assert case["plateau_loss_theory"] == [p.loss for p in seq.plateaus[:2]]
+    other = sequence_case(_fake_runs([seq.order, (0, 1, 2)], [t, [t[0], t[1], np.nan]],
+                                     ("converged", "diverged")), theory.sel(c=5), stats(5).names)
+    assert other["simulation_notes"] == ["1 of 2 seeds did not reach every transition",
+                                         "a seed learned in another order", "diverged"]
+    errors = sequence_time_errors([case, {**other, "n_modalities": 3}], "times_theory")
+    np.testing.assert_allclose(np.sort(errors["errors"]), np.full(3, 1 / 0.99 - 1), rtol=1e-12)
+    assert errors["n"] == 3 and errors["median"] == pytest.approx(1 / 0.99 - 1)
+    deep = {"n_modalities": 3, **per_seed_sequence_case(
+        runs, theory.sel(c=5), theory.drop_vars("seed").sel(c=[5, 5]).rename(c="seed"), stats(5).names)}
+    assert deep["order_theory_per_seed"] == [list(seq.order)] * 2 and deep["valid"]
+    per_seed = sequence_time_errors([deep], "times_theory_per_seed")["errors"]
+    np.testing.assert_allclose(np.sort(per_seed), np.sort(np.abs(1 / np.r_[[1.01] * 3,
+                                                                          [0.97] * 3] - 1)))
+    s = sequence_summary([case, {**other, "n_modalities": 3}], [deep], (3, 4))
+    assert (s["inside"], s["outside"], s["order_match_inside"]) == (2, 0, 1)
+    assert s["departs_from_norm_by_M"] == {"3": 2, "4": 0}
+    assert s["departure_mechanisms"] == {"explained away": 2}
+    assert s["inside_with_simulation_notes"]["diverged"] == 1
+    assert s["deep"]["order_match"] == s["deep"]["typical_order_match"] == 1
+    assert s["theory"]["n"] == 3 and "errors" not in s["theory"]

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import xarray as xr
 
 import dlnfusion as dln
 from dlnfusion.compare import measure_unimodal_phase
@@ -605,6 +604,37 @@ def test_train_level_final_below_and_closed_form_times(tmp_path):
         w0 = th.effective_init(net(), tr.reshape(4).initial_params, th.phase_directions(st))
         want = [np.ravel(predict(st, 0.04, w).ratio)[0] for w in w0[2:]]
         np.testing.assert_allclose(cf.time_ratio.sel(sigma_ratio=2.0).values, want, rtol=1e-12)
+
+
+def test_random_init_times_from_each_runs_initial_weights(tmp_path):
+    """RandomInitTimes: theory.random_init_times from each seed's alignment seeds (the
+    frobenius scheme drawn at scale 1, rescaled), NaN for early fusion; per grid point the
+    leading order and the average over the initialization's laws (1 for early fusion)."""
+    from dlnfusion import theory as th
+    from dlnfusion.sweep import RandomInitTimes
+
+    def net(fusion_layer):
+        return dln.NetworkSpec.fusion(4, fusion_layer, width=12)
+
+    grid, seeds = {"fusion_layer": [1, 3], "sigma_ratio": [2.0]}, [0, 2]
+    fixed = {"scheme": "frobenius", "scale": 0.1, "lr": 0.04}
+    ds = Sweep(grid, RandomInitTimes(_toy, net), fixed, seeds).run(tmp_path / "s",
+                                                                   progress=False)
+    assert np.all(np.isnan(ds.time_ratio.sel(fusion_layer=1).values))
+    st, spec = _toy(2.0), net(3)
+    for j, s in enumerate(seeds):
+        w = 0.1 * th.alignment_seeds(spec, dln.init_batch(spec, [s], "frobenius", 1.0))[0]
+        want = th.random_init_times(st, 4, 3, 0.1, 12, 0.04, weights=w)
+        got = ds.sel(fusion_layer=3, sigma_ratio=2.0).isel(seed=j)
+        np.testing.assert_allclose([got.t_A, got.t_B, got.time_ratio],
+                                   [want.t_A, want.t_B, want.ratio], rtol=1e-10)
+    one = ds.sel(fusion_layer=3, sigma_ratio=2.0).isel(seed=0)
+    assert float(one.time_ratio_expected) == th.random_init_times(st, 4, 3, 0.1, 12, 0.04).ratio
+    assert float(one.time_ratio_leading_order) == th.time_ratio_leading_order(st, 4, 3, 0.1).value
+    early = ds.sel(fusion_layer=1, sigma_ratio=2.0).isel(seed=0)
+    assert float(early.time_ratio_expected) == 1.0 and bool(early.time_ratio_expected_valid)
+    with pytest.raises(ValueError, match="frobenius"):
+        Sweep(grid, RandomInitTimes(_toy, net), {"scale": 0.1}, seeds)
 
 
 def test_train_final_is_train_on_data_drawn_per_seed(tmp_path):

@@ -667,3 +667,36 @@ def test_time_ratio_crossover_against_simulation_near_antiparallel():
         pred = th.timescales.time_ratio_crossover(st, u0, 0.04)
         assert pred.valid and abs(pred.value / s - 1) < 1 / ell
         assert th.time_ratio_gradient_descent(st, 0.04).value / s - 1 < -0.15
+
+
+def test_leading_order_ratios_gather_the_two_layer_predictions():
+    """Each entry is the named theory function's own value; on the scalar toy the
+    gradient-flow ratio is Appendix J's closed form, and a stable, separated case is inside."""
+    st = Stats.scalar_toy(2.0, 1.0, 0.45)
+    got = th.timescales.leading_order_ratios(st, 1e-9, 100, 0.04, 40_000, 1e-4)
+    assert got["first"] == "A" and got["k"] == pytest.approx(th.roles(st).k)
+    assert got["gradient_flow"] == pytest.approx(1 + (4.0 - 1.0) / (1 - 0.45 ** 2), rel=1e-12)
+    assert got["gradient_descent"] == th.time_ratio_gradient_descent(st, 0.04).value
+    assert got["crossover"] == th.timescales.time_ratio_crossover(st, 1e-9 * 10.0, 0.04)
+    assert got["flags"] == [] == th.timescales.two_phase_assumptions(st, 1e-9, 100, 0.04,
+                                                                      40_000, 1e-4)
+    tight = th.timescales.leading_order_ratios(st, 1e-9, 100, 0.04, 100, 1e-4)
+    assert any("more than the budget" in f for f in tight["flags"])
+
+
+def test_typical_run_ratios_of_the_scalar_toy():
+    """The typical run: predict_times from the typical initial mode value for the linear
+    network, the same at half the learning rate from half the initial value for the ReLU one
+    (written out here), Appendix J's ratio and mis-attribution ρσ_B/σ_A; a tie has ratio 1."""
+    w0 = th.saxe.typical_effective_init(1e-9, 100)
+    st = Stats.scalar_toy(3.0, 1.0, -0.45)
+    got = th.timescales.typical_run_ratios(st, 1e-9, 100, 0.04)
+    assert got["tie"] is False and got["first"] == "A"
+    assert got["finite_lr"] == th.predict_times(st, 0.04, [w0, w0]).ratio
+    assert got["relu"] == pytest.approx(th.predict_times(st, 0.02, [w0 / 2, w0 / 2]).ratio,
+                                        rel=1e-12)
+    assert got["gradient_flow"] == pytest.approx(1 + 8.0 / (1 - 0.45 ** 2), rel=1e-12)
+    assert got["eq9"] == th.time_ratio_eq9(st).value
+    assert got["misattribution"] == pytest.approx(-0.45 / 3.0, rel=1e-12)
+    tie = th.timescales.typical_run_ratios(Stats.scalar_toy(1.0, 1.0, 0.3), 1e-9, 100, 0.04)
+    assert tie["tie"] is True and tie["finite_lr"] == tie["relu"] == 1.0

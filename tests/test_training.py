@@ -7,7 +7,7 @@ import dlnfusion as dln
 from dlnfusion import NetworkSpec, Stats, init_batch, simulate, train
 from dlnfusion.training.kernel import gd_segment as _gd_segment
 
-from conftest import RTOL_ROUNDING, rel
+from conftest import rel
 
 
 def _paper_update_numpy(params, stats, lr, Lf, L):

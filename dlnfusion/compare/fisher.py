@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..networks import NetworkSpec, Params, branch_parameters, forward
+from ..networks import NetworkSpec, branch_parameters, forward
 from ..precision import float64
 from ..rules import _check_batch, _check_by, _check_spec_params, _trace_one
 from ..training.observables import Record

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..precision import float64
 from ..training import Trajectory
 from ..training.epochs import History
 from ..results import first_crossing

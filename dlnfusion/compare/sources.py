@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["max_deviation", "source_errors", "worst_source_errors"]
+__all__ = ["max_deviation", "source_errors", "run_source_errors", "source_report",
+           "worst_source_errors"]
 
 
 def max_deviation(sim, theory, limit, absolute=None):
@@ -72,3 +73,48 @@ def worst_source_errors(runs, accept: float) -> dict:
     out["within_acceptance"] = bool(max(out["max_rel_error_sources"],
                                         out["max_rel_error_modes"]) <= accept)
     return out
+
+
+def run_source_errors(run, reference, theory, disabled=()) -> tuple:
+    """:func:`source_errors` of one training run and the JSON entries that report it.
+
+    ``run``: one run of a :class:`~dlnfusion.sweep.Train` Dataset with half-learning times
+    (``map_<name>`` per source of ``reference``, ``t_half`` per source, ``status``), the
+    other arguments as for :func:`source_errors`. Returns ``(errors, entries)``: the dict of
+    :func:`source_errors`, and ``half_time_sim``, ``max_rel_error_sources``,
+    ``max_abs_error_disabled_source``, ``rel_error_half_times`` (lists, None where undefined),
+    ``max_rel_error_modes`` (a list) and ``status`` (a string)."""
+    maps = np.concatenate([run[f"map_{n}"].values for n in reference.names], axis=-1)
+    t_sim = run["t_half"].values
+    err = source_errors(maps, reference, theory, t_sim, disabled)
+    keys = ("max_rel_error_sources", "max_abs_error_disabled_source", "rel_error_half_times")
+    return err, {"half_time_sim": _finite_list(t_sim), **{k: _finite_list(err[k]) for k in keys},
+                 "max_rel_error_modes": err["max_rel_error_modes"].tolist(),
+                 "status": str(run["status"].values)}
+
+
+def source_report(theory, runs: dict, reference, disabled=(), keep=slice(None)) -> dict:
+    """One configuration's closed form against its training runs, as JSON entries.
+
+    ``theory``: one point of a sweep of :func:`~dlnfusion.theory.sources.source_predictions`
+    (a Dataset row); ``runs``: name → one run of a training sweep of the same configuration
+    (as for :func:`run_source_errors`); ``reference`` and ``disabled`` as for
+    :func:`source_errors`; ``keep``: the records to report (an index or slice of the time
+    axis). Returns the closed form's ``singular_values``, ``source_limit``, ``mode_limit`` and
+    ``half_time_theory``; ``fraction_theory`` and ``fraction_sim`` (the first run), the
+    fractions learned w_m/‖R_m‖ (R = ``reference``'s Σ^{yx}) at the records ``keep``; and
+    under each name of ``runs``, that run's entries of :func:`run_source_errors`."""
+    norms = np.linalg.norm(np.asarray(reference.sigma_yx, float), axis=0)
+    errors = {name: run_source_errors(run, reference, theory, disabled)
+              for name, run in runs.items()}
+    first = next(iter(errors.values()))[0]
+    return {**{k: theory[k].values.tolist() for k in ("singular_values", "source_limit",
+                                                      "mode_limit")},
+            "half_time_theory": _finite_list(theory["half_time"].values),
+            "fraction_theory": (theory["source_strength"].values[keep] / norms).tolist(),
+            "fraction_sim": (first["source_strength"][keep] / norms).tolist(),
+            **{name: entries for name, (_, entries) in errors.items()}}
+
+
+def _finite_list(a) -> list:
+    return [float(v) if np.isfinite(v) else None for v in np.asarray(a, float)]

@@ -12,3 +12,5 @@ from .completion import (low_rank_target, mask_from_order, nested_masks,  # noqa
                          observed_mask, observed_order)
 __all__ += ["low_rank_target", "observed_order", "mask_from_order", "observed_mask",
             "nested_masks"]
+from .noise import PixelNoise, with_pixel_noise  # noqa: E402
+__all__ += ["PixelNoise", "with_pixel_noise"]

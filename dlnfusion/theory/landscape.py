@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .common import Prediction
 
 __all__ = ["Manifold", "fixed_points", "saddle_loss", "superficial_preference",
            "preference_regions", "reduced_flow", "Curvature", "minimum_curvature"]

@@ -60,7 +60,7 @@ from .saxe import predict_times_early
 from .timescales import TimePrediction, predict_times
 
 __all__ = ["RELU_WEIGHT_FACTOR", "RELU_RATE_FACTOR", "predict_times_relu",
-           "predict_times_early_relu"]
+           "predict_times_early_relu", "relu_and_linear_times"]
 
 #: The total weight V A of a two-layer ReLU network converges to this multiple of the linear
 #: network's (item 2 of the module docstring).
@@ -105,3 +105,35 @@ def predict_times_early_relu(stats, lr: float, w0: float) -> TimePrediction:
     caveats = p.caveats + ("two-layer ReLU network: neglects the even part of the function "
                            "(unequal shares of positive and negative units)",)
     return TimePrediction(p.t_A, p.t_B, p.first, p.second, p.valid, caveats)
+
+
+def relu_and_linear_times(stats, lr: float, spec, params) -> dict:
+    """The predicted half-way times of a two-layer ReLU fusion network and of the linear network
+    trained from the same initial weights, gradient descent with step ``lr``.
+
+    ``spec`` is the two-layer network (early fusion, L_f = 1, or late fusion, L_f = 2) whose
+    layout the weights ``params`` of one run have (a batch of one). Late fusion:
+    :func:`~.timescales.predict_times` and :func:`predict_times_relu` from the branches' growing
+    modes (:func:`~.saxe.effective_init` along :func:`~.timescales.phase_directions`); early
+    fusion: :func:`~.saxe.predict_times_early` and :func:`predict_times_early_relu` from the
+    growing mode of the stacked input (:func:`~.saxe.effective_init_early`).
+
+    Returns ``{"w0": ..., "linear": ..., "relu": ...}``: the initial growing modes (an array,
+    one per modality in late fusion, one value in early fusion) and the two
+    :class:`~.timescales.TimePrediction`.
+    """
+    import numpy as np
+
+    from .saxe import effective_init, effective_init_early
+    from .timescales import phase_directions
+
+    if spec.depth != 2:
+        raise ValueError(f"relu_and_linear_times needs a two-layer network, got depth "
+                         f"{spec.depth}")
+    if spec.fusion_layer == 2:
+        w0 = effective_init(spec, params, phase_directions(stats))[0]
+        linear, relu = predict_times(stats, lr, w0), predict_times_relu(stats, lr, w0)
+    else:
+        w0 = effective_init_early(spec, params, stats)[0]
+        linear, relu = predict_times_early(stats, lr, w0), predict_times_early_relu(stats, lr, w0)
+    return {"w0": np.atleast_1d(np.asarray(w0, dtype=float)), "linear": linear, "relu": relu}

@@ -49,7 +49,8 @@ from .timescales import Times, logistic_map_crossing
 
 __all__ = ["Plateau", "LearningSequence", "partial_solution", "plateau_loss",
            "residual_drive", "learning_sequence", "sequence_init", "stage_one_integral",
-           "departure", "sequence_arrays", "sequence_from_arrays", "SEQUENCE_DIMS", "SCHEMES"]
+           "departure", "sequence_arrays", "sequence_from_arrays", "SEQUENCE_DIMS", "SCHEMES",
+           "budget_caveats", "sequence_record", "seed_sequence_init"]
 
 #: A candidate that has grown to more than this fraction of its next plateau when another
 #: modality crosses half of its own counts as overlapping (the transitions are not
@@ -839,3 +840,47 @@ def sequence_from_arrays(arrays, names, valid: bool = True, caveats=()) -> Learn
     return LearningSequence(order, times(a["times"], len(order)), plateaus, lo,
                             times(a["times_leading_order"], len(lo)), idx(a["order_by_norm"]),
                             bool(valid), tuple(caveats), tuple(names))
+
+
+def budget_caveats(seq, max_steps: int, fraction: float = 0.9) -> list:
+    """``seq``'s caveats, plus one where its last predicted transition comes after
+    ``fraction`` of a budget of ``max_steps`` steps (a run of that length may not reach it):
+    why, from the theory alone, a run lies outside the analysis."""
+    reasons = list(seq.caveats)
+    last = seq.times[-1] if seq.times else np.nan
+    if np.isfinite(last) and last > fraction * max_steps:
+        reasons.append(f"budget: the last transition is predicted at {last:.0f} steps, beyond "
+                       f"{fraction:.0%} of {max_steps}")
+    return reasons
+
+
+def sequence_record(stats, depth: int = 2, fusion_layer: int | None = None, *,
+                    max_steps: int | None = None, budget_fraction: float = 0.9,
+                    with_departure: bool = False, **kwargs) -> dict:
+    """:func:`learning_sequence` (``stats``, ``depth``, ``fusion_layer``, ``kwargs``) as one
+    record of a :class:`~dlnfusion.sweep.Predict` sweep (``dims`` :data:`SEQUENCE_DIMS`): its
+    :func:`sequence_arrays`, ``valid`` and ``caveats``; with ``max_steps`` the caveats are
+    :func:`budget_caveats` and a predicted transition beyond the budget makes it invalid too.
+    ``with_departure`` adds :func:`departure` (``mechanism`` "" where the order follows
+    ‖Σ_yx,m‖)."""
+    seq = learning_sequence(stats, depth, fusion_layer, **kwargs)
+    caveats = (seq.caveats if max_steps is None else
+               tuple(budget_caveats(seq, max_steps, budget_fraction)))
+    out = {**sequence_arrays(seq), "valid": seq.valid and len(caveats) == len(seq.caveats),
+           "caveats": caveats}
+    if with_departure:
+        out["departure"] = departure(stats, seq) or {"mechanism": ""}
+    return out
+
+
+def seed_sequence_init(spec, seed: int, scheme: str, scale: float) -> np.ndarray:
+    """The ``init`` of :func:`learning_sequence` that predicts the run of ``seed``: the initial
+    weights :func:`dlnfusion.init_batch` draws for it (``scheme``, ``scale``) as
+    :func:`sequence_init` (two layers) or :func:`~.deep.alignment_seeds` (four layers) reads
+    them."""
+    from ..networks import init_batch
+    from .deep import alignment_seeds
+
+    params = init_batch(spec, [seed], scheme, scale)
+    read = sequence_init if spec.depth == 2 else alignment_seeds
+    return read(spec, params)[0]

@@ -54,7 +54,8 @@ from .saxe import mode_strength
 
 __all__ = ["whitened_sources", "task_modes", "deep_total_map", "shallow_total_map",
            "source_strengths", "mode_projections", "half_times", "SourceDynamics",
-           "source_dynamics", "aligned_params", "aligned_initial_map"]
+           "source_dynamics", "PREDICTION_DIMS", "source_predictions", "aligned_params",
+           "aligned_initial_map"]
 
 #: Singular values below this fraction of the largest are zero (modes of a rank-deficient
 #: Σ^{yx} after a source is disabled; the SVD of float64 matrices is exact to ~1e-16 relative).
@@ -323,6 +324,27 @@ def source_dynamics(stats, t, init: float, *, lr: float, network: str = "deep",
                           mode_limit=mode_projections(W_inf, stats),
                           half_time=half,
                           network=network, disabled=off, lr=float(lr), names=tuple(stats.names))
+
+
+#: The dimensions of :func:`source_predictions`' arrays (a Predict runner's ``dims``).
+PREDICTION_DIMS = {"source_strength": ("time", "source"), "mode_strength": ("time", "mode"),
+                   "source_limit": ("source",), "mode_limit": ("mode",),
+                   "half_time": ("source",), "line": ("fine", "source"),
+                   "singular_values": ("mode",)}
+
+
+def source_predictions(stats, t, fine, init: float, *, lr: float, network: str = "deep",
+                       disabled=None) -> dict:
+    """:func:`source_dynamics` as arrays for a sweep: at the record times ``t`` its
+    ``source_strength``, ``mode_strength``, ``source_limit``, ``mode_limit`` and
+    ``half_time``; ``line``, the source strengths at the times ``fine`` (a smooth curve); and
+    ``singular_values``, those of the task the network trains on (``stats`` with the sources
+    in ``disabled`` deleted). Dimensions: :data:`PREDICTION_DIMS`."""
+    dyn, line = (source_dynamics(stats, x, init, lr=lr, network=network, disabled=disabled)
+                 for x in (t, fine))
+    return {**{k: getattr(dyn, k) for k in PREDICTION_DIMS if hasattr(dyn, k)},
+            "line": line.source_strength,
+            "singular_values": task_modes(_disabled_task(stats, disabled)[0])[1]}
 
 
 def aligned_params(spec: NetworkSpec, stats, a0, seeds: Sequence[int] = (0,)) -> Params:

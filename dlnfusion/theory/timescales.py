@@ -46,7 +46,8 @@ __all__ = ["Roles", "roles", "learning_order", "time_ratio_eq9", "time_ratio_gra
            "SHARP_TURN_ALIGN",
            "misattribution", "predict_times",
            "Times", "TimePrediction", "phase_directions", "logistic_map_crossing",
-           "two_phase_assumptions", "PHASE_SEPARATION"]
+           "two_phase_assumptions", "PHASE_SEPARATION", "leading_order_ratios",
+           "typical_run_ratios"]
 
 # Relative tolerance under which two speeds ‖Σ_yx_m‖ count as a tie.
 _TIE_RTOL = 1e-9
@@ -764,3 +765,47 @@ def two_phase_assumptions(stats, init_std: float, width: int, lr: float, steps: 
                            f"{steps}")
     reasons += list(time_ratio_gradient_flow(stats).caveats)
     return reasons
+
+
+def leading_order_ratios(stats, init_std: float, width: int, lr: float, steps: int,
+                         stop_loss: float) -> dict:
+    """The leading-order time ratios of two-layer late fusion on ``stats`` (modalities of any
+    dimension), trained by gradient descent at ``lr`` from i.i.d. N(0, ``init_std``²) weights
+    of hidden ``width``, and whether the case lies inside their analysis.
+
+    Returns ``k`` and ``cos_theta`` (:func:`roles`), ``first`` (the first-learned modality's
+    name), ``gradient_flow`` (:func:`time_ratio_gradient_flow`) and ``gradient_descent``
+    (:func:`time_ratio_gradient_descent`) as numbers, ``crossover``
+    (:func:`time_ratio_crossover` at u0 = √width·init_std, a :class:`Prediction`) and
+    ``flags`` (:func:`two_phase_assumptions` with the budget ``steps`` and ``stop_loss``;
+    empty: inside).
+    """
+    r = roles(stats)
+    return {"k": r.k, "cos_theta": r.cos_theta, "first": stats.names[r.first],
+            "gradient_flow": time_ratio_gradient_flow(stats).value,
+            "gradient_descent": time_ratio_gradient_descent(stats, lr).value,
+            "crossover": time_ratio_crossover(stats, init_std * np.sqrt(width), lr),
+            "flags": two_phase_assumptions(stats, init_std, width, lr, steps, stop_loss)}
+
+
+def typical_run_ratios(stats, init_std: float, width: int, lr: float) -> dict:
+    """The time ratios and the mis-attribution of a typical run of two-layer late fusion on
+    ``stats`` (scalar modalities): both growing modes start at
+    :func:`~.saxe.typical_effective_init` (``init_std``, ``width``), gradient descent at ``lr``.
+
+    Returns ``tie`` and ``first`` (:func:`roles`: whether the two are learned together, the
+    first-learned modality's name), ``finite_lr`` (:func:`predict_times`, the linear network)
+    and ``relu`` (:func:`~.relu.predict_times_relu`, its ReLU twin), both 1 for a tie,
+    ``gradient_flow`` (:func:`time_ratio_gradient_flow`), ``eq9`` (:func:`time_ratio_eq9`,
+    as printed) and ``misattribution`` (:func:`misattribution`), all as numbers.
+    """
+    from .relu import predict_times_relu
+    from .saxe import typical_effective_init
+
+    w0 = typical_effective_init(init_std, width)
+    r = roles(stats)
+    return {"tie": bool(r.tie), "first": stats.names[r.first],
+            "finite_lr": 1.0 if r.tie else predict_times(stats, lr, [w0, w0]).ratio,
+            "relu": 1.0 if r.tie else predict_times_relu(stats, lr, [w0, w0]).ratio,
+            "gradient_flow": time_ratio_gradient_flow(stats).value,
+            "eq9": time_ratio_eq9(stats).value, "misattribution": misattribution(stats).value}

@@ -23,7 +23,8 @@ The runners, by module: :mod:`~dlnfusion.sweep.runners.base` (the protocol),
 :mod:`~dlnfusion.sweep.runners.reconstruction`. :class:`Train` (the network simulators, :func:`dlnfusion.train`),
 :class:`Reduced` (their reduced dynamics alone, the prediction without training), :class:`Fit`
 (mini-batch :func:`dlnfusion.fit` of classifiers on samples), :class:`Completion` (deep matrix
-completion, :func:`dlnfusion.train_completion`) and :class:`Predict` (theory alone: a function
+completion, :func:`dlnfusion.train_completion`; :class:`CompletionSeries` on the tasks of
+Kleinman et al. 2023) and :class:`Predict` (theory alone: a function
 of the parameters, no training). :class:`Pathways` trains parallel deep linear pathways with
 gates and lesions, :class:`ReducedPathways` runs their exact per-mode reduced dynamics, :class:`Reconstruction` trains
 linear fusion networks with a cross-source reconstruction objective, :class:`DeficitFit` trains
@@ -37,9 +38,9 @@ Subclass :class:`Runner` for another.
 from .base import CAVEAT_SEPARATOR, Batch, Runner
 from .predict import Predict
 from .networks import (Train, Reduced, DeficitTheory, TrainFinal,
-                       TRAIN_KEYS, TrainSequence, ClosedFormTimes)
+                       TRAIN_KEYS, TrainSequence, ClosedFormTimes, RandomInitTimes)
 from .classifiers import Fit, FIT_KEYS, DeficitFit, DEFICIT_FIT_KEYS
-from .completion import Completion, COMPLETION_KEYS
+from .completion import Completion, COMPLETION_KEYS, CompletionSeries
 from .pathways import Pathways, ReducedPathways, PATHWAY_KEYS
 from .balancing import (Balancing, BALANCING_METHODS, Balance,
                         ReducedBalance, OGMLaw, BalanceFit,
@@ -51,4 +52,5 @@ __all__ = ["Runner", "Batch", "Train", "Reduced", "Fit", "Completion", "Predict"
            "Pathways", "ReducedPathways", "PATHWAY_KEYS", "Reconstruction", "RECONSTRUCTION_KEYS",
            "DeficitFit", "DEFICIT_FIT_KEYS", "Balancing", "BALANCING_METHODS", "Balance",
            "ReducedBalance", "OGMLaw", "BalanceFit", "BALANCE_FIT_KEYS", "FisherTrace",
-           "FISHER_KEYS", "TrainSequence", "ClosedFormTimes"]
+           "FISHER_KEYS", "TrainSequence", "ClosedFormTimes", "RandomInitTimes",
+           "CompletionSeries"]

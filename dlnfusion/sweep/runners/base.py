@@ -11,12 +11,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ...results import CAVEAT_SEPARATOR  # re-exported: what joins a run's caveats
+
 __all__ = ["Runner", "Batch", "CAVEAT_SEPARATOR"]
-
-
-#: What joins a run's caveats (tuples of strings) into one string of the Dataset: a line break,
-#: since a caveat's own text may hold "; " (``text.split(CAVEAT_SEPARATOR)`` gives them back).
-CAVEAT_SEPARATOR = "\n"
 
 
 @dataclass

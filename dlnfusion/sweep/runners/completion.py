@@ -1,16 +1,18 @@
-"""The runner of deep matrix completion, :class:`Completion` (:func:`dlnfusion.train_completion`).
+"""The runners of deep matrix completion (:func:`dlnfusion.train_completion`):
+:class:`Completion`, and :class:`CompletionSeries` on the tasks of Kleinman et al. (2023).
 """
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
+from ...data.completion import low_rank_target, observed_mask
 from .base import Batch, Runner, call
 
-__all__ = ["Completion", "COMPLETION_KEYS"]
+__all__ = ["Completion", "COMPLETION_KEYS", "CompletionSeries"]
 
 
 #: Parameters of :class:`Completion`, with their defaults (``scale`` None: the paper's σ for
@@ -57,6 +59,13 @@ class Completion(Runner):
     def parameters(self):
         return super().parameters() - {"seed"}
 
+    @staticmethod
+    def default_scale(depth: int) -> float:
+        """The initial entries' standard deviation of a run whose ``scale`` is None: the
+        paper's σ = (1e-3)^{1/D}/10 for depth D."""
+        from ...training.completion import default_scale
+        return default_scale(depth)
+
     def group(self, point, prepared):
         return tuple(repr(point[k]) for k in _STATIC_COMPLETION)
 
@@ -101,3 +110,65 @@ class Completion(Runner):
                      dims={"test_error": ("time",), "train_loss": ("time",),
                            "singular_values": ("time", "singular")},
                      coords={"time": r.time, "singular": np.arange(k)})
+
+
+# ------------------------------------------------ the tasks of Kleinman et al. (2023)
+
+@dataclass(frozen=True, eq=False)
+class CompletionSeries(Completion):
+    """:class:`Completion` on the tasks of Kleinman et al. (2023), drawn from each run's seed:
+    the parameter ``series`` indexes ``table``, whose rows are (experiment, pre-training rank,
+    observed count).
+
+    Seed s observes the first ``count`` entries of ``observed_order(s, n)`` (so the observed
+    sets of a seed are nested) of the final target ``low_rank_target(2000 + s, n, final_rank,
+    frobenius)``. During the deficit window [0, ``deficit_end``), experiment 1 trains on the
+    pre-training target ``low_rank_target(1000 + s, n, rank, frobenius)`` on the same entries,
+    experiment 2 on the final target observed on its first ``deficit_count`` entries only (its
+    rank is not used). Parameters and results: those of :class:`Completion`, and ``series``.
+    """
+
+    table: tuple
+    n: int = 100
+    frobenius: float = 100.0
+    final_rank: int = 5
+    deficit_count: int = 1000
+    target: Callable[..., Any] | None = field(default=None, init=False)
+    mask: Callable[..., Any] | None = field(default=None, init=False)
+    deficit_target: Callable[..., Any] | None = field(default=None, init=False)
+    deficit_mask: Callable[..., Any] | None = field(default=None, init=False)
+
+    def __post_init__(self):
+        table = tuple((int(e), int(r), int(c)) for e, r, c in self.table)
+        if not table or any(e not in (1, 2) for e, _, _ in table):
+            raise ValueError("table must hold at least one (experiment 1 or 2, rank, count)")
+        object.__setattr__(self, "table", table)
+        for name in ("target", "mask", "deficit_target", "deficit_mask"):
+            object.__setattr__(self, name, getattr(self, f"_{name}"))
+
+    def _target(self, seed):
+        return low_rank_target(2000 + seed, self.n, self.final_rank, self.frobenius)
+
+    def _mask(self, series, seed):
+        return observed_mask(seed, self.n, self.table[series][2])
+
+    def _deficit_target(self, series, seed):
+        experiment, rank, _ = self.table[series]
+        if experiment == 1:
+            return low_rank_target(1000 + seed, self.n, rank, self.frobenius)
+        return self._target(seed)
+
+    def _deficit_mask(self, series, seed):
+        experiment, _, count = self.table[series]
+        return observed_mask(seed, self.n, count if experiment == 1 else self.deficit_count)
+
+    def check(self, grid, fixed):
+        values = list(grid["series"]) if "series" in grid else [fixed.get("series")]
+        if any(not isinstance(i, (int, np.integer)) or not 0 <= i < len(self.table)
+               for i in values):
+            raise ValueError(f"series must index the table (0 to {len(self.table) - 1})")
+
+    def describe(self):
+        return {**super().describe(), "table": [list(row) for row in self.table],
+                "n": self.n, "frobenius": self.frobenius, "final_rank": self.final_rank,
+                "deficit_count": self.deficit_count}

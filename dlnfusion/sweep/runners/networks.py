@@ -1,6 +1,6 @@
 """Runners of the network simulators (:func:`dlnfusion.train`) and of their theory from the same
 initial weights: :class:`Train`, :class:`Reduced`, :class:`TrainFinal`, :class:`TrainSequence`,
-:class:`ClosedFormTimes`, :class:`DeficitTheory`.
+:class:`ClosedFormTimes`, :class:`RandomInitTimes`, :class:`DeficitTheory`.
 """
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from ...stats import Dataset, Stats
 from ...training import train
 from .base import Batch, CAVEAT_SEPARATOR, Runner, _stats_key, call, params_of, source
 
-__all__ = ["Train", "Reduced", "DeficitTheory", "TrainFinal", "TRAIN_KEYS", "TrainSequence", "ClosedFormTimes"]
+__all__ = ["Train", "Reduced", "DeficitTheory", "TrainFinal", "TRAIN_KEYS", "TrainSequence",
+           "ClosedFormTimes", "RandomInitTimes"]
 
 
 #: Training parameters of :class:`Train`, with their defaults.
@@ -409,7 +410,9 @@ class DeficitTheory(Reduced):
     the no-deficit times of the closed forms (:func:`dlnfusion.theory.predict_times`,
     ``predict_times_early``), which integrate no network. p₀ is
     :func:`dlnfusion.theory.deficits.initial_post_norm` of the initial weights. ``line``: further
-    lengths at which the formula is evaluated for every run's window (a curve in N).
+    lengths at which the formula is evaluated for every run's window (a curve in N). The runs
+    that are the same run (the same data, seed, scale, learning rate and non-empty window, e.g.
+    N = 0 under every deficit) are integrated once.
 
     Per run: what :class:`Reduced` gives, and ``t_A_formula``, ``t_B_formula``,
     ``delay_formula``, ``formula_regime``, ``formula_valid``, ``formula_caveats`` (joined with
@@ -433,7 +436,12 @@ class DeficitTheory(Reduced):
         from ... import theory as th
         from ...interventions import Deficit
 
-        out = super().run(points, prepared, seeds, mesh)
+        # The runs that are the same run (N = 0 under every deficit) are integrated once.
+        keep, inverse = _distinct_runs(self.interventions, points, prepared, seeds)
+        distinct = [[xs[i] for i in keep] for xs in (points, prepared, seeds)]
+        out = super().run(*distinct, mesh)
+        out = Batch({k: np.asarray(v)[inverse] for k, v in out.values.items()}, out.dims,
+                    out.coords)
         spec = prepared[0][0]
         stats = [d for _, d in prepared]
         windows = [_point_windows(self.interventions, p) for p in points]
@@ -450,7 +458,7 @@ class DeficitTheory(Reduced):
             raise ValueError("DeficitTheory: the grid must hold N = 0 (the undisturbed run) "
                              "for every data and seed")
         base_of = np.array([zero[k] for k in keys])
-        params = self._initial(points, prepared, seeds)
+        params = _take(self._initial(*distinct), inverse)
         base = {"formula": (out.values["t_A"][base_of], out.values["t_B"][base_of])}
         if spec.depth == 2:
             ta, tb = np.full(len(points), np.nan), np.full(len(points), np.nan)
@@ -712,3 +720,86 @@ class ClosedFormTimes(Train):
     def describe(self):
         return {"runner": "ClosedFormTimes", "stats": source(self.stats),
                 "network": source(self.network)}
+
+
+#: The caveat of an early-fusion network's ratio in :class:`RandomInitTimes`.
+_ONE_TRANSITION = "early fusion: one transition"
+
+
+@dataclass(frozen=True, eq=False)
+class RandomInitTimes(Train):
+    """The random-initialization closed form :func:`dlnfusion.theory.random_init_times` of the
+    runs :class:`Train` would simulate (the same factories, parameters and initial weights),
+    without training: four-layer fusion networks of two scalar modalities on
+    :class:`~dlnfusion.Stats`, initialized with the ``"frobenius"`` scheme at u0 = ``scale``.
+
+    Per run: ``t_A``, ``t_B``, ``time_ratio`` from the run's initial weights
+    (:func:`dlnfusion.theory.alignment_seeds`); NaN for early fusion (L_f = 1, one transition).
+    Per grid point: ``time_ratio_leading_order`` (:func:`dlnfusion.theory.time_ratio_leading_order`
+    at u0 = ``scale``) with ``time_ratio_leading_order_caveats``, and, with ``expected`` (the
+    default), ``time_ratio_expected``: the closed form averaged over the initialization's laws
+    (``random_init_times`` without weights; 1 for early fusion), with ``_valid`` and
+    ``_caveats``. The average costs quadratures at every grid point: ``expected=False`` leaves
+    it out.
+    """
+
+    stats: Callable[..., Any]
+    network: Callable[..., NetworkSpec]
+    record: bool = False
+    expected: bool = True
+
+    shardable = False
+
+    def factories(self):
+        return (self.stats, self.network)
+
+    def check(self, grid, fixed):
+        if "scheme" in grid or fixed.get("scheme") != "frobenius":
+            raise ValueError('RandomInitTimes predicts runs of the "frobenius" initialization: '
+                             'fix scheme="frobenius"')
+
+    def prepare(self, point):
+        spec, data = super().prepare(point)
+        if spec.depth != 4 or spec.output_dim != 1 or any(d != 1 for d in spec.input_dims) \
+                or not spec.is_linear or not isinstance(data, Stats):
+            raise ValueError("RandomInitTimes predicts four-layer linear networks of scalar "
+                             "modalities and a scalar output on population statistics (a Stats)")
+        return spec, data
+
+    def labels(self, prepared):
+        return {}
+
+    def run(self, points, prepared, seeds, mesh=None):
+        from ... import theory as th
+
+        spec = prepared[0][0]
+        n = len(points)
+        t_a, t_b, ratio = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+        if spec.fusion_layer > 1:
+            weights = th.alignment_seeds(spec, self._initial(points, prepared, seeds))
+            for r, (p, (_, st)) in enumerate(zip(points, prepared)):
+                pred = th.random_init_times(st, spec.depth, spec.fusion_layer, p["scale"],
+                                            spec.layer_shapes[0][0], p["lr"], weights=weights[r])
+                t_a[r], t_b[r], ratio[r] = pred.t_A, pred.t_B, pred.ratio
+        return Batch({"t_A": t_a, "t_B": t_b, "time_ratio": ratio})
+
+    def columns(self, point, prepared):
+        from ... import theory as th
+
+        spec, st = prepared
+        L, Lf, scale = spec.depth, spec.fusion_layer, point["scale"]
+        lo = th.time_ratio_leading_order(st, L, Lf, scale)
+        out = {"time_ratio_leading_order": float(lo.value),
+               "time_ratio_leading_order_caveats": CAVEAT_SEPARATOR.join(lo.caveats)}
+        if self.expected:
+            ex = th.random_init_times(st, L, Lf, scale, spec.layer_shapes[0][0], point["lr"]) \
+                if Lf > 1 else th.Prediction(1.0, True, (_ONE_TRANSITION,))
+            ratio = ex.ratio if Lf > 1 else ex.value
+            out.update(time_ratio_expected=float(ratio), time_ratio_expected_valid=bool(ex.valid),
+                       time_ratio_expected_caveats=CAVEAT_SEPARATOR.join(ex.caveats))
+        return out
+
+    def describe(self):
+        return {"runner": "RandomInitTimes", "stats": source(self.stats),
+                "network": source(self.network),
+                **({} if self.expected else {"expected": False})}
