@@ -56,8 +56,8 @@ def test_formula_against_full_simulation_two_layer_late(tiny_figure):
         # Neglected: A's transition is taken as a sharp switch at t_A⁰ (its width
         # 1/(2ηs_A) ≈ 2.5 steps moves B's drive by at most (s_B/s̃_B − 1)·2.5 ≈ 4 steps, ~1%
         # of t_B ≈ 500-1600) and the logistic-map/flow difference of the crossing (< 1
-        # step). Measured on this grid: <= 0.1 %.
-        np.testing.assert_allclose(p["t_B_formula_per_seed"], p["t_B_sim"], rtol=1e-2,
+        # step). Measured on this grid: <= 0.082 %; tested at 0.4 %.
+        np.testing.assert_allclose(p["t_B_formula_per_seed"], p["t_B_sim"], rtol=4e-3,
                                    err_msg=f"{p['deficit']}, N = {p['N']}")
         # two layers: the reduction is exact (float64 rounding of ~2000 steps)
         np.testing.assert_allclose(p["t_B_theory_per_seed"], p["t_B_sim"], rtol=1e-9)
@@ -113,15 +113,17 @@ def test_formula_against_reduced_network_deep_and_early(toy):
             got = th.deficit_times(toy, wins[d], n, depth=L, fusion_layer=Lf, lr=LR,
                                    t_a0=ta[0], t_b0=tb[0], post_norm0=p0)
             # Late fusion, L = 4: the time-shift accounting is exact up to the sharp switch of
-            # A; measured <= 0.02 % (1 %, as above, bounds the switch's width over t_B).
-            # Early fusion: B's linear relaxation neglects the growth of the shared layers while
-            # B is learned and the front-loaded slowdown of A; measured <= 2.3 % on the
-            # figure's grid, <= 1.7 % here: 3 %.
-            tol = 1e-2 if Lf == L else 3e-2
+            # A; measured <= 0.019 % here (1 %, as above, bounds the switch's width over t_B):
+            # tested at 0.1 %. Early fusion: B's linear relaxation neglects the growth of the
+            # shared layers while B is learned and the front-loaded slowdown of A; measured
+            # <= 2.3 % on the figure's grid, <= 1.7 % here: 3 %.
+            tol = 1e-3 if Lf == L else 3e-2
             np.testing.assert_allclose(got.t_B, tb[c], rtol=tol, err_msg=f"L={L} {d} N={n}")
         if Lf == L:   # deletion before A's transition: Δ = N s_B/s̃_B (flow), 2.67 N here
             d = th.deficits.deficit_drives(toy, wins["delete"])
-            np.testing.assert_allclose(tb[1] - tb[0], 500 * d.s_b / d.s_b_tilde, rtol=1e-2)
+            # the flow's delay against the descent's (A's switch and the map/flow difference
+            # of the crossing, as above): measured <= 0.026 %; tested at 0.15 %
+            np.testing.assert_allclose(tb[1] - tb[0], 500 * d.s_b / d.s_b_tilde, rtol=1.5e-3)
 
 
 # ---------------------------------------------------------------------- window invariants
@@ -192,7 +194,9 @@ def test_figure_module_on_a_tiny_grid(tiny_figure):
     assert {p["deficit"] for p in pts if p["N"] == 0} == set(fig.DEFICITS)
     s = d["summary"]
     assert s["acceptance_theory"] and s["t_B_theory_rel_error"]["n"] == 7   # N = 0 once
-    assert s["all_converged"] and s["t_B_formula_rel_error"]["max"] < 1e-2
+    # the formula's largest error on the grid (as in the per-point test above): measured
+    # 0.082 %; tested at 0.4 %
+    assert s["all_converged"] and s["t_B_formula_rel_error"]["max"] < 4e-3
 
 
 # ---------------------------------------------------------------------- the result

@@ -169,7 +169,9 @@ def test_lesions_match_reference_and_hold_at_zero(vec_stats, late3):
     WB = np.asarray(tr.records["maps"][1][0])       # (records, d_out, d_B)
     assert np.max(np.abs(WB @ V[:, 0])) < 1e-14     # the lesioned mode stays at zero
     row = np.abs(tr.records["row"][0]).max(axis=1)  # unit 1 of W_A^2: zero in [8, 20) only
-    assert np.all(row[8:20] == 0) and np.all(row[:8] > 0) and np.all(row[21:] > 0)
+    # the record at the window's end (step 20) already holds the first step's regrowth from
+    # zero (measured 1.05e-3), so it belongs to the nonzero part
+    assert np.all(row[8:20] == 0) and np.all(row[:8] > 0) and np.all(row[20:] > 0)
 
 
 def test_deficit_on_samples_matches_reference(vec_stats, late3):
@@ -183,8 +185,10 @@ def test_deficit_on_samples_matches_reference(vec_stats, late3):
     ref = _reference_gd(spec, _one(params), 0.05, 20,
                         lambda n: alt.stats() if 3 <= n < 12 else ds.stats(),
                         lambda n: [False] * spec.n_layers, lambda n, m: m)
+    # float64 rounding of two implementations over 20 steps on weights of size ≤ 1.2:
+    # measured ≤ 3.3e-16 absolute (≤ 1.1e-15 relative on entries above 0.05); tested at 2e-15
     for got, want in zip(_one(tr.final_params), ref):
-        np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-13)
+        np.testing.assert_allclose(got, want, rtol=0, atol=2e-15)
 
 
 def test_gradient_flow_windows_match_piecewise_integration(vec_stats, late3):

@@ -105,7 +105,12 @@ def test_pathways_figure_writes_outputs(tmp_path, monkeypatch):
     s = data["runs"][0]["singular_values"]
     assert s == sorted(s, reverse=True)
     assert data["summary"]["max_abs_error_sim_vs_reduced"]["2"] < TOL_EXACT
-    assert data["summary"]["max_abs_error_jittered_vs_reduced"]["2"] > 1e-6
+    # README: from a start jittered by 1 % the network leaves the aligned theory by 0.003 at
+    # D = 2 (0.03, 0.05 at D = 3, 4; width 100). The deviation is first order in the jitter,
+    # with a coefficient set by the jitter draw and the width: measured 4.2e-3 here (width 12,
+    # D = 2, jitter seed 1). Tested within a factor 2 of the stated 0.003: far above rounding
+    # (TOL_EXACT) and below D = 3's 0.03
+    assert 1.5e-3 < data["summary"]["max_abs_error_jittered_vs_reduced"]["2"] < 6e-3
     assert sorted(res["figures"]) == sorted(str(tmp_path / f"{pw.ID}{e}") for e in (".pdf", ".png"))
     assert all((tmp_path / f"{pw.ID}{e}").stat().st_size > 0 for e in (".png", ".pdf"))
 

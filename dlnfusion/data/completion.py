@@ -106,9 +106,19 @@ def observed_mask(seed: int, n: int = 100, count: int = 2000) -> np.ndarray:
 
 def nested_masks(seed: int, n: int = 100, counts=(1000, 2000)) -> np.ndarray:
     """Masks of shape (len(counts), n, n), mask k observing the first ``counts[k]`` entries of
-    one order: mask k ⊆ mask l whenever counts[k] <= counts[l]."""
-    counts = list(counts)
+    one order. ``counts`` is strictly increasing (integers in [1, n²]), so that every mask
+    contains the ones before it."""
+    try:
+        counts = list(counts)
+    except TypeError:
+        raise ValueError(f"counts must be a sequence of integers, got {counts!r}") from None
     if not counts:
         raise ValueError("counts must name at least one count")
-    order = observed_order(seed, _int("n", n, 1))
+    n = _int("n", n, 1)
+    counts = [_int("counts", c, 1, n * n, f" (the number of entries of an {n}×{n} matrix)")
+              for c in counts]
+    if any(b <= a for a, b in zip(counts, counts[1:])):
+        raise ValueError(f"counts must be strictly increasing (nested masks), got "
+                         f"{tuple(counts)}")
+    order = observed_order(seed, n)
     return np.stack([mask_from_order(order, c, n) for c in counts])

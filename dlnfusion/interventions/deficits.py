@@ -14,8 +14,8 @@ With x = [x_A, x_B, ...] stacked by modality and m the degraded modality:
     singular, so the result has ``allow_singular=True`` (W* becomes the minimum-norm
     solution, whose block m is 0).
 
-``blur``  x̃_m = c·x_m + σ·ξ with ξ ~ N(0, I) independent of everything (c = ``attenuation``,
-    σ = ``noise_std``).
+``blur``  x̃_m = c·x_m + σ·ξ with ξ ~ N(0, I) independent of everything (c = ``attenuation``
+    in [0, 1], σ = ``noise_std`` >= 0).
     Σ̃_mm = c² Σ_mm + σ² I, Σ̃_mk = c Σ_mk, Σ̃_{y m} = c Σ_{y m}.
 
 ``dissociate``  every modality is drawn from an independent sample and the target is the
@@ -85,12 +85,13 @@ def delete(data, modality):
 def blur(data, modality, attenuation: float = 0.1, noise_std: float = 0.15, seed: int = 0):
     """Modality ``modality`` replaced by ``attenuation``·x_m + ``noise_std``·ξ, ξ ~ N(0, I).
 
-    The defaults are the degradation of the noisy-digit task (dlnfusion.data.tasks); ``seed``
+    ``attenuation`` lies in [0, 1] (a degradation scales the source down, 0 removing it) and
+    ``noise_std`` is >= 0. The defaults are the degradation of the noisy-digit task (dlnfusion.data.tasks); ``seed``
     draws ξ for a Dataset (population moments need none).
     """
     _check(data)
     m = _modality(data, modality)
-    c = checks.real("attenuation", attenuation)
+    c = checks.in_interval("attenuation", attenuation, 0.0, 1.0, closed="both")
     sd = checks.real("noise_std", noise_std)
     if sd < 0:
         raise ValueError(f"noise_std must be >= 0, got {noise_std!r}")

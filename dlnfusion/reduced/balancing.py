@@ -63,6 +63,7 @@ from ..precision import float64
 from ..results import Run, Status, crossing_update, first_crossing
 from ..rules import WINDOWS, inforeg_regulation, ogm_coefficients, push_trace, score_gaps
 from ..theory.fisher import _toy_moments
+from ..transforms.balancing import _inforeg_options
 
 __all__ = ["BalancedRun", "NoisyRun", "balancing_two_layer", "balancing_deep",
            "ogm_ge_two_layer", "METHODS", "OGM_FROZEN"]
@@ -135,6 +136,45 @@ def _check_options(method, window, unimodal, methods=METHODS):
     if window not in WINDOWS:
         raise ValueError(f"window must be one of {WINDOWS}, got {window!r}")
     return _check_unimodal(unimodal)
+
+
+def _check_run(M, lr, steps, epoch, beta, K, window, average, prefactors, alpha):
+    """The training and method arguments of the reduced runs, refused as the transforms that
+    the runs reduce (:func:`dlnfusion.transforms.inforeg`, :func:`~dlnfusion.transforms.ogm_ge`)
+    refuse them: lr positive, steps a positive integer, epoch a positive integer, beta ≥ 0,
+    K in (0, 1), average a positive integer, alpha ≥ 0, prefactors non-negative (one per
+    branch). Only checks: the values are used as given."""
+    checks.learning_rate(lr)
+    checks.positive_int("steps", steps)
+    checks.positive_int("epoch", epoch)
+    _inforeg_options((), beta, K, window, average, None)
+    checks.nonnegative("alpha", alpha)
+    if prefactors is not None:
+        pref = np.asarray(prefactors, float)
+        if pref.shape not in ((), (M,)) or not np.all(np.isfinite(pref)) or np.any(pref < 0):
+            raise ValueError(f"prefactors must be non-negative finite numbers, one per branch "
+                             f"({M}), got {prefactors!r}")
+
+
+#: Tolerance of the Gram-matrix check, relative to the largest entry: √ε of float64. Round-off
+#: of a Gram matrix of float64 weight vectors, and of its eigenvalues, is a few ε (measured
+#: ≲ 5e-16 relative for initial_gram at width 5 to 2000), far below; an asymmetry or a negative
+#: eigenvalue above it is not round-off.
+_GRAM_RTOL = float(np.sqrt(np.finfo(np.float64).eps))
+
+
+def _check_gram(G):
+    """Refuse Gram matrices (…, 4, 4) that are not finite, symmetric and positive
+    semi-definite (to :data:`_GRAM_RTOL` of their largest entry)."""
+    if not np.all(np.isfinite(G)):
+        raise ValueError("init must be finite (the Gram matrices of initial_gram)")
+    scale = np.max(np.abs(G), axis=(-2, -1), keepdims=True)
+    if np.any(np.abs(G - np.swapaxes(G, -1, -2)) > _GRAM_RTOL * scale):
+        raise ValueError("init must hold symmetric Gram matrices (initial_gram)")
+    low = np.linalg.eigvalsh(G)[..., :1, None]
+    if np.any(low < -_GRAM_RTOL * scale):
+        raise ValueError("init must hold positive semi-definite Gram matrices (initial_gram), "
+                         f"got an eigenvalue {float(np.min(low)):.3g}")
 
 
 def _check_unimodal(unimodal):
@@ -254,16 +294,24 @@ def balancing_two_layer(stats, lr: float, init, steps: int, balancing: str = "jo
     transforms.inforeg). The rules are those of :mod:`dlnfusion.rules`. ``unimodal`` = λ ≥ 0 adds λ times every branch's unimodal loss
     ½E(y − ŷ_m)² to the objective (transforms.unimodal_losses; InfoReg* with "inforeg").
     Records every step.
+
+    Raises ValueError unless ``lr`` is positive and finite, ``steps`` a positive integer,
+    ``init`` finite, symmetric and positive semi-definite (a Gram matrix), and the methods'
+    options those the transforms accept (whichever method runs): ``epoch`` and ``average``
+    positive integers, ``beta`` ≥ 0, ``K`` in (0, 1), ``alpha`` ≥ 0, ``prefactors``
+    non-negative.
     """
     method = balancing
     gram0 = init
     lam = _check_options(method, window, unimodal)
     S, s, syy = _toy_moments(stats)
     M = s.size
+    _check_run(M, lr, steps, epoch, beta, K, window, average, prefactors, alpha)
     G0 = np.asarray(gram0, float)
     if G0.shape[-3:] != (M, 4, 4) or G0.ndim not in (3, 4):
         raise ValueError(f"init must have shape ({M}, 4, 4) or (runs, {M}, 4, 4), got "
                          f"{G0.shape}")
+    _check_gram(G0)
     batched = G0.ndim == 4
     w_star = np.linalg.pinv(S) @ s
     noise = max(syy - s @ w_star, 0.0)
@@ -332,7 +380,8 @@ def balancing_deep(stats, depth: int, lr: float, scale, steps: int, balancing: s
     added unimodal losses, unmodulated), and scale or pull every layer of a branch alike, so
     balance and alignment are kept. Tr F_m = (E[e²]Σ_mm + 2g_m²) L_f a_m^{2(L_f−1)} X^{2P}.
     OGM-GE's noise breaks the alignment and is not reduced ("ogm_ge" is refused). A drive that
-    turns against Σ_yx,m cannot be followed by aligned weights (a_m stays at 0): flagged."""
+    turns against Σ_yx,m cannot be followed by aligned weights (a_m stays at 0): flagged.
+    Arguments are refused as by :func:`balancing_two_layer` (``scale`` positive and finite)."""
     method = balancing
     u0 = scale
     lam = _check_options(method, window, unimodal,
@@ -344,6 +393,7 @@ def balancing_deep(stats, depth: int, lr: float, scale, steps: int, balancing: s
                          f"{depth}, got {fusion_layer!r}")
     S, s, syy = _toy_moments(stats)
     M = s.size
+    _check_run(M, lr, steps, epoch, beta, K, window, average, prefactors, alpha)
     L, P = int(Lf), int(depth) - int(Lf)
     A0 = np.asarray(u0, float)
     batched = A0.ndim == 2

@@ -531,7 +531,7 @@ def small_init_split(s, init, depth, lr, gate_start, gate_length, gated=1):
 
     Accurate when p is small against s^{1/D} at the gate's start (u(t₀) ≫ s^{−β}), the regime of
     a sharp escape; inaccurate when the gate starts within the escape transition. Returns
-    (K_a(∞), K_b(∞)), each (M,).
+    (K_a(∞), K_b(∞)), each (M,). Raises ValueError unless ``lr`` is positive and finite.
     """
     p0 = init
     D = _as_depth(depth)
@@ -544,7 +544,7 @@ def small_init_split(s, init, depth, lr, gate_start, gate_length, gated=1):
     p0 = np.broadcast_to(np.asarray(p0, dtype=float), s.shape)
     if not np.all(np.isfinite(p0)) or np.any(p0 <= 0):
         raise ValueError(f"init (p0) must be positive and finite, got {p0}")
-    lr = _as_lr(lr)
+    lr = checks.learning_rate(lr)      # nothing trains at lr = 0: there is no split to predict
     t0, T, g = _check_gate(gate_start, gate_length, gated)
     beta, gam = (D - 2) / D, D / (D - 2)
     r = (D - 2) * lr * s

@@ -452,7 +452,8 @@ def learning_sequence(stats, depth: int = 2, fusion_layer: int | None = None, *,
     others' modes grow with their drives, which move linearly with its progress. ``init`` is
     then one run's (m0₊, m0₋, a, b) per modality (:func:`~.deep.alignment_seeds`); without it
     every pathway starts at the typical values (a = b = u0, m0 = u0/√(2·width)). Gradient flow
-    with τ = 1/``lr``.
+    with τ = 1/``lr``. ``width`` must then be an integer ≥ 2, as for
+    :func:`~.deep.random_init_times`.
 
     ``times`` is the finite-initialization prediction for scalar modalities and a scalar
     output; for vector modalities, and deep networks outside the random-weight closed form, it
@@ -470,6 +471,11 @@ def learning_sequence(stats, depth: int = 2, fusion_layer: int | None = None, *,
     _check_args(stats, depth, fusion_layer, scale, width, lr, method, u0)
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
+    if scheme == "frobenius" and depth > 2:
+        from .deep import _check_random_args
+
+        # random weights: the arguments random_init_times accepts (width >= 2)
+        _check_random_args(width, 0.5, scale=scale, lr=lr)
     depth = int(depth)
     fusion_layer = depth if fusion_layer is None else int(fusion_layer)
     M = stats.n_modalities

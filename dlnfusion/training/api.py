@@ -116,6 +116,17 @@ def _observables(observe, levels, eval_stats) -> dict:
     return obs
 
 
+def _check_whole_steps(sched):
+    """Gradient descent counts steps: every finite window bound must be a whole number (a
+    fractional start or end would silently move to the next step)."""
+    for name, times in (("start", sched.start), ("end", sched.end)):
+        bad = np.isfinite(times) & (times != np.round(times))
+        if np.any(bad):
+            r, k = (int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"interventions: window {k}: {name} must be a whole number of "
+                             f"steps with method='gd', got {times[r, k]:g} (run {r})")
+
+
 def _record_times(steps, record_every):
     """Times of the records: 0, record_every, 2·record_every, ... up to steps."""
     n = int(np.floor(steps / record_every + 1e-9)) + 1
@@ -167,11 +178,11 @@ def train(spec: NetworkSpec, data, params: Params, *, lr=0.04, method: str = "gd
     interventions : windows during which the data change (:class:`~dlnfusion.interventions.Deficit`),
         a group of parameters receives no gradient (:class:`~dlnfusion.interventions.Gate`) or a
         mode/unit is held at zero (:class:`~dlnfusion.interventions.Lesion`); start and end in
-        steps (gradient flow: time units), each a scalar or one value per run. The windows
-        become arrays of the compiled loop: new start/end values do not recompile. Gradient
-        flow integrates piecewise (the solver steps onto every window boundary exactly);
-        there a lesion must start at t = 0 (a later start would be a jump of the state).
-        The recorded loss is the loss on the data in force.
+        steps, whole numbers (gradient flow: time units, any number), each a scalar or one
+        value per run. The windows become arrays of the compiled loop: new start/end values
+        do not recompile. Gradient flow integrates piecewise (the solver steps onto every
+        window boundary exactly); there a lesion must start at t = 0 (a later start would be
+        a jump of the state). The recorded loss is the loss on the data in force.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -196,6 +207,8 @@ def train(spec: NetworkSpec, data, params: Params, *, lr=0.04, method: str = "gd
     ref = runs if kind is Moments else [eval_stats or d.stats() for d in runs]
     plan, sched = (None, None) if not interventions else \
         compile_schedule(spec, interventions, runs, kind)
+    if plan is not None and method == "gd":
+        _check_whole_steps(sched)
     if plan is not None and method == "gf" and plan.has("lesion"):
         starts = sched.start[:, [k for k, kd in enumerate(plan.kinds) if kd == "lesion"]]
         if np.any(starts > 0):
@@ -300,7 +313,7 @@ def simulate(spec: NetworkSpec, data, seeds: Sequence[int] = (0,), *, scheme: st
     configs = [data] if single else list(data)
     if not configs:
         raise ValueError("data must contain at least one Stats or Dataset")
-    seeds = [int(s) for s in np.atleast_1d(seeds)]
+    seeds = [checks.integer("seeds", s, what="integers") for s in np.atleast_1d(seeds)]
     C, S = len(configs), len(seeds)
     scales = np.repeat(np.broadcast_to(np.asarray(scale, dtype=float), (C,)), S)
     if scheme == "balanced":   # (runs, modalities): one scale per run, the same per branch

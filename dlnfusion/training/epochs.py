@@ -434,8 +434,8 @@ def fit(model, task: FusionTask, seeds: Sequence[int] = (0,), *, epochs: int,
                          "(use loss='cross_entropy')")
     seeds = checks.seeds(seeds)
     if stop is not None and not callable(stop):
-        raise ValueError(f"stop must be a function of the History so far returning a bool, "
-                         f"got {stop!r}")
+        raise ValueError(f"stop must be None (train all epochs) or a function of the History "
+                         f"so far returning a bool, got {stop!r}")
     epochs = checks.positive_int("epochs", epochs)
     batch_size = checks.positive_int("batch_size", batch_size)
     if batch_size > task.n_train:

@@ -104,9 +104,10 @@ def _inforeg_options(names, beta, K, window, average, prefactors):
         raise ValueError(f"K (the window threshold) must lie in (0, 1), got {K!r}")
     if window not in WINDOWS:
         raise ValueError(f"window must be one of {WINDOWS}, got {window!r}")
+    if isinstance(prefactors, dict):
+        for n, c in prefactors.items():
+            checks.nonnegative(f"prefactors[{n!r}]", c)
     pref = _branch_values(names, "prefactors", prefactors, 1.0)
-    if np.any(pref < 0):
-        raise ValueError(f"prefactors must be non-negative, got {prefactors!r}")
     return beta, average, pref
 
 
@@ -128,12 +129,12 @@ def inforeg(spec: NetworkSpec, epoch: int = 10, beta: float = 0.9, K: float = 0.
     """InfoReg as a gradient transformation (module docstring) for population-level training
     of the linear network ``spec``.
 
-    ``epoch`` steps per epoch; ``beta`` (≥ 0) and ``prefactors`` (a dict {branch: c_m}, default
-    1: the paper; the authors' code uses β = 1 inside the exponent and fixed prefactors) give
-    α = c_m exp(β tanh Δ_m); ``K`` the window threshold in (0, 1); ``window``: "paper"
-    (eq. 11), "moving_average" (the authors' ``average``-epoch moving average), "always"
-    (regulate throughout) or "outside" (only outside the paper's window: the two ablations of
-    the paper's Table 4), or "never". ``batch_size``: the Fisher
+    ``epoch`` steps per epoch; ``beta`` (≥ 0) and ``prefactors`` (a dict {branch: c_m}, each c_m
+    a finite number ≥ 0, default 1: the paper; the authors' code uses β = 1 inside the exponent
+    and fixed prefactors) give α = c_m exp(β tanh Δ_m); ``K`` the window threshold in (0, 1);
+    ``window``: "paper" (eq. 11), "moving_average" (the authors' ``average``-epoch moving
+    average), "always" (regulate throughout) or "outside" (only outside the paper's window: the
+    two ablations of the paper's Table 4), or "never". ``batch_size``: the Fisher
     trace of the window test from per-batch gradients (the authors' variant) instead of
     per-sample ones.
     """
@@ -209,7 +210,7 @@ def ogm_ge(spec: NetworkSpec, alpha: float = 0.8, noise: bool = True,
     if spec.n_modalities != 2:
         raise ValueError(f"ogm_ge modulates two modalities; the network has {spec.n_modalities}")
     alpha = checks.nonnegative("alpha", alpha)
-    seed = int(seed)
+    seed = checks.integer("seed", seed)
 
     def init_fn(params):
         dtype = jax.tree_util.tree_leaves(params)[0].dtype
@@ -427,6 +428,7 @@ def ogm_ge_batches(model, alpha: float = 0.8, noise: bool = True, continuous: bo
     if len(names) != 2:
         raise ValueError(f"ogm_ge_batches modulates two modalities; the model has {len(names)}")
     alpha = checks.nonnegative("alpha", alpha)
+    seed = checks.integer("seed", seed)
 
     def init_fn(params):
         dtype = jax.tree_util.tree_leaves(params)[0].dtype
