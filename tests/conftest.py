@@ -6,12 +6,30 @@ need float64 too, so the suite turns 64-bit mode on for its process here, once, 
 way. Tolerances used across the tests are named here and justified by precision or by the
 order of the theory they check.
 """
+import jax.monitoring
 import numpy as np
 import pytest
 
 import dlnfusion as dln
 
 dln.enable_float64()
+
+#: XLA compilations of this process so far, counted from JAX's own monitoring events.
+_COMPILATIONS = [0]
+
+
+def _count_compilation(event, duration, **kwargs):
+    if event == "/jax/core/compile/backend_compile_duration":
+        _COMPILATIONS[0] += 1
+
+
+jax.monitoring.register_event_duration_secs_listener(_count_compilation)
+
+
+def compilations() -> int:
+    """How many XLA compilations this process has done: a difference of two calls counts
+    what the code between them compiled (independent of other tests' caches)."""
+    return _COMPILATIONS[0]
 
 #: float64 rounding accumulated over a few thousand steps.
 RTOL_ROUNDING = 1e-9
